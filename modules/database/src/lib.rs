@@ -1,0 +1,416 @@
+//! Database pools for the repositories: MySQL through diesel-async's pure-Rust `mysql_async`
+//! backend, or an embedded SQLite file through `SyncConnectionWrapper` (bundled libsqlite3).
+//!
+//! Pools are built lazily (a database that is down does not stop the process; requests that need
+//! it fail fast with [`DbError::Unavailable`]) and carry the original's xorm knobs: `max_open`,
+//! `max_idle`, `max_lifetime` and SQL logging when `is_debug` is on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::result::{ConnectionError, DatabaseErrorKind};
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use slog::Logger;
+
+/// The async SQLite connection type used by the pools.
+pub type SqliteAsync = SyncConnectionWrapper<SqliteConnection>;
+
+/// Which database backs the repositories (`database.driver`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// The embedded default: a SQLite file, no server.
+    Sqlite,
+    /// A MySQL or MariaDB server.
+    Mysql,
+}
+
+/// The `database` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite` or `mysql`.
+    pub driver: Driver,
+    /// Apply pending migrations when the app starts (on for the embedded default).
+    pub migrate_on_start: bool,
+    /// Longest wait for a free pooled connection before the request fails with 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+/// The `sqlite` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSettings {
+    /// The database file; its folder is created if missing.
+    pub path: PathBuf,
+    /// Pooled connections (SQLite serialises writers; readers run in parallel under WAL).
+    pub max_open: usize,
+    /// How long a writer waits for the lock before failing (`PRAGMA busy_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: Duration,
+    /// Log every SQL statement at debug level.
+    pub is_debug: bool,
+}
+
+/// The `mysql` section (the original's `SingleConfig`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSettings {
+    /// `mysql://user:password@host:port/database`; the Go form
+    /// `user:password@tcp(host:port)/database?charset=utf8mb4` is accepted too.
+    pub dsn: SecretString,
+    /// Most connections open at once (`SetMaxOpenConns`).
+    pub max_open: usize,
+    /// Most idle connections kept (`SetMaxIdleConns`); extra idle ones are closed.
+    pub max_idle: usize,
+    /// Connections older than this are closed and replaced (`SetConnMaxLifetime`).
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// Longest wait for a new connection to be established.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Log every SQL statement at debug level (xorm `ShowSQL`).
+    pub is_debug: bool,
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time, or the server went away.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The query failed.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The pool could not be built from the settings.
+    #[error("database settings: {0}")]
+    Settings(String),
+}
+
+impl DbError {
+    /// Whether the error means the database could not be reached (as opposed to a bad query).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            ),
+            _ => false,
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        DbError::Unavailable(e.to_string())
+    }
+}
+
+/// A pool of one backend or the other. Repositories match on it through [`with_connection!`].
+#[derive(Clone)]
+pub enum DbPool {
+    /// MySQL / MariaDB.
+    Mysql(Pool<AsyncMysqlConnection>),
+    /// Embedded SQLite.
+    Sqlite(Pool<SqliteAsync>),
+}
+
+/// The database client handed to repositories: a cheap clone of the pool.
+#[derive(Clone)]
+pub struct Database {
+    pool: DbPool,
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend is configured.
+/// The body is compiled once per backend, so the same diesel DSL serves MySQL and SQLite.
+/// Evaluates to `Result<T, DbError>` where the body yields `Result<T, diesel::result::Error>`.
+#[macro_export]
+macro_rules! with_connection {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db.pool() {
+            $crate::DbPool::Mysql(pool) => match pool.get().await {
+                Ok(mut guard) => {
+                    let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
+                    $body.map_err($crate::DbError::from)
+                }
+                Err(e) => Err($crate::DbError::from(e)),
+            },
+            $crate::DbPool::Sqlite(pool) => match pool.get().await {
+                Ok(mut guard) => {
+                    let $conn: &mut $crate::SqliteAsync = &mut guard;
+                    $body.map_err($crate::DbError::from)
+                }
+                Err(e) => Err($crate::DbError::from(e)),
+            },
+        }
+    };
+}
+
+/// Types the [`with_connection!`] macro names.
+pub mod reexport {
+    pub use diesel_async::AsyncMysqlConnection;
+}
+
+impl Database {
+    /// Builds the pool for `settings.driver`. Nothing is connected yet: connections are made on
+    /// first use, so a database that is down fails requests, not the start.
+    ///
+    /// # Errors
+    /// The settings cannot make a pool (bad DSN, SQLite folder not creatable).
+    pub fn connect(
+        settings: &DatabaseSettings,
+        sqlite: &SqliteSettings,
+        mysql: &MysqlSettings,
+        logger: &Logger,
+    ) -> Result<Database, DbError> {
+        let pool = match settings.driver {
+            Driver::Sqlite => DbPool::Sqlite(sqlite_pool(settings, sqlite, logger)?),
+            Driver::Mysql => DbPool::Mysql(mysql_pool(settings, mysql, logger)?),
+        };
+        Ok(Database { pool })
+    }
+
+    /// The pool, for [`with_connection!`].
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// `sqlite` or `mysql`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            DbPool::Mysql(_) => "mysql",
+            DbPool::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Round-trips a `SELECT 1`.
+    ///
+    /// # Errors
+    /// [`DbError::Unavailable`] when no connection can be had.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        with_connection!(self, |conn| conn.batch_execute("SELECT 1").await)
+    }
+
+    /// Applies the pending migrations of this backend; returns the versions applied.
+    ///
+    /// Needs a multi-threaded tokio runtime (diesel's harness is synchronous and runs under
+    /// `block_in_place`).
+    ///
+    /// # Errors
+    /// The database is unavailable or a migration fails.
+    pub async fn migrate(
+        &self,
+        mysql: EmbeddedMigrations,
+        sqlite: EmbeddedMigrations,
+    ) -> Result<Vec<String>, DbError> {
+        fn run<C>(harness: &mut AsyncMigrationHarness<C>, m: EmbeddedMigrations) -> Result<Vec<String>, DbError>
+        where
+            AsyncMigrationHarness<C>: MigrationHarness<C::Backend>,
+            C: AsyncConnection,
+            EmbeddedMigrations: diesel::migration::MigrationSource<C::Backend>,
+        {
+            harness
+                .run_pending_migrations(m)
+                .map(|v| v.into_iter().map(|v| v.to_string()).collect())
+                .map_err(|e| DbError::Migration(e.to_string()))
+        }
+        match &self.pool {
+            DbPool::Mysql(pool) => {
+                let conn = pool.get().await?;
+                let mut harness = AsyncMigrationHarness::new(Object::take(conn));
+                run(&mut harness, mysql)
+            }
+            DbPool::Sqlite(pool) => {
+                let conn = pool.get().await?;
+                let mut harness = AsyncMigrationHarness::new(Object::take(conn));
+                run(&mut harness, sqlite)
+            }
+        }
+    }
+
+    /// Closes the pool: waiting requests fail, idle connections are dropped.
+    pub fn close(&self) {
+        match &self.pool {
+            DbPool::Mysql(p) => p.close(),
+            DbPool::Sqlite(p) => p.close(),
+        }
+    }
+}
+
+fn sqlite_pool(
+    settings: &DatabaseSettings,
+    sqlite: &SqliteSettings,
+    logger: &Logger,
+) -> Result<Pool<SqliteAsync>, DbError> {
+    if let Some(dir) = sqlite.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DbError::Settings(format!("sqlite.path {}: {e}", sqlite.path.display())))?;
+    }
+    let busy_ms = sqlite.busy_timeout.as_millis();
+    let sql_log = sqlite.is_debug.then(|| logger.new(slog::o!("db" => "sqlite")));
+    let mut config = ManagerConfig::<SqliteAsync>::default();
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        let sql_log = sql_log.clone();
+        Box::pin(async move {
+            let mut conn = SqliteAsync::establish(&url).await?;
+            // WAL lets readers run beside the single writer; busy_timeout makes writers queue
+            // instead of failing with SQLITE_BUSY.
+            conn.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_ms}; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            ))
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            if let Some(log) = sql_log {
+                conn.set_instrumentation(SqlLog(log));
+            }
+            Ok(conn)
+        })
+    });
+    let url = sqlite.path.to_string_lossy().into_owned();
+    let manager = AsyncDieselConnectionManager::<SqliteAsync>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(sqlite.max_open.max(1))
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(settings.acquire_timeout))
+        .recycle_timeout(Some(settings.acquire_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Settings(e.to_string()))
+}
+
+fn mysql_pool(
+    settings: &DatabaseSettings,
+    mysql: &MysqlSettings,
+    logger: &Logger,
+) -> Result<Pool<AsyncMysqlConnection>, DbError> {
+    let url = mysql_url(mysql.dsn.expose_secret())?;
+    let sql_log = mysql.is_debug.then(|| logger.new(slog::o!("db" => "mysql")));
+    let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        let sql_log = sql_log.clone();
+        Box::pin(async move {
+            let mut conn = AsyncMysqlConnection::establish(&url).await?;
+            if let Some(log) = sql_log {
+                conn.set_instrumentation(SqlLog(log));
+            }
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
+    let pool = Pool::builder(manager)
+        .max_size(mysql.max_open.max(1))
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(mysql.connect_timeout))
+        .recycle_timeout(Some(mysql.connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Settings(e.to_string()))?;
+    spawn_reaper(pool.clone(), mysql.max_idle, mysql.max_lifetime);
+    Ok(pool)
+}
+
+/// Enforces `max_idle` and `max_lifetime` on idle connections once a second, the way Go's
+/// `database/sql` does (deadpool itself only bounds the total).
+fn spawn_reaper(pool: Pool<AsyncMysqlConnection>, max_idle: usize, max_lifetime: Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            let mut kept = 0usize;
+            pool.retain(|_, metrics| {
+                let keep = (max_lifetime.is_zero() || metrics.age() < max_lifetime) && kept < max_idle;
+                kept += usize::from(keep);
+                keep
+            });
+        }
+    });
+}
+
+/// Accepts the URL form and the Go driver's `user:pass@tcp(host:port)/db?params` form.
+///
+/// # Errors
+/// The DSN is in neither form.
+pub fn mysql_url(dsn: &str) -> Result<String, DbError> {
+    if dsn.starts_with("mysql://") {
+        return Ok(dsn.to_owned());
+    }
+    let bad = || DbError::Settings("mysql.dsn is neither mysql://... nor user:pass@tcp(host:port)/db".into());
+    let (credentials, rest) = dsn.rsplit_once("@tcp(").ok_or_else(bad)?;
+    let (host, rest) = rest.split_once(')').ok_or_else(bad)?;
+    let (db, params) = rest.trim_start_matches('/').split_once('?').unwrap_or((rest.trim_start_matches('/'), ""));
+    // Go's parseTime/charset/loc are driver hints mysql_async does not take.
+    let _ = params;
+    Ok(format!("mysql://{credentials}@{host}/{db}"))
+}
+
+/// A DSN with its password replaced, for logs and error messages.
+pub fn redact_dsn(dsn: &str) -> String {
+    let url = mysql_url(dsn).unwrap_or_else(|_| dsn.to_owned());
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url,
+    }
+}
+
+/// Logs statements at debug level (xorm's `ShowSQL`). Bind values are not logged: they may hold
+/// passwords or personal data.
+struct SqlLog(Logger);
+
+impl Instrumentation for SqlLog {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { query, error, .. } = event {
+            let sql = query.to_string();
+            let sql = sql.split(" -- binds:").next().unwrap_or(&sql);
+            match error {
+                None => slog::debug!(self.0, "sql"; "query" => sql),
+                Some(e) => slog::debug!(self.0, "sql failed"; "query" => sql, "error" => %e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_dsn_becomes_a_url() {
+        assert_eq!(
+            mysql_url("root:root@tcp(127.0.0.1:3306)/go_example?charset=utf8mb4").unwrap(),
+            "mysql://root:root@127.0.0.1:3306/go_example"
+        );
+        assert_eq!(mysql_url("mysql://u@h:1/d").unwrap(), "mysql://u@h:1/d");
+        assert!(mysql_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_the_password() {
+        let r = redact_dsn("mysql://app:s3cret@db:3306/go_example");
+        assert_eq!(r, "mysql://app:***@db:3306/go_example");
+        assert!(!redact_dsn("app:s3cret@tcp(db:3306)/x").contains("s3cret"));
+    }
+}

@@ -1,0 +1,70 @@
+//! CPU profiles of the running process (the original's pprof/fgprof listener): sampled with the
+//! `pprof` crate and rendered as pprof protobuf (for `go tool pprof` or `pprof`) or a flamegraph SVG.
+
+use std::time::Duration;
+
+use pprof::protos::Message;
+use serde::Deserialize;
+
+/// The `pprof` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Serve the debug listener. Ignored (always off) in the prod profile.
+    pub enabled: bool,
+    /// Where the debug listener binds; keep it on loopback.
+    pub addr: String,
+    /// Longest profile one request may ask for.
+    pub max_seconds: u64,
+    /// Samples per second.
+    pub frequency: i32,
+}
+
+/// The output format of a profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// pprof's `profile.proto`, uncompressed.
+    Protobuf,
+    /// An interactive SVG flamegraph.
+    Flamegraph,
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfilingError {
+    /// Another profile is being taken; the sampler is process-wide.
+    #[error("a profile is already being taken")]
+    Busy,
+    /// The sampler or the renderer failed.
+    #[error("profiling failed: {0}")]
+    Failed(String),
+}
+
+/// Samples the whole process for `duration` and renders the result.
+///
+/// # Errors
+/// [`ProfilingError::Busy`] while another profile runs; [`ProfilingError::Failed`] otherwise.
+pub async fn cpu_profile(duration: Duration, frequency: i32, format: Format) -> Result<Vec<u8>, ProfilingError> {
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(frequency.max(1))
+        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .build()
+        .map_err(|e| match e {
+            pprof::Error::CreatingError => ProfilingError::Busy,
+            other => ProfilingError::Failed(other.to_string()),
+        })?;
+    tokio::time::sleep(duration).await;
+    let report = guard.report().build().map_err(|e| ProfilingError::Failed(e.to_string()))?;
+    drop(guard);
+    let mut out = Vec::new();
+    match format {
+        Format::Protobuf => {
+            let profile = report.pprof().map_err(|e| ProfilingError::Failed(e.to_string()))?;
+            profile.encode(&mut out).map_err(|e| ProfilingError::Failed(e.to_string()))?;
+        }
+        Format::Flamegraph => {
+            report.flamegraph(&mut out).map_err(|e| ProfilingError::Failed(e.to_string()))?;
+        }
+    }
+    Ok(out)
+}
