@@ -1,1 +1,74 @@
-fn main() {}
+//! Parse the command line, load config, set up logging, run the command.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use go_example::cmd::{self, Cli, Command};
+use go_example::meta::{APP_NAME, config::AppConfig};
+use goex_config::Profile;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!("{}", cmd::version::text());
+        return ExitCode::SUCCESS;
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let profile = match &cli.env {
+        Some(name) => name.parse::<Profile>()?,
+        None => Profile::from_process_env()?,
+    };
+    let loaded = AppConfig::load(&cli.config_dir, profile)?;
+    let config = loaded.settings;
+    let logging = goex_logging::init(&config.log, APP_NAME, profile.as_str()).context("setting up logging")?;
+    let logger = logging.logger().clone();
+    slog::info!(logger, "configuration loaded"; "file" => loaded.file.display().to_string(),
+        "overrides" => loaded.overrides.iter().map(|(var, _)| var.as_str()).collect::<Vec<_>>().join(","));
+    install_panic_hook(&logger);
+
+    // Multi-threaded: diesel's migration harness runs under block_in_place. The HTTP workers
+    // run their own single-threaded runtimes (actix), so two threads are plenty here.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Http => cmd::http::run(&config, profile, &logger).await,
+            Command::Migrate => cmd::migrate::run(&config, &logger).await.map(|_| ()),
+            Command::Version => Ok(()),
+        }
+    });
+    if let Err(e) = &result {
+        slog::crit!(logger, "command failed"; "error" => format!("{e:#}"));
+    }
+    drop(runtime);
+    drop(logging);
+    result
+}
+
+/// Panics are logged through slog (with their location) instead of raw stderr lines.
+fn install_panic_hook(logger: &slog::Logger) {
+    let logger = logger.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        slog::error!(logger, "panic"; "message" => message, "location" => location);
+    }));
+}

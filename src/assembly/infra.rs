@@ -1,0 +1,55 @@
+//! Pools and clients built from config before the module (shaku providers are synchronous, so
+//! anything that connects is built here), each with its cleanup (kratos-style).
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use goex_cache::LocalCache;
+use goex_database::{Database, DbError};
+use slog::Logger;
+
+use crate::meta::config::AppConfig;
+
+/// The MySQL migrations (`migrations/mysql`, also run by `diesel migration run`).
+pub const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+/// The SQLite migrations of the embedded default.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Why the infrastructure could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    /// The database pool or its migrations failed.
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+}
+
+/// Every client the module's components receive.
+pub struct Infra {
+    /// The relational database pool.
+    pub database: Database,
+    /// The in-process cache.
+    pub cache: LocalCache,
+}
+
+impl Infra {
+    /// Builds every client. Connections are lazy: a server that is down does not fail this.
+    ///
+    /// # Errors
+    /// A client's settings are unusable.
+    pub fn build(config: &AppConfig, logger: &Logger) -> Result<Infra, InfraError> {
+        let database = Database::connect(&config.database, &config.sqlite, &config.mysql, logger)?;
+        let cache = LocalCache::new(&config.cache);
+        Ok(Infra { database, cache })
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    ///
+    /// # Errors
+    /// The database is unreachable or a migration fails.
+    pub async fn migrate(&self) -> Result<Vec<String>, InfraError> {
+        Ok(self.database.migrate(MYSQL_MIGRATIONS, SQLITE_MIGRATIONS).await?)
+    }
+
+    /// Closes pools (the wire cleanup functions).
+    pub fn close(&self) {
+        self.database.close();
+    }
+}

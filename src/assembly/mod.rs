@@ -1,0 +1,66 @@
+//! The DI graph (the original's wire `assembly`): the only place that names concrete types.
+//! Clients come from [`infra::Infra`] as component parameters; everything else is injected.
+
+pub mod infra;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shaku::module;
+
+use crate::controller::health::HealthControllerImpl;
+use crate::controller::hello::HelloControllerImpl;
+use crate::meta::config::AppConfig;
+use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
+use crate::repository::client::{
+    CacheClientImpl, CacheClientImplParameters, DatabaseClientImpl, DatabaseClientImplParameters,
+};
+use crate::repository::health::ClientProbe;
+use crate::repository::mysql::user::DieselUserRepository;
+use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
+use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
+
+use self::infra::Infra;
+
+// Every client, repository, service and controller of the applications.
+module! {
+    pub AppModule {
+        components = [
+            // clients
+            DatabaseClientImpl, CacheClientImpl,
+            // repositories
+            DieselUserRepository, MokaUserCache, ClientProbe,
+            // services
+            HelloServiceImpl, HealthServiceImpl,
+            // controllers
+            HelloControllerImpl, HealthControllerImpl,
+        ],
+        providers = []
+    }
+}
+
+/// How long `/readyz` waits for each dependency.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Builds the module from config and the built clients.
+pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
+    Arc::new(
+        AppModule::builder()
+            .with_component_parameters::<DatabaseClientImpl>(DatabaseClientImplParameters {
+                db: infra.database.clone(),
+            })
+            .with_component_parameters::<CacheClientImpl>(CacheClientImplParameters {
+                cache: infra.cache.clone(),
+            })
+            .with_component_parameters::<MokaUserCache>(MokaUserCacheParameters {
+                family: config.cache_keys.user_info.clone(),
+            })
+            .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
+                mode: config.server.mode.clone(),
+            })
+            .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
+                timeout: READINESS_TIMEOUT.min(config.database.acquire_timeout),
+            })
+            .build(),
+    )
+}

@@ -1,0 +1,130 @@
+//! `go_example http`: builds the clients, the module and the HTTP server, serves until SIGINT or
+//! SIGTERM, drains in-flight requests, closes the pools.
+
+use std::future::Future;
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use anyhow::Context;
+use goex_config::Profile;
+use slog::Logger;
+
+use crate::assembly::{self, infra::Infra};
+use crate::meta::config::{AppConfig, parse_addr};
+use crate::server;
+
+/// A built HTTP application, bound but not yet running (zero2prod's `Application`).
+pub struct Application {
+    server: Server,
+    port: u16,
+    pprof: Option<(Server, u16)>,
+    infra: Infra,
+    logger: Logger,
+}
+
+impl Application {
+    /// Builds clients, runs start-up migrations if configured, assembles the module and binds
+    /// the listeners (port 0 picks a free port; see [`Application::port`]).
+    ///
+    /// # Errors
+    /// A client cannot be built, a migration fails, or an address cannot be bound.
+    pub async fn build(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<Self> {
+        let infra = Infra::build(config, logger).context("building clients")?;
+        if config.database.migrate_on_start {
+            let applied = infra.migrate().await.context("applying start-up migrations")?;
+            for version in applied {
+                slog::info!(logger, "migration applied"; "version" => version);
+            }
+        }
+        match infra.database.ping().await {
+            Ok(()) => slog::info!(logger, "database reachable"; "backend" => infra.database.backend()),
+            Err(e) => slog::warn!(logger, "database not reachable yet; dependent routes answer 503 until it is";
+                "backend" => infra.database.backend(), "error" => %e),
+        }
+        let module = assembly::build(config, &infra);
+
+        let addr = parse_addr(&config.server.http.addr).map_err(anyhow::Error::msg)?;
+        let listener = TcpListener::bind(addr).with_context(|| format!("binding server.http.addr {addr}"))?;
+        let port = listener.local_addr()?.port();
+        let server = server::http::serve(listener, &config.server.http, config.server.debug_routes, module, logger)
+            .context("starting the HTTP server")?;
+        slog::info!(logger, "http server listening"; "addr" => format!("{}:{port}", addr.ip()));
+
+        let pprof = if config.pprof.enabled && !profile.is_releasing() {
+            let addr = parse_addr(&config.pprof.addr).map_err(anyhow::Error::msg)?;
+            let listener = TcpListener::bind(addr).with_context(|| format!("binding pprof.addr {addr}"))?;
+            let port = listener.local_addr()?.port();
+            slog::info!(logger, "profiling listener"; "addr" => format!("{}:{port}", addr.ip()));
+            Some((server::pprof::serve(listener, &config.pprof)?, port))
+        } else {
+            None
+        };
+        Ok(Self { server, port, pprof, infra, logger: logger.clone() })
+    }
+
+    /// The bound HTTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bound profiling port, when the listener is on.
+    pub fn pprof_port(&self) -> Option<u16> {
+        self.pprof.as_ref().map(|(_, p)| *p)
+    }
+
+    /// A handle to stop the server from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// within `server.http.shutdown_timeout`, and closes the pools.
+    ///
+    /// # Errors
+    /// The server failed while running.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let pprof_handle = self.pprof.as_ref().map(|(s, _)| s.handle());
+        if let Some((pprof, _)) = self.pprof {
+            tokio::spawn(pprof);
+        }
+        let mut server = tokio::spawn(self.server);
+        let result = tokio::select! {
+            r = &mut server => r,
+            () = shutdown => {
+                slog::info!(self.logger, "shutdown requested; draining in-flight requests");
+                if let Some(h) = &pprof_handle {
+                    h.stop(false).await;
+                }
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        self.infra.close();
+        slog::info!(self.logger, "server exited");
+        result.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the process can still be killed; never stop spuriously.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Runs the `http` command to completion.
+///
+/// # Errors
+/// Start-up or the server failed.
+pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
+    let app = Application::build(config, profile, logger).await?;
+    app.run_until(shutdown_signal()).await
+}

@@ -1,0 +1,9 @@
+//! Controllers: one file per feature, each owning its `routes()`. Handlers resolve their
+//! controller from the shaku module (`Inject<M, dyn ...>`), generic over the module so the
+//! controllers never name the assembly.
+
+pub mod debug;
+pub mod extract;
+pub mod fallback;
+pub mod health;
+pub mod hello;

@@ -1,0 +1,13 @@
+//! go_example-rs: the go_example web architecture in Rust. Layers, one way only:
+//! `server → controller → service → repository → client` (`modules/`), wired by shaku in
+//! `assembly`.
+
+pub mod assembly;
+pub mod cmd;
+pub mod controller;
+pub mod meta;
+pub mod middleware;
+pub mod model;
+pub mod repository;
+pub mod server;
+pub mod service;

@@ -1,0 +1,3 @@
+//! Repositories over the in-process cache.
+
+pub mod user;

@@ -1,0 +1,8 @@
+//! Storage: one folder per backing store (the original's `repository/{mysql,redis,cache,...}`).
+//! `mysql/` holds the relational repositories, which also run on the embedded SQLite.
+
+pub mod cache;
+pub mod client;
+pub mod error;
+pub mod health;
+pub mod mysql;

@@ -1,0 +1,3 @@
+//! Repositories over the relational database (MySQL, or SQLite on the embedded default).
+
+pub mod user;

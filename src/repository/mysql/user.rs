@@ -1,0 +1,86 @@
+//! Users in the relational database (`users` table), for MySQL and the embedded SQLite alike.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use goex_database::with_connection;
+use shaku::{Component, Interface};
+
+use crate::model::schema::users;
+use crate::model::user::{NewUser, User};
+use crate::repository::client::DatabaseClient;
+use crate::repository::error::RepoError;
+
+/// Reads and writes user rows.
+#[async_trait]
+pub trait UserRepository: Interface {
+    /// The user with `id`, or `None`.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database cannot be reached.
+    async fn find(&self, id: i64) -> Result<Option<User>, RepoError>;
+
+    /// The user named `username`, or `None`.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database cannot be reached.
+    async fn find_by_username(&self, username: &str) -> Result<Option<User>, RepoError>;
+
+    /// Inserts a user and returns the stored row.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] when the username is taken.
+    async fn create(&self, new: NewUser<'_>) -> Result<User, RepoError>;
+}
+
+/// [`UserRepository`] over diesel-async.
+#[derive(Component)]
+#[shaku(interface = UserRepository)]
+pub struct DieselUserRepository {
+    #[shaku(inject)]
+    db: Arc<dyn DatabaseClient>,
+}
+
+#[async_trait]
+impl UserRepository for DieselUserRepository {
+    async fn find(&self, id: i64) -> Result<Option<User>, RepoError> {
+        let db = self.db.database();
+        let row = with_connection!(db, |conn| {
+            users::table.find(id).select(User::as_select()).first(conn).await.optional()
+        })?;
+        Ok(row)
+    }
+
+    async fn find_by_username(&self, username: &str) -> Result<Option<User>, RepoError> {
+        let db = self.db.database();
+        let row = with_connection!(db, |conn| {
+            users::table
+                .filter(users::username.eq(username))
+                .select(User::as_select())
+                .first(conn)
+                .await
+                .optional()
+        })?;
+        Ok(row)
+    }
+
+    async fn create(&self, new: NewUser<'_>) -> Result<User, RepoError> {
+        let db = self.db.database();
+        // MySQL has no RETURNING: insert, then read the row back by its unique name.
+        let row = with_connection!(db, |conn| {
+            match diesel::insert_into(users::table).values(&new).execute(conn).await {
+                Ok(_) => {
+                    users::table
+                        .filter(users::username.eq(new.username))
+                        .select(User::as_select())
+                        .first(conn)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(row)
+    }
+}

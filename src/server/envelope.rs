@@ -1,0 +1,54 @@
+//! Where `ServiceError` meets HTTP: the unified envelope, its status, and its language.
+//! Nothing else in the application builds an error body.
+
+use actix_web::body::BoxBody;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use goex_errors::{ErrorCode, Lang};
+
+use crate::service::error::ServiceError;
+
+impl ResponseError for ServiceError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Chinese, the original's language; `middleware::error_envelope` re-renders it when the
+    /// client prefers English.
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        render(self, Lang::ZhCn)
+    }
+}
+
+/// The envelope for `err` in `lang`.
+pub fn render(err: &ServiceError, lang: Lang) -> HttpResponse {
+    render_code(err.code(), lang, err.public_detail().as_deref())
+}
+
+/// The envelope for a bare code (errors actix raised before our code ran).
+pub fn render_code(code: ErrorCode, lang: Lang, detail: Option<&str>) -> HttpResponse {
+    let status = StatusCode::from_u16(code.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+    }
+    res.body(code.toast(lang, detail).to_json())
+}
+
+/// The code for an error status raised by actix itself (a body it refused, a timeout).
+pub fn code_for_status(status: StatusCode) -> ErrorCode {
+    use goex_errors::*;
+    match status.as_u16() {
+        404 => ERR_NOT_FOUND,
+        405 => ERR_METHOD_NOT_ALLOWED,
+        413 => ERR_PAYLOAD_TOO_LARGE,
+        429 => ERR_TOO_MANY_REQUESTS,
+        401 => ERR_UNAUTHORIZED,
+        403 => ERR_FORBIDDEN,
+        503 => ERR_UNAVAILABLE,
+        400..=499 => ERR_PARAM,
+        _ => ERR_SYSTEM,
+    }
+}

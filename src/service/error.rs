@@ -1,0 +1,130 @@
+//! The service layer's one error type, and its mapping to the unified error codes. The HTTP
+//! envelope (`server::envelope`) and, later, `tonic::Status` are rendered from it and nowhere else.
+
+use goex_errors::ErrorCode;
+
+use crate::repository::error::{BoxError, RepoError};
+
+/// What a use case can fail with, as a client should see it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A parameter or body field is missing or invalid (10000).
+    #[error("invalid parameter `{field}`: {reason}")]
+    InvalidInput {
+        /// The offending field (dotted path for nested bodies); empty for the body as a whole.
+        field: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The addressed record does not exist (10005).
+    #[error("not found")]
+    NotFound,
+    /// No route matches the path (10005).
+    #[error("no route for this path")]
+    RouteNotFound,
+    /// The route exists, but not for this method (10006).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body is larger than `server.http.max_body_size` (10007).
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A record with the same unique key exists (10000, naming the field).
+    #[error("conflict on `{field}`")]
+    Conflict {
+        /// The unique field.
+        field: String,
+    },
+    /// A dependency cannot be reached in time (10004).
+    #[error("{dependency} unavailable")]
+    Unavailable {
+        /// The dependency by name.
+        dependency: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// A handler panicked; the server keeps serving (10001).
+    #[error("handler panicked: {0}")]
+    Panic(String),
+    /// Anything unexpected (10001). The body stays generic; the chain is logged.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ServiceError {
+    /// The documented code this error is sent with.
+    pub fn code(&self) -> ErrorCode {
+        use goex_errors::*;
+        match self {
+            ServiceError::InvalidInput { .. } | ServiceError::Conflict { .. } => ERR_PARAM,
+            ServiceError::NotFound | ServiceError::RouteNotFound => ERR_NOT_FOUND,
+            ServiceError::MethodNotAllowed => ERR_METHOD_NOT_ALLOWED,
+            ServiceError::PayloadTooLarge { .. } => ERR_PAYLOAD_TOO_LARGE,
+            ServiceError::Unavailable { .. } => ERR_DIAL,
+            ServiceError::Panic(_) | ServiceError::Internal(_) => ERR_SYSTEM,
+        }
+    }
+
+    /// The detail a client may see after the message: the field or dependency name. 5xx
+    /// internals never appear here.
+    pub fn public_detail(&self) -> Option<String> {
+        match self {
+            ServiceError::InvalidInput { field, reason } if field.is_empty() => Some(reason.clone()),
+            ServiceError::InvalidInput { field, reason } => Some(format!("{field} ({reason})")),
+            ServiceError::Conflict { field } => Some(format!("{field} already exists")),
+            ServiceError::Unavailable { dependency, .. } => Some((*dependency).to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Shorthand for [`ServiceError::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ServiceError::InvalidInput { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl From<RepoError> for ServiceError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => ServiceError::NotFound,
+            RepoError::Conflict(message) => ServiceError::Conflict { field: conflict_field(&message) },
+            RepoError::Unavailable { dependency, source } => ServiceError::Unavailable { dependency, source },
+            RepoError::Internal(source) => ServiceError::Internal(source),
+        }
+    }
+}
+
+/// Names the column of a unique violation from the driver's message (MySQL names the key,
+/// SQLite the column); unknown shapes give a generic name rather than leaking the message.
+fn conflict_field(message: &str) -> String {
+    if message.contains("username") {
+        return "username".into();
+    }
+    "record".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_name_the_field_without_the_driver_message() {
+        let mysql = RepoError::Conflict("Duplicate entry 'bob' for key 'uk_users_username'".into());
+        let sqlite = RepoError::Conflict("UNIQUE constraint failed: users.username".into());
+        for e in [mysql, sqlite] {
+            let s = ServiceError::from(e);
+            assert_eq!(s.public_detail().as_deref(), Some("username already exists"));
+            assert_eq!(s.code().code, 10000);
+        }
+    }
+
+    #[test]
+    fn internals_have_no_public_detail() {
+        let e = ServiceError::Internal("password=secret in a driver message".into());
+        assert_eq!(e.public_detail(), None);
+        assert_eq!(e.code().status, 500);
+    }
+}

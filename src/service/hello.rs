@@ -1,0 +1,65 @@
+//! `/hello`: the original's greeting with cache-aside user lookup
+//! (local cache, then the database, then fill the cache).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use shaku::{Component, Interface};
+
+use crate::repository::cache::user::UserCacheRepository;
+use crate::repository::mysql::user::UserRepository;
+use crate::service::error::ServiceError;
+
+/// What `/hello` answers (the original's map, field for field).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Greeting {
+    /// The greeting.
+    pub hello: String,
+    /// `server.mode`.
+    pub env: String,
+    /// The user's name, empty when there is no such user (as in the original).
+    pub user: String,
+}
+
+/// The hello use case.
+#[async_trait]
+pub trait HelloService: Interface {
+    /// Greets, naming user `id` when it exists.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unavailable`] when the user is not cached and the database is down.
+    async fn say_hello(&self, id: u64) -> Result<Greeting, ServiceError>;
+}
+
+/// [`HelloService`] over the user repositories.
+#[derive(Component)]
+#[shaku(interface = HelloService)]
+pub struct HelloServiceImpl {
+    #[shaku(inject)]
+    users: Arc<dyn UserRepository>,
+    #[shaku(inject)]
+    user_cache: Arc<dyn UserCacheRepository>,
+    /// `server.mode`, reported as `env`.
+    mode: String,
+}
+
+#[async_trait]
+impl HelloService for HelloServiceImpl {
+    async fn say_hello(&self, id: u64) -> Result<Greeting, ServiceError> {
+        let user = match i64::try_from(id) {
+            Ok(0) | Err(_) => String::new(),
+            Ok(id) => match self.user_cache.get(id) {
+                Some(user) => user.username,
+                None => match self.users.find(id).await? {
+                    Some(user) => {
+                        self.user_cache.set(&user);
+                        user.username
+                    }
+                    None => String::new(),
+                },
+            },
+        };
+        Ok(Greeting { hello: "world，rust".to_owned(), env: self.mode.clone(), user })
+    }
+}

@@ -1,0 +1,5 @@
+//! Use cases: one trait and one implementation per feature; no actix, tonic or diesel here.
+
+pub mod error;
+pub mod health;
+pub mod hello;
