@@ -30,7 +30,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let loaded = AppConfig::load(&cli.config_dir, profile)?;
     let config = loaded.settings;
-    let logging = goex_logging::init(&config.log, APP_NAME, profile.as_str()).context("setting up logging")?;
+    let logging = goex_logging::init(&config.log, APP_NAME, profile.as_str())
+        .context("setting up logging")?;
     let logger = logging.logger().clone();
     slog::info!(logger, "configuration loaded"; "file" => loaded.file.display().to_string(),
         "overrides" => loaded.overrides.iter().map(|(var, _)| var.as_str()).collect::<Vec<_>>().join(","));
@@ -62,7 +63,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn install_panic_hook(logger: &slog::Logger) {
     let logger = logger.clone();
     std::panic::set_hook(Box::new(move |info| {
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         let message = info
             .payload()
             .downcast_ref::<&str>()

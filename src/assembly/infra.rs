@@ -45,7 +45,10 @@ impl Infra {
     /// # Errors
     /// The database is unreachable or a migration fails.
     pub async fn migrate(&self) -> Result<Vec<String>, InfraError> {
-        Ok(self.database.migrate(MYSQL_MIGRATIONS, SQLITE_MIGRATIONS).await?)
+        Ok(self
+            .database
+            .migrate(MYSQL_MIGRATIONS, SQLITE_MIGRATIONS)
+            .await?)
     }
 
     /// Closes pools (the wire cleanup functions).

@@ -3,13 +3,14 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use goex_config::Profile;
 use slog::Logger;
 
-use crate::assembly::{self, infra::Infra};
+use crate::assembly::{self, AppModule, infra::Infra};
 use crate::meta::config::{AppConfig, parse_addr};
 use crate::server;
 
@@ -17,6 +18,7 @@ use crate::server;
 pub struct Application {
     server: Server,
     port: u16,
+    module: Arc<AppModule>,
     pprof: Option<(Server, u16)>,
     infra: Infra,
     logger: Logger,
@@ -28,38 +30,65 @@ impl Application {
     ///
     /// # Errors
     /// A client cannot be built, a migration fails, or an address cannot be bound.
-    pub async fn build(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<Self> {
+    pub async fn build(
+        config: &AppConfig,
+        profile: Profile,
+        logger: &Logger,
+    ) -> anyhow::Result<Self> {
         let infra = Infra::build(config, logger).context("building clients")?;
         if config.database.migrate_on_start {
-            let applied = infra.migrate().await.context("applying start-up migrations")?;
+            let applied = infra
+                .migrate()
+                .await
+                .context("applying start-up migrations")?;
             for version in applied {
                 slog::info!(logger, "migration applied"; "version" => version);
             }
         }
         match infra.database.ping().await {
-            Ok(()) => slog::info!(logger, "database reachable"; "backend" => infra.database.backend()),
-            Err(e) => slog::warn!(logger, "database not reachable yet; dependent routes answer 503 until it is";
-                "backend" => infra.database.backend(), "error" => %e),
+            Ok(()) => {
+                slog::info!(logger, "database reachable"; "backend" => infra.database.backend())
+            }
+            Err(e) => {
+                slog::warn!(logger, "database not reachable yet; dependent routes answer 503 until it is";
+                "backend" => infra.database.backend(), "error" => %e)
+            }
         }
         let module = assembly::build(config, &infra);
+        let served = module.clone();
 
         let addr = parse_addr(&config.server.http.addr).map_err(anyhow::Error::msg)?;
-        let listener = TcpListener::bind(addr).with_context(|| format!("binding server.http.addr {addr}"))?;
+        let listener =
+            TcpListener::bind(addr).with_context(|| format!("binding server.http.addr {addr}"))?;
         let port = listener.local_addr()?.port();
-        let server = server::http::serve(listener, &config.server.http, config.server.debug_routes, module, logger)
-            .context("starting the HTTP server")?;
+        let server = server::http::serve(
+            listener,
+            &config.server.http,
+            config.server.debug_routes,
+            served,
+            logger,
+        )
+        .context("starting the HTTP server")?;
         slog::info!(logger, "http server listening"; "addr" => format!("{}:{port}", addr.ip()));
 
         let pprof = if config.pprof.enabled && !profile.is_releasing() {
             let addr = parse_addr(&config.pprof.addr).map_err(anyhow::Error::msg)?;
-            let listener = TcpListener::bind(addr).with_context(|| format!("binding pprof.addr {addr}"))?;
+            let listener =
+                TcpListener::bind(addr).with_context(|| format!("binding pprof.addr {addr}"))?;
             let port = listener.local_addr()?.port();
             slog::info!(logger, "profiling listener"; "addr" => format!("{}:{port}", addr.ip()));
             Some((server::pprof::serve(listener, &config.pprof)?, port))
         } else {
             None
         };
-        Ok(Self { server, port, pprof, infra, logger: logger.clone() })
+        Ok(Self {
+            server,
+            port,
+            module,
+            pprof,
+            infra,
+            logger: logger.clone(),
+        })
     }
 
     /// The bound HTTP port.
@@ -70,6 +99,11 @@ impl Application {
     /// The bound profiling port, when the listener is on.
     pub fn pprof_port(&self) -> Option<u16> {
         self.pprof.as_ref().map(|(_, p)| *p)
+    }
+
+    /// The built module, to resolve components (tests seed data through the repositories).
+    pub fn module(&self) -> Arc<AppModule> {
+        self.module.clone()
     }
 
     /// A handle to stop the server from elsewhere.
@@ -110,7 +144,10 @@ impl Application {
 /// Completes on the first SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the process can still be killed; never stop spuriously.
         return std::future::pending().await;
     };

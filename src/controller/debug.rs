@@ -1,6 +1,7 @@
 //! `/debug/*` helper routes, served only when `server.debug_routes` is on (debug and test
 //! profiles; the loader refuses it in prod): a slow route that proves graceful shutdown, and a
-//! panicking route that proves a panic becomes a 500 envelope while the server keeps serving.
+//! panicking route that proves a panic becomes a 500 envelope while the server keeps serving, and
+//! an echo of the registration form that shows body binding and validation over the wire.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 use validator::Validate;
 
-use crate::controller::extract::ValidatedQuery;
+use crate::controller::extract::{ValidatedBody, ValidatedQuery};
+use crate::model::forms::RegisterForm;
 use crate::service::error::ServiceError;
 
 /// `?ms=` for `/debug/slow`.
@@ -28,7 +30,9 @@ fn default_ms() -> u64 {
 
 /// Registers the debug routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/debug/slow", web::get().to(slow)).route("/debug/panic", web::get().to(panic));
+    cfg.route("/debug/slow", web::get().to(slow))
+        .route("/debug/panic", web::get().to(panic))
+        .route("/debug/validate", web::post().to(validate));
 }
 
 async fn slow(ValidatedQuery(q): ValidatedQuery<SlowQuery>) -> Result<HttpResponse, ServiceError> {
@@ -39,4 +43,10 @@ async fn slow(ValidatedQuery(q): ValidatedQuery<SlowQuery>) -> Result<HttpRespon
 #[allow(clippy::unused_async)]
 async fn panic() -> HttpResponse {
     panic!("deliberate panic from /debug/panic")
+}
+
+/// Binds a JSON or form body to the registration form and echoes what passed validation
+/// (never the password).
+async fn validate(ValidatedBody(form): ValidatedBody<RegisterForm>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "username": form.username, "gender": form.gender }))
 }

@@ -45,7 +45,9 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedBody<T> 
     type Future = Pin<Box<dyn Future<Output = Result<Self, ServiceError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let limit = req
+            .app_data::<BodyLimit>()
+            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
         let mime = req.content_type().to_ascii_lowercase();
         let declared = req
             .headers()
@@ -102,7 +104,9 @@ fn parse_form<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ServiceE
 }
 
 fn validate<T: Validate>(value: T) -> Result<T, ServiceError> {
-    value.validate().map_err(|errors| first_violation(&errors))?;
+    value
+        .validate()
+        .map_err(|errors| first_violation(&errors))?;
     Ok(value)
 }
 
@@ -115,7 +119,11 @@ fn field_error(path: &str, reason: &str) -> ServiceError {
         path.to_owned()
     };
     // serde's messages end with " at line 1 column 9" for JSON: noise for an API client.
-    let reason = reason.split(" at line ").next().unwrap_or(reason).to_owned();
+    let reason = reason
+        .split(" at line ")
+        .next()
+        .unwrap_or(reason)
+        .to_owned();
     ServiceError::InvalidInput { field, reason }
 }
 
@@ -131,7 +139,10 @@ fn first_violation(errors: &ValidationErrors) -> ServiceError {
                 .and_then(|e| e.message.as_ref().map(|m| m.to_string()))
                 .or_else(|| first.map(|e| format!("failed rule `{}`", e.code)))
                 .unwrap_or_else(|| "is invalid".into());
-            ServiceError::InvalidInput { field: name.to_string(), reason }
+            ServiceError::InvalidInput {
+                field: name.to_string(),
+                reason,
+            }
         }
         None => ServiceError::invalid("", "is invalid"),
     }
@@ -153,7 +164,9 @@ mod tests {
             .app_data(BodyLimit(limit))
             .set_payload(body)
             .to_http_parts();
-        ValidatedBody::<T>::from_request(&req, &mut payload).await.map(|v| v.0)
+        ValidatedBody::<T>::from_request(&req, &mut payload)
+            .await
+            .map(|v| v.0)
     }
 
     fn field_of(e: ServiceError) -> String {
@@ -165,33 +178,81 @@ mod tests {
 
     #[actix_web::test]
     async fn json_and_form_bodies_bind_and_validate() {
-        let ok: LoginForm = body("application/json", r#"{"username":"alice","password":"abc123"}"#, 1024).await.unwrap();
+        let ok: LoginForm = body(
+            "application/json",
+            r#"{"username":"alice","password":"abc123"}"#,
+            1024,
+        )
+        .await
+        .unwrap();
         assert_eq!(ok.username, "alice");
-        let ok: LoginForm = body("application/x-www-form-urlencoded", "username=alice&password=abc123", 1024).await.unwrap();
+        let ok: LoginForm = body(
+            "application/x-www-form-urlencoded",
+            "username=alice&password=abc123",
+            1024,
+        )
+        .await
+        .unwrap();
         assert_eq!(ok.password, "abc123");
     }
 
     #[actix_web::test]
     async fn errors_name_the_field() {
-        let e = body::<LoginForm>("application/json", r#"{"username":"alice","password":"abcdef"}"#, 1024).await.unwrap_err();
+        let e = body::<LoginForm>(
+            "application/json",
+            r#"{"username":"alice","password":"abcdef"}"#,
+            1024,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(field_of(e), "password");
-        let e = body::<LoginForm>("application/json", r#"{"password":"abc123"}"#, 1024).await.unwrap_err();
+        let e = body::<LoginForm>("application/json", r#"{"password":"abc123"}"#, 1024)
+            .await
+            .unwrap_err();
         assert_eq!(field_of(e), "username");
-        let e = body::<RegisterForm>("application/json", r#"{"username":"alice01","password":"abc123","gender":"x"}"#, 1024).await.unwrap_err();
+        let e = body::<RegisterForm>(
+            "application/json",
+            r#"{"username":"alice01","password":"abc123","gender":"x"}"#,
+            1024,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(field_of(e), "gender");
-        let e = body::<RegisterForm>("application/json", r#"{"username":"alice01","password":"abc123","gender":7}"#, 1024).await.unwrap_err();
+        let e = body::<RegisterForm>(
+            "application/json",
+            r#"{"username":"alice01","password":"abc123","gender":7}"#,
+            1024,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(field_of(e), "gender");
-        let e = body::<RegisterForm>("application/x-www-form-urlencoded", "username=al&password=abc123", 1024).await.unwrap_err();
+        let e = body::<RegisterForm>(
+            "application/x-www-form-urlencoded",
+            "username=al&password=abc123",
+            1024,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(field_of(e), "username");
-        let e = body::<LoginForm>("application/json", "{not json", 1024).await.unwrap_err();
+        let e = body::<LoginForm>("application/json", "{not json", 1024)
+            .await
+            .unwrap_err();
         assert!(matches!(e, ServiceError::InvalidInput { .. }));
-        let e = body::<LoginForm>("text/plain", "x", 1024).await.unwrap_err();
+        let e = body::<LoginForm>("text/plain", "x", 1024)
+            .await
+            .unwrap_err();
         assert!(matches!(e, ServiceError::InvalidInput { .. }));
     }
 
     #[actix_web::test]
     async fn oversized_bodies_are_refused() {
-        let e = body::<LoginForm>("application/json", r#"{"username":"alice","password":"abc123"}"#, 10).await.unwrap_err();
+        let e = body::<LoginForm>(
+            "application/json",
+            r#"{"username":"alice","password":"abc123"}"#,
+            10,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, ServiceError::PayloadTooLarge { limit: 10 }));
     }
 
@@ -199,10 +260,14 @@ mod tests {
     async fn query_errors_name_the_field() {
         use crate::model::forms::HelloQuery;
         let req = TestRequest::get().uri("/hello?id=abc").to_http_request();
-        let e = ValidatedQuery::<HelloQuery>::from_request(&req, &mut Payload::None).await.unwrap_err();
+        let e = ValidatedQuery::<HelloQuery>::from_request(&req, &mut Payload::None)
+            .await
+            .unwrap_err();
         assert_eq!(field_of(e), "id");
         let req = TestRequest::get().uri("/hello?id=5").to_http_request();
-        let q = ValidatedQuery::<HelloQuery>::from_request(&req, &mut Payload::None).await.unwrap();
+        let q = ValidatedQuery::<HelloQuery>::from_request(&req, &mut Payload::None)
+            .await
+            .unwrap();
         assert_eq!(q.0.id, 5);
     }
 }

@@ -42,7 +42,8 @@ pub fn routes<M>(cfg: &mut web::ServiceConfig)
 where
     M: ModuleInterface + HasComponent<dyn HealthController> + ?Sized,
 {
-    cfg.route("/healthz", web::get().to(live)).route("/readyz", web::get().to(ready::<M>));
+    cfg.route("/healthz", web::get().to(live))
+        .route("/readyz", web::get().to(ready::<M>));
 }
 
 async fn live() -> HttpResponse {

@@ -116,10 +116,16 @@ impl AppConfig {
     pub fn check(&self, profile: Profile) -> Result<(), ConfigError> {
         parse_addr(&self.server.http.addr).map_err(|m| invalid("server.http.addr", m))?;
         if profile.is_releasing() && self.server.debug_routes {
-            return Err(invalid("server.debug_routes", "must be false in the prod profile"));
+            return Err(invalid(
+                "server.debug_routes",
+                "must be false in the prod profile",
+            ));
         }
         if self.server.http.max_body_size == 0 {
-            return Err(invalid("server.http.max_body_size", "must be greater than 0"));
+            return Err(invalid(
+                "server.http.max_body_size",
+                "must be greater than 0",
+            ));
         }
         if self.pprof.enabled {
             parse_addr(&self.pprof.addr).map_err(|m| invalid("pprof.addr", m))?;
@@ -136,7 +142,11 @@ impl AppConfig {
 /// # Errors
 /// A message saying what is wrong with the address.
 pub fn parse_addr(addr: &str) -> Result<SocketAddr, String> {
-    let full = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() };
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_owned()
+    };
     full.parse::<SocketAddr>()
         .map_err(|e| format!("`{addr}` is not host:port or :port ({e})"))
 }
@@ -158,7 +168,10 @@ mod tests {
         for profile in Profile::ALL {
             let loaded = goex_config::load_with_vars::<AppConfig>(&dir, profile, Vec::new())
                 .unwrap_or_else(|e| panic!("{profile}: {e}"));
-            loaded.settings.check(profile).unwrap_or_else(|e| panic!("{profile}: {e}"));
+            loaded
+                .settings
+                .check(profile)
+                .unwrap_or_else(|e| panic!("{profile}: {e}"));
         }
     }
 }

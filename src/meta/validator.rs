@@ -27,7 +27,12 @@ fn compile(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| unreachable!("invalid built-in pattern {pattern}: {e}"))
 }
 
-fn check(re: &Regex, value: &str, code: &'static str, message: &'static str) -> Result<(), ValidationError> {
+fn check(
+    re: &Regex,
+    value: &str,
+    code: &'static str,
+    message: &'static str,
+) -> Result<(), ValidationError> {
     // Backtracking limits make is_match fail rather than hang; treat that as a mismatch.
     if re.is_match(value).unwrap_or(false) {
         Ok(())
@@ -41,7 +46,12 @@ fn check(re: &Regex, value: &str, code: &'static str, message: &'static str) -> 
 /// # Errors
 /// The value does not match.
 pub fn validate_phone(value: &str) -> Result<(), ValidationError> {
-    check(&PATTERNS.phone, value, "phone", "must be an 11-digit mobile number starting 13-19")
+    check(
+        &PATTERNS.phone,
+        value,
+        "phone",
+        "must be an 11-digit mobile number starting 13-19",
+    )
 }
 
 /// Password: 6–16 letters and digits containing both (validatePassword).
@@ -49,7 +59,12 @@ pub fn validate_phone(value: &str) -> Result<(), ValidationError> {
 /// # Errors
 /// The value does not match.
 pub fn validate_password(value: &str) -> Result<(), ValidationError> {
-    check(&PATTERNS.password, value, "password", "must be 6-16 letters and digits, with both")
+    check(
+        &PATTERNS.password,
+        value,
+        "password",
+        "must be 6-16 letters and digits, with both",
+    )
 }
 
 /// Username: 6–30 letters or digits (validateUsername).
@@ -57,7 +72,12 @@ pub fn validate_password(value: &str) -> Result<(), ValidationError> {
 /// # Errors
 /// The value does not match.
 pub fn validate_username(value: &str) -> Result<(), ValidationError> {
-    check(&PATTERNS.username, value, "username", "must be 6-30 letters or digits")
+    check(
+        &PATTERNS.username,
+        value,
+        "username",
+        "must be 6-30 letters or digits",
+    )
 }
 
 /// Verification code: six digits (validateVerifyCode).
@@ -65,7 +85,12 @@ pub fn validate_username(value: &str) -> Result<(), ValidationError> {
 /// # Errors
 /// The value does not match.
 pub fn validate_verify_code(value: &str) -> Result<(), ValidationError> {
-    check(&PATTERNS.verify_code, value, "verify_code", "must be 6 digits")
+    check(
+        &PATTERNS.verify_code,
+        value,
+        "verify_code",
+        "must be 6 digits",
+    )
 }
 
 #[cfg(test)]
@@ -82,7 +107,10 @@ mod tests {
         assert!(validate_password("abcdef").is_err(), "letters only");
         assert!(validate_password("123456").is_err(), "digits only");
         assert!(validate_password("ab12").is_err(), "too short");
-        assert!(validate_password("abc123abc123abc12").is_err(), "17 characters");
+        assert!(
+            validate_password("abc123abc123abc12").is_err(),
+            "17 characters"
+        );
         assert!(validate_password("abc_123").is_err(), "symbol");
         assert!(validate_username("user01").is_ok());
         assert!(validate_username("usr01").is_err());

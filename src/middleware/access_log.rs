@@ -21,7 +21,9 @@ pub struct AccessLog {
 impl AccessLog {
     /// Logs to `logger` (tagged `component = access`).
     pub fn new(logger: &Logger) -> Self {
-        Self { logger: logger.new(slog::o!("component" => "access")) }
+        Self {
+            logger: logger.new(slog::o!("component" => "access")),
+        }
     }
 }
 
@@ -37,7 +39,10 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(AccessLogService { service: Rc::new(service), logger: self.logger.clone() }))
+        ready(Ok(AccessLogService {
+            service: Rc::new(service),
+            logger: self.logger.clone(),
+        }))
     }
 }
 

@@ -33,7 +33,9 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(CatchPanicService { service: Rc::new(service) }))
+        ready(Ok(CatchPanicService {
+            service: Rc::new(service),
+        }))
     }
 }
 
@@ -64,7 +66,9 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
         Box::pin(async move {
-            let outcome = AssertUnwindSafe(async move { service.call(req).await }).catch_unwind().await;
+            let outcome = AssertUnwindSafe(async move { service.call(req).await })
+                .catch_unwind()
+                .await;
             match outcome {
                 Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
                 Err(panic) => Err(ServiceError::Panic(message(panic.as_ref())).into()),

@@ -5,10 +5,10 @@ use std::future::{Ready, ready};
 use std::rc::Rc;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::error::InternalError;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{Error, HttpResponse};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use futures_util::future::LocalBoxFuture;
 use goex_errors::Lang;
 use slog::Logger;
@@ -25,7 +25,9 @@ pub struct ErrorEnvelope {
 impl ErrorEnvelope {
     /// Logs errors to `logger`.
     pub fn new(logger: &Logger) -> Self {
-        Self { logger: logger.new(slog::o!("component" => "http")) }
+        Self {
+            logger: logger.new(slog::o!("component" => "http")),
+        }
     }
 }
 
@@ -41,7 +43,10 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(ErrorEnvelopeService { service: Rc::new(service), logger: self.logger.clone() }))
+        ready(Ok(ErrorEnvelopeService {
+            service: Rc::new(service),
+            logger: self.logger.clone(),
+        }))
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage};
 use futures_util::future::LocalBoxFuture;
 
@@ -36,13 +36,21 @@ impl RequestIdGenerator {
         use std::hash::{BuildHasher, Hasher};
         // RandomState is seeded from the OS per process: enough to tell restarts apart.
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        Self { prefix: format!("{:012x}", h.finish() & 0xffff_ffff_ffff), next: AtomicU64::new(1) }
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        Self {
+            prefix: format!("{:012x}", h.finish() & 0xffff_ffff_ffff),
+            next: AtomicU64::new(1),
+        }
     }
 
     fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).unwrap_or(HeaderValue::from_static("-"))
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
@@ -77,7 +85,10 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequestIdService { service: Rc::new(service), generator: self.generator.clone() }))
+        ready(Ok(RequestIdService {
+            service: Rc::new(service),
+            generator: self.generator.clone(),
+        }))
     }
 }
 
@@ -91,7 +102,8 @@ fn acceptable(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_CLIENT_ID_LEN
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
 impl<S, B> Service<ServiceRequest> for RequestIdService<S>
@@ -139,6 +151,8 @@ mod tests {
         assert_ne!(g.next(), g.next());
         assert!(acceptable(&HeaderValue::from_static("abc-123_x.y:z")));
         assert!(!acceptable(&HeaderValue::from_static("has space")));
-        assert!(!acceptable(&HeaderValue::from_str(&"a".repeat(129)).unwrap()));
+        assert!(!acceptable(
+            &HeaderValue::from_str(&"a".repeat(129)).unwrap()
+        ));
     }
 }

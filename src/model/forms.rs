@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use validator::Validate;
 
-use crate::meta::validator::{validate_password, validate_phone, validate_username, validate_verify_code};
+use crate::meta::validator::{
+    validate_password, validate_phone, validate_username, validate_verify_code,
+};
 
 /// `GET /hello?id=`: the user to greet; absent means 0 (no user), as in the original.
 #[derive(Clone, Debug, Default, Deserialize, Validate)]

@@ -49,6 +49,10 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
-        UserView { id: u.id, username: u.username.clone(), gender: u.gender }
+        UserView {
+            id: u.id,
+            username: u.username.clone(),
+            gender: u.gender,
+        }
     }
 }

@@ -33,7 +33,10 @@ impl From<DbError> for RepoError {
     fn from(e: DbError) -> Self {
         use diesel::result::{DatabaseErrorKind, Error as Diesel};
         if e.is_unavailable() {
-            return RepoError::Unavailable { dependency: "database", source: Box::new(e) };
+            return RepoError::Unavailable {
+                dependency: "database",
+                source: Box::new(e),
+            };
         }
         match e {
             DbError::Query(Diesel::NotFound) => RepoError::NotFound,

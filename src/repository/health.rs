@@ -39,11 +39,18 @@ impl DependencyProbe for ClientProbe {
     async fn ping(&self, name: &'static str, timeout: Duration) -> Result<(), RepoError> {
         let result = match name {
             "database" => tokio::time::timeout(timeout, self.db.database().ping()).await,
-            other => return Err(RepoError::Internal(format!("unknown dependency {other}").into())),
+            other => {
+                return Err(RepoError::Internal(
+                    format!("unknown dependency {other}").into(),
+                ));
+            }
         };
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(RepoError::Unavailable { dependency: name, source: Box::new(e) }),
+            Ok(Err(e)) => Err(RepoError::Unavailable {
+                dependency: name,
+                source: Box::new(e),
+            }),
             Err(_) => Err(RepoError::Unavailable {
                 dependency: name,
                 source: format!("no answer within {timeout:?}").into(),

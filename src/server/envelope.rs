@@ -30,7 +30,10 @@ pub fn render(err: &ServiceError, lang: Lang) -> HttpResponse {
 pub fn render_code(code: ErrorCode, lang: Lang, detail: Option<&str>) -> HttpResponse {
     let status = StatusCode::from_u16(code.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
-    res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    res.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
     }

@@ -49,15 +49,19 @@ pub fn serve(
             .app_data(module.clone())
             .app_data(BodyLimit(limit))
             .app_data(web::PayloadConfig::new(limit))
-            .app_data(web::JsonConfig::default().limit(limit).error_handler(|e, _| {
-                json_error(e).into()
-            }))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ServiceError::invalid("query", e.to_string()).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ServiceError::invalid("path", e.to_string()).into()
-            }))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limit)
+                    .error_handler(|e, _| json_error(e).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ServiceError::invalid("query", e.to_string()).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ServiceError::invalid("path", e.to_string()).into()),
+            )
             .configure(|cfg| routes(cfg, debug_routes))
             .default_service(web::to(controller::fallback::no_route))
             .wrap(CatchPanic)

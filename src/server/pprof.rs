@@ -37,7 +37,10 @@ struct Limits {
 /// # Errors
 /// The listener cannot be used.
 pub fn serve(listener: TcpListener, settings: &Settings) -> std::io::Result<Server> {
-    let limits = Limits { max_seconds: settings.max_seconds, frequency: settings.frequency };
+    let limits = Limits {
+        max_seconds: settings.max_seconds,
+        frequency: settings.frequency,
+    };
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(limits))
@@ -54,11 +57,13 @@ pub fn serve(listener: TcpListener, settings: &Settings) -> std::io::Result<Serv
 }
 
 async fn index() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
-        "go_example profiling\n\
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(
+            "go_example profiling\n\
          /debug/pprof/profile?seconds=30     CPU profile, pprof protobuf (pprof -http=:6061 URL)\n\
          /debug/pprof/flamegraph?seconds=30  CPU flamegraph, SVG\n",
-    )
+        )
 }
 
 async fn protobuf(
@@ -82,10 +87,17 @@ async fn flamegraph(
 
 async fn profile(limits: &Limits, seconds: u64, format: Format) -> Result<Vec<u8>, ServiceError> {
     if seconds > limits.max_seconds {
-        return Err(ServiceError::invalid("seconds", format!("must be at most {}", limits.max_seconds)));
+        return Err(ServiceError::invalid(
+            "seconds",
+            format!("must be at most {}", limits.max_seconds),
+        ));
     }
-    cpu_profile(Duration::from_secs(seconds), limits.frequency, format).await.map_err(|e| match e {
-        ProfilingError::Busy => ServiceError::invalid("seconds", "another profile is being taken"),
-        other => ServiceError::Internal(Box::new(other)),
-    })
+    cpu_profile(Duration::from_secs(seconds), limits.frequency, format)
+        .await
+        .map_err(|e| match e {
+            ProfilingError::Busy => {
+                ServiceError::invalid("seconds", "another profile is being taken")
+            }
+            other => ServiceError::Internal(Box::new(other)),
+        })
 }

@@ -72,7 +72,9 @@ impl ServiceError {
     /// internals never appear here.
     pub fn public_detail(&self) -> Option<String> {
         match self {
-            ServiceError::InvalidInput { field, reason } if field.is_empty() => Some(reason.clone()),
+            ServiceError::InvalidInput { field, reason } if field.is_empty() => {
+                Some(reason.clone())
+            }
             ServiceError::InvalidInput { field, reason } => Some(format!("{field} ({reason})")),
             ServiceError::Conflict { field } => Some(format!("{field} already exists")),
             ServiceError::Unavailable { dependency, .. } => Some((*dependency).to_owned()),
@@ -82,7 +84,10 @@ impl ServiceError {
 
     /// Shorthand for [`ServiceError::InvalidInput`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        ServiceError::InvalidInput { field: field.into(), reason: reason.into() }
+        ServiceError::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -90,8 +95,12 @@ impl From<RepoError> for ServiceError {
     fn from(e: RepoError) -> Self {
         match e {
             RepoError::NotFound => ServiceError::NotFound,
-            RepoError::Conflict(message) => ServiceError::Conflict { field: conflict_field(&message) },
-            RepoError::Unavailable { dependency, source } => ServiceError::Unavailable { dependency, source },
+            RepoError::Conflict(message) => ServiceError::Conflict {
+                field: conflict_field(&message),
+            },
+            RepoError::Unavailable { dependency, source } => {
+                ServiceError::Unavailable { dependency, source }
+            }
             RepoError::Internal(source) => ServiceError::Internal(source),
         }
     }
@@ -116,7 +125,10 @@ mod tests {
         let sqlite = RepoError::Conflict("UNIQUE constraint failed: users.username".into());
         for e in [mysql, sqlite] {
             let s = ServiceError::from(e);
-            assert_eq!(s.public_detail().as_deref(), Some("username already exists"));
+            assert_eq!(
+                s.public_detail().as_deref(),
+                Some("username already exists")
+            );
             assert_eq!(s.code().code, 10000);
         }
     }

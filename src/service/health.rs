@@ -61,6 +61,9 @@ impl HealthService for HealthServiceImpl {
                 Err(other) => return Err(other.into()),
             }
         }
-        Ok(Readiness { status: "ready", checks })
+        Ok(Readiness {
+            status: "ready",
+            checks,
+        })
     }
 }

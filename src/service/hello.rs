@@ -60,6 +60,10 @@ impl HelloService for HelloServiceImpl {
                 },
             },
         };
-        Ok(Greeting { hello: "world，rust".to_owned(), env: self.mode.clone(), user })
+        Ok(Greeting {
+            hello: "world，rust".to_owned(),
+            env: self.mode.clone(),
+            user,
+        })
     }
 }

@@ -87,7 +87,11 @@ impl LocalCache {
     }
 
     /// The value cached for `id` in `family`, if present, unexpired and of type `T`.
-    pub fn get<T: Clone + Send + Sync + 'static>(&self, family: &KeyFamily, id: impl Display) -> Option<T> {
+    pub fn get<T: Clone + Send + Sync + 'static>(
+        &self,
+        family: &KeyFamily,
+        id: impl Display,
+    ) -> Option<T> {
         self.inner
             .get(&family.key_for(id))
             .and_then(|e| e.value.downcast_ref::<T>().cloned())
@@ -95,7 +99,13 @@ impl LocalCache {
 
     /// Caches `value` for `id` in `family` for the family's TTL.
     pub fn insert<T: Send + Sync + 'static>(&self, family: &KeyFamily, id: impl Display, value: T) {
-        self.inner.insert(family.key_for(id), Entry { value: Arc::new(value), ttl: family.ttl });
+        self.inner.insert(
+            family.key_for(id),
+            Entry {
+                value: Arc::new(value),
+                ttl: family.ttl,
+            },
+        );
     }
 
     /// Drops the entry for `id` in `family`.
@@ -115,15 +125,24 @@ mod tests {
     use super::*;
 
     fn family(ttl_ms: u64) -> KeyFamily {
-        KeyFamily { key: "user:info:{}".into(), ttl: Duration::from_millis(ttl_ms) }
+        KeyFamily {
+            key: "user:info:{}".into(),
+            ttl: Duration::from_millis(ttl_ms),
+        }
     }
 
     #[test]
     fn keys_follow_the_pattern() {
         assert_eq!(family(1).key_for(7), "user:info:7");
-        let go = KeyFamily { key: "user_info_%d".into(), ttl: Duration::ZERO };
+        let go = KeyFamily {
+            key: "user_info_%d".into(),
+            ttl: Duration::ZERO,
+        };
         assert_eq!(go.key_for(42), "user_info_42");
-        let bare = KeyFamily { key: "u:".into(), ttl: Duration::ZERO };
+        let bare = KeyFamily {
+            key: "u:".into(),
+            ttl: Duration::ZERO,
+        };
         assert_eq!(bare.key_for(1), "u:1");
     }
 
@@ -131,7 +150,10 @@ mod tests {
     fn entries_expire_by_their_family_ttl() {
         let cache = LocalCache::new(&Settings { max_capacity: 100 });
         let short = family(50);
-        let long = KeyFamily { key: "other:{}".into(), ttl: Duration::from_secs(60) };
+        let long = KeyFamily {
+            key: "other:{}".into(),
+            ttl: Duration::from_secs(60),
+        };
         cache.insert(&short, 1, String::from("a"));
         cache.insert(&long, 1, String::from("b"));
         assert_eq!(cache.get::<String>(&short, 1).as_deref(), Some("a"));

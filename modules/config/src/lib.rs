@@ -117,7 +117,10 @@ pub enum ConfigError {
 
 /// Builds a [`ConfigError::Invalid`] for checks done after deserialisation.
 pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_owned(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// A loaded configuration and the file it came from.
@@ -159,7 +162,11 @@ pub fn load_with_vars<T: DeserializeOwned>(
         message: e.to_string(),
     };
     let base = Config::builder()
-        .add_source(File::from(file.as_path()).format(FileFormat::Yaml).required(true))
+        .add_source(
+            File::from(file.as_path())
+                .format(FileFormat::Yaml)
+                .required(true),
+        )
         .build()
         .map_err(file_error)?;
     let tree: BTreeMap<String, Value> = base.clone().try_deserialize().map_err(file_error)?;
@@ -167,23 +174,31 @@ pub fn load_with_vars<T: DeserializeOwned>(
     let mut builder = Config::builder().add_source(base);
     let mut overrides = Vec::new();
     for (name, value) in vars {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         if rest.is_empty() {
             continue;
         }
         let segments: Vec<&str> = rest.split(ENV_SEPARATOR).collect();
         let key = resolve_key(&tree, &segments);
-        builder = builder.set_override(key.as_str(), value).map_err(|e| ConfigError::Key {
-            key: key.clone(),
-            origin: format!("environment variable {name}"),
-            message: e.to_string(),
-        })?;
+        builder = builder
+            .set_override(key.as_str(), value)
+            .map_err(|e| ConfigError::Key {
+                key: key.clone(),
+                origin: format!("environment variable {name}"),
+                message: e.to_string(),
+            })?;
         overrides.push((name, key));
     }
     let merged = builder.build().map_err(file_error)?;
 
     match serde_path_to_error::deserialize::<_, T>(merged) {
-        Ok(settings) => Ok(Loaded { settings, file, overrides }),
+        Ok(settings) => Ok(Loaded {
+            settings,
+            file,
+            overrides,
+        }),
         Err(err) => {
             let key = err.path().to_string();
             let origin = overrides
@@ -191,7 +206,11 @@ pub fn load_with_vars<T: DeserializeOwned>(
                 .find(|(_, k)| key == *k || key.starts_with(&format!("{k}.")))
                 .map(|(var, _)| format!("environment variable {var}"))
                 .unwrap_or_else(|| file.display().to_string());
-            Err(ConfigError::Key { key, origin, message: clean_message(&err.into_inner()) })
+            Err(ConfigError::Key {
+                key,
+                origin,
+                message: clean_message(&err.into_inner()),
+            })
         }
     }
 }
@@ -260,10 +279,13 @@ mod tests {
     }
 
     fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
-    const GOOD: &str = "server:\n  addr: \":8080\"\n  workers: 2\ncacheKeys:\n  userInfo: \"u:{}\"\n";
+    const GOOD: &str =
+        "server:\n  addr: \":8080\"\n  workers: 2\ncacheKeys:\n  userInfo: \"u:{}\"\n";
 
     #[test]
     fn env_overrides_file_values_with_double_underscores() {
@@ -289,7 +311,10 @@ mod tests {
     #[test]
     fn unknown_key_names_itself_and_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "server:\n  addr: \":8080\"\n  workers: 2\n  adrr: x\ncacheKeys: {}\n");
+        write(
+            dir.path(),
+            "server:\n  addr: \":8080\"\n  workers: 2\n  adrr: x\ncacheKeys: {}\n",
+        );
         let err = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[])).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("server.adrr"), "{text}");
@@ -300,7 +325,9 @@ mod tests {
     fn missing_and_mistyped_keys_name_themselves() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "server:\n  addr: \":8080\"\ncacheKeys: {}\n");
-        let text = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[])).unwrap_err().to_string();
+        let text = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("workers"), "{text}");
 
         write(dir.path(), GOOD);
@@ -318,7 +345,9 @@ mod tests {
     #[test]
     fn missing_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let text = load_with_vars::<Root>(dir.path(), Profile::Prod, vars(&[])).unwrap_err().to_string();
+        let text = load_with_vars::<Root>(dir.path(), Profile::Prod, vars(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("prod/common.yaml"), "{text}");
     }
 

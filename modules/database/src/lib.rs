@@ -14,7 +14,9 @@ use diesel::result::{ConnectionError, DatabaseErrorKind};
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection,
+};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -216,7 +218,10 @@ impl Database {
         mysql: EmbeddedMigrations,
         sqlite: EmbeddedMigrations,
     ) -> Result<Vec<String>, DbError> {
-        fn run<C>(harness: &mut AsyncMigrationHarness<C>, m: EmbeddedMigrations) -> Result<Vec<String>, DbError>
+        fn run<C>(
+            harness: &mut AsyncMigrationHarness<C>,
+            m: EmbeddedMigrations,
+        ) -> Result<Vec<String>, DbError>
         where
             AsyncMigrationHarness<C>: MigrationHarness<C::Backend>,
             C: AsyncConnection,
@@ -256,11 +261,14 @@ fn sqlite_pool(
     logger: &Logger,
 ) -> Result<Pool<SqliteAsync>, DbError> {
     if let Some(dir) = sqlite.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DbError::Settings(format!("sqlite.path {}: {e}", sqlite.path.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DbError::Settings(format!("sqlite.path {}: {e}", sqlite.path.display()))
+        })?;
     }
     let busy_ms = sqlite.busy_timeout.as_millis();
-    let sql_log = sqlite.is_debug.then(|| logger.new(slog::o!("db" => "sqlite")));
+    let sql_log = sqlite
+        .is_debug
+        .then(|| logger.new(slog::o!("db" => "sqlite")));
     let mut config = ManagerConfig::<SqliteAsync>::default();
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
@@ -299,7 +307,9 @@ fn mysql_pool(
     logger: &Logger,
 ) -> Result<Pool<AsyncMysqlConnection>, DbError> {
     let url = mysql_url(mysql.dsn.expose_secret())?;
-    let sql_log = mysql.is_debug.then(|| logger.new(slog::o!("db" => "mysql")));
+    let sql_log = mysql
+        .is_debug
+        .then(|| logger.new(slog::o!("db" => "mysql")));
     let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
@@ -312,7 +322,8 @@ fn mysql_pool(
             Ok(conn)
         })
     });
-    let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
+    let manager =
+        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
     let pool = Pool::builder(manager)
         .max_size(mysql.max_open.max(1))
         .wait_timeout(Some(settings.acquire_timeout))
@@ -328,7 +339,9 @@ fn mysql_pool(
 /// Enforces `max_idle` and `max_lifetime` on idle connections once a second, the way Go's
 /// `database/sql` does (deadpool itself only bounds the total).
 fn spawn_reaper(pool: Pool<AsyncMysqlConnection>, max_idle: usize, max_lifetime: Duration) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
     runtime.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -338,7 +351,8 @@ fn spawn_reaper(pool: Pool<AsyncMysqlConnection>, max_idle: usize, max_lifetime:
             }
             let mut kept = 0usize;
             pool.retain(|_, metrics| {
-                let keep = (max_lifetime.is_zero() || metrics.age() < max_lifetime) && kept < max_idle;
+                let keep =
+                    (max_lifetime.is_zero() || metrics.age() < max_lifetime) && kept < max_idle;
                 kept += usize::from(keep);
                 keep
             });
@@ -354,10 +368,15 @@ pub fn mysql_url(dsn: &str) -> Result<String, DbError> {
     if dsn.starts_with("mysql://") {
         return Ok(dsn.to_owned());
     }
-    let bad = || DbError::Settings("mysql.dsn is neither mysql://... nor user:pass@tcp(host:port)/db".into());
+    let bad = || {
+        DbError::Settings("mysql.dsn is neither mysql://... nor user:pass@tcp(host:port)/db".into())
+    };
     let (credentials, rest) = dsn.rsplit_once("@tcp(").ok_or_else(bad)?;
     let (host, rest) = rest.split_once(')').ok_or_else(bad)?;
-    let (db, params) = rest.trim_start_matches('/').split_once('?').unwrap_or((rest.trim_start_matches('/'), ""));
+    let (db, params) = rest
+        .trim_start_matches('/')
+        .split_once('?')
+        .unwrap_or((rest.trim_start_matches('/'), ""));
     // Go's parseTime/charset/loc are driver hints mysql_async does not take.
     let _ = params;
     Ok(format!("mysql://{credentials}@{host}/{db}"))

@@ -69,7 +69,12 @@ pub struct ErrorCode {
 
 impl ErrorCode {
     const fn new(code: u32, status: u16, zh: &'static str, en: &'static str) -> Self {
-        Self { code, status, zh, en }
+        Self {
+            code,
+            status,
+            zh,
+            en,
+        }
     }
 
     /// The message in `lang`.
@@ -206,14 +211,22 @@ pub const ERR_METHOD_NOT_ALLOWED: ErrorCode =
 pub const ERR_PAYLOAD_TOO_LARGE: ErrorCode =
     ErrorCode::new(10007, 413, "请求体过大", "Request body too large");
 /// 10008 请求过于频繁: a rate limit was hit.
-pub const ERR_TOO_MANY_REQUESTS: ErrorCode =
-    ErrorCode::new(10008, 429, "请求过于频繁，请稍后再试", "Too many requests; try again later");
+pub const ERR_TOO_MANY_REQUESTS: ErrorCode = ErrorCode::new(
+    10008,
+    429,
+    "请求过于频繁，请稍后再试",
+    "Too many requests; try again later",
+);
 /// 10009 服务暂不可用: the service itself is not ready (starting or shutting down).
 pub const ERR_UNAVAILABLE: ErrorCode =
     ErrorCode::new(10009, 503, "服务暂不可用", "Service unavailable");
 /// 10010 未登录或令牌无效: authentication is missing or malformed.
-pub const ERR_UNAUTHORIZED: ErrorCode =
-    ErrorCode::new(10010, 401, "未登录或令牌无效", "Not signed in or the token is invalid");
+pub const ERR_UNAUTHORIZED: ErrorCode = ErrorCode::new(
+    10010,
+    401,
+    "未登录或令牌无效",
+    "Not signed in or the token is invalid",
+);
 /// 10011 无权访问: authenticated but not allowed.
 pub const ERR_FORBIDDEN: ErrorCode = ErrorCode::new(10011, 403, "无权访问", "Forbidden");
 
@@ -249,7 +262,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in ALL {
             assert!(seen.insert(c.code), "duplicate code {}", c.code);
-            assert!((400..600).contains(&c.status), "{} has status {}", c.code, c.status);
+            assert!(
+                (400..600).contains(&c.status),
+                "{} has status {}",
+                c.code,
+                c.status
+            );
         }
     }
 
@@ -261,7 +279,10 @@ mod tests {
             r#"{"error":{"code":"10000","level":"1","message":"参数错误","popup_title":"","popup_content":""}}"#
         );
         let en = ERR_PARAM.toast(Lang::En, Some("username")).to_json();
-        assert!(en.contains(r#""message":"Invalid parameters: username""#), "{en}");
+        assert!(
+            en.contains(r#""message":"Invalid parameters: username""#),
+            "{en}"
+        );
     }
 
     #[test]
@@ -275,7 +296,10 @@ mod tests {
     fn accept_language_picks_by_quality() {
         assert_eq!(Lang::from_accept_language(""), Lang::ZhCn);
         assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
-        assert_eq!(Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"), Lang::ZhCn);
+        assert_eq!(
+            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Lang::ZhCn
+        );
         assert_eq!(Lang::from_accept_language("fr, en;q=0.5"), Lang::En);
         assert_eq!(Lang::from_accept_language("zh;q=0.2, EN;q=0.7"), Lang::En);
         assert_eq!(Lang::from_accept_language("en;q=0"), Lang::ZhCn);

@@ -130,7 +130,11 @@ impl Logging {
 
     /// A logger that discards everything, for tests that do not look at logs.
     pub fn discard() -> Logging {
-        Logging { logger: Logger::root(slog::Discard, o!()), _scope: None, _writer: None }
+        Logging {
+            logger: Logger::root(slog::Discard, o!()),
+            _scope: None,
+            _writer: None,
+        }
     }
 }
 
@@ -149,7 +153,11 @@ pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging
             Format::Json => Box::new(json_drain(io::stdout())),
             Format::Text => {
                 let decorator = slog_term::TermDecorator::new().stdout().build();
-                Box::new(slog_term::FullFormat::new(decorator).use_original_order().build())
+                Box::new(
+                    slog_term::FullFormat::new(decorator)
+                        .use_original_order()
+                        .build(),
+                )
             }
         });
     }
@@ -159,7 +167,11 @@ pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging
             Format::Json => Box::new(json_drain(writer)),
             Format::Text => {
                 let decorator = slog_term::PlainDecorator::new(writer);
-                Box::new(slog_term::FullFormat::new(decorator).use_original_order().build())
+                Box::new(
+                    slog_term::FullFormat::new(decorator)
+                        .use_original_order()
+                        .build(),
+                )
             }
         });
     }
@@ -175,11 +187,18 @@ pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging
     let scope = slog_scope::set_global_logger(logger.new(o!("source" => "log")));
     // Fails only when a previous call in this process already installed the bridge.
     let _ = slog_stdlog::init_with_level(settings.level.log());
-    Ok(Logging { logger, _scope: Some(scope), _writer: Some(guard) })
+    Ok(Logging {
+        logger,
+        _scope: Some(scope),
+        _writer: Some(guard),
+    })
 }
 
 fn json_drain<W: io::Write + Send + 'static>(w: W) -> impl Drain<Ok = (), Err = io::Error> + Send {
-    slog_json::Json::new(w).set_newlines(true).add_default_keys().build()
+    slog_json::Json::new(w)
+        .set_newlines(true)
+        .add_default_keys()
+        .build()
 }
 
 /// Writes every record to each sink; the first error is returned after all were tried.
@@ -206,14 +225,24 @@ impl Drain for Fanout {
 /// The folder cannot be created or the file opened.
 pub fn rotating_file(settings: &FileSettings) -> Result<FileRotate<BackupsAndAge>, LoggingError> {
     let path = settings.path.clone();
-    let fail = |source| LoggingError::File { path: path.clone(), source };
+    let fail = |source| LoggingError::File {
+        path: path.clone(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
     // Open once here so a bad path fails at start with a clear error; FileRotate opens it again.
-    std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(fail)?;
-    let compression =
-        if settings.compress { Compression::OnRotate(0) } else { Compression::None };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(fail)?;
+    let compression = if settings.compress {
+        Compression::OnRotate(0)
+    } else {
+        Compression::None
+    };
     Ok(FileRotate::new(
         &path,
         BackupsAndAge::new(settings.max_backups, settings.max_age),
@@ -233,13 +262,20 @@ pub struct BackupsAndAge {
 impl BackupsAndAge {
     /// `max_backups` rotated files and `max_age_days` days; 0 disables either limit.
     pub fn new(max_backups: usize, max_age_days: u32) -> Self {
-        let count = if max_backups == 0 { FileLimit::Unlimited } else { FileLimit::MaxFiles(max_backups) };
+        let count = if max_backups == 0 {
+            FileLimit::Unlimited
+        } else {
+            FileLimit::MaxFiles(max_backups)
+        };
         let age = if max_age_days == 0 {
             FileLimit::Unlimited
         } else {
             FileLimit::Age(Duration::days(i64::from(max_age_days)))
         };
-        Self { by_count: AppendTimestamp::default(count), by_age: AppendTimestamp::default(age) }
+        Self {
+            by_count: AppendTimestamp::default(count),
+            by_age: AppendTimestamp::default(age),
+        }
     }
 }
 
@@ -298,7 +334,10 @@ mod tests {
     #[test]
     fn old_backups_are_too_old_by_age_even_under_the_count() {
         let scheme = BackupsAndAge::new(5, 1);
-        let ancient = TimestampSuffix { timestamp: "20000101T000000".into(), number: None };
+        let ancient = TimestampSuffix {
+            timestamp: "20000101T000000".into(),
+            number: None,
+        };
         assert!(scheme.too_old(&ancient, 0));
         let fresh = TimestampSuffix {
             timestamp: chrono::Local::now().format("%Y%m%dT%H%M%S").to_string(),

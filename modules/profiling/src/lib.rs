@@ -40,11 +40,20 @@ pub enum ProfilingError {
     Failed(String),
 }
 
+const EMPTY_SVG: &str = "<?xml version=\"1.0\" standalone=\"no\"?>\
+<svg version=\"1.1\" width=\"1200\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\">\
+<text x=\"10\" y=\"35\" font-family=\"monospace\" font-size=\"16\">\
+No samples: the process used no CPU while it was profiled. Profile under load.</text></svg>\n";
+
 /// Samples the whole process for `duration` and renders the result.
 ///
 /// # Errors
 /// [`ProfilingError::Busy`] while another profile runs; [`ProfilingError::Failed`] otherwise.
-pub async fn cpu_profile(duration: Duration, frequency: i32, format: Format) -> Result<Vec<u8>, ProfilingError> {
+pub async fn cpu_profile(
+    duration: Duration,
+    frequency: i32,
+    format: Format,
+) -> Result<Vec<u8>, ProfilingError> {
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(frequency.max(1))
         .blocklist(&["libc", "libgcc", "pthread", "vdso"])
@@ -54,16 +63,29 @@ pub async fn cpu_profile(duration: Duration, frequency: i32, format: Format) -> 
             other => ProfilingError::Failed(other.to_string()),
         })?;
     tokio::time::sleep(duration).await;
-    let report = guard.report().build().map_err(|e| ProfilingError::Failed(e.to_string()))?;
+    let report = guard
+        .report()
+        .build()
+        .map_err(|e| ProfilingError::Failed(e.to_string()))?;
     drop(guard);
     let mut out = Vec::new();
     match format {
         Format::Protobuf => {
-            let profile = report.pprof().map_err(|e| ProfilingError::Failed(e.to_string()))?;
-            profile.encode(&mut out).map_err(|e| ProfilingError::Failed(e.to_string()))?;
+            let profile = report
+                .pprof()
+                .map_err(|e| ProfilingError::Failed(e.to_string()))?;
+            profile
+                .encode(&mut out)
+                .map_err(|e| ProfilingError::Failed(e.to_string()))?;
+        }
+        Format::Flamegraph if report.data.is_empty() => {
+            // inferno renders nothing for an empty profile; say why instead of an empty body.
+            out.extend_from_slice(EMPTY_SVG.as_bytes());
         }
         Format::Flamegraph => {
-            report.flamegraph(&mut out).map_err(|e| ProfilingError::Failed(e.to_string()))?;
+            report
+                .flamegraph(&mut out)
+                .map_err(|e| ProfilingError::Failed(e.to_string()))?;
         }
     }
     Ok(out)

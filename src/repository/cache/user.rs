@@ -33,7 +33,9 @@ impl UserCacheRepository for MokaUserCache {
     }
 
     fn set(&self, user: &User) {
-        self.cache.cache().insert(&self.family, user.id, user.clone());
+        self.cache
+            .cache()
+            .insert(&self.family, user.id, user.clone());
     }
 
     fn invalidate(&self, id: i64) {

@@ -48,7 +48,12 @@ impl UserRepository for DieselUserRepository {
     async fn find(&self, id: i64) -> Result<Option<User>, RepoError> {
         let db = self.db.database();
         let row = with_connection!(db, |conn| {
-            users::table.find(id).select(User::as_select()).first(conn).await.optional()
+            users::table
+                .find(id)
+                .select(User::as_select())
+                .first(conn)
+                .await
+                .optional()
         })?;
         Ok(row)
     }
@@ -70,7 +75,11 @@ impl UserRepository for DieselUserRepository {
         let db = self.db.database();
         // MySQL has no RETURNING: insert, then read the row back by its unique name.
         let row = with_connection!(db, |conn| {
-            match diesel::insert_into(users::table).values(&new).execute(conn).await {
+            match diesel::insert_into(users::table)
+                .values(&new)
+                .execute(conn)
+                .await
+            {
                 Ok(_) => {
                     users::table
                         .filter(users::username.eq(new.username))

@@ -1,0 +1,102 @@
+//! Configuration failures name the key and where it came from, and stop the process.
+
+use std::process::Command;
+
+use crate::helpers::{binary, manifest_dir};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).current_dir(manifest_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run go_example");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unknown_environment_key_names_itself_and_the_variable() {
+    let (code, stderr) = run(
+        &["http", "--env", "test"],
+        &[("APP__SERVER__HTTP__ADRR", "x")],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.http.adrr"), "{stderr}");
+    assert!(stderr.contains("APP__SERVER__HTTP__ADRR"), "{stderr}");
+}
+
+#[test]
+fn a_bad_key_in_the_file_names_itself_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let original =
+        std::fs::read_to_string(manifest_dir().join("configs/test/common.yaml")).unwrap();
+    std::fs::create_dir_all(dir.path().join("test")).unwrap();
+    std::fs::write(
+        dir.path().join("test/common.yaml"),
+        original.replace("  max_connections:", "  max_conections:"),
+    )
+    .unwrap();
+    let (code, stderr) = run(
+        &[
+            "http",
+            "--env",
+            "test",
+            "--config-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.http.max_conections"), "{stderr}");
+    assert!(stderr.contains("test/common.yaml"), "{stderr}");
+}
+
+#[test]
+fn a_mistyped_value_and_a_bad_address_are_named() {
+    let (code, stderr) = run(
+        &["http", "--env", "test"],
+        &[("APP__SERVER__HTTP__WORKERS", "many")],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.http.workers"), "{stderr}");
+    let (code, stderr) = run(
+        &["http", "--env", "test"],
+        &[("APP__SERVER__HTTP__ADDR", "nowhere")],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.http.addr"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_profile_is_refused() {
+    let (code, stderr) = run(&["http", "--env", "staging"], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("staging"), "{stderr}");
+    let (code, stderr) = run(&["http"], &[("APP_ENV", "nope")]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("nope"), "{stderr}");
+}
+
+#[test]
+fn prod_refuses_debug_routes() {
+    let (code, stderr) = run(
+        &["http", "--env", "prod"],
+        &[("APP__SERVER__DEBUG_ROUTES", "true")],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.debug_routes"), "{stderr}");
+}
+
+#[test]
+fn version_and_help_work() {
+    let out = Command::new(binary()).arg("version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("go_example "));
+    for args in [&["--help"][..], &["http", "--help"], &["migrate", "--help"]] {
+        let out = Command::new(binary()).args(args).output().unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
+    }
+}

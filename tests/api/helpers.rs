@@ -1,0 +1,175 @@
+//! `spawn_app` and friends (zero2prod style).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+use go_example::assembly::AppModule;
+use go_example::cmd::http::Application;
+use go_example::meta::config::AppConfig;
+use goex_config::Profile;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A running application and what tests need to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub module: Arc<AppModule>,
+    pub client: reqwest::Client,
+    pub pprof_port: Option<u16>,
+    handle: ServerHandle,
+    _dir: TempDir,
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let res = self.get(path).await;
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("JSON body"))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop without waiting: the runtime of the test is going away.
+        drop(handle.stop(false));
+    }
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test profile with `overrides` (dotted-key-free env form, e.g. `APP__SERVER__MODE`).
+pub fn test_config(overrides: &[(&str, String)]) -> AppConfig {
+    let vars: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let loaded = goex_config::load_with_vars::<AppConfig>(
+        &manifest_dir().join("configs"),
+        Profile::Test,
+        vars,
+    )
+    .expect("test config loads");
+    loaded
+        .settings
+        .check(Profile::Test)
+        .expect("test config is valid");
+    loaded.settings
+}
+
+/// The application on the embedded default (a fresh SQLite file).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// The application with extra overrides, on a free port and a fresh SQLite file.
+pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut overrides = vec![
+        ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0".to_owned()),
+        (
+            "APP__SQLITE__PATH",
+            dir.path().join("app.db").display().to_string(),
+        ),
+        ("APP__SERVER__HTTP__WORKERS", "2".to_owned()),
+    ];
+    overrides.extend(extra.iter().cloned());
+    let config = test_config(&overrides);
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let app = Application::build(&config, Profile::Test, &logger)
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let module = app.module();
+    let handle = app.handle();
+    let pprof_port = app.pprof_port();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        module,
+        client: reqwest::Client::new(),
+        pprof_port,
+        handle,
+        _dir: dir,
+    }
+}
+
+/// The MariaDB server address from `scripts/services.sh up` (`APP__MYSQL__DSN`), or `None` with
+/// the reason printed. Under `make test` (`GOEX_REQUIRE_SERVICES=1`) a missing server fails.
+pub fn mysql_server_dsn() -> Option<String> {
+    match std::env::var("APP__MYSQL__DSN") {
+        Ok(dsn) if !dsn.is_empty() => Some(dsn),
+        _ => {
+            let why = "APP__MYSQL__DSN is not set: start MariaDB with `eval \"$(scripts/services.sh up)\"`";
+            assert!(std::env::var_os("GOEX_REQUIRE_SERVICES").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// A fresh database on the MariaDB server; returns its DSN.
+pub async fn fresh_mysql_database(server_dsn: &str) -> String {
+    let name = format!(
+        "go_example_t{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    );
+    let mut conn = AsyncMysqlConnection::establish(server_dsn)
+        .await
+        .expect("connect to MariaDB");
+    conn.batch_execute(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+        .await
+        .expect("create database");
+    let base = server_dsn.rsplit_once('/').map_or(server_dsn, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// The test binary's path.
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_go_example"))
+}
+
+/// A user row through the repository (the registration feature comes later).
+pub async fn seed_user(app: &TestApp, username: &str) -> i64 {
+    use go_example::model::user::NewUser;
+    use go_example::repository::mysql::user::UserRepository;
+    use shaku::HasComponent;
+    let users: &dyn UserRepository = app.module.resolve_ref();
+    users
+        .create(NewUser {
+            username,
+            password_hash: "$argon2id$placeholder",
+            gender: 1,
+        })
+        .await
+        .expect("seed user")
+        .id
+}
+
+/// Asserts the unified envelope with `code`, returning its message.
+pub fn assert_envelope(body: &Value, code: &str) -> String {
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "envelope code in {body}");
+    assert_eq!(error["level"], "1", "toast level in {body}");
+    for key in ["popup_title", "popup_content"] {
+        assert!(error[key].is_string(), "{key} missing in {body}");
+    }
+    error["message"].as_str().expect("message").to_owned()
+}

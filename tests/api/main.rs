@@ -1,0 +1,13 @@
+//! Integration tests: the real application on a free port, against a fresh SQLite file or a
+//! fresh MariaDB database (started by `scripts/services.sh`), asserted on status, body and rows.
+//! One binary, so the crate links once.
+
+mod helpers;
+
+mod config;
+mod errors;
+mod hello;
+mod mysql;
+mod pprof;
+mod shutdown;
+mod validation;
