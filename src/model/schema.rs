@@ -1,6 +1,4 @@
-// @generated automatically by Diesel CLI (`diesel print-schema` against migrations/mysql).
-// The same table definition is valid for the SQLite migrations: both use signed BIGINT ids,
-// VARCHAR/TEXT strings, SMALLINT and TIMESTAMP columns.
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     users (id) {

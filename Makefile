@@ -1,0 +1,47 @@
+# go_example-rs: the commands users run. `make help` lists them.
+SHELL := /bin/bash
+# Build artefacts live outside the clone so fresh clones (and CI) reuse one warm cache.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/go_example-rs/target
+BIN := $(CARGO_TARGET_DIR)/debug/go_example
+
+.DEFAULT_GOAL := help
+.PHONY: help http migrate test lint fmt clippy nextest postman diesel-check bench services-up services-down
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+http: ## run the HTTP app on the embedded default (SQLite, no external service) on :8080
+	cargo run --bin go_example -- http
+
+migrate: ## diesel migration run against DATABASE_URL (MySQL); installs diesel_cli if missing
+	@test -n "$$DATABASE_URL" || { echo 'set DATABASE_URL=mysql://user:pass@host:port/db (or: eval "$$(scripts/services.sh up)"; export DATABASE_URL=$$APP__MYSQL__DSN)'; exit 2; }
+	scripts/diesel-cli.sh migration run
+
+test: ## fmt check + clippy + every test against real servers + newman; starts and stops the servers
+	scripts/test.sh
+
+lint: fmt clippy ## fmt check and clippy
+
+fmt:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+nextest: ## the Rust tests only (servers must be up: eval "$$(scripts/services.sh up)")
+	cargo nextest run --workspace
+
+postman: ## run the Postman collection with newman against the embedded default
+	scripts/postman.sh
+
+diesel-check: ## `diesel migration run` + `redo` against a fresh MariaDB database; schema.rs unchanged
+	scripts/diesel-check.sh
+
+bench: ## release benchmarks: /hello vs bare actix-web vs gin, start-up time, idle RSS
+	bench/run.sh
+
+services-up: ## start MariaDB on loopback (prints export lines: eval "$$(make -s services-up)")
+	@scripts/services.sh up
+
+services-down: ## stop the servers and delete their data
+	@scripts/services.sh down

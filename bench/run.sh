@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make bench`: builds release binaries (go_example, a bare actix-web hello, the gin hello of the
+# original) and runs bench/run.py, which measures them side by side in one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/go_example-rs/target}
+CACHE=${GOEX_CACHE_DIR:-$HOME/.cache/go_example-rs}
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v go >/dev/null || missing+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/gin-gonic/gin ] || missing+=(golang-github-gin-gonic-gin-dev)
+command -v taskset >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench: installing ${missing[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
+    || { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+fi
+
+echo "bench: building release binaries" >&2
+cargo build --release --quiet --bin go_example --bin bench-bare-actix
+mkdir -p "$CACHE/gin"
+# GOPATH mode against Debian's packaged gin sources: no module download.
+(cd bench/gin && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$CACHE/gin/cache" \
+  go build -o "$CACHE/gin/gin-hello" main.go)
+
+exec python3 bench/run.py \
+  --stack "$CARGO_TARGET_DIR/release/go_example" \
+  --bare "$CARGO_TARGET_DIR/release/bench-bare-actix" \
+  --gin "$CACHE/gin/gin-hello" "$@"

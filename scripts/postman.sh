@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make postman`: runs the Postman collection with newman against the app on the embedded
+# default (debug profile, fresh SQLite file, free port), then stops the app with SIGTERM and
+# checks it exited cleanly. Installs newman from npm into a cache folder on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=${CARGO_TARGET_DIR:-target}
+CACHE=${GOEX_CACHE_DIR:-$HOME/.cache/go_example-rs}
+NEWMAN="$CACHE/newman/node_modules/.bin/newman"
+BIN="$TARGET/debug/go_example"
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "postman: npm is missing; installing Debian's npm" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm >&2
+fi
+if [ ! -x "$NEWMAN" ]; then
+  echo "postman: installing newman (npm) into $CACHE/newman" >&2
+  mkdir -p "$CACHE/newman"
+  npm install --silent --no-audit --no-fund --prefix "$CACHE/newman" newman@6 >&2
+fi
+
+cargo build --quiet --bin go_example
+work=$(mktemp -d)
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+APP__SERVER__HTTP__ADDR="127.0.0.1:$port" \
+APP__SQLITE__PATH="$work/postman.db" \
+APP__PPROF__ENABLED=false \
+APP__LOG__FILE__ENABLED=false \
+APP__LOG__LEVEL=info \
+  "$BIN" http --env debug >"$work/app.log" 2>&1 &
+pid=$!
+cleanup() { kill -TERM "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { echo "postman: the app died:" >&2; cat "$work/app.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+status=0
+"$NEWMAN" run assets/postman/go_example.postman_collection.json \
+  -e assets/postman/go_example.postman_environment.json \
+  --env-var "baseUrl=http://127.0.0.1:$port" --color off --reporters cli || status=$?
+
+kill -TERM "$pid"
+if ! wait "$pid"; then echo "postman: the app did not exit cleanly on SIGTERM" >&2; status=1; fi
+trap 'rm -rf "$work"' EXIT
+exit $status

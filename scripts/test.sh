@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: formatting, clippy, every Rust test against real servers (started here and
+# stopped on exit), the Postman collection through newman, and the diesel CLI migrations.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/go_example-rs/target}
+
+step() { echo; echo "==> $*"; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "starting test servers (scripts/services.sh up)"
+trap 'step "stopping test servers"; scripts/services.sh down' EXIT
+eval "$(scripts/services.sh up)"
+# A test that finds its server missing fails here instead of skipping.
+export GOEX_REQUIRE_SERVICES=1
+
+step "cargo nextest run"
+cargo nextest run --workspace --no-fail-fast
+
+step "newman (Postman collection)"
+scripts/postman.sh
+
+step "diesel CLI migrations against MariaDB"
+scripts/diesel-check.sh
