@@ -19,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "bench: building release binaries" >&2
-cargo build --release --quiet --bin go_example --bin bench-bare-actix
+cargo build --release --quiet -p go_example -p bench-bare-actix --bins
 mkdir -p "$CACHE/gin"
 # GOPATH mode against Debian's packaged gin sources: no module download.
 (cd bench/gin && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$CACHE/gin/cache" \

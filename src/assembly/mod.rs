@@ -4,7 +4,6 @@
 pub mod infra;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use shaku::module;
 
@@ -39,9 +38,6 @@ module! {
     }
 }
 
-/// How long `/readyz` waits for each dependency.
-const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Builds the module from config and the built clients.
 pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
     Arc::new(
@@ -59,7 +55,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 mode: config.server.mode.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
-                timeout: READINESS_TIMEOUT.min(config.database.acquire_timeout),
+                timeout: config.server.readiness_timeout,
             })
             .build(),
     )

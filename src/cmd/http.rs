@@ -72,12 +72,7 @@ impl Application {
         slog::info!(logger, "http server listening"; "addr" => format!("{}:{port}", addr.ip()));
 
         let pprof = if config.pprof.enabled && !profile.is_releasing() {
-            let addr = parse_addr(&config.pprof.addr).map_err(anyhow::Error::msg)?;
-            let listener =
-                TcpListener::bind(addr).with_context(|| format!("binding pprof.addr {addr}"))?;
-            let port = listener.local_addr()?.port();
-            slog::info!(logger, "profiling listener"; "addr" => format!("{}:{port}", addr.ip()));
-            Some((server::pprof::serve(listener, &config.pprof)?, port))
+            start_pprof(config, logger)?
         } else {
             None
         };
@@ -139,6 +134,22 @@ impl Application {
         result.context("server task")?.context("server")?;
         Ok(())
     }
+}
+
+/// Binds the profiling listener. A port that is taken is logged and skipped, as the original
+/// did: profiling is a convenience and must not keep the application from starting.
+fn start_pprof(config: &AppConfig, logger: &Logger) -> anyhow::Result<Option<(Server, u16)>> {
+    let addr = parse_addr(&config.pprof.addr).map_err(anyhow::Error::msg)?;
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            slog::warn!(logger, "profiling listener not started"; "addr" => addr.to_string(), "error" => %e);
+            return Ok(None);
+        }
+    };
+    let port = listener.local_addr()?.port();
+    slog::info!(logger, "profiling listener"; "addr" => format!("{}:{port}", addr.ip()));
+    Ok(Some((server::pprof::serve(listener, &config.pprof)?, port)))
 }
 
 /// Completes on the first SIGINT or SIGTERM.

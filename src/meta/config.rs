@@ -43,6 +43,9 @@ pub struct ServerConfig {
     /// Serve `/debug/*` helper routes (a slow route for shutdown tests, a panicking route).
     /// Must be off in prod; the loader refuses it there.
     pub debug_routes: bool,
+    /// How long `/readyz` waits for each dependency before reporting it down.
+    #[serde(with = "humantime_serde")]
+    pub readiness_timeout: Duration,
     /// The HTTP application.
     pub http: HttpConfig,
 }
