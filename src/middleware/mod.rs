@@ -1,7 +1,8 @@
-//! HTTP middleware, outermost first: request id, access log, error envelope, panic catcher.
-//! (Authentication middleware joins here with the auth feature.)
+//! HTTP middleware. `lifecycle` is the one layer every request passes; the other files hold the
+//! pieces it is made of. (Authentication middleware joins here with the auth feature.)
 
 pub mod access_log;
 pub mod catch_panic;
 pub mod error_envelope;
+pub mod lifecycle;
 pub mod request_id;

@@ -5,17 +5,14 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Condition;
 use actix_web::{App, HttpServer, web};
 use slog::Logger;
 
 use crate::assembly::AppModule;
 use crate::controller::{self, extract::BodyLimit};
 use crate::meta::config::HttpConfig;
-use crate::middleware::access_log::AccessLog;
-use crate::middleware::catch_panic::CatchPanic;
-use crate::middleware::error_envelope::ErrorEnvelope;
-use crate::middleware::request_id::{RequestIdGenerator, RequestIdMiddleware};
+use crate::middleware::lifecycle::RequestLifecycle;
+use crate::middleware::request_id::RequestIdGenerator;
 use crate::service::error::ServiceError;
 
 /// Registers every route of the HTTP app (the original's `httpServer.Register`).
@@ -64,10 +61,7 @@ pub fn serve(
             )
             .configure(|cfg| routes(cfg, debug_routes))
             .default_service(web::to(controller::fallback::no_route))
-            .wrap(CatchPanic)
-            .wrap(ErrorEnvelope::new(&logger))
-            .wrap(Condition::new(access_log, AccessLog::new(&logger)))
-            .wrap(RequestIdMiddleware::new(ids.clone()))
+            .wrap(RequestLifecycle::new(&logger, access_log, ids.clone()))
     })
     .disable_signals()
     .shutdown_timeout(http.shutdown_timeout.as_secs_f64().ceil() as u64)

@@ -1,13 +1,17 @@
 //! Structured logging with slog: console plus a size-rotated file (the original's zap +
-//! lumberjack settings), text or JSON lines, written off the request path by `slog-async`.
+//! lumberjack settings), text or JSON lines, written off the request path in large chunks by a
+//! writer thread (`sink`), formatted without per-record allocation (`format`).
 //!
 //! Crates that log through `log` (actix) or `tracing` with its `log` feature (tonic, h2, hyper)
 //! reach the same sinks through `slog-stdlog`; no tracing subscriber is installed beside it.
 
+mod format;
+mod sink;
+
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use chrono::Duration;
 use file_rotate::compression::Compression;
 use file_rotate::suffix::{AppendTimestamp, FileLimit, SuffixScheme, TimestampSuffix};
 use file_rotate::{ContentLimit, FileRotate};
@@ -24,9 +28,12 @@ pub struct Settings {
     pub format: Format,
     /// Whether to write to standard output.
     pub console: bool,
-    /// Records buffered between the application and the writer thread; when full, records are
-    /// dropped and the number dropped is reported, so logging never blocks a request.
-    pub channel_size: usize,
+    /// Bytes of formatted records held for the writer thread; when full, records are dropped and
+    /// the number dropped is reported, so logging never blocks a request.
+    pub buffer_size: usize,
+    /// How often the writer thread hands buffered records to the sinks.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
     /// The rotated file sink.
     pub file: FileSettings,
 }
@@ -103,6 +110,12 @@ pub enum Format {
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
+    /// The writer thread could not be started.
+    #[error("cannot start the log writer thread: {source}")]
+    Thread {
+        /// The operating system's error.
+        source: io::Error,
+    },
     /// The log file's folder could not be created or the file opened.
     #[error("cannot open log file {path}: {source}")]
     File {
@@ -117,9 +130,9 @@ pub enum LoggingError {
 /// thread. Dropping it flushes what is buffered.
 pub struct Logging {
     logger: Logger,
-    // Order matters: the scope guard goes first, then the async guard joins the writer thread.
+    // Order matters: the scope guard goes first, then the writer flushes and joins its thread.
     _scope: Option<slog_scope::GlobalLoggerGuard>,
-    _writer: Option<slog_async::AsyncGuard>,
+    _writer: Option<sink::Writer>,
 }
 
 impl Logging {
@@ -147,40 +160,20 @@ impl Logging {
 /// # Errors
 /// The file sink is enabled and its file cannot be opened.
 pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging, LoggingError> {
-    let mut drains: Vec<Box<dyn Drain<Ok = (), Err = io::Error> + Send>> = Vec::new();
+    let mut sinks: Vec<Box<dyn io::Write + Send>> = Vec::new();
     if settings.console {
-        drains.push(match settings.format {
-            Format::Json => Box::new(json_drain(io::stdout())),
-            Format::Text => {
-                let decorator = slog_term::TermDecorator::new().stdout().build();
-                Box::new(
-                    slog_term::FullFormat::new(decorator)
-                        .use_original_order()
-                        .build(),
-                )
-            }
-        });
+        sinks.push(Box::new(io::stdout()));
     }
     if settings.file.enabled {
-        let writer = rotating_file(&settings.file)?;
-        drains.push(match settings.format {
-            Format::Json => Box::new(json_drain(writer)),
-            Format::Text => {
-                let decorator = slog_term::PlainDecorator::new(writer);
-                Box::new(
-                    slog_term::FullFormat::new(decorator)
-                        .use_original_order()
-                        .build(),
-                )
-            }
-        });
+        sinks.push(Box::new(rotating_file(&settings.file)?));
     }
-    let fanout = Fanout(drains).fuse();
-    let (drain, guard) = slog_async::Async::new(fanout)
-        .chan_size(settings.channel_size.max(16))
-        .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
-        .thread_name("log-writer".into())
-        .build_with_guard();
+    let (drain, writer) = sink::start(
+        settings.format,
+        settings.buffer_size.max(64 * 1024),
+        settings.flush_interval.max(Duration::from_millis(1)),
+        sinks,
+    )
+    .map_err(|source| LoggingError::Thread { source })?;
     let drain = drain.filter_level(settings.level.slog()).fuse();
     let logger = Logger::root(drain, o!("app" => app, "env" => env.to_owned()));
 
@@ -190,33 +183,8 @@ pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging
     Ok(Logging {
         logger,
         _scope: Some(scope),
-        _writer: Some(guard),
+        _writer: Some(writer),
     })
-}
-
-fn json_drain<W: io::Write + Send + 'static>(w: W) -> impl Drain<Ok = (), Err = io::Error> + Send {
-    slog_json::Json::new(w)
-        .set_newlines(true)
-        .add_default_keys()
-        .build()
-}
-
-/// Writes every record to each sink; the first error is returned after all were tried.
-struct Fanout(Vec<Box<dyn Drain<Ok = (), Err = io::Error> + Send>>);
-
-impl Drain for Fanout {
-    type Ok = ();
-    type Err = io::Error;
-
-    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> Result<(), io::Error> {
-        let mut first_error = None;
-        for drain in &self.0 {
-            if let Err(e) = drain.log(record, values) {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
 }
 
 /// Opens the rotated file sink, creating its folder.
@@ -270,7 +238,7 @@ impl BackupsAndAge {
         let age = if max_age_days == 0 {
             FileLimit::Unlimited
         } else {
-            FileLimit::Age(Duration::days(i64::from(max_age_days)))
+            FileLimit::Age(chrono::Duration::days(i64::from(max_age_days)))
         };
         Self {
             by_count: AppendTimestamp::default(count),
@@ -354,7 +322,8 @@ mod tests {
             level: Level::Debug,
             format: Format::Json,
             console: false,
-            channel_size: 128,
+            buffer_size: 1 << 20,
+            flush_interval: Duration::from_millis(50),
             file: file_settings(dir.path()),
         };
         {
@@ -366,6 +335,7 @@ mod tests {
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first["msg"], "hello from slog");
         assert_eq!(first["level"], "INFO");
+        assert_eq!(first["app"], "test");
         assert!(text.contains("\"user_id\":7"), "{text}");
         assert!(text.contains("hello from log"), "{text}");
     }

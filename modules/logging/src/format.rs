@@ -1,0 +1,299 @@
+//! Record formatting straight into the shared buffer: no per-record allocation for the common
+//! value types (strings, integers, booleans), a timestamp prefix cached per second.
+
+use std::fmt::{self, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use slog::{KV, Key, OwnedKVList, Record, Serializer};
+
+use crate::Format;
+
+/// Caches the `YYYY-MM-DDTHH:MM:SS` part of the timestamp for the current second.
+#[derive(Default)]
+pub(crate) struct Clock {
+    second: u64,
+    prefix: [u8; 19],
+}
+
+impl Clock {
+    /// Appends `2026-11-24T04:20:09.165Z`.
+    fn write_now(&mut self, out: &mut Vec<u8>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = now.as_secs();
+        if secs != self.second || self.prefix[0] == 0 {
+            self.second = secs;
+            self.prefix = civil(secs);
+        }
+        out.extend_from_slice(&self.prefix);
+        let millis = now.subsec_millis();
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+            b'Z',
+        ]);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) for Unix seconds (Howard Hinnant's days-to-civil algorithm).
+fn civil(secs: u64) -> [u8; 19] {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    let mut out = [0u8; 19];
+    let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}");
+    out.copy_from_slice(&text.as_bytes()[..19]);
+    out
+}
+
+fn level_name(level: slog::Level) -> &'static str {
+    match level {
+        slog::Level::Critical => "CRIT",
+        slog::Level::Error => "ERROR",
+        slog::Level::Warning => "WARN",
+        slog::Level::Info => "INFO",
+        slog::Level::Debug => "DEBUG",
+        slog::Level::Trace => "TRACE",
+    }
+}
+
+/// Appends one record, newline-terminated.
+pub(crate) fn write_record(
+    out: &mut Vec<u8>,
+    clock: &mut Clock,
+    format: Format,
+    record: &Record<'_>,
+    values: &OwnedKVList,
+) {
+    match format {
+        Format::Json => {
+            out.extend_from_slice(b"{\"ts\":\"");
+            clock.write_now(out);
+            out.extend_from_slice(b"\",\"level\":\"");
+            out.extend_from_slice(level_name(record.level()).as_bytes());
+            out.extend_from_slice(b"\",\"msg\":");
+            json_str_args(out, record.msg());
+            let mut ser = JsonFields { out };
+            let _ = record.kv().serialize(record, &mut ser);
+            let _ = values.serialize(record, &mut ser);
+            ser.out.extend_from_slice(b"}\n");
+        }
+        Format::Text => {
+            clock.write_now(out);
+            out.push(b' ');
+            out.extend_from_slice(level_name(record.level()).as_bytes());
+            out.push(b' ');
+            let _ = write!(Bytes(out), "{}", record.msg());
+            let mut ser = TextFields { out };
+            let _ = record.kv().serialize(record, &mut ser);
+            let _ = values.serialize(record, &mut ser);
+            ser.out.push(b'\n');
+        }
+    }
+}
+
+/// `fmt::Write` over a byte vector.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Escapes into JSON string syntax, quotes included.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            let _ = write!(Bytes(out), "\\u{b:04x}");
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn json_str_args(out: &mut Vec<u8>, args: &fmt::Arguments<'_>) {
+    match args.as_str() {
+        Some(s) => json_str(out, s),
+        None => json_str(out, &args.to_string()),
+    }
+}
+
+struct JsonFields<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl JsonFields<'_> {
+    fn key(&mut self, key: Key) {
+        self.out.push(b',');
+        json_str(self.out, key);
+        self.out.push(b':');
+    }
+
+    fn number(&mut self, key: Key, n: impl itoa::Integer) {
+        self.key(key);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
+impl Serializer for JsonFields<'_> {
+    fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments<'_>) -> slog::Result {
+        self.key(key);
+        json_str_args(self.out, val);
+        Ok(())
+    }
+    fn emit_str(&mut self, key: Key, val: &str) -> slog::Result {
+        self.key(key);
+        json_str(self.out, val);
+        Ok(())
+    }
+    fn emit_bool(&mut self, key: Key, val: bool) -> slog::Result {
+        self.key(key);
+        self.out
+            .extend_from_slice(if val { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn emit_unit(&mut self, key: Key) -> slog::Result {
+        self.key(key);
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn emit_none(&mut self, key: Key) -> slog::Result {
+        self.emit_unit(key)
+    }
+    fn emit_u8(&mut self, key: Key, val: u8) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_u16(&mut self, key: Key, val: u16) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_u32(&mut self, key: Key, val: u32) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_u64(&mut self, key: Key, val: u64) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_usize(&mut self, key: Key, val: usize) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_i8(&mut self, key: Key, val: i8) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_i16(&mut self, key: Key, val: i16) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_i32(&mut self, key: Key, val: i32) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_i64(&mut self, key: Key, val: i64) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+    fn emit_isize(&mut self, key: Key, val: isize) -> slog::Result {
+        self.number(key, val);
+        Ok(())
+    }
+}
+
+struct TextFields<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl TextFields<'_> {
+    fn key(&mut self, key: Key) {
+        self.out.extend_from_slice(b", ");
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b": ");
+    }
+}
+
+impl Serializer for TextFields<'_> {
+    fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments<'_>) -> slog::Result {
+        self.key(key);
+        let _ = write!(Bytes(self.out), "{val}");
+        Ok(())
+    }
+    fn emit_str(&mut self, key: Key, val: &str) -> slog::Result {
+        self.key(key);
+        self.out.extend_from_slice(val.as_bytes());
+        Ok(())
+    }
+    fn emit_u16(&mut self, key: Key, val: u16) -> slog::Result {
+        self.key(key);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(val).as_bytes());
+        Ok(())
+    }
+    fn emit_u64(&mut self, key: Key, val: u64) -> slog::Result {
+        self.key(key);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(val).as_bytes());
+        Ok(())
+    }
+    fn emit_i64(&mut self, key: Key, val: i64) -> slog::Result {
+        self.key(key);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(val).as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(&civil(0), b"1970-01-01T00:00:00");
+        assert_eq!(&civil(951_782_400), b"2000-02-29T00:00:00");
+        assert_eq!(&civil(1_795_495_209), b"2026-11-24T04:40:09");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = Vec::new();
+        json_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\nd\\u0001é\""
+        );
+    }
+}
