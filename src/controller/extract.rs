@@ -83,22 +83,25 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedBody<T> 
 }
 
 fn parse_json<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ServiceError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let reason = inner.to_string();
-        field_error(&path, &reason)
-    })?;
-    validate(value)
+    bind(&mut serde_json::Deserializer::from_slice(body))
 }
 
 fn parse_form<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ServiceError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(body));
+    bind(serde_urlencoded::Deserializer::new(form_urlencoded::parse(
+        body,
+    )))
+}
+
+/// Deserialises with the path of the failing field tracked, then validates.
+fn bind<'de, T, D>(de: D) -> Result<T, ServiceError>
+where
+    T: DeserializeOwned + Validate,
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let reason = e.into_inner().to_string();
-        field_error(&path, &reason)
+        field_error(&path, &e.into_inner().to_string())
     })?;
     validate(value)
 }

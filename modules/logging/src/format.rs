@@ -148,6 +148,16 @@ fn json_str_args(out: &mut Vec<u8>, args: &fmt::Arguments<'_>) {
     }
 }
 
+/// Integer emitters without going through `fmt`.
+macro_rules! json_numbers {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        $(fn $name(&mut self, key: Key, val: $ty) -> slog::Result {
+            self.number(key, val);
+            Ok(())
+        })*
+    };
+}
+
 struct JsonFields<'a> {
     out: &'a mut Vec<u8>,
 }
@@ -191,45 +201,9 @@ impl Serializer for JsonFields<'_> {
     fn emit_none(&mut self, key: Key) -> slog::Result {
         self.emit_unit(key)
     }
-    fn emit_u8(&mut self, key: Key, val: u8) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_u16(&mut self, key: Key, val: u16) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_u32(&mut self, key: Key, val: u32) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_u64(&mut self, key: Key, val: u64) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_usize(&mut self, key: Key, val: usize) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_i8(&mut self, key: Key, val: i8) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_i16(&mut self, key: Key, val: i16) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_i32(&mut self, key: Key, val: i32) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_i64(&mut self, key: Key, val: i64) -> slog::Result {
-        self.number(key, val);
-        Ok(())
-    }
-    fn emit_isize(&mut self, key: Key, val: isize) -> slog::Result {
-        self.number(key, val);
-        Ok(())
+    json_numbers! {
+        emit_u8: u8, emit_u16: u16, emit_u32: u32, emit_u64: u64, emit_usize: usize,
+        emit_i8: i8, emit_i16: i16, emit_i32: i32, emit_i64: i64, emit_isize: isize,
     }
 }
 

@@ -330,6 +330,9 @@ mod tests {
             let logging = init(&settings, "test", "test").unwrap();
             slog::info!(logging.logger(), "hello from slog"; "user_id" => 7);
             log::info!("hello from log");
+            // tonic, h2 and hyper log through `tracing`; with no subscriber installed its `log`
+            // feature forwards the event to `log`, and so to the same sinks.
+            tracing::warn!(peer = "10.0.0.1", "hello from tracing");
         }
         let text = std::fs::read_to_string(dir.path().join("logs/app.log")).unwrap();
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
@@ -338,5 +341,6 @@ mod tests {
         assert_eq!(first["app"], "test");
         assert!(text.contains("\"user_id\":7"), "{text}");
         assert!(text.contains("hello from log"), "{text}");
+        assert!(text.contains("hello from tracing"), "{text}");
     }
 }
