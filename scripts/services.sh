@@ -12,7 +12,12 @@ set -euo pipefail
 
 BASE=${GOEX_SERVICES_DIR:-${TMPDIR:-/tmp}/go_example-services}
 MYSQL_PORT=${GOEX_MYSQL_PORT:-13306}
+MYSQL_REPLICA_PORT=${GOEX_MYSQL_REPLICA_PORT:-13307}
 MYSQL_DB=go_example
+# The application's account: no SUPER / READ_ONLY ADMIN, so `read_only` stops it on the replica
+# (a write applied on a replica breaks GTID replication).
+APP_USER=app
+APP_PASS=apppass
 
 log() { echo "services: $*" >&2; }
 
@@ -48,7 +53,7 @@ wait_gone() { # pidfile
   kill -9 "$pid" 2>/dev/null || true
 }
 
-# ---------------------------------------------------------------- MariaDB (single)
+# ---------------------------------------------------------------- MariaDB (primary + replica)
 mysql_dir() { echo "$BASE/mariadb-$1"; }
 
 mysql_client() { # port, sql...
@@ -56,8 +61,8 @@ mysql_client() { # port, sql...
   mariadb --no-defaults -h127.0.0.1 -P"$port" -uroot "$@"
 }
 
-mysql_up() { # name port server_id
-  local name=$1 port=$2 id=$3 dir
+mysql_up() { # name port server_id [replica]
+  local name=$1 port=$2 id=$3 role=${4:-primary} dir
   dir=$(mysql_dir "$name")
   if alive "$dir/mariadb.pid" && mysql_client "$port" -e 'SELECT 1' >/dev/null 2>&1; then
     log "mariadb $name already up on 127.0.0.1:$port"
@@ -80,6 +85,7 @@ binlog-format=ROW
 gtid-strict-mode=1
 log-slave-updates=1
 innodb-buffer-pool-size=64M
+read-only=$([ "$role" = replica ] && echo 1 || echo 0)
 skip-name-resolve
 character-set-server=utf8mb4
 collation-server=utf8mb4_general_ci
@@ -96,7 +102,14 @@ EOF
     sleep 0.1
   done
   mysql_client "$port" -e 'SELECT 1' >/dev/null 2>&1 || { log "mariadb $name did not start:"; tail -20 "$dir/error.log" >&2; exit 1; }
-  mysql_client "$port" -e "CREATE DATABASE IF NOT EXISTS $MYSQL_DB CHARACTER SET utf8mb4" 
+  if [ "$role" = primary ]; then
+    mysql_client "$port" -e "CREATE DATABASE IF NOT EXISTS $MYSQL_DB CHARACTER SET utf8mb4;
+      CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'repl';
+      GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
+      CREATE USER IF NOT EXISTS '$APP_USER'@'%' IDENTIFIED BY '$APP_PASS';
+      GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES,
+            CREATE TEMPORARY TABLES, LOCK TABLES ON *.* TO '$APP_USER'@'%';"
+  fi
   log "mariadb $name up on 127.0.0.1:$port"
 }
 
@@ -110,30 +123,64 @@ mysql_down() { # name port
   fi
 }
 
+# Points the replica at the primary (GTID, slave_pos) once, and waits until it has caught up.
+replication_up() {
+  local running
+  running=$(mysql_client "$MYSQL_REPLICA_PORT" -N -e "SHOW SLAVE STATUS" | awk -F'\t' '{print $11 $12}')
+  if [ "$running" != "YesYes" ]; then
+    mysql_client "$MYSQL_REPLICA_PORT" -e "STOP SLAVE;
+      CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$MYSQL_PORT, MASTER_USER='repl',
+        MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+      START SLAVE;"
+  fi
+  for _ in $(seq 1 100); do
+    [ "$(mysql_client "$MYSQL_REPLICA_PORT" -N -e "SELECT COUNT(*) FROM mysql.user WHERE user='$APP_USER'")" = 1 ] && break
+    sleep 0.1
+  done
+  log "replication primary :$MYSQL_PORT -> replica :$MYSQL_REPLICA_PORT running"
+}
+
 # ---------------------------------------------------------------- commands
 up() {
   ensure_packages mariadbd mariadb-server mariadb mariadb-client
   mkdir -p "$BASE"
   mysql_up primary "$MYSQL_PORT" 1
+  mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica
+  replication_up
   cat <<EOF
 export APP__MYSQL__DSN='mysql://root@127.0.0.1:$MYSQL_PORT/$MYSQL_DB'
+export APP__MYSQL__REPLICAS__0__DSN='mysql://$APP_USER:$APP_PASS@127.0.0.1:$MYSQL_REPLICA_PORT/$MYSQL_DB'
 export GOEX_SERVICES_DIR='$BASE'
 EOF
 }
 
 down() {
+  mysql_down replica
   mysql_down primary
   rm -rf "$BASE"
   log "data removed ($BASE)"
 }
 
 status() {
-  if alive "$(mysql_dir primary)/mariadb.pid"; then echo "mariadb primary: up on 127.0.0.1:$MYSQL_PORT"; else echo "mariadb primary: down"; fi
+  for node in primary:$MYSQL_PORT replica:$MYSQL_REPLICA_PORT; do
+    if alive "$(mysql_dir "${node%%:*}")/mariadb.pid"; then echo "mariadb ${node%%:*}: up on 127.0.0.1:${node##*:}"
+    else echo "mariadb ${node%%:*}: down"; fi
+  done
+}
+
+# One server, for failure tests: `stop mysql-replica`, `start mysql-replica`.
+one() { # stop|start name
+  case "$2" in
+    mysql-replica)
+      if [ "$1" = stop ]; then mysql_down replica; else mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica; fi ;;
+    *) echo "unknown server $2 (mysql-replica)" >&2; exit 2 ;;
+  esac
 }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  stop|start) one "$1" "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|stop NAME|start NAME" >&2; exit 2 ;;
 esac

@@ -65,6 +65,7 @@ impl Application {
             listener,
             &config.server.http,
             config.server.debug_routes,
+            config.read_your_writes_enabled(),
             served,
             logger,
         )

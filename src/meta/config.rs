@@ -112,6 +112,13 @@ impl AppConfig {
         Ok(loaded)
     }
 
+    /// Whether requests run as read-your-writes sessions: MySQL with replicas and a window.
+    pub fn read_your_writes_enabled(&self) -> bool {
+        self.database.driver == goex_database::Driver::Mysql
+            && !self.mysql.replicas.is_empty()
+            && !self.mysql.read_your_writes.is_zero()
+    }
+
     /// Semantic checks serde cannot express.
     ///
     /// # Errors

@@ -1,7 +1,9 @@
 //! The one middleware every request passes: it gives the request its id (`request_id`), catches
 //! a panicking handler (`catch_panic`), turns every error into the unified envelope in the
 //! client's language and logs it once (`error_envelope`), echoes the id on the response, and
-//! writes the access record (`access_log`).
+//! writes the access record (`access_log`). When read-your-writes is on, the request runs as a
+//! database session (`X-Session-Id`, else the request id), so its reads follow its writes to
+//! the primary.
 //!
 //! One layer instead of four: each layer costs a boxed future per request, and the whole stack
 //! is held to 90 % of a bare actix-web server's throughput (docs/benchmarks.md).
@@ -24,22 +26,32 @@ use slog::Logger;
 use crate::middleware::access_log;
 use crate::middleware::catch_panic::panic_error;
 use crate::middleware::error_envelope::OutgoingError;
-use crate::middleware::request_id::{REQUEST_ID_HEADER, RequestIdGenerator};
+use crate::middleware::request_id::{
+    REQUEST_ID_HEADER, RequestIdGenerator, SESSION_ID_HEADER, acceptable,
+};
 
 /// The middleware factory.
 #[derive(Clone)]
 pub struct RequestLifecycle {
     logger: Logger,
     access_log: bool,
+    sessions: bool,
     ids: Arc<RequestIdGenerator>,
 }
 
 impl RequestLifecycle {
-    /// Errors (and, when `access_log`, access records) go to `logger`; ids come from `ids`.
-    pub fn new(logger: &Logger, access_log: bool, ids: Arc<RequestIdGenerator>) -> Self {
+    /// Errors (and, when `access_log`, access records) go to `logger`; ids come from `ids`;
+    /// `sessions` runs each request as a read-your-writes session.
+    pub fn new(
+        logger: &Logger,
+        access_log: bool,
+        sessions: bool,
+        ids: Arc<RequestIdGenerator>,
+    ) -> Self {
         Self {
             logger: logger.clone(),
             access_log,
+            sessions,
             ids,
         }
     }
@@ -91,7 +103,19 @@ where
         // reference-counted clones).
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        let fut = AssertUnwindSafe(self.service.call(req)).catch_unwind();
+        let session = factory.sessions.then(|| {
+            let header = req
+                .headers()
+                .get(&SESSION_ID_HEADER)
+                .filter(|v| acceptable(v));
+            Arc::<str>::from(header.unwrap_or(&id).to_str().unwrap_or("-"))
+        });
+        let call = self.service.call(req);
+        let fut: LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>> = match session {
+            Some(key) => Box::pin(goex_database::session::scope(key, call)),
+            None => Box::pin(call),
+        };
+        let fut = AssertUnwindSafe(fut).catch_unwind();
         Box::pin(async move {
             let outcome = match fut.await {
                 Ok(result) => result,

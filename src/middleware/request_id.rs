@@ -8,6 +8,9 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 /// The header name.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A client's session key for read-your-writes (same rules as request ids).
+pub const SESSION_ID_HEADER: HeaderName = HeaderName::from_static("x-session-id");
+
 /// Longest client-supplied id accepted; longer (or non-token) ids are replaced.
 const MAX_CLIENT_ID_LEN: usize = 128;
 
@@ -72,7 +75,7 @@ impl Default for RequestIdGenerator {
 }
 
 /// At most 128 characters of letters, digits and `-_.:`: safe to log and to echo.
-fn acceptable(v: &HeaderValue) -> bool {
+pub fn acceptable(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_CLIENT_ID_LEN

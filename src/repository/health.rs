@@ -7,22 +7,28 @@ use async_trait::async_trait;
 use shaku::{Component, Interface};
 
 use crate::repository::client::DatabaseClient;
-use crate::repository::error::RepoError;
 
-/// Pings each dependency by name.
-#[async_trait]
-pub trait DependencyProbe: Interface {
-    /// The dependency names this probe checks, in report order.
-    fn names(&self) -> Vec<&'static str>;
-
-    /// Pings `name`, bounded by `timeout`.
-    ///
-    /// # Errors
-    /// [`RepoError::Unavailable`] when it does not answer in time.
-    async fn ping(&self, name: &'static str, timeout: Duration) -> Result<(), RepoError>;
+/// One dependency's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DependencyStatus {
+    /// Its name: `database`, or `database_replica:<host:port>`.
+    pub name: String,
+    /// Whether it answered.
+    pub up: bool,
+    /// Whether the service is unready without it (a replica is not: reads fall back).
+    pub critical: bool,
+    /// The failure, for the log.
+    pub error: Option<String>,
 }
 
-/// [`DependencyProbe`] over the database (the in-process cache cannot be down).
+/// Checks every configured dependency.
+#[async_trait]
+pub trait DependencyProbe: Interface {
+    /// Pings the dependencies, each bounded by `timeout`, in report order.
+    async fn check(&self, timeout: Duration) -> Vec<DependencyStatus>;
+}
+
+/// [`DependencyProbe`] over the clients (the in-process cache cannot be down).
 #[derive(Component)]
 #[shaku(interface = DependencyProbe)]
 pub struct ClientProbe {
@@ -30,31 +36,37 @@ pub struct ClientProbe {
     db: Arc<dyn DatabaseClient>,
 }
 
+/// The name of the primary database in reports and in 503 answers.
+pub const DATABASE: &str = "database";
+
 #[async_trait]
 impl DependencyProbe for ClientProbe {
-    fn names(&self) -> Vec<&'static str> {
-        vec!["database"]
-    }
-
-    async fn ping(&self, name: &'static str, timeout: Duration) -> Result<(), RepoError> {
-        let result = match name {
-            "database" => tokio::time::timeout(timeout, self.db.database().ping()).await,
-            other => {
-                return Err(RepoError::Internal(
-                    format!("unknown dependency {other}").into(),
-                ));
-            }
+    async fn check(&self, timeout: Duration) -> Vec<DependencyStatus> {
+        let db = self.db.database();
+        let error = match tokio::time::timeout(timeout, db.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {timeout:?}")),
         };
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(RepoError::Unavailable {
-                dependency: name,
-                source: Box::new(e),
-            }),
-            Err(_) => Err(RepoError::Unavailable {
-                dependency: name,
-                source: format!("no answer within {timeout:?}").into(),
-            }),
-        }
+        let mut out = vec![DependencyStatus {
+            name: DATABASE.into(),
+            up: error.is_none(),
+            critical: true,
+            error,
+        }];
+        // Replicas are pinged by the database's own health check; report what it found.
+        out.extend(
+            db.node_stats()
+                .into_iter()
+                .filter(|n| n.label != "primary")
+                .map(|n| DependencyStatus {
+                    name: format!("database_replica:{}", n.label),
+                    up: n.healthy,
+                    critical: false,
+                    error: (!n.healthy)
+                        .then(|| "out of rotation; reads use the primary".to_owned()),
+                }),
+        );
+        out
     }
 }

@@ -33,6 +33,7 @@ pub fn serve(
     listener: TcpListener,
     http: &HttpConfig,
     debug_routes: bool,
+    read_your_writes: bool,
     module: Arc<AppModule>,
     logger: &Logger,
 ) -> std::io::Result<Server> {
@@ -61,7 +62,12 @@ pub fn serve(
             )
             .configure(|cfg| routes(cfg, debug_routes))
             .default_service(web::to(controller::fallback::no_route))
-            .wrap(RequestLifecycle::new(&logger, access_log, ids.clone()))
+            .wrap(RequestLifecycle::new(
+                &logger,
+                access_log,
+                read_your_writes,
+                ids.clone(),
+            ))
     })
     .disable_signals()
     .shutdown_timeout(http.shutdown_timeout.as_secs_f64().ceil() as u64)

@@ -8,26 +8,25 @@ use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, Interface};
 
-use crate::repository::error::RepoError;
-use crate::repository::health::DependencyProbe;
+use crate::repository::health::{DATABASE, DependencyProbe};
 use crate::service::error::ServiceError;
 
 /// The readiness report: every configured dependency by name.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Readiness {
-    /// `ready`.
+    /// `ready`, or `degraded` when a non-critical dependency (a replica) is down.
     pub status: &'static str,
-    /// `up` for each dependency.
-    pub checks: BTreeMap<&'static str, &'static str>,
+    /// `up` or `down` for each dependency.
+    pub checks: BTreeMap<String, &'static str>,
 }
 
 /// Health checks.
 #[async_trait]
 pub trait HealthService: Interface {
-    /// Pings every dependency concurrently.
+    /// Checks every dependency.
     ///
     /// # Errors
-    /// [`ServiceError::Unavailable`] naming the first dependency (in report order) that is down.
+    /// [`ServiceError::Unavailable`] naming the first critical dependency that is down.
     async fn readiness(&self) -> Result<Readiness, ServiceError>;
 }
 
@@ -41,28 +40,31 @@ pub struct HealthServiceImpl {
     timeout: Duration,
 }
 
+/// Names of critical dependencies as the error carries them.
+fn static_name(name: &str) -> &'static str {
+    match name {
+        DATABASE => DATABASE,
+        _ => "dependency",
+    }
+}
+
 #[async_trait]
 impl HealthService for HealthServiceImpl {
     async fn readiness(&self) -> Result<Readiness, ServiceError> {
-        let names = self.probe.names();
-        let results = futures_util::future::join_all(
-            names.iter().map(|name| self.probe.ping(name, self.timeout)),
-        )
-        .await;
-        let mut checks = BTreeMap::new();
-        for (name, result) in names.into_iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    checks.insert(name, "up");
-                }
-                Err(RepoError::Unavailable { dependency, source }) => {
-                    return Err(ServiceError::Unavailable { dependency, source });
-                }
-                Err(other) => return Err(other.into()),
-            }
+        let statuses = self.probe.check(self.timeout).await;
+        if let Some(down) = statuses.iter().find(|s| s.critical && !s.up) {
+            return Err(ServiceError::Unavailable {
+                dependency: static_name(&down.name),
+                source: down.error.clone().unwrap_or_default().into(),
+            });
         }
+        let degraded = statuses.iter().any(|s| !s.up);
+        let checks = statuses
+            .into_iter()
+            .map(|s| (s.name, if s.up { "up" } else { "down" }))
+            .collect();
         Ok(Readiness {
-            status: "ready",
+            status: if degraded { "degraded" } else { "ready" },
             checks,
         })
     }

@@ -141,6 +141,48 @@ pub async fn fresh_mysql_database(server_dsn: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// The replica the services script started (`APP__MYSQL__REPLICAS__0__DSN`), or `None` with
+/// the reason printed (a failure under `make test`).
+pub fn mysql_replica_dsn() -> Option<String> {
+    match std::env::var("APP__MYSQL__REPLICAS__0__DSN") {
+        Ok(dsn) if !dsn.is_empty() => Some(dsn),
+        _ => {
+            let why = "APP__MYSQL__REPLICAS__0__DSN is not set: start the replica with `eval \"$(scripts/services.sh up)\"`";
+            assert!(std::env::var_os("GOEX_REQUIRE_SERVICES").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// `dsn` pointing at database `name` instead.
+pub fn with_database(dsn: &str, name: &str) -> String {
+    let base = dsn.rsplit_once('/').map_or(dsn, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// Runs `scripts/services.sh <args>` (stop/start a server for failure tests).
+pub fn services(args: &[&str]) {
+    let status = std::process::Command::new(manifest_dir().join("scripts/services.sh"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run scripts/services.sh");
+    assert!(status.success(), "scripts/services.sh {args:?}");
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes; returns whether it held.
+pub async fn eventually(limit: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    check().await
+}
+
 /// The test binary's path.
 pub fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_go_example"))

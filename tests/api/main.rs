@@ -9,5 +9,6 @@ mod errors;
 mod hello;
 mod mysql;
 mod pprof;
+mod replica;
 mod shutdown;
 mod validation;

@@ -217,27 +217,36 @@ pub fn load_with_vars<T: DeserializeOwned>(
 
 /// Maps `SERVER`, `HTTP`, `ADDR` onto the file's own spelling (`server.http.addr`, or
 /// `cacheKeys.userInfo` for camelCase keys): environment variable names are upper case, YAML keys
-/// are not. Segments the file does not have are lower-cased, and the typed struct then rejects or
-/// accepts them.
+/// are not. A numeric segment indexes a list: `APP__MYSQL__REPLICAS__0__DSN` sets
+/// `mysql.replicas[0].dsn`, creating the entry if the file has fewer. Segments the file does not
+/// have are lower-cased, and the typed struct then rejects or accepts them.
 fn resolve_key(tree: &BTreeMap<String, Value>, segments: &[&str]) -> String {
-    let mut table = Some(tree.clone());
-    let mut out = Vec::with_capacity(segments.len());
+    let mut current: Option<ValueKind> = Some(ValueKind::Table(tree.clone().into_iter().collect()));
+    let mut out: Vec<String> = Vec::with_capacity(segments.len());
     for seg in segments {
-        let found = table
-            .as_ref()
-            .and_then(|t| t.iter().find(|(k, _)| k.eq_ignore_ascii_case(seg)))
-            .map(|(k, v)| (k.clone(), v.clone()));
+        if let (Ok(index), Some(last)) = (seg.parse::<usize>(), out.last_mut()) {
+            last.push_str(&format!("[{index}]"));
+            current = match current {
+                Some(ValueKind::Array(items)) => items.into_iter().nth(index).map(|v| v.kind),
+                _ => None,
+            };
+            continue;
+        }
+        let found = match &current {
+            Some(ValueKind::Table(t)) => t
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(seg))
+                .map(|(k, v)| (k.clone(), v.kind.clone())),
+            _ => None,
+        };
         match found {
-            Some((k, v)) => {
+            Some((k, kind)) => {
                 out.push(k);
-                table = match v.kind {
-                    ValueKind::Table(t) => Some(t.into_iter().collect()),
-                    _ => None,
-                };
+                current = Some(kind);
             }
             None => {
                 out.push(seg.to_ascii_lowercase());
-                table = None;
+                current = None;
             }
         }
     }
@@ -306,6 +315,38 @@ mod tests {
         assert_eq!(loaded.settings.server.workers, 2);
         assert_eq!(loaded.settings.cache_keys["userInfo"], "user:{}");
         assert_eq!(loaded.overrides.len(), 2);
+    }
+
+    #[test]
+    fn numeric_segments_index_lists() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Node {
+            dsn: String,
+            #[serde(default)]
+            weight: u32,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Lists {
+            replicas: Vec<Node>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "replicas:\n  - dsn: a\n    weight: 1\n");
+        let loaded: Loaded<Lists> = load_with_vars(
+            dir.path(),
+            Profile::Test,
+            vars(&[
+                ("APP__REPLICAS__0__WEIGHT", "3"),
+                ("APP__REPLICAS__1__DSN", "b"),
+            ]),
+        )
+        .unwrap();
+        let r = &loaded.settings.replicas;
+        assert_eq!(
+            (r.len(), r[0].dsn.as_str(), r[0].weight, r[1].dsn.as_str()),
+            (2, "a", 3, "b")
+        );
     }
 
     #[test]

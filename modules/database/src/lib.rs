@@ -4,6 +4,15 @@
 //! Pools are built lazily (a database that is down does not stop the process; requests that need
 //! it fail fast with [`DbError::Unavailable`]) and carry the original's xorm knobs: `max_open`,
 //! `max_idle`, `max_lifetime` and SQL logging when `is_debug` is on.
+//!
+//! MySQL can run as a group (the original's xorm `EngineGroup`): writes on the primary, reads on
+//! replicas by policy, with health checks, fallback to the primary and read-your-writes
+//! ([`group`], [`session`]).
+
+pub mod group;
+pub mod session;
+
+use std::sync::Arc;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +55,10 @@ pub struct DatabaseSettings {
     /// Longest wait for a free pooled connection before the request fails with 503.
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
+    /// Longest a statement may run before the request fails with 503 (a hung server must not
+    /// hang requests).
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
 }
 
 /// The `sqlite` section.
@@ -82,6 +95,32 @@ pub struct MysqlSettings {
     pub connect_timeout: Duration,
     /// Log every SQL statement at debug level (xorm `ShowSQL`).
     pub is_debug: bool,
+    /// Read replicas; empty means a single node. `mysql.dsn` is the primary.
+    pub replicas: Vec<ReplicaSettings>,
+    /// How reads are spread over healthy replicas.
+    pub read_policy: group::ReadPolicy,
+    /// How often replicas are pinged; a failing one leaves the rotation until it answers again.
+    #[serde(with = "humantime_serde")]
+    pub health_check_interval: Duration,
+    /// After a session writes, its reads stay on the primary this long (0 = off).
+    #[serde(with = "humantime_serde")]
+    pub read_your_writes: Duration,
+}
+
+/// One read replica (`mysql.replicas[]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaSettings {
+    /// Its DSN. Use an account without write privileges: a write applied on a replica breaks
+    /// GTID replication.
+    pub dsn: SecretString,
+    /// Share of reads under the `weighted` policy.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Errors of this crate.
@@ -102,6 +141,15 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether a read that failed so on a replica should be retried on the primary: the node
+    /// was unreachable or the server refused the statement (e.g. a replica behind on DDL).
+    pub fn is_node_failure(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unavailable(_) | DbError::Query(diesel::result::Error::DatabaseError(..))
+        )
+    }
+
     /// Whether the error means the database could not be reached (as opposed to a bad query).
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -130,30 +178,98 @@ pub enum DbPool {
     Sqlite(Pool<SqliteAsync>),
 }
 
-/// The database client handed to repositories: a cheap clone of the pool.
+/// The database client handed to repositories: a cheap clone of the pools.
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,
+    replicas: Option<group::SharedSet>,
+    recent_writes: Option<Arc<session::RecentWrites>>,
+    query_timeout: Duration,
+    logger: Logger,
 }
 
-/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend is configured.
-/// The body is compiled once per backend, so the same diesel DSL serves MySQL and SQLite.
-/// Evaluates to `Result<T, DbError>` where the body yields `Result<T, diesel::result::Error>`.
+/// Runs `$body` with `$conn` bound to a pooled connection of the primary (or the only node),
+/// without marking the session: pings, migrations, reads that must see the latest data.
+/// Writes use [`with_write_connection!`], reads [`with_read_connection!`]. The body is compiled
+/// once per backend, so the same diesel DSL serves MySQL and SQLite; it yields
+/// `Result<T, diesel::result::Error>` and the macro `Result<T, DbError>`, bounded by
+/// `database.query_timeout`.
 #[macro_export]
 macro_rules! with_connection {
-    ($db:expr, |$conn:ident| $body:expr) => {
-        match $db.pool() {
+    ($db:expr, |$conn:ident| $body:expr) => {{
+        let db: &$crate::Database = &$db;
+        $crate::__on_pool!(db, db.pool(), |$conn| $body)
+    }};
+}
+
+/// [`with_connection!`] for writes and transactions: on the primary, and the current session
+/// (see [`session`]) then reads from the primary for `mysql.read_your_writes`.
+#[macro_export]
+macro_rules! with_write_connection {
+    ($db:expr, |$conn:ident| $body:expr) => {{
+        let db: &$crate::Database = &$db;
+        let result = $crate::__on_pool!(db, db.pool(), |$conn| $body);
+        if result.is_ok() {
+            db.note_write();
+        }
+        result
+    }};
+}
+
+/// [`with_connection!`] for reads: on a healthy replica chosen by `mysql.read_policy`, else on
+/// the primary. A read that fails on a replica is retried once on the primary and the replica
+/// leaves the rotation, so a replica going down fails no request.
+#[macro_export]
+macro_rules! with_read_connection {
+    ($db:expr, |$conn:ident| $body:expr) => {{
+        let db: &$crate::Database = &$db;
+        match db.pick_replica() {
+            Some(replica) => {
+                let in_flight = replica.begin_read();
+                let first = match replica.pool().get().await {
+                    Ok(mut guard) => {
+                        let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
+                        db.bounded(async { $body.map_err($crate::DbError::from) })
+                            .await
+                    }
+                    Err(e) => Err($crate::DbError::from(e)),
+                };
+                drop(in_flight);
+                match first {
+                    Err(e) if e.is_node_failure() => {
+                        db.replica_failed(replica, &e);
+                        db.note_primary_read();
+                        $crate::__on_pool!(db, db.pool(), |$conn| $body)
+                    }
+                    other => other,
+                }
+            }
+            None => {
+                db.note_primary_read();
+                $crate::__on_pool!(db, db.pool(), |$conn| $body)
+            }
+        }
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __on_pool {
+    ($db:expr, $pool:expr, |$conn:ident| $body:expr) => {
+        match $pool {
             $crate::DbPool::Mysql(pool) => match pool.get().await {
                 Ok(mut guard) => {
                     let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
-                    $body.map_err($crate::DbError::from)
+                    $db.bounded(async { $body.map_err($crate::DbError::from) })
+                        .await
                 }
                 Err(e) => Err($crate::DbError::from(e)),
             },
             $crate::DbPool::Sqlite(pool) => match pool.get().await {
                 Ok(mut guard) => {
                     let $conn: &mut $crate::SqliteAsync = &mut guard;
-                    $body.map_err($crate::DbError::from)
+                    $db.bounded(async { $body.map_err($crate::DbError::from) })
+                        .await
                 }
                 Err(e) => Err($crate::DbError::from(e)),
             },
@@ -178,11 +294,99 @@ impl Database {
         mysql: &MysqlSettings,
         logger: &Logger,
     ) -> Result<Database, DbError> {
-        let pool = match settings.driver {
-            Driver::Sqlite => DbPool::Sqlite(sqlite_pool(settings, sqlite, logger)?),
-            Driver::Mysql => DbPool::Mysql(mysql_pool(settings, mysql, logger)?),
+        let (pool, replicas) = match settings.driver {
+            Driver::Sqlite => (DbPool::Sqlite(sqlite_pool(settings, sqlite, logger)?), None),
+            Driver::Mysql => {
+                let primary = mysql_pool(settings, mysql, mysql.dsn.expose_secret(), logger)?;
+                let mut nodes = Vec::with_capacity(mysql.replicas.len());
+                for replica in &mysql.replicas {
+                    let dsn = replica.dsn.expose_secret();
+                    let pool = mysql_pool(settings, mysql, dsn, logger)?;
+                    nodes.push(group::Replica::new(node_label(dsn), pool, replica.weight));
+                }
+                let set = (!nodes.is_empty())
+                    .then(|| Arc::new(group::ReplicaSet::new(nodes, mysql.read_policy)));
+                if let Some(set) = &set {
+                    group::spawn_health_checks(
+                        Arc::downgrade(set),
+                        mysql.health_check_interval.max(Duration::from_millis(50)),
+                        mysql.connect_timeout,
+                        logger.new(slog::o!("db" => "mysql")),
+                    );
+                }
+                (DbPool::Mysql(primary), set)
+            }
         };
-        Ok(Database { pool })
+        let recent_writes = replicas
+            .as_ref()
+            .and_then(|_| session::RecentWrites::new(mysql.read_your_writes))
+            .map(Arc::new);
+        Ok(Database {
+            pool,
+            replicas,
+            recent_writes,
+            query_timeout: settings.query_timeout,
+            logger: logger.clone(),
+        })
+    }
+
+    /// A healthy replica for the next read, or `None` to read from the primary (no replicas,
+    /// none healthy, or the session wrote within the read-your-writes window).
+    #[doc(hidden)]
+    pub fn pick_replica(&self) -> Option<&group::Replica> {
+        let set = self.replicas.as_ref()?;
+        if self.recent_writes.as_ref().is_some_and(|r| r.pinned()) {
+            return None;
+        }
+        set.pick()
+    }
+
+    #[doc(hidden)]
+    pub fn replica_failed(&self, replica: &group::Replica, error: &DbError) {
+        if let Some(set) = &self.replicas {
+            set.mark_failed(replica, &self.logger, error);
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn note_write(&self) {
+        if let Some(r) = &self.recent_writes {
+            r.wrote();
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn note_primary_read(&self) {
+        if let Some(set) = &self.replicas {
+            set.primary_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Runs a statement within `database.query_timeout`.
+    ///
+    /// # Errors
+    /// [`DbError::Unavailable`] when it takes longer.
+    #[doc(hidden)]
+    pub async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        match tokio::time::timeout(self.query_timeout, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(DbError::Unavailable(format!(
+                "no answer within {:?}",
+                self.query_timeout
+            ))),
+        }
+    }
+
+    /// Reads served per node and their health (empty without replicas).
+    pub fn node_stats(&self) -> Vec<group::NodeStats> {
+        self.replicas
+            .as_ref()
+            .map(|s| s.stats())
+            .unwrap_or_default()
     }
 
     /// The pool, for [`with_connection!`].
@@ -246,11 +450,14 @@ impl Database {
         }
     }
 
-    /// Closes the pool: waiting requests fail, idle connections are dropped.
+    /// Closes the pools: waiting requests fail, idle connections are dropped.
     pub fn close(&self) {
         match &self.pool {
             DbPool::Mysql(p) => p.close(),
             DbPool::Sqlite(p) => p.close(),
+        }
+        for replica in self.replicas.iter().flat_map(|s| s.replicas.iter()) {
+            replica.pool.close();
         }
     }
 }
@@ -304,9 +511,10 @@ fn sqlite_pool(
 fn mysql_pool(
     settings: &DatabaseSettings,
     mysql: &MysqlSettings,
+    dsn: &str,
     logger: &Logger,
 ) -> Result<Pool<AsyncMysqlConnection>, DbError> {
-    let url = mysql_url(mysql.dsn.expose_secret())?;
+    let url = mysql_url(dsn)?;
     let sql_log = mysql
         .is_debug
         .then(|| logger.new(slog::o!("db" => "mysql")));
@@ -382,6 +590,14 @@ pub fn mysql_url(dsn: &str) -> Result<String, DbError> {
     Ok(format!("mysql://{credentials}@{host}/{db}"))
 }
 
+/// `host:port` of a DSN, to name a node in logs and stats without its credentials.
+pub fn node_label(dsn: &str) -> String {
+    let url = mysql_url(dsn).unwrap_or_else(|_| dsn.to_owned());
+    let after_at = url.rsplit_once('@').map_or(url.as_str(), |(_, rest)| rest);
+    let after_scheme = after_at.strip_prefix("mysql://").unwrap_or(after_at);
+    after_scheme.split('/').next().unwrap_or("").to_owned()
+}
+
 /// A DSN with its password replaced, for logs and error messages.
 pub fn redact_dsn(dsn: &str) -> String {
     let url = mysql_url(dsn).unwrap_or_else(|_| dsn.to_owned());
@@ -431,5 +647,9 @@ mod tests {
         let r = redact_dsn("mysql://app:s3cret@db:3306/go_example");
         assert_eq!(r, "mysql://app:***@db:3306/go_example");
         assert!(!redact_dsn("app:s3cret@tcp(db:3306)/x").contains("s3cret"));
+        assert_eq!(
+            node_label("mysql://app:s3cret@db:3307/go_example"),
+            "db:3307"
+        );
     }
 }

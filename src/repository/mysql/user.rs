@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use goex_database::with_connection;
+use goex_database::{with_read_connection, with_write_connection};
 use shaku::{Component, Interface};
 
 use crate::model::schema::users;
@@ -47,7 +47,7 @@ pub struct DieselUserRepository {
 impl UserRepository for DieselUserRepository {
     async fn find(&self, id: i64) -> Result<Option<User>, RepoError> {
         let db = self.db.database();
-        let row = with_connection!(db, |conn| {
+        let row = with_read_connection!(db, |conn| {
             users::table
                 .find(id)
                 .select(User::as_select())
@@ -60,7 +60,7 @@ impl UserRepository for DieselUserRepository {
 
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, RepoError> {
         let db = self.db.database();
-        let row = with_connection!(db, |conn| {
+        let row = with_read_connection!(db, |conn| {
             users::table
                 .filter(users::username.eq(username))
                 .select(User::as_select())
@@ -73,8 +73,9 @@ impl UserRepository for DieselUserRepository {
 
     async fn create(&self, new: NewUser<'_>) -> Result<User, RepoError> {
         let db = self.db.database();
-        // MySQL has no RETURNING: insert, then read the row back by its unique name.
-        let row = with_connection!(db, |conn| {
+        // MySQL has no RETURNING: insert, then read the row back by its unique name, on the
+        // same primary connection.
+        let row = with_write_connection!(db, |conn| {
             match diesel::insert_into(users::table)
                 .values(&new)
                 .execute(conn)
