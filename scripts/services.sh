@@ -18,6 +18,8 @@ MYSQL_DB=go_example
 # (a write applied on a replica breaks GTID replication).
 APP_USER=app
 APP_PASS=apppass
+REDIS_PORT=${GOEX_REDIS_PORT:-16379}
+REDIS_CLUSTER_PORTS=${GOEX_REDIS_CLUSTER_PORTS:-"17000 17001 17002 17003 17004 17005"}
 
 log() { echo "services: $*" >&2; }
 
@@ -140,21 +142,92 @@ replication_up() {
   log "replication primary :$MYSQL_PORT -> replica :$MYSQL_REPLICA_PORT running"
 }
 
+# ---------------------------------------------------------------- Redis (single + 6-node Cluster)
+redis_dir() { echo "$BASE/redis-$1"; }
+
+redis_node_up() { # port [cluster]
+  local port=$1 cluster=${2:-} dir
+  dir=$(redis_dir "$port")
+  if alive "$dir/redis.pid" && redis-cli -p "$port" ping >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$dir"
+  wait_gone "$dir/redis.pid"
+  local args=(--port "$port" --bind 127.0.0.1 --dir "$dir" --pidfile "$dir/redis.pid"
+    --logfile "$dir/redis.log" --daemonize yes --appendonly no --save "" --protected-mode no
+    --repl-diskless-sync-delay 0)
+  if [ -n "$cluster" ]; then
+    args+=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000)
+  fi
+  redis-server "${args[@]}"
+  for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  log "redis on :$port did not start:"; tail -20 "$dir/redis.log" >&2; exit 1
+}
+
+redis_node_down() { # port
+  local dir
+  dir=$(redis_dir "$1")
+  if alive "$dir/redis.pid"; then
+    kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    wait_gone "$dir/redis.pid"
+  fi
+}
+
+redis_cluster_up() {
+  local addrs=() port first
+  for port in $REDIS_CLUSTER_PORTS; do redis_node_up "$port" cluster; addrs+=("127.0.0.1:$port"); done
+  first=${REDIS_CLUSTER_PORTS%% *}
+  if ! redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok'; then
+    if [ "$(redis-cli -p "$first" cluster info | awk -F: '/cluster_known_nodes/{print $2}' | tr -d '\r')" = 1 ]; then
+      redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
+    fi
+    for _ in $(seq 1 200); do
+      redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' && break
+      sleep 0.05
+    done
+  fi
+  # cluster_state:ok comes before the replicas are attached: wait for every replica's link.
+  for _ in $(seq 1 200); do
+    local pending=0
+    for port in $REDIS_CLUSTER_PORTS; do
+      if redis-cli -p "$port" info replication | grep -q 'role:slave'; then
+        redis-cli -p "$port" info replication | grep -q 'master_link_status:up' || pending=1
+      fi
+    done
+    [ $pending = 0 ] && break
+    sleep 0.05
+  done
+  log "redis cluster up on 127.0.0.1:${REDIS_CLUSTER_PORTS// /,}"
+}
+
+# The port of the master that serves slot 0 (where a failover test aims).
+redis_master_of_slot0() {
+  local first=${REDIS_CLUSTER_PORTS%% *}
+  redis-cli -p "$first" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && $9 ~ /^0-/ {split($2, a, "[:@]"); print a[2]}'
+}
+
 # ---------------------------------------------------------------- commands
 up() {
-  ensure_packages mariadbd mariadb-server mariadb mariadb-client
+  ensure_packages mariadbd mariadb-server mariadb mariadb-client redis-server redis-server redis-cli redis-tools
   mkdir -p "$BASE"
   mysql_up primary "$MYSQL_PORT" 1
   mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica
   replication_up
+  redis_node_up "$REDIS_PORT"
+  log "redis single up on 127.0.0.1:$REDIS_PORT"
+  redis_cluster_up
   cat <<EOF
 export APP__MYSQL__DSN='mysql://root@127.0.0.1:$MYSQL_PORT/$MYSQL_DB'
 export APP__MYSQL__REPLICAS__0__DSN='mysql://$APP_USER:$APP_PASS@127.0.0.1:$MYSQL_REPLICA_PORT/$MYSQL_DB'
+export APP__REDIS__ENABLED=true
+export APP__REDIS__MODE=single
+export APP__REDIS__ADDRS__0='127.0.0.1:$REDIS_PORT'
+export GOEX_REDIS_CLUSTER_ADDRS='$(for p in $REDIS_CLUSTER_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')'
 export GOEX_SERVICES_DIR='$BASE'
 EOF
 }
 
 down() {
+  local port
+  for port in $REDIS_PORT $REDIS_CLUSTER_PORTS; do redis_node_down "$port"; done
   mysql_down replica
   mysql_down primary
   rm -rf "$BASE"
@@ -166,14 +239,29 @@ status() {
     if alive "$(mysql_dir "${node%%:*}")/mariadb.pid"; then echo "mariadb ${node%%:*}: up on 127.0.0.1:${node##*:}"
     else echo "mariadb ${node%%:*}: down"; fi
   done
+  local port
+  for port in $REDIS_PORT $REDIS_CLUSTER_PORTS; do
+    if alive "$(redis_dir "$port")/redis.pid"; then echo "redis :$port: up"; else echo "redis :$port: down"; fi
+  done
 }
 
-# One server, for failure tests: `stop mysql-replica`, `start mysql-replica`.
-one() { # stop|start name
+# One server, for failure tests:
+#   stop|start mysql-replica
+#   stop redis-master          (the master of slot 0; prints its port)
+#   start redis-node PORT      (a restarted node rejoins as a replica)
+one() { # stop|start name [port]
   case "$2" in
     mysql-replica)
       if [ "$1" = stop ]; then mysql_down replica; else mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica; fi ;;
-    *) echo "unknown server $2 (mysql-replica)" >&2; exit 2 ;;
+    redis-master)
+      local port
+      port=$(redis_master_of_slot0)
+      [ -n "$port" ] || { log "no master serves slot 0"; exit 1; }
+      redis_node_down "$port"
+      echo "$port" ;;
+    redis-node)
+      redis_node_up "${3:?port}" cluster ;;
+    *) echo "unknown server $2 (mysql-replica, redis-master, redis-node PORT)" >&2; exit 2 ;;
   esac
 }
 
@@ -181,6 +269,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  stop|start) one "$1" "${2:-}" ;;
+  stop|start) one "$1" "${2:-}" "${3:-}" ;;
   *) echo "usage: $0 up|down|status|stop NAME|start NAME" >&2; exit 2 ;;
 esac

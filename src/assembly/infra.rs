@@ -4,6 +4,7 @@
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use goex_cache::LocalCache;
 use goex_database::{Database, DbError};
+use goex_redis::{RedisClient, RedisError};
 use slog::Logger;
 
 use crate::meta::config::AppConfig;
@@ -19,6 +20,9 @@ pub enum InfraError {
     /// The database pool or its migrations failed.
     #[error("database: {0}")]
     Database(#[from] DbError),
+    /// The Redis settings are unusable.
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
 }
 
 /// Every client the module's components receive.
@@ -27,6 +31,8 @@ pub struct Infra {
     pub database: Database,
     /// The in-process cache.
     pub cache: LocalCache,
+    /// Redis, when `redis.enabled`.
+    pub redis: Option<RedisClient>,
 }
 
 impl Infra {
@@ -37,7 +43,16 @@ impl Infra {
     pub fn build(config: &AppConfig, logger: &Logger) -> Result<Infra, InfraError> {
         let database = Database::connect(&config.database, &config.sqlite, &config.mysql, logger)?;
         let cache = LocalCache::new(&config.cache);
-        Ok(Infra { database, cache })
+        let redis = config
+            .redis
+            .enabled
+            .then(|| RedisClient::new(&config.redis))
+            .transpose()?;
+        Ok(Infra {
+            database,
+            cache,
+            redis,
+        })
     }
 
     /// Applies pending migrations; returns the versions applied.
@@ -54,5 +69,8 @@ impl Infra {
     /// Closes pools (the wire cleanup functions).
     pub fn close(&self) {
         self.database.close();
+        if let Some(redis) = &self.redis {
+            redis.close();
+        }
     }
 }

@@ -15,7 +15,12 @@ use crate::repository::client::{
     CacheClientImpl, CacheClientImplParameters, DatabaseClientImpl, DatabaseClientImplParameters,
 };
 use crate::repository::health::ClientProbe;
+use crate::repository::kv::{
+    KeyValueClient, LocalKeyValueClient, RedisKeyValueClient, RedisKeyValueClientParameters,
+};
 use crate::repository::mysql::user::DieselUserRepository;
+use crate::repository::redis::token::KvTokenRepository;
+use crate::repository::redis::value::KvValueRepository;
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 
@@ -26,9 +31,10 @@ module! {
     pub AppModule {
         components = [
             // clients
-            DatabaseClientImpl, CacheClientImpl,
+            // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off)
+            DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient,
             // repositories
-            DieselUserRepository, MokaUserCache, ClientProbe,
+            DieselUserRepository, MokaUserCache, KvValueRepository, KvTokenRepository, ClientProbe,
             // services
             HelloServiceImpl, HealthServiceImpl,
             // controllers
@@ -40,8 +46,19 @@ module! {
 
 /// Builds the module from config and the built clients.
 pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
+    let builder = match &infra.redis {
+        Some(client) => AppModule::builder().with_component_parameters::<RedisKeyValueClient>(
+            RedisKeyValueClientParameters {
+                client: client.clone(),
+            },
+        ),
+        // The embedded default: the same repositories over an in-process store.
+        None => AppModule::builder().with_component_override::<dyn KeyValueClient>(Box::new(
+            LocalKeyValueClient::new(infra.cache.clone()),
+        )),
+    };
     Arc::new(
-        AppModule::builder()
+        builder
             .with_component_parameters::<DatabaseClientImpl>(DatabaseClientImplParameters {
                 db: infra.database.clone(),
             })
@@ -53,6 +70,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
                 mode: config.server.mode.clone(),
+                value_key: config.cache_keys.hello_value.key.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

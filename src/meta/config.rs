@@ -23,6 +23,8 @@ pub struct AppConfig {
     pub sqlite: goex_database::SqliteSettings,
     /// The MySQL server (the original's `mysql.*`).
     pub mysql: goex_database::MysqlSettings,
+    /// Redis, single or Cluster (the original's `redis.*`); off on the embedded default.
+    pub redis: goex_redis::Settings,
     /// The in-process cache.
     pub cache: goex_cache::Settings,
     /// Cache key families (the original's `cacheKeys.*`): pattern and TTL each.
@@ -82,6 +84,9 @@ pub struct CacheKeys {
     /// User rows cached by `/hello` (cache-aside in front of the database).
     #[serde(rename = "userInfo")]
     pub user_info: KeyFamily,
+    /// The value `/hello` reads from Redis (the original's `GetValue("aa")`).
+    #[serde(rename = "helloValue")]
+    pub hello_value: KeyFamily,
 }
 
 /// The `certs` section (the original's key list for JWT signing).

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use shaku::{Component, Interface};
 
 use crate::repository::client::DatabaseClient;
+use crate::repository::kv::{KeyValueClient, REDIS};
 
 /// One dependency's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,26 +35,40 @@ pub trait DependencyProbe: Interface {
 pub struct ClientProbe {
     #[shaku(inject)]
     db: Arc<dyn DatabaseClient>,
+    #[shaku(inject)]
+    kv: Arc<dyn KeyValueClient>,
 }
 
 /// The name of the primary database in reports and in 503 answers.
 pub const DATABASE: &str = "database";
 
+/// A critical dependency's status from one bounded ping.
+async fn ping<E: std::fmt::Display>(
+    name: &str,
+    timeout: Duration,
+    ping: impl Future<Output = Result<(), E>>,
+) -> DependencyStatus {
+    let error = match tokio::time::timeout(timeout, ping).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {timeout:?}")),
+    };
+    DependencyStatus {
+        name: name.to_owned(),
+        up: error.is_none(),
+        critical: true,
+        error,
+    }
+}
+
 #[async_trait]
 impl DependencyProbe for ClientProbe {
     async fn check(&self, timeout: Duration) -> Vec<DependencyStatus> {
         let db = self.db.database();
-        let error = match tokio::time::timeout(timeout, db.ping()).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("no answer within {timeout:?}")),
-        };
-        let mut out = vec![DependencyStatus {
-            name: DATABASE.into(),
-            up: error.is_none(),
-            critical: true,
-            error,
-        }];
+        let mut out = vec![ping(DATABASE, timeout, db.ping()).await];
+        if self.kv.backend() == REDIS {
+            out.push(ping(REDIS, timeout, self.kv.ping()).await);
+        }
         // Replicas are pinged by the database's own health check; report what it found.
         out.extend(
             db.node_stats()

@@ -5,4 +5,6 @@ pub mod cache;
 pub mod client;
 pub mod error;
 pub mod health;
+pub mod kv;
 pub mod mysql;
+pub mod redis;

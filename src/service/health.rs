@@ -9,6 +9,7 @@ use serde::Serialize;
 use shaku::{Component, Interface};
 
 use crate::repository::health::{DATABASE, DependencyProbe};
+use crate::repository::kv::REDIS;
 use crate::service::error::ServiceError;
 
 /// The readiness report: every configured dependency by name.
@@ -44,6 +45,7 @@ pub struct HealthServiceImpl {
 fn static_name(name: &str) -> &'static str {
     match name {
         DATABASE => DATABASE,
+        REDIS => REDIS,
         _ => "dependency",
     }
 }

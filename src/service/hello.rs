@@ -9,6 +9,7 @@ use shaku::{Component, Interface};
 
 use crate::repository::cache::user::UserCacheRepository;
 use crate::repository::mysql::user::UserRepository;
+use crate::repository::redis::value::ValueRepository;
 use crate::service::error::ServiceError;
 
 /// What `/hello` answers (the original's map, field for field).
@@ -20,6 +21,9 @@ pub struct Greeting {
     pub env: String,
     /// The user's name, empty when there is no such user (as in the original).
     pub user: String,
+    /// The value under `cacheKeys.helloValue.key` in Redis (or the in-process store), empty
+    /// when unset (the original's `GetValue("aa")`).
+    pub value: String,
 }
 
 /// The hello use case.
@@ -28,7 +32,8 @@ pub trait HelloService: Interface {
     /// Greets, naming user `id` when it exists.
     ///
     /// # Errors
-    /// [`ServiceError::Unavailable`] when the user is not cached and the database is down.
+    /// [`ServiceError::Unavailable`] when the user is not cached and the database is down, or
+    /// when Redis is down.
     async fn say_hello(&self, id: u64) -> Result<Greeting, ServiceError>;
 }
 
@@ -40,8 +45,12 @@ pub struct HelloServiceImpl {
     users: Arc<dyn UserRepository>,
     #[shaku(inject)]
     user_cache: Arc<dyn UserCacheRepository>,
+    #[shaku(inject)]
+    values: Arc<dyn ValueRepository>,
     /// `server.mode`, reported as `env`.
     mode: String,
+    /// `cacheKeys.helloValue.key`.
+    value_key: String,
 }
 
 #[async_trait]
@@ -60,10 +69,12 @@ impl HelloService for HelloServiceImpl {
                 },
             },
         };
+        let value = self.values.get(&self.value_key).await?.unwrap_or_default();
         Ok(Greeting {
             hello: "world，rust".to_owned(),
             env: self.mode.clone(),
             user,
+            value,
         })
     }
 }

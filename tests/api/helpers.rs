@@ -155,6 +155,44 @@ pub fn mysql_replica_dsn() -> Option<String> {
     }
 }
 
+/// A server address the services script exported, or `None` with the reason printed (a failure
+/// under `make test`).
+pub fn service_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            let why = format!(
+                "{var} is not set: start the servers with `eval \"$(scripts/services.sh up)\"`"
+            );
+            assert!(std::env::var_os("GOEX_REQUIRE_SERVICES").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// Overrides that put the app on Redis in `mode` with comma-separated `addrs`.
+pub fn redis_overrides(mode: &str, addrs: &str) -> Vec<(&'static str, String)> {
+    const KEYS: [&str; 6] = [
+        "APP__REDIS__ADDRS__0",
+        "APP__REDIS__ADDRS__1",
+        "APP__REDIS__ADDRS__2",
+        "APP__REDIS__ADDRS__3",
+        "APP__REDIS__ADDRS__4",
+        "APP__REDIS__ADDRS__5",
+    ];
+    let mut out = vec![
+        ("APP__REDIS__ENABLED", "true".to_owned()),
+        ("APP__REDIS__MODE", mode.to_owned()),
+    ];
+    out.extend(
+        KEYS.iter()
+            .zip(addrs.split(','))
+            .map(|(k, a)| (*k, a.to_owned())),
+    );
+    out
+}
+
 /// `dsn` pointing at database `name` instead.
 pub fn with_database(dsn: &str, name: &str) -> String {
     let base = dsn.rsplit_once('/').map_or(dsn, |(b, _)| b);

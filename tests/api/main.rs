@@ -9,6 +9,8 @@ mod errors;
 mod hello;
 mod mysql;
 mod pprof;
+mod redis;
+mod redis_cluster;
 mod replica;
 mod shutdown;
 mod validation;

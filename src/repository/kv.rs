@@ -1,0 +1,210 @@
+//! The key-value client the Redis repositories use: Redis (single or Cluster) when `redis.enabled`,
+//! else an in-process store with the same semantics, so the embedded default needs no server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use goex_cache::LocalCache;
+use goex_redis::{RedisClient, RedisError, cmd, pipe};
+use shaku::{Component, Interface};
+
+use crate::repository::error::RepoError;
+
+/// The dependency name in errors and `/readyz`.
+pub const REDIS: &str = "redis";
+
+/// Strings and hashes with expiry: the subset of Redis the repositories use.
+#[async_trait]
+pub trait KeyValueClient: Interface {
+    /// `redis` or `in-process`.
+    fn backend(&self) -> &'static str;
+    /// `GET key`.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the store does not answer in time.
+    async fn get(&self, key: &str) -> Result<Option<String>, RepoError>;
+    /// `SET key value [EX ttl]` (no expiry when `ttl` is zero).
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), RepoError>;
+    /// `DEL key`.
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn delete(&self, key: &str) -> Result<(), RepoError>;
+    /// `HSET key f v ...` then `EXPIRE key ttl`, atomically.
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn hash_set(
+        &self,
+        key: &str,
+        fields: &[(&str, &str)],
+        ttl: Duration,
+    ) -> Result<(), RepoError>;
+    /// `HGETALL key` (empty when absent).
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError>;
+    /// `PING`.
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn ping(&self) -> Result<(), RepoError>;
+}
+
+fn repo_error(e: RedisError) -> RepoError {
+    match e {
+        RedisError::Unavailable(_) => RepoError::Unavailable {
+            dependency: REDIS,
+            source: Box::new(e),
+        },
+        other => RepoError::Internal(Box::new(other)),
+    }
+}
+
+/// [`KeyValueClient`] over Redis.
+#[derive(Component)]
+#[shaku(interface = KeyValueClient)]
+pub struct RedisKeyValueClient {
+    client: RedisClient,
+}
+
+#[async_trait]
+impl KeyValueClient for RedisKeyValueClient {
+    fn backend(&self) -> &'static str {
+        REDIS
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, RepoError> {
+        self.client
+            .query(cmd("GET").arg(key))
+            .await
+            .map_err(repo_error)
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), RepoError> {
+        let mut c = cmd("SET");
+        c.arg(key).arg(value);
+        if !ttl.is_zero() {
+            c.arg("PX").arg(ttl.as_millis() as u64);
+        }
+        self.client.query::<()>(&c).await.map_err(repo_error)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), RepoError> {
+        self.client
+            .query::<()>(cmd("DEL").arg(key))
+            .await
+            .map_err(repo_error)
+    }
+
+    async fn hash_set(
+        &self,
+        key: &str,
+        fields: &[(&str, &str)],
+        ttl: Duration,
+    ) -> Result<(), RepoError> {
+        let mut p = pipe();
+        p.atomic().cmd("HSET").arg(key).arg(fields).ignore();
+        if !ttl.is_zero() {
+            p.cmd("PEXPIRE")
+                .arg(key)
+                .arg(ttl.as_millis() as u64)
+                .ignore();
+        }
+        self.client
+            .query_pipeline::<()>(&p)
+            .await
+            .map_err(repo_error)
+    }
+
+    async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError> {
+        self.client
+            .query(cmd("HGETALL").arg(key))
+            .await
+            .map_err(repo_error)
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        self.client.ping().await.map_err(repo_error)
+    }
+}
+
+/// [`KeyValueClient`] in process (the embedded default), over the moka cache.
+#[derive(Component)]
+#[shaku(interface = KeyValueClient)]
+pub struct LocalKeyValueClient {
+    cache: LocalCache,
+}
+
+/// Entries without expiry live a long time, not forever: the cache is bounded anyway.
+const NO_EXPIRY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+fn ttl_or_forever(ttl: Duration) -> Duration {
+    if ttl.is_zero() { NO_EXPIRY } else { ttl }
+}
+
+#[async_trait]
+impl KeyValueClient for LocalKeyValueClient {
+    fn backend(&self) -> &'static str {
+        "in-process"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, RepoError> {
+        Ok(self.cache.get_raw::<Arc<str>>(key).map(|v| v.to_string()))
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), RepoError> {
+        self.cache
+            .insert_raw(key, Arc::<str>::from(value), ttl_or_forever(ttl));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), RepoError> {
+        self.cache.invalidate_raw(key);
+        Ok(())
+    }
+
+    async fn hash_set(
+        &self,
+        key: &str,
+        fields: &[(&str, &str)],
+        ttl: Duration,
+    ) -> Result<(), RepoError> {
+        let mut hash = self
+            .cache
+            .get_raw::<Arc<HashMap<String, String>>>(key)
+            .map(|h| (*h).clone())
+            .unwrap_or_default();
+        for (f, v) in fields {
+            hash.insert((*f).to_owned(), (*v).to_owned());
+        }
+        self.cache
+            .insert_raw(key, Arc::new(hash), ttl_or_forever(ttl));
+        Ok(())
+    }
+
+    async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError> {
+        Ok(self
+            .cache
+            .get_raw::<Arc<HashMap<String, String>>>(key)
+            .map(|h| (*h).clone())
+            .unwrap_or_default())
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        Ok(())
+    }
+}
+
+impl LocalKeyValueClient {
+    /// The in-process client over `cache` (assembly overrides the Redis one with it).
+    pub fn new(cache: LocalCache) -> Self {
+        Self { cache }
+    }
+}

@@ -1,0 +1,4 @@
+//! Repositories over Redis (or the in-process key-value store on the embedded default).
+
+pub mod token;
+pub mod value;
