@@ -18,6 +18,9 @@ MYSQL_DB=go_example
 # (a write applied on a replica breaks GTID replication).
 APP_USER=app
 APP_PASS=apppass
+MONGO_PORT=${GOEX_MONGO_PORT:-27117}
+# The venv outlives the data folder: pip runs once per machine, not once per `up`.
+MONGO_VENV=${GOEX_CACHE_DIR:-$HOME/.cache/go_example-rs}/mongo-venv
 REDIS_PORT=${GOEX_REDIS_PORT:-16379}
 REDIS_CLUSTER_PORTS=${GOEX_REDIS_CLUSTER_PORTS:-"17000 17001 17002 17003 17004 17005"}
 
@@ -204,9 +207,40 @@ redis_master_of_slot0() {
   redis-cli -p "$first" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && $9 ~ /^0-/ {split($2, a, "[:@]"); print a[2]}'
 }
 
+# ---------------------------------------------------------------- MongoDB wire protocol (SecantusDB)
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+mongo_up() {
+  local dir="$BASE/mongo"
+  if alive "$dir/mongo.pid" && port_open "$MONGO_PORT"; then log "mongodb (SecantusDB) already up on 127.0.0.1:$MONGO_PORT"; return 0; fi
+  if [ ! -x "$MONGO_VENV/bin/python" ] || ! "$MONGO_VENV/bin/python" -c 'import secantus' 2>/dev/null; then
+    log "installing SecantusDB (PyPI) into $MONGO_VENV"
+    python3 -m venv "$MONGO_VENV" >&2
+    "$MONGO_VENV/bin/pip" install --quiet --disable-pip-version-check secantusdb >&2
+  fi
+  mkdir -p "$dir/data"
+  wait_gone "$dir/mongo.pid"
+  "$MONGO_VENV/bin/python" -m secantus --host 127.0.0.1 --port "$MONGO_PORT" --storage-path "$dir/data" \
+    --log-level WARNING >"$dir/mongo.log" 2>&1 &
+  echo $! >"$dir/mongo.pid"
+  for _ in $(seq 1 200); do port_open "$MONGO_PORT" && break; sleep 0.05; done
+  port_open "$MONGO_PORT" || { log "SecantusDB did not start:"; tail -20 "$dir/mongo.log" >&2; exit 1; }
+  log "mongodb (SecantusDB) up on 127.0.0.1:$MONGO_PORT"
+}
+
+mongo_down() {
+  local dir="$BASE/mongo"
+  if alive "$dir/mongo.pid"; then
+    kill "$(cat "$dir/mongo.pid")" 2>/dev/null || true
+    wait_gone "$dir/mongo.pid"
+  fi
+}
+
 # ---------------------------------------------------------------- commands
 up() {
-  ensure_packages mariadbd mariadb-server mariadb mariadb-client redis-server redis-server redis-cli redis-tools
+  ensure_packages mariadbd mariadb-server mariadb mariadb-client redis-server redis-server \
+    redis-cli redis-tools
+  python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_packages __no_such_command__ python3-venv
   mkdir -p "$BASE"
   mysql_up primary "$MYSQL_PORT" 1
   mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica
@@ -214,6 +248,7 @@ up() {
   redis_node_up "$REDIS_PORT"
   log "redis single up on 127.0.0.1:$REDIS_PORT"
   redis_cluster_up
+  mongo_up
   cat <<EOF
 export APP__MYSQL__DSN='mysql://root@127.0.0.1:$MYSQL_PORT/$MYSQL_DB'
 export APP__MYSQL__REPLICAS__0__DSN='mysql://$APP_USER:$APP_PASS@127.0.0.1:$MYSQL_REPLICA_PORT/$MYSQL_DB'
@@ -221,6 +256,8 @@ export APP__REDIS__ENABLED=true
 export APP__REDIS__MODE=single
 export APP__REDIS__ADDRS__0='127.0.0.1:$REDIS_PORT'
 export GOEX_REDIS_CLUSTER_ADDRS='$(for p in $REDIS_CLUSTER_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')'
+export APP__MONGODB__ENABLED=true
+export APP__MONGODB__ADDR='mongodb://127.0.0.1:$MONGO_PORT'
 export GOEX_SERVICES_DIR='$BASE'
 EOF
 }
@@ -228,6 +265,7 @@ EOF
 down() {
   local port
   for port in $REDIS_PORT $REDIS_CLUSTER_PORTS; do redis_node_down "$port"; done
+  mongo_down
   mysql_down replica
   mysql_down primary
   rm -rf "$BASE"
@@ -243,6 +281,7 @@ status() {
   for port in $REDIS_PORT $REDIS_CLUSTER_PORTS; do
     if alive "$(redis_dir "$port")/redis.pid"; then echo "redis :$port: up"; else echo "redis :$port: down"; fi
   done
+  if alive "$BASE/mongo/mongo.pid"; then echo "mongodb :$MONGO_PORT: up"; else echo "mongodb :$MONGO_PORT: down"; fi
 }
 
 # One server, for failure tests:

@@ -4,6 +4,7 @@
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use goex_cache::LocalCache;
 use goex_database::{Database, DbError};
+use goex_mongo::{MongoClient, MongoError};
 use goex_redis::{RedisClient, RedisError};
 use slog::Logger;
 
@@ -23,6 +24,9 @@ pub enum InfraError {
     /// The Redis settings are unusable.
     #[error("redis: {0}")]
     Redis(#[from] RedisError),
+    /// The MongoDB settings are unusable.
+    #[error("mongodb: {0}")]
+    Mongo(#[from] MongoError),
 }
 
 /// Every client the module's components receive.
@@ -33,6 +37,8 @@ pub struct Infra {
     pub cache: LocalCache,
     /// Redis, when `redis.enabled`.
     pub redis: Option<RedisClient>,
+    /// MongoDB, when `mongodb.enabled`.
+    pub mongo: Option<MongoClient>,
 }
 
 impl Infra {
@@ -40,7 +46,7 @@ impl Infra {
     ///
     /// # Errors
     /// A client's settings are unusable.
-    pub fn build(config: &AppConfig, logger: &Logger) -> Result<Infra, InfraError> {
+    pub async fn build(config: &AppConfig, logger: &Logger) -> Result<Infra, InfraError> {
         let database = Database::connect(&config.database, &config.sqlite, &config.mysql, logger)?;
         let cache = LocalCache::new(&config.cache);
         let redis = config
@@ -48,10 +54,15 @@ impl Infra {
             .enabled
             .then(|| RedisClient::new(&config.redis))
             .transpose()?;
+        let mongo = match config.mongodb.enabled {
+            true => Some(MongoClient::new(&config.mongodb).await?),
+            false => None,
+        };
         Ok(Infra {
             database,
             cache,
             redis,
+            mongo,
         })
     }
 
@@ -67,7 +78,10 @@ impl Infra {
     }
 
     /// Closes pools (the wire cleanup functions).
-    pub fn close(&self) {
+    pub async fn close(&self) {
+        if let Some(mongo) = &self.mongo {
+            mongo.close().await;
+        }
         self.database.close();
         if let Some(redis) = &self.redis {
             redis.close();

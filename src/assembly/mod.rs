@@ -13,11 +13,13 @@ use crate::meta::config::AppConfig;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
 use crate::repository::client::{
     CacheClientImpl, CacheClientImplParameters, DatabaseClientImpl, DatabaseClientImplParameters,
+    MongoClientImpl, MongoClientImplParameters,
 };
 use crate::repository::health::ClientProbe;
 use crate::repository::kv::{
     KeyValueClient, LocalKeyValueClient, RedisKeyValueClient, RedisKeyValueClientParameters,
 };
+use crate::repository::mongodb::user::MongoUserDocumentRepository;
 use crate::repository::mysql::user::DieselUserRepository;
 use crate::repository::redis::token::KvTokenRepository;
 use crate::repository::redis::value::KvValueRepository;
@@ -32,9 +34,10 @@ module! {
         components = [
             // clients
             // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off)
-            DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient,
+            DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
             // repositories
-            DieselUserRepository, MokaUserCache, KvValueRepository, KvTokenRepository, ClientProbe,
+            DieselUserRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
+            MongoUserDocumentRepository, ClientProbe,
             // services
             HelloServiceImpl, HealthServiceImpl,
             // controllers
@@ -61,6 +64,9 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         builder
             .with_component_parameters::<DatabaseClientImpl>(DatabaseClientImplParameters {
                 db: infra.database.clone(),
+            })
+            .with_component_parameters::<MongoClientImpl>(MongoClientImplParameters {
+                client: infra.mongo.clone(),
             })
             .with_component_parameters::<CacheClientImpl>(CacheClientImplParameters {
                 cache: infra.cache.clone(),

@@ -35,7 +35,9 @@ impl Application {
         profile: Profile,
         logger: &Logger,
     ) -> anyhow::Result<Self> {
-        let infra = Infra::build(config, logger).context("building clients")?;
+        let infra = Infra::build(config, logger)
+            .await
+            .context("building clients")?;
         if config.database.migrate_on_start {
             let applied = infra
                 .migrate()
@@ -55,6 +57,7 @@ impl Application {
             }
         }
         let module = assembly::build(config, &infra);
+        ensure_indexes(&module, logger).await;
         let served = module.clone();
 
         let addr = parse_addr(&config.server.http.addr).map_err(anyhow::Error::msg)?;
@@ -130,10 +133,24 @@ impl Application {
                 server.await
             }
         };
-        self.infra.close();
+        self.infra.close().await;
         slog::info!(self.logger, "server exited");
         result.context("server task")?.context("server")?;
         Ok(())
+    }
+}
+
+/// Creates the MongoDB indexes. A MongoDB that is down is logged, not fatal: the documents
+/// answer 503 until it is back, and the next start creates the indexes.
+async fn ensure_indexes(module: &AppModule, logger: &Logger) {
+    use crate::repository::mongodb::user::UserDocumentRepository;
+    use shaku::HasComponent;
+    let documents: &dyn UserDocumentRepository = module.resolve_ref();
+    if documents.enabled() {
+        match documents.ensure_indexes().await {
+            Ok(()) => slog::info!(logger, "mongodb indexes ensured"),
+            Err(e) => slog::warn!(logger, "mongodb indexes not created yet"; "error" => %e),
+        }
     }
 }
 

@@ -12,7 +12,9 @@ use crate::meta::config::AppConfig;
 /// # Errors
 /// The database is unreachable or a migration fails.
 pub async fn run(config: &AppConfig, logger: &Logger) -> anyhow::Result<Vec<String>> {
-    let infra = Infra::build(config, logger).context("building the database pool")?;
+    let infra = Infra::build(config, logger)
+        .await
+        .context("building the database pool")?;
     let applied = infra.migrate().await.context("applying migrations")?;
     if applied.is_empty() {
         slog::info!(logger, "migrations: nothing to apply"; "backend" => infra.database.backend());
@@ -20,6 +22,6 @@ pub async fn run(config: &AppConfig, logger: &Logger) -> anyhow::Result<Vec<Stri
     for version in &applied {
         slog::info!(logger, "migration applied"; "version" => version, "backend" => infra.database.backend());
     }
-    infra.close();
+    infra.close().await;
     Ok(applied)
 }

@@ -25,6 +25,8 @@ pub struct AppConfig {
     pub mysql: goex_database::MysqlSettings,
     /// Redis, single or Cluster (the original's `redis.*`); off on the embedded default.
     pub redis: goex_redis::Settings,
+    /// MongoDB (the original's `mongodb.*`): user documents.
+    pub mongodb: goex_mongo::Settings,
     /// The in-process cache.
     pub cache: goex_cache::Settings,
     /// Cache key families (the original's `cacheKeys.*`): pattern and TTL each.

@@ -3,6 +3,7 @@
 
 use goex_cache::LocalCache;
 use goex_database::Database;
+use goex_mongo::MongoClient;
 use shaku::{Component, Interface};
 
 /// The relational database client (MySQL or the embedded SQLite).
@@ -40,5 +41,25 @@ pub struct CacheClientImpl {
 impl CacheClient for CacheClientImpl {
     fn cache(&self) -> &LocalCache {
         &self.cache
+    }
+}
+
+/// The MongoDB client, when `mongodb.enabled` (`None` otherwise: the document repository then
+/// reports itself disabled).
+pub trait MongoClientHandle: Interface {
+    /// The client, if MongoDB is configured.
+    fn client(&self) -> Option<&MongoClient>;
+}
+
+/// [`MongoClientHandle`] over an optional built client.
+#[derive(Component)]
+#[shaku(interface = MongoClientHandle)]
+pub struct MongoClientImpl {
+    client: Option<MongoClient>,
+}
+
+impl MongoClientHandle for MongoClientImpl {
+    fn client(&self) -> Option<&MongoClient> {
+        self.client.as_ref()
     }
 }

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use shaku::{Component, Interface};
 
 use crate::repository::client::DatabaseClient;
+use crate::repository::client::MongoClientHandle;
 use crate::repository::kv::{KeyValueClient, REDIS};
+use crate::repository::mongodb::user::MONGODB;
 
 /// One dependency's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct ClientProbe {
     db: Arc<dyn DatabaseClient>,
     #[shaku(inject)]
     kv: Arc<dyn KeyValueClient>,
+    #[shaku(inject)]
+    mongo: Arc<dyn MongoClientHandle>,
 }
 
 /// The name of the primary database in reports and in 503 answers.
@@ -68,6 +72,9 @@ impl DependencyProbe for ClientProbe {
         let mut out = vec![ping(DATABASE, timeout, db.ping()).await];
         if self.kv.backend() == REDIS {
             out.push(ping(REDIS, timeout, self.kv.ping()).await);
+        }
+        if let Some(mongo) = self.mongo.client() {
+            out.push(ping(MONGODB, timeout, mongo.ping()).await);
         }
         // Replicas are pinged by the database's own health check; report what it found.
         out.extend(

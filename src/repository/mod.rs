@@ -6,5 +6,6 @@ pub mod client;
 pub mod error;
 pub mod health;
 pub mod kv;
+pub mod mongodb;
 pub mod mysql;
 pub mod redis;

@@ -10,6 +10,7 @@ use shaku::{Component, Interface};
 
 use crate::repository::health::{DATABASE, DependencyProbe};
 use crate::repository::kv::REDIS;
+use crate::repository::mongodb::user::MONGODB;
 use crate::service::error::ServiceError;
 
 /// The readiness report: every configured dependency by name.
@@ -46,6 +47,7 @@ fn static_name(name: &str) -> &'static str {
     match name {
         DATABASE => DATABASE,
         REDIS => REDIS,
+        MONGODB => MONGODB,
         _ => "dependency",
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use shaku::{Component, Interface};
 
 use crate::repository::cache::user::UserCacheRepository;
+use crate::repository::mongodb::user::{UserDocument, UserDocumentRepository};
 use crate::repository::mysql::user::UserRepository;
 use crate::repository::redis::value::ValueRepository;
 use crate::service::error::ServiceError;
@@ -24,6 +25,9 @@ pub struct Greeting {
     /// The value under `cacheKeys.helloValue.key` in Redis (or the in-process store), empty
     /// when unset (the original's `GetValue("aa")`).
     pub value: String,
+    /// The user's MongoDB document (`null` when there is none); absent when MongoDB is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<Option<UserDocument>>,
 }
 
 /// The hello use case.
@@ -47,6 +51,8 @@ pub struct HelloServiceImpl {
     user_cache: Arc<dyn UserCacheRepository>,
     #[shaku(inject)]
     values: Arc<dyn ValueRepository>,
+    #[shaku(inject)]
+    documents: Arc<dyn UserDocumentRepository>,
     /// `server.mode`, reported as `env`.
     mode: String,
     /// `cacheKeys.helloValue.key`.
@@ -70,11 +76,17 @@ impl HelloService for HelloServiceImpl {
             },
         };
         let value = self.values.get(&self.value_key).await?.unwrap_or_default();
+        let document = match (self.documents.enabled(), i64::try_from(id)) {
+            (true, Ok(id)) if id > 0 => Some(self.documents.get_user_info(id).await?),
+            (true, _) => Some(None),
+            (false, _) => None,
+        };
         Ok(Greeting {
             hello: "world，rust".to_owned(),
             env: self.mode.clone(),
             user,
             value,
+            document,
         })
     }
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod config;
 mod errors;
 mod hello;
+mod mongo;
 mod mysql;
 mod pprof;
 mod redis;

@@ -1,0 +1,3 @@
+//! Repositories over MongoDB.
+
+pub mod user;
