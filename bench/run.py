@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Side-by-side HTTP benchmarks for `make bench`.
 
-Each server is pinned to CPU 0 and wrk (one thread) to CPU 1. The three servers are measured in
-alternating rounds within one run, so drift on the machine hits them alike; the reported figure is
-the median of the rounds. Also measured: go_example's time from process start to the first 200
-and its idle resident memory, on the embedded default.
+Each server is pinned to CPU 0 and wrk (one thread) to CPU 1. The servers of a suite are measured
+in alternating rounds within one run, so drift on the machine hits them alike; the reported figure
+is the median of the rounds.
+
+Suites:
+  http  go_example (embedded default) vs a bare actix-web hello vs the original's gin hello on
+        GET /hello; plus go_example's time from process start to the first 200 and idle RSS.
+  data  go_example on real servers, GET /hello?id=1 with the user cache off so every request
+        reads the database and Redis: single MySQL + single Redis vs a primary/replica group vs
+        a Redis Cluster (servers from scripts/services.sh, exported in the environment).
 """
 import argparse
 import json
@@ -43,7 +49,9 @@ def wait_200(url, deadline):
 
 
 def stack_env(port, workdir):
-    env = dict(os.environ)
+    # Only what is set here configures the app: no APP__ variable leaks in from the shell
+    # (scripts/services.sh exports some).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP__")}
     env.update({
         "APP__SERVER__HTTP__ADDR": f"127.0.0.1:{port}",
         "APP__SQLITE__PATH": os.path.join(workdir, "bench.db"),
@@ -59,11 +67,11 @@ class Server:
         self.name, self.argv, self.port, self.env, self.cwd = name, argv, port, env, cwd
         self.proc = None
 
-    def start(self):
+    def start(self, path="/hello"):
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0"] + self.argv, env=self.env, cwd=self.cwd,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        if not wait_200(f"http://127.0.0.1:{self.port}/hello", time.monotonic() + 30):
+        if not wait_200(f"http://127.0.0.1:{self.port}{path}", time.monotonic() + 30):
             raise SystemExit(f"bench: {self.name} did not answer on port {self.port}")
 
     def stop(self):
@@ -75,10 +83,10 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def wrk(port, seconds, connections):
+def wrk(port, seconds, connections, path="/hello"):
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-         f"http://127.0.0.1:{port}/hello"], capture_output=True, text=True, check=True).stdout
+         f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
@@ -112,6 +120,90 @@ def startup_and_rss(stack_bin, workdir, runs):
     return statistics.median(times), statistics.median(rss)
 
 
+def measure(servers, args, path):
+    """Alternating rounds over started servers; the median req/s and p99 per server."""
+    results = {s.name: [] for s in servers}
+    for s in servers:
+        wrk(s.port, 2, args.connections, path)  # warm-up
+    for r in range(args.rounds):
+        for s in servers:
+            rps, p99 = wrk(s.port, args.seconds, args.connections, path)
+            results[s.name].append((rps, p99))
+            print(f"round {r + 1}: {s.name:<22} {rps:>10.0f} req/s  p99 {p99:.2f} ms", file=sys.stderr)
+    med = {n: (statistics.median(v[0] for v in rs), statistics.median(v[1] for v in rs)) for n, rs in results.items()}
+    return med, results
+
+
+def table(med):
+    print(f"{'server':<24}{'req/s':>12}{'p99 ms':>10}")
+    for name, (rps, p99) in med.items():
+        print(f"{name:<24}{rps:>12.0f}{p99:>10.2f}")
+
+
+def data_suite(args, work):
+    env = os.environ
+    need = ["APP__MYSQL__DSN", "APP__MYSQL__REPLICAS__0__DSN", "APP__REDIS__ADDRS__0", "GOEX_REDIS_CLUSTER_ADDRS"]
+    missing = [v for v in need if not env.get(v)]
+    if missing:
+        raise SystemExit(f"bench: data suite needs {missing}: eval \"$(scripts/services.sh up)\" first")
+    primary = env["APP__MYSQL__DSN"].rsplit("/", 1)[0] + "/go_example_bench"
+    replica = env["APP__MYSQL__REPLICAS__0__DSN"].rsplit("/", 1)[0] + "/go_example_bench"
+    common = {
+        "APP__DATABASE__DRIVER": "mysql",
+        "APP__DATABASE__MIGRATE_ON_START": "true",
+        "APP__MYSQL__DSN": primary,
+        "APP__MYSQL__IS_DEBUG": "false",
+        "APP__MYSQL__READ_YOUR_WRITES": "0s",
+        "APP__REDIS__ENABLED": "true",
+        "APP__MONGODB__ENABLED": "false",
+        # Every request reads the database: the user cache is effectively off.
+        "APP__CACHEKEYS__USERINFO__TTL": "1ms",
+    }
+    cluster = env["GOEX_REDIS_CLUSTER_ADDRS"].split(",")
+    setups = [
+        ("single MySQL+Redis", {"APP__REDIS__MODE": "single", "APP__REDIS__ADDRS__0": env["APP__REDIS__ADDRS__0"]}),
+        ("MySQL primary+replica", {"APP__REDIS__MODE": "single", "APP__REDIS__ADDRS__0": env["APP__REDIS__ADDRS__0"],
+                                   "APP__MYSQL__REPLICAS__0__DSN": replica}),
+        ("Redis Cluster", {"APP__REDIS__MODE": "cluster", **{f"APP__REDIS__ADDRS__{i}": a for i, a in enumerate(cluster)}}),
+    ]
+    servers = []
+    for name, extra in setups:
+        port = free_port()
+        run_env = stack_env(port, work)
+        for key in list(run_env):
+            if key.startswith("APP__MYSQL__REPLICAS") or key.startswith("APP__REDIS__ADDRS"):
+                del run_env[key]
+        run_env.update(common)
+        run_env.update(extra)
+        run_env["APP__SERVER__HTTP__ACCESS_LOG"] = "true"
+        servers.append(Server(name, [args.stack, "http", "--env", "test"], port, run_env, ROOT))
+    mysql_port = primary.rsplit(":", 1)[1].split("/")[0]
+    mysql = ["mariadb", "--no-defaults", "-h127.0.0.1", f"-P{mysql_port}", "-uroot"]
+    subprocess.run(mysql + ["-e", "CREATE DATABASE IF NOT EXISTS go_example_bench"], check=True)
+    try:
+        # The first server migrates the bench database; then the user is seeded once.
+        servers[0].start("/healthz")
+        subprocess.run(mysql + ["go_example_bench", "-e",
+                                "INSERT IGNORE INTO users (id, username, password_hash, gender) "
+                                "VALUES (1, 'bench001', 'x', 1)"], check=True)
+        time.sleep(0.5)  # the row reaches the replica
+        for s in servers[1:]:
+            s.start("/healthz")
+        med, _ = measure(servers, args, "/hello?id=1")
+    finally:
+        for s in servers:
+            s.stop()
+    single, group, clus = med["single MySQL+Redis"], med["MySQL primary+replica"], med["Redis Cluster"]
+    print()
+    print(f"GET /hello?id=1 (user cache off: a MySQL read and a Redis GET per request), wrk -t1 -c{args.connections}, "
+          f"{args.rounds} alternating rounds of {args.seconds} s, server on CPU 0, wrk on CPU 1 (median of rounds)")
+    table(med)
+    print()
+    print(f"primary+replica / single: {group[0] / single[0]:.3f}  (goal >= 0.90)")
+    print(f"Redis Cluster / single:   {clus[0] / single[0]:.3f}  (goal >= 0.90)")
+    return {"data": {"median": med, "ratio_group": group[0] / single[0], "ratio_cluster": clus[0] / single[0]}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stack", required=True)
@@ -121,51 +213,52 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--suite", choices=["http", "data", "all"], default="all")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing")
 
     work = tempfile.mkdtemp(prefix="goex-bench-")
+    figures = {}
+    if args.suite in ("http", "all"):
+        figures.update(http_suite(args, work))
+    if args.suite in ("data", "all"):
+        print()
+        figures.update(data_suite(args, work))
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+
+
+def http_suite(args, work):
     stack_port, bare_port, gin_port = free_port(), free_port(), free_port()
     servers = [
         Server("go_example", [args.stack, "http", "--env", "debug"], stack_port, stack_env(stack_port, work), ROOT),
         Server("bare actix-web", [args.bare, f"127.0.0.1:{bare_port}"], bare_port),
         Server("gin (original)", [args.gin, f"127.0.0.1:{gin_port}"], gin_port),
     ]
-    results = {s.name: [] for s in servers}
     try:
         for s in servers:
             s.start()
-            wrk(s.port, 2, args.connections)  # warm-up
-        for r in range(args.rounds):
-            for s in servers:
-                rps, p99 = wrk(s.port, args.seconds, args.connections)
-                results[s.name].append((rps, p99))
-                print(f"round {r + 1}: {s.name:<16} {rps:>10.0f} req/s  p99 {p99:.2f} ms", file=sys.stderr)
+        med, _ = measure(servers, args, "/hello")
     finally:
         for s in servers:
             s.stop()
-
-    med = {n: (statistics.median(v[0] for v in rs), statistics.median(v[1] for v in rs)) for n, rs in results.items()}
     start_ms, rss_mib = startup_and_rss(args.stack, work, 5)
-    shutil.rmtree(work, ignore_errors=True)
 
     stack, bare, gin = med["go_example"], med["bare actix-web"], med["gin (original)"]
     print()
     print(f"GET /hello, wrk -t1 -c{args.connections}, {args.rounds} alternating rounds of {args.seconds} s, "
           f"server on CPU 0, wrk on CPU 1 (median of rounds)")
-    print(f"{'server':<18}{'req/s':>12}{'p99 ms':>10}")
-    for name, (rps, p99) in med.items():
-        print(f"{name:<18}{rps:>12.0f}{p99:>10.2f}")
+    table(med)
     print()
     print(f"go_example / bare actix-web: {stack[0] / bare[0]:.3f}  (goal >= 0.90)")
     print(f"go_example / gin:            {stack[0] / gin[0]:.3f}  (goal >= 1.60)")
     print(f"start to first 200:          {start_ms:.0f} ms (median of 5; goal <= 150 ms)")
     print(f"idle RSS:                    {rss_mib:.1f} MiB (median of 5; goal <= 40 MiB)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"median": med, "rounds": results, "ratio_bare": stack[0] / bare[0],
-                       "ratio_gin": stack[0] / gin[0], "startup_ms": start_ms, "idle_rss_mib": rss_mib}, f, indent=2)
+    return {"http": {"median": med, "ratio_bare": stack[0] / bare[0], "ratio_gin": stack[0] / gin[0],
+                     "startup_ms": start_ms, "idle_rss_mib": rss_mib}}
 
 
 if __name__ == "__main__":

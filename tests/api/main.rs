@@ -13,5 +13,6 @@ mod pprof;
 mod redis;
 mod redis_cluster;
 mod replica;
+mod secrets;
 mod shutdown;
 mod validation;
