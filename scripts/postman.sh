@@ -21,6 +21,10 @@ if [ ! -x "$NEWMAN" ]; then
 fi
 
 cargo build --quiet --bin go_example
+# The embedded default: nothing from the caller's environment (scripts/services.sh exports
+# APP__ variables for the real servers) may reconfigure the app under test.
+for var in $(compgen -e | grep '^APP__' || true); do unset "$var"; done
+unset APP_ENV
 work=$(mktemp -d)
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 APP__SERVER__HTTP__ADDR="127.0.0.1:$port" \

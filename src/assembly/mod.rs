@@ -75,7 +75,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 family: config.cache_keys.user_info.clone(),
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
-                mode: config.server.mode.clone(),
+                mode: config.server.mode.as_str().into(),
                 value_key: config.cache_keys.hello_value.key.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {

@@ -20,6 +20,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::error::InternalError;
 use actix_web::http::header;
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use futures_util::future::LocalBoxFuture;
 use slog::Logger;
 
@@ -111,9 +112,10 @@ where
             Arc::<str>::from(header.unwrap_or(&id).to_str().unwrap_or("-"))
         });
         let call = self.service.call(req);
-        let fut: LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>> = match session {
-            Some(key) => Box::pin(goex_database::session::scope(key, call)),
-            None => Box::pin(call),
+        // Either, not a box: the common case (no session) costs no allocation.
+        let fut = match session {
+            Some(key) => Either::Left(goex_database::session::scope(key, call)),
+            None => Either::Right(call),
         };
         let fut = AssertUnwindSafe(fut).catch_unwind();
         Box::pin(async move {

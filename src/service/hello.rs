@@ -17,9 +17,9 @@ use crate::service::error::ServiceError;
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Greeting {
     /// The greeting.
-    pub hello: String,
+    pub hello: &'static str,
     /// `server.mode`.
-    pub env: String,
+    pub env: Arc<str>,
     /// The user's name, empty when there is no such user (as in the original).
     pub user: String,
     /// The value under `cacheKeys.helloValue.key` in Redis (or the in-process store), empty
@@ -54,7 +54,7 @@ pub struct HelloServiceImpl {
     #[shaku(inject)]
     documents: Arc<dyn UserDocumentRepository>,
     /// `server.mode`, reported as `env`.
-    mode: String,
+    mode: Arc<str>,
     /// `cacheKeys.helloValue.key`.
     value_key: String,
 }
@@ -82,7 +82,7 @@ impl HelloService for HelloServiceImpl {
             (false, _) => None,
         };
         Ok(Greeting {
-            hello: "world，rust".to_owned(),
+            hello: "world，rust",
             env: self.mode.clone(),
             user,
             value,

@@ -1,11 +1,21 @@
 //! Redis for the repositories, single node or Cluster (the original's go-redis single client and
-//! `ClusterClient`), pooled by deadpool-redis. Every command is bounded by `command_timeout`, so
-//! a node that is down or failing over answers an error in time, never a hang.
+//! `ClusterClient`). Every command is bounded by `command_timeout`, so a node that is down or
+//! failing over answers an error in time, never a hang.
+//!
+//! Connections are made by deadpool-redis's managers and are multiplexed: `pool_size` of them
+//! are shared round-robin by every request, without a checkout. deadpool's pool sends a `PING`
+//! round trip before every command (its recycle check), which cost the Cluster path 40 % of its
+//! throughput (docs/benchmarks.md); here a connection that fails is dropped instead, and the
+//! next command on its slot makes a fresh one.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use deadpool::managed::Manager as _;
+use deadpool_redis::cluster::ClusterConnection;
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, FromRedisValue};
-use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -35,9 +45,9 @@ pub struct Settings {
     pub password: SecretString,
     /// Database number (single mode).
     pub db: i64,
-    /// Pooled connections (each is multiplexed).
+    /// Multiplexed connections shared by all requests of the process.
     pub pool_size: usize,
-    /// Longest wait to connect or to get a pooled connection.
+    /// Longest wait to connect.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// Longest a command may take, retries and cluster redirections included.
@@ -82,28 +92,77 @@ impl From<redis::RedisError> for RedisError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for RedisError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
-        RedisError::Unavailable(e.to_string())
-    }
+enum Factory {
+    Single(deadpool_redis::Manager),
+    Cluster(deadpool_redis::cluster::Manager),
 }
 
 #[derive(Clone)]
-enum Pool {
-    Single(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+enum Connection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Factory {
+    async fn create(&self) -> Result<Connection, redis::RedisError> {
+        Ok(match self {
+            Factory::Single(m) => Connection::Single(m.create().await?),
+            Factory::Cluster(m) => Connection::Cluster(m.create().await?),
+        })
+    }
+}
+
+/// `pool_size` lazily made connections, handed out round-robin.
+struct Connections {
+    factory: Factory,
+    slots: Vec<Mutex<Option<Connection>>>,
+    next: AtomicUsize,
+    connect_timeout: Duration,
+}
+
+impl Connections {
+    async fn get(&self) -> Result<(usize, Connection), RedisError> {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let cached = self.slots[slot]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(conn) = cached {
+            return Ok((slot, conn));
+        }
+        let conn = match tokio::time::timeout(self.connect_timeout, self.factory.create()).await {
+            Ok(conn) => conn?,
+            Err(_) => {
+                return Err(RedisError::Unavailable(format!(
+                    "no connection within {:?}",
+                    self.connect_timeout
+                )));
+            }
+        };
+        *self.slots[slot]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+        Ok((slot, conn))
+    }
+
+    fn discard(&self, slot: usize) {
+        *self.slots[slot]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
 }
 
 /// A cheap-to-clone Redis client.
 #[derive(Clone)]
 pub struct RedisClient {
-    pool: Pool,
+    connections: Arc<Connections>,
     command_timeout: Duration,
     mode: Mode,
 }
 
 impl RedisClient {
-    /// Builds the pool. Nothing connects yet: a Redis that is down fails commands, not the start.
+    /// Builds the client. Nothing connects yet: a Redis that is down fails commands, not the
+    /// start.
     ///
     /// # Errors
     /// No address, or an address that is not `host:port`.
@@ -117,26 +176,11 @@ impl RedisClient {
         } else {
             format!(":{password}@")
         };
-        let pool_config = PoolConfig {
-            max_size: settings.pool_size.max(1),
-            timeouts: Timeouts {
-                wait: Some(settings.connect_timeout),
-                create: Some(settings.connect_timeout),
-                recycle: Some(settings.connect_timeout),
-            },
-            ..PoolConfig::default()
-        };
-        let bad = |e: &dyn std::fmt::Display| RedisError::Settings(e.to_string());
-        let pool = match settings.mode {
+        let bad = |e: redis::RedisError| RedisError::Settings(e.to_string());
+        let factory = match settings.mode {
             Mode::Single => {
                 let url = format!("redis://{auth}{}/{}", settings.addrs[0], settings.db);
-                let mut config = deadpool_redis::Config::from_url(url);
-                config.pool = Some(pool_config);
-                Pool::Single(
-                    config
-                        .create_pool(Some(Runtime::Tokio1))
-                        .map_err(|e| bad(&e))?,
-                )
+                Factory::Single(deadpool_redis::Manager::new(url).map_err(bad)?)
             }
             Mode::Cluster => {
                 let urls: Vec<String> = settings
@@ -144,17 +188,19 @@ impl RedisClient {
                     .iter()
                     .map(|a| format!("redis://{auth}{a}"))
                     .collect();
-                let mut config = deadpool_redis::cluster::Config::from_urls(urls);
-                config.pool = Some(pool_config);
-                Pool::Cluster(
-                    config
-                        .create_pool(Some(Runtime::Tokio1))
-                        .map_err(|e| bad(&e))?,
-                )
+                Factory::Cluster(deadpool_redis::cluster::Manager::new(urls, false).map_err(bad)?)
             }
         };
+        let connections = Connections {
+            factory,
+            slots: (0..settings.pool_size.max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            connect_timeout: settings.connect_timeout,
+        };
         Ok(Self {
-            pool,
+            connections: Arc::new(connections),
             command_timeout: settings.command_timeout,
             mode: settings.mode,
         })
@@ -171,11 +217,9 @@ impl RedisClient {
     /// [`RedisError::Unavailable`] on timeouts and connection or cluster failures,
     /// [`RedisError::Command`] when the server refuses it.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
-        self.bounded(async {
-            match &self.pool {
-                Pool::Single(p) => Ok(cmd.query_async(&mut *p.get().await?).await?),
-                Pool::Cluster(p) => Ok(cmd.query_async(&mut *p.get().await?).await?),
-            }
+        self.bounded(async |conn: &mut Connection| match conn {
+            Connection::Single(c) => cmd.query_async(c).await,
+            Connection::Cluster(c) => cmd.query_async(c).await,
         })
         .await
     }
@@ -189,11 +233,9 @@ impl RedisClient {
         &self,
         pipeline: &Pipeline,
     ) -> Result<T, RedisError> {
-        self.bounded(async {
-            match &self.pool {
-                Pool::Single(p) => Ok(pipeline.query_async(&mut *p.get().await?).await?),
-                Pool::Cluster(p) => Ok(pipeline.query_async(&mut *p.get().await?).await?),
-            }
+        self.bounded(async |conn: &mut Connection| match conn {
+            Connection::Single(c) => pipeline.query_async(c).await,
+            Connection::Cluster(c) => pipeline.query_async(c).await,
         })
         .await
     }
@@ -206,25 +248,37 @@ impl RedisClient {
         self.query::<String>(&cmd("PING")).await.map(|_| ())
     }
 
-    /// Closes the pool.
+    /// Drops every connection.
     pub fn close(&self) {
-        match &self.pool {
-            Pool::Single(p) => p.close(),
-            Pool::Cluster(p) => p.close(),
+        for slot in 0..self.connections.slots.len() {
+            self.connections.discard(slot);
         }
     }
 
+    /// Runs `op` on a shared connection within `command_timeout`; a connection that fails is
+    /// dropped so the next command on its slot reconnects (and re-reads the cluster's slots).
     async fn bounded<T>(
         &self,
-        fut: impl Future<Output = Result<T, RedisError>>,
+        op: impl AsyncFnOnce(&mut Connection) -> Result<T, redis::RedisError>,
     ) -> Result<T, RedisError> {
-        match tokio::time::timeout(self.command_timeout, fut).await {
-            Ok(result) => result,
+        let started = tokio::time::Instant::now();
+        let (slot, mut conn) = tokio::time::timeout(self.command_timeout, self.connections.get())
+            .await
+            .map_err(|_| {
+                RedisError::Unavailable(format!("no connection within {:?}", self.command_timeout))
+            })??;
+        let left = self.command_timeout.saturating_sub(started.elapsed());
+        let result = match tokio::time::timeout(left, op(&mut conn)).await {
+            Ok(result) => result.map_err(RedisError::from),
             Err(_) => Err(RedisError::Unavailable(format!(
                 "no answer within {:?}",
                 self.command_timeout
             ))),
+        };
+        if matches!(result, Err(RedisError::Unavailable(_))) {
+            self.connections.discard(slot);
         }
+        result
     }
 }
 
