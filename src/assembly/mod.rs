@@ -57,7 +57,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         ),
         // The embedded default: the same repositories over an in-process store.
         None => AppModule::builder().with_component_override::<dyn KeyValueClient>(Box::new(
-            LocalKeyValueClient::new(infra.cache.clone()),
+            LocalKeyValueClient::new(config.cache.max_capacity as usize),
         )),
     };
     Arc::new(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use goex_cache::LocalCache;
+use goex_cache::TtlMap;
 use goex_redis::{RedisClient, RedisError, cmd, pipe};
 use shaku::{Component, Interface};
 
@@ -135,18 +135,24 @@ impl KeyValueClient for RedisKeyValueClient {
     }
 }
 
-/// [`KeyValueClient`] in process (the embedded default), over the moka cache.
+/// A value of the in-process store: a string or a hash, like Redis's types.
+#[derive(Clone)]
+pub enum Stored {
+    /// A string (`SET`).
+    Text(Arc<str>),
+    /// A hash (`HSET`).
+    Hash(Arc<HashMap<String, String>>),
+}
+
+/// [`KeyValueClient`] in process (the embedded default): a bounded map with expiry.
 #[derive(Component)]
 #[shaku(interface = KeyValueClient)]
 pub struct LocalKeyValueClient {
-    cache: LocalCache,
+    store: TtlMap<String, Stored>,
 }
 
-/// Entries without expiry live a long time, not forever: the cache is bounded anyway.
-const NO_EXPIRY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-
 fn ttl_or_forever(ttl: Duration) -> Duration {
-    if ttl.is_zero() { NO_EXPIRY } else { ttl }
+    if ttl.is_zero() { Duration::MAX } else { ttl }
 }
 
 #[async_trait]
@@ -156,17 +162,23 @@ impl KeyValueClient for LocalKeyValueClient {
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, RepoError> {
-        Ok(self.cache.get_raw::<Arc<str>>(key).map(|v| v.to_string()))
+        Ok(match self.store.get(key) {
+            Some(Stored::Text(v)) => Some(v.to_string()),
+            _ => None,
+        })
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), RepoError> {
-        self.cache
-            .insert_raw(key, Arc::<str>::from(value), ttl_or_forever(ttl));
+        self.store.insert(
+            key.to_owned(),
+            Stored::Text(value.into()),
+            ttl_or_forever(ttl),
+        );
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), RepoError> {
-        self.cache.invalidate_raw(key);
+        self.store.remove(key);
         Ok(())
     }
 
@@ -176,25 +188,25 @@ impl KeyValueClient for LocalKeyValueClient {
         fields: &[(&str, &str)],
         ttl: Duration,
     ) -> Result<(), RepoError> {
-        let mut hash = self
-            .cache
-            .get_raw::<Arc<HashMap<String, String>>>(key)
-            .map(|h| (*h).clone())
-            .unwrap_or_default();
-        for (f, v) in fields {
-            hash.insert((*f).to_owned(), (*v).to_owned());
-        }
-        self.cache
-            .insert_raw(key, Arc::new(hash), ttl_or_forever(ttl));
+        self.store
+            .update(key.to_owned(), ttl_or_forever(ttl), |old| {
+                let mut hash = match old {
+                    Some(Stored::Hash(h)) => (*h).clone(),
+                    _ => HashMap::new(),
+                };
+                for (f, v) in fields {
+                    hash.insert((*f).to_owned(), (*v).to_owned());
+                }
+                Stored::Hash(Arc::new(hash))
+            });
         Ok(())
     }
 
     async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError> {
-        Ok(self
-            .cache
-            .get_raw::<Arc<HashMap<String, String>>>(key)
-            .map(|h| (*h).clone())
-            .unwrap_or_default())
+        Ok(match self.store.get(key) {
+            Some(Stored::Hash(h)) => (*h).clone(),
+            _ => HashMap::new(),
+        })
     }
 
     async fn ping(&self) -> Result<(), RepoError> {
@@ -203,8 +215,11 @@ impl KeyValueClient for LocalKeyValueClient {
 }
 
 impl LocalKeyValueClient {
-    /// The in-process client over `cache` (assembly overrides the Redis one with it).
-    pub fn new(cache: LocalCache) -> Self {
-        Self { cache }
+    /// An in-process store of at most `capacity` keys (the assembly puts it in place of the
+    /// Redis client when Redis is off).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            store: TtlMap::new(capacity),
+        }
     }
 }

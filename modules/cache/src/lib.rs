@@ -1,6 +1,10 @@
 //! The in-process cache (the original's go-cache, here moka): one bounded cache whose entries
 //! expire by the TTL of their key family (`cacheKeys.<family>` in config).
 
+mod ttl_map;
+
+pub use ttl_map::TtlMap;
+
 use std::any::Any;
 use std::fmt::Display;
 use std::sync::Arc;
@@ -111,30 +115,6 @@ impl LocalCache {
     /// Drops the entry for `id` in `family`.
     pub fn invalidate(&self, family: &KeyFamily, id: impl Display) {
         self.inner.invalidate(&family.key_for(id));
-    }
-
-    /// The value under a raw `key`, if present, unexpired and of type `T` (for callers that
-    /// spell their own keys, such as the in-process key-value store).
-    pub fn get_raw<T: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<T> {
-        self.inner
-            .get(key)
-            .and_then(|e| e.value.downcast_ref::<T>().cloned())
-    }
-
-    /// Stores `value` under a raw `key` for `ttl`.
-    pub fn insert_raw<T: Send + Sync + 'static>(&self, key: &str, value: T, ttl: Duration) {
-        self.inner.insert(
-            key.to_owned(),
-            Entry {
-                value: Arc::new(value),
-                ttl,
-            },
-        );
-    }
-
-    /// Drops the value under a raw `key`.
-    pub fn invalidate_raw(&self, key: &str) {
-        self.inner.invalidate(key);
     }
 
     /// Entries currently held (approximate until pending maintenance runs).
