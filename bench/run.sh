@@ -25,13 +25,20 @@ mkdir -p "$CACHE/gin"
 (cd bench/gin && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$CACHE/gin/cache" \
   go build -o "$CACHE/gin/gin-hello" main.go)
 
+BINS=(--stack "$CARGO_TARGET_DIR/release/go_example" --bare "$CARGO_TARGET_DIR/release/bench-bare-actix"
+  --gin "$CACHE/gin/gin-hello")
+
+# The http suite runs with no other server on the machine: idle database and Redis processes
+# still wake up on the benchmark's CPU and skew the comparison.
+if scripts/services.sh status 2>/dev/null | grep -q ': up'; then
+  echo "bench: note: test servers are running and will disturb the http suite" >&2
+fi
+python3 bench/run.py --suite http "${BINS[@]}" "$@"
+
 # The data suite needs the real servers; stop them afterwards only if this script started them.
 started_services=0
 if ! scripts/services.sh status 2>/dev/null | grep -q 'mariadb primary: up'; then started_services=1; fi
 eval "$(scripts/services.sh up)"
 [ $started_services = 1 ] && trap 'scripts/services.sh down' EXIT
-
-python3 bench/run.py \
-  --stack "$CARGO_TARGET_DIR/release/go_example" \
-  --bare "$CARGO_TARGET_DIR/release/bench-bare-actix" \
-  --gin "$CACHE/gin/gin-hello" "$@"
+echo
+python3 bench/run.py --suite data "${BINS[@]}" "$@"
