@@ -106,31 +106,24 @@ pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
     }
 }
 
-/// The MariaDB server address from `scripts/services.sh up` (`APP__MYSQL__DSN`), or `None` with
-/// the reason printed. Under `make test` (`GOEX_REQUIRE_SERVICES=1`) a missing server fails.
+/// The MariaDB primary from `scripts/services.sh up` (`APP__MYSQL__DSN`), or `None` with the
+/// reason printed. Under `make test` (`GOEX_REQUIRE_SERVICES=1`) a missing server fails.
 pub fn mysql_server_dsn() -> Option<String> {
-    match std::env::var("APP__MYSQL__DSN") {
-        Ok(dsn) if !dsn.is_empty() => Some(dsn),
-        _ => {
-            let why = "APP__MYSQL__DSN is not set: start MariaDB with `eval \"$(scripts/services.sh up)\"`";
-            assert!(std::env::var_os("GOEX_REQUIRE_SERVICES").is_none(), "{why}");
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
+    service_env("APP__MYSQL__DSN")
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}{}_{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// A fresh database on the MariaDB server; returns its DSN.
 pub async fn fresh_mysql_database(server_dsn: &str) -> String {
-    let name = format!(
-        "go_example_t{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000
-    );
+    let name = unique_name("go_example_t");
     let mut conn = AsyncMysqlConnection::establish(server_dsn)
         .await
         .expect("connect to MariaDB");
@@ -141,18 +134,9 @@ pub async fn fresh_mysql_database(server_dsn: &str) -> String {
     format!("{base}/{name}")
 }
 
-/// The replica the services script started (`APP__MYSQL__REPLICAS__0__DSN`), or `None` with
-/// the reason printed (a failure under `make test`).
+/// The replica the services script started (`APP__MYSQL__REPLICAS__0__DSN`).
 pub fn mysql_replica_dsn() -> Option<String> {
-    match std::env::var("APP__MYSQL__REPLICAS__0__DSN") {
-        Ok(dsn) if !dsn.is_empty() => Some(dsn),
-        _ => {
-            let why = "APP__MYSQL__REPLICAS__0__DSN is not set: start the replica with `eval \"$(scripts/services.sh up)\"`";
-            assert!(std::env::var_os("GOEX_REQUIRE_SERVICES").is_none(), "{why}");
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
+    service_env("APP__MYSQL__REPLICAS__0__DSN")
 }
 
 /// A server address the services script exported, or `None` with the reason printed (a failure

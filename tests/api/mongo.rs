@@ -7,19 +7,13 @@ use go_example::repository::error::RepoError;
 use go_example::repository::mongodb::user::{UserDocument, UserDocumentRepository};
 use shaku::HasComponent;
 
-use crate::helpers::{TestApp, assert_envelope, seed_user, service_env, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, assert_envelope, seed_user, service_env, spawn_app, spawn_app_with, unique_name,
+};
 
 async fn spawn_on_mongo() -> Option<TestApp> {
     let addr = service_env("APP__MONGODB__ADDR")?;
-    let database = format!(
-        "go_example_t{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000
-    );
+    let database = unique_name("go_example_t");
     Some(
         spawn_app_with(&[
             ("APP__MONGODB__ENABLED", "true".into()),

@@ -10,14 +10,11 @@ use shaku::HasComponent;
 
 use crate::helpers::{
     TestApp, assert_envelope, eventually, redis_overrides, service_env, spawn_app, spawn_app_with,
+    unique_name,
 };
 
 fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}:{}:{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ rand_bits()
-    )
+    unique_name(&format!("{prefix}:"))
 }
 
 fn rand_bits() -> u128 {
@@ -27,8 +24,9 @@ fn rand_bits() -> u128 {
         .as_nanos()
 }
 
-/// Every repository operation, against whatever store the app was built with.
-pub async fn exercise_repositories(app: &TestApp) {
+/// Every repository operation, against whatever store the app was built with, then readiness:
+/// `redis` is reported (and up) exactly when the app runs on Redis.
+pub async fn exercise_repositories(app: &TestApp, on_redis: bool) {
     let values: &dyn ValueRepository = app.module.resolve_ref();
     let key = unique("it:value");
     assert_eq!(values.get(&key).await.unwrap(), None);
@@ -70,6 +68,15 @@ pub async fn exercise_repositories(app: &TestApp) {
     );
     tokens.revoke(uid).await.unwrap();
     assert!(tokens.get(uid).await.unwrap().is_empty());
+
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let expected = on_redis.then_some("up");
+    assert_eq!(
+        body["checks"].get("redis").and_then(|v| v.as_str()),
+        expected,
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,14 +85,7 @@ async fn repositories_work_on_a_single_redis() {
         return;
     };
     let app = spawn_app_with(&redis_overrides("single", &addr)).await;
-    exercise_repositories(&app).await;
-
-    let (status, body) = app.get_json("/readyz").await;
-    assert_eq!(
-        (status, body["checks"]["redis"].as_str()),
-        (200, Some("up")),
-        "{body}"
-    );
+    exercise_repositories(&app, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,10 +110,7 @@ async fn hello_reports_the_redis_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_default_keeps_values_in_process() {
     let app = spawn_app().await;
-    exercise_repositories(&app).await;
-    let (status, body) = app.get_json("/readyz").await;
-    assert_eq!(status, 200);
-    assert!(body["checks"].get("redis").is_none(), "{body}");
+    exercise_repositories(&app, false).await;
 }
 
 struct PrivateRedis(Child);
