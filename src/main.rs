@@ -49,6 +49,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Http => cmd::http::run(&config, profile, &logger).await,
             Command::Migrate => cmd::migrate::run(&config, &logger).await.map(|_| ()),
             Command::Version => Ok(()),
+            Command::Keys(cmd::KeysCommand::Generate { name, algorithm }) => {
+                cmd::keys::generate(&config, &name, algorithm).map(|text| print!("{text}"))
+            }
         }
     });
     if let Err(e) = &result {

@@ -1,6 +1,7 @@
 //! The command line (the original's cobra `cmd/`): one file per subcommand.
 
 pub mod http;
+pub mod keys;
 pub mod migrate;
 pub mod version;
 
@@ -37,4 +38,30 @@ pub enum Command {
     Migrate,
     /// Print the version and build information.
     Version,
+    /// Manage the JWT signing keys under certs.dir.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `go_example keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new key pair <certs.dir>/<NAME>/ and print the certs lines that rotate to it.
+    Generate {
+        /// The key's name: letters, digits, - or _ (e.g. a date: 2026-11-24).
+        #[arg(long)]
+        name: String,
+        /// RS512 (default from certs.algorithm), RS256 or EdDSA.
+        #[arg(long, value_parser = parse_algorithm)]
+        algorithm: Option<goex_jwt::Algorithm>,
+    },
+}
+
+fn parse_algorithm(s: &str) -> Result<goex_jwt::Algorithm, String> {
+    match s {
+        "RS512" => Ok(goex_jwt::Algorithm::RS512),
+        "RS256" => Ok(goex_jwt::Algorithm::RS256),
+        "EdDSA" => Ok(goex_jwt::Algorithm::EdDSA),
+        other => Err(format!("{other}: expected RS512, RS256 or EdDSA")),
+    }
 }

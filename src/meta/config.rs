@@ -102,6 +102,8 @@ pub struct CertsConfig {
     pub keys: Vec<String>,
     /// Folder holding one sub-folder per key.
     pub dir: String,
+    /// Signature algorithm of the keys: RS512 (the original's), RS256 or EdDSA.
+    pub algorithm: goex_jwt::Algorithm,
 }
 
 /// A loaded configuration with where it came from.

@@ -100,3 +100,53 @@ fn version_and_help_work() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
     }
 }
+
+#[test]
+fn keys_generate_writes_a_pair_and_prints_the_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().to_str().unwrap();
+    let out = Command::new(binary())
+        .args([
+            "keys",
+            "generate",
+            "--name",
+            "k2026",
+            "--algorithm",
+            "EdDSA",
+            "--env",
+            "test",
+        ])
+        .current_dir(manifest_dir())
+        .env("APP__CERTS__DIR", certs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("curKey: k2026") && stdout.contains("keys: [dev, k2026]"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("k2026/ed25519_private_key.pem").exists());
+    // The key ring loads what was written, and the old key keeps verifying.
+    let ring = goex_jwt::KeyRing::load(&goex_jwt::KeyRingSettings {
+        dir: dir.path().to_path_buf(),
+        current: "k2026".into(),
+        keys: vec!["k2026".into()],
+        algorithm: goex_jwt::Algorithm::EdDSA,
+        issuer: "i".into(),
+        audience: "a".into(),
+        leeway: std::time::Duration::ZERO,
+        max_token_bytes: 4096,
+    });
+    assert!(ring.is_ok());
+    let (code, stderr) = run(
+        &["keys", "generate", "--name", "../escape"],
+        &[("APP__CERTS__DIR", certs)],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("letters, digits"), "{stderr}");
+}
