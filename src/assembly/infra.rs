@@ -4,6 +4,7 @@
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use goex_cache::LocalCache;
 use goex_database::{Database, DbError};
+use goex_jwt::{JwtError, KeyRing, KeyRingSettings};
 use goex_mongo::{MongoClient, MongoError};
 use goex_redis::{RedisClient, RedisError};
 use slog::Logger;
@@ -24,6 +25,9 @@ pub enum InfraError {
     /// The Redis settings are unusable.
     #[error("redis: {0}")]
     Redis(#[from] RedisError),
+    /// The signing keys cannot be loaded (prod refuses to start without them).
+    #[error("certs: {0}")]
+    Keys(#[from] JwtError),
     /// The MongoDB settings are unusable.
     #[error("mongodb: {0}")]
     Mongo(#[from] MongoError),
@@ -39,6 +43,8 @@ pub struct Infra {
     pub redis: Option<RedisClient>,
     /// MongoDB, when `mongodb.enabled`.
     pub mongo: Option<MongoClient>,
+    /// The JWT keys, parsed once.
+    pub keys: std::sync::Arc<KeyRing>,
 }
 
 impl Infra {
@@ -58,11 +64,25 @@ impl Infra {
             true => Some(MongoClient::new(&config.mongodb).await?),
             false => None,
         };
+        let keys = std::sync::Arc::new(goex_jwt::load_or_generate(
+            &KeyRingSettings {
+                dir: config.certs.dir.clone().into(),
+                current: config.certs.cur_key.clone(),
+                keys: config.certs.keys.clone(),
+                algorithm: config.certs.algorithm,
+                issuer: config.auth.issuer.clone(),
+                audience: config.auth.audience.clone(),
+                leeway: config.auth.leeway,
+                max_token_bytes: config.auth.max_token_bytes,
+            },
+            config.certs.generate_missing,
+        )?);
         Ok(Infra {
             database,
             cache,
             redis,
             mongo,
+            keys,
         })
     }
 

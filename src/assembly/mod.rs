@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use shaku::module;
 
+use crate::controller::auth::AuthControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
 use crate::meta::config::AppConfig;
@@ -21,8 +22,10 @@ use crate::repository::kv::{
 };
 use crate::repository::mongodb::user::MongoUserDocumentRepository;
 use crate::repository::mysql::user::DieselUserRepository;
+use crate::repository::redis::throttle::KvLoginThrottleRepository;
 use crate::repository::redis::token::KvTokenRepository;
 use crate::repository::redis::value::KvValueRepository;
+use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters, dummy_hash};
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 
@@ -37,18 +40,30 @@ module! {
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
             // repositories
             DieselUserRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
-            MongoUserDocumentRepository, ClientProbe,
+            MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             // services
-            HelloServiceImpl, HealthServiceImpl,
+            HelloServiceImpl, HealthServiceImpl, AuthServiceImpl,
             // controllers
-            HelloControllerImpl, HealthControllerImpl,
+            HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
         ],
         providers = []
     }
 }
 
 /// Builds the module from config and the built clients.
+///
+/// # Panics
+/// When `auth.argon2_*` are not valid argon2 parameters (checked when the config loads).
 pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
+    let policy = AuthPolicy {
+        access_ttl: config.auth.access_ttl,
+        refresh_ttl: config.auth.refresh_ttl,
+        max_failures: config.auth.max_failures,
+        failure_window: config.auth.failure_window,
+        argon2: (config.auth.argon2_memory_kib, config.auth.argon2_iterations),
+    };
+    let dummy =
+        dummy_hash(&policy).unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
     let builder = match &infra.redis {
         Some(client) => AppModule::builder().with_component_parameters::<RedisKeyValueClient>(
             RedisKeyValueClientParameters {
@@ -77,6 +92,11 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
                 mode: config.server.mode.as_str().into(),
                 value_key: config.cache_keys.hello_value.key.clone(),
+            })
+            .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters {
+                keys: infra.keys.clone(),
+                policy,
+                dummy_hash: dummy,
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

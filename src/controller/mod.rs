@@ -2,8 +2,10 @@
 //! controller from the shaku module (`Inject<M, dyn ...>`), generic over the module so the
 //! controllers never name the assembly.
 
+pub mod auth;
 pub mod debug;
 pub mod extract;
 pub mod fallback;
 pub mod health;
 pub mod hello;
+pub mod home;

@@ -34,8 +34,40 @@ pub struct AppConfig {
     pub cache_keys: CacheKeys,
     /// JWT signing keys (the original's `certs.curKey` / `certs.keys`), used by the auth feature.
     pub certs: CertsConfig,
+    /// Login, tokens and single sign-on.
+    pub auth: AuthConfig,
     /// The profiling listener.
     pub pprof: goex_profiling::Settings,
+}
+
+/// The `auth` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `iss` of issued tokens, required on presented ones.
+    pub issuer: String,
+    /// `aud` of issued tokens, required on presented ones.
+    pub audience: String,
+    /// Access token lifetime (the original's 30 minutes).
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    /// Refresh token lifetime (the original's 30 days).
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// Longer `Authorization` tokens are refused unparsed.
+    pub max_token_bytes: usize,
+    /// Failed logins per username and per client address before 429.
+    pub max_failures: i64,
+    /// The window the failures are counted in.
+    #[serde(with = "humantime_serde")]
+    pub failure_window: Duration,
+    /// argon2id memory in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// argon2id passes (OWASP: 2).
+    pub argon2_iterations: u32,
 }
 
 /// The `server` section.
@@ -104,6 +136,8 @@ pub struct CertsConfig {
     pub dir: String,
     /// Signature algorithm of the keys: RS512 (the original's), RS256 or EdDSA.
     pub algorithm: goex_jwt::Algorithm,
+    /// Generate the current key at start when it is missing (dev profiles only; refused in prod).
+    pub generate_missing: bool,
 }
 
 /// A loaded configuration with where it came from.
@@ -148,6 +182,25 @@ impl AppConfig {
         }
         if self.pprof.enabled {
             parse_addr(&self.pprof.addr).map_err(|m| invalid("pprof.addr", m))?;
+        }
+        if argon2::Params::new(
+            self.auth.argon2_memory_kib,
+            self.auth.argon2_iterations,
+            1,
+            None,
+        )
+        .is_err()
+        {
+            return Err(invalid(
+                "auth.argon2_memory_kib",
+                "not valid argon2 parameters (memory >= 8 KiB, passes >= 1)",
+            ));
+        }
+        if profile.is_releasing() && self.certs.generate_missing {
+            return Err(invalid(
+                "certs.generate_missing",
+                "must be false in the prod profile: provide keys",
+            ));
         }
         if !self.certs.keys.is_empty() && !self.certs.keys.contains(&self.certs.cur_key) {
             return Err(invalid("certs.curKey", "must be one of certs.keys"));

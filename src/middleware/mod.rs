@@ -4,5 +4,6 @@
 pub mod access_log;
 pub mod catch_panic;
 pub mod error_envelope;
+pub mod jwt_auth;
 pub mod lifecycle;
 pub mod request_id;

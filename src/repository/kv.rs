@@ -50,6 +50,11 @@ pub trait KeyValueClient: Interface {
     /// # Errors
     /// As [`KeyValueClient::get`].
     async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError>;
+    /// `INCR key`, setting the expiry when the key is new; returns the new count.
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError>;
     /// `PING`.
     ///
     /// # Errors
@@ -130,6 +135,20 @@ impl KeyValueClient for RedisKeyValueClient {
             .map_err(repo_error)
     }
 
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError> {
+        let mut p = pipe();
+        p.atomic()
+            .cmd("INCR")
+            .arg(key)
+            .cmd("PEXPIRE")
+            .arg(key)
+            .arg(ttl.as_millis() as u64)
+            .arg("NX")
+            .ignore();
+        let (count,): (i64,) = self.client.query_pipeline(&p).await.map_err(repo_error)?;
+        Ok(count)
+    }
+
     async fn ping(&self) -> Result<(), RepoError> {
         self.client.ping().await.map_err(repo_error)
     }
@@ -207,6 +226,18 @@ impl KeyValueClient for LocalKeyValueClient {
             Some(Stored::Hash(h)) => (*h).clone(),
             _ => HashMap::new(),
         })
+    }
+
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError> {
+        let mut count = 0;
+        self.store.update(key.to_owned(), ttl, |old| {
+            count = match old {
+                Some(Stored::Text(v)) => v.parse::<i64>().unwrap_or(0) + 1,
+                _ => 1,
+            };
+            Stored::Text(count.to_string().into())
+        });
+        Ok(count)
     }
 
     async fn ping(&self) -> Result<(), RepoError> {

@@ -21,13 +21,25 @@ impl ResponseError for ServiceError {
     }
 }
 
+/// Where a client gets a new access token (the original's `refresh_url`).
+pub const REFRESH_URL: &str = "/auth/refresh_token";
+
 /// The envelope for `err` in `lang`.
 pub fn render(err: &ServiceError, lang: Lang) -> HttpResponse {
-    render_code(err.code(), lang, err.public_detail().as_deref())
+    let code = err.code();
+    let mut envelope = code.toast(lang, err.public_detail().as_deref());
+    if matches!(err, ServiceError::LoginExpired) {
+        envelope.error.refresh_url = Some(REFRESH_URL.to_owned());
+    }
+    respond(code, envelope)
 }
 
 /// The envelope for a bare code (errors actix raised before our code ran).
 pub fn render_code(code: ErrorCode, lang: Lang, detail: Option<&str>) -> HttpResponse {
+    respond(code, code.toast(lang, detail))
+}
+
+fn respond(code: ErrorCode, envelope: goex_errors::Envelope) -> HttpResponse {
     let status = StatusCode::from_u16(code.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
     res.insert_header((
@@ -37,7 +49,10 @@ pub fn render_code(code: ErrorCode, lang: Lang, detail: Option<&str>) -> HttpRes
     if status == StatusCode::SERVICE_UNAVAILABLE {
         res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
     }
-    res.body(code.toast(lang, detail).to_json())
+    if status == StatusCode::UNAUTHORIZED {
+        res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+    }
+    res.body(envelope.to_json())
 }
 
 /// The code for an error status raised by actix itself (a body it refused, a timeout).

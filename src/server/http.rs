@@ -19,6 +19,8 @@ use crate::service::error::ServiceError;
 pub fn routes(cfg: &mut web::ServiceConfig, debug_routes: bool) {
     controller::hello::routes::<AppModule>(cfg);
     controller::health::routes::<AppModule>(cfg);
+    controller::auth::routes::<AppModule>(cfg);
+    controller::home::routes(cfg);
     if debug_routes {
         controller::debug::routes(cfg);
     }

@@ -46,6 +46,24 @@ pub enum ServiceError {
         #[source]
         source: BoxError,
     },
+    /// Wrong username or password (20000).
+    #[error("wrong credentials")]
+    LoginFailed,
+    /// The token belongs to an older login: the account signed in elsewhere (20001).
+    #[error("signed in on another device")]
+    LoginElsewhere,
+    /// The access token expired: refresh it (20002).
+    #[error("access token expired")]
+    LoginExpired,
+    /// The refresh token is invalid, expired, reused or revoked (20003).
+    #[error("refresh failed: {0}")]
+    RefreshFailed(&'static str),
+    /// No credentials, or credentials that are not a valid token (10010).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Too many attempts (10008).
+    #[error("too many attempts")]
+    TooManyRequests,
     /// A handler panicked; the server keeps serving (10001).
     #[error("handler panicked: {0}")]
     Panic(String),
@@ -65,6 +83,12 @@ impl ServiceError {
             ServiceError::PayloadTooLarge { .. } => ERR_PAYLOAD_TOO_LARGE,
             ServiceError::Unavailable { .. } => ERR_DIAL,
             ServiceError::Panic(_) | ServiceError::Internal(_) => ERR_SYSTEM,
+            ServiceError::LoginFailed => ERR_LOGIN,
+            ServiceError::LoginElsewhere => ERR_LOGIN_REMOTE,
+            ServiceError::LoginExpired => ERR_LOGIN_FAILURE,
+            ServiceError::RefreshFailed(_) => ERR_REFRESH_TOKEN,
+            ServiceError::Unauthorized(_) => ERR_UNAUTHORIZED,
+            ServiceError::TooManyRequests => ERR_TOO_MANY_REQUESTS,
         }
     }
 

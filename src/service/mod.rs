@@ -1,5 +1,6 @@
 //! Use cases: one trait and one implementation per feature; no actix, tonic or diesel here.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod hello;

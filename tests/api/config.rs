@@ -127,7 +127,7 @@ fn keys_generate_writes_a_pair_and_prints_the_rotation() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("curKey: k2026") && stdout.contains("keys: [dev, k2026]"),
+        stdout.contains("curKey: k2026") && stdout.contains("keys: [test, k2026]"),
         "{stdout}"
     );
     assert!(dir.path().join("k2026/ed25519_private_key.pem").exists());

@@ -84,6 +84,10 @@ pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
             dir.path().join("app.db").display().to_string(),
         ),
         ("APP__SERVER__HTTP__WORKERS", "2".to_owned()),
+        (
+            "APP__CERTS__DIR",
+            dir.path().join("certs").display().to_string(),
+        ),
     ];
     overrides.extend(extra.iter().cloned());
     let config = test_config(&overrides);

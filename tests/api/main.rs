@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod auth;
 mod config;
 mod errors;
 mod hello;

@@ -61,8 +61,15 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
 
     /// Updates the value under `key` in place (keeping a live entry's expiry, else using `ttl`).
     pub fn update(&self, key: K, ttl: Duration, f: impl FnOnce(Option<V>) -> V) {
-        let current = self.get(&key);
-        self.insert(key, f(current), ttl);
+        let now = Instant::now();
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        match entries.get_mut(&key).filter(|(_, expires)| *expires > now) {
+            Some((value, _)) => *value = f(Some(value.clone())),
+            None => {
+                drop(entries);
+                self.insert(key, f(None), ttl);
+            }
+        }
     }
 
     /// Removes `key`.
@@ -135,5 +142,16 @@ mod tests {
         m.update("k", Duration::MAX, |old| old.unwrap_or(0) + 1);
         m.update("k", Duration::MAX, |old| old.unwrap_or(0) + 1);
         assert_eq!(m.get("k"), Some(2));
+    }
+
+    #[test]
+    fn update_keeps_a_live_entrys_expiry() {
+        let m = TtlMap::new(3);
+        m.update("w", Duration::from_millis(60), |old| old.unwrap_or(0) + 1);
+        std::thread::sleep(Duration::from_millis(40));
+        m.update("w", Duration::from_secs(60), |old| old.unwrap_or(0) + 1);
+        assert_eq!(m.get("w"), Some(2));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(m.get("w"), None, "a fixed window, not extended by updates");
     }
 }

@@ -100,6 +100,7 @@ impl ErrorCode {
                 message,
                 popup_title: String::new(),
                 popup_content: String::new(),
+                refresh_url: None,
             },
         }
     }
@@ -113,6 +114,7 @@ impl ErrorCode {
                 message: String::new(),
                 popup_title: title.to_owned(),
                 popup_content: content.to_owned(),
+                refresh_url: None,
             },
         }
     }
@@ -138,6 +140,9 @@ pub struct EnvelopeBody {
     pub popup_title: String,
     /// The dialog text (level 2).
     pub popup_content: String,
+    /// Where to get a new access token (code 20002 only, as the original's `refresh_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_url: Option<String>,
 }
 
 impl Envelope {

@@ -115,7 +115,11 @@ pub fn valid_key_name(name: &str) -> bool {
 }
 
 fn key_paths(dir: &Path, name: &str, algorithm: Algorithm) -> (PathBuf, PathBuf) {
-    let folder = dir.join(name);
+    let folder = if name.is_empty() {
+        dir.to_path_buf()
+    } else {
+        dir.join(name)
+    };
     let prefix = algorithm.file_prefix();
     (
         folder.join(format!("{prefix}_private_key.pem")),
@@ -262,6 +266,28 @@ impl KeyRing {
     }
 }
 
+/// Loads the ring; when `generate_missing` (dev profiles) and the current key does not exist
+/// yet, generates it first. Safe when several processes start at once.
+///
+/// # Errors
+/// As [`KeyRing::load`] and [`generate`].
+pub fn load_or_generate(
+    settings: &KeyRingSettings,
+    generate_missing: bool,
+) -> Result<KeyRing, JwtError> {
+    let (_, public) = key_paths(&settings.dir, &settings.current, settings.algorithm);
+    if generate_missing
+        && valid_key_name(&settings.current)
+        && !public.exists()
+        && let Err(e) = generate(&settings.dir, &settings.current, settings.algorithm)
+        // Another process may have won the race; loading below tells.
+        && !public.exists()
+    {
+        return Err(e);
+    }
+    KeyRing::load(settings)
+}
+
 /// Writes a new key pair `<dir>/<name>/` for `algorithm` (RSA keys are 2048 bits); the private
 /// key file is readable by its owner only. Refuses to overwrite an existing key.
 ///
@@ -310,11 +336,28 @@ pub fn generate(dir: &Path, name: &str, algorithm: Algorithm) -> Result<PathBuf,
             (private_pem, public_pem)
         }
     };
+    // Written into a temporary folder and renamed into place, so a concurrent reader (another
+    // process starting with the same dev key) never sees half a key pair.
     let folder = dir.join(name);
-    std::fs::create_dir_all(&folder).map_err(|e| fail(format!("{}: {e}", folder.display())))?;
-    write_private(&private, private_pem.as_bytes())
-        .map_err(|e| fail(format!("{}: {e}", private.display())))?;
-    std::fs::write(&public, public_pem).map_err(|e| fail(format!("{}: {e}", public.display())))?;
+    let staging = dir.join(format!(
+        ".{name}.tmp-{}-{:x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&staging).map_err(|e| fail(format!("{}: {e}", staging.display())))?;
+    let (private_staged, public_staged) = key_paths(&staging, "", algorithm);
+    let written = write_private(&private_staged, private_pem.as_bytes())
+        .and_then(|()| std::fs::write(&public_staged, public_pem))
+        .and_then(|()| std::fs::rename(&staging, &folder));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        let message = if folder.exists() {
+            "already exists; choose a new name".into()
+        } else {
+            e.to_string()
+        };
+        return Err(fail(message));
+    }
     Ok(folder)
 }
 

@@ -258,3 +258,31 @@ fn private_keys_are_owner_only() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn missing_dev_keys_are_generated_once_even_by_racing_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), "dev", &["dev"], Algorithm::EdDSA);
+    assert!(load_or_generate(&s, false).is_err(), "prod: no generation");
+    let rings: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                load_or_generate(&s, true).map(|r| r.sign(&claims()).unwrap())
+            })
+        })
+        .collect();
+    let tokens: Vec<String> = rings
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    let ring = KeyRing::load(&s).unwrap();
+    for t in &tokens {
+        assert!(
+            ring.verify::<Claims>(t).is_ok(),
+            "every racer ended with the same key"
+        );
+    }
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 1, "no staging folders left behind");
+}

@@ -1,4 +1,5 @@
 //! Repositories over Redis (or the in-process key-value store on the embedded default).
 
+pub mod throttle;
 pub mod token;
 pub mod value;
