@@ -201,10 +201,23 @@ redis_cluster_up() {
   log "redis cluster up on 127.0.0.1:${REDIS_CLUSTER_PORTS// /,}"
 }
 
-# The port of the master that serves slot 0 (where a failover test aims).
+# The port of the master that serves slot 0 (where a failover test aims), as every node sees it
+# once the cluster is settled (a node restarted a moment ago may still hold an old view).
 redis_master_of_slot0() {
-  local first=${REDIS_CLUSTER_PORTS%% *}
-  redis-cli -p "$first" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && $9 ~ /^0-/ {split($2, a, "[:@]"); print a[2]}'
+  local port answer
+  for _ in $(seq 1 100); do
+    answer=""
+    for port in $REDIS_CLUSTER_PORTS; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || { answer=""; break; }
+      local seen
+      seen=$(redis-cli -p "$port" cluster nodes 2>/dev/null |
+        awk '$3 ~ /master/ && $3 !~ /fail/ && $9 ~ /^0-/ {split($2, a, "[:@]"); print a[2]}')
+      if [ -z "$answer" ]; then answer=$seen; elif [ "$answer" != "$seen" ]; then answer=""; break; fi
+    done
+    [ -n "$answer" ] && { echo "$answer"; return 0; }
+    sleep 0.1
+  done
+  return 1
 }
 
 # ---------------------------------------------------------------- MongoDB wire protocol (SecantusDB)
@@ -294,12 +307,12 @@ one() { # stop|start name [port]
       if [ "$1" = stop ]; then mysql_down replica; else mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica; fi ;;
     redis-master)
       local port
-      port=$(redis_master_of_slot0)
-      [ -n "$port" ] || { log "no master serves slot 0"; exit 1; }
+      port=$(redis_master_of_slot0) || { log "the cluster did not settle: no single master of slot 0"; exit 1; }
       redis_node_down "$port"
       echo "$port" ;;
     redis-node)
-      redis_node_up "${3:?port}" cluster ;;
+      redis_node_up "${3:?port}" cluster
+      redis_cluster_up ;;
     *) echo "unknown server $2 (mysql-replica, redis-master, redis-node PORT)" >&2; exit 2 ;;
   esac
 }
