@@ -63,8 +63,9 @@ def stack_env(port, workdir):
 
 
 class Server:
-    def __init__(self, name, argv, port, env=None, cwd=None):
+    def __init__(self, name, argv, port, env=None, cwd=None, path=None, headers=()):
         self.name, self.argv, self.port, self.env, self.cwd = name, argv, port, env, cwd
+        self.path, self.headers = path, headers
         self.proc = None
 
     def start(self, path="/hello"):
@@ -83,9 +84,10 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def wrk(port, seconds, connections, path="/hello"):
+def wrk(port, seconds, connections, path="/hello", headers=(), script=None):
+    extra = [a for h in headers for a in ("-H", h)] + (["-s", script] if script else [])
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *extra,
          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -120,14 +122,41 @@ def startup_and_rss(stack_bin, workdir, runs):
     return statistics.median(times), statistics.median(rss)
 
 
+def post_json(port, path, body):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def sign_in(port):
+    post_json(port, "/auth/register", {"username": "bench0001", "password": "bench123"})
+    status, body = post_json(port, "/auth/login", {"username": "bench0001", "password": "bench123"})
+    if status != 200:
+        raise SystemExit(f"bench: login failed: {status} {body}")
+    return body["data"]["accessToken"]
+
+
+def login_throughput(port, work, args):
+    script = os.path.join(work, "login.lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                'wrk.body = \'{"username":"bench0001","password":"bench123"}\'\n')
+    rps, _ = wrk(port, args.seconds, 8, "/auth/login", script=script)
+    return rps
+
+
 def measure(servers, args, path):
     """Alternating rounds over started servers; the median req/s and p99 per server."""
     results = {s.name: [] for s in servers}
     for s in servers:
-        wrk(s.port, 2, args.connections, path)  # warm-up
+        wrk(s.port, 2, args.connections, s.path or path, s.headers)  # warm-up
     for r in range(args.rounds):
         for s in servers:
-            rps, p99 = wrk(s.port, args.seconds, args.connections, path)
+            rps, p99 = wrk(s.port, args.seconds, args.connections, s.path or path, s.headers)
             results[s.name].append((rps, p99))
             print(f"round {r + 1}: {s.name:<22} {rps:>10.0f} req/s  p99 {p99:.2f} ms", file=sys.stderr)
     med = {n: (statistics.median(v[0] for v in rs), statistics.median(v[1] for v in rs)) for n, rs in results.items()}
@@ -241,7 +270,12 @@ def http_suite(args, work):
     try:
         for s in servers:
             s.start()
-        med, _ = measure(servers, args, "/hello")
+        # GET /home with a valid token: the JWT check and the single sign-on lookup per request,
+        # measured as one more entry against the same servers.
+        token = sign_in(stack_port)
+        home = Server("go_example GET /home", [], stack_port, path="/home", headers=(f"Authorization: {token}",))
+        med, _ = measure(servers + [home], args, "/hello")
+        login_rps = login_throughput(stack_port, work, args)
     finally:
         for s in servers:
             s.stop()
@@ -257,7 +291,11 @@ def http_suite(args, work):
     print(f"go_example / gin:            {stack[0] / gin[0]:.3f}  (goal >= 1.60)")
     print(f"start to first 200:          {start_ms:.0f} ms (median of 5; goal <= 150 ms)")
     print(f"idle RSS:                    {rss_mib:.1f} MiB (median of 5; goal <= 40 MiB)")
+    home_ratio = med["go_example GET /home"][0] / bare[0]
+    print(f"GET /home (JWT + SSO check) / bare actix-web GET /hello: {home_ratio:.3f}  (goal >= 0.50)")
+    print(f"POST /auth/login: {login_rps:.0f} req/s (argon2id, OWASP cost: bounded by design)")
     return {"http": {"median": med, "ratio_bare": stack[0] / bare[0], "ratio_gin": stack[0] / gin[0],
+                     "ratio_home": home_ratio, "login_rps": login_rps,
                      "startup_ms": start_ms, "idle_rss_mib": rss_mib}}
 
 

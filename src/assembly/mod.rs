@@ -61,6 +61,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         max_failures: config.auth.max_failures,
         failure_window: config.auth.failure_window,
         argon2: (config.auth.argon2_memory_kib, config.auth.argon2_iterations),
+        leeway: config.auth.leeway,
     };
     let dummy =
         dummy_hash(&policy).unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
@@ -97,6 +98,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 keys: infra.keys.clone(),
                 policy,
                 dummy_hash: dummy,
+                verified: Arc::new(goex_cache::TtlMap::new(config.cache.max_capacity as usize)),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

@@ -9,6 +9,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, Params};
 use async_trait::async_trait;
+use goex_cache::TtlMap;
 use goex_jwt::{JwtError, KeyRing};
 use serde::{Deserialize, Serialize};
 use shaku::{Component, Interface};
@@ -79,7 +80,12 @@ pub struct AuthPolicy {
     pub failure_window: Duration,
     /// argon2id memory (KiB) and passes.
     pub argon2: (u32, u32),
+    /// Clock skew tolerated on `exp`.
+    pub leeway: Duration,
 }
+
+/// How long a verified token is remembered at most.
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
 
 /// The auth use cases.
 #[async_trait]
@@ -129,6 +135,10 @@ pub struct AuthServiceImpl {
     policy: AuthPolicy,
     /// A hash with the configured cost, verified against for unknown users (see `dummy_hash`).
     dummy_hash: String,
+    /// Access tokens whose signature and claims were verified, until they expire: an RSA
+    /// verification costs far more than the rest of a request. Revocation is unaffected: the
+    /// login record is checked on every request.
+    verified: Arc<TtlMap<String, Claims>>,
 }
 
 fn now() -> u64 {
@@ -289,10 +299,25 @@ impl AuthService for AuthServiceImpl {
     }
 
     async fn authenticate(&self, access_token: &str) -> Result<AuthUser, ServiceError> {
-        let claims: Claims = self.keys.verify(access_token).map_err(|e| match e {
-            JwtError::Expired => ServiceError::LoginExpired,
-            other => ServiceError::Unauthorized(other.to_string()),
-        })?;
+        let claims = match self.verified.get(access_token) {
+            Some(claims) => claims,
+            None => {
+                let claims: Claims = self.keys.verify(access_token).map_err(|e| match e {
+                    JwtError::Expired => ServiceError::LoginExpired,
+                    other => ServiceError::Unauthorized(other.to_string()),
+                })?;
+                // Remembered no longer than the token itself is valid (leeway included).
+                let valid_for = Duration::from_secs(
+                    (claims.exp + self.policy.leeway.as_secs()).saturating_sub(now()),
+                );
+                self.verified.insert(
+                    access_token.to_owned(),
+                    claims.clone(),
+                    valid_for.min(VERIFIED_FOR),
+                );
+                claims
+            }
+        };
         if claims.typ != ACCESS {
             return Err(ServiceError::Unauthorized("not an access token".into()));
         }

@@ -150,3 +150,27 @@ fn keys_generate_writes_a_pair_and_prints_the_rotation() {
     assert_ne!(code, 0);
     assert!(stderr.contains("letters, digits"), "{stderr}");
 }
+
+#[test]
+fn prod_refuses_to_start_without_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(
+        &["http", "--env", "prod"],
+        &[
+            ("APP__CERTS__DIR", dir.path().to_str().unwrap()),
+            ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0"),
+            ("APP__LOG__FILE__ENABLED", "false"),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("certs") && stderr.contains("prod1"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(
+        &["http", "--env", "prod"],
+        &[("APP__CERTS__GENERATE_MISSING", "true")],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("certs.generate_missing"), "{stderr}");
+}
