@@ -270,3 +270,28 @@ async fn rotating_keys_logs_nobody_out_and_removing_a_key_does() {
     assert_eq!(status, 401);
     assert_envelope(&body, "10010");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_take_as_long_as_known_ones() {
+    let app = spawn_app_with(&[("APP__AUTH__MAX_FAILURES", "1000".into())]).await;
+    signed_in(&app, "timing01").await;
+    let mean =
+        |durations: Vec<Duration>| durations.iter().sum::<Duration>() / durations.len() as u32;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..6 {
+        let started = std::time::Instant::now();
+        assert_eq!(login(&app, "timing01", "wrong123").await.0, 401);
+        known.push(started.elapsed());
+        let started = std::time::Instant::now();
+        assert_eq!(login(&app, "nosuch01", "wrong123").await.0, 401);
+        unknown.push(started.elapsed());
+    }
+    let (known, unknown) = (mean(known), mean(unknown));
+    // Both pay for one argon2id verification; without the dummy hash an unknown user would
+    // answer in well under a tenth of the time.
+    assert!(
+        unknown * 2 > known,
+        "unknown {unknown:?} vs known {known:?}"
+    );
+}
