@@ -62,6 +62,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         failure_window: config.auth.failure_window,
         argon2: (config.auth.argon2_memory_kib, config.auth.argon2_iterations),
         leeway: config.auth.leeway,
+        verified_for: config.auth.verified_token_ttl,
     };
     let dummy =
         dummy_hash(&policy).unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));

@@ -59,6 +59,10 @@ pub struct AuthConfig {
     pub leeway: Duration,
     /// Longer `Authorization` tokens are refused unparsed.
     pub max_token_bytes: usize,
+    /// How long a verified access token is remembered (never past its `exp`); 0s verifies the
+    /// signature on every request.
+    #[serde(with = "humantime_serde")]
+    pub verified_token_ttl: Duration,
     /// Failed logins per username and per client address before 429.
     pub max_failures: i64,
     /// The window the failures are counted in.

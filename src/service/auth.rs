@@ -82,10 +82,9 @@ pub struct AuthPolicy {
     pub argon2: (u32, u32),
     /// Clock skew tolerated on `exp`.
     pub leeway: Duration,
+    /// How long a verified access token is remembered at most.
+    pub verified_for: Duration,
 }
-
-/// How long a verified token is remembered at most.
-const VERIFIED_FOR: Duration = Duration::from_secs(300);
 
 /// The auth use cases.
 #[async_trait]
@@ -313,7 +312,7 @@ impl AuthService for AuthServiceImpl {
                 self.verified.insert(
                     access_token.to_owned(),
                     claims.clone(),
-                    valid_for.min(VERIFIED_FOR),
+                    valid_for.min(self.policy.verified_for),
                 );
                 claims
             }
