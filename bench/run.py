@@ -199,9 +199,6 @@ def data_suite(args, work):
     for name, extra in setups:
         port = free_port()
         run_env = stack_env(port, work)
-        for key in list(run_env):
-            if key.startswith("APP__MYSQL__REPLICAS") or key.startswith("APP__REDIS__ADDRS"):
-                del run_env[key]
         run_env.update(common)
         run_env.update(extra)
         run_env["APP__SERVER__HTTP__ACCESS_LOG"] = "true"

@@ -12,10 +12,8 @@ command -v go >/dev/null || missing+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/gin-gonic/gin ] || missing+=(golang-github-gin-gonic-gin-dev)
 command -v taskset >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench: installing ${missing[*]} (apt-get)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
-    || { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+  . scripts/apt.sh
+  apt_install "${missing[@]}"
 fi
 
 echo "bench: building release binaries" >&2

@@ -7,10 +7,8 @@ cd "$(dirname "$0")/.."
 
 if ! command -v diesel >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/diesel" ]; then
   if ! dpkg -s default-libmysqlclient-dev pkg-config >/dev/null 2>&1; then
-    echo "diesel-cli: installing default-libmysqlclient-dev pkg-config (apt-get)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends default-libmysqlclient-dev pkg-config >&2 \
-      || { apt-get update >&2 && apt-get install -y --no-install-recommends default-libmysqlclient-dev pkg-config >&2; }
+    . scripts/apt.sh
+    apt_install default-libmysqlclient-dev pkg-config
   fi
   echo "diesel-cli: cargo install diesel_cli (MySQL only; about a minute, once)" >&2
   # Installed with its own target dir so it does not disturb the project's build cache.

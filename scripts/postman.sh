@@ -12,7 +12,8 @@ BIN="$TARGET/debug/go_example"
 
 if ! command -v npm >/dev/null 2>&1; then
   echo "postman: npm is missing; installing Debian's npm" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm >&2
+  . scripts/apt.sh
+  apt_install npm
 fi
 if [ ! -x "$NEWMAN" ]; then
   echo "postman: installing newman (npm) into $CACHE/newman" >&2

@@ -26,12 +26,8 @@ REDIS_CLUSTER_PORTS=${GOEX_REDIS_CLUSTER_PORTS:-"17000 17001 17002 17003 17004 1
 
 log() { echo "services: $*" >&2; }
 
-need_root_for_apt() {
-  if [ "$(id -u)" -ne 0 ]; then
-    log "installing $* needs root (apt-get); run as root or install them first"
-    exit 1
-  fi
-}
+# shellcheck source=scripts/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 # apt-get install for the commands that are missing; `apt-get update` only when needed.
 ensure_packages() {
@@ -41,11 +37,7 @@ ensure_packages() {
     shift 2
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  need_root_for_apt "${missing[*]}"
-  log "installing ${missing[*]} (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
-    || { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+  apt_install "${missing[@]}"
 }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -253,7 +245,8 @@ mongo_down() {
 up() {
   ensure_packages mariadbd mariadb-server mariadb mariadb-client redis-server redis-server \
     redis-cli redis-tools
-  python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_packages __no_such_command__ python3-venv
+  # Debian splits venv's pip bootstrap into python3-venv.
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
   mkdir -p "$BASE"
   mysql_up primary "$MYSQL_PORT" 1
   mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica

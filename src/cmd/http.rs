@@ -49,11 +49,11 @@ impl Application {
         }
         match infra.database.ping().await {
             Ok(()) => {
-                slog::info!(logger, "database reachable"; "backend" => infra.database.backend())
+                slog::info!(logger, "database reachable"; "nodes" => infra.database.nodes())
             }
             Err(e) => {
                 slog::warn!(logger, "database not reachable yet; dependent routes answer 503 until it is";
-                "backend" => infra.database.backend(), "error" => %e)
+                "nodes" => infra.database.nodes(), "error" => %e)
             }
         }
         let module = assembly::build(config, &infra);

@@ -11,7 +11,7 @@ use slog::Logger;
 use crate::server::envelope::{code_for_status, render, render_code};
 use crate::service::error::ServiceError;
 
-/// An error seen on its way out, with what to log and the body to send.
+/// An error seen on its way out: what to log, and the client's language for the envelope.
 pub struct OutgoingError {
     /// The status it leaves with.
     pub status: StatusCode,
@@ -19,11 +19,7 @@ pub struct OutgoingError {
     pub code: u32,
     /// The error and its sources, for the log.
     pub summary: String,
-    /// The envelope in the client's language.
-    pub body: HttpResponse,
-    /// The response already holds exactly this body (a `ServiceError` rendered in Chinese by
-    /// `ResponseError::error_response`), so it need not be replaced.
-    pub already_rendered: bool,
+    lang: Lang,
 }
 
 impl OutgoingError {
@@ -38,20 +34,30 @@ impl OutgoingError {
                 status,
                 code: service_err.code().code,
                 summary: chain(service_err),
-                body: render(service_err, lang),
-                already_rendered: lang == Lang::ZhCn,
+                lang,
             },
-            None => {
-                let code = code_for_status(status);
-                OutgoingError {
-                    status,
-                    code: code.code,
-                    summary: err.to_string(),
-                    body: render_code(code, lang, None),
-                    already_rendered: false,
-                }
-            }
+            None => OutgoingError {
+                status,
+                code: code_for_status(status).code,
+                summary: err.to_string(),
+                lang,
+            },
         }
+    }
+
+    /// The envelope for `err` in the client's language.
+    pub fn envelope(&self, err: &Error) -> HttpResponse {
+        match err.as_error::<ServiceError>() {
+            Some(service_err) => render(service_err, self.lang),
+            None => render_code(code_for_status(self.status), self.lang, None),
+        }
+    }
+
+    /// The envelope to put in place of the response actix built from `err`, or `None` when that
+    /// response is already it (a `ServiceError` rendered in Chinese by `error_response`).
+    pub fn replacement(&self, err: &Error) -> Option<HttpResponse> {
+        let already = self.lang == Lang::ZhCn && err.as_error::<ServiceError>().is_some();
+        (!already).then(|| self.envelope(err))
     }
 
     /// Logs the error once.

@@ -129,10 +129,9 @@ where
                     Some(e) => {
                         let out = OutgoingError::of(e, res.status(), accept_language.as_ref());
                         out.log(&factory.logger, &id, &method, uri.path());
-                        if out.already_rendered {
-                            Ok(res.map_into_left_body())
-                        } else {
-                            Ok(res.into_response(out.body).map_into_right_body())
+                        match out.replacement(e) {
+                            None => Ok(res.map_into_left_body()),
+                            Some(body) => Ok(res.into_response(body).map_into_right_body()),
                         }
                     }
                 },
@@ -140,7 +139,7 @@ where
                     let status = e.as_response_error().status_code();
                     let out = OutgoingError::of(&e, status, accept_language.as_ref());
                     out.log(&factory.logger, &id, &method, uri.path());
-                    let mut body = out.body;
+                    let mut body = out.envelope(&e);
                     body.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
                     Err(InternalError::from_response(out.summary, body).into())
                 }

@@ -62,9 +62,6 @@ pub struct AuthUser {
     pub id: i64,
     /// Login name.
     pub username: String,
-    /// The login the token belongs to.
-    #[serde(skip)]
-    pub login: String,
 }
 
 /// Token lifetimes and throttling limits (`auth.*`).
@@ -329,7 +326,6 @@ impl AuthService for AuthServiceImpl {
             Some(sid) if *sid == claims.sid => Ok(AuthUser {
                 id,
                 username: claims.name,
-                login: claims.sid,
             }),
             Some(_) => Err(ServiceError::LoginElsewhere),
             None => Err(ServiceError::Unauthorized("signed out".into())),

@@ -116,12 +116,6 @@ impl LocalCache {
     pub fn invalidate(&self, family: &KeyFamily, id: impl Display) {
         self.inner.invalidate(&family.key_for(id));
     }
-
-    /// Entries currently held (approximate until pending maintenance runs).
-    pub fn entry_count(&self) -> u64 {
-        self.inner.run_pending_tasks();
-        self.inner.entry_count()
-    }
 }
 
 #[cfg(test)]

@@ -157,7 +157,6 @@ impl Connections {
 pub struct RedisClient {
     connections: Arc<Connections>,
     command_timeout: Duration,
-    mode: Mode,
 }
 
 impl RedisClient {
@@ -202,13 +201,7 @@ impl RedisClient {
         Ok(Self {
             connections: Arc::new(connections),
             command_timeout: settings.command_timeout,
-            mode: settings.mode,
         })
-    }
-
-    /// `single` or `cluster`.
-    pub fn mode(&self) -> Mode {
-        self.mode
     }
 
     /// Runs one command within `command_timeout`.

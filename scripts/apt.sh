@@ -1,0 +1,12 @@
+# Sourced by the project's scripts: installs Debian packages, running `apt-get update` only when
+# the package lists are stale (a fresh machine), and says so on stderr.
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "installing $* needs root (apt-get); run as root or install them first" >&2
+    return 1
+  fi
+  echo "installing $* (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "$@" >&2 \
+    || { apt-get update >&2 && apt-get install -y --no-install-recommends "$@" >&2; }
+}
