@@ -27,10 +27,12 @@ cargo build --quiet --bin go_example
 for var in $(compgen -e | grep '^APP__' || true); do unset "$var"; done
 unset APP_ENV
 work=$(mktemp -d)
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+port=$(free_port)
+pprof_port=$(free_port)
 APP__SERVER__HTTP__ADDR="127.0.0.1:$port" \
 APP__SQLITE__PATH="$work/postman.db" \
-APP__PPROF__ENABLED=false \
+APP__PPROF__ADDR="127.0.0.1:$pprof_port" \
 APP__LOG__FILE__ENABLED=false \
 APP__LOG__LEVEL=info \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
@@ -47,7 +49,7 @@ done
 status=0
 "$NEWMAN" run assets/postman/go_example.postman_collection.json \
   -e assets/postman/go_example.postman_environment.json \
-  --env-var "baseUrl=http://127.0.0.1:$port" --color off --reporters cli || status=$?
+  --env-var "baseUrl=http://127.0.0.1:$port" --env-var "pprofUrl=http://127.0.0.1:$pprof_port" --color off --reporters cli || status=$?
 
 kill -TERM "$pid"
 if ! wait "$pid"; then echo "postman: the app did not exit cleanly on SIGTERM" >&2; status=1; fi
