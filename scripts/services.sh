@@ -190,6 +190,19 @@ redis_cluster_up() {
     [ $pending = 0 ] && break
     sleep 0.05
   done
+  # A fresh cluster reports ok on one node before every node has learnt the slot map by gossip;
+  # a client then meets CLUSTERDOWN. Wait until every node agrees (redis-cli's own check).
+  for _ in $(seq 1 200); do
+    redis-cli --cluster check "127.0.0.1:$first" 2>/dev/null | grep -q 'All nodes agree about slots' \
+      && ! redis-cli --cluster check "127.0.0.1:$first" 2>/dev/null | grep -q '\[ERR\]' && break
+    sleep 0.05
+  done
+  for port in $REDIS_CLUSTER_PORTS; do
+    for _ in $(seq 1 100); do
+      redis-cli -p "$port" cluster info | grep -q 'cluster_state:ok' && break
+      sleep 0.05
+    done
+  done
   log "redis cluster up on 127.0.0.1:${REDIS_CLUSTER_PORTS// /,}"
 }
 
