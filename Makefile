@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/go_example
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-http: ## run the HTTP app on the embedded default (SQLite, no external service) on :8080
+http: ## run the HTTP app on the embedded default (SQLite, no external service) on 127.0.0.1:8080
 	cargo run --bin go_example -- http
 
 migrate: ## diesel migration run against DATABASE_URL (MySQL); installs diesel_cli if missing

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Starts and stops the real servers the tests and the non-embedded profiles use, on loopback and
-# non-default ports, with data under a temporary folder. Idempotent: `up` twice reuses what runs.
+# non-default ports: a MariaDB primary + GTID replica, a single Redis, a 6-node Redis Cluster and
+# SecantusDB (MongoDB wire protocol). Idempotent: `up` twice reuses what runs.
 #
 #   eval "$(scripts/services.sh up)"    # install if needed, start, export APP__... for the app
 #   scripts/services.sh status
+#   scripts/services.sh stop|start NAME # one server, for failure tests (see `one` below)
 #   scripts/services.sh down            # stop everything and delete the data
 #
+# The exports put the app (any profile) on these servers: database.driver mysql, the primary
+# and its replica, Redis single and MongoDB enabled.
 # Progress goes to stderr; stdout carries only the `export` lines.
-# Later features add their servers here (Redis single + Cluster, a MariaDB replica, MongoDB).
+#
+# The data lives in a folder made by `mktemp -d`. `up` records it in $STATE (mode 0600) so that
+# every later command, from any shell, finds the running servers; GOEX_SERVICES_DIR (exported by
+# `up`) wins while that folder exists. `down` deletes the folder and the record.
 set -euo pipefail
 
-BASE=${GOEX_SERVICES_DIR:-${TMPDIR:-/tmp}/go_example-services}
+CACHE=${GOEX_CACHE_DIR:-$HOME/.cache/go_example-rs}
+STATE=$CACHE/services.dir
 MYSQL_PORT=${GOEX_MYSQL_PORT:-13306}
 MYSQL_REPLICA_PORT=${GOEX_MYSQL_REPLICA_PORT:-13307}
 MYSQL_DB=go_example
@@ -20,11 +28,12 @@ APP_USER=app
 APP_PASS=apppass
 MONGO_PORT=${GOEX_MONGO_PORT:-27117}
 # The venv outlives the data folder: pip runs once per machine, not once per `up`.
-MONGO_VENV=${GOEX_CACHE_DIR:-$HOME/.cache/go_example-rs}/mongo-venv
+MONGO_VENV=$CACHE/mongo-venv
 REDIS_PORT=${GOEX_REDIS_PORT:-16379}
 REDIS_CLUSTER_PORTS=${GOEX_REDIS_CLUSTER_PORTS:-"17000 17001 17002 17003 17004 17005"}
 
 log() { echo "services: $*" >&2; }
+die() { log "$*"; exit 1; }
 
 # shellcheck source=scripts/apt.sh
 . "$(dirname "$0")/apt.sh"
@@ -40,14 +49,115 @@ ensure_packages() {
   apt_install "${missing[@]}"
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# ---------------------------------------------------------------- the data folder
+# Refuses a folder another user could have planted or can write into: `down` deletes it and the
+# servers run from it.
+check_dir() { # dir
+  local dir=$1 owner mode
+  case "$dir" in /*) ;; *) die "refusing services folder '$dir': not an absolute path" ;; esac
+  [ ! -L "$dir" ] || die "refusing services folder $dir: a symbolic link"
+  [ -d "$dir" ] || die "refusing services folder $dir: not a directory"
+  read -r owner mode < <(stat -c '%u %a' "$dir")
+  [ "$owner" = "$(id -u)" ] || die "refusing services folder $dir: owned by uid $owner, not by uid $(id -u)"
+  [ $((8#$mode & 8#002)) -eq 0 ] || die "refusing services folder $dir: world-writable (mode $mode)"
+}
 
-wait_gone() { # pidfile
+# The folder the state file records, or nothing.
+recorded_dir() {
+  [ -e "$STATE" ] || return 0
+  if [ -L "$STATE" ] || [ ! -f "$STATE" ]; then die "refusing $STATE: not a regular file"; fi
+  [ "$(stat -c %u "$STATE")" = "$(id -u)" ] || die "refusing $STATE: not owned by uid $(id -u)"
+  head -n 1 "$STATE"
+}
+
+record_dir() { # dir
+  local tmp
+  mkdir -p "$CACHE"
+  tmp=$(mktemp "$STATE.XXXXXX")
+  chmod 600 "$tmp"
+  printf '%s\n' "$1" >"$tmp"
+  mv -f "$tmp" "$STATE"
+}
+
+forget_dir() { # dir: drops the record if it names dir
+  if [ -f "$STATE" ] && [ "$(recorded_dir)" = "$1" ]; then rm -f "$STATE"; fi
+}
+
+# BASE: GOEX_SERVICES_DIR if that folder exists, else the recorded folder if it exists, else
+# GOEX_SERVICES_DIR (`up` creates it), else empty (`up` makes one with mktemp -d).
+resolve_base() {
+  local wanted=${GOEX_SERVICES_DIR:-}
+  RECORDED=$(recorded_dir)
+  if [ -n "$wanted" ] && [ -d "$wanted" ]; then BASE=$wanted
+  elif [ -n "$RECORDED" ] && [ -d "$RECORDED" ]; then
+    [ -z "$wanted" ] || log "GOEX_SERVICES_DIR=$wanted is gone; using the recorded $RECORDED"
+    BASE=$RECORDED
+  else BASE=$wanted; fi
+  if [ -n "$BASE" ] && [ -e "$BASE" ]; then check_dir "$BASE"; fi
+}
+
+# Why there is no folder, for messages.
+no_base_reason() {
+  if [ -n "$BASE" ]; then echo "$BASE is gone"
+  elif [ -n "$RECORDED" ]; then echo "the recorded $RECORDED is gone"
+  else echo "none recorded in $STATE"; fi
+}
+
+# ---------------------------------------------------------------- our processes
+# A pid from a pid file is signalled only when it is a process of the current user running the
+# expected server from this folder: a pid file outliving its server may name anything by now.
+#   mariadb MY.CNF | redis PORT | mongo STORAGE_PATH
+is_server() { # pid kind marker
+  local pid=$1 kind=$2 marker=$3 cmd
+  [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$(id -u)" ] || return 1
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) " || return 1
+  case "$kind" in
+    mariadb) [[ "$cmd" == *mariadbd\ * && "$cmd" == *" --defaults-file=$marker "* ]] ;;
+    # redis-server rewrites its title to "redis-server 127.0.0.1:PORT [cluster]".
+    redis) [[ "$cmd" == *redis-server\ * && ( "$cmd" == *":$marker "* || "$cmd" == *" --port $marker "* ) ]] ;;
+    mongo) [[ "$cmd" == *python* && "$cmd" == *" -m secantus "* && "$cmd" == *" --storage-path $marker "* ]] ;;
+    *) return 1 ;;
+  esac
+}
+
+# The pid in a pid file if it is our running server; a live pid that is not is logged, never
+# signalled.
+our_pid() { # pidfile kind marker
+  local file=$1 pid owner
+  # A server removes its pid file as it exits: a file gone meanwhile means not running.
+  pid=$(head -c 32 "$file" 2>/dev/null | tr -d '[:space:]') || true
+  [ -n "$pid" ] || return 1
+  case "$pid" in *[!0-9]*) log "ignoring $file: no pid in it"; return 1 ;; esac
+  [ -d "/proc/$pid" ] || return 1
+  if ! is_server "$pid" "$2" "$3"; then
+    owner=$(stat -c %u "/proc/$pid" 2>/dev/null) || return 1
+    log "not touching pid $pid from $file: uid $owner, command [$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)] is not our $2 server"
+    return 1
+  fi
+  echo "$pid"
+}
+
+alive() { our_pid "$@" >/dev/null; }
+
+# Waits up to 10 s for our server to exit, then kills it (still only if it is ours).
+wait_pid() { # pid kind marker
+  for _ in $(seq 1 100); do is_server "$@" || return 0; sleep 0.1; done
+  log "pid $1 ($2) did not exit in 10 s: SIGKILL"
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# Before a start: lets our previous server of a pid file finish exiting; a foreign pid is left.
+wait_gone() { # pidfile kind marker
   local pid
-  [ -f "$1" ] || return 0
-  pid=$(cat "$1")
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
+  pid=$(our_pid "$@") || return 0
+  wait_pid "$pid" "$2" "$3"
+}
+
+stop_server() { # pidfile kind marker; returns 1 when nothing of ours ran
+  local pid
+  pid=$(our_pid "$@") || return 1
+  kill "$pid" 2>/dev/null || true
+  wait_pid "$pid" "$2" "$3"
 }
 
 # ---------------------------------------------------------------- MariaDB (primary + replica)
@@ -61,7 +171,7 @@ mysql_client() { # port, sql...
 mysql_up() { # name port server_id [replica]
   local name=$1 port=$2 id=$3 role=${4:-primary} dir
   dir=$(mysql_dir "$name")
-  if alive "$dir/mariadb.pid" && mysql_client "$port" -e 'SELECT 1' >/dev/null 2>&1; then
+  if alive "$dir/mariadb.pid" mariadb "$dir/my.cnf" && mysql_client "$port" -e 'SELECT 1' >/dev/null 2>&1; then
     log "mariadb $name already up on 127.0.0.1:$port"
     return 0
   fi
@@ -92,7 +202,7 @@ EOF
     mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=normal \
       --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
   fi
-  wait_gone "$dir/mariadb.pid"
+  wait_gone "$dir/mariadb.pid" mariadb "$dir/my.cnf"
   mariadbd --defaults-file="$dir/my.cnf" >/dev/null 2>&1 &
   for _ in $(seq 1 150); do
     mysql_client "$port" -e 'SELECT 1' >/dev/null 2>&1 && break
@@ -113,11 +223,7 @@ EOF
 mysql_down() { # name port
   local dir
   dir=$(mysql_dir "$1")
-  if alive "$dir/mariadb.pid"; then
-    kill "$(cat "$dir/mariadb.pid")" 2>/dev/null || true
-    wait_gone "$dir/mariadb.pid"
-    log "mariadb $1 stopped"
-  fi
+  if stop_server "$dir/mariadb.pid" mariadb "$dir/my.cnf"; then log "mariadb $1 stopped"; fi
 }
 
 # Points the replica at the primary (GTID, slave_pos) once, and waits until it has caught up.
@@ -143,9 +249,9 @@ redis_dir() { echo "$BASE/redis-$1"; }
 redis_node_up() { # port [cluster]
   local port=$1 cluster=${2:-} dir
   dir=$(redis_dir "$port")
-  if alive "$dir/redis.pid" && redis-cli -p "$port" ping >/dev/null 2>&1; then return 0; fi
+  if alive "$dir/redis.pid" redis "$port" && redis-cli -p "$port" ping >/dev/null 2>&1; then return 0; fi
   mkdir -p "$dir"
-  wait_gone "$dir/redis.pid"
+  wait_gone "$dir/redis.pid" redis "$port"
   local args=(--port "$port" --bind 127.0.0.1 --dir "$dir" --pidfile "$dir/redis.pid"
     --logfile "$dir/redis.log" --daemonize yes --appendonly no --save "" --protected-mode no
     --repl-diskless-sync-delay 0)
@@ -160,10 +266,7 @@ redis_node_up() { # port [cluster]
 redis_node_down() { # port
   local dir
   dir=$(redis_dir "$1")
-  if alive "$dir/redis.pid"; then
-    kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
-    wait_gone "$dir/redis.pid"
-  fi
+  stop_server "$dir/redis.pid" redis "$1" || true
 }
 
 redis_cluster_up() {
@@ -230,14 +333,14 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 mongo_up() {
   local dir="$BASE/mongo"
-  if alive "$dir/mongo.pid" && port_open "$MONGO_PORT"; then log "mongodb (SecantusDB) already up on 127.0.0.1:$MONGO_PORT"; return 0; fi
+  if alive "$dir/mongo.pid" mongo "$dir/data" && port_open "$MONGO_PORT"; then log "mongodb (SecantusDB) already up on 127.0.0.1:$MONGO_PORT"; return 0; fi
   if [ ! -x "$MONGO_VENV/bin/python" ] || ! "$MONGO_VENV/bin/python" -c 'import secantus' 2>/dev/null; then
     log "installing SecantusDB (PyPI) into $MONGO_VENV"
     python3 -m venv "$MONGO_VENV" >&2
     "$MONGO_VENV/bin/pip" install --quiet --disable-pip-version-check secantusdb >&2
   fi
   mkdir -p "$dir/data"
-  wait_gone "$dir/mongo.pid"
+  wait_gone "$dir/mongo.pid" mongo "$dir/data"
   "$MONGO_VENV/bin/python" -m secantus --host 127.0.0.1 --port "$MONGO_PORT" --storage-path "$dir/data" \
     --log-level WARNING >"$dir/mongo.log" 2>&1 &
   echo $! >"$dir/mongo.pid"
@@ -248,10 +351,7 @@ mongo_up() {
 
 mongo_down() {
   local dir="$BASE/mongo"
-  if alive "$dir/mongo.pid"; then
-    kill "$(cat "$dir/mongo.pid")" 2>/dev/null || true
-    wait_gone "$dir/mongo.pid"
-  fi
+  stop_server "$dir/mongo.pid" mongo "$dir/data" || true
 }
 
 # ---------------------------------------------------------------- commands
@@ -260,7 +360,21 @@ up() {
     redis-cli redis-tools
   # Debian splits venv's pip bootstrap into python3-venv.
   python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
-  mkdir -p "$BASE"
+  if [ -z "$BASE" ]; then
+    BASE=$(mktemp -d "${TMPDIR:-/tmp}/go_example-services.XXXXXXXXXX")
+    log "data under $BASE"
+  elif [ ! -e "$BASE" ]; then
+    mkdir -p "$(dirname "$BASE")"
+    mkdir -m 0700 "$BASE"
+  fi
+  check_dir "$BASE"
+  local recorded
+  recorded=$(recorded_dir)
+  if [ -n "$recorded" ] && [ "$recorded" != "$BASE" ] && [ -d "$recorded" ]; then
+    log "warning: $STATE records $recorded (left as is); this run uses $BASE"
+  else
+    record_dir "$BASE"
+  fi
   mysql_up primary "$MYSQL_PORT" 1
   mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica
   replication_up
@@ -269,6 +383,7 @@ up() {
   redis_cluster_up
   mongo_up
   cat <<EOF
+export APP__DATABASE__DRIVER=mysql
 export APP__MYSQL__DSN='mysql://root@127.0.0.1:$MYSQL_PORT/$MYSQL_DB'
 export APP__MYSQL__REPLICAS__0__DSN='mysql://$APP_USER:$APP_PASS@127.0.0.1:$MYSQL_REPLICA_PORT/$MYSQL_DB'
 export APP__REDIS__ENABLED=true
@@ -277,30 +392,48 @@ export APP__REDIS__ADDRS__0='127.0.0.1:$REDIS_PORT'
 export GOEX_REDIS_CLUSTER_ADDRS='$(for p in $REDIS_CLUSTER_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')'
 export APP__MONGODB__ENABLED=true
 export APP__MONGODB__ADDR='mongodb://127.0.0.1:$MONGO_PORT'
-export GOEX_SERVICES_DIR='$BASE'
 EOF
+  printf 'export GOEX_SERVICES_DIR=%q\n' "$BASE"
+}
+
+# Exits when no folder holds servers: nothing of ours can be running.
+need_base() {
+  [ -n "$BASE" ] && [ -d "$BASE" ] && return 0
+  [ "${1:-}" = quiet ] || log "no services folder ($(no_base_reason)): start them with scripts/services.sh up"
+  return 1
 }
 
 down() {
+  if ! need_base quiet; then
+    log "nothing to stop: no services folder ($(no_base_reason))"
+    # A record whose folder is gone (a reboot cleaned /tmp) is dropped.
+    if [ -n "$RECORDED" ] && [ ! -e "$RECORDED" ]; then rm -f "$STATE"; fi
+    return 0
+  fi
   local port
   for port in $REDIS_PORT $REDIS_CLUSTER_PORTS; do redis_node_down "$port"; done
   mongo_down
   mysql_down replica
   mysql_down primary
+  check_dir "$BASE"
   rm -rf "$BASE"
+  forget_dir "$BASE"
   log "data removed ($BASE)"
 }
 
 status() {
+  if need_base quiet; then log "data under $BASE"; else log "no services folder ($(no_base_reason))"; fi
+  local node dir
   for node in primary:$MYSQL_PORT replica:$MYSQL_REPLICA_PORT; do
-    if alive "$(mysql_dir "${node%%:*}")/mariadb.pid"; then echo "mariadb ${node%%:*}: up on 127.0.0.1:${node##*:}"
+    dir=$(mysql_dir "${node%%:*}")
+    if [ -n "$BASE" ] && alive "$dir/mariadb.pid" mariadb "$dir/my.cnf"; then echo "mariadb ${node%%:*}: up on 127.0.0.1:${node##*:}"
     else echo "mariadb ${node%%:*}: down"; fi
   done
   local port
   for port in $REDIS_PORT $REDIS_CLUSTER_PORTS; do
-    if alive "$(redis_dir "$port")/redis.pid"; then echo "redis :$port: up"; else echo "redis :$port: down"; fi
+    if [ -n "$BASE" ] && alive "$(redis_dir "$port")/redis.pid" redis "$port"; then echo "redis :$port: up"; else echo "redis :$port: down"; fi
   done
-  if alive "$BASE/mongo/mongo.pid"; then echo "mongodb :$MONGO_PORT: up"; else echo "mongodb :$MONGO_PORT: down"; fi
+  if [ -n "$BASE" ] && alive "$BASE/mongo/mongo.pid" mongo "$BASE/mongo/data"; then echo "mongodb :$MONGO_PORT: up"; else echo "mongodb :$MONGO_PORT: down"; fi
 }
 
 # One server, for failure tests:
@@ -308,6 +441,7 @@ status() {
 #   stop redis-master          (the master of slot 0; prints its port)
 #   start redis-node PORT      (a restarted node rejoins as a replica)
 one() { # stop|start name [port]
+  need_base || exit 1
   case "$2" in
     mysql-replica)
       if [ "$1" = stop ]; then mysql_down replica; else mysql_up replica "$MYSQL_REPLICA_PORT" 2 replica; fi ;;
@@ -323,6 +457,8 @@ one() { # stop|start name [port]
   esac
 }
 
+BASE="" RECORDED=""
+case "${1:-}" in up | down | status | stop | start) resolve_base ;; esac
 case "${1:-}" in
   up) up ;;
   down) down ;;

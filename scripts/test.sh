@@ -19,8 +19,14 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "starting test servers (scripts/services.sh up)"
+# The tests configure the app themselves: no APP__ variable (or APP_ENV) from the caller's shell
+# may reach the binaries they spawn. What the servers need comes from services.sh below.
+for var in $(compgen -e | grep '^APP__' || true); do unset "$var"; done
+unset APP_ENV
 trap 'step "stopping test servers"; scripts/services.sh down' EXIT
-eval "$(scripts/services.sh up)"
+# Assigned first so that a failing `up` stops here: `eval "$(...)"` would go on without servers.
+exports=$(scripts/services.sh up)
+eval "$exports"
 # A test that finds its server missing fails here instead of skipping.
 export GOEX_REQUIRE_SERVICES=1
 

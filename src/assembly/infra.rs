@@ -45,6 +45,8 @@ pub struct Infra {
     pub mongo: Option<MongoClient>,
     /// The JWT keys, parsed once.
     pub keys: std::sync::Arc<KeyRing>,
+    /// The application logger, for components that report security events.
+    pub logger: Logger,
 }
 
 impl Infra {
@@ -83,6 +85,7 @@ impl Infra {
             redis,
             mongo,
             keys,
+            logger: logger.clone(),
         })
     }
 

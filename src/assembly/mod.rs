@@ -18,16 +18,18 @@ use crate::repository::client::{
 };
 use crate::repository::health::ClientProbe;
 use crate::repository::kv::{
-    KeyValueClient, LocalKeyValueClient, RedisKeyValueClient, RedisKeyValueClientParameters,
+    KeyValueClient, LocalKeyValueClient, LocalStoreLimits, RedisKeyValueClient,
+    RedisKeyValueClientParameters,
 };
 use crate::repository::mongodb::user::MongoUserDocumentRepository;
 use crate::repository::mysql::user::DieselUserRepository;
 use crate::repository::redis::throttle::KvLoginThrottleRepository;
 use crate::repository::redis::token::KvTokenRepository;
 use crate::repository::redis::value::KvValueRepository;
-use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters, dummy_hash};
+use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
+use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
 
 use self::infra::Infra;
 
@@ -42,7 +44,7 @@ module! {
             DieselUserRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             // services
-            HelloServiceImpl, HealthServiceImpl, AuthServiceImpl,
+            HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
         ],
@@ -60,12 +62,18 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         refresh_ttl: config.auth.refresh_ttl,
         max_failures: config.auth.max_failures,
         failure_window: config.auth.failure_window,
-        argon2: (config.auth.argon2_memory_kib, config.auth.argon2_iterations),
+        max_registrations: config.auth.max_registrations,
+        registration_window: config.auth.registration_window,
         leeway: config.auth.leeway,
         verified_for: config.auth.verified_token_ttl,
     };
-    let dummy =
-        dummy_hash(&policy).unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
+    let hasher = Argon2PasswordHasher::parameters(&HashingPolicy {
+        memory_kib: config.auth.argon2_memory_kib,
+        iterations: config.auth.argon2_iterations,
+        concurrency: config.auth.hash_concurrency,
+        acquire_timeout: config.auth.hash_acquire_timeout,
+    })
+    .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
     let builder = match &infra.redis {
         Some(client) => AppModule::builder().with_component_parameters::<RedisKeyValueClient>(
             RedisKeyValueClientParameters {
@@ -74,7 +82,11 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         ),
         // The embedded default: the same repositories over an in-process store.
         None => AppModule::builder().with_component_override::<dyn KeyValueClient>(Box::new(
-            LocalKeyValueClient::new(config.cache.max_capacity as usize),
+            LocalKeyValueClient::new(LocalStoreLimits {
+                values: config.cache.max_capacity as usize,
+                logins: config.auth.max_local_logins,
+                counters: config.auth.max_local_counters,
+            }),
         )),
     };
     Arc::new(
@@ -98,11 +110,15 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters {
                 keys: infra.keys.clone(),
                 policy,
-                dummy_hash: dummy,
-                verified: Arc::new(goex_cache::TtlMap::new(config.cache.max_capacity as usize)),
+                verified: Arc::new(goex_cache::ExpiringCache::new(
+                    config.auth.verified_token_capacity,
+                )),
+                logger: infra.logger.clone(),
             })
+            .with_component_parameters::<Argon2PasswordHasher>(hasher)
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,
+                details: config.server.readiness_details,
             })
             .build(),
     )

@@ -35,6 +35,11 @@ impl Application {
         profile: Profile,
         logger: &Logger,
     ) -> anyhow::Result<Self> {
+        if config.redis.enabled && !config.redis.has_password() {
+            // Not refused: a Redis on a private network without AUTH is a choice some make.
+            slog::warn!(logger, "redis.password is empty: Redis accepts anyone who reaches it; set APP__REDIS__PASSWORD";
+                "profile" => profile.as_str());
+        }
         let infra = Infra::build(config, logger)
             .await
             .context("building clients")?;

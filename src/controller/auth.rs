@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_trait::async_trait;
 use serde_json::json;
@@ -9,6 +10,7 @@ use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use shaku_actix::Inject;
 
 use crate::controller::extract::ValidatedBody;
+use crate::middleware::client_addr::client_addr;
 use crate::middleware::jwt_auth::{Authenticated, credentials};
 use crate::model::forms::{LoginForm, RegisterForm};
 use crate::model::user::UserView;
@@ -22,7 +24,7 @@ pub trait AuthController: Interface {
     ///
     /// # Errors
     /// As the service.
-    async fn register(&self, form: RegisterForm) -> Result<UserView, ServiceError>;
+    async fn register(&self, form: RegisterForm, client: String) -> Result<UserView, ServiceError>;
     /// `POST /auth/login`.
     ///
     /// # Errors
@@ -32,7 +34,11 @@ pub trait AuthController: Interface {
     ///
     /// # Errors
     /// As the service.
-    async fn refresh(&self, refresh_token: String) -> Result<TokenPair, ServiceError>;
+    async fn refresh(
+        &self,
+        refresh_token: String,
+        client: String,
+    ) -> Result<TokenPair, ServiceError>;
     /// `POST /auth/logout`.
     ///
     /// # Errors
@@ -50,16 +56,20 @@ pub struct AuthControllerImpl {
 
 #[async_trait]
 impl AuthController for AuthControllerImpl {
-    async fn register(&self, form: RegisterForm) -> Result<UserView, ServiceError> {
-        self.auth.register(form).await
+    async fn register(&self, form: RegisterForm, client: String) -> Result<UserView, ServiceError> {
+        self.auth.register(form, &client).await
     }
 
     async fn login(&self, form: LoginForm, client: String) -> Result<TokenPair, ServiceError> {
         self.auth.login(form, &client).await
     }
 
-    async fn refresh(&self, refresh_token: String) -> Result<TokenPair, ServiceError> {
-        self.auth.refresh(&refresh_token).await
+    async fn refresh(
+        &self,
+        refresh_token: String,
+        client: String,
+    ) -> Result<TokenPair, ServiceError> {
+        self.auth.refresh(&refresh_token, &client).await
     }
 
     async fn logout(&self, user: AuthUser) -> Result<(), ServiceError> {
@@ -79,13 +89,15 @@ where
 }
 
 async fn register<M>(
+    req: HttpRequest,
     controller: Inject<M, dyn AuthController>,
     ValidatedBody(form): ValidatedBody<RegisterForm>,
 ) -> Result<HttpResponse, ServiceError>
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    Ok(HttpResponse::Created().json(json!({ "data": controller.register(form).await? })))
+    let client = client_bucket(&req);
+    Ok(HttpResponse::Created().json(json!({ "data": controller.register(form, client).await? })))
 }
 
 async fn login<M>(
@@ -96,13 +108,8 @@ async fn login<M>(
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    // The peer address, not X-Forwarded-For: a client cannot pick its own throttling bucket.
-    let client = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let pair = controller.login(form, client).await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": pair_json(&pair) })))
+    let pair = controller.login(form, client_bucket(&req)).await?;
+    Ok(tokens_response(&pair))
 }
 
 async fn refresh<M>(
@@ -113,8 +120,8 @@ where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
     let token = credentials(&req).map_err(|_| ServiceError::RefreshFailed("no refresh token"))?;
-    let pair = controller.refresh(token).await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": pair_json(&pair) })))
+    let pair = controller.refresh(token, client_bucket(&req)).await?;
+    Ok(tokens_response(&pair))
 }
 
 async fn logout<M>(
@@ -128,7 +135,21 @@ where
     Ok(HttpResponse::Ok().json(json!({ "data": { "message": "OK" } })))
 }
 
-/// The original's response: `{"data": {"accessToken", "refreshToken", "message": "OK"}}`.
-fn pair_json(pair: &TokenPair) -> serde_json::Value {
-    json!({ "accessToken": pair.access_token, "refreshToken": pair.refresh_token, "message": "OK" })
+/// The original's response: `{"data": {"accessToken", "refreshToken", "message": "OK"}}`,
+/// never stored by a browser or proxy cache (RFC 6749 §5.1).
+fn tokens_response(pair: &TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(json!({ "data": {
+            "accessToken": pair.access_token,
+            "refreshToken": pair.refresh_token,
+            "message": "OK",
+        } }))
+}
+
+/// The client address bucket a request is throttled and logged by: the peer, or what a
+/// trusted proxy says (never the client's own claim); IPv6 by /64.
+fn client_bucket(req: &HttpRequest) -> String {
+    client_addr(req).bucket()
 }

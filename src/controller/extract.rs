@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -21,6 +22,15 @@ pub struct BodyLimit(pub usize);
 
 /// Used only when the server registered no [`BodyLimit`].
 const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// How long the extractors wait for a whole body, registered as app data by the server
+/// (`server.http.body_timeout`): a client that dribbles its body gets 408 / 10012 instead of
+/// holding a worker's connection for as long as it likes.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeout(pub Duration);
+
+/// Used only when the server registered no [`BodyTimeout`].
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A JSON or `application/x-www-form-urlencoded` body (chosen by `Content-Type`, like gin's
 /// `ShouldBind`), deserialised and validated.
@@ -54,19 +64,31 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedBody<T> 
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
+        let timeout = req
+            .app_data::<BodyTimeout>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
         let mut payload = payload.take();
         Box::pin(async move {
             if declared.is_some_and(|len| len > limit) {
                 return Err(ServiceError::PayloadTooLarge { limit });
             }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ServiceError::invalid("", format!("body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ServiceError::PayloadTooLarge { limit });
+            let read = async {
+                let mut body = BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk =
+                        chunk.map_err(|e| ServiceError::invalid("", format!("body: {e}")))?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(ServiceError::PayloadTooLarge { limit });
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            // One deadline for the whole body, not per chunk: a byte a second would never
+            // trip a per-chunk one.
+            let body = tokio::time::timeout(timeout, read)
+                .await
+                .map_err(|_| ServiceError::RequestTimeout { timeout })??;
             let value = if mime == "application/json" || mime.ends_with("+json") {
                 parse_json::<T>(&body)?
             } else if mime == "application/x-www-form-urlencoded" {
@@ -183,15 +205,15 @@ mod tests {
     async fn json_and_form_bodies_bind_and_validate() {
         let ok: LoginForm = body(
             "application/json",
-            r#"{"username":"alice","password":"abc123"}"#,
+            r#"{"username":"alice01","password":"abc123"}"#,
             1024,
         )
         .await
         .unwrap();
-        assert_eq!(ok.username, "alice");
+        assert_eq!(ok.username, "alice01");
         let ok: LoginForm = body(
             "application/x-www-form-urlencoded",
-            "username=alice&password=abc123",
+            "username=alice01&password=abc123",
             1024,
         )
         .await
@@ -203,7 +225,7 @@ mod tests {
     async fn errors_name_the_field() {
         let e = body::<LoginForm>(
             "application/json",
-            r#"{"username":"alice","password":"abcdef"}"#,
+            r#"{"username":"alice01","password":"abcdef"}"#,
             1024,
         )
         .await
@@ -257,6 +279,30 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(e, ServiceError::PayloadTooLarge { limit: 10 }));
+    }
+
+    #[actix_web::test]
+    async fn a_body_that_does_not_arrive_in_time_is_a_request_timeout() {
+        use actix_web::web::Bytes;
+        use futures_util::stream::{self, LocalBoxStream};
+        // A part of a body, then nothing more: a client that stopped sending.
+        let dribble: LocalBoxStream<'static, Result<Bytes, actix_web::error::PayloadError>> =
+            Box::pin(
+                stream::once(std::future::ready(Ok(Bytes::from_static(b"{\"user"))))
+                    .chain(stream::pending()),
+            );
+        let (req, _) = TestRequest::post()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .app_data(BodyTimeout(Duration::from_millis(100)))
+            .to_http_parts();
+        let mut payload = Payload::from(dribble);
+        let started = std::time::Instant::now();
+        let e = ValidatedBody::<LoginForm>::from_request(&req, &mut payload)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ServiceError::RequestTimeout { .. }), "{e:?}");
+        assert_eq!(e.code().code, 10012);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[actix_web::test]

@@ -72,6 +72,23 @@ pub struct AuthConfig {
     pub argon2_memory_kib: u32,
     /// argon2id passes (OWASP: 2).
     pub argon2_iterations: u32,
+    /// Password hashes and verifications running at once; 0 = one per CPU core.
+    pub hash_concurrency: usize,
+    /// Longest wait for a hashing slot before 503 / 10004.
+    #[serde(with = "humantime_serde")]
+    pub hash_acquire_timeout: Duration,
+    /// Registrations per client address within `registration_window` before 429 / 10008.
+    pub max_registrations: i64,
+    /// The window registrations are counted in.
+    #[serde(with = "humantime_serde")]
+    pub registration_window: Duration,
+    /// Most login records kept in process when Redis is off; a full store refuses new logins
+    /// (503 / 10004) instead of evicting anyone's.
+    pub max_local_logins: usize,
+    /// Most throttle counters kept in process when Redis is off (least recently used go first).
+    pub max_local_counters: u64,
+    /// Most verified access tokens remembered (see `verified_token_ttl`).
+    pub verified_token_capacity: u64,
 }
 
 /// The `server` section.
@@ -86,6 +103,8 @@ pub struct ServerConfig {
     /// How long `/readyz` waits for each dependency before reporting it down.
     #[serde(with = "humantime_serde")]
     pub readiness_timeout: Duration,
+    /// Name replicas and their addresses in `/readyz` (off: states only, by position).
+    pub readiness_details: bool,
     /// The HTTP application.
     pub http: HttpConfig,
 }
@@ -113,6 +132,12 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Write one access-log record per request.
     pub access_log: bool,
+    /// Time a client has to send a whole request body before 408 / 10012.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` is believed;
+    /// empty: the peer address is the client. Parsed at load: a bad entry or a `/0` fails it.
+    pub trusted_proxies: crate::middleware::client_addr::TrustedProxies,
 }
 
 /// The `cacheKeys` section: the key families the repositories use.
@@ -184,8 +209,45 @@ impl AppConfig {
                 "must be greater than 0",
             ));
         }
+        // Zero would turn a throttle off or make every request time out at once.
+        for (key, zero) in [
+            ("auth.max_failures", self.auth.max_failures <= 0),
+            ("auth.failure_window", self.auth.failure_window.is_zero()),
+            ("auth.max_registrations", self.auth.max_registrations <= 0),
+            (
+                "auth.registration_window",
+                self.auth.registration_window.is_zero(),
+            ),
+            (
+                "auth.hash_acquire_timeout",
+                self.auth.hash_acquire_timeout.is_zero(),
+            ),
+            (
+                "server.http.body_timeout",
+                self.server.http.body_timeout.is_zero(),
+            ),
+            // actix reads 0 as "no deadline" for the first request head.
+            (
+                "server.http.client_request_timeout",
+                self.server.http.client_request_timeout.is_zero(),
+            ),
+        ] {
+            if zero {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
         if self.pprof.enabled {
-            parse_addr(&self.pprof.addr).map_err(|m| invalid("pprof.addr", m))?;
+            let addr = parse_addr(&self.pprof.addr).map_err(|m| invalid("pprof.addr", m))?;
+            if !addr.ip().is_loopback() && !self.pprof.allow_remote {
+                return Err(invalid(
+                    "pprof.addr",
+                    format!(
+                        "`{}` is not a loopback address (127.0.0.1:port, [::1]:port); anyone who \
+                         reaches it can profile the process (set pprof.allow_remote to accept it)",
+                        self.pprof.addr
+                    ),
+                ));
+            }
         }
         if argon2::Params::new(
             self.auth.argon2_memory_kib,
@@ -208,6 +270,31 @@ impl AppConfig {
         }
         if !self.certs.keys.is_empty() && !self.certs.keys.contains(&self.certs.cur_key) {
             return Err(invalid("certs.curKey", "must be one of certs.keys"));
+        }
+        if profile.is_releasing() && self.database.driver == goex_database::Driver::Mysql {
+            // Only the account is looked at and named: the DSN and its password never reach
+            // the message.
+            for (key, account) in self.mysql.accounts() {
+                let account = account.map_err(|_| {
+                    invalid(
+                        &key,
+                        "is neither mysql://user:pass@host/db nor user:pass@tcp(host:port)/db",
+                    )
+                })?;
+                if account.user.is_empty() || account.user == "root" {
+                    return Err(invalid(
+                        &key,
+                        "must not sign in as root (or no user) in the prod profile: use an \
+                         application account with only the privileges it needs",
+                    ));
+                }
+                if !account.has_password {
+                    return Err(invalid(
+                        &key,
+                        "has an empty password; the prod profile requires one",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -238,16 +325,167 @@ mod tests {
         assert!(parse_addr("localhost").is_err());
     }
 
+    /// A production-like DSN: prod refuses root and empty passwords.
+    const APP_DSN: &str = "mysql://go_example:s3cret-pw@127.0.0.1:3306/go_example";
+
     #[test]
     fn every_shipped_profile_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         for profile in Profile::ALL {
-            let loaded = goex_config::load_with_vars::<AppConfig>(&dir, profile, Vec::new())
+            // prod's file has no usable DSN on purpose: APP__MYSQL__DSN provides it.
+            let vars = match profile {
+                Profile::Prod => vec![("APP__MYSQL__DSN".to_owned(), APP_DSN.to_owned())],
+                _ => Vec::new(),
+            };
+            let loaded = goex_config::load_with_vars::<AppConfig>(&dir, profile, vars)
                 .unwrap_or_else(|e| panic!("{profile}: {e}"));
             loaded
                 .settings
                 .check(profile)
                 .unwrap_or_else(|e| panic!("{profile}: {e}"));
         }
+    }
+    /// Loads `profile` with `vars` and runs the checks.
+    fn check_with(profile: Profile, vars: &[(&str, &str)]) -> Result<(), ConfigError> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        goex_config::load_with_vars::<AppConfig>(&dir, profile, vars)?
+            .settings
+            .check(profile)
+    }
+
+    /// The error of a check that must fail, as text.
+    fn refused(profile: Profile, vars: &[(&str, &str)]) -> String {
+        match check_with(profile, vars) {
+            Ok(()) => panic!("{profile} {vars:?} accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn limits_and_windows_must_be_positive() {
+        for (var, key) in [
+            ("APP__AUTH__MAX_FAILURES", "auth.max_failures"),
+            ("APP__AUTH__FAILURE_WINDOW", "auth.failure_window"),
+            ("APP__AUTH__MAX_REGISTRATIONS", "auth.max_registrations"),
+            ("APP__AUTH__REGISTRATION_WINDOW", "auth.registration_window"),
+            (
+                "APP__AUTH__HASH_ACQUIRE_TIMEOUT",
+                "auth.hash_acquire_timeout",
+            ),
+            (
+                "APP__SERVER__HTTP__BODY_TIMEOUT",
+                "server.http.body_timeout",
+            ),
+        ] {
+            let zero = if key.starts_with("auth.max_") {
+                "0"
+            } else {
+                "0s"
+            };
+            let message = refused(Profile::Test, &[(var, zero)]);
+            assert!(
+                message.contains(key) && message.contains("greater than 0"),
+                "{message}"
+            );
+        }
+        for var in ["APP__AUTH__MAX_FAILURES", "APP__AUTH__MAX_REGISTRATIONS"] {
+            assert!(refused(Profile::Test, &[(var, "-1")]).contains("greater than 0"));
+        }
+        check_with(Profile::Test, &[("APP__AUTH__FAILURE_WINDOW", "1s")]).unwrap();
+    }
+
+    #[test]
+    fn the_profiler_stays_on_loopback_unless_allowed() {
+        let on = ("APP__PPROF__ENABLED", "true");
+        for addr in ["0.0.0.0:6060", ":6060", "10.1.2.3:6060", "[::]:6060"] {
+            let message = refused(Profile::Test, &[on, ("APP__PPROF__ADDR", addr)]);
+            assert!(
+                message.contains("pprof.addr") && message.contains("pprof.allow_remote"),
+                "{message}"
+            );
+            check_with(
+                Profile::Test,
+                &[
+                    on,
+                    ("APP__PPROF__ADDR", addr),
+                    ("APP__PPROF__ALLOW_REMOTE", "true"),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{addr}: {e}"));
+        }
+        for addr in ["127.0.0.1:6060", "[::1]:6060", "127.0.0.2:0"] {
+            check_with(Profile::Test, &[on, ("APP__PPROF__ADDR", addr)])
+                .unwrap_or_else(|e| panic!("{addr}: {e}"));
+        }
+        // Off, the address is not looked at.
+        check_with(Profile::Test, &[("APP__PPROF__ADDR", ":6060")]).unwrap();
+    }
+
+    #[test]
+    fn prod_refuses_root_and_empty_mysql_passwords_without_printing_them() {
+        let prod = |vars: &[(&str, &str)]| {
+            let mut all = vec![("APP__MYSQL__DSN", APP_DSN)];
+            all.extend_from_slice(vars);
+            check_with(Profile::Prod, &all)
+        };
+        prod(&[]).unwrap();
+        prod(&[("APP__MYSQL__DSN", "app:p@ss:w0rd@tcp(db:3306)/go_example")]).unwrap();
+        for (dsn, why) in [
+            ("mysql://root:hunter2@db:3306/go_example", "root"),
+            ("root:hunter2@tcp(db:3306)/go_example", "root"),
+            ("mysql://%72oot:hunter2@db:3306/go_example", "root"),
+            ("mysql://db:3306/go_example", "root"),
+            ("mysql://app@db:3306/go_example", "empty password"),
+            ("mysql://app:@db:3306/go_example", "empty password"),
+            ("app@tcp(db:3306)/go_example", "empty password"),
+        ] {
+            let message = prod(&[("APP__MYSQL__DSN", dsn)]).unwrap_err().to_string();
+            assert!(
+                message.contains("mysql.dsn") && message.contains(why),
+                "{dsn}: {message}"
+            );
+            assert!(
+                !message.contains("hunter2") && !message.contains("db:3306"),
+                "{message}"
+            );
+        }
+        let message = prod(&[("APP__MYSQL__DSN", "hunter2")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("mysql.dsn") && !message.contains("hunter2"),
+            "{message}"
+        );
+        // Every replica is checked, and named by position.
+        let message = prod(&[
+            (
+                "APP__MYSQL__REPLICAS__0__DSN",
+                "mysql://reader:pw@r0:3306/go_example",
+            ),
+            (
+                "APP__MYSQL__REPLICAS__1__DSN",
+                "mysql://root:hunter2@r1:3306/go_example",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(message.contains("mysql.replicas[1].dsn"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        prod(&[(
+            "APP__MYSQL__REPLICAS__0__DSN",
+            "mysql://reader:pw@r0:3306/go_example",
+        )])
+        .unwrap();
+        // Only prod, and only with MySQL selected.
+        check_with(Profile::Dev, &[("APP__MYSQL__DSN", "mysql://root@db/x")]).unwrap();
+        check_with(
+            Profile::Prod,
+            &[
+                ("APP__DATABASE__DRIVER", "sqlite"),
+                ("APP__MYSQL__DSN", "mysql://root@db/x"),
+            ],
+        )
+        .unwrap();
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use shaku::HasComponent;
 
 use crate::assembly::AppModule;
@@ -17,6 +17,11 @@ use crate::service::error::ServiceError;
 /// The signed-in user; extracting it authenticates the request.
 #[derive(Clone, Debug)]
 pub struct Authenticated(pub AuthUser);
+
+/// The id of the user a request authenticated as, left in the request's extensions by
+/// [`Authenticated`] for the access record (`user_id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthenticatedUserId(pub i64);
 
 /// The credentials a request carries (`Authorization: Bearer <jwt>`).
 pub fn credentials(req: &HttpRequest) -> Result<String, ServiceError> {
@@ -39,11 +44,14 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = credentials(req);
         let module = req.app_data::<Arc<AppModule>>().cloned();
+        let req = req.clone();
         Box::pin(async move {
             let module =
                 module.ok_or_else(|| ServiceError::Internal("module not registered".into()))?;
             let auth: &dyn AuthService = module.resolve_ref();
-            auth.authenticate(&token?).await.map(Authenticated)
+            let user = auth.authenticate(&token?).await?;
+            req.extensions_mut().insert(AuthenticatedUserId(user.id));
+            Ok(Authenticated(user))
         })
     }
 }

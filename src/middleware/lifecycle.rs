@@ -1,9 +1,10 @@
 //! The one middleware every request passes: it gives the request its id (`request_id`), catches
 //! a panicking handler (`catch_panic`), turns every error into the unified envelope in the
 //! client's language and logs it once (`error_envelope`), echoes the id on the response, and
-//! writes the access record (`access_log`). When read-your-writes is on, the request runs as a
-//! database session (`X-Session-Id`, else the request id), so its reads follow its writes to
-//! the primary.
+//! writes the access record (`access_log`). It resolves the client's address once
+//! (`client_addr`), tells the connection that a request head is complete (`head_deadline`), and
+//! when read-your-writes is on, runs the request as a database session (`X-Session-Id`, else the
+//! request id), so its reads follow its writes to the primary.
 //!
 //! One layer instead of four: each layer costs a boxed future per request, and the whole stack
 //! is held to 90 % of a bare actix-web server's throughput (docs/benchmarks.md).
@@ -14,11 +15,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::Error;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::error::InternalError;
 use actix_web::http::header;
+use actix_web::{Error, HttpMessage};
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use futures_util::future::LocalBoxFuture;
@@ -26,7 +27,10 @@ use slog::Logger;
 
 use crate::middleware::access_log;
 use crate::middleware::catch_panic::panic_error;
+use crate::middleware::client_addr::{self, TrustedProxies};
 use crate::middleware::error_envelope::OutgoingError;
+use crate::middleware::head_deadline::HeadClock;
+use crate::middleware::jwt_auth::AuthenticatedUserId;
 use crate::middleware::request_id::{
     REQUEST_ID_HEADER, RequestIdGenerator, SESSION_ID_HEADER, acceptable,
 };
@@ -38,22 +42,26 @@ pub struct RequestLifecycle {
     access_log: bool,
     sessions: bool,
     ids: Arc<RequestIdGenerator>,
+    trusted: Arc<TrustedProxies>,
 }
 
 impl RequestLifecycle {
     /// Errors (and, when `access_log`, access records) go to `logger`; ids come from `ids`;
-    /// `sessions` runs each request as a read-your-writes session.
+    /// `sessions` runs each request as a read-your-writes session; `trusted` proxies'
+    /// forwarding headers name the client.
     pub fn new(
         logger: &Logger,
         access_log: bool,
         sessions: bool,
         ids: Arc<RequestIdGenerator>,
+        trusted: Arc<TrustedProxies>,
     ) -> Self {
         Self {
             logger: logger.clone(),
             access_log,
             sessions,
             ids,
+            trusted,
         }
     }
 }
@@ -96,7 +104,17 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
+        if let Some(clock) = req.conn_data::<HeadClock>() {
+            clock.request_started();
+        }
         let factory = self.factory.clone();
+        let peer = req.peer_addr().map(|a| a.ip());
+        let client = client_addr::resolve(peer, req.headers(), &factory.trusted);
+        if !factory.trusted.is_empty() {
+            // Headers were (maybe) parsed: keep the answer for `client_addr()`. Without trusted
+            // proxies it is the peer, recomputed for free, so the hot path allocates nothing.
+            req.extensions_mut().insert(client);
+        }
         let id = factory
             .ids
             .accept_or_generate(req.headers().get(&REQUEST_ID_HEADER));
@@ -144,16 +162,31 @@ where
                     Err(InternalError::from_response(out.summary, body).into())
                 }
             };
-            let status = match &result {
-                Ok(res) => res.status(),
-                Err(e) => e.as_response_error().status_code(),
+            let (status, user) = match &result {
+                Ok(res) => (
+                    res.status(),
+                    factory.access_log.then(|| {
+                        res.request()
+                            .extensions()
+                            .get::<AuthenticatedUserId>()
+                            .map(|u| u.0)
+                    }),
+                ),
+                Err(e) => (e.as_response_error().status_code(), None),
             };
             let result = result.map(|mut res| {
                 res.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
                 res
             });
             if factory.access_log {
-                access_log::record(&factory.logger, &id, &method, uri.path(), status, started);
+                let request = access_log::Request {
+                    id: &id,
+                    method: &method,
+                    path: uri.path(),
+                    client,
+                    user_id: user.flatten(),
+                };
+                access_log::record(&factory.logger, &request, status, started);
             }
             result
         })

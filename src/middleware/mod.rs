@@ -3,7 +3,9 @@
 
 pub mod access_log;
 pub mod catch_panic;
+pub mod client_addr;
 pub mod error_envelope;
+pub mod head_deadline;
 pub mod jwt_auth;
 pub mod lifecycle;
 pub mod request_id;

@@ -1,6 +1,6 @@
 //! Request forms with their validation rules (the original's gin `binding` tags).
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use validator::Validate;
 
 use crate::meta::validator::{
@@ -16,12 +16,26 @@ pub struct HelloQuery {
     pub id: u64,
 }
 
-/// The original's `LoginForm` (JSON or form body): `binding:"required,max=30"` and
-/// `binding:"required,validatePassword"`.
+/// A login name in its one canonical spelling: surrounding white space dropped, lower case.
+/// `Alice01`, ` alice01 ` and `alice01` are one user and one throttling bucket on every
+/// backend (MySQL's case-insensitive, pad-space collation and SQLite's binary one would
+/// otherwise disagree).
+pub fn canonical_username(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn deserialize_username<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map(|name| canonical_username(&name))
+}
+
+/// The original's `LoginForm` (JSON or form body): `binding:"required"` and
+/// `binding:"required,validatePassword"`, with the username held to the registration rule
+/// (after canonicalisation) so a name that can never exist is refused before any work.
 #[derive(Clone, Debug, Deserialize, Validate)]
 pub struct LoginForm {
-    /// Login name, at most 30 characters.
-    #[validate(length(min = 1, max = 30))]
+    /// Login name: 6–30 letters or digits, canonical (see [`canonical_username`]).
+    #[serde(deserialize_with = "deserialize_username")]
+    #[validate(custom(function = "validate_username"))]
     pub username: String,
     /// 6–16 letters and digits, containing both.
     #[validate(custom(function = "validate_password"))]
@@ -31,7 +45,8 @@ pub struct LoginForm {
 /// Registration: the original's username, password and gender rules.
 #[derive(Clone, Debug, Deserialize, Validate)]
 pub struct RegisterForm {
-    /// 6–30 letters or digits.
+    /// 6–30 letters or digits, stored canonical (see [`canonical_username`]).
+    #[serde(deserialize_with = "deserialize_username")]
     #[validate(custom(function = "validate_username"))]
     pub username: String,
     /// 6–16 letters and digits, containing both.

@@ -14,8 +14,12 @@ use crate::repository::mongodb::user::MONGODB;
 /// One dependency's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DependencyStatus {
-    /// Its name: `database`, or `database_replica:<host:port>`.
+    /// Its name: `database`, `redis`, `mongodb`, or `database_replica_<i>` (replicas by their
+    /// position in `mysql.replicas`, so the report does not reveal the topology).
     pub name: String,
+    /// The name with the node's address, `database_replica:<host:port>`, for reports that may
+    /// show it (`server.readiness_details`); `None` when it would add nothing.
+    pub detailed_name: Option<String>,
     /// Whether it answered.
     pub up: bool,
     /// Whether the service is unready without it (a replica is not: reads fall back).
@@ -59,6 +63,7 @@ async fn ping<E: std::fmt::Display>(
     };
     DependencyStatus {
         name: name.to_owned(),
+        detailed_name: None,
         up: error.is_none(),
         critical: true,
         error,
@@ -81,8 +86,10 @@ impl DependencyProbe for ClientProbe {
             db.node_stats()
                 .into_iter()
                 .filter(|n| n.label != "primary")
-                .map(|n| DependencyStatus {
-                    name: format!("database_replica:{}", n.label),
+                .enumerate()
+                .map(|(i, n)| DependencyStatus {
+                    name: format!("database_replica_{i}"),
+                    detailed_name: Some(format!("database_replica:{}", n.label)),
                     up: n.healthy,
                     critical: false,
                     error: (!n.healthy)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use goex_cache::TtlMap;
+use goex_cache::{Change, ExpiringCache, Full, TtlMap};
 use goex_redis::{RedisClient, RedisError, cmd, pipe};
 use shaku::{Component, Interface};
 
@@ -50,16 +50,94 @@ pub trait KeyValueClient: Interface {
     /// # Errors
     /// As [`KeyValueClient::get`].
     async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError>;
-    /// `INCR key`, setting the expiry when the key is new; returns the new count.
+    /// `INCR key`, setting the expiry when the key is new (one atomic step); returns the new
+    /// count. The window is fixed at the first increment.
     ///
     /// # Errors
     /// As [`KeyValueClient::get`].
     async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError>;
+    /// `DECR key` when the key exists (an expired counter is not recreated without expiry).
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn decrement(&self, key: &str) -> Result<(), RepoError>;
+    /// In one atomic step: when the hash exists and every `expect` field has its value, writes
+    /// the `update` fields and sets the expiry (`None`: deletes the hash); otherwise changes
+    /// nothing and says why.
+    ///
+    /// # Errors
+    /// As [`KeyValueClient::get`].
+    async fn hash_compare_and_swap(
+        &self,
+        key: &str,
+        expect: &[(&str, &str)],
+        update: Option<&[(&str, &str)]>,
+        ttl: Duration,
+    ) -> Result<HashSwap, RepoError>;
     /// `PING`.
     ///
     /// # Errors
     /// As [`KeyValueClient::get`].
     async fn ping(&self) -> Result<(), RepoError>;
+}
+
+/// The outcome of [`KeyValueClient::hash_compare_and_swap`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashSwap {
+    /// The expected fields matched; the update (or deletion) was applied.
+    Swapped,
+    /// No such hash.
+    Missing,
+    /// The hash exists but differs; here is what it holds.
+    Mismatch(HashMap<String, String>),
+}
+
+/// The dependency name of the in-process stores when one is full.
+pub const LOCAL_STORE: &str = "in-process store";
+
+/// `INCR` and a first `PEXPIRE` in one step. `PTTL == -1` also catches a counter that somehow
+/// lost its expiry, so no counter lives forever. (Not `PEXPIRE ... NX`: Redis 6 rejects it.)
+const INCREMENT_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n";
+
+/// `DECR` only when the key exists: a bare `DECR` on an expired key would create it at -1 with
+/// no expiry.
+const DECREMENT_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+return 0";
+
+/// Compare-and-swap on a hash. ARGV: expected pair count, update pair count (-1 deletes the
+/// hash), expiry in ms (0 keeps it), then the expected pairs and the update pairs.
+const HASH_CAS_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+local n, m, ttl, i = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 4
+for _ = 1, n do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
+    local now = redis.call('HGETALL', KEYS[1])
+    table.insert(now, 1, 'mismatch')
+    return now
+  end
+  i = i + 2
+end
+if m < 0 then
+  redis.call('DEL', KEYS[1])
+  return {'swapped'}
+end
+for _ = 1, m do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return {'swapped'}";
+
+fn eval(script: &str, key: &str) -> goex_redis::Cmd {
+    let mut c = cmd("EVAL");
+    c.arg(script).arg(1).arg(key);
+    c
 }
 
 fn repo_error(e: RedisError) -> RepoError {
@@ -136,17 +214,47 @@ impl KeyValueClient for RedisKeyValueClient {
     }
 
     async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError> {
-        let mut p = pipe();
-        p.atomic()
-            .cmd("INCR")
-            .arg(key)
-            .cmd("PEXPIRE")
-            .arg(key)
-            .arg(ttl.as_millis() as u64)
-            .arg("NX")
-            .ignore();
-        let (count,): (i64,) = self.client.query_pipeline(&p).await.map_err(repo_error)?;
-        Ok(count)
+        let mut c = eval(INCREMENT_SCRIPT, key);
+        c.arg(ttl.as_millis().max(1) as u64);
+        self.client.query(&c).await.map_err(repo_error)
+    }
+
+    async fn decrement(&self, key: &str) -> Result<(), RepoError> {
+        self.client
+            .query::<i64>(&eval(DECREMENT_SCRIPT, key))
+            .await
+            .map(drop)
+            .map_err(repo_error)
+    }
+
+    async fn hash_compare_and_swap(
+        &self,
+        key: &str,
+        expect: &[(&str, &str)],
+        update: Option<&[(&str, &str)]>,
+        ttl: Duration,
+    ) -> Result<HashSwap, RepoError> {
+        let mut c = eval(HASH_CAS_SCRIPT, key);
+        c.arg(expect.len())
+            .arg(update.map_or(-1, |u| u.len() as i64))
+            .arg(ttl.as_millis() as u64);
+        for (f, v) in expect.iter().chain(update.unwrap_or_default()) {
+            c.arg(*f).arg(*v);
+        }
+        let reply: Vec<String> = self.client.query(&c).await.map_err(repo_error)?;
+        match reply.first().map(String::as_str) {
+            Some("swapped") => Ok(HashSwap::Swapped),
+            Some("missing") => Ok(HashSwap::Missing),
+            Some("mismatch") => Ok(HashSwap::Mismatch(
+                reply[1..]
+                    .chunks_exact(2)
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .collect(),
+            )),
+            _ => Err(RepoError::Internal(
+                format!("unexpected compare-and-swap reply {reply:?}").into(),
+            )),
+        }
     }
 
     async fn ping(&self) -> Result<(), RepoError> {
@@ -154,24 +262,28 @@ impl KeyValueClient for RedisKeyValueClient {
     }
 }
 
-/// A value of the in-process store: a string or a hash, like Redis's types.
-#[derive(Clone)]
-pub enum Stored {
-    /// A string (`SET`).
-    Text(Arc<str>),
-    /// A hash (`HSET`).
-    Hash(Arc<HashMap<String, String>>),
-}
-
-/// [`KeyValueClient`] in process (the embedded default): a bounded map with expiry.
+/// [`KeyValueClient`] in process (the embedded default). Three stores, so that one kind of
+/// key can never crowd out another: strings (values; when full, the entry closest to expiry
+/// goes), hashes (login records; when full, new ones are refused with 503 rather than anyone
+/// being signed out), and counters (throttles; bounded with least-recently-used eviction, and
+/// incremented atomically per key).
 #[derive(Component)]
 #[shaku(interface = KeyValueClient)]
 pub struct LocalKeyValueClient {
-    store: TtlMap<String, Stored>,
+    strings: TtlMap<String, Arc<str>>,
+    hashes: TtlMap<String, Arc<HashMap<String, String>>>,
+    counters: ExpiringCache<String, i64>,
 }
 
 fn ttl_or_forever(ttl: Duration) -> Duration {
     if ttl.is_zero() { Duration::MAX } else { ttl }
+}
+
+fn full(e: Full) -> RepoError {
+    RepoError::Unavailable {
+        dependency: LOCAL_STORE,
+        source: Box::new(e),
+    }
 }
 
 #[async_trait]
@@ -181,23 +293,19 @@ impl KeyValueClient for LocalKeyValueClient {
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, RepoError> {
-        Ok(match self.store.get(key) {
-            Some(Stored::Text(v)) => Some(v.to_string()),
-            _ => None,
-        })
+        Ok(self.strings.get(key).map(|v| v.to_string()))
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), RepoError> {
-        self.store.insert(
-            key.to_owned(),
-            Stored::Text(value.into()),
-            ttl_or_forever(ttl),
-        );
-        Ok(())
+        self.strings
+            .insert(key.to_owned(), value.into(), ttl_or_forever(ttl))
+            .map_err(full)
     }
 
     async fn delete(&self, key: &str) -> Result<(), RepoError> {
-        self.store.remove(key);
+        self.strings.remove(key);
+        self.hashes.remove(key);
+        self.counters.remove(key);
         Ok(())
     }
 
@@ -207,37 +315,67 @@ impl KeyValueClient for LocalKeyValueClient {
         fields: &[(&str, &str)],
         ttl: Duration,
     ) -> Result<(), RepoError> {
-        self.store
-            .update(key.to_owned(), ttl_or_forever(ttl), |old| {
-                let mut hash = match old {
-                    Some(Stored::Hash(h)) => (*h).clone(),
-                    _ => HashMap::new(),
-                };
+        self.hashes
+            .compute(key.to_owned(), ttl_or_forever(ttl), |old| {
+                let mut hash = old.map(|h| (**h).clone()).unwrap_or_default();
                 for (f, v) in fields {
                     hash.insert((*f).to_owned(), (*v).to_owned());
                 }
-                Stored::Hash(Arc::new(hash))
-            });
-        Ok(())
+                (Change::Put(Arc::new(hash)), ())
+            })
+            .map_err(full)
     }
 
     async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError> {
-        Ok(match self.store.get(key) {
-            Some(Stored::Hash(h)) => (*h).clone(),
-            _ => HashMap::new(),
-        })
+        Ok(self
+            .hashes
+            .get(key)
+            .map(|h| (*h).clone())
+            .unwrap_or_default())
+    }
+
+    async fn hash_compare_and_swap(
+        &self,
+        key: &str,
+        expect: &[(&str, &str)],
+        update: Option<&[(&str, &str)]>,
+        ttl: Duration,
+    ) -> Result<HashSwap, RepoError> {
+        self.hashes
+            .compute(key.to_owned(), ttl_or_forever(ttl), |old| {
+                let Some(hash) = old else {
+                    return (Change::Keep, HashSwap::Missing);
+                };
+                if !expect
+                    .iter()
+                    .all(|(f, v)| hash.get(*f).is_some_and(|have| have == v))
+                {
+                    return (Change::Keep, HashSwap::Mismatch((**hash).clone()));
+                }
+                let Some(update) = update else {
+                    return (Change::Remove, HashSwap::Swapped);
+                };
+                let mut next = (**hash).clone();
+                for (f, v) in update {
+                    next.insert((*f).to_owned(), (*v).to_owned());
+                }
+                (Change::Put(Arc::new(next)), HashSwap::Swapped)
+            })
+            .map_err(full)
     }
 
     async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError> {
-        let mut count = 0;
-        self.store.update(key.to_owned(), ttl, |old| {
-            count = match old {
-                Some(Stored::Text(v)) => v.parse::<i64>().unwrap_or(0) + 1,
-                _ => 1,
-            };
-            Stored::Text(count.to_string().into())
-        });
-        Ok(count)
+        Ok(self
+            .counters
+            .update(key.to_owned(), ttl, |n| Some(n.unwrap_or(0) + 1))
+            .unwrap_or(1))
+    }
+
+    async fn decrement(&self, key: &str) -> Result<(), RepoError> {
+        // The closure runs only for a live counter's key; an absent one stays absent.
+        self.counters
+            .update(key.to_owned(), Duration::ZERO, |n| n.map(|n| n - 1));
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), RepoError> {
@@ -245,12 +383,25 @@ impl KeyValueClient for LocalKeyValueClient {
     }
 }
 
+/// Capacities of the in-process stores.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalStoreLimits {
+    /// Values (`GET`/`SET` keys).
+    pub values: usize,
+    /// Login records (hashes).
+    pub logins: usize,
+    /// Throttle counters.
+    pub counters: u64,
+}
+
 impl LocalKeyValueClient {
-    /// An in-process store of at most `capacity` keys (the assembly puts it in place of the
-    /// Redis client when Redis is off).
-    pub fn new(capacity: usize) -> Self {
+    /// In-process stores with these capacities (the assembly puts it in place of the Redis
+    /// client when Redis is off).
+    pub fn new(limits: LocalStoreLimits) -> Self {
         Self {
-            store: TtlMap::new(capacity),
+            strings: TtlMap::new(limits.values),
+            hashes: TtlMap::refusing(limits.logins),
+            counters: ExpiringCache::new(limits.counters),
         }
     }
 }

@@ -52,6 +52,11 @@ fn respond(code: ErrorCode, envelope: goex_errors::Envelope) -> HttpResponse {
     if status == StatusCode::UNAUTHORIZED {
         res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
     }
+    if status == StatusCode::REQUEST_TIMEOUT {
+        // The rest of a late body may still be on its way: close rather than drain it
+        // (RFC 9110 §15.5.9).
+        res.force_close();
+    }
     res.body(envelope.to_json())
 }
 
@@ -61,6 +66,7 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
         404 => ERR_NOT_FOUND,
         405 => ERR_METHOD_NOT_ALLOWED,
+        408 => ERR_REQUEST_TIMEOUT,
         413 => ERR_PAYLOAD_TOO_LARGE,
         429 => ERR_TOO_MANY_REQUESTS,
         401 => ERR_UNAUTHORIZED,

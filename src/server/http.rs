@@ -1,16 +1,26 @@
 //! The HTTP application: routes composed from the controllers, default middleware, limits, and
 //! the listener. Handlers resolve controllers from the built shaku module.
 
+use std::future::ready;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_http::HttpService;
+use actix_http::error::DispatchError;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
+use actix_web::dev::{AppConfig, Extensions, Server, fn_service};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, web};
 use slog::Logger;
 
 use crate::assembly::AppModule;
-use crate::controller::{self, extract::BodyLimit};
+use crate::controller::{
+    self,
+    extract::{BodyLimit, BodyTimeout},
+};
 use crate::meta::config::HttpConfig;
+use crate::middleware::head_deadline::DeadlineStream;
 use crate::middleware::lifecycle::RequestLifecycle;
 use crate::middleware::request_id::RequestIdGenerator;
 use crate::service::error::ServiceError;
@@ -29,6 +39,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, debug_routes: bool) {
 /// Builds the server on `listener`. It does not handle signals: the caller stops it through
 /// its handle (see `cmd::http`), so SIGINT and SIGTERM both drain gracefully.
 ///
+/// This is what `actix_web::HttpServer::listen` assembles (the same actix-server and
+/// actix-http parts, HTTP/1 only, as with actix-web's default features off), with one
+/// difference: every connection is wrapped in a [`DeadlineStream`], because actix bounds only
+/// the first request head of a connection (`middleware::head_deadline`).
+///
 /// # Errors
 /// The listener cannot be used.
 pub fn serve(
@@ -40,14 +55,18 @@ pub fn serve(
     logger: &Logger,
 ) -> std::io::Result<Server> {
     let limit = http.max_body_size;
+    let body_timeout = BodyTimeout(http.body_timeout);
     let access_log = http.access_log;
+    let trusted = Arc::new(http.trusted_proxies.clone());
     let ids = Arc::new(RequestIdGenerator::new());
     let logger = logger.clone();
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             // Registered as Arc<AppModule> itself, not web::Data: shaku_actix looks it up so.
             .app_data(module.clone())
+            .app_data(trusted.clone())
             .app_data(BodyLimit(limit))
+            .app_data(body_timeout)
             .app_data(web::PayloadConfig::new(limit))
             .app_data(
                 web::JsonConfig::default()
@@ -69,18 +88,59 @@ pub fn serve(
                 access_log,
                 read_your_writes,
                 ids.clone(),
+                trusted.clone(),
             ))
-    })
-    .disable_signals()
-    .shutdown_timeout(http.shutdown_timeout.as_secs_f64().ceil() as u64)
-    .keep_alive(http.keep_alive)
-    .client_request_timeout(http.client_request_timeout)
-    .max_connections(http.max_connections);
+    };
+
+    let addr = listener.local_addr()?;
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(http.shutdown_timeout.as_secs_f64().ceil() as u64)
+        .max_concurrent_connections(http.max_connections);
     if http.workers > 0 {
-        server = server.workers(http.workers);
+        builder = builder.workers(http.workers);
     }
-    Ok(server.listen(listener)?.run())
+    // Lets idle kept-alive connections close at once when a graceful stop begins.
+    let draining = builder.graceful_shutdown_signal();
+    let (keep_alive, head_timeout) = (http.keep_alive, http.client_request_timeout);
+    let next_head = keep_alive + head_timeout;
+    let builder = builder.listen("go_example-http", listener, move || {
+        let draining = draining.clone();
+        let service = HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let draining = draining.clone();
+                async move { draining.notified().await }
+            })
+            .keep_alive(keep_alive)
+            .client_request_timeout(head_timeout)
+            // HttpServer's default (the builder's own is 0: no linger, no shutdown bound).
+            .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+            .local_addr(addr)
+            .on_connect_ext(|io: &DeadlineStream, data: &mut Extensions| {
+                data.insert(io.clock());
+            })
+            .h1(map_config(
+                app().into_factory().map_err(|e| e.error_response()),
+                // HttpServer passes the bound address through a semver-exempt constructor; the
+                // public default differs only in the host that `url_for` and `ConnectionInfo`
+                // fall back to when a request has no Host header (neither is used here).
+                |()| AppConfig::default(),
+            ));
+        fn_service(move |io: TcpStream| {
+            let peer = io.peer_addr().ok();
+            ready(Ok::<_, DispatchError>((
+                DeadlineStream::new(io, next_head),
+                peer,
+            )))
+        })
+        .and_then(service)
+    })?;
+    Ok(builder.run())
 }
+
+/// How long a closing connection may linger to drain unread input, and how long a shutdown
+/// write may take (actix-web's `HttpServer` default).
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn json_error(e: actix_web::error::JsonPayloadError) -> ServiceError {
     use actix_web::error::JsonPayloadError as J;

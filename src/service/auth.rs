@@ -1,25 +1,30 @@
 //! Registration, login, tokens and single sign-on (the original's JWT登录验证, 单点登录), fixed:
 //! argon2id password hashes, no user row inside tokens, keys parsed once, algorithms pinned,
 //! refresh tokens rotated with reuse detection, throttled logins.
+//!
+//! Under concurrency (issue 8): a login reserves its throttle slots before its password is
+//! checked, so parallel guesses cannot all pass one check; a refresh is one compare-and-swap on
+//! the login record and signs its tokens only after the swap, so one refresh token is good once
+//! and a refresh never resurrects a login that ended; password hashing runs in bounded slots.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, Params};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use async_trait::async_trait;
-use goex_cache::TtlMap;
+use goex_cache::ExpiringCache;
 use goex_jwt::{JwtError, KeyRing};
 use serde::{Deserialize, Serialize};
 use shaku::{Component, Interface};
+use slog::Logger;
 
 use crate::model::forms::{LoginForm, RegisterForm};
 use crate::model::user::{NewUser, UserView};
 use crate::repository::mysql::user::UserRepository;
 use crate::repository::redis::throttle::LoginThrottleRepository;
-use crate::repository::redis::token::TokenRepository;
+use crate::repository::redis::token::{Rotation, SID, TokenRepository};
 use crate::service::error::ServiceError;
+use crate::service::password::PasswordHasher;
 
 /// What every token carries: no password, no hash, no user row (the original put the whole row
 /// in the token).
@@ -62,6 +67,9 @@ pub struct AuthUser {
     pub id: i64,
     /// Login name.
     pub username: String,
+    /// The login (session) the request's token belongs to; never sent to clients.
+    #[serde(skip)]
+    pub sid: String,
 }
 
 /// Token lifetimes and throttling limits (`auth.*`).
@@ -71,12 +79,14 @@ pub struct AuthPolicy {
     pub access_ttl: Duration,
     /// Refresh token lifetime.
     pub refresh_ttl: Duration,
-    /// Failures per username and per address before 429.
+    /// Failed (or in-flight) logins per username and per address before 429.
     pub max_failures: i64,
     /// Their window.
     pub failure_window: Duration,
-    /// argon2id memory (KiB) and passes.
-    pub argon2: (u32, u32),
+    /// Registrations per address before 429.
+    pub max_registrations: i64,
+    /// Their window.
+    pub registration_window: Duration,
     /// Clock skew tolerated on `exp`.
     pub leeway: Duration,
     /// How long a verified access token is remembered at most.
@@ -86,11 +96,12 @@ pub struct AuthPolicy {
 /// The auth use cases.
 #[async_trait]
 pub trait AuthService: Interface {
-    /// Creates a user with an argon2id hash of the password.
+    /// Creates a user with an argon2id hash of the password (throttled per `client`, the
+    /// client address bucket).
     ///
     /// # Errors
-    /// [`ServiceError::Conflict`] when the username is taken.
-    async fn register(&self, form: RegisterForm) -> Result<UserView, ServiceError>;
+    /// [`ServiceError::Conflict`] when the username is taken, [`ServiceError::TooManyRequests`].
+    async fn register(&self, form: RegisterForm, client: &str) -> Result<UserView, ServiceError>;
     /// Checks credentials (throttled per username and per `client`) and starts a login,
     /// replacing any earlier one (single sign-on).
     ///
@@ -104,18 +115,27 @@ pub trait AuthService: Interface {
     /// [`ServiceError::Unauthorized`].
     async fn authenticate(&self, access_token: &str) -> Result<AuthUser, ServiceError>;
     /// Rotates a refresh token into a new pair; a refresh token used twice ends the login.
+    /// `client` is logged when a reuse is detected.
     ///
     /// # Errors
     /// [`ServiceError::RefreshFailed`], [`ServiceError::LoginElsewhere`].
-    async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ServiceError>;
-    /// Ends the user's login.
+    async fn refresh(&self, refresh_token: &str, client: &str) -> Result<TokenPair, ServiceError>;
+    /// Ends the user's login (only the request's own: a newer login stays).
     ///
     /// # Errors
     /// When the token store cannot be reached.
     async fn logout(&self, user: &AuthUser) -> Result<(), ServiceError>;
 }
 
-/// [`AuthService`] over the user, token and throttle repositories.
+/// What a verified access token says, remembered until it expires.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken {
+    id: i64,
+    sid: Arc<str>,
+    name: Arc<str>,
+}
+
+/// [`AuthService`] over the user, token and throttle repositories and the password hasher.
 #[derive(Component)]
 #[shaku(interface = AuthService)]
 pub struct AuthServiceImpl {
@@ -125,16 +145,19 @@ pub struct AuthServiceImpl {
     tokens: Arc<dyn TokenRepository>,
     #[shaku(inject)]
     throttle: Arc<dyn LoginThrottleRepository>,
+    #[shaku(inject)]
+    passwords: Arc<dyn PasswordHasher>,
     /// The signing and verifying keys, parsed once at start.
     keys: Arc<KeyRing>,
     /// Lifetimes and limits.
     policy: AuthPolicy,
-    /// A hash with the configured cost, verified against for unknown users (see `dummy_hash`).
-    dummy_hash: String,
-    /// Access tokens whose signature and claims were verified, until they expire: an RSA
-    /// verification costs far more than the rest of a request. Revocation is unaffected: the
-    /// login record is checked on every request.
-    verified: Arc<TtlMap<String, Claims>>,
+    /// Access tokens whose signature and claims were verified and whose login was current,
+    /// until they expire: an RSA verification costs far more than the rest of a request.
+    /// Revocation is unaffected: the login record is checked on every request. Bounded, with
+    /// O(1) eviction (moka).
+    verified: Arc<ExpiringCache<String, VerifiedToken>>,
+    /// Security events (failed logins, throttling, refresh reuse) at warn.
+    logger: Logger,
 }
 
 fn now() -> u64 {
@@ -144,7 +167,6 @@ fn now() -> u64 {
 }
 
 fn random_id() -> String {
-    use argon2::password_hash::rand_core::RngCore;
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -154,97 +176,124 @@ const ACCESS: &str = "access";
 const REFRESH: &str = "refresh";
 const BEARER: &str = "Bearer ";
 
+/// The token ids of a pair, chosen before anything is recorded or signed.
+struct PairIds {
+    access: String,
+    refresh: String,
+}
+
+impl PairIds {
+    fn new() -> Self {
+        Self {
+            access: random_id(),
+            refresh: random_id(),
+        }
+    }
+}
+
 impl AuthServiceImpl {
-    fn argon2(&self) -> Result<Argon2<'static>, ServiceError> {
-        let (memory, passes) = self.policy.argon2;
-        let params = Params::new(memory, passes, 1, None)
-            .map_err(|e| ServiceError::Internal(e.to_string().into()))?;
-        Ok(Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            params,
-        ))
-    }
-
-    /// Hashing is CPU-bound for tens of milliseconds: off the async workers.
-    async fn hash(&self, password: String) -> Result<String, ServiceError> {
-        let argon2 = self.argon2()?;
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(Box::new(e)))?
-        .map_err(|e| ServiceError::Internal(e.to_string().into()))
-    }
-
-    async fn verify_password(&self, password: String, hash: String) -> Result<bool, ServiceError> {
-        let argon2 = self.argon2()?;
-        tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
-            Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
-            Err(_) => false,
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(Box::new(e)))
-    }
-
-    fn issue(
+    /// Signs a pair for login `sid` with the chosen ids.
+    fn sign_pair(
         &self,
         user_id: i64,
         username: &str,
-        login: &str,
-    ) -> Result<(TokenPair, String), ServiceError> {
+        sid: &str,
+        ids: &PairIds,
+    ) -> Result<TokenPair, ServiceError> {
         let iat = now();
-        let claims = |typ: &str, ttl: Duration| Claims {
+        let claims = |typ: &str, jti: &str, ttl: Duration| Claims {
             sub: user_id.to_string(),
             name: username.to_owned(),
             typ: typ.to_owned(),
-            jti: random_id(),
-            sid: login.to_owned(),
+            jti: jti.to_owned(),
+            sid: sid.to_owned(),
             iat,
             exp: iat + ttl.as_secs(),
             iss: self.keys.issuer().to_owned(),
             aud: self.keys.audience().to_owned(),
         };
-        let access = claims(ACCESS, self.policy.access_ttl);
-        let refresh = claims(REFRESH, self.policy.refresh_ttl);
         let sign = |c: &Claims| {
             self.keys
                 .sign(c)
                 .map_err(|e| ServiceError::Internal(Box::new(e)))
         };
-        let pair = TokenPair {
-            access_token: format!("{BEARER}{}", sign(&access)?),
-            refresh_token: format!("{BEARER}{}", sign(&refresh)?),
-        };
-        Ok((pair, refresh.jti))
+        Ok(TokenPair {
+            access_token: format!(
+                "{BEARER}{}",
+                sign(&claims(ACCESS, &ids.access, self.policy.access_ttl))?
+            ),
+            refresh_token: format!(
+                "{BEARER}{}",
+                sign(&claims(REFRESH, &ids.refresh, self.policy.refresh_ttl))?
+            ),
+        })
     }
 
-    async fn record_login(
+    /// Reserves one attempt on every subject, in order, refusing (and giving back what it
+    /// reserved) as soon as one is over `limit`.
+    async fn admit(
         &self,
-        user_id: i64,
-        login: &str,
-        refresh_jti: &str,
+        subjects: &[String],
+        limit: i64,
+        window: Duration,
     ) -> Result<(), ServiceError> {
-        self.tokens
-            .save(
-                user_id,
-                &[("sid", login), ("refresh_jti", refresh_jti)],
-                self.policy.refresh_ttl,
-            )
-            .await?;
+        for (i, subject) in subjects.iter().enumerate() {
+            let count = match self.throttle.reserve(subject, window).await {
+                Ok(count) => count,
+                Err(e) => {
+                    self.release(&subjects[..i]).await;
+                    return Err(e.into());
+                }
+            };
+            if count > limit {
+                self.release(&subjects[..=i]).await;
+                slog::warn!(self.logger, "throttled"; "subject" => subject.as_str(), "limit" => limit);
+                return Err(ServiceError::TooManyRequests);
+            }
+        }
         Ok(())
     }
 
-    async fn throttled(&self, subjects: &[String]) -> Result<bool, ServiceError> {
+    /// Gives reserved attempts back (best effort: a failure only leaves the count higher).
+    async fn release(&self, subjects: &[String]) {
         for subject in subjects {
-            if self.throttle.failures(subject).await? >= self.policy.max_failures {
-                return Ok(true);
+            if let Err(e) = self.throttle.release(subject).await {
+                slog::warn!(self.logger, "throttle slot not released"; "subject" => subject.as_str(), "error" => %e);
             }
         }
-        Ok(false)
+    }
+
+    async fn check_credentials(
+        &self,
+        form: LoginForm,
+    ) -> Result<crate::model::user::User, ServiceError> {
+        let user = self.users.find_by_username(&form.username).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.passwords.verify(form.password, hash).await?;
+        user.filter(|_| ok).ok_or(ServiceError::LoginFailed)
+    }
+
+    /// The claims of a signature-verified access token.
+    fn verify_access(&self, access_token: &str) -> Result<(VerifiedToken, u64), ServiceError> {
+        let claims: Claims = self.keys.verify(access_token).map_err(|e| match e {
+            JwtError::Expired => ServiceError::LoginExpired,
+            other => ServiceError::Unauthorized(other.to_string()),
+        })?;
+        if claims.typ != ACCESS {
+            return Err(ServiceError::Unauthorized("not an access token".into()));
+        }
+        let id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| ServiceError::Unauthorized("bad subject".into()))?;
+        Ok((
+            VerifiedToken {
+                id,
+                sid: claims.sid.into(),
+                name: claims.name.into(),
+            },
+            claims.exp,
+        ))
     }
 }
 
@@ -256,83 +305,109 @@ pub fn bearer(value: &str) -> Option<&str> {
 
 #[async_trait]
 impl AuthService for AuthServiceImpl {
-    async fn register(&self, form: RegisterForm) -> Result<UserView, ServiceError> {
-        let hash = self.hash(form.password).await?;
-        let user = self
-            .users
-            .create(NewUser {
-                username: &form.username,
-                password_hash: &hash,
-                gender: form.gender,
-            })
-            .await?;
-        Ok(UserView::from(&user))
+    async fn register(&self, form: RegisterForm, client: &str) -> Result<UserView, ServiceError> {
+        let subject = [format!("register:{client}")];
+        self.admit(
+            &subject,
+            self.policy.max_registrations,
+            self.policy.registration_window,
+        )
+        .await?;
+        // A taken name is refused before any hashing: it costs nothing to ask.
+        let created = async {
+            if self.users.find_by_username(&form.username).await?.is_some() {
+                return Err(ServiceError::Conflict {
+                    field: "username".into(),
+                });
+            }
+            let hash = self.passwords.hash(form.password).await?;
+            let user = self
+                .users
+                .create(NewUser {
+                    username: &form.username,
+                    password_hash: &hash,
+                    gender: form.gender,
+                })
+                .await?;
+            Ok(UserView::from(&user))
+        }
+        .await;
+        // A registration that failed on our side does not count against the address; a taken
+        // name does (it is how names would be enumerated).
+        if matches!(
+            created,
+            Err(ServiceError::Unavailable { .. } | ServiceError::Internal(_))
+        ) {
+            self.release(&subject).await;
+        }
+        created
     }
 
     async fn login(&self, form: LoginForm, client: &str) -> Result<TokenPair, ServiceError> {
-        let subjects = [format!("user:{}", form.username), format!("ip:{client}")];
-        if self.throttled(&subjects).await? {
-            return Err(ServiceError::TooManyRequests);
-        }
-        let user = self.users.find_by_username(&form.username).await?;
-        // Unknown users cost a full verification too, so timing does not tell who exists.
-        let hash = user
-            .as_ref()
-            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let ok = self.verify_password(form.password, hash).await? && user.is_some();
-        let Some(user) = user.filter(|_| ok) else {
-            for subject in &subjects {
-                self.throttle
-                    .record_failure(subject, self.policy.failure_window)
-                    .await?;
+        let name = form.username.clone();
+        // Address first: one address guessing across many names is held to the limit too.
+        let subjects = [format!("ip:{client}"), format!("user:{name}")];
+        self.admit(
+            &subjects,
+            self.policy.max_failures,
+            self.policy.failure_window,
+        )
+        .await?;
+        let user = match self.check_credentials(form).await {
+            Ok(user) => user,
+            Err(ServiceError::LoginFailed) => {
+                // The reservations stay: they are the failures counted.
+                slog::warn!(self.logger, "login failed"; "user" => name.as_str(), "client" => client);
+                return Err(ServiceError::LoginFailed);
             }
-            return Err(ServiceError::LoginFailed);
+            Err(other) => {
+                self.release(&subjects).await;
+                return Err(other);
+            }
         };
-        let login = random_id();
-        let (pair, refresh_jti) = self.issue(user.id, &user.username, &login)?;
-        self.record_login(user.id, &login, &refresh_jti).await?;
-        Ok(pair)
+        // A success is no failure: give the slots back (not a reset, so guesses that others
+        // made in parallel still count).
+        self.release(&subjects).await;
+        let sid = random_id();
+        let ids = PairIds::new();
+        self.tokens
+            .start(user.id, &sid, &ids.refresh, self.policy.refresh_ttl)
+            .await?;
+        self.sign_pair(user.id, &user.username, &sid, &ids)
     }
 
     async fn authenticate(&self, access_token: &str) -> Result<AuthUser, ServiceError> {
-        let claims = match self.verified.get(access_token) {
-            Some(claims) => claims,
+        let (token, fresh) = match self.verified.get(access_token) {
+            Some(token) => (token, None),
             None => {
-                let claims: Claims = self.keys.verify(access_token).map_err(|e| match e {
-                    JwtError::Expired => ServiceError::LoginExpired,
-                    other => ServiceError::Unauthorized(other.to_string()),
-                })?;
-                // Remembered no longer than the token itself is valid (leeway included).
-                let valid_for = Duration::from_secs(
-                    (claims.exp + self.policy.leeway.as_secs()).saturating_sub(now()),
-                );
-                self.verified.insert(
-                    access_token.to_owned(),
-                    claims.clone(),
-                    valid_for.min(self.policy.verified_for),
-                );
-                claims
+                let (token, exp) = self.verify_access(access_token)?;
+                (token, Some(exp))
             }
         };
-        if claims.typ != ACCESS {
-            return Err(ServiceError::Unauthorized("not an access token".into()));
+        let record = self.tokens.get(token.id).await?;
+        match record.get(SID) {
+            Some(sid) if **sid == *token.sid => {}
+            Some(_) => return Err(ServiceError::LoginElsewhere),
+            None => return Err(ServiceError::Unauthorized("signed out".into())),
         }
-        let id: i64 = claims
-            .sub
-            .parse()
-            .map_err(|_| ServiceError::Unauthorized("bad subject".into()))?;
-        let record = self.tokens.get(id).await?;
-        match record.get("sid") {
-            Some(sid) if *sid == claims.sid => Ok(AuthUser {
-                id,
-                username: claims.name,
-            }),
-            Some(_) => Err(ServiceError::LoginElsewhere),
-            None => Err(ServiceError::Unauthorized("signed out".into())),
+        if let Some(exp) = fresh {
+            // Remembered only once it proved current, and never past its own validity.
+            let valid_for =
+                Duration::from_secs((exp + self.policy.leeway.as_secs()).saturating_sub(now()));
+            self.verified.insert(
+                access_token.to_owned(),
+                token.clone(),
+                valid_for.min(self.policy.verified_for),
+            );
         }
+        Ok(AuthUser {
+            id: token.id,
+            username: token.name.to_string(),
+            sid: token.sid.to_string(),
+        })
     }
 
-    async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ServiceError> {
+    async fn refresh(&self, refresh_token: &str, client: &str) -> Result<TokenPair, ServiceError> {
         let claims: Claims = self
             .keys
             .verify(refresh_token)
@@ -344,41 +419,35 @@ impl AuthService for AuthServiceImpl {
             .sub
             .parse()
             .map_err(|_| ServiceError::RefreshFailed("bad subject"))?;
-        let record = self.tokens.get(id).await?;
-        match (record.get("sid"), record.get("refresh_jti")) {
-            (Some(sid), _) if *sid != claims.sid => Err(ServiceError::LoginElsewhere),
-            (Some(_), Some(jti)) if *jti == claims.jti => {
-                let (pair, refresh_jti) = self.issue(id, &claims.name, &claims.sid)?;
-                self.record_login(id, &claims.sid, &refresh_jti).await?;
-                Ok(pair)
-            }
-            (Some(_), _) => {
-                // A spent refresh token came back: someone holds a copy. End the whole login.
-                self.tokens.revoke(id).await?;
+        let ids = PairIds::new();
+        let rotation = self
+            .tokens
+            .rotate(
+                id,
+                &claims.sid,
+                &claims.jti,
+                &ids.refresh,
+                self.policy.refresh_ttl,
+            )
+            .await?;
+        match rotation {
+            // Signed only now: a pair exists only for a refresh that won the swap.
+            Rotation::Rotated => self.sign_pair(id, &claims.name, &claims.sid, &ids),
+            Rotation::Superseded => Err(ServiceError::LoginElsewhere),
+            Rotation::Reused => {
+                // A spent refresh token came back: someone holds a copy. End this login (and
+                // only this one).
+                self.tokens.revoke(id, &claims.sid).await?;
+                slog::warn!(self.logger, "refresh token reused; login revoked";
+                    "user_id" => id, "user" => claims.name.as_str(), "client" => client);
                 Err(ServiceError::RefreshFailed("reused"))
             }
-            (None, _) => Err(ServiceError::RefreshFailed("signed out")),
+            Rotation::SignedOut => Err(ServiceError::RefreshFailed("signed out")),
         }
     }
 
     async fn logout(&self, user: &AuthUser) -> Result<(), ServiceError> {
-        self.tokens.revoke(user.id).await?;
+        self.tokens.revoke(user.id, &user.sid).await?;
         Ok(())
     }
-}
-
-/// A hash of a random password with the configured cost: logins of unknown users verify
-/// against it, so they take as long as logins of known users.
-///
-/// # Errors
-/// The argon2 parameters are invalid.
-pub fn dummy_hash(policy: &AuthPolicy) -> Result<String, String> {
-    let (memory, passes) = policy.argon2;
-    let params = Params::new(memory, passes, 1, None).map_err(|e| e.to_string())?;
-    let argon2 = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::generate(&mut OsRng);
-    argon2
-        .hash_password(random_id().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }

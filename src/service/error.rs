@@ -31,6 +31,12 @@ pub enum ServiceError {
         /// The configured limit.
         limit: usize,
     },
+    /// The body did not arrive within `server.http.body_timeout` (10012, 408).
+    #[error("request body not received within {timeout:?}")]
+    RequestTimeout {
+        /// The configured deadline.
+        timeout: std::time::Duration,
+    },
     /// A record with the same unique key exists (10000, naming the field).
     #[error("conflict on `{field}`")]
     Conflict {
@@ -81,6 +87,7 @@ impl ServiceError {
             ServiceError::NotFound | ServiceError::RouteNotFound => ERR_NOT_FOUND,
             ServiceError::MethodNotAllowed => ERR_METHOD_NOT_ALLOWED,
             ServiceError::PayloadTooLarge { .. } => ERR_PAYLOAD_TOO_LARGE,
+            ServiceError::RequestTimeout { .. } => ERR_REQUEST_TIMEOUT,
             ServiceError::Unavailable { .. } => ERR_DIAL,
             ServiceError::Panic(_) | ServiceError::Internal(_) => ERR_SYSTEM,
             ServiceError::LoginFailed => ERR_LOGIN,

@@ -40,6 +40,8 @@ pub struct HealthServiceImpl {
     probe: Arc<dyn DependencyProbe>,
     /// How long one dependency may take to answer.
     timeout: Duration,
+    /// Name replicas by address (`server.readiness_details`); off: by position only.
+    details: bool,
 }
 
 /// Names of critical dependencies as the error carries them.
@@ -65,11 +67,81 @@ impl HealthService for HealthServiceImpl {
         let degraded = statuses.iter().any(|s| !s.up);
         let checks = statuses
             .into_iter()
-            .map(|s| (s.name, if s.up { "up" } else { "down" }))
+            .map(|s| {
+                let name = match s.detailed_name {
+                    Some(detailed) if self.details => detailed,
+                    _ => s.name,
+                };
+                (name, if s.up { "up" } else { "down" })
+            })
             .collect();
         Ok(Readiness {
             status: if degraded { "degraded" } else { "ready" },
             checks,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::health::DependencyStatus;
+
+    struct Fixed(Vec<DependencyStatus>);
+
+    #[async_trait]
+    impl DependencyProbe for Fixed {
+        async fn check(&self, _: Duration) -> Vec<DependencyStatus> {
+            self.0.clone()
+        }
+    }
+
+    fn status(name: &str, address: Option<&str>, up: bool, critical: bool) -> DependencyStatus {
+        DependencyStatus {
+            name: name.to_owned(),
+            detailed_name: address.map(|a| format!("database_replica:{a}")),
+            up,
+            critical,
+            error: (!up).then(|| "down".to_owned()),
+        }
+    }
+
+    fn service(details: bool) -> HealthServiceImpl {
+        HealthServiceImpl {
+            probe: Arc::new(Fixed(vec![
+                status(DATABASE, None, true, true),
+                status("database_replica_0", Some("10.0.0.5:3306"), true, false),
+                status("database_replica_1", Some("10.0.0.6:3306"), false, false),
+            ])),
+            timeout: Duration::from_secs(1),
+            details,
+        }
+    }
+
+    fn checks(pairs: &[(&str, &'static str)]) -> BTreeMap<String, &'static str> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    #[tokio::test]
+    async fn replicas_are_named_by_position_unless_details_are_on() {
+        let report = service(false).readiness().await.unwrap();
+        assert_eq!(report.status, "degraded");
+        assert_eq!(
+            report.checks,
+            checks(&[
+                ("database", "up"),
+                ("database_replica_0", "up"),
+                ("database_replica_1", "down"),
+            ])
+        );
+        let detailed = service(true).readiness().await.unwrap();
+        assert_eq!(
+            detailed.checks,
+            checks(&[
+                ("database", "up"),
+                ("database_replica:10.0.0.5:3306", "up"),
+                ("database_replica:10.0.0.6:3306", "down"),
+            ])
+        );
     }
 }

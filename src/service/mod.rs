@@ -4,3 +4,4 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod hello;
+pub mod password;

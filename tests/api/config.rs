@@ -2,11 +2,11 @@
 
 use std::process::Command;
 
-use crate::helpers::{binary, manifest_dir};
+use crate::helpers::{app_command, binary, manifest_dir};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(binary());
-    cmd.args(args).current_dir(manifest_dir());
+    let mut cmd = app_command();
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -160,6 +160,8 @@ fn prod_refuses_to_start_without_its_keys() {
             ("APP__CERTS__DIR", dir.path().to_str().unwrap()),
             ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0"),
             ("APP__LOG__FILE__ENABLED", "false"),
+            // Prod refuses a root DSN before it looks for keys.
+            ("APP__MYSQL__DSN", "mysql://app:pw@127.0.0.1:1/go_example"),
         ],
     );
     assert_ne!(code, 0);

@@ -214,6 +214,18 @@ pub fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_go_example"))
 }
 
+/// A command running the binary in the project folder with none of the caller's `APP__`
+/// variables (`scripts/services.sh` exports them for the real servers): only what a test sets
+/// configures the app it starts.
+pub fn app_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary());
+    for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("APP__")) {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove("APP_ENV").current_dir(manifest_dir());
+    cmd
+}
+
 /// A user row through the repository (the registration feature comes later).
 pub async fn seed_user(app: &TestApp, username: &str) -> i64 {
     use go_example::model::user::NewUser;

@@ -4,10 +4,13 @@
 
 mod helpers;
 
+mod abuse;
 mod auth;
+mod client_addr;
 mod config;
 mod errors;
 mod hello;
+mod hygiene;
 mod mongo;
 mod mysql;
 mod pprof;
@@ -16,4 +19,5 @@ mod redis_cluster;
 mod replica;
 mod secrets;
 mod shutdown;
+mod slow_client;
 mod validation;

@@ -47,27 +47,36 @@ pub async fn exercise_repositories(app: &TestApp, on_redis: bool) {
     let tokens: &dyn TokenRepository = app.module.resolve_ref();
     let uid = (rand_bits() % 1_000_000_000) as i64;
     tokens
-        .save(
-            uid,
-            &[("access_jti", "a1"), ("refresh_jti", "r1")],
-            Duration::from_secs(60),
-        )
+        .start(uid, "s1", "r1", Duration::from_secs(60))
         .await
         .unwrap();
-    tokens
-        .save(uid, &[("access_jti", "a2")], Duration::from_secs(60))
-        .await
-        .unwrap();
+    use go_example::repository::redis::token::Rotation;
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        tokens.rotate(uid, "s1", "r1", "r2", ttl).await.unwrap(),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        tokens.rotate(uid, "s1", "r1", "r3", ttl).await.unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        tokens.rotate(uid, "s0", "r2", "r3", ttl).await.unwrap(),
+        Rotation::Superseded
+    );
     let record = tokens.get(uid).await.unwrap();
     assert_eq!(
-        (
-            record["access_jti"].as_str(),
-            record["refresh_jti"].as_str()
-        ),
-        ("a2", "r1")
+        (record["sid"].as_str(), record["refresh_jti"].as_str()),
+        ("s1", "r2")
     );
-    tokens.revoke(uid).await.unwrap();
+    assert!(!tokens.revoke(uid, "s0").await.unwrap(), "not that login");
+    assert!(tokens.revoke(uid, "s1").await.unwrap());
     assert!(tokens.get(uid).await.unwrap().is_empty());
+    assert_eq!(
+        tokens.rotate(uid, "s1", "r2", "r3", ttl).await.unwrap(),
+        Rotation::SignedOut
+    );
+    assert!(tokens.get(uid).await.unwrap().is_empty(), "never recreated");
 
     let (status, body) = app.get_json("/readyz").await;
     assert_eq!(status, 200, "{body}");

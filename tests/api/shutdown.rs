@@ -2,14 +2,14 @@
 //! refuses new connections, and the process exits 0.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::helpers::{binary, manifest_dir};
+use crate::helpers::app_command;
 
 struct Running {
     child: Child,
@@ -20,13 +20,11 @@ struct Running {
 /// Starts `go_example http --env test` on a free port and waits for its listening line.
 fn start(extra: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(binary());
+    let mut cmd = app_command();
     cmd.args(["http", "--env", "test"])
-        .current_dir(manifest_dir())
         .env("APP__SERVER__HTTP__ADDR", "127.0.0.1:0")
         .env("APP__SQLITE__PATH", dir.path().join("app.db"))
         .env("APP__LOG__FORMAT", "json")
-        .env_remove("APP__DATABASE__DRIVER")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in extra {

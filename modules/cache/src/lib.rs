@@ -1,9 +1,11 @@
 //! The in-process cache (the original's go-cache, here moka): one bounded cache whose entries
 //! expire by the TTL of their key family (`cacheKeys.<family>` in config).
 
+mod expiring;
 mod ttl_map;
 
-pub use ttl_map::TtlMap;
+pub use expiring::ExpiringCache;
+pub use ttl_map::{Change, Full, TtlMap};
 
 use std::any::Any;
 use std::fmt::Display;

@@ -234,6 +234,9 @@ pub const ERR_UNAUTHORIZED: ErrorCode = ErrorCode::new(
 );
 /// 10011 无权访问: authenticated but not allowed.
 pub const ERR_FORBIDDEN: ErrorCode = ErrorCode::new(10011, 403, "无权访问", "Forbidden");
+/// 10012 请求超时: the request body did not arrive within `server.http.body_timeout`.
+pub const ERR_REQUEST_TIMEOUT: ErrorCode =
+    ErrorCode::new(10012, 408, "请求超时", "Request timeout");
 
 /// Every code, for documentation checks and clients that want the table.
 pub const ALL: &[ErrorCode] = &[
@@ -249,6 +252,7 @@ pub const ALL: &[ErrorCode] = &[
     ERR_UNAVAILABLE,
     ERR_UNAUTHORIZED,
     ERR_FORBIDDEN,
+    ERR_REQUEST_TIMEOUT,
     ERR_LOGIN,
     ERR_LOGIN_REMOTE,
     ERR_LOGIN_FAILURE,

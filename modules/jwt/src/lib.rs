@@ -59,6 +59,19 @@ pub enum JwtError {
     /// The key ring's settings are inconsistent.
     #[error("key ring: {0}")]
     Settings(String),
+    /// A private key file may be read by its group or by others: refused, since whoever reads
+    /// it can sign tokens for any user.
+    #[error(
+        "private key {} is readable by group or others (mode {mode:03o}); restrict it with `chmod 600 {}`",
+        .path.display(),
+        .path.display()
+    )]
+    InsecureKey {
+        /// The private key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The token is well formed and correctly signed but past its `exp` (plus leeway).
     #[error("token expired")]
     Expired,
@@ -132,7 +145,8 @@ impl KeyRing {
     ///
     /// # Errors
     /// A key name that is not a plain name, `current` not listed, a missing or unparsable key
-    /// file, or a missing private key for the current key.
+    /// file, a missing private key for the current key, or a private key file that its group
+    /// or others may read ([`JwtError::InsecureKey`]).
     pub fn load(settings: &KeyRingSettings) -> Result<Self, JwtError> {
         if !settings.keys.contains(&settings.current) {
             return Err(JwtError::Settings(format!(
@@ -160,7 +174,7 @@ impl KeyRing {
             }
             .map_err(|e| fail(format!("{}: {e}", public.display())))?;
             // Only the current key needs its private half; older keys may be verify-only.
-            let encoding = match std::fs::read(&private) {
+            let encoding = match read_private(&private) {
                 Ok(pem) => Some(
                     match settings.algorithm {
                         Algorithm::RS512 | Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
@@ -168,8 +182,11 @@ impl KeyRing {
                     }
                     .map_err(|e| fail(format!("{}: {e}", private.display())))?,
                 ),
-                Err(_) if name != &settings.current => None,
-                Err(e) => return Err(fail(format!("{}: {e}", private.display()))),
+                Err(PrivateRead::Insecure(e)) => return Err(e),
+                Err(PrivateRead::Io(_)) if name != &settings.current => None,
+                Err(PrivateRead::Io(e)) => {
+                    return Err(fail(format!("{}: {e}", private.display())));
+                }
             };
             keys.insert(
                 name.clone(),
@@ -359,6 +376,41 @@ pub fn generate(dir: &Path, name: &str, algorithm: Algorithm) -> Result<PathBuf,
         return Err(fail(message));
     }
     Ok(folder)
+}
+
+/// Why a private key file was not read.
+enum PrivateRead {
+    /// It is missing or unreadable.
+    Io(std::io::Error),
+    /// Group or others may read it.
+    Insecure(JwtError),
+}
+
+/// Reads a private key, refusing one whose permission bits let group or others read or write
+/// it (`mode & 0o077`); the mode is taken from the opened file, so a symlink (a Kubernetes
+/// secret mount) is judged by its target. Public keys are not checked.
+fn read_private(path: &Path) -> Result<Vec<u8>, PrivateRead> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(PrivateRead::Io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .map_err(PrivateRead::Io)?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(PrivateRead::Insecure(JwtError::InsecureKey {
+                path: path.to_path_buf(),
+                mode,
+            }));
+        }
+    }
+    let mut pem = Vec::new();
+    file.read_to_end(&mut pem).map_err(PrivateRead::Io)?;
+    Ok(pem)
 }
 
 #[cfg(unix)]

@@ -259,6 +259,63 @@ fn private_keys_are_owner_only() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+#[cfg(unix)]
+#[test]
+fn private_keys_readable_by_others_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in [Algorithm::EdDSA, Algorithm::RS256] {
+        let name = format!("{algorithm:?}").to_lowercase();
+        generate(dir.path(), &name, algorithm).unwrap();
+        let private = dir
+            .path()
+            .join(&name)
+            .join(format!("{}_private_key.pem", algorithm.file_prefix()));
+        let public = dir
+            .path()
+            .join(&name)
+            .join(format!("{}_public_key.pem", algorithm.file_prefix()));
+        let chmod = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let load = || KeyRing::load(&settings(dir.path(), &name, &[&name], algorithm));
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            chmod(&private, mode);
+            match load() {
+                Err(e @ JwtError::InsecureKey { .. }) => {
+                    let message = e.to_string();
+                    assert!(
+                        message.contains(&private.display().to_string())
+                            && message.contains("chmod 600"),
+                        "{message}"
+                    );
+                }
+                other => panic!("mode {mode:o} accepted: {:?}", other.err()),
+            }
+        }
+        for mode in [0o600, 0o400] {
+            chmod(&private, mode);
+            assert!(load().is_ok(), "mode {mode:o}");
+        }
+        // Public keys may be world-readable.
+        chmod(&public, 0o644);
+        assert!(load().is_ok());
+    }
+    // A verify-only key's private half is judged too when present: it could sign.
+    generate(dir.path(), "cur", Algorithm::EdDSA).unwrap();
+    let old = dir.path().join("eddsa/ed25519_private_key.pem");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        KeyRing::load(&settings(
+            dir.path(),
+            "cur",
+            &["cur", "eddsa"],
+            Algorithm::EdDSA
+        )),
+        Err(JwtError::InsecureKey { .. })
+    ));
+}
+
 #[test]
 fn missing_dev_keys_are_generated_once_even_by_racing_processes() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,9 @@
 //! Record formatting straight into the shared buffer: no per-record allocation for the common
 //! value types (strings, integers, booleans), a timestamp prefix cached per second.
+//!
+//! Both formats keep one record on one line whatever the values hold: JSON escapes as JSON does,
+//! and text escapes control characters (`\n`, `\r`, `\t`, `\u{1b}`...), so a username such as
+//! `"alice\nINFO fake record"` cannot forge a record.
 
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -95,7 +99,7 @@ pub(crate) fn write_record(
             out.push(b' ');
             out.extend_from_slice(level_name(record.level()).as_bytes());
             out.push(b' ');
-            let _ = write!(Bytes(out), "{}", record.msg());
+            let _ = write!(Escaped(out), "{}", record.msg());
             let mut ser = TextFields { out };
             let _ = record.kv().serialize(record, &mut ser);
             let _ = values.serialize(record, &mut ser);
@@ -112,6 +116,51 @@ impl fmt::Write for Bytes<'_> {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
+}
+
+/// `fmt::Write` over a byte vector that escapes control characters (see [`text_str`]).
+struct Escaped<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        text_str(self.0, s);
+        Ok(())
+    }
+}
+
+/// Whether a byte may start a control character: C0, DEL, or the UTF-8 lead byte of C1
+/// (U+0080..U+009F, which holds NEL and the 8-bit CSI).
+fn may_be_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b == 0xc2
+}
+
+/// Appends `s` for the text format with every control character (`char::is_control`: C0,
+/// DEL, C1) escaped as `\n`, `\r`, `\t` or `\u{..}`, so a value never breaks the line. Text
+/// without one (nearly every value) is copied as is after one scan; backslashes are not doubled,
+/// so the text format is for reading (use JSON to parse records back).
+fn text_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| may_be_control(b)) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        if !c.is_control() {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match c {
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c => {
+                let _ = write!(Bytes(out), "\\u{{{:x}}}", u32::from(c));
+            }
+        }
+        start = i + c.len_utf8();
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 /// Escapes into JSON string syntax, quotes included.
@@ -214,7 +263,7 @@ struct TextFields<'a> {
 impl TextFields<'_> {
     fn key(&mut self, key: Key) {
         self.out.extend_from_slice(b", ");
-        self.out.extend_from_slice(key.as_bytes());
+        text_str(self.out, key);
         self.out.extend_from_slice(b": ");
     }
 }
@@ -222,12 +271,12 @@ impl TextFields<'_> {
 impl Serializer for TextFields<'_> {
     fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments<'_>) -> slog::Result {
         self.key(key);
-        let _ = write!(Bytes(self.out), "{val}");
+        let _ = write!(Escaped(self.out), "{val}");
         Ok(())
     }
     fn emit_str(&mut self, key: Key, val: &str) -> slog::Result {
         self.key(key);
-        self.out.extend_from_slice(val.as_bytes());
+        text_str(self.out, val);
         Ok(())
     }
     fn emit_u16(&mut self, key: Key, val: u16) -> slog::Result {
@@ -259,6 +308,97 @@ mod tests {
         assert_eq!(&civil(0), b"1970-01-01T00:00:00");
         assert_eq!(&civil(951_782_400), b"2000-02-29T00:00:00");
         assert_eq!(&civil(1_795_495_209), b"2026-11-24T04:40:09");
+    }
+
+    /// A drain that formats into a buffer, as the shared one does.
+    struct Capture {
+        format: Format,
+        out: std::sync::Mutex<(Vec<u8>, Clock)>,
+    }
+
+    impl slog::Drain for Capture {
+        type Ok = ();
+        type Err = slog::Never;
+
+        fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
+            let mut guard = self.out.lock().unwrap();
+            let (out, clock) = &mut *guard;
+            write_record(out, clock, self.format, record, values);
+            Ok(())
+        }
+    }
+
+    /// One record with `msg` as its message and `value` as a context value, a `&str` value and
+    /// a `Display` value; returns the formatted bytes.
+    fn format_one(format: Format, msg: &str, value: &str) -> String {
+        let capture = std::sync::Arc::new(Capture {
+            format,
+            out: std::sync::Mutex::new((Vec::new(), Clock::default())),
+        });
+        let logger = slog::Logger::root(
+            slog::Drain::fuse(std::sync::Arc::clone(&capture)),
+            slog::o!("env" => value.to_owned()),
+        );
+        slog::info!(logger, "{}", msg; "user" => value, "shown" => %value, "n" => 7u64);
+        slog::info!(logger, "static message"; "user" => value);
+        drop(logger);
+        let out = std::mem::take(&mut capture.out.lock().unwrap().0);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_values_and_messages_cannot_forge_records() {
+        let text = format_one(
+            Format::Text,
+            "login failed for alice\nINFO fake record",
+            "alice\r\nINFO admin logged in\t\u{1b}[31m\u{7f}\u{85}",
+        );
+        assert_eq!(
+            text.matches('\n').count(),
+            2,
+            "two records, two lines: {text}"
+        );
+        assert!(!text.contains('\r'), "{text}");
+        let first = text.lines().next().unwrap();
+        let escaped = "alice\\r\\nINFO admin logged in\\t\\u{1b}[31m\\u{7f}\\u{85}";
+        // slog serialises a record's values last to first, then the logger's.
+        let expected = format!(
+            " INFO login failed for alice\\nINFO fake record, n: 7, shown: {escaped}, user: {escaped}, env: {escaped}"
+        );
+        assert!(first.ends_with(&expected), "{first}");
+        // Plain text, non-ASCII included, is copied unchanged.
+        let plain = format_one(Format::Text, "héllo ©", "bob é");
+        assert!(
+            plain
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(" INFO héllo ©, n: 7, shown: bob é, user: bob é, env: bob é"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn json_records_stay_on_one_line() {
+        let json = format_one(Format::Json, "a\nb", "c\r\nd");
+        assert_eq!(json.matches('\n').count(), 2, "{json}");
+        let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert_eq!(first["msg"], "a\nb");
+        assert_eq!(first["user"], "c\r\nd");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_record_holds_a_raw_line_break_or_control(msg in "\\PC*|.*[\\x00-\\x1f\\x7f-\\u{9f}\\u{2028}].*", value in proptest::prelude::any::<String>()) {
+            let text = format_one(Format::Text, &msg, &value);
+            proptest::prop_assert!(text.ends_with('\n'));
+            proptest::prop_assert_eq!(text.matches('\n').count(), 2, "{}", text);
+            proptest::prop_assert!(!text.contains('\r'));
+            let records: Vec<&str> = text.split_terminator('\n').collect();
+            for record in records {
+                proptest::prop_assert!(!record.chars().any(char::is_control), "{:?}", record);
+            }
+        }
     }
 
     #[test]

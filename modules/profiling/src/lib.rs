@@ -12,8 +12,11 @@ use serde::Deserialize;
 pub struct Settings {
     /// Serve the debug listener. Ignored (always off) in the prod profile.
     pub enabled: bool,
-    /// Where the debug listener binds; keep it on loopback.
+    /// Where the debug listener binds; must be a loopback address unless `allow_remote`.
     pub addr: String,
+    /// Accept a non-loopback `addr` (profiles expose code paths and timings, and anyone who
+    /// reaches the listener can make the process sample itself): off by default.
+    pub allow_remote: bool,
     /// Longest profile one request may ask for.
     pub max_seconds: u64,
     /// Samples per second.

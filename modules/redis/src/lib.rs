@@ -55,6 +55,13 @@ pub struct Settings {
     pub command_timeout: Duration,
 }
 
+impl Settings {
+    /// Whether an `AUTH` password is configured (without exposing it).
+    pub fn has_password(&self) -> bool {
+        !self.password.expose_secret().is_empty()
+    }
+}
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
@@ -169,12 +176,7 @@ impl RedisClient {
         if settings.addrs.is_empty() {
             return Err(RedisError::Settings("redis.addrs is empty".into()));
         }
-        let password = settings.password.expose_secret();
-        let auth = if password.is_empty() {
-            String::new()
-        } else {
-            format!(":{password}@")
-        };
+        let auth = userinfo("", settings.password.expose_secret());
         let bad = |e: redis::RedisError| RedisError::Settings(e.to_string());
         let factory = match settings.mode {
             Mode::Single => {
@@ -275,9 +277,81 @@ impl RedisClient {
     }
 }
 
+/// The `user:password@` part of a `redis://` URL, empty without credentials. Both halves are
+/// percent-encoded (RFC 3986: everything but unreserved characters), so a password holding `@`,
+/// `/`, `:`, `%` or `#` reaches `AUTH` unchanged instead of breaking the URL; the redis crate
+/// percent-decodes them back.
+fn userinfo(username: &str, password: &str) -> String {
+    if username.is_empty() && password.is_empty() {
+        return String::new();
+    }
+    let mut out = String::with_capacity(username.len() + password.len() + 2);
+    percent_encode(&mut out, username);
+    if !password.is_empty() {
+        out.push(':');
+        percent_encode(&mut out, password);
+    }
+    out.push('@');
+    out
+}
+
+fn percent_encode(out: &mut String, text: &str) {
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use deadpool_redis::redis::IntoConnectionInfo;
+
+    #[test]
+    fn credentials_survive_the_url() {
+        for password in [
+            "plain",
+            "p@ss/w:rd%41#frag?q=1 &[]é",
+            "@",
+            "%",
+            ":",
+            "#",
+            "/",
+        ] {
+            for username in ["", "app", "us:er@x"] {
+                let url = format!("redis://{}127.0.0.1:6379/3", userinfo(username, password));
+                let info = url
+                    .as_str()
+                    .into_connection_info()
+                    .unwrap_or_else(|e| panic!("{url}: {e}"));
+                let redis = info.redis_settings();
+                assert_eq!(redis.password(), Some(password), "{url}");
+                assert_eq!(
+                    redis.username(),
+                    (!username.is_empty()).then_some(username),
+                    "{url}"
+                );
+                assert_eq!(redis.db(), 3, "{url}");
+            }
+        }
+        assert_eq!(userinfo("", ""), "");
+        assert_eq!(userinfo("", "a@b"), ":a%40b@");
+    }
+
+    #[test]
+    fn a_password_with_url_characters_makes_a_client() {
+        let mut s = settings(Mode::Single, &["127.0.0.1:6379"]);
+        s.password = SecretString::from("p@ss/w:rd%#");
+        assert!(RedisClient::new(&s).is_ok());
+        s.mode = Mode::Cluster;
+        assert!(RedisClient::new(&s).is_ok());
+    }
 
     fn settings(mode: Mode, addrs: &[&str]) -> Settings {
         Settings {

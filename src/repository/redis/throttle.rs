@@ -1,4 +1,7 @@
-//! Failed-login counters (per username and per client address), in Redis or in process.
+//! Attempt counters for throttling (per username, per client address, per registration
+//! address), in Redis or in process. An attempt reserves its slot before the work it guards
+//! runs, in one atomic step, so parallel attempts cannot all pass a check made before any of
+//! them was counted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,19 +12,21 @@ use shaku::{Component, Interface};
 use crate::repository::error::RepoError;
 use crate::repository::kv::KeyValueClient;
 
-/// Counts failures in fixed windows.
+/// Counts attempts in fixed windows.
 #[async_trait]
 pub trait LoginThrottleRepository: Interface {
-    /// Failures recorded for `subject` in the current window.
+    /// Counts one attempt for `subject` (the window starts at the first) and returns the
+    /// count including it, atomically.
     ///
     /// # Errors
     /// [`RepoError::Unavailable`] when the store does not answer in time.
-    async fn failures(&self, subject: &str) -> Result<i64, RepoError>;
-    /// Records one failure; the window starts at the first.
+    async fn reserve(&self, subject: &str, window: Duration) -> Result<i64, RepoError>;
+    /// Gives back one reserved attempt (it was refused, or it succeeded and is no failure).
+    /// An expired window stays expired.
     ///
     /// # Errors
-    /// As [`LoginThrottleRepository::failures`].
-    async fn record_failure(&self, subject: &str, window: Duration) -> Result<i64, RepoError>;
+    /// As [`LoginThrottleRepository::reserve`].
+    async fn release(&self, subject: &str) -> Result<(), RepoError>;
 }
 
 /// [`LoginThrottleRepository`] over the key-value client.
@@ -33,21 +38,16 @@ pub struct KvLoginThrottleRepository {
 }
 
 fn key(subject: &str) -> String {
-    format!("auth:fail:{subject}")
+    format!("auth:attempts:{subject}")
 }
 
 #[async_trait]
 impl LoginThrottleRepository for KvLoginThrottleRepository {
-    async fn failures(&self, subject: &str) -> Result<i64, RepoError> {
-        Ok(self
-            .kv
-            .get(&key(subject))
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+    async fn reserve(&self, subject: &str, window: Duration) -> Result<i64, RepoError> {
+        self.kv.increment(&key(subject), window).await
     }
 
-    async fn record_failure(&self, subject: &str, window: Duration) -> Result<i64, RepoError> {
-        self.kv.increment(&key(subject), window).await
+    async fn release(&self, subject: &str) -> Result<(), RepoError> {
+        self.kv.decrement(&key(subject)).await
     }
 }

@@ -1,5 +1,7 @@
 //! The latest login per user (the original's single sign-on record, a Redis hash per user):
-//! the auth feature writes it at login and compares tokens against it.
+//! the auth feature writes it at login and compares tokens against it. Every change after the
+//! login is a compare-and-swap on the record, so a refresh can never resurrect a login that a
+//! logout or a newer login ended.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,34 +11,69 @@ use async_trait::async_trait;
 use shaku::{Component, Interface};
 
 use crate::repository::error::RepoError;
-use crate::repository::kv::KeyValueClient;
+use crate::repository::kv::{HashSwap, KeyValueClient};
 
-/// The login record of one user, field by field (`access_jti`, `refresh_jti`, ...).
+/// The login record of one user, field by field (`sid`, `refresh_jti`).
 pub type LoginRecord = HashMap<String, String>;
+
+/// The login (session) id field.
+pub const SID: &str = "sid";
+/// The id of the one refresh token that may be used next.
+pub const REFRESH_JTI: &str = "refresh_jti";
+
+/// What [`TokenRepository::rotate`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented refresh token was the current one; the next one is recorded.
+    Rotated,
+    /// The user signed in again since: the login is another one now.
+    Superseded,
+    /// The login is current but the presented refresh token was already spent.
+    Reused,
+    /// There is no login (signed out, revoked or expired).
+    SignedOut,
+}
 
 /// Per-user login records.
 #[async_trait]
 pub trait TokenRepository: Interface {
-    /// Replaces the fields given for `user_id` and sets the record's lifetime.
+    /// Starts a login: the record becomes `sid` with `refresh_jti`, for `ttl` (replacing any
+    /// earlier login: single sign-on).
     ///
     /// # Errors
-    /// [`RepoError::Unavailable`] when Redis does not answer in time.
-    async fn save(
+    /// [`RepoError::Unavailable`] when the store does not answer in time or is full.
+    async fn start(
         &self,
         user_id: i64,
-        fields: &[(&str, &str)],
+        sid: &str,
+        refresh_jti: &str,
         ttl: Duration,
     ) -> Result<(), RepoError>;
     /// The record of `user_id` (empty when none).
     ///
     /// # Errors
-    /// As [`TokenRepository::save`].
+    /// As [`TokenRepository::start`].
     async fn get(&self, user_id: i64) -> Result<LoginRecord, RepoError>;
-    /// Removes the record (logout).
+    /// In one atomic step: when the record is login `sid` and its current refresh token is
+    /// `presented`, records `next` and extends the record to `ttl`. Never writes `sid` and
+    /// never creates a record.
     ///
     /// # Errors
-    /// As [`TokenRepository::save`].
-    async fn revoke(&self, user_id: i64) -> Result<(), RepoError>;
+    /// As [`TokenRepository::start`].
+    async fn rotate(
+        &self,
+        user_id: i64,
+        sid: &str,
+        presented: &str,
+        next: &str,
+        ttl: Duration,
+    ) -> Result<Rotation, RepoError>;
+    /// Ends login `sid` if it is still the user's login (a newer one is left alone); returns
+    /// whether it ended.
+    ///
+    /// # Errors
+    /// As [`TokenRepository::start`].
+    async fn revoke(&self, user_id: i64, sid: &str) -> Result<bool, RepoError>;
 }
 
 /// [`TokenRepository`] over the key-value client. Keys carry a hash tag (`auth:token:{42}`) so
@@ -54,20 +91,58 @@ fn key(user_id: i64) -> String {
 
 #[async_trait]
 impl TokenRepository for KvTokenRepository {
-    async fn save(
+    async fn start(
         &self,
         user_id: i64,
-        fields: &[(&str, &str)],
+        sid: &str,
+        refresh_jti: &str,
         ttl: Duration,
     ) -> Result<(), RepoError> {
-        self.kv.hash_set(&key(user_id), fields, ttl).await
+        self.kv
+            .hash_set(
+                &key(user_id),
+                &[(SID, sid), (REFRESH_JTI, refresh_jti)],
+                ttl,
+            )
+            .await
     }
 
     async fn get(&self, user_id: i64) -> Result<LoginRecord, RepoError> {
         self.kv.hash_get_all(&key(user_id)).await
     }
 
-    async fn revoke(&self, user_id: i64) -> Result<(), RepoError> {
-        self.kv.delete(&key(user_id)).await
+    async fn rotate(
+        &self,
+        user_id: i64,
+        sid: &str,
+        presented: &str,
+        next: &str,
+        ttl: Duration,
+    ) -> Result<Rotation, RepoError> {
+        let swap = self
+            .kv
+            .hash_compare_and_swap(
+                &key(user_id),
+                &[(SID, sid), (REFRESH_JTI, presented)],
+                Some(&[(REFRESH_JTI, next)]),
+                ttl,
+            )
+            .await?;
+        Ok(match swap {
+            HashSwap::Swapped => Rotation::Rotated,
+            HashSwap::Missing => Rotation::SignedOut,
+            HashSwap::Mismatch(now) if now.get(SID).map(String::as_str) == Some(sid) => {
+                Rotation::Reused
+            }
+            HashSwap::Mismatch(_) => Rotation::Superseded,
+        })
+    }
+
+    async fn revoke(&self, user_id: i64, sid: &str) -> Result<bool, RepoError> {
+        let swap = self
+            .kv
+            .hash_compare_and_swap(&key(user_id), &[(SID, sid)], None, Duration::ZERO)
+            .await?;
+        Ok(swap == HashSwap::Swapped)
     }
 }
