@@ -40,7 +40,7 @@ diesel-check: ## `diesel migration run` + `redo` against a fresh MariaDB databas
 bench: ## release benchmarks: /hello vs bare actix-web vs gin, start-up time, idle RSS
 	bench/run.sh
 
-services-up: ## start MariaDB on loopback (prints export lines: eval "$$(make -s services-up)")
+services-up: ## start MariaDB primary+replica, Redis single+Cluster, MongoDB on loopback (eval "$$(make -s services-up)"; make http)
 	@scripts/services.sh up
 
 services-down: ## stop the servers and delete their data

@@ -18,10 +18,38 @@ pub struct Request<'a> {
     /// The path, without the query string.
     pub path: &'a str,
     /// The client (see `client_addr`).
-    pub client: ClientAddr,
+    pub client: Client<'a>,
     /// The authenticated user, when the request carried a valid access token.
     pub user_id: Option<i64>,
 }
+
+/// The client address as the record shows it.
+#[derive(Clone, Copy, Debug)]
+pub enum Client<'a> {
+    /// Formatted once per connection: the peer, when no proxy is trusted (the common case,
+    /// which then costs no formatting per request).
+    Formatted(&'a str),
+    /// Resolved for this request (trusted proxies).
+    Resolved(ClientAddr),
+}
+
+impl slog::Value for Client<'_> {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        key: slog::Key,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        match self {
+            Client::Formatted(text) => serializer.emit_str(key, text),
+            Client::Resolved(addr) => serializer.emit_arguments(key, &format_args!("{addr}")),
+        }
+    }
+}
+
+/// The peer address of a connection, formatted when it is accepted (connection data).
+#[derive(Clone, Debug)]
+pub struct PeerText(pub std::rc::Rc<str>);
 
 /// Writes the access record of one request.
 pub fn record(logger: &Logger, req: &Request<'_>, status: StatusCode, started: Instant) {
@@ -29,7 +57,7 @@ pub fn record(logger: &Logger, req: &Request<'_>, status: StatusCode, started: I
         "request_id" => req.id.to_str().unwrap_or("-"),
         "method" => req.method.as_str(),
         "path" => req.path,
-        "client" => %req.client,
+        "client" => req.client,
         "user_id" => req.user_id,
         "status" => status.as_u16(),
         "latency_us" => started.elapsed().as_micros() as u64,

@@ -245,6 +245,12 @@ fn parse_forwarded(value: &str, out: &mut Vec<Option<IpAddr>>) {
 
 /// Splits off the first element (up to a `,` outside a quoted string).
 fn split_element(s: &str) -> (&str, Option<&str>) {
+    split_unquoted(s, ',')
+}
+
+/// Splits `s` at the first `separator` outside a quoted string (RFC 7230 `quoted-string`,
+/// backslash escapes included).
+fn split_unquoted(s: &str, separator: char) -> (&str, Option<&str>) {
     let mut quoted = false;
     let mut escaped = false;
     for (i, c) in s.char_indices() {
@@ -252,7 +258,9 @@ fn split_element(s: &str) -> (&str, Option<&str>) {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            ',' if !quoted => return (&s[..i], Some(&s[i + 1..])),
+            c if c == separator && !quoted => {
+                return (&s[..i], Some(&s[i + c.len_utf8()..]));
+            }
             _ => {}
         }
     }
@@ -286,18 +294,7 @@ fn element_for(element: &str) -> Option<IpAddr> {
 
 /// Splits off the first `name=value` pair (up to a `;` outside a quoted string).
 fn split_pair(s: &str) -> (&str, Option<&str>) {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ';' if !quoted => return (&s[..i], Some(&s[i + 1..])),
-            _ => {}
-        }
-    }
-    (s, None)
+    split_unquoted(s, ';')
 }
 
 /// A token as is, or a quoted string without its quotes and escapes; `None` when a quote is

@@ -37,8 +37,11 @@ enum Phase {
     First,
     /// A request's head is complete and the request is being handled.
     Request,
-    /// A response has been (partly) written; the next head must be complete by then.
-    Responded(Instant),
+    /// Bytes of a response went out; the next read fixes the deadline of the next head (one
+    /// clock read per request, not one per write).
+    Written,
+    /// Waiting for the next head, which must be complete by then.
+    Waiting(Instant),
 }
 
 /// The connection's clock, shared by its stream and (as connection data) its requests.
@@ -74,27 +77,31 @@ impl DeadlineStream {
         }
     }
 
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.io.peer_addr().ok()
+    }
+
     /// The clock the connection's requests report to.
     pub fn clock(&self) -> HeadClock {
         HeadClock(self.clock.clone())
     }
 
-    /// Whether `deadline` has passed; otherwise the task is woken when it does.
-    fn expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> bool {
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
-        if timer.deadline() > deadline {
-            timer.as_mut().reset(deadline);
-        }
-        loop {
-            match timer.as_mut().poll(cx) {
-                Poll::Pending => return false,
-                Poll::Ready(()) if timer.deadline() >= deadline => return true,
-                // It fired for an earlier deadline that later responses moved on.
-                Poll::Ready(()) => timer.as_mut().reset(deadline),
+    /// Makes sure the timer wakes the task by `deadline`. The timer is polled (registering the
+    /// task's waker) only when it is (re-)armed, not on every read: deadlines only move forward,
+    /// so a timer armed for an earlier one still wakes the task in time, and the read then
+    /// re-arms it for the current deadline or ends the connection.
+    fn arm(&mut self, cx: &mut Context<'_>, deadline: Instant, now: Instant) {
+        let timer = match &mut self.timer {
+            None => self.timer.insert(Box::pin(sleep_until(deadline))),
+            Some(timer) if timer.is_elapsed() || now >= timer.deadline() => {
+                timer.as_mut().reset(deadline);
+                timer
             }
-        }
+            Some(_) => return,
+        };
+        // The deadline is in the future: this registers the waker and is pending.
+        let _ = timer.as_mut().poll(cx);
     }
 }
 
@@ -105,22 +112,33 @@ impl AsyncRead for DeadlineStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Phase::Responded(deadline) = this.clock.get()
-            && this.expired(cx, deadline)
-        {
-            // End of input: actix stops reading and closes the connection.
-            return Poll::Ready(Ok(()));
+        match this.clock.get() {
+            Phase::Written => {
+                let now = Instant::now();
+                let deadline = now + this.next_head;
+                this.clock.set(Phase::Waiting(deadline));
+                this.arm(cx, deadline, now);
+            }
+            // Only a timer that fired makes the clock worth reading.
+            Phase::Waiting(deadline) if this.timer.as_ref().is_some_and(|t| t.is_elapsed()) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    // End of input: actix stops reading and closes the connection.
+                    return Poll::Ready(Ok(()));
+                }
+                this.arm(cx, deadline, now);
+            }
+            _ => {}
         }
         Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
 impl DeadlineStream {
-    /// Bytes of a response went out: the next head is due `next_head` from now.
+    /// Bytes of a response went out: the next read starts the next head's deadline.
     fn wrote(&self, n: usize) {
         if n > 0 && self.clock.get() != Phase::First {
-            self.clock
-                .set(Phase::Responded(Instant::now() + self.next_head));
+            self.clock.set(Phase::Written);
         }
     }
 }

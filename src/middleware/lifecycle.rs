@@ -25,7 +25,7 @@ use futures_util::future::Either;
 use futures_util::future::LocalBoxFuture;
 use slog::Logger;
 
-use crate::middleware::access_log;
+use crate::middleware::access_log::{self, PeerText};
 use crate::middleware::catch_panic::panic_error;
 use crate::middleware::client_addr::{self, TrustedProxies};
 use crate::middleware::error_envelope::OutgoingError;
@@ -115,6 +115,11 @@ where
             // proxies it is the peer, recomputed for free, so the hot path allocates nothing.
             req.extensions_mut().insert(client);
         }
+        // The peer as formatted once per connection, when it is the client (no trusted proxy).
+        let peer_text = match factory.trusted.is_empty() && factory.access_log {
+            true => req.conn_data::<PeerText>().cloned(),
+            false => None,
+        };
         let id = factory
             .ids
             .accept_or_generate(req.headers().get(&REQUEST_ID_HEADER));
@@ -183,7 +188,10 @@ where
                     id: &id,
                     method: &method,
                     path: uri.path(),
-                    client,
+                    client: match &peer_text {
+                        Some(PeerText(text)) => access_log::Client::Formatted(text),
+                        None => access_log::Client::Resolved(client),
+                    },
                     user_id: user.flatten(),
                 };
                 access_log::record(&factory.logger, &request, status, started);

@@ -20,6 +20,7 @@ use crate::controller::{
     extract::{BodyLimit, BodyTimeout},
 };
 use crate::meta::config::HttpConfig;
+use crate::middleware::access_log::PeerText;
 use crate::middleware::head_deadline::DeadlineStream;
 use crate::middleware::lifecycle::RequestLifecycle;
 use crate::middleware::request_id::RequestIdGenerator;
@@ -118,6 +119,10 @@ pub fn serve(
             .local_addr(addr)
             .on_connect_ext(|io: &DeadlineStream, data: &mut Extensions| {
                 data.insert(io.clock());
+                if let Some(peer) = io.peer_addr() {
+                    let client = crate::middleware::client_addr::ClientAddr::new(peer.ip());
+                    data.insert(PeerText(client.to_string().into()));
+                }
             })
             .h1(map_config(
                 app().into_factory().map_err(|e| e.error_response()),

@@ -66,10 +66,10 @@ pub struct AuthUser {
     /// User id.
     pub id: i64,
     /// Login name.
-    pub username: String,
+    pub username: Arc<str>,
     /// The login (session) the request's token belongs to; never sent to clients.
     #[serde(skip)]
-    pub sid: String,
+    pub sid: Arc<str>,
 }
 
 /// Token lifetimes and throttling limits (`auth.*`).
@@ -402,8 +402,8 @@ impl AuthService for AuthServiceImpl {
         }
         Ok(AuthUser {
             id: token.id,
-            username: token.name.to_string(),
-            sid: token.sid.to_string(),
+            username: token.name,
+            sid: token.sid,
         })
     }
 

@@ -146,6 +146,7 @@ impl Argon2PasswordHasher {
         let mut random = [0u8; 24];
         OsRng.fill_bytes(&mut random);
         let dummy_hash = hash_with(&params, &random, &mut buffer)?;
+        drop(buffer);
         let slots = match policy.concurrency {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -153,7 +154,8 @@ impl Argon2PasswordHasher {
         Ok(Argon2PasswordHasherParameters {
             params,
             slots: Arc::new(Semaphore::new(slots)),
-            buffers: Arc::new(Mutex::new(vec![buffer])),
+            // Slots allocate their buffers on first use: an idle process holds none.
+            buffers: Arc::new(Mutex::new(Vec::new())),
             acquire_timeout: policy.acquire_timeout,
             dummy_hash,
             verifications: Arc::new(AtomicU64::new(0)),

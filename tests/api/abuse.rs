@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, assert_envelope, fresh_mysql_database, mysql_server_dsn, redis_overrides, service_env,
-    spawn_app_with, unique_name,
+    TestApp, assert_envelope, fresh_mysql_database, get_with, mysql_server_dsn, redis_overrides,
+    service_env, spawn_app_with, tokens, unique_name,
 };
 
 /// A client address of its own per call (a documentation-range IPv6 /64 named after this
@@ -86,25 +86,6 @@ async fn login(app: &TestApp, client: &str, name: &str, password: &str) -> (u16,
         json!({"username": name, "password": password}),
     )
     .await
-}
-
-async fn get_with(app: &TestApp, path: &str, authorization: &str) -> (u16, Value) {
-    let res = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .header("Authorization", authorization)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
-fn tokens(body: &Value) -> (String, String) {
-    let data = &body["data"];
-    (
-        data["accessToken"].as_str().unwrap().to_owned(),
-        data["refreshToken"].as_str().unwrap().to_owned(),
-    )
 }
 
 fn verifications(app: &TestApp) -> u64 {

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_envelope, redis_overrides, service_env, spawn_app_with};
+use crate::helpers::{
+    TestApp, assert_envelope, get_with, redis_overrides, service_env, spawn_app_with, tokens,
+};
 
 async fn register(app: &TestApp, username: &str, password: &str) -> (u16, Value) {
     let res = app
@@ -26,25 +28,6 @@ async fn login(app: &TestApp, username: &str, password: &str) -> (u16, Value) {
         .await
         .unwrap();
     (res.status().as_u16(), res.json().await.unwrap())
-}
-
-async fn get_with(app: &TestApp, path: &str, authorization: &str) -> (u16, Value) {
-    let res = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .header("Authorization", authorization)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
-fn tokens(body: &Value) -> (String, String) {
-    let data = &body["data"];
-    (
-        data["accessToken"].as_str().unwrap().to_owned(),
-        data["refreshToken"].as_str().unwrap().to_owned(),
-    )
 }
 
 async fn signed_in(app: &TestApp, username: &str) -> (String, String) {

@@ -243,6 +243,27 @@ pub async fn seed_user(app: &TestApp, username: &str) -> i64 {
         .id
 }
 
+/// `GET path` with an `Authorization` header: status and JSON body.
+pub async fn get_with(app: &TestApp, path: &str, authorization: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .header("Authorization", authorization)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// The `(accessToken, refreshToken)` of a login or refresh answer.
+pub fn tokens(body: &Value) -> (String, String) {
+    let data = &body["data"];
+    (
+        data["accessToken"].as_str().unwrap().to_owned(),
+        data["refreshToken"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// Asserts the unified envelope with `code`, returning its message.
 pub fn assert_envelope(body: &Value, code: &str) -> String {
     let error = &body["error"];

@@ -99,7 +99,7 @@ pub(crate) fn write_record(
             out.push(b' ');
             out.extend_from_slice(level_name(record.level()).as_bytes());
             out.push(b' ');
-            let _ = write!(Escaped(out), "{}", record.msg());
+            text_args(out, record.msg());
             let mut ser = TextFields { out };
             let _ = record.kv().serialize(record, &mut ser);
             let _ = values.serialize(record, &mut ser);
@@ -140,7 +140,11 @@ fn may_be_control(b: u8) -> bool {
 /// so the text format is for reading (use JSON to parse records back).
 fn text_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    if !bytes.iter().any(|&b| may_be_control(b)) {
+    // A fold without early exit, so the scan vectorises: it runs on every value of every record.
+    if !bytes
+        .iter()
+        .fold(false, |seen, &b| seen | may_be_control(b))
+    {
         out.extend_from_slice(bytes);
         return;
     }
@@ -161,6 +165,17 @@ fn text_str(out: &mut Vec<u8>, s: &str) {
         start = i + c.len_utf8();
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Formats `args` for the text format, escaped; a literal without arguments is copied without
+/// going through `fmt`.
+fn text_args(out: &mut Vec<u8>, args: &fmt::Arguments<'_>) {
+    match args.as_str() {
+        Some(s) => text_str(out, s),
+        None => {
+            let _ = write!(Escaped(out), "{args}");
+        }
+    }
 }
 
 /// Escapes into JSON string syntax, quotes included.
@@ -262,8 +277,9 @@ struct TextFields<'a> {
 
 impl TextFields<'_> {
     fn key(&mut self, key: Key) {
+        // Keys are `&'static str` written in code, never input: copied as they are.
         self.out.extend_from_slice(b", ");
-        text_str(self.out, key);
+        self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(b": ");
     }
 }
@@ -271,7 +287,7 @@ impl TextFields<'_> {
 impl Serializer for TextFields<'_> {
     fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments<'_>) -> slog::Result {
         self.key(key);
-        let _ = write!(Escaped(self.out), "{val}");
+        text_args(self.out, val);
         Ok(())
     }
     fn emit_str(&mut self, key: Key, val: &str) -> slog::Result {
