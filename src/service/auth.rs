@@ -236,6 +236,7 @@ impl AuthServiceImpl {
         subjects: &[String],
         limit: i64,
         window: Duration,
+        client: &str,
     ) -> Result<(), ServiceError> {
         for (i, subject) in subjects.iter().enumerate() {
             let count = match self.throttle.reserve(subject, window).await {
@@ -247,7 +248,8 @@ impl AuthServiceImpl {
             };
             if count > limit {
                 self.release(&subjects[..=i]).await;
-                slog::warn!(self.logger, "throttled"; "subject" => subject.as_str(), "limit" => limit);
+                slog::warn!(self.logger, "throttled";
+                    "subject" => subject.as_str(), "client" => client, "limit" => limit);
                 return Err(ServiceError::TooManyRequests);
             }
         }
@@ -311,6 +313,7 @@ impl AuthService for AuthServiceImpl {
             &subject,
             self.policy.max_registrations,
             self.policy.registration_window,
+            client,
         )
         .await?;
         // A taken name is refused before any hashing: it costs nothing to ask.
@@ -351,6 +354,7 @@ impl AuthService for AuthServiceImpl {
             &subjects,
             self.policy.max_failures,
             self.policy.failure_window,
+            client,
         )
         .await?;
         let user = match self.check_credentials(form).await {
