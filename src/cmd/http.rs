@@ -35,6 +35,9 @@ impl Application {
         profile: Profile,
         logger: &Logger,
     ) -> anyhow::Result<Self> {
+        // Every record made while a request is served carries its id (the lifecycle
+        // middleware runs each request in `goex_logging::request::scope`).
+        let logger = &logger.new(goex_logging::request::kv());
         if config.redis.enabled && !config.redis.has_password() {
             // Not refused: a Redis on a private network without AUTH is a choice some make.
             slog::warn!(logger, "redis.password is empty: Redis accepts anyone who reaches it; set APP__REDIS__PASSWORD";

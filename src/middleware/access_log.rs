@@ -1,18 +1,17 @@
-//! The access record: one per request (when `server.http.access_log` is on) with request id,
-//! method, path, client address, authenticated user id, status and latency. Query strings are
+//! The access record: one per request (when `server.http.access_log` is on) with method, path,
+//! client address, authenticated user id, status and latency; the request id comes with every
+//! record of the request (`goex_logging::request`). Query strings are
 //! left out: they may carry tokens or personal data.
 
 use std::time::Instant;
 
-use actix_web::http::{Method, StatusCode, header::HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use slog::Logger;
 
 use crate::middleware::client_addr::ClientAddr;
 
 /// What the record says about the request.
 pub struct Request<'a> {
-    /// The request id.
-    pub id: &'a HeaderValue,
     /// The method.
     pub method: &'a Method,
     /// The path, without the query string.
@@ -54,7 +53,6 @@ pub struct PeerText(pub std::rc::Rc<str>);
 /// Writes the access record of one request.
 pub fn record(logger: &Logger, req: &Request<'_>, status: StatusCode, started: Instant) {
     slog::info!(logger, "request";
-        "request_id" => req.id.to_str().unwrap_or("-"),
         "method" => req.method.as_str(),
         "path" => req.path,
         "client" => req.client,

@@ -61,13 +61,14 @@ impl OutgoingError {
     }
 
     /// Logs the error once.
-    pub fn log(&self, logger: &Logger, id: &HeaderValue, method: &Method, path: &str) {
-        let id = id.to_str().unwrap_or("-");
+    /// Logs the error once; the request id comes from the request scope (see
+    /// `goex_logging::request`).
+    pub fn log(&self, logger: &Logger, method: &Method, path: &str) {
         if self.status.is_server_error() {
-            slog::error!(logger, "request failed"; "request_id" => id, "method" => method.as_str(),
+            slog::error!(logger, "request failed"; "method" => method.as_str(),
                 "path" => path, "status" => self.status.as_u16(), "code" => self.code, "error" => &self.summary);
         } else {
-            slog::debug!(logger, "request rejected"; "request_id" => id, "method" => method.as_str(),
+            slog::debug!(logger, "request rejected"; "method" => method.as_str(),
                 "path" => path, "status" => self.status.as_u16(), "code" => self.code, "error" => &self.summary);
         }
     }

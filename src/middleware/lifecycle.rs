@@ -127,12 +127,17 @@ where
         // reference-counted clones).
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let (method, uri) = (req.method().clone(), req.uri().clone());
+        // The request id for every record made while the request is served (and its envelope).
+        let scoped_id = Arc::<str>::from(id.to_str().unwrap_or("-"));
         let session = factory.sessions.then(|| {
-            let header = req
+            match req
                 .headers()
                 .get(&SESSION_ID_HEADER)
-                .filter(|v| acceptable(v));
-            Arc::<str>::from(header.unwrap_or(&id).to_str().unwrap_or("-"))
+                .filter(|v| acceptable(v))
+            {
+                Some(header) => Arc::<str>::from(header.to_str().unwrap_or("-")),
+                None => scoped_id.clone(),
+            }
         });
         let call = self.service.call(req);
         // Either, not a box: the common case (no session) costs no allocation.
@@ -141,7 +146,7 @@ where
             None => Either::Right(call),
         };
         let fut = AssertUnwindSafe(fut).catch_unwind();
-        Box::pin(async move {
+        Box::pin(goex_logging::request::scope(scoped_id, async move {
             let outcome = match fut.await {
                 Ok(result) => result,
                 Err(panic) => Err(panic_error(panic.as_ref()).into()),
@@ -151,7 +156,7 @@ where
                     None => Ok(res.map_into_left_body()),
                     Some(e) => {
                         let out = OutgoingError::of(e, res.status(), accept_language.as_ref());
-                        out.log(&factory.logger, &id, &method, uri.path());
+                        out.log(&factory.logger, &method, uri.path());
                         match out.replacement(e) {
                             None => Ok(res.map_into_left_body()),
                             Some(body) => Ok(res.into_response(body).map_into_right_body()),
@@ -161,7 +166,7 @@ where
                 Err(e) => {
                     let status = e.as_response_error().status_code();
                     let out = OutgoingError::of(&e, status, accept_language.as_ref());
-                    out.log(&factory.logger, &id, &method, uri.path());
+                    out.log(&factory.logger, &method, uri.path());
                     let mut body = out.envelope(&e);
                     body.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
                     Err(InternalError::from_response(out.summary, body).into())
@@ -185,7 +190,6 @@ where
             });
             if factory.access_log {
                 let request = access_log::Request {
-                    id: &id,
                     method: &method,
                     path: uri.path(),
                     client: match &peer_text {
@@ -197,6 +201,6 @@ where
                 access_log::record(&factory.logger, &request, status, started);
             }
             result
-        })
+        }))
     }
 }

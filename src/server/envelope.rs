@@ -39,7 +39,9 @@ pub fn render_code(code: ErrorCode, lang: Lang, detail: Option<&str>) -> HttpRes
     respond(code, code.toast(lang, detail))
 }
 
-fn respond(code: ErrorCode, envelope: goex_errors::Envelope) -> HttpResponse {
+fn respond(code: ErrorCode, mut envelope: goex_errors::Envelope) -> HttpResponse {
+    // Rendered while the request is served (the lifecycle middleware's scope).
+    envelope.error.request_id = goex_logging::request::current().map(|id| id.to_string());
     let status = StatusCode::from_u16(code.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
     res.insert_header((

@@ -1,15 +1,12 @@
 //! The client address behind trusted proxies: login throttling buckets by it, and the access
 //! record names it (with the authenticated user).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use actix_web::dev::ServerHandle;
-use go_example::cmd::http::Application;
 use goex_config::Profile;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_envelope, manifest_dir, spawn_app_with, test_config};
+use crate::helpers::{
+    TestApp, assert_envelope, manifest_dir, spawn_app_with, spawn_logged, test_config,
+};
 
 const TRUST_LOCALHOST: (&str, &str) = ("APP__SERVER__HTTP__TRUSTED_PROXIES__0", "127.0.0.1/32");
 
@@ -115,100 +112,6 @@ fn client_addr_config_refuses_bad_trusted_proxies_naming_the_key() {
 }
 
 // ---- the access record ----
-
-type Records = Arc<Mutex<Vec<HashMap<String, String>>>>;
-
-/// A drain keeping every record's message and fields.
-struct Capture(Records);
-
-struct Fields<'a>(&'a mut HashMap<String, String>);
-
-impl slog::Serializer for Fields<'_> {
-    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        self.0.insert(key.to_string(), val.to_string());
-        Ok(())
-    }
-
-    fn emit_none(&mut self, key: slog::Key) -> slog::Result {
-        self.0.insert(key.to_string(), "null".to_owned());
-        Ok(())
-    }
-}
-
-impl slog::Drain for Capture {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        let mut fields = HashMap::new();
-        fields.insert("msg".to_owned(), record.msg().to_string());
-        let _ = slog::KV::serialize(&record.kv(), record, &mut Fields(&mut fields));
-        self.0.lock().unwrap().push(fields);
-        Ok(())
-    }
-}
-
-/// The application with a logger that captures its records.
-struct LoggedApp {
-    address: String,
-    client: reqwest::Client,
-    records: Records,
-    handle: ServerHandle,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for LoggedApp {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
-
-async fn spawn_logged(extra: &[(&'static str, &str)]) -> LoggedApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars = vec![
-        ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0".to_owned()),
-        ("APP__SERVER__HTTP__ACCESS_LOG", "true".to_owned()),
-        (
-            "APP__SQLITE__PATH",
-            dir.path().join("app.db").display().to_string(),
-        ),
-        ("APP__SERVER__HTTP__WORKERS", "1".to_owned()),
-        (
-            "APP__CERTS__DIR",
-            dir.path().join("certs").display().to_string(),
-        ),
-    ];
-    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let config = test_config(&vars);
-    let records = Records::default();
-    let logger = slog::Logger::root(Capture(records.clone()), slog::o!());
-    let app = Application::build(&config, Profile::Test, &logger)
-        .await
-        .expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until(std::future::pending()));
-    LoggedApp {
-        address,
-        client: reqwest::Client::new(),
-        records,
-        handle,
-        _dir: dir,
-    }
-}
-
-impl LoggedApp {
-    /// The access records of `path`, oldest first.
-    fn access_records(&self, path: &str) -> Vec<HashMap<String, String>> {
-        self.records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r["msg"] == "request" && r.get("path").is_some_and(|p| p == path))
-            .cloned()
-            .collect()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_addr_and_user_id_are_in_the_access_record() {

@@ -1,7 +1,8 @@
 //! `spawn_app` and friends (zero2prod style).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::ServerHandle;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
@@ -273,4 +274,102 @@ pub fn assert_envelope(body: &Value, code: &str) -> String {
         assert!(error[key].is_string(), "{key} missing in {body}");
     }
     error["message"].as_str().expect("message").to_owned()
+}
+
+// ---- captured logs ----
+
+pub type Records = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+/// A drain keeping every record's message and fields.
+pub struct Capture(Records);
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl slog::Serializer for Fields<'_> {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+        self.0.insert(key.to_string(), val.to_string());
+        Ok(())
+    }
+
+    fn emit_none(&mut self, key: slog::Key) -> slog::Result {
+        self.0.insert(key.to_string(), "null".to_owned());
+        Ok(())
+    }
+}
+
+impl slog::Drain for Capture {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        let mut fields = HashMap::new();
+        fields.insert("msg".to_owned(), record.msg().to_string());
+        let _ = slog::KV::serialize(&record.kv(), record, &mut Fields(&mut fields));
+        // The logger's own values too (the request id among them).
+        let _ = slog::KV::serialize(values, record, &mut Fields(&mut fields));
+        self.0.lock().unwrap().push(fields);
+        Ok(())
+    }
+}
+
+/// The application with a logger that captures its records.
+pub struct LoggedApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub records: Records,
+    handle: ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for LoggedApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+pub async fn spawn_logged(extra: &[(&'static str, &str)]) -> LoggedApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0".to_owned()),
+        ("APP__SERVER__HTTP__ACCESS_LOG", "true".to_owned()),
+        (
+            "APP__SQLITE__PATH",
+            dir.path().join("app.db").display().to_string(),
+        ),
+        ("APP__SERVER__HTTP__WORKERS", "1".to_owned()),
+        (
+            "APP__CERTS__DIR",
+            dir.path().join("certs").display().to_string(),
+        ),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let config = test_config(&vars);
+    let records = Records::default();
+    let logger = slog::Logger::root(Capture(records.clone()), slog::o!());
+    let app = Application::build(&config, Profile::Test, &logger)
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until(std::future::pending()));
+    LoggedApp {
+        address,
+        client: reqwest::Client::new(),
+        records,
+        handle,
+        _dir: dir,
+    }
+}
+
+impl LoggedApp {
+    /// The access records of `path`, oldest first.
+    pub fn access_records(&self, path: &str) -> Vec<HashMap<String, String>> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r["msg"] == "request" && r.get("path").is_some_and(|p| p == path))
+            .cloned()
+            .collect()
+    }
 }

@@ -17,6 +17,7 @@ mod pprof;
 mod redis;
 mod redis_cluster;
 mod replica;
+mod request_ids;
 mod secrets;
 mod shutdown;
 mod slow_client;

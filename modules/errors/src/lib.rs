@@ -101,6 +101,7 @@ impl ErrorCode {
                 popup_title: String::new(),
                 popup_content: String::new(),
                 refresh_url: None,
+                request_id: None,
             },
         }
     }
@@ -115,6 +116,7 @@ impl ErrorCode {
                 popup_title: title.to_owned(),
                 popup_content: content.to_owned(),
                 refresh_url: None,
+                request_id: None,
             },
         }
     }
@@ -143,6 +145,9 @@ pub struct EnvelopeBody {
     /// Where to get a new access token (code 20002 only, as the original's `refresh_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_url: Option<String>,
+    /// The id of the request that failed (its `X-Request-Id`), for a user to quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Envelope {

@@ -6,6 +6,7 @@
 //! reach the same sinks through `slog-stdlog`; no tracing subscriber is installed beside it.
 
 mod format;
+pub mod request;
 mod sink;
 
 use std::io;
@@ -177,7 +178,8 @@ pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging
     let drain = drain.filter_level(settings.level.slog()).fuse();
     let logger = Logger::root(drain, o!("app" => app, "env" => env.to_owned()));
 
-    let scope = slog_scope::set_global_logger(logger.new(o!("source" => "log")));
+    // Records through `log` (drivers, libraries) carry the request id too when made during one.
+    let scope = slog_scope::set_global_logger(logger.new(o!("source" => "log")).new(request::kv()));
     // Fails only when a previous call in this process already installed the bridge.
     let _ = slog_stdlog::init_with_level(settings.level.log());
     Ok(Logging {
