@@ -56,6 +56,7 @@ def stack_env(port, workdir):
         "APP__SERVER__HTTP__ADDR": f"127.0.0.1:{port}",
         "APP__SQLITE__PATH": os.path.join(workdir, "bench.db"),
         "APP__PPROF__ENABLED": "false",
+        "APP__METRICS__ADDR": f"127.0.0.1:{free_port()}",
         "APP__LOG__LEVEL": "info",
         "APP__LOG__FILE__PATH": os.path.join(workdir, "logs", "go_example.log"),
     })
@@ -63,10 +64,21 @@ def stack_env(port, workdir):
 
 
 class Server:
-    def __init__(self, name, argv, port, env=None, cwd=None, path=None, headers=()):
+    def __init__(self, name, argv, port, env=None, cwd=None, path=None, headers=(), owner=None):
         self.name, self.argv, self.port, self.env, self.cwd = name, argv, port, env, cwd
         self.path, self.headers = path, headers
         self.proc = None
+        # Another entry's process (a second route measured on the same server).
+        self.owner = owner
+
+    def cpu_ticks(self):
+        """User + system CPU ticks of the server process so far (None when unknown)."""
+        proc = self.proc or (self.owner.proc if self.owner else None)
+        if proc is None:
+            return None
+        with open(f"/proc/{proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
 
     def start(self, path="/hello"):
         self.proc = subprocess.Popen(
@@ -158,17 +170,25 @@ def measure(servers, args, path):
         wrk(s.port, 2, args.connections, s.path or path, s.headers)  # warm-up
     for r in range(args.rounds):
         for s in servers:
+            before = s.cpu_ticks()
             rps, p99 = wrk(s.port, args.seconds, args.connections, s.path or path, s.headers)
-            results[s.name].append((rps, p99))
-            print(f"round {r + 1}: {s.name:<22} {rps:>10.0f} req/s  p99 {p99:.2f} ms", file=sys.stderr)
-    med = {n: (statistics.median(v[0] for v in rs), statistics.median(v[1] for v in rs)) for n, rs in results.items()}
+            after = s.cpu_ticks()
+            # Server CPU time per request (µs): what a noisy, load-client-bound run still shows.
+            cpu = ((after - before) / TICKS) * 1e6 / (rps * args.seconds) if before is not None else float("nan")
+            results[s.name].append((rps, p99, cpu))
+            print(f"round {r + 1}: {s.name:<22} {rps:>10.0f} req/s  p99 {p99:.2f} ms  cpu {cpu:.2f} us/req",
+                  file=sys.stderr)
+    med = {n: tuple(statistics.median(v[i] for v in rs) for i in range(3)) for n, rs in results.items()}
     return med, results
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def table(med):
-    print(f"{'server':<24}{'req/s':>12}{'p99 ms':>10}")
-    for name, (rps, p99) in med.items():
-        print(f"{name:<24}{rps:>12.0f}{p99:>10.2f}")
+    print(f"{'server':<24}{'req/s':>12}{'p99 ms':>10}{'cpu us/req':>12}")
+    for name, (rps, p99, cpu) in med.items():
+        print(f"{name:<24}{rps:>12.0f}{p99:>10.2f}{cpu:>12.2f}")
 
 
 def data_suite(args, work):
@@ -275,19 +295,32 @@ def http_suite(args, work):
         # GET /home with a valid token: the JWT check and the single sign-on lookup per request,
         # measured as one more entry against the same servers.
         token = sign_in(stack_port)
-        home = Server("go_example GET /home", [], stack_port, path="/home", headers=(f"Authorization: {token}",))
+        home = Server("go_example GET /home", [], stack_port, path="/home", headers=(f"Authorization: {token}",),
+                      owner=servers[0])
+        off_port = free_port()
+        off_dir = os.path.join(work, "metrics-off")
+        os.makedirs(off_dir, exist_ok=True)
+        off_env = stack_env(off_port, off_dir)
+        off_env["APP__METRICS__ENABLED"] = "false"
+        off = Server("go_example metrics off", [args.stack, "http", "--env", "debug"], off_port, off_env, ROOT)
+        off.start()
+        servers.append(off)
         measured = servers + [home]
         if args.baseline:
             base_port = free_port()
             base_dir = os.path.join(work, "baseline")
             os.makedirs(base_dir, exist_ok=True)
+            base_env = stack_env(base_port, base_dir)
+            # An earlier build refuses keys it does not know (builds before the metrics section).
+            if not os.path.exists(os.path.join(args.baseline_root, "modules", "metrics")):
+                base_env.pop("APP__METRICS__ADDR")
             base = Server("baseline go_example", [args.baseline, "http", "--env", "debug"], base_port,
-                          stack_env(base_port, base_dir), args.baseline_root)
+                          base_env, args.baseline_root)
             base.start()
             servers.append(base)
             base_token = sign_in(base_port)
             measured += [base, Server("baseline GET /home", [], base_port, path="/home",
-                                      headers=(f"Authorization: {base_token}",))]
+                                      headers=(f"Authorization: {base_token}",), owner=base)]
         med, _ = measure(measured, args, "/hello")
         login_rps = login_throughput(stack_port, work, args)
     finally:
@@ -305,16 +338,23 @@ def http_suite(args, work):
     print(f"go_example / gin:            {stack[0] / gin[0]:.3f}  (goal >= 1.60)")
     print(f"start to first 200:          {start_ms:.0f} ms (median of 5; goal <= 150 ms)")
     print(f"idle RSS:                    {rss_mib:.1f} MiB (median of 5; goal <= 40 MiB)")
+    metrics_ratio = stack[0] / med["go_example metrics off"][0]
+    metrics_cpu = med["go_example metrics off"][2] / stack[2]
+    print(f"/hello with metrics on / off: {metrics_ratio:.3f} req/s, {metrics_cpu:.3f} by server CPU per request"
+          f"  (goal >= 0.97)")
     home_ratio = med["go_example GET /home"][0] / bare[0]
     print(f"GET /home (JWT + SSO check) / bare actix-web GET /hello: {home_ratio:.3f}  (goal >= 0.50)")
     print(f"POST /auth/login: {login_rps:.0f} req/s (argon2id, OWASP cost: bounded by design)")
     if args.baseline:
+        print(f"this build / baseline by server CPU per request: /hello "
+              f"{med['baseline go_example'][2] / stack[2]:.3f}, /home "
+              f"{med['baseline GET /home'][2] / med['go_example GET /home'][2]:.3f}")
         print(f"baseline: /hello {med['baseline go_example'][0] / bare[0]:.3f} of bare, "
               f"/home {med['baseline GET /home'][0] / bare[0]:.3f} of bare; this build / baseline: "
               f"/hello {stack[0] / med['baseline go_example'][0]:.3f}, "
               f"/home {med['go_example GET /home'][0] / med['baseline GET /home'][0]:.3f}")
     return {"http": {"median": med, "ratio_bare": stack[0] / bare[0], "ratio_gin": stack[0] / gin[0],
-                     "ratio_home": home_ratio, "login_rps": login_rps,
+                     "ratio_home": home_ratio, "login_rps": login_rps, "ratio_metrics": metrics_ratio,
                      "startup_ms": start_ms, "idle_rss_mib": rss_mib}}
 
 

@@ -30,9 +30,11 @@ work=$(mktemp -d)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 port=$(free_port)
 pprof_port=$(free_port)
+metrics_port=$(free_port)
 APP__SERVER__HTTP__ADDR="127.0.0.1:$port" \
 APP__SQLITE__PATH="$work/postman.db" \
 APP__PPROF__ADDR="127.0.0.1:$pprof_port" \
+APP__METRICS__ADDR="127.0.0.1:$metrics_port" \
 APP__LOG__FILE__ENABLED=false \
 APP__LOG__LEVEL=info \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
@@ -49,7 +51,7 @@ done
 status=0
 "$NEWMAN" run assets/postman/go_example.postman_collection.json \
   -e assets/postman/go_example.postman_environment.json \
-  --env-var "baseUrl=http://127.0.0.1:$port" --env-var "pprofUrl=http://127.0.0.1:$pprof_port" --color off --reporters cli || status=$?
+  --env-var "baseUrl=http://127.0.0.1:$port" --env-var "pprofUrl=http://127.0.0.1:$pprof_port" --env-var "metricsUrl=http://127.0.0.1:$metrics_port" --color off --reporters cli || status=$?
 
 kill -TERM "$pid"
 if ! wait "$pid"; then echo "postman: the app did not exit cleanly on SIGTERM" >&2; status=1; fi

@@ -31,6 +31,9 @@ pub enum InfraError {
     /// The MongoDB settings are unusable.
     #[error("mongodb: {0}")]
     Mongo(#[from] MongoError),
+    /// The metrics registry could not be built.
+    #[error("{0}")]
+    Metrics(#[from] goex_metrics::MetricsError),
 }
 
 /// Every client the module's components receive.
@@ -47,6 +50,8 @@ pub struct Infra {
     pub keys: std::sync::Arc<KeyRing>,
     /// The application logger, for components that report security events.
     pub logger: Logger,
+    /// Prometheus metrics, when `metrics.enabled`.
+    pub metrics: Option<goex_metrics::Metrics>,
 }
 
 impl Infra {
@@ -86,6 +91,11 @@ impl Infra {
             mongo,
             keys,
             logger: logger.clone(),
+            metrics: config
+                .metrics
+                .enabled
+                .then(goex_metrics::Metrics::new)
+                .transpose()?,
         })
     }
 

@@ -102,6 +102,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             })
             .with_component_parameters::<MokaUserCache>(MokaUserCacheParameters {
                 family: config.cache_keys.user_info.clone(),
+                metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
                 mode: config.server.mode.as_str().into(),
@@ -114,6 +115,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     config.auth.verified_token_capacity,
                 )),
                 logger: infra.logger.clone(),
+                metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<Argon2PasswordHasher>(hasher)
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {

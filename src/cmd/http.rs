@@ -20,6 +20,7 @@ pub struct Application {
     port: u16,
     module: Arc<AppModule>,
     pprof: Option<(Server, u16)>,
+    metrics: Option<(Server, u16)>,
     infra: Infra,
     logger: Logger,
 }
@@ -79,6 +80,7 @@ impl Application {
             config.read_your_writes_enabled(),
             served,
             logger,
+            infra.metrics.clone(),
         )
         .context("starting the HTTP server")?;
         slog::info!(logger, "http server listening"; "addr" => format!("{}:{port}", addr.ip()));
@@ -88,11 +90,16 @@ impl Application {
         } else {
             None
         };
+        let metrics = match &infra.metrics {
+            Some(metrics) => start_metrics(config, metrics.clone(), logger)?,
+            None => None,
+        };
         Ok(Self {
             server,
             port,
             module,
             pprof,
+            metrics,
             infra,
             logger: logger.clone(),
         })
@@ -106,6 +113,11 @@ impl Application {
     /// The bound profiling port, when the listener is on.
     pub fn pprof_port(&self) -> Option<u16> {
         self.pprof.as_ref().map(|(_, p)| *p)
+    }
+
+    /// The bound metrics port, when metrics are on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, p)| *p)
     }
 
     /// The built module, to resolve components (tests seed data through the repositories).
@@ -126,6 +138,10 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let pprof_handle = self.pprof.as_ref().map(|(s, _)| s.handle());
+        let metrics_handle = self.metrics.as_ref().map(|(s, _)| s.handle());
+        if let Some((metrics, _)) = self.metrics {
+            tokio::spawn(metrics);
+        }
         if let Some((pprof, _)) = self.pprof {
             tokio::spawn(pprof);
         }
@@ -138,6 +154,10 @@ impl Application {
                     h.stop(false).await;
                 }
                 handle.stop(true).await;
+                // Scraped until the last request drained, then stopped.
+                if let Some(h) = &metrics_handle {
+                    h.stop(false).await;
+                }
                 server.await
             }
         };
@@ -176,6 +196,26 @@ fn start_pprof(config: &AppConfig, logger: &Logger) -> anyhow::Result<Option<(Se
     let port = listener.local_addr()?.port();
     slog::info!(logger, "profiling listener"; "addr" => format!("{}:{port}", addr.ip()));
     Ok(Some((server::pprof::serve(listener, &config.pprof)?, port)))
+}
+
+/// Binds the metrics listener. A port that is taken is logged and skipped, like the profiling
+/// listener's: the application serves without its metrics rather than not at all.
+fn start_metrics(
+    config: &AppConfig,
+    metrics: goex_metrics::Metrics,
+    logger: &Logger,
+) -> anyhow::Result<Option<(Server, u16)>> {
+    let addr = parse_addr(&config.metrics.addr).map_err(anyhow::Error::msg)?;
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            slog::warn!(logger, "metrics listener not started"; "addr" => addr.to_string(), "error" => %e);
+            return Ok(None);
+        }
+    };
+    let port = listener.local_addr()?.port();
+    slog::info!(logger, "metrics listener"; "addr" => format!("{}:{port}", addr.ip()));
+    Ok(Some((server::metrics::serve(listener, metrics)?, port)))
 }
 
 /// Completes on the first SIGINT or SIGTERM.

@@ -38,6 +38,8 @@ pub struct AppConfig {
     pub auth: AuthConfig,
     /// The profiling listener.
     pub pprof: goex_profiling::Settings,
+    /// Prometheus metrics and their listener.
+    pub metrics: goex_metrics::Settings,
 }
 
 /// The `auth` section.
@@ -235,6 +237,9 @@ impl AppConfig {
             if zero {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.metrics.enabled {
+            parse_addr(&self.metrics.addr).map_err(|m| invalid("metrics.addr", m))?;
         }
         if self.pprof.enabled {
             let addr = parse_addr(&self.pprof.addr).map_err(|m| invalid("pprof.addr", m))?;

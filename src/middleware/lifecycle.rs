@@ -9,6 +9,8 @@
 //! One layer instead of four: each layer costs a boxed future per request, and the whole stack
 //! is held to 90 % of a bare actix-web server's throughput (docs/benchmarks.md).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -18,11 +20,12 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::error::InternalError;
-use actix_web::http::header;
-use actix_web::{Error, HttpMessage};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{Error, HttpMessage, HttpRequest};
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use futures_util::future::LocalBoxFuture;
+use goex_metrics::RouteMetrics;
 use slog::Logger;
 
 use crate::middleware::access_log::{self, PeerText};
@@ -35,6 +38,9 @@ use crate::middleware::request_id::{
     REQUEST_ID_HEADER, RequestIdGenerator, SESSION_ID_HEADER, acceptable,
 };
 
+/// The `route` label of requests no route matched (404s: their paths are not labels).
+const UNMATCHED_ROUTE: &str = "unmatched";
+
 /// The middleware factory.
 #[derive(Clone)]
 pub struct RequestLifecycle {
@@ -43,6 +49,7 @@ pub struct RequestLifecycle {
     sessions: bool,
     ids: Arc<RequestIdGenerator>,
     trusted: Arc<TrustedProxies>,
+    metrics: Option<goex_metrics::Metrics>,
 }
 
 impl RequestLifecycle {
@@ -55,6 +62,7 @@ impl RequestLifecycle {
         sessions: bool,
         ids: Arc<RequestIdGenerator>,
         trusted: Arc<TrustedProxies>,
+        metrics: Option<goex_metrics::Metrics>,
     ) -> Self {
         Self {
             logger: logger.clone(),
@@ -62,6 +70,7 @@ impl RequestLifecycle {
             sessions,
             ids,
             trusted,
+            metrics,
         }
     }
 }
@@ -81,14 +90,60 @@ where
         ready(Ok(RequestLifecycleService {
             service: Rc::new(service),
             factory: self.clone(),
+            routes: Rc::default(),
         }))
     }
 }
 
-/// The middleware service.
+/// The middleware service (one per worker).
 pub struct RequestLifecycleService<S> {
     service: Rc<S>,
     factory: RequestLifecycle,
+    routes: Rc<RouteCache>,
+}
+
+/// Most paths whose route metrics a worker keeps; past it (paths with parameters), a request
+/// looks its route up again.
+const ROUTE_CACHE_MAX: usize = 1024;
+
+/// The metric handles of the routes a worker has served, by method and path, so a request
+/// neither re-matches its path to a template nor looks labels up. Per worker, not shared.
+#[derive(Default)]
+pub struct RouteCache(RefCell<HashMap<Method, RouteMap, RouteHasher>>);
+
+/// Paths are short and come from the process's own routes here; foldhash (seeded per process)
+/// is several times cheaper than SipHash for them.
+type RouteHasher = foldhash::fast::RandomState;
+type RouteMap = HashMap<String, RouteMetrics, RouteHasher>;
+
+impl RouteCache {
+    fn record(
+        &self,
+        metrics: &goex_metrics::Metrics,
+        req: &HttpRequest,
+        method: &Method,
+        status: StatusCode,
+        seconds: f64,
+    ) {
+        let mut cache = self.0.borrow_mut();
+        if let Some(route) = cache.get_mut(method).and_then(|m| m.get_mut(req.path())) {
+            route.finished(status.as_u16(), status.as_str(), seconds);
+            return;
+        }
+        // The route's template, never the raw path (label values must stay bounded).
+        let Some(pattern) = req.match_pattern() else {
+            metrics.request_finished(UNMATCHED_ROUTE, method.as_str(), status.as_str(), seconds);
+            return;
+        };
+        let mut route = metrics.route(&pattern, method.as_str());
+        route.finished(status.as_u16(), status.as_str(), seconds);
+        if cache.values().map(RouteMap::len).sum::<usize>() < ROUTE_CACHE_MAX {
+            cache
+                .entry(method.clone())
+                .or_default()
+                .insert(req.path().to_owned(), route);
+        }
+    }
 }
 
 impl<S, B> Service<ServiceRequest> for RequestLifecycleService<S>
@@ -108,6 +163,10 @@ where
             clock.request_started();
         }
         let factory = self.factory.clone();
+        if let Some(metrics) = &factory.metrics {
+            metrics.request_started();
+        }
+        let routes = self.routes.clone();
         let peer = req.peer_addr().map(|a| a.ip());
         let client = client_addr::resolve(peer, req.headers(), &factory.trusted);
         if !factory.trusted.is_empty() {
@@ -184,6 +243,20 @@ where
                 ),
                 Err(e) => (e.as_response_error().status_code(), None),
             };
+            // One clock read for the metrics and the access record.
+            let elapsed = started.elapsed();
+            if let Some(metrics) = &factory.metrics {
+                let seconds = elapsed.as_secs_f64();
+                match &result {
+                    Ok(res) => routes.record(metrics, res.request(), &method, status, seconds),
+                    Err(_) => metrics.request_finished(
+                        UNMATCHED_ROUTE,
+                        method.as_str(),
+                        status.as_str(),
+                        seconds,
+                    ),
+                }
+            }
             let result = result.map(|mut res| {
                 res.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
                 res
@@ -198,7 +271,7 @@ where
                     },
                     user_id: user.flatten(),
                 };
-                access_log::record(&factory.logger, &request, status, started);
+                access_log::record(&factory.logger, &request, status, elapsed);
             }
             result
         }))

@@ -54,6 +54,7 @@ pub fn serve(
     read_your_writes: bool,
     module: Arc<AppModule>,
     logger: &Logger,
+    metrics: Option<goex_metrics::Metrics>,
 ) -> std::io::Result<Server> {
     let limit = http.max_body_size;
     let body_timeout = BodyTimeout(http.body_timeout);
@@ -90,6 +91,7 @@ pub fn serve(
                 read_your_writes,
                 ids.clone(),
                 trusted.clone(),
+                metrics.clone(),
             ))
     };
 

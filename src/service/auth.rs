@@ -158,6 +158,8 @@ pub struct AuthServiceImpl {
     verified: Arc<ExpiringCache<String, VerifiedToken>>,
     /// Security events (failed logins, throttling, refresh reuse) at warn.
     logger: Logger,
+    /// Login outcomes and throttle hits, when metrics are on.
+    metrics: Option<goex_metrics::Metrics>,
 }
 
 fn now() -> u64 {
@@ -237,6 +239,7 @@ impl AuthServiceImpl {
         limit: i64,
         window: Duration,
         client: &str,
+        throttle: &'static str,
     ) -> Result<(), ServiceError> {
         for (i, subject) in subjects.iter().enumerate() {
             let count = match self.throttle.reserve(subject, window).await {
@@ -250,6 +253,9 @@ impl AuthServiceImpl {
                 self.release(&subjects[..=i]).await;
                 slog::warn!(self.logger, "throttled";
                     "subject" => subject.as_str(), "client" => client, "limit" => limit);
+                if let Some(metrics) = &self.metrics {
+                    metrics.throttled(throttle);
+                }
                 return Err(ServiceError::TooManyRequests);
             }
         }
@@ -314,6 +320,7 @@ impl AuthService for AuthServiceImpl {
             self.policy.max_registrations,
             self.policy.registration_window,
             client,
+            "registration",
         )
         .await?;
         // A taken name is refused before any hashing: it costs nothing to ask.
@@ -350,22 +357,39 @@ impl AuthService for AuthServiceImpl {
         let name = form.username.clone();
         // Address first: one address guessing across many names is held to the limit too.
         let subjects = [format!("ip:{client}"), format!("user:{name}")];
-        self.admit(
-            &subjects,
-            self.policy.max_failures,
-            self.policy.failure_window,
-            client,
-        )
-        .await?;
+        let outcome = |what: &str| {
+            if let Some(metrics) = &self.metrics {
+                metrics.login(what);
+            }
+        };
+        if let Err(e) = self
+            .admit(
+                &subjects,
+                self.policy.max_failures,
+                self.policy.failure_window,
+                client,
+                "login",
+            )
+            .await
+        {
+            outcome(if matches!(e, ServiceError::TooManyRequests) {
+                "throttled"
+            } else {
+                "error"
+            });
+            return Err(e);
+        }
         let user = match self.check_credentials(form).await {
             Ok(user) => user,
             Err(ServiceError::LoginFailed) => {
                 // The reservations stay: they are the failures counted.
                 slog::warn!(self.logger, "login failed"; "user" => name.as_str(), "client" => client);
+                outcome("failure");
                 return Err(ServiceError::LoginFailed);
             }
             Err(other) => {
                 self.release(&subjects).await;
+                outcome("error");
                 return Err(other);
             }
         };
@@ -374,9 +398,15 @@ impl AuthService for AuthServiceImpl {
         self.release(&subjects).await;
         let sid = random_id();
         let ids = PairIds::new();
-        self.tokens
+        if let Err(e) = self
+            .tokens
             .start(user.id, &sid, &ids.refresh, self.policy.refresh_ttl)
-            .await?;
+            .await
+        {
+            outcome("error");
+            return Err(e.into());
+        }
+        outcome("success");
         self.sign_pair(user.id, &user.username, &sid, &ids)
     }
 

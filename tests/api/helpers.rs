@@ -19,6 +19,7 @@ pub struct TestApp {
     pub module: Arc<AppModule>,
     pub client: reqwest::Client,
     pub pprof_port: Option<u16>,
+    pub metrics_port: Option<u16>,
     handle: ServerHandle,
     _dir: TempDir,
 }
@@ -100,12 +101,14 @@ pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
     let module = app.module();
     let handle = app.handle();
     let pprof_port = app.pprof_port();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
         module,
         client: reqwest::Client::new(),
         pprof_port,
+        metrics_port,
         handle,
         _dir: dir,
     }

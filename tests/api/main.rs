@@ -11,6 +11,7 @@ mod config;
 mod errors;
 mod hello;
 mod hygiene;
+mod metrics;
 mod mongo;
 mod mysql;
 mod pprof;

@@ -25,11 +25,17 @@ pub struct MokaUserCache {
     #[shaku(inject)]
     cache: Arc<dyn CacheClient>,
     family: KeyFamily,
+    /// Hits and misses (`cache_requests_total{cache="user_info"}`), when metrics are on.
+    metrics: Option<goex_metrics::Metrics>,
 }
 
 impl UserCacheRepository for MokaUserCache {
     fn get(&self, id: i64) -> Option<User> {
-        self.cache.cache().get::<User>(&self.family, id)
+        let user = self.cache.cache().get::<User>(&self.family, id);
+        if let Some(metrics) = &self.metrics {
+            metrics.cache_lookup("user_info", user.is_some());
+        }
+        user
     }
 
     fn set(&self, user: &User) {

@@ -1,0 +1,36 @@
+//! The metrics listener (`metrics.addr`, loopback by default): `GET /metrics` in the Prometheus
+//! text format. Its own port, so metrics never reach the public listener by accident.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use goex_metrics::Metrics;
+
+/// Serves `/metrics` on `listener` with one worker.
+///
+/// # Errors
+/// The listener cannot be used.
+pub fn serve(listener: TcpListener, metrics: Metrics) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(metrics.clone()))
+            .route("/metrics", web::get().to(scrape))
+            .default_service(web::to(crate::controller::fallback::no_route))
+    })
+    .disable_signals()
+    .workers(1)
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
+}
+
+async fn scrape(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .body(metrics.render())
+}
