@@ -182,39 +182,48 @@ async fn ensure_indexes(module: &AppModule, logger: &Logger) {
     }
 }
 
-/// Binds the profiling listener. A port that is taken is logged and skipped, as the original
-/// did: profiling is a convenience and must not keep the application from starting.
-fn start_pprof(config: &AppConfig, logger: &Logger) -> anyhow::Result<Option<(Server, u16)>> {
-    let addr = parse_addr(&config.pprof.addr).map_err(anyhow::Error::msg)?;
+/// Binds a side listener (profiling, metrics) on `addr`. A port that is taken is logged and
+/// skipped, as the original did for pprof: a side listener is a convenience and must not keep
+/// the application from starting.
+fn bind_side_listener(
+    addr: &str,
+    name: &str,
+    logger: &Logger,
+) -> anyhow::Result<Option<(TcpListener, u16)>> {
+    let addr = parse_addr(addr).map_err(anyhow::Error::msg)?;
     let listener = match TcpListener::bind(addr) {
         Ok(l) => l,
         Err(e) => {
-            slog::warn!(logger, "profiling listener not started"; "addr" => addr.to_string(), "error" => %e);
+            slog::warn!(logger, "side listener not started";
+                "listener" => name, "addr" => addr.to_string(), "error" => %e);
             return Ok(None);
         }
     };
     let port = listener.local_addr()?.port();
-    slog::info!(logger, "profiling listener"; "addr" => format!("{}:{port}", addr.ip()));
+    slog::info!(logger, "side listener"; "listener" => name, "addr" => format!("{}:{port}", addr.ip()));
+    Ok(Some((listener, port)))
+}
+
+/// The profiling listener, when its port can be had.
+fn start_pprof(config: &AppConfig, logger: &Logger) -> anyhow::Result<Option<(Server, u16)>> {
+    let Some((listener, port)) = bind_side_listener(&config.pprof.addr, "profiling", logger)?
+    else {
+        return Ok(None);
+    };
     Ok(Some((server::pprof::serve(listener, &config.pprof)?, port)))
 }
 
-/// Binds the metrics listener. A port that is taken is logged and skipped, like the profiling
-/// listener's: the application serves without its metrics rather than not at all.
+/// The metrics listener, when its port can be had: the application serves without its metrics
+/// listener rather than not at all.
 fn start_metrics(
     config: &AppConfig,
     metrics: goex_metrics::Metrics,
     logger: &Logger,
 ) -> anyhow::Result<Option<(Server, u16)>> {
-    let addr = parse_addr(&config.metrics.addr).map_err(anyhow::Error::msg)?;
-    let listener = match TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => {
-            slog::warn!(logger, "metrics listener not started"; "addr" => addr.to_string(), "error" => %e);
-            return Ok(None);
-        }
+    let Some((listener, port)) = bind_side_listener(&config.metrics.addr, "metrics", logger)?
+    else {
+        return Ok(None);
     };
-    let port = listener.local_addr()?.port();
-    slog::info!(logger, "metrics listener"; "addr" => format!("{}:{port}", addr.ip()));
     Ok(Some((server::metrics::serve(listener, metrics)?, port)))
 }
 
