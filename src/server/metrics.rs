@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use goex_metrics::Metrics;
 
 /// Serves `/metrics` on `listener` with one worker.
@@ -13,17 +13,10 @@ use goex_metrics::Metrics;
 /// # Errors
 /// The listener cannot be used.
 pub fn serve(listener: TcpListener, metrics: Metrics) -> std::io::Result<Server> {
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(metrics.clone()))
-            .route("/metrics", web::get().to(scrape))
-            .default_service(web::to(crate::controller::fallback::no_route))
+    super::side_server(listener, move |cfg| {
+        cfg.app_data(web::Data::new(metrics.clone()))
+            .route("/metrics", web::get().to(scrape));
     })
-    .disable_signals()
-    .workers(1)
-    .shutdown_timeout(1)
-    .listen(listener)?
-    .run())
 }
 
 async fn scrape(metrics: web::Data<Metrics>) -> HttpResponse {

@@ -5,3 +5,29 @@ pub mod envelope;
 pub mod http;
 pub mod metrics;
 pub mod pprof;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+/// A side listener (profiling, metrics): one worker, no signal handling (the command stops it),
+/// a one-second drain, `routes` plus the 404 envelope.
+///
+/// # Errors
+/// The listener cannot be used.
+pub fn side_server<F>(listener: TcpListener, routes: F) -> std::io::Result<Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    Ok(HttpServer::new(move || {
+        App::new()
+            .configure(routes.clone())
+            .default_service(web::to(crate::controller::fallback::no_route))
+    })
+    .disable_signals()
+    .workers(1)
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
+}

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use goex_profiling::{Format, ProfilingError, Settings, cpu_profile};
 use serde::Deserialize;
 use validator::Validate;
@@ -41,19 +41,12 @@ pub fn serve(listener: TcpListener, settings: &Settings) -> std::io::Result<Serv
         max_seconds: settings.max_seconds,
         frequency: settings.frequency,
     };
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(limits))
+    super::side_server(listener, move |cfg| {
+        cfg.app_data(web::Data::new(limits))
             .route("/debug/pprof/", web::get().to(index))
             .route("/debug/pprof/profile", web::get().to(protobuf))
-            .route("/debug/pprof/flamegraph", web::get().to(flamegraph))
-            .default_service(web::to(crate::controller::fallback::no_route))
+            .route("/debug/pprof/flamegraph", web::get().to(flamegraph));
     })
-    .disable_signals()
-    .workers(1)
-    .shutdown_timeout(1)
-    .listen(listener)?
-    .run())
 }
 
 async fn index() -> HttpResponse {
