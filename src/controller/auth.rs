@@ -3,17 +3,19 @@
 use std::sync::Arc;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use async_trait::async_trait;
-use serde_json::json;
+use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use shaku_actix::Inject;
+use utoipa::ToSchema;
 
 use crate::controller::extract::ValidatedBody;
 use crate::middleware::client_addr::client_addr;
 use crate::middleware::jwt_auth::{Authenticated, credentials};
 use crate::model::forms::{LoginForm, RegisterForm};
 use crate::model::user::UserView;
+use crate::server::routes::Routes;
 use crate::service::auth::{AuthService, AuthUser, TokenPair};
 use crate::service::error::ServiceError;
 
@@ -78,16 +80,78 @@ impl AuthController for AuthControllerImpl {
 }
 
 /// Registers `/auth/*`.
-pub fn routes<M>(cfg: &mut web::ServiceConfig)
+pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    cfg.route("/auth/register", web::post().to(register::<M>))
-        .route("/auth/login", web::post().to(login::<M>))
-        .route("/auth/refresh_token", web::get().to(refresh::<M>))
-        .route("/auth/logout", web::post().to(logout::<M>));
+    use goex_errors::{ERR_DIAL, ERR_LOGIN, ERR_PARAM, ERR_REFRESH_TOKEN, ERR_TOO_MANY_REQUESTS};
+    routes
+        .add(
+            __path_register,
+            &[ERR_PARAM, ERR_TOO_MANY_REQUESTS, ERR_DIAL],
+            register::<M>,
+        )
+        .add(
+            __path_login,
+            &[ERR_LOGIN, ERR_TOO_MANY_REQUESTS, ERR_DIAL],
+            login::<M>,
+        )
+        .add(__path_refresh, &[ERR_REFRESH_TOKEN, ERR_DIAL], refresh::<M>)
+        .add(__path_logout, &[ERR_DIAL], logout::<M>);
 }
 
+/// `{"data": <user>}`.
+#[derive(Serialize, ToSchema)]
+struct RegisteredResponse {
+    data: UserView,
+}
+
+/// The original's token answer: `{"data": {"accessToken", "refreshToken", "message": "OK"}}`.
+#[derive(Serialize, ToSchema)]
+struct TokensResponse {
+    data: TokensData,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TokensData {
+    /// `Bearer <jwt>`: send as `Authorization` on protected routes.
+    #[schema(pattern = "^Bearer .+$")]
+    access_token: String,
+    /// `Bearer <jwt>`: send as `Authorization` to `GET /auth/refresh_token`.
+    #[schema(pattern = "^Bearer .+$")]
+    refresh_token: String,
+    /// `OK`.
+    #[schema(pattern = "^OK$")]
+    message: &'static str,
+}
+
+/// `{"data": {"message": "OK"}}`.
+#[derive(Serialize, ToSchema)]
+struct LoggedOutResponse {
+    data: LoggedOut,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LoggedOut {
+    /// `OK`.
+    #[schema(pattern = "^OK$")]
+    message: &'static str,
+}
+
+/// Creates a user (JSON or form body). Throttled per client address
+/// (`auth.max_registrations` per `auth.registration_window`); a taken name is 10000.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    operation_id = "register",
+    request_body(content(
+        (RegisterForm = "application/json"),
+        (RegisterForm = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 201, description = "The user was created.", body = RegisteredResponse)),
+)]
 async fn register<M>(
     req: HttpRequest,
     controller: Inject<M, dyn AuthController>,
@@ -97,9 +161,24 @@ where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
     let client = client_bucket(&req);
-    Ok(HttpResponse::Created().json(json!({ "data": controller.register(form, client).await? })))
+    let data = controller.register(form, client).await?;
+    Ok(HttpResponse::Created().json(RegisteredResponse { data }))
 }
 
+/// Signs in: a new access and refresh token; any older login of the user ends (single sign-on).
+/// Throttled per address and per username (`auth.max_failures` per `auth.failure_window`).
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    request_body(content(
+        (LoginForm = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = "Signed in.", body = TokensResponse,
+               headers(("Cache-Control" = String, description = "`no-store`")))),
+)]
 async fn login<M>(
     req: HttpRequest,
     controller: Inject<M, dyn AuthController>,
@@ -112,6 +191,17 @@ where
     Ok(tokens_response(&pair))
 }
 
+/// Swaps the refresh token (sent as `Authorization: Bearer <refresh jwt>`) for a new pair;
+/// each refresh token works once, and a reused one ends the login.
+#[utoipa::path(
+    get,
+    path = "/auth/refresh_token",
+    tag = "auth",
+    operation_id = "refresh_token",
+    params(("Authorization" = String, Header, description = "`Bearer <refreshToken>`")),
+    responses((status = 200, description = "A new token pair.", body = TokensResponse,
+               headers(("Cache-Control" = String, description = "`no-store`")))),
+)]
 async fn refresh<M>(
     req: HttpRequest,
     controller: Inject<M, dyn AuthController>,
@@ -124,6 +214,15 @@ where
     Ok(tokens_response(&pair))
 }
 
+/// Ends the login the access token belongs to.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Signed out.", body = LoggedOutResponse)),
+)]
 async fn logout<M>(
     controller: Inject<M, dyn AuthController>,
     Authenticated(user): Authenticated,
@@ -132,20 +231,23 @@ where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
     controller.logout(user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": { "message": "OK" } })))
+    Ok(HttpResponse::Ok().json(LoggedOutResponse {
+        data: LoggedOut { message: "OK" },
+    }))
 }
 
-/// The original's response: `{"data": {"accessToken", "refreshToken", "message": "OK"}}`,
-/// never stored by a browser or proxy cache (RFC 6749 §5.1).
+/// The original's response, never stored by a browser or proxy cache (RFC 6749 §5.1).
 fn tokens_response(pair: &TokenPair) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(json!({ "data": {
-            "accessToken": pair.access_token,
-            "refreshToken": pair.refresh_token,
-            "message": "OK",
-        } }))
+        .json(TokensResponse {
+            data: TokensData {
+                access_token: pair.access_token.clone(),
+                refresh_token: pair.refresh_token.clone(),
+                message: "OK",
+            },
+        })
 }
 
 /// The client address bucket a request is throttled and logged by: the peer, or what a

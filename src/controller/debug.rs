@@ -5,22 +5,25 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::HttpResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::controller::extract::{ValidatedBody, ValidatedQuery};
 use crate::model::forms::RegisterForm;
+use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 
 /// `?ms=` for `/debug/slow`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SlowQuery {
-    /// How long to sleep, at most a minute.
+    /// How long to sleep in milliseconds, at most a minute (default 5000).
     #[serde(default = "default_ms")]
     #[validate(range(max = 60000))]
+    #[param(minimum = 0, maximum = 60000)]
     pub ms: u64,
 }
 
@@ -29,24 +32,69 @@ fn default_ms() -> u64 {
 }
 
 /// Registers the debug routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/debug/slow", web::get().to(slow))
-        .route("/debug/panic", web::get().to(panic))
-        .route("/debug/validate", web::post().to(validate));
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(__path_slow, &[], slow)
+        .add(__path_panic, &[], panic)
+        .add(__path_validate, &[], validate);
 }
 
+/// `{"slept_ms": n}`.
+#[derive(Serialize, ToSchema)]
+struct Slept {
+    slept_ms: u64,
+}
+
+/// Sleeps `ms` milliseconds, then answers: an in-flight request for graceful-shutdown tests.
+#[utoipa::path(
+    get,
+    path = "/debug/slow",
+    tag = "debug",
+    operation_id = "debug_slow",
+    params(SlowQuery),
+    responses((status = 200, description = "Slept.", body = Slept)),
+)]
 async fn slow(ValidatedQuery(q): ValidatedQuery<SlowQuery>) -> Result<HttpResponse, ServiceError> {
     tokio::time::sleep(Duration::from_millis(q.ms)).await;
-    Ok(HttpResponse::Ok().json(json!({ "slept_ms": q.ms })))
+    Ok(HttpResponse::Ok().json(Slept { slept_ms: q.ms }))
 }
 
+/// Panics: the answer is the 500 envelope (10001) and the server keeps serving.
+#[utoipa::path(
+    get,
+    path = "/debug/panic",
+    tag = "debug",
+    operation_id = "debug_panic",
+    responses()
+)]
 #[allow(clippy::unused_async)]
 async fn panic() -> HttpResponse {
     panic!("deliberate panic from /debug/panic")
 }
 
+/// What `/debug/validate` echoes: the bound form without its password.
+#[derive(Serialize, ToSchema)]
+struct Validated {
+    username: String,
+    gender: i16,
+}
+
 /// Binds a JSON or form body to the registration form and echoes what passed validation
 /// (never the password).
+#[utoipa::path(
+    post,
+    path = "/debug/validate",
+    tag = "debug",
+    operation_id = "debug_validate",
+    request_body(content(
+        (RegisterForm = "application/json"),
+        (RegisterForm = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = "The form passed validation.", body = Validated)),
+)]
 async fn validate(ValidatedBody(form): ValidatedBody<RegisterForm>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "username": form.username, "gender": form.gender }))
+    HttpResponse::Ok().json(Validated {
+        username: form.username,
+        gender: form.gender,
+    })
 }

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use async_trait::async_trait;
-use serde_json::json;
+use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use shaku_actix::Inject;
 
+use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::health::{HealthService, Readiness};
 
@@ -38,18 +39,44 @@ impl HealthController for HealthControllerImpl {
 }
 
 /// Registers `/healthz` and `/readyz`.
-pub fn routes<M>(cfg: &mut web::ServiceConfig)
+pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn HealthController> + ?Sized,
 {
-    cfg.route("/healthz", web::get().to(live))
-        .route("/readyz", web::get().to(ready::<M>));
+    routes
+        .add(__path_live, &[], live)
+        .add(__path_ready, &[goex_errors::ERR_DIAL], ready::<M>);
 }
 
+/// `{"status": "alive"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Liveness {
+    /// Always `alive`.
+    #[schema(pattern = "^alive$")]
+    status: &'static str,
+}
+
+/// Liveness: the process serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "liveness",
+    responses((status = 200, description = "The process serves.", body = Liveness)),
+)]
 async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "alive" }))
+    HttpResponse::Ok().json(Liveness { status: "alive" })
 }
 
+/// Readiness: every configured dependency answers (503 / 10004 names the first that does
+/// not).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "readiness",
+    responses((status = 200, description = "Every critical dependency answers.", body = Readiness)),
+)]
 async fn ready<M>(controller: Inject<M, dyn HealthController>) -> Result<HttpResponse, ServiceError>
 where
     M: ModuleInterface + HasComponent<dyn HealthController> + ?Sized,

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use async_trait::async_trait;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use shaku_actix::Inject;
 
 use crate::controller::extract::ValidatedQuery;
 use crate::model::forms::HelloQuery;
+use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::hello::{Greeting, HelloService};
 
@@ -38,13 +39,22 @@ impl HelloController for HelloControllerImpl {
 }
 
 /// Registers `/hello`, resolving the controller from module `M`.
-pub fn routes<M>(cfg: &mut web::ServiceConfig)
+pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn HelloController> + ?Sized,
 {
-    cfg.route("/hello", web::get().to(say::<M>));
+    routes.add(__path_say, &[goex_errors::ERR_DIAL], say::<M>);
 }
 
+/// Greets, naming user `id` when it exists (the original's `GET /hello`).
+#[utoipa::path(
+    get,
+    path = "/hello",
+    tag = "hello",
+    operation_id = "hello",
+    params(HelloQuery),
+    responses((status = 200, description = "The greeting.", body = Greeting)),
+)]
 async fn say<M>(
     controller: Inject<M, dyn HelloController>,
     ValidatedQuery(query): ValidatedQuery<HelloQuery>,

@@ -140,6 +140,11 @@ pub struct HttpConfig {
     /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` is believed;
     /// empty: the peer address is the client. Parsed at load: a bad entry or a `/0` fails it.
     pub trusted_proxies: crate::middleware::client_addr::TrustedProxies,
+    /// Serve the OpenAPI 3.1 document at `/openapi.json`.
+    pub openapi: bool,
+    /// Serve Swagger UI at `/swagger-ui/` (needs `openapi`). Never in prod; the loader refuses
+    /// it there.
+    pub swagger_ui: bool,
 }
 
 /// The `cacheKeys` section: the key families the repositories use.
@@ -203,6 +208,18 @@ impl AppConfig {
             return Err(invalid(
                 "server.debug_routes",
                 "must be false in the prod profile",
+            ));
+        }
+        if profile.is_releasing() && self.server.http.swagger_ui {
+            return Err(invalid(
+                "server.http.swagger_ui",
+                "must be false in the prod profile",
+            ));
+        }
+        if self.server.http.swagger_ui && !self.server.http.openapi {
+            return Err(invalid(
+                "server.http.swagger_ui",
+                "needs server.http.openapi: the UI reads /openapi.json",
             ));
         }
         if self.server.http.max_body_size == 0 {

@@ -15,11 +15,21 @@ struct Patterns {
     verify_code: Regex,
 }
 
+/// Mobile number (validatePhone). The OpenAPI document states the same pattern; a test in
+/// `model::forms` holds the two together.
+pub const PHONE_PATTERN: &str = r"^1[3-9][0-9]{9}$";
+/// Password (validatePassword).
+pub const PASSWORD_PATTERN: &str = r"^(?=.*[0-9])(?=.*[a-zA-Z])([0-9a-zA-Z]{6,16})$";
+/// Username (validateUsername), checked after canonicalisation.
+pub const USERNAME_PATTERN: &str = r"^[0-9A-Za-z]{6,30}$";
+/// Verification code (validateVerifyCode).
+pub const VERIFY_CODE_PATTERN: &str = r"^[0-9]{6}$";
+
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
-    phone: compile(r"^1[3-9][0-9]{9}$"),
-    password: compile(r"^(?=.*[0-9])(?=.*[a-zA-Z])([0-9a-zA-Z]{6,16})$"),
-    username: compile(r"^[0-9A-Za-z]{6,30}$"),
-    verify_code: compile(r"^[0-9]{6}$"),
+    phone: compile(PHONE_PATTERN),
+    password: compile(PASSWORD_PATTERN),
+    username: compile(USERNAME_PATTERN),
+    verify_code: compile(VERIFY_CODE_PATTERN),
 });
 
 fn compile(pattern: &str) -> Regex {

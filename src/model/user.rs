@@ -37,7 +37,7 @@ pub struct NewUser<'a> {
 }
 
 /// What the API shows of a user.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserView {
     /// Primary key.
     pub id: i64,

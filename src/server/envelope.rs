@@ -31,7 +31,14 @@ pub fn render(err: &ServiceError, lang: Lang) -> HttpResponse {
     if matches!(err, ServiceError::LoginExpired) {
         envelope.error.refresh_url = Some(REFRESH_URL.to_owned());
     }
-    respond(code, envelope)
+    let mut res = respond(code, envelope);
+    if let ServiceError::MethodNotAllowed { allow } = err
+        && !allow.is_empty()
+        && let Ok(allow) = HeaderValue::from_str(allow)
+    {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
 }
 
 /// The envelope for a bare code (errors actix raised before our code ran).

@@ -13,6 +13,8 @@ use actix_web::dev::{AppConfig, Extensions, Server, fn_service};
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, web};
 use slog::Logger;
+use utoipa::openapi::OpenApi as Document;
+use utoipa_actix_web::AppExt;
 
 use crate::assembly::AppModule;
 use crate::controller::{
@@ -24,17 +26,45 @@ use crate::middleware::access_log::PeerText;
 use crate::middleware::head_deadline::DeadlineStream;
 use crate::middleware::lifecycle::RequestLifecycle;
 use crate::middleware::request_id::RequestIdGenerator;
+use crate::server::openapi;
+use crate::server::routes::{RouteTable, Routes};
 use crate::service::error::ServiceError;
 
-/// Registers every route of the HTTP app (the original's `httpServer.Register`).
-pub fn routes(cfg: &mut web::ServiceConfig, debug_routes: bool) {
-    controller::hello::routes::<AppModule>(cfg);
-    controller::health::routes::<AppModule>(cfg);
-    controller::auth::routes::<AppModule>(cfg);
-    controller::home::routes(cfg);
-    if debug_routes {
-        controller::debug::routes(cfg);
+/// Registers every route of the HTTP app (the original's `httpServer.Register`); each route
+/// is documented as it is registered (`server::routes`).
+pub fn routes(routes: &mut Routes, surface: Surface) {
+    controller::hello::routes::<AppModule>(routes);
+    controller::health::routes::<AppModule>(routes);
+    controller::auth::routes::<AppModule>(routes);
+    controller::home::routes(routes);
+    if surface.debug_routes {
+        controller::debug::routes(routes);
     }
+    if surface.openapi {
+        openapi::routes(routes);
+    }
+}
+
+/// Which optional groups of routes the app serves.
+#[derive(Clone, Copy, Debug)]
+pub struct Surface {
+    /// `/debug/*` (`server.debug_routes`).
+    pub debug_routes: bool,
+    /// `/openapi.json` (`server.http.openapi`).
+    pub openapi: bool,
+    /// `/swagger-ui/` (`server.http.swagger_ui`).
+    pub swagger_ui: bool,
+}
+
+/// The OpenAPI document of the routes [`routes`] registers for `surface`: the registration
+/// run once against an app that is then dropped.
+pub fn document(surface: Surface) -> Document {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::base_document())
+        .configure(|cfg| routes(&mut Routes::new(cfg), surface))
+        .split_for_parts();
+    doc
 }
 
 /// Builds the server on `listener`. It does not handle signals: the caller stops it through
@@ -62,11 +92,32 @@ pub fn serve(
     let trusted = Arc::new(http.trusted_proxies.clone());
     let ids = Arc::new(RequestIdGenerator::new());
     let logger = logger.clone();
+    let surface = Surface {
+        debug_routes,
+        openapi: http.openapi,
+        swagger_ui: http.swagger_ui,
+    };
+    let doc = document(surface);
+    let table = Arc::new(RouteTable::from_document(&doc));
+    let doc_json = openapi::DocumentJson(web::Bytes::from(
+        doc.to_json().map_err(std::io::Error::other)?,
+    ));
     let app = move || {
-        App::new()
+        let app = App::new()
+            .into_utoipa_app()
+            .configure(|cfg| routes(&mut Routes::new(cfg), surface))
+            .into_app();
+        let app = if surface.swagger_ui {
+            app.service(openapi::swagger_ui())
+        } else {
+            app
+        };
+        app
             // Registered as Arc<AppModule> itself, not web::Data: shaku_actix looks it up so.
             .app_data(module.clone())
             .app_data(trusted.clone())
+            .app_data(table.clone())
+            .app_data(web::Data::new(doc_json.clone()))
             .app_data(BodyLimit(limit))
             .app_data(body_timeout)
             .app_data(web::PayloadConfig::new(limit))
@@ -83,7 +134,6 @@ pub fn serve(
                 web::PathConfig::default()
                     .error_handler(|e, _| ServiceError::invalid("path", e.to_string()).into()),
             )
-            .configure(|cfg| routes(cfg, debug_routes))
             .default_service(web::to(controller::fallback::no_route))
             .wrap(RequestLifecycle::new(
                 &logger,

@@ -4,7 +4,9 @@
 pub mod envelope;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod pprof;
+pub mod routes;
 
 use std::net::TcpListener;
 

@@ -61,14 +61,16 @@ pub struct TokenPair {
 }
 
 /// The signed-in user of a request.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AuthUser {
     /// User id.
     pub id: i64,
     /// Login name.
+    #[schema(value_type = String)]
     pub username: Arc<str>,
     /// The login (session) the request's token belongs to; never sent to clients.
     #[serde(skip)]
+    #[schema(ignore)]
     pub sid: Arc<str>,
 }
 

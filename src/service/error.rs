@@ -23,8 +23,11 @@ pub enum ServiceError {
     #[error("no route for this path")]
     RouteNotFound,
     /// The route exists, but not for this method (10006).
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    #[error("method not allowed (allowed: {allow})")]
+    MethodNotAllowed {
+        /// The methods the route has, comma-separated (the `Allow` header, RFC 9110 §15.5.6).
+        allow: String,
+    },
     /// The body is larger than `server.http.max_body_size` (10007).
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge {
@@ -85,7 +88,7 @@ impl ServiceError {
         match self {
             ServiceError::InvalidInput { .. } | ServiceError::Conflict { .. } => ERR_PARAM,
             ServiceError::NotFound | ServiceError::RouteNotFound => ERR_NOT_FOUND,
-            ServiceError::MethodNotAllowed => ERR_METHOD_NOT_ALLOWED,
+            ServiceError::MethodNotAllowed { .. } => ERR_METHOD_NOT_ALLOWED,
             ServiceError::PayloadTooLarge { .. } => ERR_PAYLOAD_TOO_LARGE,
             ServiceError::RequestTimeout { .. } => ERR_REQUEST_TIMEOUT,
             ServiceError::Unavailable { .. } => ERR_DIAL,

@@ -14,11 +14,13 @@ use crate::repository::mongodb::user::MONGODB;
 use crate::service::error::ServiceError;
 
 /// The readiness report: every configured dependency by name.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Readiness {
     /// `ready`, or `degraded` when a non-critical dependency (a replica) is down.
+    #[schema(value_type = String, pattern = "^(ready|degraded)$")]
     pub status: &'static str,
     /// `up` or `down` for each dependency.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub checks: BTreeMap<String, &'static str>,
 }
 

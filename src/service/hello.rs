@@ -14,11 +14,13 @@ use crate::repository::redis::value::ValueRepository;
 use crate::service::error::ServiceError;
 
 /// What `/hello` answers (the original's map, field for field).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Greeting {
     /// The greeting.
+    #[schema(example = "world")]
     pub hello: &'static str,
     /// `server.mode`.
+    #[schema(value_type = String, example = "debug")]
     pub env: Arc<str>,
     /// The user's name, empty when there is no such user (as in the original).
     pub user: String,
@@ -27,6 +29,7 @@ pub struct Greeting {
     pub value: String,
     /// The user's MongoDB document (`null` when there is none); absent when MongoDB is off.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UserDocument>, required = false)]
     pub document: Option<Option<UserDocument>>,
 }
 

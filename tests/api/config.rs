@@ -91,6 +91,16 @@ fn prod_refuses_debug_routes() {
 }
 
 #[test]
+fn prod_refuses_swagger_ui() {
+    let (code, stderr) = run(
+        &["http", "--env", "prod"],
+        &[("APP__SERVER__HTTP__SWAGGER_UI", "true")],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.http.swagger_ui"), "{stderr}");
+}
+
+#[test]
 fn version_and_help_work() {
     let out = Command::new(binary()).arg("version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("go_example "));

@@ -14,6 +14,7 @@ mod hygiene;
 mod metrics;
 mod mongo;
 mod mysql;
+mod openapi;
 mod pprof;
 mod redis;
 mod redis_cluster;

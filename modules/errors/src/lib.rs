@@ -123,18 +123,22 @@ impl ErrorCode {
 }
 
 /// The wire form `{"error":{...}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = ErrorEnvelope)]
 pub struct Envelope {
     /// The error itself.
     pub error: EnvelopeBody,
 }
 
 /// The inside of the envelope, field for field the original's `error` struct.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
 pub struct EnvelopeBody {
     /// The business code, as a string (the original's `json:"code,string"`).
+    #[schema(pattern = "^[0-9]{5}$")]
     pub code: String,
     /// `"1"` toast or `"2"` popup.
+    #[schema(pattern = "^[12]$")]
     pub level: String,
     /// The toast text.
     pub message: String,

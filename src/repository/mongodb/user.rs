@@ -20,7 +20,7 @@ pub const MONGODB: &str = "mongodb";
 const COLLECTION: &str = "user_info";
 
 /// One user's document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserDocument {
     /// The user's id (unique index).
     pub user_id: i64,

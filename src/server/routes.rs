@@ -1,0 +1,264 @@
+//! One source for the HTTP routes. A controller registers each route through [`Routes::add`]
+//! with the route's `#[utoipa::path]` item: actix routes the method and path the item declares,
+//! and the OpenAPI document gets the item's operation, completed with every error the route can
+//! answer. A route cannot be served without being documented, nor documented without being
+//! served, and [`RouteTable`] (read back from the document) is what the 405 answer and the
+//! route-coverage test use.
+
+use std::collections::BTreeMap;
+
+use actix_web::dev::{AppService, HttpServiceFactory};
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, Resource, Responder, guard, web};
+use goex_errors::ErrorCode;
+use serde_json::json;
+use utoipa::openapi::path::{HttpMethod, Operation, Paths};
+use utoipa::openapi::{OpenApi, RefOr, Response, schema::Schema};
+use utoipa_actix_web::OpenApiFactory;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+/// The security scheme name protected routes declare (`security(("bearer" = []))`).
+pub const BEARER: &str = "bearer";
+
+/// Registers documented routes on an actix `ServiceConfig` (see the module docs).
+pub struct Routes<'c, 's> {
+    cfg: &'c mut ServiceConfig<'s>,
+}
+
+impl<'c, 's> Routes<'c, 's> {
+    /// Wraps the utoipa-collecting service config of an app being built.
+    pub fn new(cfg: &'c mut ServiceConfig<'s>) -> Self {
+        Self { cfg }
+    }
+
+    /// Serves `handler` at the method and path of `doc` (a `__path_*` item of
+    /// `#[utoipa::path]`) and documents it with `errors`: the codes this route's own logic
+    /// answers. The errors every route of its kind can answer are added for it: 10001 on every
+    /// route, 10000 where there are parameters, 10000/10007/10012 where there is a body, and
+    /// 10010/20001/20002 where the bearer token is required.
+    pub fn add<P, F, Args>(&mut self, doc: P, errors: &[ErrorCode], handler: F) -> &mut Self
+    where
+        P: utoipa::Path + OpenApiFactory + 'static,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let methods: Vec<Method> = P::methods().into_iter().map(actix_method).collect();
+        let path = P::path();
+        let Some((first, others)) = methods.split_first() else {
+            unreachable!("#[utoipa::path] requires a method")
+        };
+        // The method guards sit on the resource, as `ServiceConfig::route` puts them, so a
+        // request with another method falls through to the app's default service (405).
+        let methods = others
+            .iter()
+            .fold(guard::Any(guard::Method(first.clone())), |any, m| {
+                any.or(guard::Method(m.clone()))
+            });
+        let resource = Resource::new(path.as_str())
+            .guard(methods)
+            .route(web::route().to(handler));
+        self.cfg.service(Documented {
+            doc,
+            errors: errors.to_vec(),
+            resource,
+        });
+        self
+    }
+}
+
+/// A resource together with the item documenting it.
+struct Documented<P> {
+    doc: P,
+    errors: Vec<ErrorCode>,
+    resource: Resource,
+}
+
+impl<P: 'static> HttpServiceFactory for Documented<P> {
+    fn register(self, config: &mut AppService) {
+        self.resource.register(config);
+    }
+}
+
+impl<P: OpenApiFactory> OpenApiFactory for Documented<P> {
+    fn paths(&self) -> Paths {
+        let mut paths = self.doc.paths();
+        for item in paths.paths.values_mut() {
+            for operation in operations_mut(item) {
+                complete(operation, &self.errors);
+            }
+        }
+        paths
+    }
+
+    fn schemas(&self, schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        self.doc.schemas(schemas);
+    }
+}
+
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.patch.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn actix_method(method: HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
+}
+
+/// Adds the implied error codes and one response per error status, and the request-id header
+/// to every response.
+fn complete(operation: &mut Operation, own: &[ErrorCode]) {
+    use goex_errors::*;
+    let mut codes = own.to_vec();
+    if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+        codes.push(ERR_PARAM);
+    }
+    if operation.request_body.is_some() {
+        codes.extend([ERR_PARAM, ERR_PAYLOAD_TOO_LARGE, ERR_REQUEST_TIMEOUT]);
+    }
+    if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+        codes.extend([ERR_UNAUTHORIZED, ERR_LOGIN_REMOTE, ERR_LOGIN_FAILURE]);
+    }
+    codes.push(ERR_SYSTEM);
+
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for code in codes {
+        let same = by_status.entry(code.status).or_default();
+        if !same.contains(&code) {
+            same.push(code);
+        }
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, codes) in by_status {
+        responses.insert(status.to_string(), RefOr::T(error_response(status, &codes)));
+    }
+    for response in responses.values_mut() {
+        if let RefOr::T(response) = response {
+            response
+                .headers
+                .entry("X-Request-Id".to_owned())
+                .or_insert_with(request_id_header);
+        }
+    }
+}
+
+fn request_id_header() -> utoipa::openapi::header::Header {
+    serde_json::from_value(json!({
+        "description": "The request's id (the client's own when it sent a sane one): \
+                        quote it when reporting a problem.",
+        "schema": { "type": "string" },
+    }))
+    .unwrap_or_else(|e| unreachable!("a literal header object: {e}"))
+}
+
+/// One response for every code sent with `status`: the envelope, its `code` held to those
+/// codes, one example each.
+fn error_response(status: u16, codes: &[ErrorCode]) -> Response {
+    let description = codes
+        .iter()
+        .map(|c| format!("{} {} ({})", c.code, c.zh, c.en))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let examples: serde_json::Map<String, serde_json::Value> = codes
+        .iter()
+        .map(|c| {
+            let envelope = c.toast(goex_errors::Lang::En, None);
+            let value = serde_json::to_value(&envelope)
+                .unwrap_or_else(|e| unreachable!("an envelope serialises: {e}"));
+            (
+                c.code.to_string(),
+                json!({ "summary": c.en, "value": value }),
+            )
+        })
+        .collect();
+    let enum_codes: Vec<String> = codes.iter().map(|c| c.code.to_string()).collect();
+    let mut headers = serde_json::Map::new();
+    if status == 401 {
+        headers.insert(
+            "WWW-Authenticate".to_owned(),
+            json!({ "description": "`Bearer`", "required": true, "schema": { "type": "string" } }),
+        );
+    }
+    if status == 503 {
+        headers.insert(
+            "Retry-After".to_owned(),
+            json!({ "description": "Seconds to wait before retrying.", "required": true,
+                    "schema": { "type": "string" } }),
+        );
+    }
+    serde_json::from_value(json!({
+        "description": description,
+        "headers": headers,
+        "content": { "application/json": {
+            "schema": { "allOf": [
+                { "$ref": "#/components/schemas/ErrorEnvelope" },
+                { "type": "object", "properties": { "error": { "type": "object",
+                    "properties": { "code": { "type": "string", "enum": enum_codes } } } } },
+            ] },
+            "examples": examples,
+        } },
+    }))
+    .unwrap_or_else(|e| unreachable!("a literal response object: {e}"))
+}
+
+/// Every served (method, path template) pair, read back from the document; what the 405
+/// answer's `Allow` header and the route-coverage test use.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    methods: BTreeMap<String, Vec<Method>>,
+}
+
+impl RouteTable {
+    /// The routes `doc` describes.
+    pub fn from_document(doc: &OpenApi) -> Self {
+        let mut methods = BTreeMap::new();
+        for (path, item) in &doc.paths.paths {
+            let served: Vec<Method> = [
+                (Method::GET, item.get.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+                (Method::OPTIONS, item.options.is_some()),
+                (Method::HEAD, item.head.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+                (Method::TRACE, item.trace.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(m, on)| on.then_some(m))
+            .collect();
+            methods.insert(path.clone(), served);
+        }
+        Self { methods }
+    }
+
+    /// The methods served at a path template (`/auth/login`), empty for an unknown one.
+    pub fn methods(&self, path: &str) -> &[Method] {
+        self.methods.get(path).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every (method, path template) pair.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str)> {
+        self.methods
+            .iter()
+            .flat_map(|(path, ms)| ms.iter().map(move |m| (m, path.as_str())))
+    }
+}
