@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/go_example-rs/target
 BIN := $(CARGO_TARGET_DIR)/debug/go_example
 
 .DEFAULT_GOAL := help
-.PHONY: help http migrate test lint fmt clippy nextest postman diesel-check bench services-up services-down
+.PHONY: help http migrate test lint fmt clippy nextest postman contract diesel-check bench services-up services-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -33,6 +33,9 @@ nextest: ## the Rust tests only (servers must be up: eval "$$(scripts/services.s
 
 postman: ## run the Postman collection with newman against the embedded default
 	scripts/postman.sh
+
+contract: ## the API contract: /openapi.json validated, schemathesis (every check, fixed seed), Swagger UI in headless Chromium
+	scripts/contract-test.sh
 
 diesel-check: ## `diesel migration run` + `redo` against a fresh MariaDB database; schema.rs unchanged
 	scripts/diesel-check.sh

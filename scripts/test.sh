@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: formatting, clippy, every Rust test against real servers (started here and
-# stopped on exit), the Postman collection through newman, and the diesel CLI migrations.
+# stopped on exit), the Postman collection through newman, the API contract (schemathesis), and
+# the diesel CLI migrations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/go_example-rs/target}
@@ -35,6 +36,9 @@ cargo nextest run --workspace --no-fail-fast
 
 step "newman (Postman collection)"
 scripts/postman.sh
+
+step "API contract (openapi-spec-validator, schemathesis, Swagger UI in Chromium)"
+scripts/contract-test.sh
 
 step "diesel CLI migrations against MariaDB"
 scripts/diesel-check.sh

@@ -84,11 +84,13 @@ pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    use goex_errors::{ERR_DIAL, ERR_LOGIN, ERR_PARAM, ERR_REFRESH_TOKEN, ERR_TOO_MANY_REQUESTS};
+    use goex_errors::{
+        ERR_CONFLICT, ERR_DIAL, ERR_LOGIN, ERR_REFRESH_TOKEN, ERR_TOO_MANY_REQUESTS,
+    };
     routes
         .add(
             __path_register,
-            &[ERR_PARAM, ERR_TOO_MANY_REQUESTS, ERR_DIAL],
+            &[ERR_CONFLICT, ERR_TOO_MANY_REQUESTS, ERR_DIAL],
             register::<M>,
         )
         .add(
@@ -140,7 +142,7 @@ struct LoggedOut {
 }
 
 /// Creates a user (JSON or form body). Throttled per client address
-/// (`auth.max_registrations` per `auth.registration_window`); a taken name is 10000.
+/// (`auth.max_registrations` per `auth.registration_window`); a taken name is 409 / 10013.
 #[utoipa::path(
     post,
     path = "/auth/register",

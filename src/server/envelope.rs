@@ -80,6 +80,7 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
         429 => ERR_TOO_MANY_REQUESTS,
         401 => ERR_UNAUTHORIZED,
         403 => ERR_FORBIDDEN,
+        409 => ERR_CONFLICT,
         503 => ERR_UNAVAILABLE,
         400..=499 => ERR_PARAM,
         _ => ERR_SYSTEM,

@@ -35,8 +35,9 @@ use crate::service::error::ServiceError;
 pub fn routes(routes: &mut Routes, surface: Surface) {
     controller::hello::routes::<AppModule>(routes);
     controller::health::routes::<AppModule>(routes);
-    controller::auth::routes::<AppModule>(routes);
+    // Before auth: fuzzers test in document order, and logout ends the session they test with.
     controller::home::routes(routes);
+    controller::auth::routes::<AppModule>(routes);
     if surface.debug_routes {
         controller::debug::routes(routes);
     }

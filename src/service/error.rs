@@ -40,7 +40,7 @@ pub enum ServiceError {
         /// The configured deadline.
         timeout: std::time::Duration,
     },
-    /// A record with the same unique key exists (10000, naming the field).
+    /// A record with the same unique key exists (10013, 409, naming the field).
     #[error("conflict on `{field}`")]
     Conflict {
         /// The unique field.
@@ -86,7 +86,8 @@ impl ServiceError {
     pub fn code(&self) -> ErrorCode {
         use goex_errors::*;
         match self {
-            ServiceError::InvalidInput { .. } | ServiceError::Conflict { .. } => ERR_PARAM,
+            ServiceError::InvalidInput { .. } => ERR_PARAM,
+            ServiceError::Conflict { .. } => ERR_CONFLICT,
             ServiceError::NotFound | ServiceError::RouteNotFound => ERR_NOT_FOUND,
             ServiceError::MethodNotAllowed { .. } => ERR_METHOD_NOT_ALLOWED,
             ServiceError::PayloadTooLarge { .. } => ERR_PAYLOAD_TOO_LARGE,

@@ -403,8 +403,8 @@ async fn registrations_are_throttled_per_address_and_taken_names_cost_no_hash() 
     assert_eq!(register(&app, &client, &taken).await.0, 201);
     let started = std::time::Instant::now();
     let (status, body) = register(&app, &client, &taken).await;
-    assert_eq!(status, 400, "{body}");
-    assert_envelope(&body, "10000");
+    assert_eq!(status, 409, "{body}");
+    assert_envelope(&body, "10013");
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "refused before hashing"

@@ -246,6 +246,8 @@ pub const ERR_FORBIDDEN: ErrorCode = ErrorCode::new(10011, 403, "无权访问", 
 /// 10012 请求超时: the request body did not arrive within `server.http.body_timeout`.
 pub const ERR_REQUEST_TIMEOUT: ErrorCode =
     ErrorCode::new(10012, 408, "请求超时", "Request timeout");
+/// 10013 资源已存在: a record with the same unique key exists (a taken username).
+pub const ERR_CONFLICT: ErrorCode = ErrorCode::new(10013, 409, "资源已存在", "Already exists");
 
 /// Every code, for documentation checks and clients that want the table.
 pub const ALL: &[ErrorCode] = &[
@@ -262,6 +264,7 @@ pub const ALL: &[ErrorCode] = &[
     ERR_UNAUTHORIZED,
     ERR_FORBIDDEN,
     ERR_REQUEST_TIMEOUT,
+    ERR_CONFLICT,
     ERR_LOGIN,
     ERR_LOGIN_REMOTE,
     ERR_LOGIN_FAILURE,

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make contract`: the API contract check (scripts/contract.sh: openapi-spec-validator,
+# schemathesis with every check, Swagger UI in headless Chromium) against the app on the
+# embedded default (debug profile, fresh SQLite file, free ports), the way `make http` runs it
+# but without the /debug/* helper routes (a deliberate panic is not a contract breach). A user
+# is registered and signed in first so protected operations are exercised with a real token.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN="$TARGET/debug/go_example"
+
+cargo build --quiet --bin go_example
+export CONTRACT_MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-300}
+for var in $(compgen -e | grep '^APP__' || true); do unset "$var"; done
+unset APP_ENV
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+port=$(free_port)
+APP__SERVER__HTTP__ADDR="127.0.0.1:$port" \
+APP__SERVER__DEBUG_ROUTES=false \
+APP__SQLITE__PATH="$work/contract.db" \
+APP__PPROF__ENABLED=false \
+APP__METRICS__ADDR="127.0.0.1:$(free_port)" \
+APP__LOG__FILE__ENABLED=false \
+APP__LOG__LEVEL=warning \
+APP__SERVER__HTTP__ACCESS_LOG=false \
+  "$BIN" http --env debug >"$work/app.log" 2>&1 &
+pid=$!
+cleanup() { kill -TERM "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+url="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do
+  curl -fsS "$url/healthz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { echo "contract: the app died:" >&2; cat "$work/app.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+# One user per token: each login ends the user's previous one (single sign-on), logout ends the
+# session it is tested with, and a refresh token works once (a reuse ends that login).
+signin() {
+  local credentials="{\"username\":\"$1\",\"password\":\"$1\"}"
+  curl -fsS -o /dev/null -H 'Content-Type: application/json' -d "$credentials" "$url/auth/register"
+  curl -fsS -H 'Content-Type: application/json' -d "$credentials" "$url/auth/login" \
+    | python3 -c "import json,sys; print(json.load(sys.stdin)['data']['$2'].removeprefix('Bearer '))"
+}
+CONTRACT_BEARER=$(signin contract01 accessToken)
+CONTRACT_LOGOUT_BEARER=$(signin contract02 accessToken)
+CONTRACT_REFRESH_BEARER=$(signin contract03 refreshToken)
+export CONTRACT_BEARER CONTRACT_LOGOUT_BEARER CONTRACT_REFRESH_BEARER
+# shellcheck disable=SC2016 # the variables are for schemathesis to resolve
+printf '%s\n' \
+  '[[operations]]' 'include-name = "POST /auth/logout"' \
+  'headers = { Authorization = "Bearer ${CONTRACT_LOGOUT_BEARER}" }' \
+  '[[operations]]' 'include-name = "GET /auth/refresh_token"' \
+  'headers = { Authorization = "Bearer ${CONTRACT_REFRESH_BEARER}" }' >"$work/operations.toml"
+
+status=0
+CONTRACT_CONFIG="$work/operations.toml" CONTRACT_REQUIRE_SWAGGER=1 scripts/contract.sh "$url" || status=$?
+if ! kill -0 "$pid" 2>/dev/null; then
+  echo "contract: the app died during the run:" >&2; tail -50 "$work/app.log" >&2; status=1
+fi
+if grep -q '"level":"CRIT\|panicked' "$work/app.log"; then
+  echo "contract: the app logged a panic:" >&2; grep -m5 'panicked\|CRIT' "$work/app.log" >&2; status=1
+fi
+exit $status
