@@ -50,7 +50,8 @@ pub struct Infra {
     pub keys: std::sync::Arc<KeyRing>,
     /// The application logger, for components that report security events.
     pub logger: Logger,
-    /// Prometheus metrics, when `metrics.enabled`.
+    /// Prometheus metrics, when `metrics.enabled` (the database's pools are registered on it
+    /// already).
     pub metrics: Option<goex_metrics::Metrics>,
 }
 
@@ -60,7 +61,17 @@ impl Infra {
     /// # Errors
     /// A client's settings are unusable.
     pub async fn build(config: &AppConfig, logger: &Logger) -> Result<Infra, InfraError> {
+        let metrics = config
+            .metrics
+            .enabled
+            .then(goex_metrics::Metrics::new)
+            .transpose()?;
         let database = Database::connect(&config.database, &config.sqlite, &config.mysql, logger)?;
+        // Pool gauges per node, and every checkout timed, when metrics are on.
+        let database = match &metrics {
+            Some(metrics) => super::metrics::observe_database(database, metrics)?,
+            None => database,
+        };
         let cache = LocalCache::new(&config.cache);
         let redis = config
             .redis
@@ -91,11 +102,7 @@ impl Infra {
             mongo,
             keys,
             logger: logger.clone(),
-            metrics: config
-                .metrics
-                .enabled
-                .then(goex_metrics::Metrics::new)
-                .transpose()?,
+            metrics,
         })
     }
 

@@ -2,6 +2,7 @@
 //! Clients come from [`infra::Infra`] as component parameters; everything else is injected.
 
 pub mod infra;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -14,12 +15,12 @@ use crate::meta::config::AppConfig;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
 use crate::repository::client::{
     CacheClientImpl, CacheClientImplParameters, DatabaseClientImpl, DatabaseClientImplParameters,
-    MongoClientImpl, MongoClientImplParameters,
+    MongoClientImpl, MongoClientImplParameters, MongoOperationMetrics,
 };
 use crate::repository::health::ClientProbe;
 use crate::repository::kv::{
-    KeyValueClient, LocalKeyValueClient, LocalStoreLimits, RedisKeyValueClient,
-    RedisKeyValueClientParameters,
+    KeyValueClient, LocalKeyValueClient, LocalStoreLimits, RedisCommandMetrics,
+    RedisKeyValueClient, RedisKeyValueClientParameters,
 };
 use crate::repository::mongodb::user::MongoUserDocumentRepository;
 use crate::repository::mysql::user::DieselUserRepository;
@@ -78,6 +79,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         Some(client) => AppModule::builder().with_component_parameters::<RedisKeyValueClient>(
             RedisKeyValueClientParameters {
                 client: client.clone(),
+                metrics: infra.metrics.as_ref().map(RedisCommandMetrics::new),
             },
         ),
         // The embedded default: the same repositories over an in-process store.
@@ -96,6 +98,12 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             })
             .with_component_parameters::<MongoClientImpl>(MongoClientImplParameters {
                 client: infra.mongo.clone(),
+                // Series only for a MongoDB that is configured.
+                metrics: infra
+                    .metrics
+                    .as_ref()
+                    .filter(|_| infra.mongo.is_some())
+                    .map(MongoOperationMetrics::new),
             })
             .with_component_parameters::<CacheClientImpl>(CacheClientImplParameters {
                 cache: infra.cache.clone(),

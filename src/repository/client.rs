@@ -3,7 +3,8 @@
 
 use goex_cache::LocalCache;
 use goex_database::Database;
-use goex_mongo::MongoClient;
+use goex_metrics::CallMetrics;
+use goex_mongo::{MongoClient, MongoError};
 use shaku::{Component, Interface};
 
 /// The relational database client (MySQL or the embedded SQLite).
@@ -44,11 +45,60 @@ impl CacheClient for CacheClientImpl {
     }
 }
 
+/// What the repositories ask MongoDB, as the `operation` label (the driver's method names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MongoOperation {
+    /// `{ping: 1}` (readiness).
+    Ping,
+    /// `find_one`.
+    FindOne,
+    /// `replace_one` (with upsert).
+    ReplaceOne,
+    /// `create_index`.
+    CreateIndex,
+}
+
+impl MongoOperation {
+    const ALL: [MongoOperation; 4] = [
+        MongoOperation::Ping,
+        MongoOperation::FindOne,
+        MongoOperation::ReplaceOne,
+        MongoOperation::CreateIndex,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            MongoOperation::Ping => "ping",
+            MongoOperation::FindOne => "find_one",
+            MongoOperation::ReplaceOne => "replace_one",
+            MongoOperation::CreateIndex => "create_index",
+        }
+    }
+}
+
+/// The handles of every [`MongoOperation`] (`mongodb_operation_duration_seconds` and
+/// `mongodb_operation_errors_total`), looked up once when the module is built.
+#[derive(Clone, Debug)]
+pub struct MongoOperationMetrics([CallMetrics; MongoOperation::ALL.len()]);
+
+impl MongoOperationMetrics {
+    /// The handles of every operation, on `metrics`.
+    pub fn new(metrics: &goex_metrics::Metrics) -> Self {
+        Self(
+            MongoOperation::ALL
+                .map(|op| metrics.mongodb_operation(op.label(), &MongoError::OPERATION_KINDS)),
+        )
+    }
+}
+
 /// The MongoDB client, when `mongodb.enabled` (`None` otherwise: the document repository then
 /// reports itself disabled).
 pub trait MongoClientHandle: Interface {
     /// The client, if MongoDB is configured.
     fn client(&self) -> Option<&MongoClient>;
+    /// The handles to time `operation` with (see [`goex_metrics::timed`]), when metrics are on.
+    fn metrics(&self, operation: MongoOperation) -> Option<&CallMetrics>;
 }
 
 /// [`MongoClientHandle`] over an optional built client.
@@ -56,10 +106,28 @@ pub trait MongoClientHandle: Interface {
 #[shaku(interface = MongoClientHandle)]
 pub struct MongoClientImpl {
     client: Option<MongoClient>,
+    /// Latency and errors per operation, when metrics are on.
+    metrics: Option<MongoOperationMetrics>,
 }
 
 impl MongoClientHandle for MongoClientImpl {
     fn client(&self) -> Option<&MongoClient> {
         self.client.as_ref()
+    }
+
+    fn metrics(&self, operation: MongoOperation) -> Option<&CallMetrics> {
+        self.metrics.as_ref().map(|m| &m.0[operation as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_handles_are_indexed_by_discriminant() {
+        for (i, operation) in MongoOperation::ALL.iter().enumerate() {
+            assert_eq!(*operation as usize, i, "{operation:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use shaku::{Component, Interface};
 
 use crate::repository::client::DatabaseClient;
-use crate::repository::client::MongoClientHandle;
+use crate::repository::client::{MongoClientHandle, MongoOperation};
 use crate::repository::kv::{KeyValueClient, REDIS};
 use crate::repository::mongodb::user::MONGODB;
 
@@ -79,7 +79,9 @@ impl DependencyProbe for ClientProbe {
             out.push(ping(REDIS, timeout, self.kv.ping()).await);
         }
         if let Some(mongo) = self.mongo.client() {
-            out.push(ping(MONGODB, timeout, mongo.ping()).await);
+            let metrics = self.mongo.metrics(MongoOperation::Ping);
+            let pinged = goex_metrics::timed(metrics, goex_mongo::MongoError::kind, mongo.ping());
+            out.push(ping(MONGODB, timeout, pinged).await);
         }
         // Replicas are pinged by the database's own health check; report what it found.
         out.extend(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use goex_cache::{Change, ExpiringCache, Full, TtlMap};
+use goex_metrics::CallMetrics;
 use goex_redis::{RedisClient, RedisError, cmd, pipe};
 use shaku::{Component, Interface};
 
@@ -150,11 +151,86 @@ fn repo_error(e: RedisError) -> RepoError {
     }
 }
 
+/// What [`RedisKeyValueClient`] sends, as the `command` label: Redis's own command names, and
+/// the scripts and the transaction by what they do. A fixed set, never a key.
+#[derive(Clone, Copy, Debug)]
+enum Command {
+    Get,
+    Set,
+    Del,
+    /// `MULTI` `HSET` `PEXPIRE` `EXEC`.
+    Hset,
+    Hgetall,
+    /// The `INCR` + first `PEXPIRE` script.
+    Incr,
+    /// The `DECR`-if-it-exists script.
+    Decr,
+    /// The hash compare-and-swap script.
+    HashCas,
+    Ping,
+}
+
+impl Command {
+    const ALL: [Command; 9] = [
+        Command::Get,
+        Command::Set,
+        Command::Del,
+        Command::Hset,
+        Command::Hgetall,
+        Command::Incr,
+        Command::Decr,
+        Command::HashCas,
+        Command::Ping,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Command::Get => "get",
+            Command::Set => "set",
+            Command::Del => "del",
+            Command::Hset => "hset",
+            Command::Hgetall => "hgetall",
+            Command::Incr => "incr",
+            Command::Decr => "decr",
+            Command::HashCas => "hash_cas",
+            Command::Ping => "ping",
+        }
+    }
+}
+
+/// The handles of every [`Command`] (`redis_command_duration_seconds` and
+/// `redis_command_errors_total`), looked up once when the module is built.
+#[derive(Clone, Debug)]
+pub struct RedisCommandMetrics([CallMetrics; Command::ALL.len()]);
+
+impl RedisCommandMetrics {
+    /// The handles of every command the client sends, on `metrics`.
+    pub fn new(metrics: &goex_metrics::Metrics) -> Self {
+        Self(Command::ALL.map(|c| metrics.redis_command(c.label(), &RedisError::COMMAND_KINDS)))
+    }
+}
+
 /// [`KeyValueClient`] over Redis.
 #[derive(Component)]
 #[shaku(interface = KeyValueClient)]
 pub struct RedisKeyValueClient {
     client: RedisClient,
+    /// Latency and errors per command, when metrics are on.
+    metrics: Option<RedisCommandMetrics>,
+}
+
+impl RedisKeyValueClient {
+    /// Awaits `call`, a `command` on the client, timing it when metrics are on.
+    async fn run<T>(
+        &self,
+        command: Command,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, RepoError> {
+        let metrics = self.metrics.as_ref().map(|m| &m.0[command as usize]);
+        goex_metrics::timed(metrics, RedisError::kind, call)
+            .await
+            .map_err(repo_error)
+    }
 }
 
 #[async_trait]
@@ -164,10 +240,8 @@ impl KeyValueClient for RedisKeyValueClient {
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, RepoError> {
-        self.client
-            .query(cmd("GET").arg(key))
+        self.run(Command::Get, self.client.query(cmd("GET").arg(key)))
             .await
-            .map_err(repo_error)
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), RepoError> {
@@ -176,14 +250,12 @@ impl KeyValueClient for RedisKeyValueClient {
         if !ttl.is_zero() {
             c.arg("PX").arg(ttl.as_millis() as u64);
         }
-        self.client.query::<()>(&c).await.map_err(repo_error)
+        self.run(Command::Set, self.client.query::<()>(&c)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), RepoError> {
-        self.client
-            .query::<()>(cmd("DEL").arg(key))
+        self.run(Command::Del, self.client.query::<()>(cmd("DEL").arg(key)))
             .await
-            .map_err(repo_error)
     }
 
     async fn hash_set(
@@ -200,31 +272,26 @@ impl KeyValueClient for RedisKeyValueClient {
                 .arg(ttl.as_millis() as u64)
                 .ignore();
         }
-        self.client
-            .query_pipeline::<()>(&p)
+        self.run(Command::Hset, self.client.query_pipeline::<()>(&p))
             .await
-            .map_err(repo_error)
     }
 
     async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError> {
-        self.client
-            .query(cmd("HGETALL").arg(key))
+        self.run(Command::Hgetall, self.client.query(cmd("HGETALL").arg(key)))
             .await
-            .map_err(repo_error)
     }
 
     async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError> {
         let mut c = eval(INCREMENT_SCRIPT, key);
         c.arg(ttl.as_millis().max(1) as u64);
-        self.client.query(&c).await.map_err(repo_error)
+        self.run(Command::Incr, self.client.query(&c)).await
     }
 
     async fn decrement(&self, key: &str) -> Result<(), RepoError> {
-        self.client
-            .query::<i64>(&eval(DECREMENT_SCRIPT, key))
+        let c = eval(DECREMENT_SCRIPT, key);
+        self.run(Command::Decr, self.client.query::<i64>(&c))
             .await
             .map(drop)
-            .map_err(repo_error)
     }
 
     async fn hash_compare_and_swap(
@@ -241,7 +308,7 @@ impl KeyValueClient for RedisKeyValueClient {
         for (f, v) in expect.iter().chain(update.unwrap_or_default()) {
             c.arg(*f).arg(*v);
         }
-        let reply: Vec<String> = self.client.query(&c).await.map_err(repo_error)?;
+        let reply: Vec<String> = self.run(Command::HashCas, self.client.query(&c)).await?;
         match reply.first().map(String::as_str) {
             Some("swapped") => Ok(HashSwap::Swapped),
             Some("missing") => Ok(HashSwap::Missing),
@@ -258,7 +325,7 @@ impl KeyValueClient for RedisKeyValueClient {
     }
 
     async fn ping(&self) -> Result<(), RepoError> {
-        self.client.ping().await.map_err(repo_error)
+        self.run(Command::Ping, self.client.ping()).await
     }
 }
 
@@ -402,6 +469,18 @@ impl LocalKeyValueClient {
             strings: TtlMap::new(limits.values),
             hashes: TtlMap::refusing(limits.logins),
             counters: ExpiringCache::new(limits.counters),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_handles_are_indexed_by_discriminant() {
+        for (i, command) in Command::ALL.iter().enumerate() {
+            assert_eq!(*command as usize, i, "{command:?}");
         }
     }
 }

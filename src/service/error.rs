@@ -164,7 +164,7 @@ mod tests {
                 s.public_detail().as_deref(),
                 Some("username already exists")
             );
-            assert_eq!(s.code().code, 10000);
+            assert_eq!(s.code().code, 10013);
         }
     }
 

@@ -330,8 +330,8 @@ async fn canonical_names(app: &TestApp) {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["username"], lower.as_str(), "stored canonical");
     let (status, body) = register(app, &client, &format!(" {lower} ")).await;
-    assert_eq!(status, 400, "one user: {body}");
-    assert_envelope(&body, "10000");
+    assert_eq!(status, 409, "one user: {body}");
+    assert_envelope(&body, "10013");
     for spelling in [name.to_uppercase(), format!("{lower} "), lower.clone()] {
         let (status, body) = login(app, &client, &spelling, "abc123").await;
         assert_eq!(status, 200, "`{spelling}`: {body}");

@@ -124,8 +124,8 @@ async fn bad_credentials_registration_and_headers_get_their_codes() {
     assert_eq!(login(&app, "nobody01", "abc123").await.0, 401);
 
     let (status, body) = register(&app, "carol001", "abc123").await;
-    assert_eq!(status, 400);
-    assert!(assert_envelope(&body, "10000").contains("username"));
+    assert_eq!(status, 409);
+    assert!(assert_envelope(&body, "10013").contains("username"));
     let (status, body) = register(&app, "weak0001", "abcdef").await;
     assert_eq!(status, 400);
     assert!(assert_envelope(&body, "10000").contains("password"));

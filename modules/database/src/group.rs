@@ -28,6 +28,7 @@ pub enum ReadPolicy {
 /// One replica with its pool and its state.
 pub struct Replica {
     label: String,
+    node: usize,
     pub(crate) pool: Pool<AsyncMysqlConnection>,
     weight: u32,
     healthy: AtomicBool,
@@ -36,9 +37,15 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub(crate) fn new(label: String, pool: Pool<AsyncMysqlConnection>, weight: u32) -> Self {
+    pub(crate) fn new(
+        label: String,
+        node: usize,
+        pool: Pool<AsyncMysqlConnection>,
+        weight: u32,
+    ) -> Self {
         Self {
             label,
+            node,
             pool,
             weight: weight.max(1),
             healthy: AtomicBool::new(true),
@@ -50,6 +57,11 @@ impl Replica {
     /// `host:port` of the replica (never the credentials).
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Its index among the database's nodes (the primary is 0).
+    pub fn node(&self) -> usize {
+        self.node
     }
 
     /// Whether reads may go to it.
@@ -158,7 +170,7 @@ impl ReplicaSet {
 
     pub(crate) fn stats(&self) -> Vec<NodeStats> {
         let mut out = vec![NodeStats {
-            label: "primary".into(),
+            label: crate::PRIMARY_LABEL.into(),
             healthy: true,
             reads: self.primary_reads.load(Ordering::Relaxed),
         }];
@@ -269,7 +281,12 @@ mod tests {
                 let manager = diesel_async::pooled_connection::AsyncDieselConnectionManager::<
                     AsyncMysqlConnection,
                 >::new(format!("mysql://u@127.0.0.1:1/{i}"));
-                Replica::new(format!("r{i}"), Pool::builder(manager).build().unwrap(), *w)
+                Replica::new(
+                    format!("r{i}"),
+                    i + 1,
+                    Pool::builder(manager).build().unwrap(),
+                    *w,
+                )
             })
             .collect();
         ReplicaSet::new(replicas, policy)

@@ -8,6 +8,11 @@
 //! MySQL can run as a group (the original's xorm `EngineGroup`): writes on the primary, reads on
 //! replicas by policy, with health checks, fallback to the primary and read-your-writes
 //! ([`group`], [`session`]).
+//!
+//! For metrics, each node's pool numbers can be read ([`Database::pool_status`]) and every
+//! checkout reported to a [`PoolObserver`]. This crate stays free of any metrics library: the
+//! observer is a trait the application's assembly implements over its registry, so the
+//! dependency points from the assembly to both crates, never from a client crate to another.
 
 pub mod group;
 pub mod session;
@@ -20,6 +25,7 @@ use std::time::Duration;
 use diesel::SqliteConnection;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{ConnectionError, DatabaseErrorKind};
+use diesel_async::pooled_connection::PoolError as ManagerError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -179,6 +185,84 @@ impl DbError {
     }
 }
 
+/// Why a connection could not be checked out of a pool, as a bounded set for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireFailure {
+    /// No connection was freed within `database.acquire_timeout`: the pool is saturated.
+    Timeout,
+    /// A new connection could not be made, or an idle one failed its check, in time or at
+    /// all: the node is unreachable.
+    Connect,
+    /// The pool is closed (shutting down).
+    Closed,
+}
+
+impl AcquireFailure {
+    /// Every kind, for counters made ahead of their first increment.
+    pub const ALL: [AcquireFailure; 3] = [Self::Timeout, Self::Connect, Self::Closed];
+
+    /// `timeout`, `connect` or `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Closed => "closed",
+        }
+    }
+
+    fn of<E>(e: &deadpool::managed::PoolError<E>) -> Self {
+        use deadpool::managed::{PoolError as E, TimeoutType};
+        match e {
+            E::Timeout(TimeoutType::Wait) => Self::Timeout,
+            E::Closed => Self::Closed,
+            // Create/recycle timeouts, the driver's refusal, a failed hook; and no runtime,
+            // which the builders here always set.
+            E::Timeout(_) | E::Backend(_) | E::PostCreateHook(_) | E::NoRuntimeSpecified => {
+                Self::Connect
+            }
+        }
+    }
+}
+
+/// Told of every checkout made by [`with_connection!`], [`with_write_connection!`] and
+/// [`with_read_connection!`] (the application's metrics implement it). Called on the request
+/// path: implementations must be cheap and must not block.
+pub trait PoolObserver: Send + Sync {
+    /// A checkout from node `node` (its index in [`Database::node_labels`]) ended after
+    /// `waited`, with a connection (`failure` is `None`) or without.
+    fn checkout(&self, node: usize, waited: Duration, failure: Option<AcquireFailure>);
+}
+
+/// One pool's numbers at this instant (deadpool's `Pool::status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open, idle or checked out.
+    pub size: usize,
+    /// Idle connections ready to be checked out.
+    pub available: usize,
+    /// Most connections the pool opens.
+    pub max_size: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+impl PoolStatus {
+    /// Connections checked out.
+    pub fn in_use(&self) -> usize {
+        self.size.saturating_sub(self.available)
+    }
+
+    fn of<M: deadpool::managed::Manager>(pool: &deadpool::managed::Pool<M>) -> Self {
+        let s = pool.status();
+        Self {
+            size: s.size,
+            available: s.available,
+            max_size: s.max_size,
+            waiting: s.waiting,
+        }
+    }
+}
+
 impl From<PoolError> for DbError {
     fn from(e: PoolError) -> Self {
         DbError::Unavailable(e.to_string())
@@ -203,6 +287,7 @@ pub struct Database {
     query_timeout: Duration,
     logger: Logger,
     nodes: String,
+    observer: Option<Arc<dyn PoolObserver>>,
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of the primary (or the only node),
@@ -243,13 +328,13 @@ macro_rules! with_read_connection {
         match db.pick_replica() {
             Some(replica) => {
                 let in_flight = replica.begin_read();
-                let first = match replica.pool().get().await {
+                let first = match db.checkout(replica.node(), replica.pool()).await {
                     Ok(mut guard) => {
                         let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
                         db.bounded(async { $body.map_err($crate::DbError::from) })
                             .await
                     }
-                    Err(e) => Err($crate::DbError::from(e)),
+                    Err(e) => Err(e),
                 };
                 drop(in_flight);
                 match first {
@@ -273,26 +358,34 @@ macro_rules! with_read_connection {
 #[macro_export]
 macro_rules! __on_pool {
     ($db:expr, $pool:expr, |$conn:ident| $body:expr) => {
+        // `$pool` is the primary's (node 0).
         match $pool {
-            $crate::DbPool::Mysql(pool) => match pool.get().await {
+            $crate::DbPool::Mysql(pool) => match $db.checkout($crate::PRIMARY_NODE, pool).await {
                 Ok(mut guard) => {
                     let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
                     $db.bounded(async { $body.map_err($crate::DbError::from) })
                         .await
                 }
-                Err(e) => Err($crate::DbError::from(e)),
+                Err(e) => Err(e),
             },
-            $crate::DbPool::Sqlite(pool) => match pool.get().await {
+            $crate::DbPool::Sqlite(pool) => match $db.checkout($crate::PRIMARY_NODE, pool).await {
                 Ok(mut guard) => {
                     let $conn: &mut $crate::SqliteAsync = &mut guard;
                     $db.bounded(async { $body.map_err($crate::DbError::from) })
                         .await
                 }
-                Err(e) => Err($crate::DbError::from(e)),
+                Err(e) => Err(e),
             },
         }
     };
 }
+
+/// The primary's index among the nodes ([`Database::node_labels`]); replicas follow in
+/// `mysql.replicas` order.
+pub const PRIMARY_NODE: usize = 0;
+
+/// The primary's label in node lists ([`group::NodeStats`], [`Database::node_labels`]).
+pub const PRIMARY_LABEL: &str = "primary";
 
 /// Types the [`with_connection!`] macro names.
 pub mod reexport {
@@ -316,10 +409,15 @@ impl Database {
             Driver::Mysql => {
                 let primary = mysql_pool(settings, mysql, mysql.dsn.expose_secret(), logger)?;
                 let mut nodes = Vec::with_capacity(mysql.replicas.len());
-                for replica in &mysql.replicas {
+                for (i, replica) in mysql.replicas.iter().enumerate() {
                     let dsn = replica.dsn.expose_secret();
                     let pool = mysql_pool(settings, mysql, dsn, logger)?;
-                    nodes.push(group::Replica::new(node_label(dsn), pool, replica.weight));
+                    nodes.push(group::Replica::new(
+                        node_label(dsn),
+                        PRIMARY_NODE + 1 + i,
+                        pool,
+                        replica.weight,
+                    ));
                 }
                 let set = (!nodes.is_empty())
                     .then(|| Arc::new(group::ReplicaSet::new(nodes, mysql.read_policy)));
@@ -360,7 +458,67 @@ impl Database {
             query_timeout: settings.query_timeout,
             logger: logger.clone(),
             nodes,
+            observer: None,
         })
+    }
+
+    /// This database with every checkout reported to `observer` (before it is cloned: clones
+    /// made earlier keep reporting to what they had).
+    pub fn with_observer(mut self, observer: Arc<dyn PoolObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The nodes' labels, in node order: `primary` (the only node on SQLite or without
+    /// replicas), then each replica's `host:port` as [`group::NodeStats`] names it.
+    pub fn node_labels(&self) -> Vec<String> {
+        std::iter::once(PRIMARY_LABEL.to_owned())
+            .chain(
+                self.replicas
+                    .iter()
+                    .flat_map(|s| s.replicas.iter().map(|r| r.label().to_owned())),
+            )
+            .collect()
+    }
+
+    /// Each node's pool numbers now, in the order of [`Database::node_labels`]. Cheap (one
+    /// short lock per pool): meant for a metrics scrape, not for every request.
+    pub fn pool_status(&self) -> Vec<PoolStatus> {
+        let primary = match &self.pool {
+            DbPool::Mysql(p) => PoolStatus::of(p),
+            DbPool::Sqlite(p) => PoolStatus::of(p),
+        };
+        std::iter::once(primary)
+            .chain(
+                self.replicas
+                    .iter()
+                    .flat_map(|s| s.replicas.iter().map(|r| PoolStatus::of(&r.pool))),
+            )
+            .collect()
+    }
+
+    /// Checks a connection out of `pool`, node `node`, telling the observer if there is one
+    /// (then the checkout costs two clock reads and a call; without, nothing).
+    ///
+    /// # Errors
+    /// [`DbError::Unavailable`] when no connection can be had in time.
+    #[doc(hidden)]
+    pub async fn checkout<M>(
+        &self,
+        node: usize,
+        pool: &deadpool::managed::Pool<M>,
+    ) -> Result<deadpool::managed::Object<M>, DbError>
+    where
+        M: deadpool::managed::Manager<Error = ManagerError>,
+    {
+        let Some(observer) = &self.observer else {
+            return pool.get().await.map_err(DbError::from);
+        };
+        let started = std::time::Instant::now();
+        let result = pool.get().await;
+        let failure = result.as_ref().err().map(AcquireFailure::of);
+        observer.checkout(node, started.elapsed(), failure);
+        result.map_err(DbError::from)
     }
 
     /// Where the pools point, without credentials (`mysql db:3306 replicas [r1:3306]`).
@@ -757,6 +915,99 @@ mod tests {
         assert_eq!(account("@tcp(db:3306)/x"), user("", false));
         let err = mysql_account("secret-in-nonsense").unwrap_err().to_string();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    type Seen = std::sync::Mutex<Vec<(usize, Duration, Option<AcquireFailure>)>>;
+
+    struct Recorder(Arc<Seen>);
+
+    impl PoolObserver for Recorder {
+        fn checkout(&self, node: usize, waited: Duration, failure: Option<AcquireFailure>) {
+            self.0.lock().unwrap().push((node, waited, failure));
+        }
+    }
+
+    fn one_connection_sqlite() -> Database {
+        let settings = DatabaseSettings {
+            driver: Driver::Sqlite,
+            migrate_on_start: false,
+            acquire_timeout: Duration::from_millis(200),
+            query_timeout: Duration::from_secs(2),
+        };
+        let sqlite = SqliteSettings {
+            path: ":memory:".into(),
+            max_open: 1,
+            busy_timeout: Duration::from_secs(1),
+            is_debug: false,
+        };
+        let mysql = MysqlSettings {
+            dsn: SecretString::from("mysql://u@127.0.0.1:1/x"),
+            max_open: 1,
+            max_idle: 1,
+            max_lifetime: Duration::ZERO,
+            connect_timeout: Duration::from_millis(100),
+            is_debug: false,
+            replicas: Vec::new(),
+            read_policy: group::ReadPolicy::RoundRobin,
+            health_check_interval: Duration::from_secs(1),
+            read_your_writes: Duration::ZERO,
+        };
+        let logger = Logger::root(slog::Discard, slog::o!());
+        Database::connect(&settings, &sqlite, &mysql, &logger).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkouts_are_reported_and_pools_read() {
+        let seen = Arc::new(Seen::default());
+        let db = one_connection_sqlite().with_observer(Arc::new(Recorder(seen.clone())));
+        assert_eq!(db.node_labels(), vec!["primary".to_owned()]);
+        db.ping().await.unwrap();
+        let idle = db.pool_status()[0];
+        assert_eq!((idle.size, idle.in_use(), idle.max_size), (1, 0, 1));
+
+        let DbPool::Sqlite(pool) = db.pool() else {
+            panic!("sqlite")
+        };
+        let held = db.checkout(PRIMARY_NODE, pool).await.unwrap();
+        let busy = db.pool_status()[0];
+        assert_eq!((busy.in_use(), busy.waiting), (1, 0));
+        let waiter = tokio::spawn({
+            let db = db.clone();
+            async move { db.ping().await }
+        });
+        let mut waiting = 0;
+        for _ in 0..100 {
+            waiting = db.pool_status()[0].waiting;
+            if waiting == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(waiting, 1, "the second caller waits");
+        assert!(matches!(
+            waiter.await.unwrap(),
+            Err(DbError::Unavailable(_))
+        ));
+        drop(held);
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen.iter().all(|(node, _, _)| *node == PRIMARY_NODE));
+        assert_eq!((seen[0].2, seen[1].2), (None, None));
+        let (_, waited, failure) = seen[2];
+        assert_eq!(failure, Some(AcquireFailure::Timeout));
+        assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    }
+
+    #[test]
+    fn pool_errors_map_to_bounded_kinds() {
+        use deadpool::managed::{PoolError as E, TimeoutType};
+        let kind = |e: E<()>| AcquireFailure::of(&e).as_str();
+        assert_eq!(kind(E::Timeout(TimeoutType::Wait)), "timeout");
+        assert_eq!(kind(E::Timeout(TimeoutType::Create)), "connect");
+        assert_eq!(kind(E::Timeout(TimeoutType::Recycle)), "connect");
+        assert_eq!(kind(E::Backend(())), "connect");
+        assert_eq!(kind(E::Closed), "closed");
     }
 
     #[test]

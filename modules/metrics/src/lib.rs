@@ -1,13 +1,21 @@
 //! Prometheus metrics (the `prometheus` crate): one [`Metrics`] per process, built by the
 //! assembly and handed to whoever records — the HTTP lifecycle middleware, the auth service,
-//! the caches — never a global registry. Rendered in the text exposition format for the
-//! metrics listener (`metrics.addr`, on loopback by default, never the public port).
+//! the caches, the Redis and MongoDB repositories, the database pools — never a global
+//! registry. Rendered in the text exposition format for the metrics listener (`metrics.addr`,
+//! on loopback by default, never the public port).
+//!
+//! Every metric is named and described here; the client crates (`goex-database`,
+//! `goex-redis`, `goex-mongo`) know nothing of Prometheus, and this crate knows nothing of
+//! them: the assembly hands each recorder the handles it needs ([`CallMetrics`]) and gives the
+//! pool collector a closure that reads the pools ([`Metrics::database_pools`]).
 
 use std::sync::Arc;
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use serde::Deserialize;
 
@@ -32,6 +40,13 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+/// Buckets of calls to a backing store (a Redis command, a MongoDB operation, a pool
+/// checkout), in seconds: 50 µs (a Redis `GET` on loopback) to 10 s.
+const CALL_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
 struct Inner {
     registry: Registry,
     http_requests: IntCounterVec,
@@ -40,6 +55,151 @@ struct Inner {
     logins: IntCounterVec,
     throttled: IntCounterVec,
     cache: IntCounterVec,
+    redis: CallFamily,
+    mongodb: CallFamily,
+    pool_acquire: CallFamily,
+}
+
+/// A latency histogram and an error counter sharing their first labels (`command`,
+/// `operation`, or `node` and `backend`); the counter adds `kind`.
+struct CallFamily {
+    duration: HistogramVec,
+    errors: IntCounterVec,
+}
+
+impl CallFamily {
+    fn new(
+        name: &str,
+        duration_help: &str,
+        errors_help: &str,
+        labels: &[&str],
+    ) -> Result<Self, prometheus::Error> {
+        let duration = HistogramVec::new(
+            HistogramOpts::new(format!("{name}_duration_seconds"), duration_help)
+                .buckets(CALL_BUCKETS.to_vec()),
+            labels,
+        )?;
+        let with_kind: Vec<&str> = labels.iter().copied().chain(["kind"]).collect();
+        let errors = IntCounterVec::new(
+            Opts::new(format!("{name}_errors_total"), errors_help),
+            &with_kind,
+        )?;
+        Ok(Self { duration, errors })
+    }
+
+    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.duration.clone()))?;
+        registry.register(Box::new(self.errors.clone()))
+    }
+
+    /// The handles of one label set, its error counters made (at 0) for `kinds`.
+    fn handles(&self, labels: &[&str], kinds: &[&'static str]) -> CallMetrics {
+        let counter = |kind: &str| {
+            let mut values = labels.to_vec();
+            values.push(kind);
+            self.errors.with_label_values(&values)
+        };
+        CallMetrics {
+            duration: self.duration.with_label_values(labels),
+            errors: kinds.iter().map(|k| (*k, counter(k))).collect(),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            family: self.errors.clone(),
+        }
+    }
+}
+
+/// The handles of one kind of call to a backing store — a Redis command, a MongoDB operation,
+/// a checkout from one database pool — looked up once when the recorder is built, so a call
+/// costs a histogram observation and, when it fails, a counter increment (no label lookup).
+#[derive(Clone)]
+pub struct CallMetrics {
+    duration: Histogram,
+    /// The counters of the error kinds named when the handles were made.
+    errors: Vec<(&'static str, IntCounter)>,
+    /// For a kind that was not named (a bug, but not worth losing the count).
+    labels: Vec<String>,
+    family: IntCounterVec,
+}
+
+impl CallMetrics {
+    /// A call ended after `seconds`, failing with an error of `error` kind or not (`None`).
+    /// Failed calls are observed in the histogram too: a call that timed out took that long.
+    pub fn observe(&self, seconds: f64, error: Option<&str>) {
+        self.duration.observe(seconds);
+        if let Some(kind) = error {
+            match self.errors.iter().find(|(k, _)| *k == kind) {
+                Some((_, counter)) => counter.inc(),
+                None => {
+                    let mut values: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+                    values.push(kind);
+                    self.family.with_label_values(&values).inc();
+                }
+            }
+        }
+    }
+}
+
+/// Awaits `call`, recording its time and its error's kind (`kind` names it) on `metrics` when
+/// they are on; without, it is `call.await`.
+pub async fn timed<T, E>(
+    metrics: Option<&CallMetrics>,
+    kind: fn(&E) -> &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let Some(metrics) = metrics else {
+        return call.await;
+    };
+    let started = std::time::Instant::now();
+    let result = call.await;
+    metrics.observe(
+        started.elapsed().as_secs_f64(),
+        result.as_ref().err().map(kind),
+    );
+    result
+}
+
+impl std::fmt::Debug for CallMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CallMetrics").field(&self.labels).finish()
+    }
+}
+
+/// One database pool's numbers at the instant of a scrape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolSample {
+    /// Connections open, idle or in use.
+    pub size: u64,
+    /// Connections checked out.
+    pub in_use: u64,
+    /// Most connections the pool opens.
+    pub max_size: u64,
+    /// Callers waiting for a connection.
+    pub waiting: u64,
+}
+
+/// The pool gauges, read when scraped: a gauge set on every checkout would cost the request
+/// path and still be stale between scrapes.
+struct PoolCollector {
+    families: [IntGaugeVec; 4],
+    /// Per node, in `read`'s order: size, in use, max size, waiting.
+    nodes: Vec<[IntGauge; 4]>,
+    read: Box<dyn Fn() -> Vec<PoolSample> + Send + Sync>,
+}
+
+impl Collector for PoolCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.families.iter().flat_map(|f| f.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        for (gauges, sample) in self.nodes.iter().zip((self.read)()) {
+            let values = [sample.size, sample.in_use, sample.max_size, sample.waiting];
+            for (gauge, value) in gauges.iter().zip(values) {
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
+        self.families.iter().flat_map(|f| f.collect()).collect()
+    }
 }
 
 /// The metrics of one route and method, with its status counters made on first use.
@@ -124,6 +284,27 @@ impl Metrics {
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(throttled.clone()))?;
         registry.register(Box::new(cache.clone()))?;
+        let redis = CallFamily::new(
+            "redis_command",
+            "Time of a Redis command (or script, or MULTI pipeline), failed ones included",
+            "Redis commands that failed, by kind",
+            &["command"],
+        )?;
+        let mongodb = CallFamily::new(
+            "mongodb_operation",
+            "Time of a MongoDB operation, failed ones included",
+            "MongoDB operations that failed, by kind",
+            &["operation"],
+        )?;
+        let pool_acquire = CallFamily::new(
+            "database_pool_acquire",
+            "Time to check a connection out of a database pool, or to give up",
+            "Checkouts from a database pool that failed, by kind",
+            &["node", "backend"],
+        )?;
+        for family in [&redis, &mongodb, &pool_acquire] {
+            family.register(&registry)?;
+        }
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -137,8 +318,80 @@ impl Metrics {
                 logins,
                 throttled,
                 cache,
+                redis,
+                mongodb,
+                pool_acquire,
             }),
         })
+    }
+
+    /// The handles of Redis command `command` (a name from the code, such as `get`, never a
+    /// key), with error counters for `kinds`.
+    pub fn redis_command(&self, command: &str, kinds: &[&'static str]) -> CallMetrics {
+        self.inner.redis.handles(&[command], kinds)
+    }
+
+    /// The handles of MongoDB operation `operation` (such as `find_one`), with error counters
+    /// for `kinds`.
+    pub fn mongodb_operation(&self, operation: &str, kinds: &[&'static str]) -> CallMetrics {
+        self.inner.mongodb.handles(&[operation], kinds)
+    }
+
+    /// Registers the pool gauges of a database's `nodes` (their labels, such as `primary` or
+    /// `db2:3306`) on `backend`: `read` is called at every scrape and returns each node's
+    /// numbers in the order of `nodes`. Returns each node's checkout handles, with error
+    /// counters for `kinds`.
+    ///
+    /// # Errors
+    /// The pools of a database were registered already on this registry.
+    pub fn database_pools(
+        &self,
+        backend: &str,
+        nodes: &[String],
+        kinds: &[&'static str],
+        read: impl Fn() -> Vec<PoolSample> + Send + Sync + 'static,
+    ) -> Result<Vec<CallMetrics>, MetricsError> {
+        let gauge =
+            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["node", "backend"]);
+        let families = [
+            gauge(
+                "database_pool_connections",
+                "Connections a database pool holds open, idle or in use",
+            )?,
+            gauge(
+                "database_pool_connections_in_use",
+                "Connections checked out of a database pool",
+            )?,
+            gauge(
+                "database_pool_max_connections",
+                "Most connections a database pool opens",
+            )?,
+            gauge(
+                "database_pool_waiting",
+                "Callers waiting for a connection of a database pool",
+            )?,
+        ];
+        let per_node = nodes
+            .iter()
+            .map(|node| {
+                families
+                    .clone()
+                    .map(|f| f.with_label_values(&[node, backend]))
+            })
+            .collect();
+        self.inner.registry.register(Box::new(PoolCollector {
+            families,
+            nodes: per_node,
+            read: Box::new(read),
+        }))?;
+        Ok(nodes
+            .iter()
+            .map(|node| {
+                self.inner
+                    .pool_acquire
+                    .handles(&[node.as_str(), backend], kinds)
+            })
+            .collect())
     }
 
     /// A request started.
@@ -225,5 +478,93 @@ mod tests {
             text.contains("go_example_process_resident_memory_bytes"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn calls_are_timed_and_failures_counted_by_kind() {
+        let m = Metrics::new().unwrap();
+        let get = m.redis_command("get", &["unavailable", "command"]);
+        let find = m.mongodb_operation("find_one", &["unavailable"]);
+        let ok: Result<u8, &str> = timed(Some(&get), |_| "unavailable", async { Ok(1) }).await;
+        assert_eq!(ok, Ok(1));
+        let failed: Result<u8, &str> = timed(
+            Some(&get),
+            |e| if *e == "refused" { "command" } else { "x" },
+            async { Err("refused") },
+        )
+        .await;
+        assert_eq!(failed, Err("refused"));
+        find.observe(0.02, Some("not-named-up-front"));
+        // Without handles the call only runs.
+        assert_eq!(
+            timed(None, |_: &()| "x", async { Ok::<_, ()>(2) }).await,
+            Ok(2)
+        );
+        let text = m.render();
+        for line in [
+            r#"go_example_redis_command_duration_seconds_count{command="get"} 2"#,
+            r#"go_example_redis_command_errors_total{command="get",kind="command"} 1"#,
+            // Named kinds are exported from the start, at 0, so rate() sees the first error.
+            r#"go_example_redis_command_errors_total{command="get",kind="unavailable"} 0"#,
+            r#"go_example_mongodb_operation_duration_seconds_bucket{operation="find_one",le="0.025"} 1"#,
+            r#"go_example_mongodb_operation_errors_total{kind="not-named-up-front",operation="find_one"} 1"#,
+            r#"go_example_mongodb_operation_errors_total{kind="unavailable",operation="find_one"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn pool_gauges_are_read_at_each_scrape() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let m = Metrics::new().unwrap();
+        let in_use = Arc::new(AtomicU64::new(1));
+        let read = {
+            let in_use = in_use.clone();
+            move || {
+                let n = in_use.load(Ordering::Relaxed);
+                vec![
+                    PoolSample {
+                        size: 3,
+                        in_use: n,
+                        max_size: 10,
+                        waiting: 0,
+                    },
+                    PoolSample {
+                        size: 1,
+                        in_use: 0,
+                        max_size: 10,
+                        waiting: 2,
+                    },
+                ]
+            }
+        };
+        let nodes = ["primary".to_owned(), "db2:3306".to_owned()];
+        let checkouts = m
+            .database_pools("mysql", &nodes, &["timeout", "connect"], read)
+            .unwrap();
+        assert_eq!(checkouts.len(), 2);
+        checkouts[1].observe(3.0, Some("timeout"));
+        let text = m.render();
+        for line in [
+            r#"go_example_database_pool_connections{backend="mysql",node="primary"} 3"#,
+            r#"go_example_database_pool_connections_in_use{backend="mysql",node="primary"} 1"#,
+            r#"go_example_database_pool_max_connections{backend="mysql",node="db2:3306"} 10"#,
+            r#"go_example_database_pool_waiting{backend="mysql",node="db2:3306"} 2"#,
+            r#"go_example_database_pool_acquire_errors_total{backend="mysql",kind="timeout",node="db2:3306"} 1"#,
+            r#"go_example_database_pool_acquire_errors_total{backend="mysql",kind="connect",node="primary"} 0"#,
+            r#"go_example_database_pool_acquire_duration_seconds_count{backend="mysql",node="db2:3306"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        in_use.store(4, Ordering::Relaxed);
+        assert!(
+            m.render().contains(
+                r#"go_example_database_pool_connections_in_use{backend="mysql",node="primary"} 4"#
+            ),
+            "read again when scraped"
+        );
+        let again = m.database_pools("mysql", &nodes, &[], Vec::new);
+        assert!(again.is_err(), "one database per registry");
     }
 }

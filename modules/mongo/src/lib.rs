@@ -48,6 +48,22 @@ pub enum MongoError {
     Settings(String),
 }
 
+impl MongoError {
+    /// The kinds an operation can fail with (settings errors happen only at build time).
+    pub const OPERATION_KINDS: [&'static str; 3] = ["unavailable", "duplicate", "operation"];
+
+    /// `unavailable`, `duplicate`, `operation` or `settings`: a bounded name of the variant,
+    /// for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MongoError::Unavailable(_) => "unavailable",
+            MongoError::Duplicate(_) => "duplicate",
+            MongoError::Operation(_) => "operation",
+            MongoError::Settings(_) => "settings",
+        }
+    }
+}
+
 impl From<mongodb::error::Error> for MongoError {
     fn from(e: mongodb::error::Error) -> Self {
         use mongodb::error::{ErrorKind, WriteFailure};

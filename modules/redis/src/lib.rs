@@ -76,6 +76,20 @@ pub enum RedisError {
     Settings(String),
 }
 
+impl RedisError {
+    /// The kinds a command can fail with (settings errors happen only at build time).
+    pub const COMMAND_KINDS: [&'static str; 2] = ["unavailable", "command"];
+
+    /// `unavailable`, `command` or `settings`: a bounded name of the variant, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RedisError::Unavailable(_) => "unavailable",
+            RedisError::Command(_) => "command",
+            RedisError::Settings(_) => "settings",
+        }
+    }
+}
+
 impl From<redis::RedisError> for RedisError {
     fn from(e: redis::RedisError) -> Self {
         use redis::ErrorKind;

@@ -10,7 +10,7 @@ use goex_mongo::{IndexModel, MongoError};
 use serde::{Deserialize, Serialize};
 use shaku::{Component, Interface};
 
-use crate::repository::client::MongoClientHandle;
+use crate::repository::client::{MongoClientHandle, MongoOperation};
 use crate::repository::error::RepoError;
 
 /// The dependency name in errors and `/readyz`.
@@ -74,6 +74,19 @@ fn repo_error(e: MongoError) -> RepoError {
     }
 }
 
+impl MongoUserDocumentRepository {
+    /// Awaits `call`, an `operation`, timing it when metrics are on.
+    async fn timed<T>(
+        &self,
+        operation: MongoOperation,
+        call: impl Future<Output = Result<T, MongoError>>,
+    ) -> Result<T, RepoError> {
+        goex_metrics::timed(self.mongo.metrics(operation), MongoError::kind, call)
+            .await
+            .map_err(repo_error)
+    }
+}
+
 #[async_trait]
 impl UserDocumentRepository for MongoUserDocumentRepository {
     fn enabled(&self) -> bool {
@@ -94,11 +107,12 @@ impl UserDocumentRepository for MongoUserDocumentRepository {
             )
             .build();
         let users = mongo.database().collection::<UserDocument>(COLLECTION);
-        mongo
-            .bounded(users.create_index(index))
-            .await
-            .map(|_| ())
-            .map_err(repo_error)
+        self.timed(
+            MongoOperation::CreateIndex,
+            mongo.bounded(users.create_index(index)),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn set_user_info(&self, doc: &UserDocument) -> Result<(), RepoError> {
@@ -106,15 +120,12 @@ impl UserDocumentRepository for MongoUserDocumentRepository {
             return Ok(());
         };
         let users = mongo.database().collection::<UserDocument>(COLLECTION);
-        mongo
-            .bounded(
-                users
-                    .replace_one(doc! { "user_id": doc.user_id }, doc)
-                    .upsert(true),
-            )
+        let replace = users
+            .replace_one(doc! { "user_id": doc.user_id }, doc)
+            .upsert(true);
+        self.timed(MongoOperation::ReplaceOne, mongo.bounded(replace))
             .await
             .map(|_| ())
-            .map_err(repo_error)
     }
 
     async fn get_user_info(&self, user_id: i64) -> Result<Option<UserDocument>, RepoError> {
@@ -122,9 +133,8 @@ impl UserDocumentRepository for MongoUserDocumentRepository {
             return Ok(None);
         };
         let users = mongo.database().collection::<UserDocument>(COLLECTION);
-        mongo
-            .bounded(users.find_one(doc! { "user_id": user_id }))
+        let find = users.find_one(doc! { "user_id": user_id });
+        self.timed(MongoOperation::FindOne, mongo.bounded(find))
             .await
-            .map_err(repo_error)
     }
 }
