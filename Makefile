@@ -5,13 +5,16 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/go_example-rs/target
 BIN := $(CARGO_TARGET_DIR)/debug/go_example
 
 .DEFAULT_GOAL := help
-.PHONY: help http migrate test lint fmt clippy nextest postman contract diesel-check bench services-up services-down
+.PHONY: help http grpc certs migrate test lint fmt clippy nextest postman contract diesel-check bench services-up services-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
 http: ## run the HTTP app on the embedded default (SQLite, no external service) on 127.0.0.1:8080
 	cargo run --bin go_example -- http
+
+grpc: ## run the gRPC app on 127.0.0.1:9090 (TLS with dev certificates made on first run under var/certs/grpc)
+	cargo run --bin go_example -- grpc
 
 migrate: ## diesel migration run against DATABASE_URL (MySQL); installs diesel_cli if missing
 	@test -n "$$DATABASE_URL" || { echo 'set DATABASE_URL=mysql://user:pass@host:port/db (or: eval "$$(scripts/services.sh up)"; export DATABASE_URL=$$APP__MYSQL__DSN)'; exit 2; }

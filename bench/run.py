@@ -11,6 +11,8 @@ Suites:
   data  go_example on real servers, GET /hello?id=1 with the user cache off so every request
         reads the database and Redis: single MySQL + single Redis vs a primary/replica group vs
         a Redis Cluster (servers from scripts/services.sh, exported in the environment).
+  metrics  (only with --suite metrics) go_example with metrics on and off alone, twice the rounds,
+        access log off: the recording cost by req/s and by server CPU per request.
 """
 import argparse
 import json
@@ -252,6 +254,36 @@ def data_suite(args, work):
     return {"data": {"median": med, "ratio_group": group[0] / single[0], "ratio_cluster": clus[0] / single[0]}}
 
 
+def metrics_suite(args, work):
+    """Only the metrics cost: go_example with metrics on and off, alternating, twice the rounds."""
+    servers = []
+    for name, enabled in (("metrics on", "true"), ("metrics off", "false")):
+        port = free_port()
+        workdir = os.path.join(work, name.replace(" ", "-"))
+        os.makedirs(workdir, exist_ok=True)
+        env = stack_env(port, workdir)
+        env["APP__METRICS__ENABLED"] = enabled
+        # No access record: the file writer would be most of what is compared.
+        env["APP__SERVER__HTTP__ACCESS_LOG"] = "false"
+        servers.append(Server(name, [args.stack, "http", "--env", "debug"], port, env, ROOT))
+    try:
+        for s in servers:
+            s.start()
+        rounds = args.rounds
+        args.rounds = rounds * 2
+        med, _ = measure(servers, args, "/hello")
+        args.rounds = rounds
+    finally:
+        for s in servers:
+            s.stop()
+    on, off = med["metrics on"], med["metrics off"]
+    print()
+    print(f"GET /hello, metrics on vs off only, {rounds * 2} alternating rounds of {args.seconds} s, access log off")
+    table(med)
+    print(f"metrics on / off: {on[0] / off[0]:.3f} req/s, {off[2] / on[2]:.3f} by server CPU per request (goal >= 0.97)")
+    return {"metrics": {"median": med, "ratio_rps": on[0] / off[0], "ratio_cpu": off[2] / on[2]}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stack", required=True)
@@ -264,7 +296,7 @@ def main():
     ap.add_argument("--baseline", help="an earlier go_example build, measured alongside (http suite)")
     ap.add_argument("--baseline-root", default=ROOT,
                     help="the checkout the baseline was built from (its configs/ are used)")
-    ap.add_argument("--suite", choices=["http", "data", "all"], default="all")
+    ap.add_argument("--suite", choices=["http", "data", "metrics", "all"], default="all")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing")
@@ -276,6 +308,8 @@ def main():
     if args.suite in ("data", "all"):
         print()
         figures.update(data_suite(args, work))
+    if args.suite == "metrics":
+        figures.update(metrics_suite(args, work))
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:

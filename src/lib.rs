@@ -8,6 +8,7 @@ pub mod controller;
 pub mod meta;
 pub mod middleware;
 pub mod model;
+pub mod proto;
 pub mod repository;
 pub mod server;
 pub mod service;

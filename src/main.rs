@@ -47,6 +47,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Http => cmd::http::run(&config, profile, &logger).await,
+            Command::Grpc => cmd::grpc::run(&config, profile, &logger).await,
+            Command::Certs(cmd::CertsCommand::Generate { out, san, days }) => {
+                cmd::certs::generate(&out, &san, days).map(|text| print!("{text}"))
+            }
             Command::Migrate => cmd::migrate::run(&config, &logger).await.map(|_| ()),
             Command::Version => Ok(()),
             Command::Keys(cmd::KeysCommand::Generate { name, algorithm }) => {

@@ -31,6 +31,7 @@ use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameter
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
+use crate::service::user::UserServiceImpl;
 
 use self::infra::Infra;
 
@@ -46,6 +47,7 @@ module! {
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
+            UserServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
         ],

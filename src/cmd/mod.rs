@@ -1,5 +1,7 @@
 //! The command line (the original's cobra `cmd/`): one file per subcommand.
 
+pub mod certs;
+pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod migrate;
@@ -26,7 +28,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands. `grpc`, `socket`, `keys` and `certs` join here with their features.
+/// The subcommands. `socket` joins here with its feature.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP application (routes: /hello, /healthz, /readyz, ...).
@@ -34,6 +36,12 @@ pub enum Command {
     /// Listens on server.http.addr; SIGINT or SIGTERM stop it gracefully, letting in-flight
     /// requests finish within server.http.shutdown_timeout.
     Http,
+    /// Run the gRPC application (hello.HelloService, user.UserService, health, reflection).
+    ///
+    /// Listens on server.grpc.addr with TLS from server.grpc.tls.dir; every call carries the
+    /// user/password metadata or an access token. SIGINT or SIGTERM drain in-flight calls
+    /// within server.grpc.shutdown_timeout.
+    Grpc,
     /// Apply pending database migrations of the configured backend and exit.
     Migrate,
     /// Print the version and build information.
@@ -41,6 +49,28 @@ pub enum Command {
     /// Manage the JWT signing keys under certs.dir.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Make TLS certificates for the gRPC app.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+/// `go_example certs ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a CA (ca.crt, ca.key), a server certificate (server.pem, server.key) and a client
+    /// certificate (client.pem, client.key) signed by it.
+    Generate {
+        /// The folder to write (created if missing; an existing set is not overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A DNS name (`*.` wildcards allowed) or IP address the server certificate covers;
+        /// repeat it. Default: www.example.com, *.example.com, localhost, 127.0.0.1, ::1.
+        #[arg(long, value_name = "NAME")]
+        san: Vec<String>,
+        /// Days the certificates are valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
 }
 
 /// `go_example keys ...`.

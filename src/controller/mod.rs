@@ -6,6 +6,7 @@ pub mod auth;
 pub mod debug;
 pub mod extract;
 pub mod fallback;
+pub mod grpc;
 pub mod health;
 pub mod hello;
 pub mod home;

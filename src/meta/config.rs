@@ -109,6 +109,66 @@ pub struct ServerConfig {
     pub readiness_details: bool,
     /// The HTTP application.
     pub http: HttpConfig,
+    /// The gRPC application.
+    pub grpc: GrpcConfig,
+}
+
+/// The `server.grpc` section (the gRPC app, `go_example grpc`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Listen address; `:9090` (the original's) means every interface.
+    pub addr: String,
+    /// How long in-flight calls may run after SIGINT/SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Transport security.
+    pub tls: GrpcTlsConfig,
+    /// Per-call credentials.
+    pub auth: GrpcAuthConfig,
+}
+
+/// The `server.grpc.tls` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcTlsConfig {
+    /// Serve TLS (off: plaintext HTTP/2, for a mesh that terminates TLS itself).
+    pub enabled: bool,
+    /// Folder with `server.pem`, `server.key` and `ca.crt` (what `go_example certs generate`
+    /// writes; the original's `assets/certs/grpc_tls`).
+    pub dir: String,
+    /// Client certificates: `none`, `request` (asked for, verified when sent, not required: the
+    /// original's, so health checkers connect) or `require` (mTLS).
+    pub client_auth: ClientAuth,
+    /// Write a development CA and certificates into `dir` when it has none (debug and dev
+    /// profiles; refused in prod).
+    pub generate_missing: bool,
+}
+
+/// How the gRPC server treats client certificates.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Not asked for.
+    None,
+    /// Asked for and verified against `ca.crt` when sent; a client without one is admitted.
+    Request,
+    /// Required and verified (mutual TLS).
+    Require,
+}
+
+/// The `server.grpc.auth` section: every call carries the original's `user` / `password`
+/// metadata, or an access token of the auth feature.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcAuthConfig {
+    /// The `user` metadata value.
+    pub user: String,
+    /// The `password` metadata value (compared in constant time; required in prod).
+    pub password: secrecy::SecretString,
+    /// Also admit `authorization: Bearer <accessToken>` from `POST /auth/login` (the same
+    /// keys and single sign-on check as the HTTP app).
+    pub jwt: bool,
 }
 
 /// The `server.http` section.
@@ -208,6 +268,13 @@ impl AppConfig {
             return Err(invalid(
                 "server.debug_routes",
                 "must be false in the prod profile",
+            ));
+        }
+        parse_addr(&self.server.grpc.addr).map_err(|m| invalid("server.grpc.addr", m))?;
+        if profile.is_releasing() && self.server.grpc.tls.generate_missing {
+            return Err(invalid(
+                "server.grpc.tls.generate_missing",
+                "must be false in the prod profile: provide certificates",
             ));
         }
         if profile.is_releasing() && self.server.http.swagger_ui {

@@ -2,6 +2,7 @@
 //! service errors meet HTTP.
 
 pub mod envelope;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

@@ -42,6 +42,12 @@ pub trait HelloService: Interface {
     /// [`ServiceError::Unavailable`] when the user is not cached and the database is down, or
     /// when Redis is down.
     async fn say_hello(&self, id: u64) -> Result<Greeting, ServiceError>;
+
+    /// The gRPC `SayHello` answer, as the original's: `hello world` for id 1, else
+    /// `hello gRPC`.
+    fn rpc_greeting(&self, id: i32) -> &'static str {
+        if id == 1 { "hello world" } else { "hello gRPC" }
+    }
 }
 
 /// [`HelloService`] over the user repositories.

@@ -5,3 +5,4 @@ pub mod error;
 pub mod health;
 pub mod hello;
 pub mod password;
+pub mod user;

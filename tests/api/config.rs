@@ -101,10 +101,42 @@ fn prod_refuses_swagger_ui() {
 }
 
 #[test]
+fn prod_refuses_grpc_without_a_password_or_with_dev_certificates() {
+    let (code, stderr) = run(
+        &["grpc", "--env", "prod"],
+        &[
+            ("APP__LOG__FILE__ENABLED", "false"),
+            // Prod refuses a root DSN first.
+            ("APP__MYSQL__DSN", "mysql://app:pw@127.0.0.1:1/go_example"),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.grpc.auth.password"), "{stderr}");
+    let (code, stderr) = run(
+        &["grpc", "--env", "prod"],
+        &[
+            ("APP__SERVER__GRPC__AUTH__PASSWORD", "s3cret-enough"),
+            ("APP__SERVER__GRPC__TLS__GENERATE_MISSING", "true"),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("server.grpc.tls.generate_missing"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn version_and_help_work() {
     let out = Command::new(binary()).arg("version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("go_example "));
-    for args in [&["--help"][..], &["http", "--help"], &["migrate", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["http", "--help"],
+        &["grpc", "--help"],
+        &["certs", "generate", "--help"],
+        &["migrate", "--help"],
+    ] {
         let out = Command::new(binary()).args(args).output().unwrap();
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));

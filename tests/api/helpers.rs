@@ -247,6 +247,37 @@ pub async fn seed_user(app: &TestApp, username: &str) -> i64 {
         .id
 }
 
+/// The python of a venv holding `packages` from PyPI, made once per machine by
+/// `scripts/python-venv.sh` (parallel tests wait for one build).
+pub fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
+    let out = std::process::Command::new(manifest_dir().join("scripts/python-venv.sh"))
+        .arg(name)
+        .args(packages)
+        .output()
+        .expect("scripts/python-venv.sh runs");
+    assert!(
+        out.status.success(),
+        "scripts/python-venv.sh {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A user registered through the auth service of `module` (a real argon2 hash): its id.
+pub async fn seed_user_in(module: &AppModule, username: &str, password: &str) -> i64 {
+    use go_example::service::auth::AuthService;
+    use shaku::HasComponent;
+    let auth: &dyn AuthService = module.resolve_ref();
+    let form = serde_json::from_value(serde_json::json!({
+        "username": username, "password": password
+    }))
+    .expect("a registration form");
+    auth.register(form, "127.0.0.1")
+        .await
+        .expect("seed user")
+        .id
+}
+
 /// `GET path` with an `Authorization` header: status and JSON body.
 pub async fn get_with(app: &TestApp, path: &str, authorization: &str) -> (u16, Value) {
     let res = app

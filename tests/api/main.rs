@@ -9,6 +9,7 @@ mod auth;
 mod client_addr;
 mod config;
 mod errors;
+mod grpc;
 mod hello;
 mod hygiene;
 mod metrics;

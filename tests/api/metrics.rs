@@ -35,37 +35,9 @@ async fn scrape(app: &TestApp) -> (String, String) {
     (content_type, res.text().await.unwrap())
 }
 
-/// A venv with `prometheus-client`, made once per machine (like the MongoDB server's).
+/// A venv with `prometheus-client`, made once per machine (`scripts/python-venv.sh`).
 fn parser_python() -> std::path::PathBuf {
-    let home = std::env::var_os("HOME").expect("HOME");
-    let venv = std::path::Path::new(&home).join(".cache/go_example-rs/prometheus-venv");
-    let python = venv.join("bin/python");
-    let ready = |p: &std::path::Path| {
-        Command::new(p)
-            .args(["-c", "import prometheus_client"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ready(&python) {
-        let made = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(made.success(), "python3 -m venv {venv:?}");
-        let installed = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "prometheus-client",
-            ])
-            .status()
-            .expect("pip install prometheus-client");
-        assert!(installed.success(), "pip install prometheus-client");
-    }
-    python
+    crate::helpers::python_venv("prometheus", &["prometheus-client"])
 }
 
 /// Parses `text` with `prometheus_client.parser` and returns `name{labels}` → value.

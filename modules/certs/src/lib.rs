@@ -1,0 +1,265 @@
+//! TLS certificates for the gRPC app, made with rcgen instead of the original's openssl steps:
+//! a CA, a server certificate and a client certificate signed by it, written as the files the
+//! original used (`ca.crt`, `server.pem` / `server.key`, `client.pem` / `client.key`; the CA's
+//! key as `ca.key`). Keys are ECDSA P-256; private keys are written readable by the owner only.
+//!
+//! [`generate`] writes a new set; [`ensure`] writes one only where none is (the debug profile
+//! makes its dev certificates so on first run).
+
+#![warn(missing_docs)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+/// The CA certificate, the trust anchor of both sides.
+pub const CA_CERT: &str = "ca.crt";
+/// The CA's private key (needed only to sign more certificates).
+pub const CA_KEY: &str = "ca.key";
+/// The server's certificate chain.
+pub const SERVER_CERT: &str = "server.pem";
+/// The server's private key.
+pub const SERVER_KEY: &str = "server.key";
+/// The client's certificate (mTLS).
+pub const CLIENT_CERT: &str = "client.pem";
+/// The client's private key.
+pub const CLIENT_KEY: &str = "client.key";
+
+/// The names the original's certificates covered (`*.example.com`, checked as
+/// `www.example.com`) and the loopback addresses a local client dials.
+pub const DEFAULT_SANS: &[&str] = &[
+    "www.example.com",
+    "*.example.com",
+    "localhost",
+    "127.0.0.1",
+    "::1",
+];
+
+/// Why certificates could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// A subject alternative name is not a DNS name or an IP address.
+    #[error("subject alternative name `{name}`: {source}")]
+    San {
+        /// The offending name.
+        name: String,
+        /// rcgen's reason.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// A subject alternative name is neither an IP address nor a DNS name (labels of letters,
+    /// digits and `-`, an optional leading `*.`).
+    #[error("`{0}` is neither a DNS name nor an IP address")]
+    NotAName(String),
+    /// rcgen could not make a key or a certificate.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A file could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// [`generate`] refuses to overwrite an existing set.
+    #[error("{0} exists: remove it or choose another folder")]
+    Exists(PathBuf),
+}
+
+/// What [`generate`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The server certificate's subject alternative names.
+    pub sans: Vec<String>,
+    /// Days the certificates are valid for.
+    pub days: u32,
+}
+
+/// Writes a CA, a server and a client certificate under `dir` (created if missing), the server
+/// certificate covering `sans` (DNS names, `*.` wildcards, IP addresses), all valid for `days`.
+///
+/// # Errors
+/// A bad name, an existing `ca.crt` in `dir`, or a file that cannot be written.
+pub fn generate(dir: &Path, sans: &[String], days: u32) -> Result<Written, CertError> {
+    let ca_path = dir.join(CA_CERT);
+    if ca_path.exists() {
+        return Err(CertError::Exists(ca_path));
+    }
+    fs::create_dir_all(dir).map_err(|source| CertError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let (not_before, not_after) = validity(days);
+
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "go_example development CA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "go_example-rs");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = not_before;
+    ca.not_after = not_after;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+
+    let server_key = KeyPair::generate()?;
+    let mut server = leaf(sans, "go_example gRPC server", not_before, not_after)?;
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer)?;
+
+    let client_key = KeyPair::generate()?;
+    let mut client = leaf(&[], "go_example gRPC client", not_before, not_after)?;
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer)?;
+
+    write(&dir.join(SERVER_CERT), &server_cert.pem(), false)?;
+    write(&dir.join(SERVER_KEY), &server_key.serialize_pem(), true)?;
+    write(&dir.join(CLIENT_CERT), &client_cert.pem(), false)?;
+    write(&dir.join(CLIENT_KEY), &client_key.serialize_pem(), true)?;
+    write(&dir.join(CA_KEY), &issuer.key().serialize_pem(), true)?;
+    // Last: its presence means the set is complete.
+    write(&ca_path, &ca_cert.pem(), false)?;
+    Ok(Written {
+        dir: dir.to_owned(),
+        sans: sans.to_vec(),
+        days,
+    })
+}
+
+/// Writes a set with [`DEFAULT_SANS`] unless `dir` holds one already (its `ca.crt`); returns
+/// what it wrote, `None` when nothing was needed.
+///
+/// # Errors
+/// As [`generate`].
+pub fn ensure(dir: &Path, days: u32) -> Result<Option<Written>, CertError> {
+    if dir.join(CA_CERT).exists() {
+        return Ok(None);
+    }
+    let sans: Vec<String> = DEFAULT_SANS.iter().map(|s| (*s).to_owned()).collect();
+    generate(dir, &sans, days).map(Some)
+}
+
+fn leaf(
+    sans: &[String],
+    common_name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    for name in sans {
+        if name.parse::<std::net::IpAddr>().is_err() && !is_dns_name(name) {
+            return Err(CertError::NotAName(name.clone()));
+        }
+        let one = CertificateParams::new(vec![name.clone()]).map_err(|source| CertError::San {
+            name: name.clone(),
+            source,
+        })?;
+        params.subject_alt_names.extend(one.subject_alt_names);
+    }
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = not_before;
+    params.not_after = not_after;
+    Ok(params)
+}
+
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn validity(days: u32) -> (OffsetDateTime, OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    // A day of slack for clocks that disagree a little.
+    (
+        now - Duration::days(1),
+        now + Duration::days(i64::from(days)),
+    )
+}
+
+fn write(path: &Path, contents: &str, private: bool) -> Result<(), CertError> {
+    let err = |source| CertError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(contents.as_bytes()).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_the_originals_files_with_private_keys_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("grpc");
+        let sans = vec!["www.example.com".to_owned(), "127.0.0.1".to_owned()];
+        let written = generate(&out, &sans, 30).unwrap();
+        assert_eq!(written.sans, sans);
+        for name in [
+            CA_CERT,
+            CA_KEY,
+            SERVER_CERT,
+            SERVER_KEY,
+            CLIENT_CERT,
+            CLIENT_KEY,
+        ] {
+            let text = fs::read_to_string(out.join(name)).unwrap();
+            assert!(text.starts_with("-----BEGIN "), "{name}");
+        }
+        #[cfg(unix)]
+        for name in [CA_KEY, SERVER_KEY, CLIENT_KEY] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(out.join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{name} is private");
+        }
+        assert!(matches!(
+            generate(&out, &sans, 30),
+            Err(CertError::Exists(_))
+        ));
+        assert_eq!(ensure(&out, 30).unwrap(), None, "a complete set is kept");
+    }
+
+    #[test]
+    fn a_bad_name_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = generate(dir.path(), &["not a name".to_owned()], 1).unwrap_err();
+        assert!(err.to_string().contains("not a name"), "{err}");
+        assert!(!dir.path().join(CA_CERT).exists());
+    }
+}

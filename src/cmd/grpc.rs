@@ -1,0 +1,123 @@
+//! `go_example grpc`: builds the clients and the module, serves the gRPC app until SIGINT or
+//! SIGTERM, drains in-flight calls, closes the pools.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use goex_config::Profile;
+use slog::Logger;
+
+use crate::assembly::{self, AppModule, infra::Infra};
+use crate::cmd::http::shutdown_signal;
+use crate::meta::config::{AppConfig, parse_addr};
+use crate::server;
+
+/// Days the development certificates made at first start are valid.
+const DEV_CERT_DAYS: u32 = 365;
+
+/// A built gRPC application, bound but not yet serving.
+pub struct GrpcApplication {
+    listener: tokio::net::TcpListener,
+    port: u16,
+    module: Arc<AppModule>,
+    infra: Infra,
+    config: AppConfig,
+    logger: Logger,
+}
+
+impl GrpcApplication {
+    /// Builds clients and the module, makes development certificates when configured and
+    /// missing, and binds `server.grpc.addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// A client cannot be built, certificates cannot be made, or the address cannot be bound.
+    pub async fn build(
+        config: &AppConfig,
+        profile: Profile,
+        logger: &Logger,
+    ) -> anyhow::Result<Self> {
+        let grpc = &config.server.grpc;
+        if profile.is_releasing()
+            && secrecy::ExposeSecret::expose_secret(&grpc.auth.password).is_empty()
+        {
+            anyhow::bail!(
+                "config key `server.grpc.auth.password`: must be set in the prod profile \
+                 (APP__SERVER__GRPC__AUTH__PASSWORD)"
+            );
+        }
+        if grpc.tls.enabled
+            && grpc.tls.generate_missing
+            && !profile.is_releasing()
+            && let Some(written) = goex_certs::ensure(Path::new(&grpc.tls.dir), DEV_CERT_DAYS)
+                .context("making development certificates (server.grpc.tls.generate_missing)")?
+        {
+            slog::warn!(logger, "development certificates written: clients must trust its ca.crt";
+                "dir" => written.dir.display().to_string(), "sans" => written.sans.join(","));
+        }
+        let infra = Infra::build(config, logger)
+            .await
+            .context("building clients")?;
+        if config.database.migrate_on_start {
+            infra
+                .migrate()
+                .await
+                .context("applying start-up migrations")?;
+        }
+        let module = assembly::build(config, &infra);
+        let addr = parse_addr(&grpc.addr).map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding server.grpc.addr {addr}"))?;
+        let port = listener.local_addr()?.port();
+        slog::info!(logger, "grpc server listening"; "addr" => format!("{}:{port}", addr.ip()),
+            "tls" => grpc.tls.enabled, "client_auth" => ?grpc.tls.client_auth);
+        Ok(Self {
+            listener,
+            port,
+            module,
+            infra,
+            config: config.clone(),
+            logger: logger.clone(),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The built module.
+    pub fn module(&self) -> Arc<AppModule> {
+        self.module.clone()
+    }
+
+    /// Serves until `shutdown` completes, drains in-flight calls within
+    /// `server.grpc.shutdown_timeout`, and closes the pools.
+    ///
+    /// # Errors
+    /// The TLS files cannot be read, or the server fails.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let result = server::grpc::serve(
+            self.listener,
+            &self.config.server.grpc,
+            self.module,
+            &self.logger,
+            shutdown,
+        )
+        .await;
+        self.infra.close().await;
+        slog::info!(self.logger, "grpc server exited");
+        result
+    }
+}
+
+/// Runs the `grpc` command to completion.
+///
+/// # Errors
+/// Start-up or the server failed.
+pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
+    let app = GrpcApplication::build(config, profile, logger).await?;
+    app.run_until(shutdown_signal()).await
+}

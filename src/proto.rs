@@ -1,0 +1,17 @@
+//! The gRPC code generated from `proto/` at build time (see `build.rs`): the original's
+//! `hello.HelloService` and `user.UserService`, their messages, servers and clients.
+
+/// `proto/hello/hello.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod hello {
+    tonic::include_proto!("hello");
+}
+
+/// `proto/user/user.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod user {
+    tonic::include_proto!("user");
+}
+
+/// The encoded `FileDescriptorSet` of every proto, for the reflection service.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -1,0 +1,341 @@
+//! The gRPC app: TLS and mTLS handshakes, per-call auth (metadata and access tokens, a
+//! superseded login refused), the original's answers, `GetUser`, health, reflection, errors
+//! with their envelope code, and a graceful stop.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use go_example::cmd::grpc::GrpcApplication;
+use go_example::proto::hello::HelloRequest;
+use go_example::proto::hello::hello_service_client::HelloServiceClient;
+use go_example::proto::user::GetUserRequest;
+use go_example::proto::user::user_service_client::UserServiceClient;
+use go_example::service::auth::AuthService;
+use goex_config::Profile;
+use shaku::HasComponent;
+use tempfile::TempDir;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::{Code, Request};
+
+use crate::helpers::{manifest_dir, python_venv, seed_user_in, test_config};
+
+struct GrpcApp {
+    port: u16,
+    certs: PathBuf,
+    module: std::sync::Arc<go_example::assembly::AppModule>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: TempDir,
+}
+
+async fn spawn_grpc(client_auth: &str) -> GrpcApp {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("grpc-certs");
+    let config = test_config(&[
+        ("APP__SERVER__GRPC__ADDR", "127.0.0.1:0".to_owned()),
+        ("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()),
+        (
+            "APP__SERVER__GRPC__TLS__CLIENT_AUTH",
+            client_auth.to_owned(),
+        ),
+        ("APP__SERVER__GRPC__SHUTDOWN_TIMEOUT", "3s".to_owned()),
+        (
+            "APP__SQLITE__PATH",
+            dir.path().join("app.db").display().to_string(),
+        ),
+        (
+            "APP__CERTS__DIR",
+            dir.path().join("keys").display().to_string(),
+        ),
+    ]);
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let app = GrpcApplication::build(&config, Profile::Test, &logger)
+        .await
+        .expect("grpc app builds");
+    let port = app.port();
+    let module = app.module();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    GrpcApp {
+        port,
+        certs,
+        module,
+        stop: Some(stop),
+        done,
+        _dir: dir,
+    }
+}
+
+fn tls(certs: &Path, with_client_cert: bool) -> ClientTlsConfig {
+    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("www.example.com");
+    if with_client_cert {
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(certs.join("client.pem")).unwrap(),
+            std::fs::read(certs.join("client.key")).unwrap(),
+        ));
+    }
+    tls
+}
+
+async fn channel(app: &GrpcApp, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("https://127.0.0.1:{}", app.port))
+        .unwrap()
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+}
+
+fn with_password<T>(message: T, password: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("user", "root".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("password", password.parse().unwrap());
+    request
+}
+
+fn error_code(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get("x-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn say_hello_answers_as_the_original_with_credentials_and_refuses_without() {
+    let app = spawn_grpc("request").await;
+    let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
+    let mut client = HelloServiceClient::new(channel);
+
+    let one = client
+        .say_hello(with_password(HelloRequest { id: 1 }, "root123"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((one.id, one.name.as_str()), (1, "hello world"));
+    let other = client
+        .say_hello(with_password(HelloRequest { id: 7 }, "root123"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((other.id, other.name.as_str()), (7, "hello gRPC"));
+
+    let missing = client
+        .say_hello(Request::new(HelloRequest { id: 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    assert_eq!(error_code(&missing), "10010");
+    let wrong = client
+        .say_hello(with_password(HelloRequest { id: 1 }, "root124"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let prefix = client
+        .say_hello(with_password(HelloRequest { id: 1 }, "root12"))
+        .await
+        .unwrap_err();
+    assert_eq!(prefix.code(), Code::Unauthenticated, "no prefix match");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_authenticates_until_a_newer_login_supersedes_it() {
+    let app = spawn_grpc("request").await;
+    seed_user_in(&app.module, "grpcuser01", "abc123").await;
+    let auth: std::sync::Arc<dyn AuthService> = app.module.resolve();
+    let login = |name: &'static str| {
+        let auth = auth.clone();
+        async move {
+            let form = serde_json::from_value(serde_json::json!({
+                "username": name, "password": "abc123"
+            }))
+            .unwrap();
+            auth.login(form, "127.0.0.1").await.unwrap()
+        }
+    };
+    let first = login("grpcuser01").await;
+    let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
+    let mut client = HelloServiceClient::new(channel);
+    let call = |token: String| {
+        let mut request = Request::new(HelloRequest { id: 2 });
+        request
+            .metadata_mut()
+            .insert("authorization", token.parse().unwrap());
+        request
+    };
+    assert!(
+        client
+            .say_hello(call(first.access_token.clone()))
+            .await
+            .is_ok()
+    );
+    let _second = login("grpcuser01").await;
+    let superseded = client
+        .say_hello(call(first.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(superseded.code(), Code::Unauthenticated);
+    assert_eq!(error_code(&superseded), "20001", "{superseded:?}");
+    let garbage = client
+        .say_hello(call("Bearer not.a.jwt".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_user_reads_the_user_and_maps_errors_to_status_with_the_envelope_code() {
+    let app = spawn_grpc("none").await;
+    let id = seed_user_in(&app.module, "grpcuser02", "abc123").await;
+    let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
+    let mut users = UserServiceClient::new(channel);
+    let user = users
+        .get_user(with_password(GetUserRequest { id }, "root123"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((user.id, user.username.as_str()), (id, "grpcuser02"));
+    let missing = users
+        .get_user(with_password(GetUserRequest { id: id + 1000 }, "root123"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(error_code(&missing), "10005");
+    let bad = users
+        .get_user(with_password(GetUserRequest { id: 0 }, "root123"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(error_code(&bad), "10000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_require_refuses_clients_without_a_certificate_or_with_another_ca() {
+    let app = spawn_grpc("require").await;
+    // With the client certificate: served.
+    let channel = channel(&app, tls(&app.certs, true)).await.unwrap();
+    let answer = HelloServiceClient::new(channel)
+        .say_hello(with_password(HelloRequest { id: 1 }, "root123"))
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().name, "hello world");
+
+    // Without one: the handshake (or the first call on it) fails.
+    let refused = match channel_and_call(&app, tls(&app.certs, false)).await {
+        Ok(()) => panic!("a client without a certificate was served"),
+        Err(e) => e,
+    };
+    assert!(!refused.is_empty());
+
+    // A certificate from another CA: refused too.
+    let other = tempfile::tempdir().unwrap();
+    goex_certs::generate(other.path(), &["www.example.com".into()], 1).unwrap();
+    let foreign = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(
+            std::fs::read(app.certs.join("ca.crt")).unwrap(),
+        ))
+        .domain_name("www.example.com")
+        .identity(Identity::from_pem(
+            std::fs::read(other.path().join("client.pem")).unwrap(),
+            std::fs::read(other.path().join("client.key")).unwrap(),
+        ));
+    assert!(channel_and_call(&app, foreign).await.is_err());
+
+    // A client that trusts another CA refuses the server.
+    let distrust = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(
+            std::fs::read(other.path().join("ca.crt")).unwrap(),
+        ))
+        .domain_name("www.example.com");
+    assert!(channel_and_call(&app, distrust).await.is_err());
+}
+
+async fn channel_and_call(app: &GrpcApp, tls: ClientTlsConfig) -> Result<(), String> {
+    let channel = channel(app, tls).await.map_err(|e| format!("{e:?}"))?;
+    HelloServiceClient::new(channel)
+        .say_hello(with_password(HelloRequest { id: 1 }, "root123"))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_without_credentials_and_a_stop_is_graceful() {
+    let mut app = spawn_grpc("request").await;
+    let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for service in ["", "hello.HelloService", "user.UserService"] {
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            answer.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+    app.stop.take().unwrap().send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), &mut app.done)
+        .await
+        .expect("stopped within the drain timeout");
+    result.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_grpcio_client_calls_say_hello_health_and_reflection_over_mtls() {
+    let app = spawn_grpc("require").await;
+    let python = python_venv(
+        "grpc",
+        &[
+            "grpcio==1.85.1",
+            "grpcio-health-checking==1.85.1",
+            "grpcio-reflection==1.85.1",
+        ],
+    );
+    let out = tokio::process::Command::new(python)
+        .arg(manifest_dir().join("tests/clients/grpc_client.py"))
+        .arg(app.port.to_string())
+        .arg(&app.certs)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["hello"],
+        serde_json::json!({ "id": 1, "name": "hello world" })
+    );
+    assert_eq!(answer["anonymous"], "UNAUTHENTICATED");
+    assert_eq!(answer["anonymous_code"], "10010");
+    assert_eq!(answer["health"], "SERVING");
+    let services: Vec<&str> = answer["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for expected in [
+        "grpc.health.v1.Health",
+        "hello.HelloService",
+        "user.UserService",
+    ] {
+        assert!(services.contains(&expected), "{services:?}");
+    }
+}
