@@ -17,6 +17,9 @@ unset APP_ENV
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 port=$(free_port)
+# The gRPC app first: GET /grpc/hello calls it (and the HTTP app reuses its certificates).
+. scripts/grpc-app.sh
+start_grpc_app "$BIN" "$work"
 APP__SERVER__HTTP__ADDR="127.0.0.1:$port" \
 APP__SERVER__DEBUG_ROUTES=false \
 APP__SQLITE__PATH="$work/contract.db" \
@@ -27,7 +30,7 @@ APP__LOG__LEVEL=warning \
 APP__SERVER__HTTP__ACCESS_LOG=false \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM "$pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill -TERM "$pid" "$grpc_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 url="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do

@@ -31,6 +31,9 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 port=$(free_port)
 pprof_port=$(free_port)
 metrics_port=$(free_port)
+# The gRPC app first: GET /grpc/hello calls it (and the HTTP app reuses its certificates).
+. scripts/grpc-app.sh
+start_grpc_app "$BIN" "$work"
 APP__SERVER__HTTP__ADDR="127.0.0.1:$port" \
 APP__SQLITE__PATH="$work/postman.db" \
 APP__PPROF__ADDR="127.0.0.1:$pprof_port" \
@@ -39,7 +42,7 @@ APP__LOG__FILE__ENABLED=false \
 APP__LOG__LEVEL=info \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM "$pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill -TERM "$pid" "$grpc_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do
@@ -55,5 +58,7 @@ status=0
 
 kill -TERM "$pid"
 if ! wait "$pid"; then echo "postman: the app did not exit cleanly on SIGTERM" >&2; status=1; fi
+kill -TERM "$grpc_pid" 2>/dev/null || true
+wait "$grpc_pid" 2>/dev/null || true
 trap 'rm -rf "$work"' EXIT
 exit $status

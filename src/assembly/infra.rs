@@ -53,6 +53,8 @@ pub struct Infra {
     /// Prometheus metrics, when `metrics.enabled` (the database's pools are registered on it
     /// already).
     pub metrics: Option<goex_metrics::Metrics>,
+    /// The client of the gRPC app, or why it could not be made (answered as 10002).
+    pub grpc_hello: std::sync::Arc<Result<crate::repository::rpc::GrpcHello, String>>,
 }
 
 impl Infra {
@@ -95,7 +97,15 @@ impl Infra {
             },
             config.certs.generate_missing,
         )?);
+        let grpc_hello = std::sync::Arc::new(crate::repository::rpc::GrpcHello::new(
+            &config.grpc_client,
+            logger,
+        ));
+        if let Err(reason) = grpc_hello.as_ref() {
+            slog::warn!(logger, "gRPC client not available: GET /grpc/hello answers 10002"; "reason" => reason);
+        }
         Ok(Infra {
+            grpc_hello,
             database,
             cache,
             redis,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use shaku::module;
 
 use crate::controller::auth::AuthControllerImpl;
+use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
 use crate::meta::config::AppConfig;
@@ -27,6 +28,7 @@ use crate::repository::mysql::user::DieselUserRepository;
 use crate::repository::redis::throttle::KvLoginThrottleRepository;
 use crate::repository::redis::token::KvTokenRepository;
 use crate::repository::redis::value::KvValueRepository;
+use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
@@ -42,6 +44,7 @@ module! {
             // clients
             // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off)
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
+            TonicHelloClient,
             // repositories
             DieselUserRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
@@ -50,6 +53,7 @@ module! {
             UserServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
+            GrpcClientControllerImpl,
         ],
         providers = []
     }
@@ -106,6 +110,9 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     .as_ref()
                     .filter(|_| infra.mongo.is_some())
                     .map(MongoOperationMetrics::new),
+            })
+            .with_component_parameters::<TonicHelloClient>(TonicHelloClientParameters {
+                client: infra.grpc_hello.clone(),
             })
             .with_component_parameters::<CacheClientImpl>(CacheClientImplParameters {
                 cache: infra.cache.clone(),

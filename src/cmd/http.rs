@@ -44,6 +44,15 @@ impl Application {
             slog::warn!(logger, "redis.password is empty: Redis accepts anyone who reaches it; set APP__REDIS__PASSWORD";
                 "profile" => profile.as_str());
         }
+        // The gRPC client's certificates: on the dev profiles, the same development set the
+        // grpc app makes (whichever app starts first writes it).
+        if config.server.grpc.tls.generate_missing
+            && config.grpc_client.tls.enabled
+            && !profile.is_releasing()
+        {
+            goex_certs::ensure(std::path::Path::new(&config.grpc_client.tls.dir), 365)
+                .context("making development certificates (server.grpc.tls.generate_missing)")?;
+        }
         let infra = Infra::build(config, logger)
             .await
             .context("building clients")?;

@@ -7,6 +7,7 @@ pub mod debug;
 pub mod extract;
 pub mod fallback;
 pub mod grpc;
+pub mod grpc_client;
 pub mod health;
 pub mod hello;
 pub mod home;

@@ -40,6 +40,8 @@ pub struct AppConfig {
     pub pprof: goex_profiling::Settings,
     /// Prometheus metrics and their listener.
     pub metrics: goex_metrics::Settings,
+    /// The HTTP app's client of the gRPC app (`GET /grpc/hello`).
+    pub grpc_client: GrpcClientConfig,
 }
 
 /// The `auth` section.
@@ -111,6 +113,37 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// The gRPC application.
     pub grpc: GrpcConfig,
+}
+
+/// The `grpc_client` section: how the HTTP app calls the gRPC app.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcClientConfig {
+    /// The gRPC app: `https://host:port` (TLS) or `http://host:port`.
+    pub addr: String,
+    /// Time to open the (one, shared) connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Transport security.
+    pub tls: GrpcClientTlsConfig,
+    /// The `user` metadata of every call.
+    pub user: String,
+    /// The `password` metadata of every call.
+    pub password: secrecy::SecretString,
+    /// Circuit breaker settings per method (`SayHello`); see `goex_breaker::Settings`.
+    pub breaker: std::collections::BTreeMap<String, goex_breaker::Settings>,
+}
+
+/// The `grpc_client.tls` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcClientTlsConfig {
+    /// Dial with TLS.
+    pub enabled: bool,
+    /// Folder with `ca.crt` (trusted) and `client.pem` / `client.key` (presented).
+    pub dir: String,
+    /// The name the server's certificate must carry (the original's `www.example.com`).
+    pub domain: String,
 }
 
 /// The `server.grpc` section (the gRPC app, `go_example grpc`).

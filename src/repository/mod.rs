@@ -9,3 +9,4 @@ pub mod kv;
 pub mod mongodb;
 pub mod mysql;
 pub mod redis;
+pub mod rpc;

@@ -42,13 +42,16 @@ pub fn status(err: &ServiceError) -> Status {
         }
         ServiceError::RequestTimeout { .. } => Code::DeadlineExceeded,
         ServiceError::Conflict { .. } => Code::AlreadyExists,
-        ServiceError::Unavailable { .. } => Code::Unavailable,
+        ServiceError::Unavailable { .. } | ServiceError::CircuitOpen { .. } => Code::Unavailable,
+        ServiceError::Downstream { .. } => Code::Unknown,
         ServiceError::LoginFailed
         | ServiceError::LoginElsewhere
         | ServiceError::LoginExpired
         | ServiceError::RefreshFailed(_)
         | ServiceError::Unauthorized(_) => Code::Unauthenticated,
-        ServiceError::Panic(_) | ServiceError::Internal(_) => Code::Internal,
+        ServiceError::Panic(_) | ServiceError::Internal(_) | ServiceError::Certificate { .. } => {
+            Code::Internal
+        }
     };
     let envelope = err.code();
     let message = match err.public_detail() {

@@ -32,6 +32,7 @@ use crate::server::routes::{BEARER, Routes};
         (name = "auth", description = "Registration, login, token refresh, logout (the \
                                        original's auth controller)."),
         (name = "user", description = "The signed-in user."),
+        (name = "grpc", description = "Calls to the gRPC app, through a circuit breaker."),
         (name = "docs", description = "This document."),
         (name = "debug", description = "Helper routes of the debug and test profiles \
                                         (`server.debug_routes`); never in prod."),

@@ -55,6 +55,30 @@ pub enum ServiceError {
         #[source]
         source: BoxError,
     },
+    /// A downstream call could not be made: its client's certificates are unusable (10002).
+    #[error("{dependency}: certificates: {reason}")]
+    Certificate {
+        /// The dependency by name.
+        dependency: &'static str,
+        /// What is wrong (logged, not sent).
+        reason: String,
+    },
+    /// A downstream call reached its service and failed there (10003, 502).
+    #[error("{dependency} call failed")]
+    Downstream {
+        /// The dependency by name.
+        dependency: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// A circuit breaker refused the call without sending it (10004, 503): the dependency is
+    /// failing and is left alone for a while.
+    #[error("{dependency}: circuit open")]
+    CircuitOpen {
+        /// The dependency by name.
+        dependency: &'static str,
+    },
     /// Wrong username or password (20000).
     #[error("wrong credentials")]
     LoginFailed,
@@ -92,7 +116,9 @@ impl ServiceError {
             ServiceError::MethodNotAllowed { .. } => ERR_METHOD_NOT_ALLOWED,
             ServiceError::PayloadTooLarge { .. } => ERR_PAYLOAD_TOO_LARGE,
             ServiceError::RequestTimeout { .. } => ERR_REQUEST_TIMEOUT,
-            ServiceError::Unavailable { .. } => ERR_DIAL,
+            ServiceError::Unavailable { .. } | ServiceError::CircuitOpen { .. } => ERR_DIAL,
+            ServiceError::Certificate { .. } => ERR_CERT,
+            ServiceError::Downstream { .. } => ERR_CALL_FUNC,
             ServiceError::Panic(_) | ServiceError::Internal(_) => ERR_SYSTEM,
             ServiceError::LoginFailed => ERR_LOGIN,
             ServiceError::LoginElsewhere => ERR_LOGIN_REMOTE,
@@ -112,7 +138,11 @@ impl ServiceError {
             }
             ServiceError::InvalidInput { field, reason } => Some(format!("{field} ({reason})")),
             ServiceError::Conflict { field } => Some(format!("{field} already exists")),
-            ServiceError::Unavailable { dependency, .. } => Some((*dependency).to_owned()),
+            ServiceError::Unavailable { dependency, .. }
+            | ServiceError::Downstream { dependency, .. } => Some((*dependency).to_owned()),
+            ServiceError::CircuitOpen { dependency } => {
+                Some(format!("{dependency} (circuit open: retry later)"))
+            }
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! Liveness and readiness.
 
+use crate::repository::rpc::HelloRpcClient;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,10 @@ pub struct Readiness {
     /// `up` or `down` for each dependency.
     #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub checks: BTreeMap<String, &'static str>,
+    /// The circuit breakers of outgoing calls by method: `closed`, `open` or `half_open`. An
+    /// open one makes the report `degraded`, not unready: its route answers degraded.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub breakers: BTreeMap<String, &'static str>,
 }
 
 /// Health checks.
@@ -40,6 +45,8 @@ pub trait HealthService: Interface {
 pub struct HealthServiceImpl {
     #[shaku(inject)]
     probe: Arc<dyn DependencyProbe>,
+    #[shaku(inject)]
+    rpc: Arc<dyn HelloRpcClient>,
     /// How long one dependency may take to answer.
     timeout: Duration,
     /// Name replicas by address (`server.readiness_details`); off: by position only.
@@ -66,7 +73,13 @@ impl HealthService for HealthServiceImpl {
                 source: down.error.clone().unwrap_or_default().into(),
             });
         }
-        let degraded = statuses.iter().any(|s| !s.up);
+        let breakers: BTreeMap<String, &'static str> = self
+            .rpc
+            .breaker()
+            .map(|b| (b.name.clone(), b.state.as_str()))
+            .into_iter()
+            .collect();
+        let degraded = statuses.iter().any(|s| !s.up) || breakers.values().any(|s| *s != "closed");
         let checks = statuses
             .into_iter()
             .map(|s| {
@@ -80,6 +93,7 @@ impl HealthService for HealthServiceImpl {
         Ok(Readiness {
             status: if degraded { "degraded" } else { "ready" },
             checks,
+            breakers,
         })
     }
 }
@@ -90,6 +104,21 @@ mod tests {
     use crate::repository::health::DependencyStatus;
 
     struct Fixed(Vec<DependencyStatus>);
+
+    struct NoRpc;
+
+    #[async_trait]
+    impl HelloRpcClient for NoRpc {
+        async fn say_hello(&self, _: i32) -> Result<String, crate::repository::rpc::RpcError> {
+            Err(crate::repository::rpc::RpcError::Open(
+                crate::repository::rpc::SAY_HELLO,
+            ))
+        }
+
+        fn breaker(&self) -> Option<goex_breaker::Snapshot> {
+            None
+        }
+    }
 
     #[async_trait]
     impl DependencyProbe for Fixed {
@@ -115,6 +144,7 @@ mod tests {
                 status("database_replica_0", Some("10.0.0.5:3306"), true, false),
                 status("database_replica_1", Some("10.0.0.6:3306"), false, false),
             ])),
+            rpc: Arc::new(NoRpc),
             timeout: Duration::from_secs(1),
             details,
         }

@@ -11,6 +11,7 @@ use crate::repository::cache::user::UserCacheRepository;
 use crate::repository::mongodb::user::{UserDocument, UserDocumentRepository};
 use crate::repository::mysql::user::UserRepository;
 use crate::repository::redis::value::ValueRepository;
+use crate::repository::rpc::{HelloRpcClient, RpcError};
 use crate::service::error::ServiceError;
 
 /// What `/hello` answers (the original's map, field for field).
@@ -43,6 +44,13 @@ pub trait HelloService: Interface {
     /// when Redis is down.
     async fn say_hello(&self, id: u64) -> Result<Greeting, ServiceError>;
 
+    /// `SayHello(id)` on the gRPC app, through the client and its breaker (`GET /grpc/hello`).
+    ///
+    /// # Errors
+    /// [`ServiceError::Certificate`], [`ServiceError::Unavailable`] (unreachable),
+    /// [`ServiceError::CircuitOpen`], [`ServiceError::Downstream`].
+    async fn say_hello_remote(&self, id: i32) -> Result<String, ServiceError>;
+
     /// The gRPC `SayHello` answer, as the original's: `hello world` for id 1, else
     /// `hello gRPC`.
     fn rpc_greeting(&self, id: i32) -> &'static str {
@@ -62,6 +70,8 @@ pub struct HelloServiceImpl {
     values: Arc<dyn ValueRepository>,
     #[shaku(inject)]
     documents: Arc<dyn UserDocumentRepository>,
+    #[shaku(inject)]
+    rpc: Arc<dyn HelloRpcClient>,
     /// `server.mode`, reported as `env`.
     mode: Arc<str>,
     /// `cacheKeys.helloValue.key`.
@@ -96,6 +106,27 @@ impl HelloService for HelloServiceImpl {
             user,
             value,
             document,
+        })
+    }
+
+    async fn say_hello_remote(&self, id: i32) -> Result<String, ServiceError> {
+        const DEPENDENCY: &str = "grpc hello.HelloService";
+        self.rpc.say_hello(id).await.map_err(|e| match e {
+            RpcError::Certificate(reason) => ServiceError::Certificate {
+                dependency: DEPENDENCY,
+                reason,
+            },
+            RpcError::Unreachable(_) => ServiceError::Unavailable {
+                dependency: DEPENDENCY,
+                source: Box::new(e),
+            },
+            RpcError::Open(_) => ServiceError::CircuitOpen {
+                dependency: DEPENDENCY,
+            },
+            RpcError::Call(_) => ServiceError::Downstream {
+                dependency: DEPENDENCY,
+                source: Box::new(e),
+            },
         })
     }
 }

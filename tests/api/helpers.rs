@@ -78,6 +78,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// The application with extra overrides, on a free port and a fresh SQLite file.
 pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
+    spawn_app_adjusted(extra, |_| {}).await
+}
+
+/// [`spawn_app_with`], with the loaded configuration adjusted by `adjust` before the app is
+/// built (for settings an environment variable cannot spell, such as map keys' case).
+pub async fn spawn_app_adjusted(
+    extra: &[(&str, String)],
+    adjust: impl FnOnce(&mut AppConfig),
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut overrides = vec![
         ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0".to_owned()),
@@ -90,9 +99,14 @@ pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
             "APP__CERTS__DIR",
             dir.path().join("certs").display().to_string(),
         ),
+        (
+            "APP__GRPC_CLIENT__TLS__DIR",
+            dir.path().join("grpc-certs").display().to_string(),
+        ),
     ];
     overrides.extend(extra.iter().cloned());
-    let config = test_config(&overrides);
+    let mut config = test_config(&overrides);
+    adjust(&mut config);
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let app = Application::build(&config, Profile::Test, &logger)
         .await
@@ -245,6 +259,15 @@ pub async fn seed_user(app: &TestApp, username: &str) -> i64 {
         .await
         .expect("seed user")
         .id
+}
+
+/// A port nothing listens on now (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The python of a venv holding `packages` from PyPI, made once per machine by

@@ -10,6 +10,7 @@ mod client_addr;
 mod config;
 mod errors;
 mod grpc;
+mod grpc_client;
 mod hello;
 mod hygiene;
 mod metrics;

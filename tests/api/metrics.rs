@@ -19,7 +19,7 @@ use serde_json::json;
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, eventually, fresh_mysql_database, mysql_replica_dsn, mysql_server_dsn,
+    TestApp, eventually, free_port, fresh_mysql_database, mysql_replica_dsn, mysql_server_dsn,
     redis_overrides, seed_user, service_env, spawn_app_with, unique_name, with_database,
 };
 
@@ -100,15 +100,6 @@ impl Scrape {
 fn quick_value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn rand_id() -> i64 {
@@ -429,7 +420,7 @@ async fn redis_commands_are_timed_and_refused_ones_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_is_down_counts_unavailable_commands() {
-    let mut overrides = redis_overrides("single", &format!("127.0.0.1:{}", closed_port()));
+    let mut overrides = redis_overrides("single", &format!("127.0.0.1:{}", free_port()));
     overrides.push(("APP__REDIS__CONNECT_TIMEOUT", "300ms".into()));
     overrides.push(("APP__REDIS__COMMAND_TIMEOUT", "500ms".into()));
     let app = spawn_app_with(&overrides).await;
@@ -507,10 +498,7 @@ async fn a_mongodb_that_is_down_counts_unavailable_operations() {
         ("APP__MONGODB__ENABLED", "true".into()),
         (
             "APP__MONGODB__ADDR",
-            format!(
-                "mongodb://127.0.0.1:{}/?directConnection=true",
-                closed_port()
-            ),
+            format!("mongodb://127.0.0.1:{}/?directConnection=true", free_port()),
         ),
         ("APP__MONGODB__CONNECT_TIMEOUT", "300ms".into()),
         ("APP__MONGODB__COMMAND_TIMEOUT", "800ms".into()),

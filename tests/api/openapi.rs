@@ -144,7 +144,10 @@ async fn every_operation_lists_its_error_codes_and_protected_ones_require_the_be
     };
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            assert_eq!(codes(op, "500"), ["10001"], "{method} {path}: 500");
+            assert!(
+                codes(op, "500").contains(&"10001".to_owned()),
+                "{method} {path}: 500 lists 10001"
+            );
             let protected = op.get("security").is_some();
             let mut unauthorized = codes(op, "401");
             unauthorized.sort();

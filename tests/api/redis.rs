@@ -9,8 +9,8 @@ use go_example::repository::redis::value::ValueRepository;
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, assert_envelope, eventually, redis_overrides, service_env, spawn_app, spawn_app_with,
-    unique_name,
+    TestApp, assert_envelope, eventually, free_port, redis_overrides, service_env, spawn_app,
+    spawn_app_with, unique_name,
 };
 
 fn unique(prefix: &str) -> String {
@@ -147,14 +147,6 @@ fn private_redis(port: u16) -> PrivateRedis {
         .spawn()
         .expect("redis-server (scripts/services.sh installs it)");
     PrivateRedis(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

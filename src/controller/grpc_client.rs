@@ -1,0 +1,108 @@
+//! `GET /grpc/hello?id=` (the original's gRPC-client route in `hello_controller.go`): calls the
+//! gRPC app's `SayHello` through the shared client and its circuit breaker. When the breaker is
+//! open the answer is 503 / 10004 saying so, never a made-up success.
+
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use shaku::{Component, HasComponent, Interface, ModuleInterface};
+use shaku_actix::Inject;
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::controller::extract::ValidatedQuery;
+use crate::server::routes::Routes;
+use crate::service::error::ServiceError;
+use crate::service::hello::HelloService;
+
+/// `?id=` for `/grpc/hello`: the id sent to `SayHello`.
+#[derive(Clone, Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcHelloQuery {
+    /// The `HelloRequest.id` (an int32); absent means 1, as in the original.
+    #[serde(default = "default_id")]
+    #[param(minimum = -2147483648, maximum = 2147483647)]
+    pub id: i32,
+}
+
+fn default_id() -> i32 {
+    1
+}
+
+/// The gRPC-client controller.
+#[async_trait]
+pub trait GrpcClientController: Interface {
+    /// Calls `SayHello(id)`.
+    ///
+    /// # Errors
+    /// As the service: 10002, 10003, 10004 (unreachable or circuit open).
+    async fn hello(&self, id: i32) -> Result<String, ServiceError>;
+}
+
+/// [`GrpcClientController`] over the hello service.
+#[derive(Component)]
+#[shaku(interface = GrpcClientController)]
+pub struct GrpcClientControllerImpl {
+    #[shaku(inject)]
+    hello: Arc<dyn HelloService>,
+}
+
+#[async_trait]
+impl GrpcClientController for GrpcClientControllerImpl {
+    async fn hello(&self, id: i32) -> Result<String, ServiceError> {
+        self.hello.say_hello_remote(id).await
+    }
+}
+
+/// Registers `/grpc/hello`.
+pub fn routes<M>(routes: &mut Routes)
+where
+    M: ModuleInterface + HasComponent<dyn GrpcClientController> + ?Sized,
+{
+    use goex_errors::{ERR_CALL_FUNC, ERR_CERT, ERR_DIAL};
+    routes.add(
+        __path_grpc_hello,
+        &[ERR_CERT, ERR_CALL_FUNC, ERR_DIAL],
+        grpc_hello::<M>,
+    );
+}
+
+/// `{"data": {"name": ...}}`, the original's shape.
+#[derive(Serialize, ToSchema)]
+struct GrpcHelloResponse {
+    data: GrpcHelloData,
+}
+
+#[derive(Serialize, ToSchema)]
+struct GrpcHelloData {
+    /// `hello world` for id 1, else `hello gRPC` (the gRPC app's answer).
+    name: String,
+}
+
+/// Calls the gRPC app's `hello.HelloService/SayHello` through the circuit breaker
+/// (`grpc_client.breaker.SayHello`). 503 / 10004 when the gRPC app is unreachable or the
+/// breaker is open (the message says which); 502 / 10003 when the call failed there; 500 /
+/// 10002 when the client's certificates are missing.
+#[utoipa::path(
+    get,
+    path = "/grpc/hello",
+    tag = "grpc",
+    operation_id = "grpc_hello",
+    params(GrpcHelloQuery),
+    responses((status = 200, description = "The gRPC app's answer.", body = GrpcHelloResponse)),
+)]
+async fn grpc_hello<M>(
+    controller: Inject<M, dyn GrpcClientController>,
+    ValidatedQuery(query): ValidatedQuery<GrpcHelloQuery>,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn GrpcClientController> + ?Sized,
+{
+    let name = controller.hello(query.id).await?;
+    Ok(HttpResponse::Ok().json(GrpcHelloResponse {
+        data: GrpcHelloData { name },
+    }))
+}
