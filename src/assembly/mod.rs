@@ -12,7 +12,7 @@ use crate::controller::auth::AuthControllerImpl;
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
-use crate::meta::config::AppConfig;
+use crate::meta::config::{AppConfig, LocalLogins};
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
 use crate::repository::client::{
     CacheClientImpl, CacheClientImplParameters, DatabaseClientImpl, DatabaseClientImplParameters,
@@ -24,9 +24,10 @@ use crate::repository::kv::{
     RedisKeyValueClient, RedisKeyValueClientParameters,
 };
 use crate::repository::mongodb::user::MongoUserDocumentRepository;
+use crate::repository::mysql::token::DieselTokenRepository;
 use crate::repository::mysql::user::DieselUserRepository;
 use crate::repository::redis::throttle::KvLoginThrottleRepository;
-use crate::repository::redis::token::KvTokenRepository;
+use crate::repository::redis::token::{KvTokenRepository, TokenRepository};
 use crate::repository::redis::value::KvValueRepository;
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
@@ -96,6 +97,15 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 counters: config.auth.max_local_counters,
             }),
         )),
+    };
+    // Without Redis, login records go where every process sees them (the database), unless
+    // configured to stay in memory.
+    let builder = if infra.redis.is_none() && config.auth.local_logins == LocalLogins::Database {
+        builder.with_component_override::<dyn TokenRepository>(Box::new(
+            DieselTokenRepository::new(infra.database.clone()),
+        ))
+    } else {
+        builder
     };
     Arc::new(
         builder

@@ -86,13 +86,27 @@ pub struct AuthConfig {
     /// The window registrations are counted in.
     #[serde(with = "humantime_serde")]
     pub registration_window: Duration,
-    /// Most login records kept in process when Redis is off; a full store refuses new logins
-    /// (503 / 10004) instead of evicting anyone's.
+    /// Where login records live when Redis is off: `database` (the `logins` table, seen by
+    /// every process: the http, grpc and socket apps check one another's logins) or `memory`
+    /// (this process only, bounded by `max_local_logins`).
+    pub local_logins: LocalLogins,
+    /// Most login records kept in process (`local_logins: memory`); a full store refuses new
+    /// logins (503 / 10004) instead of evicting anyone's.
     pub max_local_logins: usize,
     /// Most throttle counters kept in process when Redis is off (least recently used go first).
     pub max_local_counters: u64,
     /// Most verified access tokens remembered (see `verified_token_ttl`).
     pub verified_token_capacity: u64,
+}
+
+/// Where login records live when Redis is off (`auth.local_logins`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalLogins {
+    /// The `logins` table of the configured database.
+    Database,
+    /// This process's memory.
+    Memory,
 }
 
 /// The `server` section.

@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    logins (user_id) {
+        user_id -> Bigint,
+        #[max_length = 64]
+        sid -> Varchar,
+        #[max_length = 64]
+        refresh_jti -> Varchar,
+        expires_at -> Bigint,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Bigint,
         #[max_length = 30]
@@ -12,3 +23,5 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(logins, users,);

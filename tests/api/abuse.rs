@@ -34,16 +34,30 @@ fn username(prefix: &str) -> String {
 /// Which store holds login records and counters.
 #[derive(Clone, Copy, Debug)]
 enum Backend {
+    /// The embedded default: SQLite, login records in its `logins` table, counters in memory.
     InProcess,
+    /// As `InProcess` with the login records in this process's memory (`auth.local_logins`).
+    Memory,
+    /// MariaDB without Redis: login records in MariaDB's `logins` table.
+    MariaDb,
     RedisSingle,
     RedisCluster,
 }
 
 /// Overrides for `backend`, or `None` when its server is not running (a failure under
 /// `make test`).
-fn backend(backend: Backend) -> Option<Vec<(&'static str, String)>> {
+async fn backend(backend: Backend) -> Option<Vec<(&'static str, String)>> {
     let mut o = match backend {
         Backend::InProcess => Vec::new(),
+        Backend::Memory => vec![("APP__AUTH__LOCAL_LOGINS", "memory".to_owned())],
+        Backend::MariaDb => {
+            let dsn = fresh_mysql_database(&mysql_server_dsn()?).await;
+            vec![
+                ("APP__DATABASE__DRIVER", "mysql".to_owned()),
+                ("APP__DATABASE__MIGRATE_ON_START", "true".to_owned()),
+                ("APP__MYSQL__DSN", dsn),
+            ]
+        }
         Backend::RedisSingle => redis_overrides("single", &service_env("APP__REDIS__ADDRS__0")?),
         Backend::RedisCluster => {
             redis_overrides("cluster", &service_env("GOEX_REDIS_CLUSTER_ADDRS")?)
@@ -117,7 +131,9 @@ const GUESSES: usize = 60;
 const MAX_FAILURES: u64 = 5;
 
 async fn parallel_guesses_against_one_user(on: Backend) {
-    let Some(overrides) = backend(on) else { return };
+    let Some(overrides) = backend(on).await else {
+        return;
+    };
     let app = spawn_app_with(&overrides).await;
     let name = username("victim");
     assert_eq!(register(&app, &fresh_client(), &name).await.0, 201);
@@ -144,7 +160,9 @@ async fn parallel_guesses_against_one_user(on: Backend) {
 }
 
 async fn parallel_guesses_from_one_address(on: Backend) {
-    let Some(overrides) = backend(on) else { return };
+    let Some(overrides) = backend(on).await else {
+        return;
+    };
     let app = spawn_app_with(&overrides).await;
     let client = fresh_client();
     let before = verifications(&app);
@@ -190,7 +208,9 @@ async fn signed_in(app: &TestApp, client: &str) -> (String, String) {
 }
 
 async fn parallel_refreshes_with_one_token(on: Backend) {
-    let Some(overrides) = backend(on) else { return };
+    let Some(overrides) = backend(on).await else {
+        return;
+    };
     let app = spawn_app_with(&overrides).await;
     let (access, refresh) = signed_in(&app, &fresh_client()).await;
     let answers = join_all((0..20).map(|_| get_with(&app, "/auth/refresh_token", &refresh))).await;
@@ -216,6 +236,8 @@ async fn parallel_refreshes_with_one_token(on: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_parallel_refreshes_with_one_token_give_exactly_one_success() {
     parallel_refreshes_with_one_token(Backend::InProcess).await;
+    parallel_refreshes_with_one_token(Backend::Memory).await;
+    parallel_refreshes_with_one_token(Backend::MariaDb).await;
     parallel_refreshes_with_one_token(Backend::RedisSingle).await;
     parallel_refreshes_with_one_token(Backend::RedisCluster).await;
 }
@@ -223,7 +245,9 @@ async fn twenty_parallel_refreshes_with_one_token_give_exactly_one_success() {
 /// Races a rotation against a logout and against a newer login, `rounds` times, straight on
 /// the repository (the atomic step under test), and checks the end state every time.
 async fn rotation_races(on: Backend, rounds: usize) {
-    let Some(overrides) = backend(on) else { return };
+    let Some(overrides) = backend(on).await else {
+        return;
+    };
     let app = spawn_app_with(&overrides).await;
     let tokens: &dyn TokenRepository = app.module.resolve_ref();
     let ttl = Duration::from_secs(60);
@@ -279,13 +303,15 @@ fn rand_id() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_racing_a_logout_or_a_newer_login_never_resurrects_the_old_login() {
     rotation_races(Backend::InProcess, 300).await;
+    rotation_races(Backend::Memory, 300).await;
+    rotation_races(Backend::MariaDb, 300).await;
     rotation_races(Backend::RedisSingle, 300).await;
     rotation_races(Backend::RedisCluster, 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http_a_refresh_racing_a_logout_leaves_no_usable_token() {
-    let Some(overrides) = backend(Backend::InProcess) else {
+    let Some(overrides) = backend(Backend::InProcess).await else {
         return;
     };
     let app = spawn_app_with(&overrides).await;
@@ -352,7 +378,7 @@ async fn canonical_names(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_names_are_canonical_on_sqlite() {
-    let overrides = backend(Backend::InProcess).unwrap();
+    let overrides = backend(Backend::InProcess).await.unwrap();
     canonical_names(&spawn_app_with(&overrides).await).await;
 }
 
@@ -362,7 +388,7 @@ async fn login_names_are_canonical_on_mysql() {
         return;
     };
     let dsn = fresh_mysql_database(&server).await;
-    let mut overrides = backend(Backend::InProcess).unwrap();
+    let mut overrides = backend(Backend::InProcess).await.unwrap();
     overrides.extend([
         ("APP__DATABASE__DRIVER", "mysql".to_owned()),
         ("APP__DATABASE__MIGRATE_ON_START", "true".to_owned()),
@@ -373,7 +399,8 @@ async fn login_names_are_canonical_on_mysql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_in_process_login_store_refuses_new_logins_and_keeps_the_old() {
-    let mut overrides = backend(Backend::InProcess).unwrap();
+    let mut overrides = backend(Backend::InProcess).await.unwrap();
+    overrides.push(("APP__AUTH__LOCAL_LOGINS", "memory".to_owned()));
     overrides.push(("APP__AUTH__MAX_LOCAL_LOGINS", "2".to_owned()));
     let app = spawn_app_with(&overrides).await;
     let client = fresh_client();
@@ -395,7 +422,7 @@ async fn a_full_in_process_login_store_refuses_new_logins_and_keeps_the_old() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_are_throttled_per_address_and_taken_names_cost_no_hash() {
-    let mut overrides = backend(Backend::InProcess).unwrap();
+    let mut overrides = backend(Backend::InProcess).await.unwrap();
     overrides.push(("APP__AUTH__MAX_REGISTRATIONS", "3".to_owned()));
     let app = spawn_app_with(&overrides).await;
     let client = fresh_client();
@@ -422,7 +449,7 @@ async fn registrations_are_throttled_per_address_and_taken_names_cost_no_hash() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_answers_are_not_cacheable() {
-    let app = spawn_app_with(&backend(Backend::InProcess).unwrap()).await;
+    let app = spawn_app_with(&backend(Backend::InProcess).await.unwrap()).await;
     let client = fresh_client();
     let name = username("cache");
     assert_eq!(register(&app, &client, &name).await.0, 201);

@@ -17,7 +17,9 @@ use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request};
 
-use crate::helpers::{manifest_dir, python_venv, seed_user_in, test_config};
+use crate::helpers::{
+    get_with, manifest_dir, python_venv, seed_user_in, spawn_app_with, test_config, tokens,
+};
 
 struct GrpcApp {
     port: u16,
@@ -29,9 +31,13 @@ struct GrpcApp {
 }
 
 async fn spawn_grpc(client_auth: &str) -> GrpcApp {
+    spawn_grpc_with(client_auth, &[]).await
+}
+
+async fn spawn_grpc_with(client_auth: &str, extra: &[(&str, String)]) -> GrpcApp {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("grpc-certs");
-    let config = test_config(&[
+    let mut overrides = vec![
         ("APP__SERVER__GRPC__ADDR", "127.0.0.1:0".to_owned()),
         ("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()),
         (
@@ -47,7 +53,9 @@ async fn spawn_grpc(client_auth: &str) -> GrpcApp {
             "APP__CERTS__DIR",
             dir.path().join("keys").display().to_string(),
         ),
-    ]);
+    ];
+    overrides.extend(extra.iter().cloned());
+    let config = test_config(&overrides);
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let app = GrpcApplication::build(&config, Profile::Test, &logger)
         .await
@@ -338,4 +346,81 @@ async fn a_python_grpcio_client_calls_say_hello_health_and_reflection_over_mtls(
     ] {
         assert!(services.contains(&expected), "{services:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_made_through_the_http_app_is_checked_by_the_grpc_app_on_the_embedded_default() {
+    // Two processes' worth of apps on one SQLite file and one key folder, as `make http` and
+    // `make grpc` run them: the login records are in the database, not in either's memory.
+    let shared = tempfile::tempdir().unwrap();
+    let common = vec![
+        (
+            "APP__SQLITE__PATH",
+            shared.path().join("app.db").display().to_string(),
+        ),
+        (
+            "APP__CERTS__DIR",
+            shared.path().join("keys").display().to_string(),
+        ),
+    ];
+    let http = spawn_app_with(&common).await;
+    let grpc = spawn_grpc_with("request", &common).await;
+    let login = |http: &'static str| serde_json::json!({ "username": http, "password": "abc123" });
+    let register = http
+        .client
+        .post(format!("{}/auth/register", http.address))
+        .json(&login("crossapp01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status().as_u16(), 201);
+    let sign_in = || async {
+        let body: serde_json::Value = http
+            .client
+            .post(format!("{}/auth/login", http.address))
+            .json(&login("crossapp01"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens(&body)
+    };
+    let (first, _) = sign_in().await;
+    let mut client =
+        HelloServiceClient::new(channel(&grpc, tls(&grpc.certs, false)).await.unwrap());
+    let call = |token: &str| {
+        let mut request = Request::new(HelloRequest { id: 1 });
+        request
+            .metadata_mut()
+            .insert("authorization", token.parse().unwrap());
+        request
+    };
+    let answer = client
+        .say_hello(call(&first))
+        .await
+        .expect("the grpc app sees the login");
+    assert_eq!(answer.into_inner().name, "hello world");
+
+    // A newer login through the http app supersedes the first for both apps.
+    let (second, _) = sign_in().await;
+    let superseded = client.say_hello(call(&first)).await.unwrap_err();
+    assert_eq!(error_code(&superseded), "20001");
+    assert!(client.say_hello(call(&second)).await.is_ok());
+    assert_eq!(get_with(&http, "/home", &first).await.0, 401);
+
+    // Logging out through the http app ends it for the grpc app too.
+    let out = http
+        .client
+        .post(format!("{}/auth/logout", http.address))
+        .header("Authorization", &second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 200);
+    assert_eq!(
+        client.say_hello(call(&second)).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
 }
