@@ -424,3 +424,45 @@ async fn a_login_made_through_the_http_app_is_checked_by_the_grpc_app_on_the_emb
         Code::Unauthenticated
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_a_call_in_flight_finish_before_the_server_exits() {
+    use go_example::repository::client::DatabaseClient;
+    use goex_database::DbPool;
+    let mut app = spawn_grpc_with(
+        "request",
+        &[
+            ("APP__SQLITE__MAX_OPEN", "1".to_owned()),
+            ("APP__DATABASE__ACQUIRE_TIMEOUT", "5s".to_owned()),
+        ],
+    )
+    .await;
+    let id = seed_user_in(&app.module, "drain0001", "abc123").await;
+    let db: &dyn DatabaseClient = app.module.resolve_ref();
+    let DbPool::Sqlite(pool) = db.database().pool() else {
+        panic!("the embedded default is SQLite")
+    };
+    // The only connection, held: GetUser waits for it, in flight.
+    let held = pool.get().await.unwrap();
+    let mut users = UserServiceClient::new(channel(&app, tls(&app.certs, false)).await.unwrap());
+    let call = tokio::spawn(async move {
+        users
+            .get_user(with_password(GetUserRequest { id }, "root123"))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !app.done.is_finished(),
+        "the server waits for the call in flight"
+    );
+    drop(held);
+    let answer = call.await.unwrap().expect("the call in flight completed");
+    assert_eq!(answer.into_inner().id, id);
+    tokio::time::timeout(Duration::from_secs(5), &mut app.done)
+        .await
+        .expect("the server exits once the call is done")
+        .unwrap()
+        .unwrap();
+}
