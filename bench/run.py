@@ -11,6 +11,8 @@ Suites:
   data  go_example on real servers, GET /hello?id=1 with the user cache off so every request
         reads the database and Redis: single MySQL + single Redis vs a primary/replica group vs
         a Redis Cluster (servers from scripts/services.sh, exported in the environment).
+  grpc  unary SayHello over TLS with h2load: the gRPC app's full stack vs a bare tonic server vs
+        grpc-go (the original's server shape); GET /grpc/hello vs GET /hello.
   metrics  (only with --suite metrics) go_example with metrics on and off alone, twice the rounds,
         access log off: the recording cost by req/s and by server CPU per request.
 """
@@ -50,6 +52,16 @@ def wait_200(url, deadline):
     return False
 
 
+def wait_tcp(port, deadline):
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.01)
+    return False
+
+
 def stack_env(port, workdir):
     # Only what is set here configures the app: no APP__ variable leaks in from the shell
     # (scripts/services.sh exports some).
@@ -82,11 +94,13 @@ class Server:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
 
-    def start(self, path="/hello"):
+    def start(self, path="/hello", tcp=False):
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0"] + self.argv, env=self.env, cwd=self.cwd,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        if not wait_200(f"http://127.0.0.1:{self.port}{path}", time.monotonic() + 30):
+        ready = wait_tcp(self.port, time.monotonic() + 30) if tcp else \
+            wait_200(f"http://127.0.0.1:{self.port}{path}", time.monotonic() + 30)
+        if not ready:
             raise SystemExit(f"bench: {self.name} did not answer on port {self.port}")
 
     def stop(self):
@@ -284,6 +298,101 @@ def metrics_suite(args, work):
     return {"metrics": {"median": med, "ratio_rps": on[0] / off[0], "ratio_cpu": off[2] / on[2]}}
 
 
+# SayHello(id 1) as a gRPC frame: no compression, a 2-byte message (field 1 = 1).
+HELLO_FRAME = b"\x00\x00\x00\x00\x02\x08\x01"
+GRPC_HEADERS = ("content-type: application/grpc", "te: trailers", "user: root", "password: root123")
+
+
+def h2load(port, seconds, clients, streams, body, log):
+    """One h2load run of unary SayHello over TLS (h2load pinned to CPU 1): req/s and p99 ms."""
+    url = f"https://127.0.0.1:{port}/hello.HelloService/SayHello"
+    extra = [a for h in GRPC_HEADERS for a in ("-H", h)]
+    out = subprocess.run(
+        ["taskset", "-c", "1", "h2load", "-t1", f"-c{clients}", f"-m{streams}", f"-D{seconds}",
+         "-d", body, "--log-file", log, *extra, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    failed = re.search(r"(\d+) failed, (\d+) errored", out)
+    if failed and (int(failed.group(1)) or int(failed.group(2))):
+        raise SystemExit(f"bench: h2load saw failures\n{out}")
+    # The log: start time, status, microseconds, one request a line.
+    micros = sorted(int(line.split()[2]) for line in open(log) if line.strip())
+    p99 = micros[min(len(micros) - 1, int(len(micros) * 0.99))] / 1000 if micros else float("nan")
+    return rps, p99
+
+
+def grpc_check(port, body):
+    """One SayHello answered with grpc-status 0 (h2load counts HTTP statuses only)."""
+    out = subprocess.run(
+        ["nghttp", "-v", "-H", ":method: POST", *[a for h in GRPC_HEADERS for a in ("-H", h)],
+         "-d", body, f"https://127.0.0.1:{port}/hello.HelloService/SayHello"],
+        capture_output=True, check=True).stdout
+    if b"grpc-status: 0" not in out or b"hello world" not in out:
+        raise SystemExit(f"bench: SayHello on port {port} did not answer hello world")
+
+
+def grpc_suite(args, work):
+    """Unary SayHello: the gRPC app's full stack vs a bare tonic server vs grpc-go (the
+    original's server shape), same TLS; and GET /grpc/hello vs GET /hello on the HTTP app."""
+    certs = os.path.join(work, "grpc-certs")
+    subprocess.run([args.stack, "--config-dir", os.path.join(ROOT, "configs"), "certs", "generate",
+                    "--out", certs], check=True, capture_output=True)
+    cert, key = os.path.join(certs, "server.pem"), os.path.join(certs, "server.key")
+    body = os.path.join(work, "hello.frame")
+    with open(body, "wb") as f:
+        f.write(HELLO_FRAME)
+    stack_port, bare_port, go_port, http_port = free_port(), free_port(), free_port(), free_port()
+    env = stack_env(http_port, work)
+    env.update({"APP__SERVER__GRPC__ADDR": f"127.0.0.1:{stack_port}", "APP__SERVER__GRPC__TLS__DIR": certs,
+                "APP__GRPC_CLIENT__ADDR": f"https://127.0.0.1:{stack_port}", "APP__GRPC_CLIENT__TLS__DIR": certs,
+                "APP__SERVER__HTTP__ACCESS_LOG": "false", "APP__METRICS__ENABLED": "false"})
+    servers = [
+        Server("go_example grpc", [args.stack, "grpc", "--env", "debug"], stack_port, env, ROOT),
+        Server("bare tonic", [args.bare_tonic, f"127.0.0.1:{bare_port}", cert, key], bare_port),
+        Server("grpc-go (original)", [args.grpc_go, f"127.0.0.1:{go_port}", cert, key], go_port),
+    ]
+    http = Server("go_example http", [args.stack, "http", "--env", "debug"], http_port, env, ROOT)
+    results = {s.name: [] for s in servers}
+    try:
+        for s in servers:
+            s.start(tcp=True)
+            grpc_check(s.port, body)
+            h2load(s.port, 2, args.grpc_clients, args.grpc_streams, body, os.path.join(work, "warm.log"))
+        for r in range(args.rounds):
+            for s in servers:
+                before = s.cpu_ticks()
+                rps, p99 = h2load(s.port, args.seconds, args.grpc_clients, args.grpc_streams, body,
+                                  os.path.join(work, "h2load.log"))
+                after = s.cpu_ticks()
+                cpu = ((after - before) / TICKS) * 1e6 / (rps * args.seconds)
+                results[s.name].append((rps, p99, cpu))
+                print(f"round {r + 1}: {s.name:<22} {rps:>10.0f} req/s  p99 {p99:.2f} ms  cpu {cpu:.2f} us/req",
+                      file=sys.stderr)
+        # GET /grpc/hello through the client and its breaker (at most 10 calls in flight by
+        # default, so 8 connections) against GET /hello on the same app.
+        http.start()
+        hello_args = argparse.Namespace(**{**vars(args), "connections": 8})
+        via = [Server("GET /hello (c8)", [], http_port, path="/hello", owner=http),
+               Server("GET /grpc/hello (c8)", [], http_port, path="/grpc/hello", owner=http)]
+        http_med, _ = measure(via, hello_args, "/hello")
+    finally:
+        for s in servers + [http]:
+            s.stop()
+    med = {n: tuple(statistics.median(v[i] for v in rs) for i in range(3)) for n, rs in results.items()}
+    stack, bare, go = med["go_example grpc"], med["bare tonic"], med["grpc-go (original)"]
+    print()
+    print(f"unary SayHello over TLS, h2load -c{args.grpc_clients} -m{args.grpc_streams}, {args.rounds} "
+          f"alternating rounds of {args.seconds} s, server on CPU 0, h2load on CPU 1 (median of rounds)")
+    table(med)
+    print(f"go_example grpc / bare tonic: {stack[0] / bare[0]:.3f} req/s, {bare[2] / stack[2]:.3f} by CPU per call  (goal >= 0.90)")
+    print(f"go_example grpc / grpc-go:    {stack[0] / go[0]:.3f} req/s, {go[2] / stack[2]:.3f} by CPU per call  (goal >= 1.5)")
+    print()
+    table(http_med)
+    ratio = http_med["GET /grpc/hello (c8)"][0] / http_med["GET /hello (c8)"][0]
+    print(f"GET /grpc/hello / GET /hello: {ratio:.3f} req/s (the HTTP and gRPC apps share CPU 0)")
+    return {"grpc": {"median": med, "http": http_med, "ratio_bare": stack[0] / bare[0],
+                     "ratio_go": stack[0] / go[0], "ratio_grpc_hello": ratio}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stack", required=True)
@@ -296,7 +405,11 @@ def main():
     ap.add_argument("--baseline", help="an earlier go_example build, measured alongside (http suite)")
     ap.add_argument("--baseline-root", default=ROOT,
                     help="the checkout the baseline was built from (its configs/ are used)")
-    ap.add_argument("--suite", choices=["http", "data", "metrics", "all"], default="all")
+    ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "all"], default="all")
+    ap.add_argument("--bare-tonic", help="the bare tonic SayHello server (grpc suite)")
+    ap.add_argument("--grpc-go", help="the grpc-go SayHello server (grpc suite)")
+    ap.add_argument("--grpc-clients", type=int, default=16)
+    ap.add_argument("--grpc-streams", type=int, default=8)
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing")
@@ -310,6 +423,9 @@ def main():
         figures.update(data_suite(args, work))
     if args.suite == "metrics":
         figures.update(metrics_suite(args, work))
+    if args.suite in ("grpc", "all"):
+        print()
+        figures.update(grpc_suite(args, work))
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: builds release binaries (go_example, a bare actix-web hello, the gin hello of the
-# original) and runs bench/run.py, which measures them side by side in one run.
+# `make bench`: builds release binaries (go_example, a bare actix-web hello and a bare tonic
+# SayHello, the gin hello and the grpc-go SayHello of the original) and runs bench/run.py, which
+# measures them side by side in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/go_example-rs/target}
@@ -10,6 +11,8 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v go >/dev/null || missing+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/gin-gonic/gin ] || missing+=(golang-github-gin-gonic-gin-dev)
+[ -d /usr/share/gocode/src/google.golang.org/grpc ] || missing+=(golang-google-grpc-dev)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 command -v taskset >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   . scripts/apt.sh
@@ -17,11 +20,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "bench: building release binaries" >&2
-cargo build --release --quiet -p go_example -p bench-bare-actix --bins
+cargo build --release --quiet -p go_example -p bench-bare-actix -p bench-bare-tonic --bins
 mkdir -p "$CACHE/gin"
 # GOPATH mode against Debian's packaged gin sources: no module download.
 (cd bench/gin && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$CACHE/gin/cache" \
   go build -o "$CACHE/gin/gin-hello" main.go)
+mkdir -p "$CACHE/grpc-go"
+(cd bench/grpc-go && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$CACHE/grpc-go/cache" \
+  go build -o "$CACHE/grpc-go/grpc-hello" main.go)
 
 BINS=(--stack "$CARGO_TARGET_DIR/release/go_example" --bare "$CARGO_TARGET_DIR/release/bench-bare-actix"
   --gin "$CACHE/gin/gin-hello")
@@ -32,6 +38,9 @@ if scripts/services.sh status 2>/dev/null | grep -q ': up'; then
   echo "bench: note: test servers are running and will disturb the http suite" >&2
 fi
 python3 bench/run.py --suite http "${BINS[@]}" "$@"
+echo
+python3 bench/run.py --suite grpc "${BINS[@]}" --bare-tonic "$CARGO_TARGET_DIR/release/bench-bare-tonic" \
+  --grpc-go "$CACHE/grpc-go/grpc-hello" "$@"
 
 # The data suite needs the real servers; stop them afterwards only if this script started them.
 started_services=0

@@ -134,7 +134,8 @@ pub async fn serve(
         .add_service(UserServiceServer::new(UserRpc::new(&*module)));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY, as tonic's own `serve` and grpc-go set it: a unary answer leaves at once.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut server = std::pin::pin!(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     }));
