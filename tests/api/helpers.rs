@@ -261,6 +261,24 @@ pub async fn seed_user(app: &TestApp, username: &str) -> i64 {
         .id
 }
 
+/// A fresh database on the MariaDB primary and its DSN on the replica, once the replica has it
+/// (within `wait`), or `None` with the reason printed when the servers are not running.
+pub async fn fresh_replicated_database(wait: std::time::Duration) -> Option<(String, String)> {
+    let (server, replica) = (mysql_server_dsn()?, mysql_replica_dsn()?);
+    let primary_dsn = fresh_mysql_database(&server).await;
+    let name = primary_dsn.rsplit('/').next().unwrap().to_owned();
+    let replica_dsn = with_database(&replica, &name);
+    // The database reaches the replica through the binlog.
+    assert!(
+        eventually(wait, async || {
+            AsyncMysqlConnection::establish(&replica_dsn).await.is_ok()
+        })
+        .await,
+        "the fresh database replicates"
+    );
+    Some((primary_dsn, replica_dsn))
+}
+
 /// A port nothing listens on now (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

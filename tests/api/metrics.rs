@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use go_example::repository::client::DatabaseClient;
 use go_example::repository::mongodb::user::{UserDocument, UserDocumentRepository};
 use go_example::repository::mysql::user::UserRepository;
@@ -19,8 +18,8 @@ use serde_json::json;
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, eventually, free_port, fresh_mysql_database, mysql_replica_dsn, mysql_server_dsn,
-    redis_overrides, seed_user, service_env, spawn_app_with, unique_name, with_database,
+    TestApp, eventually, free_port, fresh_replicated_database, redis_overrides, seed_user,
+    service_env, spawn_app_with, unique_name,
 };
 
 async fn scrape(app: &TestApp) -> (String, String) {
@@ -266,21 +265,12 @@ async fn pool_gauges_show_checkouts_and_waiters_and_timeouts_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_pool_gauges_cover_the_primary_and_the_replica() {
-    let (Some(server), Some(replica)) = (mysql_server_dsn(), mysql_replica_dsn()) else {
+    // Replica tests may stop the replica for a few seconds meanwhile (they run apart from each
+    // other, not from these): a longer wait.
+    let Some((primary_dsn, replica_dsn)) = fresh_replicated_database(Duration::from_secs(20)).await
+    else {
         return;
     };
-    let primary_dsn = fresh_mysql_database(&server).await;
-    let name = primary_dsn.rsplit('/').next().unwrap().to_owned();
-    let replica_dsn = with_database(&replica, &name);
-    // The database reaches the replica through the binlog; replica tests may stop it for a
-    // few seconds meanwhile (they run apart from each other, not from these).
-    assert!(
-        eventually(Duration::from_secs(20), async || {
-            AsyncMysqlConnection::establish(&replica_dsn).await.is_ok()
-        })
-        .await,
-        "the fresh database replicates"
-    );
     let app = spawn_app_with(&[
         ("APP__DATABASE__DRIVER", "mysql".into()),
         ("APP__DATABASE__MIGRATE_ON_START", "true".into()),

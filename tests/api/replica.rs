@@ -14,8 +14,7 @@ use goex_database::group::NodeStats;
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, eventually, fresh_mysql_database, mysql_replica_dsn, mysql_server_dsn, seed_user,
-    services, spawn_app_with, with_database,
+    TestApp, eventually, fresh_replicated_database, seed_user, services, spawn_app_with,
 };
 
 struct Group {
@@ -26,18 +25,7 @@ struct Group {
 /// The app on a fresh database of the group: primary as root, the replica as the read-only
 /// application account.
 async fn spawn_group(read_your_writes: &str) -> Option<Group> {
-    let (server, replica) = (mysql_server_dsn()?, mysql_replica_dsn()?);
-    let primary_dsn = fresh_mysql_database(&server).await;
-    let name = primary_dsn.rsplit('/').next().unwrap().to_owned();
-    let replica_dsn = with_database(&replica, &name);
-    // The database reaches the replica through the binlog.
-    assert!(
-        eventually(Duration::from_secs(5), async || {
-            AsyncMysqlConnection::establish(&replica_dsn).await.is_ok()
-        })
-        .await,
-        "the fresh database replicates"
-    );
+    let (primary_dsn, replica_dsn) = fresh_replicated_database(Duration::from_secs(5)).await?;
     let app = spawn_app_with(&[
         ("APP__DATABASE__DRIVER", "mysql".into()),
         ("APP__DATABASE__MIGRATE_ON_START", "true".into()),
