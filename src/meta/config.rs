@@ -169,6 +169,10 @@ pub struct GrpcConfig {
     /// How long in-flight calls may run after SIGINT/SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Largest request message accepted, in bytes; a bigger one is `OUT_OF_RANGE` (tonic's answer).
+    pub max_message_size: usize,
+    /// Most calls served at once on one connection (HTTP/2 streams); more wait.
+    pub max_concurrent_streams: u32,
     /// Transport security.
     pub tls: GrpcTlsConfig,
     /// Per-call credentials.
@@ -358,6 +362,14 @@ impl AppConfig {
             (
                 "server.http.body_timeout",
                 self.server.http.body_timeout.is_zero(),
+            ),
+            (
+                "server.grpc.max_message_size",
+                self.server.grpc.max_message_size == 0,
+            ),
+            (
+                "server.grpc.max_concurrent_streams",
+                self.server.grpc.max_concurrent_streams == 0,
             ),
             // actix reads 0 as "no deadline" for the first request head.
             (

@@ -100,7 +100,7 @@ pub async fn serve(
     logger: &slog::Logger,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let mut builder = Server::builder();
+    let mut builder = Server::builder().max_concurrent_streams(Some(config.max_concurrent_streams));
     if config.tls.enabled {
         builder = builder.tls_config(tls_config(
             Path::new(&config.tls.dir),
@@ -130,8 +130,14 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(HelloServiceServer::new(HelloRpc::new(&*module)))
-        .add_service(UserServiceServer::new(UserRpc::new(&*module)));
+        .add_service(
+            HelloServiceServer::new(HelloRpc::new(&*module))
+                .max_decoding_message_size(config.max_message_size),
+        )
+        .add_service(
+            UserServiceServer::new(UserRpc::new(&*module))
+                .max_decoding_message_size(config.max_message_size),
+        );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // TCP_NODELAY, as tonic's own `serve` and grpc-go set it: a unary answer leaves at once.

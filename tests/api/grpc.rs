@@ -466,3 +466,24 @@ async fn a_stop_lets_a_call_in_flight_finish_before_the_server_exits() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_max_message_size_is_refused_as_out_of_range() {
+    // HelloRequest{id: 1} is two bytes on the wire; {id: 0} is empty.
+    let app = spawn_grpc_with(
+        "request",
+        &[("APP__SERVER__GRPC__MAX_MESSAGE_SIZE", "1".to_owned())],
+    )
+    .await;
+    let mut client = HelloServiceClient::new(channel(&app, tls(&app.certs, false)).await.unwrap());
+    let refused = client
+        .say_hello(with_password(HelloRequest { id: 1 }, "root123"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    let small = client
+        .say_hello(with_password(HelloRequest { id: 0 }, "root123"))
+        .await
+        .unwrap();
+    assert_eq!(small.into_inner().name, "hello gRPC");
+}
