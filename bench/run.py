@@ -179,15 +179,19 @@ def login_throughput(port, work, args):
     return rps
 
 
-def measure(servers, args, path):
-    """Alternating rounds over started servers; the median req/s and p99 per server."""
+def measure(servers, args, path, load=None, rounds=None):
+    """Alternating rounds over started servers; the median req/s, p99 and CPU per request per
+    server. `load(server, seconds)` runs the load client (wrk on `path` unless given)."""
+    if load is None:
+        def load(s, seconds):
+            return wrk(s.port, seconds, args.connections, s.path or path, s.headers)
     results = {s.name: [] for s in servers}
     for s in servers:
-        wrk(s.port, 2, args.connections, s.path or path, s.headers)  # warm-up
-    for r in range(args.rounds):
+        load(s, 2)  # warm-up
+    for r in range(rounds or args.rounds):
         for s in servers:
             before = s.cpu_ticks()
-            rps, p99 = wrk(s.port, args.seconds, args.connections, s.path or path, s.headers)
+            rps, p99 = load(s, args.seconds)
             after = s.cpu_ticks()
             # Server CPU time per request (µs): what a noisy, load-client-bound run still shows.
             cpu = ((after - before) / TICKS) * 1e6 / (rps * args.seconds) if before is not None else float("nan")
@@ -284,9 +288,7 @@ def metrics_suite(args, work):
         for s in servers:
             s.start()
         rounds = args.rounds
-        args.rounds = rounds * 2
-        med, _ = measure(servers, args, "/hello")
-        args.rounds = rounds
+        med, _ = measure(servers, args, "/hello", rounds=rounds * 2)
     finally:
         for s in servers:
             s.stop()
@@ -351,22 +353,13 @@ def grpc_suite(args, work):
         Server("grpc-go (original)", [args.grpc_go, f"127.0.0.1:{go_port}", cert, key], go_port),
     ]
     http = Server("go_example http", [args.stack, "http", "--env", "debug"], http_port, env, ROOT)
-    results = {s.name: [] for s in servers}
+    log = os.path.join(work, "h2load.log")
     try:
         for s in servers:
             s.start(tcp=True)
             grpc_check(s.port, body)
-            h2load(s.port, 2, args.grpc_clients, args.grpc_streams, body, os.path.join(work, "warm.log"))
-        for r in range(args.rounds):
-            for s in servers:
-                before = s.cpu_ticks()
-                rps, p99 = h2load(s.port, args.seconds, args.grpc_clients, args.grpc_streams, body,
-                                  os.path.join(work, "h2load.log"))
-                after = s.cpu_ticks()
-                cpu = ((after - before) / TICKS) * 1e6 / (rps * args.seconds)
-                results[s.name].append((rps, p99, cpu))
-                print(f"round {r + 1}: {s.name:<22} {rps:>10.0f} req/s  p99 {p99:.2f} ms  cpu {cpu:.2f} us/req",
-                      file=sys.stderr)
+        med, _ = measure(servers, args, None, load=lambda s, seconds: h2load(
+            s.port, seconds, args.grpc_clients, args.grpc_streams, body, log))
         # GET /grpc/hello through the client and its breaker (at most 10 calls in flight by
         # default, so 8 connections) against GET /hello on the same app.
         http.start()
@@ -377,7 +370,6 @@ def grpc_suite(args, work):
     finally:
         for s in servers + [http]:
             s.stop()
-    med = {n: tuple(statistics.median(v[i] for v in rs) for i in range(3)) for n, rs in results.items()}
     stack, bare, go = med["go_example grpc"], med["bare tonic"], med["grpc-go (original)"]
     print()
     print(f"unary SayHello over TLS, h2load -c{args.grpc_clients} -m{args.grpc_streams}, {args.rounds} "

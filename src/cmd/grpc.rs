@@ -14,9 +14,6 @@ use crate::cmd::http::shutdown_signal;
 use crate::meta::config::{AppConfig, parse_addr};
 use crate::server;
 
-/// Days the development certificates made at first start are valid.
-const DEV_CERT_DAYS: u32 = 365;
-
 /// A built gRPC application, bound but not yet serving.
 pub struct GrpcApplication {
     listener: tokio::net::TcpListener,
@@ -50,8 +47,9 @@ impl GrpcApplication {
         if grpc.tls.enabled
             && grpc.tls.generate_missing
             && !profile.is_releasing()
-            && let Some(written) = goex_certs::ensure(Path::new(&grpc.tls.dir), DEV_CERT_DAYS)
-                .context("making development certificates (server.grpc.tls.generate_missing)")?
+            && let Some(written) =
+                goex_certs::ensure(Path::new(&grpc.tls.dir), goex_certs::DEV_DAYS)
+                    .context("making development certificates (server.grpc.tls.generate_missing)")?
         {
             slog::warn!(logger, "development certificates written: clients must trust its ca.crt";
                 "dir" => written.dir.display().to_string(), "sans" => written.sans.join(","));

@@ -50,8 +50,11 @@ impl Application {
             && config.grpc_client.tls.enabled
             && !profile.is_releasing()
         {
-            goex_certs::ensure(std::path::Path::new(&config.grpc_client.tls.dir), 365)
-                .context("making development certificates (server.grpc.tls.generate_missing)")?;
+            goex_certs::ensure(
+                std::path::Path::new(&config.grpc_client.tls.dir),
+                goex_certs::DEV_DAYS,
+            )
+            .context("making development certificates (server.grpc.tls.generate_missing)")?;
         }
         let infra = Infra::build(config, logger)
             .await

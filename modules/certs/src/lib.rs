@@ -41,6 +41,9 @@ pub const DEFAULT_SANS: &[&str] = &[
     "::1",
 ];
 
+/// Days the development certificates of [`ensure`]'s callers are valid.
+pub const DEV_DAYS: u32 = 365;
+
 /// Why certificates could not be made or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
