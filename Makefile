@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/go_example-rs/target
 BIN := $(CARGO_TARGET_DIR)/debug/go_example
 
 .DEFAULT_GOAL := help
-.PHONY: help http grpc certs migrate test lint fmt clippy nextest postman contract diesel-check bench services-up services-down
+.PHONY: help http grpc socket socket-client certs migrate test lint fmt clippy nextest postman contract diesel-check bench services-up services-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -15,6 +15,12 @@ http: ## run the HTTP app on the embedded default (SQLite, no external service) 
 
 grpc: ## run the gRPC app on 127.0.0.1:9090 (TLS with dev certificates made on first run under var/certs/grpc)
 	cargo run --bin go_example -- grpc
+
+socket: ## run the socket app (WebSocket at ws://127.0.0.1:30000/socket_server; pages on the http app at /socket/index2)
+	cargo run --bin go_example -- socket
+
+socket-client: ## talk to the socket app from the terminal: stdin lines out, replies printed (ADDR=127.0.0.1:30000)
+	cargo run --bin go_example -- socket-client --addr $${ADDR:-127.0.0.1:30000}
 
 migrate: ## diesel migration run against DATABASE_URL (MySQL); installs diesel_cli if missing
 	@test -n "$$DATABASE_URL" || { echo 'set DATABASE_URL=mysql://user:pass@host:port/db (or: eval "$$(scripts/services.sh up)"; export DATABASE_URL=$$APP__MYSQL__DSN)'; exit 2; }

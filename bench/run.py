@@ -15,11 +15,16 @@ Suites:
         grpc-go (the original's server shape); GET /grpc/hello vs GET /hello.
   metrics  (only with --suite metrics) go_example with metrics on and off alone, twice the rounds,
         access log off: the recording cost by req/s and by server CPU per request.
+  socket  the socket app vs the original's gorilla/websocket server (bench/gorilla-ws), both driven
+        by bench/ws-load: server RSS per connection with 10,000 connections held by ping frames,
+        echo messages/s over 100 closed-loop connections and server CPU per message, and the
+        delivery latency of a room fan-out to 10,000 members. A fresh server process each round.
 """
 import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -385,11 +390,135 @@ def grpc_suite(args, work):
                      "ratio_go": stack[0] / go[0], "ratio_grpc_hello": ratio}}
 
 
+def raise_nofile(need):
+    """The open-files limit of this process and its children (servers, ws-load) to at least
+    `need`: 10,000 sockets in one process is past most distributions' default soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))  # root only
+            return
+        except (ValueError, OSError):
+            raise SystemExit(f"bench: the socket suite needs {need} open files; the hard limit is {hard} "
+                             f"(raise it: ulimit -Hn {need}, or run as root)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else need, hard))
+
+
+def ws_load(args, server, test, *extra):
+    """One bench/ws-load run (pinned to CPU 1) against a started socket server: its JSON figures."""
+    url = f"ws://127.0.0.1:{server.port}/socket_server"
+    out = subprocess.run(["taskset", "-c", "1", args.ws_load, test, "-url", url, "-pid", str(server.proc.pid),
+                          "-clk-tck", str(TICKS), *extra], capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
+    if out.returncode != 0 or "error" in result or not result:
+        detail = result.get("error") or out.stderr.strip()[-2000:]
+        raise SystemExit(f"bench: ws-load {test} against {server.name}: {detail}")
+    if server.proc.poll() is not None:
+        raise SystemExit(f"bench: {server.name} exited ({server.proc.returncode}) during ws-load {test}")
+    return result
+
+
+def socket_servers(args, work):
+    """Factories of the measured socket servers: each call starts nothing, on a new port."""
+    def ours(port):
+        env = stack_env(free_port(), work)
+        env.update({
+            "APP__SERVER__SOCKET__ADDR": f"127.0.0.1:{port}",
+            "APP__SERVER__SOCKET__MAX_CONNECTIONS": "20000",
+            "APP__SERVER__SOCKET__IDLE_TIMEOUT": "120s",
+            # One worker on its one CPU, as Go's GOMAXPROCS follows the affinity mask.
+            "APP__SERVER__SOCKET__WORKERS": "1",
+            "APP__LOG__LEVEL": "warning",
+        })
+        return Server("go_example socket", [args.stack, "--env", "debug", "socket"], port, env, ROOT)
+
+    def gorilla(port):
+        return Server("gorilla/websocket (original)", [args.gorilla_ws, "-addr", f"127.0.0.1:{port}"], port)
+
+    return {"go_example": [ours], "gorilla": [gorilla]}.get(args.socket_only, [ours, gorilla])
+
+
+def socket_suite(args, work):
+    """The socket app vs the original's gorilla/websocket server. Each round starts every server
+    afresh (RSS per connection needs a process that has not yet held connections), then runs the
+    three ws-load tests against it in turn: hold, echo, fan-out."""
+    # Per process: ws-load holds every member plus the publisher, the server as many.
+    raise_nofile(args.ws_conns + 1024)
+    factories = socket_servers(args, work)
+    per_round = {}
+    for r in range(args.rounds):
+        for make in factories:
+            s = make(free_port())
+            try:
+                s.start(tcp=True)
+                time.sleep(1.0)  # idle RSS settles
+                hold = ws_load(args, s, "hold", "-conns", str(args.ws_conns))
+                time.sleep(1.0)  # the closed connections are released
+                echo = ws_load(args, s, "echo", "-conns", str(args.ws_echo_conns),
+                               "-duration", f"{args.seconds}s", "-warmup", "2s")
+                time.sleep(1.0)
+                fan = ws_load(args, s, "fanout", "-conns", str(args.ws_conns),
+                              "-publishes", str(args.ws_publishes), "-interval", f"{args.ws_interval_ms}ms")
+            finally:
+                s.stop()
+            row = {"kib_per_conn": hold["bytes_per_conn"] / 1024, "msgs_per_s": echo["msgs_per_s"],
+                   "cpu_us_per_msg": echo["server_cpu_us_per_msg"], "echo_p99_ms": echo["rtt_p99_ms"],
+                   "fan_p50_ms": fan["p50_ms"], "fan_p99_ms": fan["p99_ms"], "fan_max_ms": fan["max_ms"],
+                   "fan_cpu_ms": fan["server_cpu_ms_per_publish"],
+                   "client_cpu": echo["client_cpu_util"], "hold": hold, "echo": echo, "fanout": fan}
+            per_round.setdefault(s.name, []).append(row)
+            print(f"round {r + 1}: {s.name:<30} {row['kib_per_conn']:6.1f} KiB/conn  "
+                  f"{row['msgs_per_s']:8.0f} msgs/s  cpu {row['cpu_us_per_msg']:.2f} us/msg  "
+                  f"(ws-load cpu {row['client_cpu']:.0%})  fan-out p50 {row['fan_p50_ms']:.1f} "
+                  f"p99 {row['fan_p99_ms']:.1f} max {row['fan_max_ms']:.1f} ms", file=sys.stderr)
+    keys = ["kib_per_conn", "msgs_per_s", "cpu_us_per_msg", "echo_p99_ms", "fan_p50_ms", "fan_p99_ms",
+            "fan_max_ms", "fan_cpu_ms", "client_cpu"]
+    med = {n: {k: statistics.median(row[k] for row in rows) for k in keys} for n, rows in per_round.items()}
+
+    print()
+    print(f"WebSocket /socket_server, {args.rounds} alternating rounds, a fresh server each round on CPU 0, "
+          f"ws-load on CPU 1 (median of rounds)")
+    print(f"  hold: {args.ws_conns} connections, a ping frame each every 10 s; RSS per connection = "
+          f"(VmRSS held and settled - VmRSS before) / N")
+    print(f"  echo: {args.ws_echo_conns} closed-loop connections, 32-byte text, {args.seconds} s after 2 s of warm-up")
+    print(f"  fan-out: {args.ws_conns} members of one room, {args.ws_publishes} publishes {args.ws_interval_ms} ms "
+          f"apart; latency from publish to each delivery")
+    print(f"{'server':<30}{'KiB/conn':>9}{'msgs/s':>10}{'cpu us/msg':>11}{'echo p99':>9}"
+          f"{'fan p50':>9}{'fan p99':>9}{'fan max':>9}{'cpu ms/pub':>11}")
+    for name, m in med.items():
+        print(f"{name:<30}{m['kib_per_conn']:>9.1f}{m['msgs_per_s']:>10.0f}{m['cpu_us_per_msg']:>11.2f}"
+              f"{m['echo_p99_ms']:>9.2f}{m['fan_p50_ms']:>9.1f}{m['fan_p99_ms']:>9.1f}{m['fan_max_ms']:>9.1f}"
+              f"{m['fan_cpu_ms']:>11.1f}")
+    figures = {"median": med, "rounds": per_round}
+    ours, go = med.get("go_example socket"), med.get("gorilla/websocket (original)")
+    if ours:
+        print(f"go_example RSS per connection: {ours['kib_per_conn']:.1f} KiB  (goal <= 16 KiB)")
+    if ours and go:
+        figures.update({
+            "ratio_rss": ours["kib_per_conn"] / go["kib_per_conn"],
+            "ratio_msgs": ours["msgs_per_s"] / go["msgs_per_s"],
+            "ratio_cpu": go["cpu_us_per_msg"] / ours["cpu_us_per_msg"],
+            "ratio_fan_p99": go["fan_p99_ms"] / ours["fan_p99_ms"],
+        })
+        print(f"go_example / gorilla RSS per connection: {figures['ratio_rss']:.3f}  (goal <= 0.50)")
+        print(f"go_example / gorilla echo: {figures['ratio_msgs']:.3f} msgs/s, {figures['ratio_cpu']:.3f} by server "
+              f"CPU per message  (goal >= 1.5)")
+        print(f"gorilla / go_example fan-out p99: {figures['ratio_fan_p99']:.3f}  (higher is better for go_example)")
+    busy = max(m["client_cpu"] for m in med.values())
+    if busy >= 0.85:
+        print(f"note: ws-load used {busy:.0%} of its CPU during echo rounds: messages/s is bounded by the client "
+              f"there; server CPU per message is the comparison that holds")
+    return {"socket": figures}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stack", required=True)
-    ap.add_argument("--bare", required=True)
-    ap.add_argument("--gin", required=True)
+    ap.add_argument("--stack", help="go_example (every suite but socket with --socket-only gorilla)")
+    ap.add_argument("--bare", help="the bare actix-web hello (http suite)")
+    ap.add_argument("--gin", help="the gin hello (http suite)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--connections", type=int, default=64)
@@ -397,13 +526,34 @@ def main():
     ap.add_argument("--baseline", help="an earlier go_example build, measured alongside (http suite)")
     ap.add_argument("--baseline-root", default=ROOT,
                     help="the checkout the baseline was built from (its configs/ are used)")
-    ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "all"], default="all")
+    ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "socket", "all"], default="all")
     ap.add_argument("--bare-tonic", help="the bare tonic SayHello server (grpc suite)")
     ap.add_argument("--grpc-go", help="the grpc-go SayHello server (grpc suite)")
     ap.add_argument("--grpc-clients", type=int, default=16)
     ap.add_argument("--grpc-streams", type=int, default=8)
+    ap.add_argument("--gorilla-ws", help="the original's gorilla/websocket server, bench/gorilla-ws (socket suite)")
+    ap.add_argument("--ws-load", help="the WebSocket load client, bench/ws-load (socket suite)")
+    ap.add_argument("--socket-only", choices=["go_example", "gorilla"],
+                    help="measure one of the socket suite's servers (no ratios)")
+    ap.add_argument("--ws-conns", type=int, default=10000, help="connections held and room members (socket suite)")
+    ap.add_argument("--ws-echo-conns", type=int, default=100)
+    ap.add_argument("--ws-publishes", type=int, default=20)
+    ap.add_argument("--ws-interval-ms", type=int, default=200, help="time between fan-out publishes")
     args = ap.parse_args()
-    if not shutil.which("wrk"):
+    suites = {"http", "data", "grpc", "socket"} if args.suite == "all" else {args.suite}
+    need = set()
+    if "http" in suites:
+        need |= {"stack", "bare", "gin"}
+    if suites & {"data", "metrics", "grpc"}:
+        need |= {"stack"}
+    if "grpc" in suites:
+        need |= {"bare_tonic", "grpc_go"}
+    if "socket" in suites:
+        need |= {"gorilla_ws", "ws_load"} | (set() if args.socket_only == "gorilla" else {"stack"})
+    absent = sorted("--" + n.replace("_", "-") for n in need if not getattr(args, n))
+    if absent:
+        raise SystemExit(f"bench: --suite {args.suite} needs {' '.join(absent)}")
+    if suites & {"http", "data", "metrics"} and not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing")
 
     work = tempfile.mkdtemp(prefix="goex-bench-")
@@ -418,6 +568,9 @@ def main():
     if args.suite in ("grpc", "all"):
         print()
         figures.update(grpc_suite(args, work))
+    if args.suite in ("socket", "all"):
+        print()
+        figures.update(socket_suite(args, work))
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -7,6 +7,11 @@ apt_install() {
   fi
   echo "installing $* (apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "$@" >&2 \
-    || { apt-get update >&2 && apt-get install -y --no-install-recommends "$@" >&2; }
+  # One apt at a time: scripts run in parallel (tests, benchmarks) would otherwise fail on
+  # dpkg's lock instead of waiting for it.
+  (
+    flock 8
+    apt-get install -y --no-install-recommends "$@" >&2 \
+      || { apt-get update >&2 && apt-get install -y --no-install-recommends "$@" >&2; }
+  ) 8>"${TMPDIR:-/tmp}/go_example-apt.lock"
 }

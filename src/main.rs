@@ -14,6 +14,23 @@ fn main() -> ExitCode {
         println!("{}", cmd::version::text());
         return ExitCode::SUCCESS;
     }
+    // The client needs no configuration: it runs from anywhere.
+    if let Command::SocketClient {
+        addr,
+        path,
+        token,
+        origin,
+    } = &cli.command
+    {
+        let url = cmd::socket_client::url(addr, path, token.as_deref());
+        return match cmd::socket_client::run(&url, origin.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -48,6 +65,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Http => cmd::http::run(&config, profile, &logger).await,
             Command::Grpc => cmd::grpc::run(&config, profile, &logger).await,
+            Command::Socket => cmd::socket::run(&config, profile, &logger).await,
+            Command::SocketClient { .. } => Ok(()),
             Command::Certs(cmd::CertsCommand::Generate { out, san, days }) => {
                 cmd::certs::generate(&out, &san, days).map(|text| print!("{text}"))
             }

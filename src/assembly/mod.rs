@@ -34,6 +34,7 @@ use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameter
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
+use crate::service::socket::{HubLimits, HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
 
 use self::infra::Infra;
@@ -51,7 +52,7 @@ module! {
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
-            UserServiceImpl,
+            UserServiceImpl, SocketHubImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl,
@@ -145,6 +146,14 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<Argon2PasswordHasher>(hasher)
+            .with_component_parameters::<SocketHubImpl>(SocketHubImplParameters {
+                limits: HubLimits {
+                    max_connections: config.server.socket.max_connections,
+                    max_rooms_per_connection: config.server.socket.max_rooms_per_connection,
+                    outbound_queue: config.server.socket.outbound_queue,
+                },
+                state: HubState::default(),
+            })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,
                 details: config.server.readiness_details,

@@ -85,16 +85,8 @@ impl Application {
         let listener =
             TcpListener::bind(addr).with_context(|| format!("binding server.http.addr {addr}"))?;
         let port = listener.local_addr()?.port();
-        let server = server::http::serve(
-            listener,
-            &config.server.http,
-            config.server.debug_routes,
-            config.read_your_writes_enabled(),
-            served,
-            logger,
-            infra.metrics.clone(),
-        )
-        .context("starting the HTTP server")?;
+        let server = server::http::serve(listener, config, served, logger, infra.metrics.clone())
+            .context("starting the HTTP server")?;
         slog::info!(logger, "http server listening"; "addr" => format!("{}:{port}", addr.ip()));
 
         let pprof = if config.pprof.enabled && !profile.is_releasing() {

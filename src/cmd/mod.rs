@@ -5,6 +5,8 @@ pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod migrate;
+pub mod socket;
+pub mod socket_client;
 pub mod version;
 
 use std::path::PathBuf;
@@ -28,7 +30,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands. `socket` joins here with its feature.
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP application (routes: /hello, /healthz, /readyz, ...).
@@ -42,6 +44,25 @@ pub enum Command {
     /// user/password metadata or an access token. SIGINT or SIGTERM drain in-flight calls
     /// within server.grpc.shutdown_timeout.
     Grpc,
+    /// Run the socket app: WebSocket at /socket_server (echo, JSON, rooms; docs/websocket.md).
+    ///
+    /// Listens on server.socket.addr; SIGINT or SIGTERM send every client close 1001 and exit.
+    Socket,
+    /// Connect to the socket app, send standard input line by line, print the replies.
+    SocketClient {
+        /// The server's host:port (Go's ":30000" is this machine).
+        #[arg(long, default_value = ":30000")]
+        addr: String,
+        /// The path of the socket route.
+        #[arg(long, default_value = "/socket_server")]
+        path: String,
+        /// An access token from POST /auth/login (sent as the `token` query parameter).
+        #[arg(long)]
+        token: Option<String>,
+        /// An Origin header to send (the server checks it against server.socket.allowed_origins).
+        #[arg(long)]
+        origin: Option<String>,
+    },
     /// Apply pending database migrations of the configured backend and exit.
     Migrate,
     /// Print the version and build information.

@@ -11,3 +11,4 @@ pub mod grpc_client;
 pub mod health;
 pub mod hello;
 pub mod home;
+pub mod socket;

@@ -42,6 +42,17 @@ pub struct AppConfig {
     pub metrics: goex_metrics::Settings,
     /// The HTTP app's client of the gRPC app (`GET /grpc/hello`).
     pub grpc_client: GrpcClientConfig,
+    /// The original's `common` section: settings shared by the apps.
+    pub common: CommonConfig,
+}
+
+/// The `common` section (the original's keys).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommonConfig {
+    /// Client addresses the socket app admits: addresses, CIDRs, or IPv4 with whole-octet `*`
+    /// (`192.168.163.*`). Empty admits everyone (the original's rule).
+    pub socket_white_ip_list: crate::middleware::socket_admission::IpAllowList,
 }
 
 /// The `auth` section.
@@ -127,6 +138,68 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// The gRPC application.
     pub grpc: GrpcConfig,
+    /// The socket (WebSocket) application.
+    pub socket: SocketConfig,
+}
+
+/// Whether the socket app asks for an access token.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SocketAuth {
+    /// Tokens are not read.
+    None,
+    /// A token is checked when one is sent; anonymous clients are admitted.
+    Optional,
+    /// Every connection needs a valid access token.
+    Required,
+}
+
+/// The `server.socket` section (docs/websocket.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketConfig {
+    /// Listen address; Go's `:30000` form means every interface.
+    pub addr: String,
+    /// The URL the HTTP app's pages connect to; empty: `ws://<the page's host>:<addr's
+    /// port>/socket_server`.
+    pub public_url: String,
+    /// Worker threads; 0 means one per CPU core available to the process.
+    pub workers: usize,
+    /// How long clients have to answer the 1001 close after SIGINT/SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Connections open at once; more are refused with 503 before the upgrade.
+    pub max_connections: usize,
+    /// How often the server pings each client.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A connection silent this long gets close 1000 `idle timeout` (the original's 30 s).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Pongs count as activity (off: only client messages do, the original's rule).
+    pub pong_keeps_alive: bool,
+    /// Largest frame read, in bytes; larger: close 1009.
+    pub max_frame_size: usize,
+    /// Largest message (continuation frames aggregated), in bytes; larger: close 1009.
+    pub max_message_size: usize,
+    /// Messages waiting to be written to one connection; more: close 1008 (slow consumer).
+    pub outbound_queue: usize,
+    /// How long a slow consumer's close frame may wait to be written before the connection
+    /// is dropped.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_connection: usize,
+    /// Origins admitted (docs/websocket.md): full origins, hosts, `*.` subdomains, or `*`.
+    /// Empty: same-origin requests only.
+    pub allowed_origins: crate::middleware::socket_admission::OriginAllowList,
+    /// Refuse requests without an `Origin` header (non-browser clients send none).
+    pub require_origin: bool,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` is believed (as
+    /// `server.http.trusted_proxies`).
+    pub trusted_proxies: crate::middleware::client_addr::TrustedProxies,
+    /// none | optional | required: access tokens (query `token` or `Authorization: Bearer`).
+    pub auth: SocketAuth,
 }
 
 /// The `grpc_client` section: how the HTTP app calls the gRPC app.
@@ -322,6 +395,21 @@ impl AppConfig {
             ));
         }
         parse_addr(&self.server.grpc.addr).map_err(|m| invalid("server.grpc.addr", m))?;
+        parse_addr(&self.server.socket.addr).map_err(|m| invalid("server.socket.addr", m))?;
+        let socket = &self.server.socket;
+        let url = &socket.public_url;
+        if !(url.is_empty() || url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(invalid(
+                "server.socket.public_url",
+                "must be empty or a ws:// or wss:// URL",
+            ));
+        }
+        if socket.idle_timeout <= socket.ping_interval {
+            return Err(invalid(
+                "server.socket.idle_timeout",
+                "must be longer than server.socket.ping_interval: a live client answers pings",
+            ));
+        }
         if profile.is_releasing() && self.server.grpc.tls.generate_missing {
             return Err(invalid(
                 "server.grpc.tls.generate_missing",
@@ -370,6 +458,34 @@ impl AppConfig {
             (
                 "server.grpc.max_concurrent_streams",
                 self.server.grpc.max_concurrent_streams == 0,
+            ),
+            (
+                "server.socket.max_connections",
+                self.server.socket.max_connections == 0,
+            ),
+            (
+                "server.socket.ping_interval",
+                self.server.socket.ping_interval.is_zero(),
+            ),
+            (
+                "server.socket.max_frame_size",
+                self.server.socket.max_frame_size == 0,
+            ),
+            (
+                "server.socket.max_message_size",
+                self.server.socket.max_message_size == 0,
+            ),
+            (
+                "server.socket.outbound_queue",
+                self.server.socket.outbound_queue == 0,
+            ),
+            (
+                "server.socket.write_timeout",
+                self.server.socket.write_timeout.is_zero(),
+            ),
+            (
+                "server.socket.max_rooms_per_connection",
+                self.server.socket.max_rooms_per_connection == 0,
             ),
             // actix reads 0 as "no deadline" for the first request head.
             (

@@ -9,3 +9,4 @@ pub mod head_deadline;
 pub mod jwt_auth;
 pub mod lifecycle;
 pub mod request_id;
+pub mod socket_admission;

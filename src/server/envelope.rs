@@ -86,3 +86,21 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
         _ => ERR_SYSTEM,
     }
 }
+
+/// The socket app's error frame: the envelope with `"type":"error"`
+/// (`{"type":"error","error":{"code","level","message",...}}`, docs/websocket.md).
+pub fn error_frame(err: &ServiceError, lang: Lang) -> bytestring::ByteString {
+    #[derive(serde::Serialize)]
+    struct ErrorFrame {
+        r#type: &'static str,
+        error: goex_errors::EnvelopeBody,
+    }
+    let envelope = err.code().toast(lang, err.public_detail().as_deref());
+    let frame = ErrorFrame {
+        r#type: "error",
+        error: envelope.error,
+    };
+    serde_json::to_string(&frame)
+        .unwrap_or_else(|_| r#"{"type":"error"}"#.to_owned())
+        .into()
+}

@@ -42,7 +42,10 @@ pub fn status(err: &ServiceError) -> Status {
         }
         ServiceError::RequestTimeout { .. } => Code::DeadlineExceeded,
         ServiceError::Conflict { .. } => Code::AlreadyExists,
-        ServiceError::Unavailable { .. } | ServiceError::CircuitOpen { .. } => Code::Unavailable,
+        ServiceError::Unavailable { .. }
+        | ServiceError::CircuitOpen { .. }
+        | ServiceError::AtCapacity(_) => Code::Unavailable,
+        ServiceError::Forbidden(_) => Code::PermissionDenied,
         ServiceError::Downstream { .. } => Code::Unknown,
         ServiceError::LoginFailed
         | ServiceError::LoginElsewhere

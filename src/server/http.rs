@@ -20,6 +20,7 @@ use crate::assembly::AppModule;
 use crate::controller::{
     self,
     extract::{BodyLimit, BodyTimeout},
+    socket::PageTarget,
 };
 use crate::meta::config::HttpConfig;
 use crate::middleware::access_log::PeerText;
@@ -39,6 +40,7 @@ pub fn routes(routes: &mut Routes, surface: Surface) {
     controller::home::routes(routes);
     controller::auth::routes::<AppModule>(routes);
     controller::grpc_client::routes::<AppModule>(routes);
+    controller::socket::page_routes(routes);
     if surface.debug_routes {
         controller::debug::routes(routes);
     }
@@ -81,13 +83,20 @@ pub fn document(surface: Surface) -> Document {
 /// The listener cannot be used.
 pub fn serve(
     listener: TcpListener,
-    http: &HttpConfig,
-    debug_routes: bool,
-    read_your_writes: bool,
+    config: &crate::meta::config::AppConfig,
     module: Arc<AppModule>,
     logger: &Logger,
     metrics: Option<goex_metrics::Metrics>,
 ) -> std::io::Result<Server> {
+    let http: &HttpConfig = &config.server.http;
+    let debug_routes = config.server.debug_routes;
+    let read_your_writes = config.read_your_writes_enabled();
+    let pages = web::Data::new(PageTarget {
+        public_url: config.server.socket.public_url.clone(),
+        port: crate::meta::config::parse_addr(&config.server.socket.addr)
+            .map(|a| a.port())
+            .unwrap_or(30000),
+    });
     let limit = http.max_body_size;
     let body_timeout = BodyTimeout(http.body_timeout);
     let access_log = http.access_log;
@@ -120,6 +129,7 @@ pub fn serve(
             .app_data(trusted.clone())
             .app_data(table.clone())
             .app_data(web::Data::new(doc_json.clone()))
+            .app_data(pages.clone())
             .app_data(BodyLimit(limit))
             .app_data(body_timeout)
             .app_data(web::PayloadConfig::new(limit))

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pprof;
 pub mod routes;
+pub mod socket;
 
 use std::net::TcpListener;
 

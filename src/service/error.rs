@@ -97,6 +97,13 @@ pub enum ServiceError {
     /// Too many attempts (10008).
     #[error("too many attempts")]
     TooManyRequests,
+    /// Authenticated, or not needing to be, but not allowed: an address or origin outside an
+    /// allowlist, a room one is not in (10011, 403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The service is at a configured capacity or shutting down (10009, 503).
+    #[error("at capacity: {0}")]
+    AtCapacity(&'static str),
     /// A handler panicked; the server keeps serving (10001).
     #[error("handler panicked: {0}")]
     Panic(String),
@@ -126,6 +133,8 @@ impl ServiceError {
             ServiceError::RefreshFailed(_) => ERR_REFRESH_TOKEN,
             ServiceError::Unauthorized(_) => ERR_UNAUTHORIZED,
             ServiceError::TooManyRequests => ERR_TOO_MANY_REQUESTS,
+            ServiceError::Forbidden(_) => ERR_FORBIDDEN,
+            ServiceError::AtCapacity(_) => ERR_UNAVAILABLE,
         }
     }
 
@@ -143,6 +152,8 @@ impl ServiceError {
             ServiceError::CircuitOpen { dependency } => {
                 Some(format!("{dependency} (circuit open: retry later)"))
             }
+            ServiceError::Forbidden(reason) => Some(reason.clone()),
+            ServiceError::AtCapacity(what) => Some((*what).to_owned()),
             _ => None,
         }
     }

@@ -5,4 +5,5 @@ pub mod error;
 pub mod health;
 pub mod hello;
 pub mod password;
+pub mod socket;
 pub mod user;

@@ -36,7 +36,7 @@ fn a_bad_key_in_the_file_names_itself_and_the_file() {
     std::fs::create_dir_all(dir.path().join("test")).unwrap();
     std::fs::write(
         dir.path().join("test/common.yaml"),
-        original.replace("  max_connections:", "  max_conections:"),
+        original.replacen("  max_connections:", "  max_conections:", 1),
     )
     .unwrap();
     let (code, stderr) = run(

@@ -448,3 +448,19 @@ impl LoggedApp {
             .collect()
     }
 }
+
+/// The `websockets` release the Python socket clients run on (tests/clients/socket_client.py).
+pub const WEBSOCKETS_PIN: &str = "websockets==17.4";
+
+/// Debian's Chromium, installed by `scripts/browser.sh` when missing; its path.
+pub fn browser() -> String {
+    let out = std::process::Command::new(manifest_dir().join("scripts/browser.sh"))
+        .output()
+        .expect("scripts/browser.sh runs");
+    assert!(
+        out.status.success(),
+        "scripts/browser.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -25,4 +25,5 @@ mod request_ids;
 mod secrets;
 mod shutdown;
 mod slow_client;
+mod socket;
 mod validation;

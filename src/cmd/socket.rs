@@ -1,0 +1,112 @@
+//! `go_example socket`: builds the clients and the module, serves the socket app until SIGINT
+//! or SIGTERM, closes every connection with 1001, and exits 0 (the original's process died on
+//! the first refused upgrade instead).
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use anyhow::Context;
+use goex_config::Profile;
+use shaku::HasComponent;
+use slog::Logger;
+
+use crate::assembly::{self, AppModule, infra::Infra};
+use crate::cmd::http::shutdown_signal;
+use crate::meta::config::{AppConfig, parse_addr};
+use crate::server;
+use crate::service::socket::SocketHub;
+
+/// A built socket application, bound but not yet running.
+pub struct SocketApplication {
+    server: Server,
+    port: u16,
+    module: Arc<AppModule>,
+    infra: Infra,
+    logger: Logger,
+}
+
+impl SocketApplication {
+    /// Builds clients and the module and binds `server.socket.addr` (port 0 picks a free
+    /// port).
+    ///
+    /// # Errors
+    /// A client cannot be built or the address cannot be bound.
+    pub async fn build(
+        config: &AppConfig,
+        _profile: Profile,
+        logger: &Logger,
+    ) -> anyhow::Result<Self> {
+        let infra = Infra::build(config, logger)
+            .await
+            .context("building clients")?;
+        if config.database.migrate_on_start {
+            infra
+                .migrate()
+                .await
+                .context("applying start-up migrations")?;
+        }
+        let module = assembly::build(config, &infra);
+        let addr = parse_addr(&config.server.socket.addr).map_err(anyhow::Error::msg)?;
+        let listener = TcpListener::bind(addr)
+            .with_context(|| format!("binding server.socket.addr {addr}"))?;
+        let port = listener.local_addr()?.port();
+        let server = server::socket::serve(listener, config, module.clone(), logger)
+            .context("starting the socket server")?;
+        slog::info!(logger, "socket server listening";
+            "addr" => format!("{}:{port}", addr.ip()), "path" => crate::controller::socket::SOCKET_PATH);
+        Ok(Self {
+            server,
+            port,
+            module,
+            infra,
+            logger: logger.clone(),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The built module.
+    pub fn module(&self) -> Arc<AppModule> {
+        self.module.clone()
+    }
+
+    /// Serves until `shutdown` completes; then refuses new connections, sends every client
+    /// close 1001, waits up to `server.socket.shutdown_timeout` for the connections to end,
+    /// and closes the pools.
+    ///
+    /// # Errors
+    /// The server failed while running.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let hub: Arc<dyn SocketHub> = self.module.resolve();
+        let mut server = tokio::spawn(self.server);
+        let result = tokio::select! {
+            r = &mut server => r,
+            () = shutdown => {
+                slog::info!(self.logger, "shutdown requested; closing connections (1001)";
+                    "open" => hub.open_connections());
+                hub.shut_down();
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        self.infra.close().await;
+        slog::info!(self.logger, "socket server exited"; "open" => hub.open_connections());
+        result.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+/// Runs the `socket` command to completion.
+///
+/// # Errors
+/// Start-up or the server failed.
+pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
+    let app = SocketApplication::build(config, profile, logger).await?;
+    app.run_until(shutdown_signal()).await
+}

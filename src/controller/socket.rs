@@ -1,0 +1,579 @@
+//! The socket app's controller (the original's `socket_controller.go`): `GET /socket_server`
+//! admits a client before the upgrade (capacity, address, origin, token), then runs one task
+//! per connection that speaks the protocol of docs/websocket.md: the original's text echo and
+//! JSON exchange, rooms, heartbeat, limits and the close codes. Also the HTTP app's two pages
+//! that talk to it (`/socket/index`, `/socket/index2`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use bytestring::ByteString;
+use futures_util::StreamExt;
+use goex_errors::Lang;
+use serde_json::{Map, Value, json};
+use shaku::HasComponent;
+use slog::Logger;
+
+use crate::meta::config::{SocketAuth, SocketConfig};
+use crate::middleware::client_addr::client_addr;
+use crate::middleware::socket_admission::IpAllowList;
+use crate::server::envelope::error_frame;
+use crate::server::routes::Routes;
+use crate::service::auth::{AuthService, bearer};
+use crate::service::error::ServiceError;
+use crate::service::socket::{Connected, Connection, Frame, SocketHub};
+
+/// The original's path.
+pub const SOCKET_PATH: &str = "/socket_server";
+
+/// Everything the handler needs from config, shared by the workers.
+#[derive(Clone, Debug)]
+pub struct SocketSettings {
+    /// `server.socket.*`.
+    pub socket: SocketConfig,
+    /// `common.socket_white_ip_list`.
+    pub white_ips: IpAllowList,
+    /// Where records go.
+    pub logger: Logger,
+}
+
+/// Registers the socket app's routes: the upgrade and a liveness probe (`/healthz`, for load
+/// balancers and a registry's HTTP check).
+pub fn routes<M>(cfg: &mut web::ServiceConfig)
+where
+    M: HasComponent<dyn SocketHub> + HasComponent<dyn AuthService> + 'static,
+{
+    cfg.route(SOCKET_PATH, web::get().to(socket_server::<M>))
+        .route("/healthz", web::get().to(healthz));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "alive"}))
+}
+
+/// The upgrade: admission first (docs/websocket.md, "Admission"), every refusal an HTTP answer
+/// with the envelope; then the connection's task.
+async fn socket_server<M>(
+    req: HttpRequest,
+    body: web::Payload,
+    settings: web::Data<SocketSettings>,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: HasComponent<dyn SocketHub> + HasComponent<dyn AuthService> + 'static,
+{
+    let module = req
+        .app_data::<Arc<M>>()
+        .ok_or_else(|| ServiceError::Internal("the module is not registered".into()))?;
+    let hub: Arc<dyn SocketHub> = module.resolve();
+    let slot = hub.reserve()?;
+    let client = client_addr(&req);
+    if !settings.white_ips.admits(client.ip) {
+        return Err(ServiceError::Forbidden(
+            "client address not in common.socket_white_ip_list".into(),
+        ));
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let socket = &settings.socket;
+    if !socket
+        .allowed_origins
+        .admits(origin, host, socket.require_origin)
+    {
+        return Err(ServiceError::Forbidden(
+            "origin not in server.socket.allowed_origins".into(),
+        ));
+    }
+    let user = match (socket.auth, token(&req)) {
+        (SocketAuth::None, _) | (SocketAuth::Optional, None) => None,
+        (SocketAuth::Required, None) => {
+            return Err(ServiceError::Unauthorized(
+                "an access token (query `token` or Authorization: Bearer)".into(),
+            ));
+        }
+        (_, Some(token)) => {
+            let auth: Arc<dyn AuthService> = module.resolve();
+            Some(auth.authenticate(&token).await?)
+        }
+    };
+    let lang = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(Lang::from_accept_language)
+        .unwrap_or_default();
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ServiceError::invalid("upgrade", format!("not a WebSocket upgrade: {e}")))?;
+    let stream = stream
+        .max_frame_size(socket.max_frame_size)
+        .aggregate_continuations()
+        .max_continuation_size(socket.max_message_size);
+    let Connected {
+        connection,
+        outbox,
+        shutdown,
+    } = hub.connect(slot, user.as_ref().map(|u| u.id));
+    let logger = settings.logger.new(slog::o!(
+        "connection" => connection.id(),
+        "client" => client.to_string(),
+    ));
+    slog::debug!(logger, "socket connected"; "user" => user.as_ref().map(|u| u.id));
+    let task = ConnectionTask {
+        hub,
+        connection,
+        session,
+        settings: settings.into_inner(),
+        lang,
+        logger,
+    };
+    actix_web::rt::spawn(task.run(outbox, shutdown, stream));
+    Ok(response)
+}
+
+/// The access token of an upgrade: query `token` (browsers cannot set headers on a
+/// WebSocket), else `Authorization: Bearer`.
+fn token(req: &HttpRequest) -> Option<String> {
+    let from_query = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "token")
+        // The login's `accessToken` as it comes ("Bearer ..."), or the bare token.
+        .map(|(_, v)| bearer(&v).unwrap_or(&v).to_owned())
+        .filter(|v| !v.is_empty());
+    from_query.or_else(|| {
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer)
+            .map(str::to_owned)
+    })
+}
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum End {
+    /// Send this close frame.
+    Close(CloseCode, &'static str),
+    /// The peer closed (its close frame, echoed) or vanished.
+    Peer(Option<CloseReason>),
+    /// The peer stopped reading: nothing more can be written.
+    Stuck,
+}
+
+struct ConnectionTask {
+    hub: Arc<dyn SocketHub>,
+    connection: Arc<Connection>,
+    session: Session,
+    settings: Arc<SocketSettings>,
+    lang: Lang,
+    logger: Logger,
+}
+
+/// Removes the connection from the hub however its task ends (a panic included).
+struct Registered {
+    hub: Arc<dyn SocketHub>,
+    connection: Arc<Connection>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.hub.disconnect(&self.connection);
+    }
+}
+
+impl ConnectionTask {
+    async fn run(
+        mut self,
+        mut outbox: tokio::sync::mpsc::Receiver<Frame>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        mut stream: actix_ws::AggregatedMessageStream,
+    ) {
+        let _registered = Registered {
+            hub: self.hub.clone(),
+            connection: self.connection.clone(),
+        };
+        let connection = self.connection.clone();
+        let settings = self.settings.clone();
+        let cfg = &settings.socket;
+        let (ping_every, idle) = (cfg.ping_interval, cfg.idle_timeout);
+        let mut last_heard = Instant::now();
+        let mut next_ping = last_heard + ping_every;
+        let timer = tokio::time::sleep_until(next_ping.into());
+        tokio::pin!(timer);
+        let end = loop {
+            if *shutdown.borrow() {
+                break End::Close(CloseCode::Away, "server shutting down");
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {}
+                () = connection.overflowed() => {
+                    break End::Close(CloseCode::Policy, "slow consumer: outbound queue full");
+                }
+                message = stream.next() => {
+                    let message = match message {
+                        None => break End::Peer(None),
+                        Some(Err(e)) => break protocol_end(&e),
+                        Some(Ok(m)) => m,
+                    };
+                    if !matches!(message, AggregatedMessage::Pong(_)) || cfg.pong_keeps_alive {
+                        last_heard = Instant::now();
+                    }
+                    match self.answer(message).await {
+                        Ok(None) => {}
+                        Ok(Some(end)) => break end,
+                        Err(end) => break end,
+                    }
+                }
+                frame = outbox.recv() => {
+                    let Some(frame) = frame else { break End::Peer(None) };
+                    if let Err(end) = self.write(Outgoing::Text(frame)).await {
+                        break end;
+                    }
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now.duration_since(last_heard) >= idle {
+                        break End::Close(CloseCode::Normal, "idle timeout");
+                    }
+                    if now >= next_ping {
+                        if let Err(end) = self.write(Outgoing::Ping).await {
+                            break end;
+                        }
+                        next_ping = now + ping_every;
+                    }
+                    timer.as_mut().reset(next_ping.min(last_heard + idle).into());
+                }
+            }
+        };
+        self.finish(end).await;
+    }
+
+    /// Answers one message; `Ok(Some(end))` when it ends the connection.
+    async fn answer(&mut self, message: AggregatedMessage) -> Result<Option<End>, End> {
+        match message {
+            AggregatedMessage::Text(text) => {
+                let reply = self.reply_to_text(&text);
+                self.write(Outgoing::Text(reply)).await?;
+            }
+            AggregatedMessage::Binary(bytes) => {
+                let mut echo = Vec::with_capacity(ECHO_PREFIX.len() + bytes.len());
+                echo.extend_from_slice(ECHO_PREFIX.as_bytes());
+                echo.extend_from_slice(&bytes);
+                self.write(Outgoing::Binary(echo.into())).await?;
+            }
+            AggregatedMessage::Ping(payload) => {
+                self.write(Outgoing::Pong(payload)).await?;
+            }
+            AggregatedMessage::Pong(_) => {}
+            AggregatedMessage::Close(reason) => return Ok(Some(End::Peer(reason))),
+        }
+        Ok(None)
+    }
+
+    /// The reply to a text message (docs/websocket.md, "Messages").
+    fn reply_to_text(&self, text: &str) -> Frame {
+        if text.trim_start().starts_with('{')
+            && let Ok(object) = serde_json::from_str::<Map<String, Value>>(text)
+        {
+            return match self.reply_to_object(object) {
+                Ok(reply) => reply,
+                Err(e) => error_frame(&e, self.lang),
+            };
+        }
+        echo(text)
+    }
+
+    fn reply_to_object(&self, mut object: Map<String, Value>) -> Result<Frame, ServiceError> {
+        let connection = &self.connection;
+        let Some(kind) = object.get("type") else {
+            // The original's JSON exchange: {"name","age"} -> {"data":{"message":...}}.
+            return Ok(
+                match (scalar(object.get("name")), scalar(object.get("age"))) {
+                    (Some(name), Some(age)) => json!({
+                        "data": {"message": format!("recv msg：{name}_{age}")}
+                    })
+                    .to_string()
+                    .into(),
+                    _ => echo(&Value::Object(object).to_string()),
+                },
+            );
+        };
+        let kind = kind
+            .as_str()
+            .ok_or_else(|| ServiceError::invalid("type", "must be a string"))?
+            .to_owned();
+        if kind == "ping" {
+            return Ok(ByteString::from_static(r#"{"type":"pong"}"#));
+        }
+        let room = match object.get("room") {
+            Some(Value::String(room)) => room.clone(),
+            _ => return Err(ServiceError::invalid("room", "a string is required")),
+        };
+        match kind.as_str() {
+            "join" => {
+                let members = self.hub.join(connection, &room)?;
+                Ok(json!({"type": "joined", "room": room, "members": members})
+                    .to_string()
+                    .into())
+            }
+            "leave" => {
+                self.hub.leave(connection, &room)?;
+                Ok(json!({"type": "left", "room": room}).to_string().into())
+            }
+            "publish" => {
+                let data = object.remove("data").unwrap_or(Value::Null);
+                let mut message = json!({
+                    "type": "message",
+                    "room": room,
+                    "from": format!("c{}", connection.id()),
+                    "data": data,
+                });
+                if let Some(user) = connection.user() {
+                    message["user"] = json!(user);
+                }
+                let delivered = self
+                    .hub
+                    .publish(connection, &room, message.to_string().into())?;
+                Ok(
+                    json!({"type": "published", "room": room, "delivered": delivered})
+                        .to_string()
+                        .into(),
+                )
+            }
+            other => Err(ServiceError::invalid(
+                "type",
+                format!("unknown message type `{other}` (ping, join, leave, publish)"),
+            )),
+        }
+    }
+
+    /// Writes one frame, waiting at most `server.socket.write_timeout` for room in the
+    /// session's queue: a peer that stopped reading is dropped, never waited for forever.
+    async fn write(&mut self, out: Outgoing) -> Result<(), End> {
+        let session = &mut self.session;
+        let sent = tokio::time::timeout(self.settings.socket.write_timeout, async {
+            match out {
+                Outgoing::Text(t) => session.text(t).await,
+                Outgoing::Binary(b) => session.binary(b).await,
+                Outgoing::Ping => session.ping(b"").await,
+                Outgoing::Pong(p) => session.pong(&p).await,
+            }
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err(End::Peer(None)),
+            Err(_elapsed) => Err(End::Stuck),
+        }
+    }
+
+    async fn finish(self, end: End) {
+        let reason = match end {
+            End::Close(code, description) => {
+                slog::debug!(self.logger, "socket closing"; "code" => u16::from(code), "reason" => description);
+                Some(CloseReason {
+                    code,
+                    description: Some(description.to_owned()),
+                })
+            }
+            // Echo the peer's close (RFC 6455 §5.5.1).
+            End::Peer(reason) => {
+                slog::debug!(self.logger, "socket closed by peer";
+                    "code" => reason.as_ref().map(|r| u16::from(r.code)));
+                reason.map(|r| CloseReason {
+                    code: r.code,
+                    description: None,
+                })
+            }
+            End::Stuck => {
+                slog::info!(self.logger, "socket dropped: the client stopped reading");
+                return;
+            }
+        };
+        let _ = tokio::time::timeout(
+            self.settings.socket.write_timeout,
+            self.session.close(reason),
+        )
+        .await;
+    }
+}
+
+enum Outgoing {
+    Text(Frame),
+    Binary(actix_web::web::Bytes),
+    Ping,
+    Pong(actix_web::web::Bytes),
+}
+
+/// The original's echo prefix.
+const ECHO_PREFIX: &str = "recv data:";
+
+fn echo(text: &str) -> Frame {
+    let mut reply = String::with_capacity(ECHO_PREFIX.len() + text.len());
+    reply.push_str(ECHO_PREFIX);
+    reply.push_str(text);
+    reply.into()
+}
+
+/// A string or a number as text (the original read both fields as strings).
+fn scalar(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The close for a read error: 1009 past a size limit, 1007 for text that is not UTF-8,
+/// 1002 for any other protocol violation.
+fn protocol_end(e: &ProtocolError) -> End {
+    match e {
+        ProtocolError::Overflow => End::Close(CloseCode::Size, "message too big"),
+        ProtocolError::Io(io) if io.to_string() == CONTINUATION_OVERFLOW => {
+            End::Close(CloseCode::Size, "message too big")
+        }
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            End::Close(CloseCode::Invalid, "text is not UTF-8")
+        }
+        ProtocolError::Io(_) => End::Peer(None),
+        _ => End::Close(CloseCode::Protocol, "protocol error"),
+    }
+}
+
+/// actix-ws's error text for an aggregated message over its limit (no variant of its own;
+/// the oversize tests pin it).
+const CONTINUATION_OVERFLOW: &str = "Exceeded maximum continuation size";
+
+/// The target the pages connect to: `server.socket.public_url`, else the page's own host on
+/// the socket app's port.
+#[derive(Clone, Debug)]
+pub struct PageTarget {
+    /// `server.socket.public_url` (empty: derived).
+    pub public_url: String,
+    /// The socket app's port (`server.socket.addr`).
+    pub port: u16,
+}
+
+const SOCKET_PAGE: &str = include_str!("../../views/socket.html");
+const SOCKET2_PAGE: &str = include_str!("../../views/socket2.html");
+
+/// Registers the HTTP app's pages of the socket app.
+pub fn page_routes(routes: &mut Routes) {
+    routes.add(__path_socket_index, &[], socket_index);
+    routes.add(__path_socket_index2, &[], socket_index2);
+}
+
+/// The original's JSON example page: sends `{"name":"张三","age":"18"}` on open.
+#[utoipa::path(
+    get,
+    path = "/socket/index",
+    tag = "socket",
+    operation_id = "socket_index",
+    responses((status = 200, description = "An HTML page that talks to the socket app (docs/websocket.md).", content_type = "text/html")),
+)]
+async fn socket_index(req: HttpRequest, target: web::Data<PageTarget>) -> HttpResponse {
+    page(SOCKET_PAGE, &req, &target)
+}
+
+/// The original's Open / Close / Send page.
+#[utoipa::path(
+    get,
+    path = "/socket/index2",
+    tag = "socket",
+    operation_id = "socket_index2",
+    responses((status = 200, description = "An HTML page with Open, Close and Send buttons that talks to the socket app.", content_type = "text/html")),
+)]
+async fn socket_index2(req: HttpRequest, target: web::Data<PageTarget>) -> HttpResponse {
+    page(SOCKET2_PAGE, &req, &target)
+}
+
+fn page(template: &str, req: &HttpRequest, target: &PageTarget) -> HttpResponse {
+    let url = if target.public_url.is_empty() {
+        let info = req.connection_info();
+        let host = info.host();
+        // The page's host without its port; [v6] keeps its brackets.
+        let host = match host.rfind(':') {
+            Some(i) if !host[i..].contains(']') => &host[..i],
+            _ => host,
+        };
+        let scheme = if info.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{host}:{}{SOCKET_PATH}", target.port)
+    } else {
+        target.public_url.clone()
+    };
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(template.replace("{{socket_url}}", &html_escape(&url)))
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_keeps_the_original_prefix() {
+        assert_eq!(echo("hi"), "recv data:hi");
+    }
+
+    #[test]
+    fn scalars_read_strings_and_numbers() {
+        assert_eq!(scalar(Some(&json!("18"))).as_deref(), Some("18"));
+        assert_eq!(scalar(Some(&json!(18))).as_deref(), Some("18"));
+        assert_eq!(scalar(Some(&json!([1]))), None);
+        assert_eq!(scalar(None), None);
+    }
+
+    #[test]
+    fn page_urls_are_escaped() {
+        assert_eq!(html_escape(r#"ws://a"b<c>"#), "ws://a&quot;b&lt;c&gt;");
+    }
+
+    #[test]
+    fn read_errors_map_to_close_codes() {
+        let size = std::io::Error::other(CONTINUATION_OVERFLOW);
+        assert!(matches!(
+            protocol_end(&ProtocolError::Io(size)),
+            End::Close(CloseCode::Size, _)
+        ));
+        assert!(matches!(
+            protocol_end(&ProtocolError::Overflow),
+            End::Close(CloseCode::Size, _)
+        ));
+        let utf8 = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad");
+        assert!(matches!(
+            protocol_end(&ProtocolError::Io(utf8)),
+            End::Close(CloseCode::Invalid, _)
+        ));
+        assert!(matches!(
+            protocol_end(&ProtocolError::UnmaskedFrame),
+            End::Close(CloseCode::Protocol, _)
+        ));
+    }
+}

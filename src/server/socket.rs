@@ -1,0 +1,68 @@
+//! The socket app's server (the original's `server/socket.go`): the upgrade route composed from
+//! the socket controller, the request lifecycle middleware (request ids, the envelope for
+//! refusals, access records), and the listener. Handlers resolve the hub from the built module.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use slog::Logger;
+
+use crate::assembly::AppModule;
+use crate::controller::{self, socket::SocketSettings};
+use crate::meta::config::AppConfig;
+use crate::middleware::lifecycle::RequestLifecycle;
+use crate::middleware::request_id::RequestIdGenerator;
+
+/// Builds the socket server on `listener`. It handles no signals: the caller tells the hub to
+/// close every connection (1001), then stops the server through its handle (`cmd::socket`).
+///
+/// # Errors
+/// The listener cannot be used.
+pub fn serve(
+    listener: TcpListener,
+    config: &AppConfig,
+    module: Arc<AppModule>,
+    logger: &Logger,
+) -> std::io::Result<Server> {
+    let socket = &config.server.socket;
+    let settings = web::Data::new(SocketSettings {
+        socket: socket.clone(),
+        white_ips: config.common.socket_white_ip_list.clone(),
+        logger: logger.clone(),
+    });
+    let trusted = Arc::new(socket.trusted_proxies.clone());
+    let ids = Arc::new(RequestIdGenerator::new());
+    let logger = logger.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            // Registered as Arc<AppModule> itself, not web::Data: handlers look it up so.
+            .app_data(module.clone())
+            .app_data(trusted.clone())
+            .app_data(settings.clone())
+            .configure(controller::socket::routes::<AppModule>)
+            .default_service(web::to(controller::fallback::no_route))
+            .wrap(RequestLifecycle::new(
+                &logger,
+                true,
+                false,
+                ids.clone(),
+                trusted.clone(),
+                None,
+            ))
+    })
+    .disable_signals()
+    .shutdown_timeout(socket.shutdown_timeout.as_secs_f64().ceil() as u64)
+    // The hub counts connections against server.socket.max_connections and answers 503
+    // past it; actix's own per-worker bound would only queue them unanswered.
+    .max_connections(socket.max_connections.saturating_add(64))
+    .client_request_timeout(UPGRADE_HEAD_TIMEOUT);
+    if socket.workers > 0 {
+        server = server.workers(socket.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+/// Time a client has to send its upgrade request head.
+const UPGRADE_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -1,0 +1,742 @@
+//! The socket app (docs/websocket.md) over real TCP with an independent client
+//! (tokio-tungstenite): echo and JSON, rooms, heartbeat, admission, limits, slow consumers,
+//! shutdown; a Python `websockets` client, the CLI client and the page in Chromium.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use go_example::cmd::socket::SocketApplication;
+use go_example::service::socket::SocketHub;
+use goex_config::Profile;
+use serde_json::{Value, json};
+use shaku::HasComponent;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{eventually, manifest_dir, python_venv, test_config};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A running socket app.
+struct SocketApp {
+    port: u16,
+    module: std::sync::Arc<go_example::assembly::AppModule>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: TempDir,
+}
+
+impl SocketApp {
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/socket_server", self.port)
+    }
+
+    fn open(&self) -> usize {
+        let hub: &dyn SocketHub = self.module.resolve_ref();
+        hub.open_connections()
+    }
+
+    /// SIGINT's path: the hub closes every connection, then the server stops.
+    async fn shut_down(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(15), self.done)
+            .await
+            .expect("the app stops")
+            .expect("the app task")
+    }
+}
+
+async fn spawn_socket(extra: &[(&str, String)]) -> SocketApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut overrides = vec![
+        ("APP__SERVER__SOCKET__ADDR", "127.0.0.1:0".to_owned()),
+        ("APP__SERVER__SOCKET__WORKERS", "2".to_owned()),
+        (
+            "APP__SQLITE__PATH",
+            dir.path().join("app.db").display().to_string(),
+        ),
+        (
+            "APP__CERTS__DIR",
+            dir.path().join("certs").display().to_string(),
+        ),
+        (
+            "APP__GRPC_CLIENT__TLS__DIR",
+            dir.path().join("grpc-certs").display().to_string(),
+        ),
+    ];
+    overrides.extend(extra.iter().cloned());
+    let config = test_config(&overrides);
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let app = SocketApplication::build(&config, Profile::Test, &logger)
+        .await
+        .expect("socket app builds");
+    let (port, module) = (app.port(), app.module());
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let done = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    SocketApp {
+        port,
+        module,
+        stop: Some(stop),
+        done,
+        _dir: dir,
+    }
+}
+
+async fn connect(url: &str) -> Ws {
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the upgrade succeeds")
+        .0
+}
+
+/// Connects with extra headers; `Err((status, body))` when the upgrade is refused.
+async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, Value)> {
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            Err((
+                response.status().as_u16(),
+                serde_json::from_slice(&body).unwrap_or(Value::Null),
+            ))
+        }
+        Err(e) => panic!("unexpected upgrade error: {e}"),
+    }
+}
+
+/// The next text or binary message (pings are answered by the client as it reads).
+async fn next_data(ws: &mut Ws) -> Message {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the connection is open")
+            .expect("a frame");
+        match message {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    match next_data(ws).await {
+        Message::Text(text) => serde_json::from_str(&text).expect("JSON"),
+        other => panic!("expected a JSON text frame, got {other:?}"),
+    }
+}
+
+async fn send_json(ws: &mut Ws, value: Value) {
+    ws.send(Message::text(value.to_string())).await.unwrap();
+}
+
+/// Reads until the close frame; returns its code and reason.
+async fn close_of(ws: &mut Ws) -> (u16, String) {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a close within 15 s");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_echo_and_json_exchange() {
+    let app = spawn_socket(&[]).await;
+    let mut ws = connect(&app.url()).await;
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::text("recv data:hello"));
+    // Same frame type: binary in, binary out.
+    ws.send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
+    let mut want = b"recv data:".to_vec();
+    want.extend([0u8, 159, 146, 150]);
+    assert_eq!(next_data(&mut ws).await, Message::binary(want));
+    send_json(&mut ws, json!({"name": "张三", "age": "18"})).await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"data": {"message": "recv msg：张三_18"}})
+    );
+    send_json(&mut ws, json!({"name": "李四", "age": 20})).await;
+    assert_eq!(
+        next_json(&mut ws).await["data"]["message"],
+        "recv msg：李四_20"
+    );
+    // A JSON object that is neither: the text echo.
+    ws.send(Message::text(r#"{"x":1}"#)).await.unwrap();
+    assert_eq!(
+        next_data(&mut ws).await,
+        Message::text(r#"recv data:{"x":1}"#)
+    );
+    send_json(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await, json!({"type": "pong"}));
+    // A protocol ping is answered with a pong carrying its payload.
+    ws.send(Message::Ping(b"beat".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Ok(Message::Pong(p))) = ws.next().await {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("a pong");
+    assert_eq!(&pong[..], b"beat");
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        close_of(&mut ws).await.0,
+        1000,
+        "the client's close is echoed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_deliver_to_the_other_members_with_documented_errors() {
+    let app = spawn_socket(&[]).await;
+    let mut a = connect(&app.url()).await;
+    let mut b = connect(&app.url()).await;
+    send_json(&mut a, json!({"type": "join", "room": "lobby"})).await;
+    assert_eq!(
+        next_json(&mut a).await,
+        json!({"type": "joined", "room": "lobby", "members": 1})
+    );
+    send_json(&mut b, json!({"type": "join", "room": "lobby"})).await;
+    assert_eq!(next_json(&mut b).await["members"], 2);
+    send_json(
+        &mut a,
+        json!({"type": "publish", "room": "lobby", "data": {"text": "hi", "n": [1, 2]}}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut a).await,
+        json!({"type": "published", "room": "lobby", "delivered": 1})
+    );
+    let message = next_json(&mut b).await;
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["room"], "lobby");
+    assert_eq!(message["data"], json!({"text": "hi", "n": [1, 2]}));
+    assert!(message["from"].as_str().unwrap().starts_with('c'));
+    assert!(message.get("user").is_none(), "anonymous connection");
+
+    send_json(&mut b, json!({"type": "leave", "room": "lobby"})).await;
+    assert_eq!(
+        next_json(&mut b).await,
+        json!({"type": "left", "room": "lobby"})
+    );
+    // Not a member any more: 10011.
+    send_json(
+        &mut b,
+        json!({"type": "publish", "room": "lobby", "data": 1}),
+    )
+    .await;
+    let error = next_json(&mut b).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["code"], "10011");
+    // An unknown type, a bad room name: 10000; the connection stays usable.
+    send_json(&mut b, json!({"type": "dance"})).await;
+    assert_eq!(next_json(&mut b).await["error"]["code"], "10000");
+    send_json(&mut b, json!({"type": "join", "room": "no spaces"})).await;
+    assert_eq!(next_json(&mut b).await["error"]["code"], "10000");
+    b.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        next_data(&mut b).await,
+        Message::text("recv data:still here")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_frames_follow_the_upgrade_language() {
+    let app = spawn_socket(&[]).await;
+    let mut ws = connect_with(&app.url(), &[("accept-language", "en-US,en;q=0.9")])
+        .await
+        .unwrap();
+    send_json(&mut ws, json!({"type": "leave", "room": "nowhere"})).await;
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["error"]["code"], "10011");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Forbidden"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_and_live_ones_kept() {
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__PING_INTERVAL", "200ms".to_owned()),
+        ("APP__SERVER__SOCKET__IDLE_TIMEOUT", "1s".to_owned()),
+    ])
+    .await;
+    // Never reads, so never answers the server's pings.
+    let mut silent = connect(&app.url()).await;
+    // Reads (tungstenite answers each ping as it reads), sends nothing.
+    let mut live = connect(&app.url()).await;
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        let until = tokio::time::Instant::now() + Duration::from_millis(2500);
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(until, live.next()).await {
+            if let Message::Ping(_) = message {
+                pings += 1;
+            }
+        }
+        (pings, live)
+    });
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        close_of(&mut silent).await,
+        (1000, "idle timeout".to_owned())
+    );
+    let (pings, mut live) = reader.await.unwrap();
+    assert!(pings >= 5, "the server pings every 200 ms: {pings}");
+    live.send(Message::text("alive")).await.unwrap();
+    assert_eq!(next_data(&mut live).await, Message::text("recv data:alive"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pong_keeps_alive_only_messages_count() {
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__PING_INTERVAL", "200ms".to_owned()),
+        ("APP__SERVER__SOCKET__IDLE_TIMEOUT", "1s".to_owned()),
+        ("APP__SERVER__SOCKET__PONG_KEEPS_ALIVE", "false".to_owned()),
+    ])
+    .await;
+    let mut ws = connect(&app.url()).await;
+    let started = std::time::Instant::now();
+    // Reading answers pings, which no longer count: the original's 30 s-after-the-last-message.
+    assert_eq!(close_of(&mut ws).await, (1000, "idle timeout".to_owned()));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origins_outside_the_allowlist_are_refused_before_the_upgrade() {
+    // The test profile admits the hosts localhost, 127.0.0.1 and [::1].
+    let app = spawn_socket(&[]).await;
+    let (status, body) = connect_with(&app.url(), &[("origin", "http://evil.example")])
+        .await
+        .expect_err("refused");
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "10011");
+    assert!(
+        connect_with(&app.url(), &[("origin", "http://localhost.evil.example")])
+            .await
+            .is_err()
+    );
+    assert!(
+        connect_with(&app.url(), &[("origin", "http://127.0.0.1:8080")])
+            .await
+            .is_ok()
+    );
+    // Required: a client without Origin is refused too.
+    let strict = spawn_socket(&[("APP__SERVER__SOCKET__REQUIRE_ORIGIN", "true".to_owned())]).await;
+    assert_eq!(connect_with(&strict.url(), &[]).await.err().unwrap().0, 403);
+    // The server kept serving through every refusal (the original's process died).
+    let mut ws = connect(&app.url()).await;
+    ws.send(Message::text("after")).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::text("recv data:after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ip_allowlist_matches_whole_addresses_and_ignores_untrusted_headers() {
+    let refused = spawn_socket(&[(
+        "APP__COMMON__SOCKET_WHITE_IP_LIST__0",
+        "127.0.0.10".to_owned(),
+    )])
+    .await;
+    // 127.0.0.1 is a prefix of the entry: the original's regex admitted it.
+    let (status, body) = connect_with(&refused.url(), &[])
+        .await
+        .expect_err("refused");
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "10011");
+    // A client cannot name itself: X-Forwarded-For from an untrusted peer is ignored.
+    assert!(
+        connect_with(&refused.url(), &[("x-forwarded-for", "127.0.0.10")])
+            .await
+            .is_err()
+    );
+
+    let wildcard = spawn_socket(&[(
+        "APP__COMMON__SOCKET_WHITE_IP_LIST__0",
+        "127.0.*.*".to_owned(),
+    )])
+    .await;
+    assert!(connect_with(&wildcard.url(), &[]).await.is_ok());
+
+    // Behind a trusted proxy, the forwarded address is the client.
+    let proxied = spawn_socket(&[
+        (
+            "APP__COMMON__SOCKET_WHITE_IP_LIST__0",
+            "10.1.0.*".to_owned(),
+        ),
+        (
+            "APP__SERVER__SOCKET__TRUSTED_PROXIES__0",
+            "127.0.0.1".to_owned(),
+        ),
+    ])
+    .await;
+    assert!(
+        connect_with(&proxied.url(), &[("x-forwarded-for", "10.1.0.7")])
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        connect_with(&proxied.url(), &[("x-forwarded-for", "110.1.0.7")])
+            .await
+            .err()
+            .unwrap()
+            .0,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_requests_get_an_envelope_and_the_server_keeps_serving() {
+    let app = spawn_socket(&[]).await;
+    let client = reqwest::Client::new();
+    let res = client
+        .get(format!("http://127.0.0.1:{}/socket_server", app.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "10000");
+    let res = client
+        .get(format!("http://127.0.0.1:{}/nowhere", app.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = client
+        .get(format!("http://127.0.0.1:{}/healthz", app.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut ws = connect(&app.url()).await;
+    ws.send(Message::text("ok")).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::text("recv data:ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_get_503_even_when_fired_at_once() {
+    let app = spawn_socket(&[("APP__SERVER__SOCKET__MAX_CONNECTIONS", "5".to_owned())]).await;
+    let url = app.url();
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { connect_with(&url, &[]).await })
+        })
+        .collect();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(ws) => open.push(ws),
+            Err((status, body)) => {
+                assert_eq!(status, 503);
+                assert_eq!(body["error"]["code"], "10009");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((open.len(), refused), (5, 15));
+    assert_eq!(app.open(), 5);
+    // A place is given back when a connection ends.
+    let mut first = open.pop().unwrap();
+    first.close(None).await.unwrap();
+    let _ = close_of(&mut first).await;
+    assert!(eventually(Duration::from_secs(5), async || app.open() == 4).await);
+    assert!(connect_with(&url, &[]).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_frames_and_messages_close_with_1009() {
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__MAX_FRAME_SIZE", "1024".to_owned()),
+        ("APP__SERVER__SOCKET__MAX_MESSAGE_SIZE", "4096".to_owned()),
+    ])
+    .await;
+    let mut ws = connect(&app.url()).await;
+    ws.send(Message::text("x".repeat(2000))).await.unwrap();
+    assert_eq!(close_of(&mut ws).await.0, 1009);
+
+    // Continuation frames are aggregated: 3 × 1000 bytes is one message within the limit ...
+    let mut ws = connect(&app.url()).await;
+    send_fragments(&mut ws, 3, 1000).await;
+    match next_data(&mut ws).await {
+        Message::Text(text) => assert_eq!(text.len(), "recv data:".len() + 3000),
+        other => panic!("{other:?}"),
+    }
+    // ... 5 × 1000 is over max_message_size, though every frame is within max_frame_size.
+    send_fragments(&mut ws, 5, 1000).await;
+    assert_eq!(close_of(&mut ws).await.0, 1009);
+}
+
+/// Sends one text message as `count` frames of `size` bytes.
+async fn send_fragments(ws: &mut Ws, count: usize, size: usize) {
+    for i in 0..count {
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        let frame = Frame::message("y".repeat(size), opcode, i + 1 == count);
+        ws.send(Message::Frame(frame)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_disconnected_with_1008_and_never_blocks_the_room() {
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__OUTBOUND_QUEUE", "8".to_owned()),
+        ("APP__SERVER__SOCKET__MAX_FRAME_SIZE", "65536".to_owned()),
+        ("APP__SERVER__SOCKET__WRITE_TIMEOUT", "5s".to_owned()),
+    ])
+    .await;
+    let mut publisher = connect(&app.url()).await;
+    let mut slow = connect(&app.url()).await;
+    for ws in [&mut publisher, &mut slow] {
+        send_json(ws, json!({"type": "join", "room": "firehose"})).await;
+        assert_eq!(next_json(ws).await["type"], "joined");
+    }
+    // `slow` stops reading. 60 KB messages fill the socket buffers, the session queue and
+    // then its 8-message outbox; the publisher's answers keep coming all along.
+    let payload = "z".repeat(60_000);
+    let mut published = 0;
+    let dropped_at = loop {
+        send_json(
+            &mut publisher,
+            json!({"type": "publish", "room": "firehose", "data": payload}),
+        )
+        .await;
+        let answer = next_json(&mut publisher).await;
+        published += 1;
+        if answer["delivered"] == 0 {
+            break published;
+        }
+        assert!(published < 2000, "the slow consumer was never cut off");
+    };
+    assert!(dropped_at > 8, "{dropped_at}");
+    // Reading again, it finds what was queued, then the 1008 close.
+    let (code, reason) = close_of(&mut slow).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(eventually(Duration::from_secs(5), async || app.open() == 1).await);
+    // The room goes on for the others.
+    send_json(&mut publisher, json!({"type": "ping"})).await;
+    assert_eq!(next_json(&mut publisher).await["type"], "pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_client_with_1001_and_stops() {
+    let app = spawn_socket(&[]).await;
+    let url = app.url();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(connect(&url).await);
+    }
+    send_json(&mut clients[0], json!({"type": "join", "room": "r"})).await;
+    assert_eq!(next_json(&mut clients[0]).await["type"], "joined");
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut ws| tokio::spawn(async move { close_of(&mut ws).await }))
+        .collect();
+    let port = app.port;
+    app.shut_down().await.expect("the app exits cleanly");
+    for reader in readers {
+        assert_eq!(reader.await.unwrap().0, 1001);
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "the listener is closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_with_single_sign_on() {
+    use go_example::model::forms::{LoginForm, RegisterForm};
+    use go_example::service::auth::AuthService;
+    let app = spawn_socket(&[("APP__SERVER__SOCKET__AUTH", "required".to_owned())]).await;
+    let (status, body) = connect_with(&app.url(), &[]).await.expect_err("refused");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("10010"))
+    );
+    let auth: &dyn AuthService = app.module.resolve_ref();
+    let form = || RegisterForm {
+        username: "socketuser".into(),
+        password: "Passw0rd!socket".into(),
+        gender: 1,
+    };
+    auth.register(form(), "127.0.0.1").await.expect("register");
+    let login = || LoginForm {
+        username: "socketuser".into(),
+        password: "Passw0rd!socket".into(),
+    };
+    let first = auth.login(login(), "127.0.0.1").await.expect("login");
+    let token: String = form_urlencoded::byte_serialize(first.access_token.as_bytes()).collect();
+    let url = format!("{}?token={token}", app.url());
+    let mut a = connect(&url).await;
+    let mut b = connect_with(
+        &app.url(),
+        // accessToken is "Bearer <jwt>", the Authorization value as it is.
+        &[("authorization", &first.access_token)],
+    )
+    .await
+    .expect("the header works too");
+    for ws in [&mut a, &mut b] {
+        send_json(ws, json!({"type": "join", "room": "signed"})).await;
+        next_json(ws).await;
+    }
+    send_json(
+        &mut a,
+        json!({"type": "publish", "room": "signed", "data": 1}),
+    )
+    .await;
+    next_json(&mut a).await;
+    let message = next_json(&mut b).await;
+    assert!(message["user"].as_i64().is_some(), "{message}");
+    // Signing in again elsewhere retires the first login: its token no longer opens sockets.
+    auth.login(login(), "127.0.0.1")
+        .await
+        .expect("second login");
+    let (status, body) = connect_with(&url, &[]).await.expect_err("refused");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("20001"))
+    );
+    let (status, _) = connect_with(&format!("{}?token=garbage", app.url()), &[])
+        .await
+        .expect_err("refused");
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_websockets_client_talks_to_it() {
+    let app = spawn_socket(&[]).await;
+    let python = python_venv("socket", &[crate::helpers::WEBSOCKETS_PIN]);
+    let url = app.url();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(manifest_dir().join("tests/clients/socket_client.py"))
+            .arg(url)
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "socket_client.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_client_sends_stdin_lines_and_prints_replies() {
+    use std::io::Write;
+    let app = spawn_socket(&[]).await;
+    let addr = format!("127.0.0.1:{}", app.port);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = crate::helpers::app_command()
+            .args(["socket-client", "--addr", &addr])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the client starts");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all("hello\n你好\n".as_bytes()).unwrap();
+        // Give the replies time to arrive before the end of input closes the connection.
+        std::thread::sleep(Duration::from_millis(500));
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("recv: recv data:hello"), "{stdout}");
+    assert!(stdout.contains("recv: recv data:你好"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_work_in_a_real_browser() {
+    let socket = spawn_socket(&[]).await;
+    // The HTTP app serves the pages, pointed at this socket app.
+    let http = crate::helpers::spawn_app_with(&[(
+        "APP__SERVER__SOCKET__ADDR",
+        format!("127.0.0.1:{}", socket.port),
+    )])
+    .await;
+    let page = http.get("/socket/index2").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("ws://127.0.0.1:{}/socket_server", socket.port)),
+        "the page points at the socket app"
+    );
+    let chromium = crate::helpers::browser();
+    let python = python_venv("socket", &[crate::helpers::WEBSOCKETS_PIN]);
+    let (page2, page1) = (
+        format!("{}/socket/index2", http.address),
+        format!("{}/socket/index", http.address),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(manifest_dir().join("scripts/socket-page-check.py"))
+            .args([page2, page1])
+            .env("CHROMIUM", chromium)
+            .output()
+            .expect("the page check runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "socket-page-check.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
