@@ -25,6 +25,7 @@ use crate::server::routes::Routes;
 use crate::service::auth::{AuthService, bearer};
 use crate::service::error::ServiceError;
 use crate::service::socket::{Connected, Connection, Frame, SocketHub};
+use tokio::sync::mpsc;
 
 /// The original's path.
 pub const SOCKET_PATH: &str = "/socket_server";
@@ -121,18 +122,16 @@ where
         outbox,
         shutdown,
     } = hub.connect(slot, user.as_ref().map(|u| u.id));
-    let logger = settings.logger.new(slog::o!(
-        "connection" => connection.id(),
-        "client" => client.to_string(),
-    ));
-    slog::debug!(logger, "socket connected"; "user" => user.as_ref().map(|u| u.id));
+    slog::debug!(settings.logger, "socket connected"; "connection" => connection.id(),
+        "client" => %client, "user" => user.as_ref().map(|u| u.id));
     let task = ConnectionTask {
         hub,
         connection,
         session,
         settings: settings.into_inner(),
         lang,
-        logger,
+        client,
+        new_outbox: None,
     };
     actix_web::rt::spawn(task.run(outbox, shutdown, stream));
     Ok(response)
@@ -172,7 +171,9 @@ struct ConnectionTask {
     session: Session,
     settings: Arc<SocketSettings>,
     lang: Lang,
-    logger: Logger,
+    client: crate::middleware::client_addr::ClientAddr,
+    /// The outbox a first join made, for the run loop to take.
+    new_outbox: Option<mpsc::Receiver<Frame>>,
 }
 
 /// Removes the connection from the hub however its task ends (a panic included).
@@ -190,7 +191,7 @@ impl Drop for Registered {
 impl ConnectionTask {
     async fn run(
         mut self,
-        mut outbox: tokio::sync::mpsc::Receiver<Frame>,
+        mut outbox: Option<mpsc::Receiver<Frame>>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         mut stream: actix_ws::AggregatedMessageStream,
     ) {
@@ -205,15 +206,22 @@ impl ConnectionTask {
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + ping_every;
         let timer = tokio::time::sleep_until(next_ping.into());
-        tokio::pin!(timer);
-        let end = loop {
-            if *shutdown.borrow() {
-                break End::Close(CloseCode::Away, "server shutting down");
+        // Armed once for the connection's life, not per message: each arming registers a
+        // waiter under a lock.
+        let stopping = async {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
             }
+        };
+        let overflowed = connection.overflowed();
+        tokio::pin!(timer, stopping, overflowed);
+        let end = loop {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {}
-                () = connection.overflowed() => {
+                () = &mut stopping => break End::Close(CloseCode::Away, "server shutting down"),
+                () = &mut overflowed => {
                     break End::Close(CloseCode::Policy, "slow consumer: outbound queue full");
                 }
                 message = stream.next() => {
@@ -230,11 +238,24 @@ impl ConnectionTask {
                         Ok(Some(end)) => break end,
                         Err(end) => break end,
                     }
+                    if outbox.is_none() {
+                        outbox = self.new_outbox.take();
+                    }
                 }
-                frame = outbox.recv() => {
+                frame = async { outbox.as_mut()?.recv().await }, if outbox.is_some() => {
                     let Some(frame) = frame else { break End::Peer(None) };
-                    if let Err(end) = self.write(Outgoing::Text(frame)).await {
-                        break end;
+                    // A full session queue means the peer is not reading: the overflow
+                    // (1008) must still get through, so the wait races it.
+                    tokio::select! {
+                        biased;
+                        () = &mut overflowed => {
+                            break End::Close(CloseCode::Policy, "slow consumer: outbound queue full");
+                        }
+                        written = self.write(Outgoing::Text(frame)) => {
+                            if let Err(end) = written {
+                                break end;
+                            }
+                        }
                     }
                 }
                 () = &mut timer => {
@@ -278,7 +299,7 @@ impl ConnectionTask {
     }
 
     /// The reply to a text message (docs/websocket.md, "Messages").
-    fn reply_to_text(&self, text: &str) -> Frame {
+    fn reply_to_text(&mut self, text: &str) -> Frame {
         if text.trim_start().starts_with('{')
             && let Ok(object) = serde_json::from_str::<Map<String, Value>>(text)
         {
@@ -290,7 +311,7 @@ impl ConnectionTask {
         echo(text)
     }
 
-    fn reply_to_object(&self, mut object: Map<String, Value>) -> Result<Frame, ServiceError> {
+    fn reply_to_object(&mut self, mut object: Map<String, Value>) -> Result<Frame, ServiceError> {
         let connection = &self.connection;
         let Some(kind) = object.get("type") else {
             // The original's JSON exchange: {"name","age"} -> {"data":{"message":...}}.
@@ -318,10 +339,15 @@ impl ConnectionTask {
         };
         match kind.as_str() {
             "join" => {
-                let members = self.hub.join(connection, &room)?;
-                Ok(json!({"type": "joined", "room": room, "members": members})
-                    .to_string()
-                    .into())
+                let joined = self.hub.join(connection, &room)?;
+                if joined.outbox.is_some() {
+                    self.new_outbox = joined.outbox;
+                }
+                Ok(
+                    json!({"type": "joined", "room": room, "members": joined.members})
+                        .to_string()
+                        .into(),
+                )
             }
             "leave" => {
                 self.hub.leave(connection, &room)?;
@@ -377,7 +403,8 @@ impl ConnectionTask {
     async fn finish(self, end: End) {
         let reason = match end {
             End::Close(code, description) => {
-                slog::debug!(self.logger, "socket closing"; "code" => u16::from(code), "reason" => description);
+                slog::debug!(self.settings.logger, "socket closing"; "connection" => self.connection.id(),
+                    "code" => u16::from(code), "reason" => description);
                 Some(CloseReason {
                     code,
                     description: Some(description.to_owned()),
@@ -385,7 +412,7 @@ impl ConnectionTask {
             }
             // Echo the peer's close (RFC 6455 §5.5.1).
             End::Peer(reason) => {
-                slog::debug!(self.logger, "socket closed by peer";
+                slog::debug!(self.settings.logger, "socket closed by peer"; "connection" => self.connection.id(),
                     "code" => reason.as_ref().map(|r| u16::from(r.code)));
                 reason.map(|r| CloseReason {
                     code: r.code,
@@ -393,7 +420,8 @@ impl ConnectionTask {
                 })
             }
             End::Stuck => {
-                slog::info!(self.logger, "socket dropped: the client stopped reading");
+                slog::info!(self.settings.logger, "socket dropped: the client stopped reading";
+                    "connection" => self.connection.id(), "client" => %self.client);
                 return;
             }
         };

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytestring::ByteString;
 use shaku::{Component, Interface};
@@ -60,7 +60,9 @@ impl Drop for ConnectionSlot {
 pub struct Connection {
     id: u64,
     user: Option<i64>,
-    outbox: mpsc::Sender<Frame>,
+    /// Made on the first join (or at connect for a signed-in user): a connection that only
+    /// echoes never allocates one.
+    outbox: OnceLock<mpsc::Sender<Frame>>,
     overflowed: AtomicBool,
     overflow: Notify,
     rooms: Mutex<Vec<Arc<str>>>,
@@ -100,7 +102,10 @@ impl Connection {
     }
 
     fn deliver(&self, frame: &Frame) -> Delivery {
-        match self.outbox.try_send(frame.clone()) {
+        let Some(outbox) = self.outbox.get() else {
+            return Delivery::Gone;
+        };
+        match outbox.try_send(frame.clone()) {
             Ok(()) => Delivery::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.overflowed.swap(true, Ordering::AcqRel) {
@@ -122,8 +127,9 @@ impl Connection {
 pub struct Connected {
     /// The connection.
     pub connection: Arc<Connection>,
-    /// Frames published to it (rooms, pushes to its user).
-    pub outbox: mpsc::Receiver<Frame>,
+    /// Frames pushed to its user, for a signed-in connection (others get theirs on the first
+    /// join: [`Joined::outbox`]).
+    pub outbox: Option<mpsc::Receiver<Frame>>,
     /// Turns `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -140,11 +146,10 @@ pub trait SocketHub: Interface {
     fn connect(&self, slot: ConnectionSlot, user: Option<i64>) -> Connected;
 
     /// Adds `conn` to `room` (created by its first member); joining twice is a no-op.
-    /// Returns the number of members.
     ///
     /// # Errors
     /// An invalid room name, or more rooms than `max_rooms_per_connection` (10000).
-    fn join(&self, conn: &Arc<Connection>, room: &str) -> Result<usize, ServiceError>;
+    fn join(&self, conn: &Arc<Connection>, room: &str) -> Result<Joined, ServiceError>;
 
     /// Removes `conn` from `room` (removed with its last member).
     ///
@@ -174,6 +179,15 @@ pub trait SocketHub: Interface {
 
 /// Connections by their id.
 type Members = HashMap<u64, Arc<Connection>>;
+
+/// A join's result.
+#[derive(Debug)]
+pub struct Joined {
+    /// Members of the room, the new one included.
+    pub members: usize,
+    /// The connection's outbox, made by this join (its first): frames from the room arrive here.
+    pub outbox: Option<mpsc::Receiver<Frame>>,
+}
 
 /// The hub's mutable state, created empty with the module.
 #[derive(Debug)]
@@ -248,6 +262,19 @@ fn not_a_member(room: &str) -> ServiceError {
     ServiceError::Forbidden(format!("not a member of room `{room}`"))
 }
 
+impl SocketHubImpl {
+    /// Makes `conn`'s outbox if it has none yet; the receiver goes to its task.
+    fn open_outbox(&self, conn: &Connection) -> Option<mpsc::Receiver<Frame>> {
+        let mut receiver = None;
+        conn.outbox.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
+            receiver = Some(rx);
+            tx
+        });
+        receiver
+    }
+}
+
 impl SocketHub for SocketHubImpl {
     fn reserve(&self) -> Result<ConnectionSlot, ServiceError> {
         if *self.state.closing.borrow() {
@@ -265,16 +292,16 @@ impl SocketHub for SocketHubImpl {
     }
 
     fn connect(&self, slot: ConnectionSlot, user: Option<i64>) -> Connected {
-        let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
         let connection = Arc::new(Connection {
             id: self.state.next_id.fetch_add(1, Ordering::Relaxed),
             user,
-            outbox: tx,
+            outbox: OnceLock::new(),
             overflowed: AtomicBool::new(false),
             overflow: Notify::new(),
             rooms: Mutex::default(),
             _slot: slot,
         });
+        let outbox = user.and_then(|_| self.open_outbox(&connection));
         if let Some(user) = user {
             write(&self.state.users)
                 .entry(user)
@@ -283,19 +310,22 @@ impl SocketHub for SocketHubImpl {
         }
         Connected {
             connection,
-            outbox: rx,
+            outbox,
             shutdown: self.state.closing.subscribe(),
         }
     }
 
-    fn join(&self, conn: &Arc<Connection>, room: &str) -> Result<usize, ServiceError> {
+    fn join(&self, conn: &Arc<Connection>, room: &str) -> Result<Joined, ServiceError> {
         check_room(room)?;
         let mut rooms = write(&self.state.rooms);
         let mut mine = conn.rooms();
         if let Some(members) = rooms.get(room)
             && members.contains_key(&conn.id)
         {
-            return Ok(members.len());
+            return Ok(Joined {
+                members: members.len(),
+                outbox: None,
+            });
         }
         if mine.len() >= self.limits.max_rooms_per_connection {
             return Err(ServiceError::invalid(
@@ -306,11 +336,15 @@ impl SocketHub for SocketHubImpl {
                 ),
             ));
         }
+        let outbox = self.open_outbox(conn);
         let name: Arc<str> = Arc::from(room);
         let members = rooms.entry(name.clone()).or_default();
         members.insert(conn.id, conn.clone());
         mine.push(name);
-        Ok(members.len())
+        Ok(Joined {
+            members: members.len(),
+            outbox,
+        })
     }
 
     fn leave(&self, conn: &Connection, room: &str) -> Result<(), ServiceError> {
@@ -448,18 +482,24 @@ mod tests {
     #[test]
     fn rooms_count_members_and_deliver_to_the_others() {
         let hub = hub(10, 4);
-        let mut a = connect(&hub, None);
-        let mut b = connect(&hub, None);
-        assert_eq!(hub.join(&a.connection, "lobby").unwrap(), 1);
-        assert_eq!(hub.join(&b.connection, "lobby").unwrap(), 2);
+        let a = connect(&hub, None);
+        let b = connect(&hub, None);
+        assert!(a.outbox.is_none(), "no outbox before the first join");
+        let joined = hub.join(&a.connection, "lobby").unwrap();
+        assert_eq!(joined.members, 1);
+        let mut a_outbox = joined.outbox.expect("made by the first join");
+        let joined = hub.join(&b.connection, "lobby").unwrap();
+        assert_eq!(joined.members, 2);
+        let mut b_outbox = joined.outbox.unwrap();
+        let again = hub.join(&b.connection, "lobby").unwrap();
         assert_eq!(
-            hub.join(&b.connection, "lobby").unwrap(),
-            2,
+            (again.members, again.outbox.is_none()),
+            (2, true),
             "joining twice"
         );
         assert_eq!(hub.publish(&a.connection, "lobby", "hi".into()).unwrap(), 1);
-        assert_eq!(b.outbox.try_recv().unwrap(), "hi");
-        assert!(a.outbox.try_recv().is_err(), "not echoed to the sender");
+        assert_eq!(b_outbox.try_recv().unwrap(), "hi");
+        assert!(a_outbox.try_recv().is_err(), "not echoed to the sender");
         hub.leave(&b.connection, "lobby").unwrap();
         assert_eq!(hub.publish(&a.connection, "lobby", "x".into()).unwrap(), 0);
         assert!(matches!(
@@ -493,7 +533,7 @@ mod tests {
         let a = connect(&hub, None);
         let slow = connect(&hub, None);
         hub.join(&a.connection, "r").unwrap();
-        hub.join(&slow.connection, "r").unwrap();
+        let _slow_outbox = hub.join(&slow.connection, "r").unwrap().outbox;
         let delivered: usize = (0..5)
             .map(|_| hub.publish(&a.connection, "r", "m".into()).unwrap())
             .sum();
@@ -515,7 +555,7 @@ mod tests {
         hub.join(&a.connection, "r").unwrap();
         hub.join(&c.connection, "r").unwrap();
         assert_eq!(hub.send_to_user(7, "p".into()), 2);
-        assert_eq!(b.outbox.try_recv().unwrap(), "p");
+        assert_eq!(b.outbox.as_mut().unwrap().try_recv().unwrap(), "p");
         hub.disconnect(&a.connection);
         hub.disconnect(&c.connection);
         assert_eq!(hub.send_to_user(7, "p".into()), 1);

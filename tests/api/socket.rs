@@ -740,3 +740,68 @@ async fn the_pages_work_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_closes_clients_with_1001_on_sigterm_and_exits_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = crate::helpers::app_command()
+        .args(["socket", "--env", "test"])
+        .env("APP__SERVER__SOCKET__ADDR", "127.0.0.1:0")
+        .env("APP__SQLITE__PATH", dir.path().join("app.db"))
+        .env("APP__CERTS__DIR", dir.path().join("certs"))
+        .env("APP__LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn go_example socket");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("socket server listening") {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let addr = v["addr"].as_str().unwrap().to_owned();
+                let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server reports its port");
+    let url = format!("ws://127.0.0.1:{port}/socket_server");
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut ws = connect(&url).await;
+        ws.send(Message::text("hi")).await.unwrap();
+        assert_eq!(next_data(&mut ws).await, Message::text("recv data:hi"));
+        clients.push(ws);
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    for mut ws in clients {
+        assert_eq!(
+            close_of(&mut ws).await,
+            (1001, "server shutting down".to_owned())
+        );
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < until {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        None
+    })
+    .await
+    .unwrap()
+    .expect("the process exits within 15 s");
+    assert_eq!(status.code(), Some(0));
+}
