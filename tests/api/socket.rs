@@ -798,6 +798,7 @@ async fn the_binary_closes_clients_with_1001_on_sigterm_and_exits_0() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
+        let _ = child.wait();
         None
     })
     .await
