@@ -95,7 +95,7 @@ impl Application {
             None
         };
         let metrics = match &infra.metrics {
-            Some(metrics) => start_metrics(config, metrics.clone(), logger)?,
+            Some(metrics) => start_metrics(&config.metrics.addr, metrics.clone(), logger)?,
             None => None,
         };
         Ok(Self {
@@ -219,13 +219,12 @@ fn start_pprof(config: &AppConfig, logger: &Logger) -> anyhow::Result<Option<(Se
 
 /// The metrics listener, when its port can be had: the application serves without its metrics
 /// listener rather than not at all.
-fn start_metrics(
-    config: &AppConfig,
+pub(crate) fn start_metrics(
+    addr: &str,
     metrics: goex_metrics::Metrics,
     logger: &Logger,
 ) -> anyhow::Result<Option<(Server, u16)>> {
-    let Some((listener, port)) = bind_side_listener(&config.metrics.addr, "metrics", logger)?
-    else {
+    let Some((listener, port)) = bind_side_listener(addr, "metrics", logger)? else {
         return Ok(None);
     };
     Ok(Some((server::metrics::serve(listener, metrics)?, port)))

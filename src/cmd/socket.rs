@@ -22,6 +22,7 @@ use crate::service::socket::SocketHub;
 pub struct SocketApplication {
     server: Server,
     port: u16,
+    metrics: Option<(Server, u16)>,
     module: Arc<AppModule>,
     infra: Infra,
     logger: Logger,
@@ -52,13 +53,28 @@ impl SocketApplication {
         let listener = TcpListener::bind(addr)
             .with_context(|| format!("binding server.socket.addr {addr}"))?;
         let port = listener.local_addr()?.port();
-        let server = server::socket::serve(listener, config, module.clone(), logger)
-            .context("starting the socket server")?;
+        let server = server::socket::serve(
+            listener,
+            config,
+            module.clone(),
+            logger,
+            infra.metrics.clone(),
+        )
+        .context("starting the socket server")?;
         slog::info!(logger, "socket server listening";
             "addr" => format!("{}:{port}", addr.ip()), "path" => crate::controller::socket::SOCKET_PATH);
+        let metrics = match &infra.metrics {
+            Some(metrics) => crate::cmd::http::start_metrics(
+                &config.metrics.socket_addr,
+                metrics.clone(),
+                logger,
+            )?,
+            None => None,
+        };
         Ok(Self {
             server,
             port,
+            metrics,
             module,
             infra,
             logger: logger.clone(),
@@ -68,6 +84,11 @@ impl SocketApplication {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound metrics port (`metrics.socket_addr`), when metrics are on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, p)| *p)
     }
 
     /// The built module.
@@ -84,6 +105,10 @@ impl SocketApplication {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let hub: Arc<dyn SocketHub> = self.module.resolve();
+        let metrics_handle = self.metrics.as_ref().map(|(s, _)| s.handle());
+        if let Some((metrics, _)) = self.metrics {
+            tokio::spawn(metrics);
+        }
         let mut server = tokio::spawn(self.server);
         let result = tokio::select! {
             r = &mut server => r,
@@ -92,6 +117,9 @@ impl SocketApplication {
                     "open" => hub.open_connections());
                 hub.shut_down();
                 handle.stop(true).await;
+                if let Some(h) = &metrics_handle {
+                    h.stop(false).await;
+                }
                 server.await
             }
         };

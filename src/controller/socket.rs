@@ -39,6 +39,8 @@ pub struct SocketSettings {
     pub white_ips: IpAllowList,
     /// Where records go.
     pub logger: Logger,
+    /// The socket series, when metrics are on.
+    pub metrics: Option<goex_metrics::SocketMetrics>,
 }
 
 /// Registers the socket app's routes: the upgrade and a liveness probe (`/healthz`, for load
@@ -56,7 +58,7 @@ async fn healthz() -> HttpResponse {
 }
 
 /// The upgrade: admission first (docs/websocket.md, "Admission"), every refusal an HTTP answer
-/// with the envelope; then the connection's task.
+/// with the envelope (and counted by reason); then the connection's task.
 async fn socket_server<M>(
     req: HttpRequest,
     body: web::Payload,
@@ -65,15 +67,39 @@ async fn socket_server<M>(
 where
     M: HasComponent<dyn SocketHub> + HasComponent<dyn AuthService> + 'static,
 {
-    let module = req
-        .app_data::<Arc<M>>()
-        .ok_or_else(|| ServiceError::Internal("the module is not registered".into()))?;
+    let metrics = settings.metrics.clone();
+    upgrade::<M>(req, body, settings)
+        .await
+        .map_err(|(reason, e)| {
+            if let Some(m) = &metrics {
+                m.refused(reason);
+            }
+            e
+        })
+}
+
+/// Admission and the upgrade; a refusal names its reason for the metrics.
+async fn upgrade<M>(
+    req: HttpRequest,
+    body: web::Payload,
+    settings: web::Data<SocketSettings>,
+) -> Result<HttpResponse, (&'static str, ServiceError)>
+where
+    M: HasComponent<dyn SocketHub> + HasComponent<dyn AuthService> + 'static,
+{
+    let module = req.app_data::<Arc<M>>().ok_or_else(|| {
+        (
+            "internal",
+            ServiceError::Internal("the module is not registered".into()),
+        )
+    })?;
     let hub: Arc<dyn SocketHub> = module.resolve();
-    let slot = hub.reserve()?;
+    let slot = hub.reserve().map_err(|e| ("capacity", e))?;
     let client = client_addr(&req);
     if !settings.white_ips.admits(client.ip) {
-        return Err(ServiceError::Forbidden(
-            "client address not in common.socket_white_ip_list".into(),
+        return Err((
+            "address",
+            ServiceError::Forbidden("client address not in common.socket_white_ip_list".into()),
         ));
     }
     let origin = req
@@ -89,20 +115,24 @@ where
         .allowed_origins
         .admits(origin, host, socket.require_origin)
     {
-        return Err(ServiceError::Forbidden(
-            "origin not in server.socket.allowed_origins".into(),
+        return Err((
+            "origin",
+            ServiceError::Forbidden("origin not in server.socket.allowed_origins".into()),
         ));
     }
     let user = match (socket.auth, token(&req)) {
         (SocketAuth::None, _) | (SocketAuth::Optional, None) => None,
         (SocketAuth::Required, None) => {
-            return Err(ServiceError::Unauthorized(
-                "an access token (query `token` or Authorization: Bearer)".into(),
+            return Err((
+                "token",
+                ServiceError::Unauthorized(
+                    "an access token (query `token` or Authorization: Bearer)".into(),
+                ),
             ));
         }
         (_, Some(token)) => {
             let auth: Arc<dyn AuthService> = module.resolve();
-            Some(auth.authenticate(&token).await?)
+            Some(auth.authenticate(&token).await.map_err(|e| ("token", e))?)
         }
     };
     let lang = req
@@ -111,8 +141,12 @@ where
         .and_then(|v| v.to_str().ok())
         .map(Lang::from_accept_language)
         .unwrap_or_default();
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ServiceError::invalid("upgrade", format!("not a WebSocket upgrade: {e}")))?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        (
+            "not_upgrade",
+            ServiceError::invalid("upgrade", format!("not a WebSocket upgrade: {e}")),
+        )
+    })?;
     let stream = stream
         .max_frame_size(socket.max_frame_size)
         .aggregate_continuations()
@@ -195,6 +229,9 @@ impl ConnectionTask {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         mut stream: actix_ws::AggregatedMessageStream,
     ) {
+        if let Some(m) = &self.settings.metrics {
+            m.connected();
+        }
         let _registered = Registered {
             hub: self.hub.clone(),
             connection: self.connection.clone(),
@@ -232,6 +269,11 @@ impl ConnectionTask {
                     };
                     if !matches!(message, AggregatedMessage::Pong(_)) || cfg.pong_keeps_alive {
                         last_heard = Instant::now();
+                    }
+                    if let (Some(m), AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)) =
+                        (&settings.metrics, &message)
+                    {
+                        m.message_in();
                     }
                     match self.answer(message).await {
                         Ok(None) => {}
@@ -384,6 +426,9 @@ impl ConnectionTask {
     /// session's queue: a peer that stopped reading is dropped, never waited for forever.
     async fn write(&mut self, out: Outgoing) -> Result<(), End> {
         let session = &mut self.session;
+        if let (Some(m), Outgoing::Text(_) | Outgoing::Binary(_)) = (&self.settings.metrics, &out) {
+            m.message_out();
+        }
         let sent = tokio::time::timeout(self.settings.socket.write_timeout, async {
             match out {
                 Outgoing::Text(t) => session.text(t).await,
@@ -401,6 +446,14 @@ impl ConnectionTask {
     }
 
     async fn finish(self, end: End) {
+        if let Some(m) = &self.settings.metrics {
+            let code = match &end {
+                End::Close(code, _) => close_label(*code),
+                End::Peer(_) => "peer",
+                End::Stuck => "dropped",
+            };
+            m.closed(code);
+        }
         let reason = match end {
             End::Close(code, description) => {
                 slog::debug!(self.settings.logger, "socket closing"; "connection" => self.connection.id(),
@@ -438,6 +491,19 @@ enum Outgoing {
     Binary(actix_web::web::Bytes),
     Ping,
     Pong(actix_web::web::Bytes),
+}
+
+/// The metrics label of a close code the server sends.
+fn close_label(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::Normal => "1000",
+        CloseCode::Away => "1001",
+        CloseCode::Protocol => "1002",
+        CloseCode::Invalid => "1007",
+        CloseCode::Policy => "1008",
+        CloseCode::Size => "1009",
+        _ => "other",
+    }
 }
 
 /// The original's echo prefix.

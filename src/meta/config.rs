@@ -499,6 +499,7 @@ impl AppConfig {
         }
         if self.metrics.enabled {
             parse_addr(&self.metrics.addr).map_err(|m| invalid("metrics.addr", m))?;
+            parse_addr(&self.metrics.socket_addr).map_err(|m| invalid("metrics.socket_addr", m))?;
         }
         if self.pprof.enabled {
             let addr = parse_addr(&self.pprof.addr).map_err(|m| invalid("pprof.addr", m))?;

@@ -25,12 +25,14 @@ pub fn serve(
     config: &AppConfig,
     module: Arc<AppModule>,
     logger: &Logger,
+    metrics: Option<goex_metrics::Metrics>,
 ) -> std::io::Result<Server> {
     let socket = &config.server.socket;
     let settings = web::Data::new(SocketSettings {
         socket: socket.clone(),
         white_ips: config.common.socket_white_ip_list.clone(),
         logger: logger.clone(),
+        metrics: metrics.as_ref().map(goex_metrics::Metrics::socket),
     });
     let trusted = Arc::new(socket.trusted_proxies.clone());
     let ids = Arc::new(RequestIdGenerator::new());
@@ -49,7 +51,7 @@ pub fn serve(
                 false,
                 ids.clone(),
                 trusted.clone(),
-                None,
+                metrics.clone(),
             ))
     })
     .disable_signals()

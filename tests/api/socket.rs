@@ -26,6 +26,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A running socket app.
 struct SocketApp {
     port: u16,
+    metrics_port: Option<u16>,
     module: std::sync::Arc<go_example::assembly::AppModule>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -76,13 +77,14 @@ async fn spawn_socket(extra: &[(&str, String)]) -> SocketApp {
     let app = SocketApplication::build(&config, Profile::Test, &logger)
         .await
         .expect("socket app builds");
-    let (port, module) = (app.port(), app.module());
+    let (port, module, metrics_port) = (app.port(), app.module(), app.metrics_port());
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let done = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
     SocketApp {
         port,
+        metrics_port,
         module,
         stop: Some(stop),
         done,
@@ -805,4 +807,53 @@ async fn the_binary_closes_clients_with_1001_on_sigterm_and_exits_0() {
     .unwrap()
     .expect("the process exits within 15 s");
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_messages_closes_and_refusals_are_counted() {
+    let app = spawn_socket(&[]).await;
+    let mut ws = connect(&app.url()).await;
+    for text in ["a", "b"] {
+        ws.send(Message::text(text)).await.unwrap();
+        next_data(&mut ws).await;
+    }
+    assert!(
+        connect_with(&app.url(), &[("origin", "http://evil.example")])
+            .await
+            .is_err()
+    );
+    let port = app
+        .metrics_port
+        .expect("metrics are on in the test profile");
+    let scrape = async || {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let text = scrape().await;
+    for line in [
+        "go_example_socket_connections 1",
+        r#"go_example_socket_messages_total{direction="in"} 2"#,
+        r#"go_example_socket_messages_total{direction="out"} 2"#,
+        r#"go_example_socket_refusals_total{reason="origin"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    ws.close(None).await.unwrap();
+    let _ = close_of(&mut ws).await;
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            let text = scrape().await;
+            text.lines().any(|l| l == "go_example_socket_connections 0")
+                && text
+                    .lines()
+                    .any(|l| l == r#"go_example_socket_closes_total{code="peer"} 1"#)
+        })
+        .await,
+        "{}",
+        scrape().await
+    );
 }

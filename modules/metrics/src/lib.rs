@@ -27,6 +27,8 @@ pub struct Settings {
     pub enabled: bool,
     /// The metrics listener (`/metrics`); keep it off the public interface.
     pub addr: String,
+    /// The socket app's metrics listener (its own port: both apps may run on one host).
+    pub socket_addr: String,
 }
 
 /// Why the metrics could not be set up.
@@ -58,6 +60,82 @@ struct Inner {
     redis: CallFamily,
     mongodb: CallFamily,
     pool_acquire: CallFamily,
+    socket: SocketMetrics,
+}
+
+/// The socket app's series, resolved once: a message costs one atomic add.
+#[derive(Clone, Debug)]
+pub struct SocketMetrics {
+    connections: IntGauge,
+    messages_in: IntCounter,
+    messages_out: IntCounter,
+    closes: IntCounterVec,
+    refusals: IntCounterVec,
+}
+
+impl SocketMetrics {
+    fn new(registry: &Registry) -> Result<Self, MetricsError> {
+        let connections = IntGauge::new("socket_connections", "Open WebSocket connections")?;
+        let messages = IntCounterVec::new(
+            Opts::new(
+                "socket_messages_total",
+                "WebSocket data messages, by direction (in: from clients, out: to them)",
+            ),
+            &["direction"],
+        )?;
+        let closes = IntCounterVec::new(
+            Opts::new(
+                "socket_closes_total",
+                "WebSocket connections ended, by close code (`peer`: the client closed or \
+                 vanished; `dropped`: it stopped reading)",
+            ),
+            &["code"],
+        )?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "socket_refusals_total",
+                "Upgrades refused before the handshake, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(messages.clone()))?;
+        registry.register(Box::new(closes.clone()))?;
+        registry.register(Box::new(refusals.clone()))?;
+        Ok(Self {
+            connections,
+            messages_in: messages.with_label_values(&["in"]),
+            messages_out: messages.with_label_values(&["out"]),
+            closes,
+            refusals,
+        })
+    }
+
+    /// A connection was upgraded.
+    pub fn connected(&self) {
+        self.connections.inc();
+    }
+
+    /// A connection ended with `code` (`1000`, `1001`, ..., `peer`, `dropped`).
+    pub fn closed(&self, code: &str) {
+        self.connections.dec();
+        self.closes.with_label_values(&[code]).inc();
+    }
+
+    /// A data message arrived.
+    pub fn message_in(&self) {
+        self.messages_in.inc();
+    }
+
+    /// A data message was queued to a client.
+    pub fn message_out(&self) {
+        self.messages_out.inc();
+    }
+
+    /// An upgrade was refused: `capacity`, `address`, `origin`, `token` or `not_upgrade`.
+    pub fn refused(&self, reason: &str) {
+        self.refusals.with_label_values(&[reason]).inc();
+    }
 }
 
 /// A latency histogram and an error counter sharing their first labels (`command`,
@@ -305,6 +383,7 @@ impl Metrics {
         for family in [&redis, &mongodb, &pool_acquire] {
             family.register(&registry)?;
         }
+        let socket = SocketMetrics::new(&registry)?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -321,8 +400,14 @@ impl Metrics {
                 redis,
                 mongodb,
                 pool_acquire,
+                socket,
             }),
         })
+    }
+
+    /// The socket app's series.
+    pub fn socket(&self) -> SocketMetrics {
+        self.inner.socket.clone()
     }
 
     /// The handles of Redis command `command` (a name from the code, such as `get`, never a
@@ -462,11 +547,20 @@ mod tests {
         m.login("failure");
         m.throttled("login");
         m.cache_lookup("user", true);
+        let socket = m.socket();
+        socket.connected();
+        socket.message_in();
+        socket.closed("1001");
+        socket.refused("origin");
         let text = m.render();
         for line in [
             r#"go_example_http_requests_total{method="GET",route="/hello",status="200"} 1"#,
             r#"go_example_http_request_duration_seconds_bucket{method="GET",route="/hello",le="0.0025"} 1"#,
             "go_example_http_requests_in_flight 0",
+            "go_example_socket_connections 0",
+            r#"go_example_socket_messages_total{direction="in"} 1"#,
+            r#"go_example_socket_closes_total{code="1001"} 1"#,
+            r#"go_example_socket_refusals_total{reason="origin"} 1"#,
             r#"go_example_auth_logins_total{outcome="failure"} 1"#,
             r#"go_example_auth_throttled_total{throttle="login"} 1"#,
             r#"go_example_cache_requests_total{cache="user",result="hit"} 1"#,
