@@ -9,7 +9,7 @@ use anyhow::Context;
 use goex_config::Profile;
 use slog::Logger;
 
-use crate::assembly::{self, AppModule, infra::Infra};
+use crate::assembly::{AppModule, infra::Infra};
 use crate::cmd::http::shutdown_signal;
 use crate::meta::config::{AppConfig, parse_addr};
 use crate::server;
@@ -54,16 +54,7 @@ impl GrpcApplication {
             slog::warn!(logger, "development certificates written: clients must trust its ca.crt";
                 "dir" => written.dir.display().to_string(), "sans" => written.sans.join(","));
         }
-        let infra = Infra::build(config, logger)
-            .await
-            .context("building clients")?;
-        if config.database.migrate_on_start {
-            infra
-                .migrate()
-                .await
-                .context("applying start-up migrations")?;
-        }
-        let module = assembly::build(config, &infra);
+        let (infra, module) = crate::cmd::assemble(config, logger).await?;
         let addr = parse_addr(&grpc.addr).map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await

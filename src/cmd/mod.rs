@@ -10,6 +10,9 @@ pub mod socket_client;
 pub mod version;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
 
 use clap::{Parser, Subcommand};
 
@@ -115,4 +118,29 @@ fn parse_algorithm(s: &str) -> Result<goex_jwt::Algorithm, String> {
         "EdDSA" => Ok(goex_jwt::Algorithm::EdDSA),
         other => Err(format!("{other}: expected RS512, RS256 or EdDSA")),
     }
+}
+
+/// What the grpc and socket apps start from: the clients (with start-up migrations applied when
+/// configured) and the module assembled on them.
+///
+/// # Errors
+/// A client cannot be built or a migration fails.
+pub async fn assemble(
+    config: &crate::meta::config::AppConfig,
+    logger: &slog::Logger,
+) -> anyhow::Result<(
+    crate::assembly::infra::Infra,
+    Arc<crate::assembly::AppModule>,
+)> {
+    let infra = crate::assembly::infra::Infra::build(config, logger)
+        .await
+        .context("building clients")?;
+    if config.database.migrate_on_start {
+        infra
+            .migrate()
+            .await
+            .context("applying start-up migrations")?;
+    }
+    let module = crate::assembly::build(config, &infra);
+    Ok((infra, module))
 }

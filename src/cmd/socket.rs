@@ -12,7 +12,7 @@ use goex_config::Profile;
 use shaku::HasComponent;
 use slog::Logger;
 
-use crate::assembly::{self, AppModule, infra::Infra};
+use crate::assembly::{AppModule, infra::Infra};
 use crate::cmd::http::shutdown_signal;
 use crate::meta::config::{AppConfig, parse_addr};
 use crate::server;
@@ -39,16 +39,7 @@ impl SocketApplication {
         _profile: Profile,
         logger: &Logger,
     ) -> anyhow::Result<Self> {
-        let infra = Infra::build(config, logger)
-            .await
-            .context("building clients")?;
-        if config.database.migrate_on_start {
-            infra
-                .migrate()
-                .await
-                .context("applying start-up migrations")?;
-        }
-        let module = assembly::build(config, &infra);
+        let (infra, module) = crate::cmd::assemble(config, logger).await?;
         let addr = parse_addr(&config.server.socket.addr).map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(addr)
             .with_context(|| format!("binding server.socket.addr {addr}"))?;
