@@ -7,11 +7,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+
+use actix_http::BoxedPayloadStream;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use bytestring::ByteString;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use goex_errors::Lang;
 use serde_json::{Map, Value, json};
 use shaku::HasComponent;
@@ -20,6 +25,7 @@ use slog::Logger;
 use crate::meta::config::{SocketAuth, SocketConfig};
 use crate::middleware::client_addr::client_addr;
 use crate::middleware::socket_admission::IpAllowList;
+use crate::middleware::socket_frame_limit::{FrameLimit, is_frame_limit_error};
 use crate::server::envelope::error_frame;
 use crate::server::routes::Routes;
 use crate::service::auth::{AuthService, bearer};
@@ -120,7 +126,11 @@ where
             ServiceError::Forbidden("origin not in server.socket.allowed_origins".into()),
         ));
     }
-    let user = match (socket.auth, token(&req)) {
+    let token = match socket.auth {
+        SocketAuth::None => None,
+        SocketAuth::Optional | SocketAuth::Required => token(&req).map_err(|e| ("token", e))?,
+    };
+    let user = match (socket.auth, token) {
         (SocketAuth::None, _) | (SocketAuth::Optional, None) => None,
         (SocketAuth::Required, None) => {
             return Err((
@@ -141,6 +151,12 @@ where
         .and_then(|v| v.to_str().ok())
         .map(Lang::from_accept_language)
         .unwrap_or_default();
+    // Frame headers checked before their payloads are read (socket_frame_limit).
+    let limited = FrameLimit::new(body.into_inner(), socket.max_frame_size);
+    let mut limited = dev::Payload::from(Box::pin(limited) as BoxedPayloadStream);
+    let body = web::Payload::from_request(&req, &mut limited)
+        .await
+        .map_err(|e| ("internal", ServiceError::Internal(e.to_string().into())))?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         (
             "not_upgrade",
@@ -173,19 +189,28 @@ where
 
 /// The access token of an upgrade: query `token` (browsers cannot set headers on a
 /// WebSocket), else `Authorization: Bearer`.
-fn token(req: &HttpRequest) -> Option<String> {
+///
+/// # Errors
+/// An `Authorization` header that is not `Bearer <token>` (not text, another scheme): the
+/// client meant to authenticate, so it is refused rather than admitted anonymously.
+fn token(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
     let from_query = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "token")
         // The login's `accessToken` as it comes ("Bearer ..."), or the bare token.
         .map(|(_, v)| bearer(&v).unwrap_or(&v).to_owned())
         .filter(|v| !v.is_empty());
-    from_query.or_else(|| {
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer)
-            .map(str::to_owned)
-    })
+    if from_query.is_some() {
+        return Ok(from_query);
+    }
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(bearer)
+        .map(|t| Some(t.to_owned()))
+        .ok_or_else(|| ServiceError::Unauthorized("Authorization is not `Bearer <token>`".into()))
 }
 
 /// Why a connection ends.
@@ -210,17 +235,25 @@ struct ConnectionTask {
     new_outbox: Option<mpsc::Receiver<Frame>>,
 }
 
-/// Removes the connection from the hub however its task ends (a panic included).
+/// Removes the connection from the hub and the open-connections gauge however its task ends
+/// (a panic included).
 struct Registered {
     hub: Arc<dyn SocketHub>,
     connection: Arc<Connection>,
+    metrics: Option<goex_metrics::SocketMetrics>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.hub.disconnect(&self.connection);
+        if let Some(m) = &self.metrics {
+            m.disconnected();
+        }
     }
 }
+
+/// The close of a slow consumer.
+const SLOW_CONSUMER: End = End::Close(CloseCode::Policy, "slow consumer: outbound queue full");
 
 impl ConnectionTask {
     async fn run(
@@ -232,9 +265,10 @@ impl ConnectionTask {
         if let Some(m) = &self.settings.metrics {
             m.connected();
         }
-        let _registered = Registered {
+        let registered = Registered {
             hub: self.hub.clone(),
             connection: self.connection.clone(),
+            metrics: self.settings.metrics.clone(),
         };
         let connection = self.connection.clone();
         let settings = self.settings.clone();
@@ -243,24 +277,29 @@ impl ConnectionTask {
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + ping_every;
         let timer = tokio::time::sleep_until(next_ping.into());
-        // Armed once for the connection's life, not per message: each arming registers a
-        // waiter under a lock.
-        let stopping = async {
-            while !*shutdown.borrow_and_update() {
-                if shutdown.changed().await.is_err() {
-                    std::future::pending::<()>().await;
+        // What ends a connection from outside, the server's shutdown or its outbox's overflow,
+        // armed once for the connection's life, not per message (each arming registers a
+        // waiter under a lock), and raced by every write that has to wait.
+        let interrupted = async {
+            let stopping = async {
+                while !*shutdown.borrow_and_update() {
+                    if shutdown.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
                 }
+            };
+            tokio::select! {
+                biased;
+                () = stopping => End::Close(CloseCode::Away, "server shutting down"),
+                () = connection.overflowed() => SLOW_CONSUMER,
             }
-        };
-        let overflowed = connection.overflowed();
-        tokio::pin!(timer, stopping, overflowed);
+        }
+        .fuse();
+        tokio::pin!(timer, interrupted);
         let end = loop {
             tokio::select! {
                 biased;
-                () = &mut stopping => break End::Close(CloseCode::Away, "server shutting down"),
-                () = &mut overflowed => {
-                    break End::Close(CloseCode::Policy, "slow consumer: outbound queue full");
-                }
+                end = &mut interrupted => break end,
                 message = stream.next() => {
                     let message = match message {
                         None => break End::Peer(None),
@@ -275,29 +314,25 @@ impl ConnectionTask {
                     {
                         m.message_in();
                     }
-                    match self.answer(message).await {
+                    match self.answer(message, interrupted.as_mut()).await {
                         Ok(None) => {}
-                        Ok(Some(end)) => break end,
-                        Err(end) => break end,
+                        Ok(Some(end)) | Err(end) => break end,
                     }
                     if outbox.is_none() {
                         outbox = self.new_outbox.take();
                     }
+                    // What the rooms sent meanwhile goes out before the next message is read:
+                    // a client that sends fast is not taken for one that reads slowly.
+                    if let Some(outbox) = outbox.as_mut()
+                        && let Err(end) = self.drain(outbox, interrupted.as_mut()).await
+                    {
+                        break end;
+                    }
                 }
                 frame = async { outbox.as_mut()?.recv().await }, if outbox.is_some() => {
                     let Some(frame) = frame else { break End::Peer(None) };
-                    // A full session queue means the peer is not reading: the overflow
-                    // (1008) must still get through, so the wait races it.
-                    tokio::select! {
-                        biased;
-                        () = &mut overflowed => {
-                            break End::Close(CloseCode::Policy, "slow consumer: outbound queue full");
-                        }
-                        written = self.write(Outgoing::Text(frame)) => {
-                            if let Err(end) = written {
-                                break end;
-                            }
-                        }
+                    if let Err(end) = self.write(Outgoing::Text(frame), interrupted.as_mut()).await {
+                        break end;
                     }
                 }
                 () = &mut timer => {
@@ -306,7 +341,7 @@ impl ConnectionTask {
                         break End::Close(CloseCode::Normal, "idle timeout");
                     }
                     if now >= next_ping {
-                        if let Err(end) = self.write(Outgoing::Ping).await {
+                        if let Err(end) = self.write(Outgoing::Ping, interrupted.as_mut()).await {
                             break end;
                         }
                         next_ping = now + ping_every;
@@ -315,24 +350,45 @@ impl ConnectionTask {
                 }
             }
         };
-        self.finish(end).await;
+        self.finish(end, stream).await;
+        drop(registered);
+    }
+
+    /// Writes the frames queued in `outbox` now (no more: a room that keeps publishing must
+    /// not keep the client's own messages unread).
+    async fn drain<W: Future<Output = End>>(
+        &mut self,
+        outbox: &mut mpsc::Receiver<Frame>,
+        mut interrupted: Pin<&mut W>,
+    ) -> Result<(), End> {
+        for _ in 0..outbox.len() {
+            let Ok(frame) = outbox.try_recv() else { break };
+            self.write(Outgoing::Text(frame), interrupted.as_mut())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Answers one message; `Ok(Some(end))` when it ends the connection.
-    async fn answer(&mut self, message: AggregatedMessage) -> Result<Option<End>, End> {
+    async fn answer<W: Future<Output = End>>(
+        &mut self,
+        message: AggregatedMessage,
+        interrupted: Pin<&mut W>,
+    ) -> Result<Option<End>, End> {
         match message {
             AggregatedMessage::Text(text) => {
                 let reply = self.reply_to_text(&text);
-                self.write(Outgoing::Text(reply)).await?;
+                self.write(Outgoing::Text(reply), interrupted).await?;
             }
             AggregatedMessage::Binary(bytes) => {
                 let mut echo = Vec::with_capacity(ECHO_PREFIX.len() + bytes.len());
                 echo.extend_from_slice(ECHO_PREFIX.as_bytes());
                 echo.extend_from_slice(&bytes);
-                self.write(Outgoing::Binary(echo.into())).await?;
+                self.write(Outgoing::Binary(echo.into()), interrupted)
+                    .await?;
             }
             AggregatedMessage::Ping(payload) => {
-                self.write(Outgoing::Pong(payload)).await?;
+                self.write(Outgoing::Pong(payload), interrupted).await?;
             }
             AggregatedMessage::Pong(_) => {}
             AggregatedMessage::Close(reason) => return Ok(Some(End::Peer(reason))),
@@ -422,30 +478,46 @@ impl ConnectionTask {
         }
     }
 
-    /// Writes one frame, waiting at most `server.socket.write_timeout` for room in the
-    /// session's queue: a peer that stopped reading is dropped, never waited for forever.
-    async fn write(&mut self, out: Outgoing) -> Result<(), End> {
+    /// Writes one frame. When the session's queue is full (the peer reads slowly), waits at
+    /// most `server.socket.write_timeout`, and not past a shutdown or an overflow: a peer that
+    /// stopped reading is dropped, never waited for forever.
+    async fn write<W: Future<Output = End>>(
+        &mut self,
+        out: Outgoing,
+        interrupted: Pin<&mut W>,
+    ) -> Result<(), End> {
         let session = &mut self.session;
         if let (Some(m), Outgoing::Text(_) | Outgoing::Binary(_)) = (&self.settings.metrics, &out) {
             m.message_out();
         }
-        let sent = tokio::time::timeout(self.settings.socket.write_timeout, async {
+        let mut send = pin!(async move {
             match out {
                 Outgoing::Text(t) => session.text(t).await,
                 Outgoing::Binary(b) => session.binary(b).await,
                 Outgoing::Ping => session.ping(b"").await,
                 Outgoing::Pong(p) => session.pong(&p).await,
             }
-        })
-        .await;
-        match sent {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err(End::Peer(None)),
-            Err(_elapsed) => Err(End::Stuck),
-        }
+        });
+        // Most writes find room at once: no timer, no race.
+        let sent = match std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await {
+            Poll::Ready(sent) => sent,
+            Poll::Pending => tokio::select! {
+                biased;
+                end = interrupted => return Err(end),
+                sent = tokio::time::timeout(self.settings.socket.write_timeout, send) => {
+                    sent.map_err(|_elapsed| End::Stuck)?
+                }
+            },
+        };
+        sent.map_err(|_closed| End::Peer(None))
     }
 
-    async fn finish(self, end: End) {
+    /// Sends the close (unless the peer is stuck), then holds the connection's slot until its
+    /// socket is gone: a peer that stopped reading keeps its socket open in the HTTP layer
+    /// until the kernel gives up on it (`server.socket.tcp_user_timeout`), and until then it
+    /// counts against `server.socket.max_connections`.
+    async fn finish(self, end: End, mut stream: actix_ws::AggregatedMessageStream) {
+        let socket = &self.settings.socket;
         if let Some(m) = &self.settings.metrics {
             let code = match &end {
                 End::Close(code, _) => close_label(*code),
@@ -458,30 +530,45 @@ impl ConnectionTask {
             End::Close(code, description) => {
                 slog::debug!(self.settings.logger, "socket closing"; "connection" => self.connection.id(),
                     "code" => u16::from(code), "reason" => description);
-                Some(CloseReason {
+                Some(Some(CloseReason {
                     code,
                     description: Some(description.to_owned()),
-                })
+                }))
             }
             // Echo the peer's close (RFC 6455 §5.5.1).
             End::Peer(reason) => {
                 slog::debug!(self.settings.logger, "socket closed by peer"; "connection" => self.connection.id(),
                     "code" => reason.as_ref().map(|r| u16::from(r.code)));
-                reason.map(|r| CloseReason {
+                Some(reason.map(|r| CloseReason {
                     code: r.code,
                     description: None,
-                })
+                }))
             }
             End::Stuck => {
                 slog::info!(self.settings.logger, "socket dropped: the client stopped reading";
                     "connection" => self.connection.id(), "client" => %self.client);
-                return;
+                None
             }
         };
-        let _ = tokio::time::timeout(
-            self.settings.socket.write_timeout,
-            self.session.close(reason),
-        )
+        let session = self.session;
+        let queued = match reason {
+            Some(reason) => tokio::time::timeout(socket.write_timeout, session.close(reason))
+                .await
+                .is_ok(),
+            None => {
+                drop(session);
+                false
+            }
+        };
+        let linger = if queued {
+            socket.write_timeout
+        } else {
+            socket.write_timeout + socket.tcp_user_timeout * 2
+        };
+        // The stream ends when the HTTP layer lets the connection go.
+        let _ = tokio::time::timeout(linger, async {
+            while let Some(Ok(_)) = stream.next().await {}
+        })
         .await;
     }
 }
@@ -526,19 +613,33 @@ fn scalar(value: Option<&Value>) -> Option<String> {
 }
 
 /// The close for a read error: 1009 past a size limit, 1007 for text that is not UTF-8,
-/// 1002 for any other protocol violation.
+/// 1002 for any other protocol violation (reserved bits, bad opcodes, unmasked frames).
 fn protocol_end(e: &ProtocolError) -> End {
     match e {
         ProtocolError::Overflow => End::Close(CloseCode::Size, "message too big"),
-        ProtocolError::Io(io) if io.to_string() == CONTINUATION_OVERFLOW => {
+        ProtocolError::Io(io)
+            if io.to_string() == CONTINUATION_OVERFLOW || is_frame_limit_error(io) =>
+        {
             End::Close(CloseCode::Size, "message too big")
         }
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+        ProtocolError::Io(io) if is_utf8_error(io) => {
             End::Close(CloseCode::Invalid, "text is not UTF-8")
+        }
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            End::Close(CloseCode::Protocol, "protocol error")
         }
         ProtocolError::Io(_) => End::Peer(None),
         _ => End::Close(CloseCode::Protocol, "protocol error"),
     }
+}
+
+/// Whether a read error is text that is not UTF-8: actix-ws wraps the `Utf8Error` of a single
+/// frame, and the text of one for an aggregated message (the tests pin both).
+fn is_utf8_error(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::InvalidData
+        && io.get_ref().is_some_and(|inner| {
+            inner.is::<std::str::Utf8Error>() || inner.to_string().contains("utf-8")
+        })
 }
 
 /// actix-ws's error text for an aggregated message over its limit (no variant of its own;
@@ -660,10 +761,31 @@ mod tests {
             protocol_end(&ProtocolError::Overflow),
             End::Close(CloseCode::Size, _)
         ));
-        let utf8 = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad");
+        let limit = std::io::Error::other(actix_web::error::PayloadError::Overflow);
         assert!(matches!(
-            protocol_end(&ProtocolError::Io(utf8)),
-            End::Close(CloseCode::Invalid, _)
+            protocol_end(&ProtocolError::Io(limit)),
+            End::Close(CloseCode::Size, _)
+        ));
+        let bytes = vec![b'a', 0xff];
+        let invalid = std::str::from_utf8(&bytes).unwrap_err();
+        // One frame (actix-ws wraps the error) and an aggregated message (its text).
+        for utf8 in [
+            std::io::Error::new(std::io::ErrorKind::InvalidData, invalid),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, invalid.to_string()),
+        ] {
+            assert!(matches!(
+                protocol_end(&ProtocolError::Io(utf8)),
+                End::Close(CloseCode::Invalid, _)
+            ));
+        }
+        // actix-http's error for reserved bits: a protocol error, not bad text.
+        let reserved = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "Received a frame with non-zero reserved bits",
+        );
+        assert!(matches!(
+            protocol_end(&ProtocolError::Io(reserved)),
+            End::Close(CloseCode::Protocol, _)
         ));
         assert!(matches!(
             protocol_end(&ProtocolError::UnmaskedFrame),

@@ -184,10 +184,13 @@ pub struct SocketConfig {
     pub max_message_size: usize,
     /// Messages waiting to be written to one connection; more: close 1008 (slow consumer).
     pub outbound_queue: usize,
-    /// How long a slow consumer's close frame may wait to be written before the connection
-    /// is dropped.
+    /// How long a write may wait for a client that reads slowly before it is dropped.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// `TCP_USER_TIMEOUT` of every connection: the kernel aborts one whose data stays
+    /// unacknowledged or unsent (the client's window closed) this long.
+    #[serde(with = "humantime_serde")]
+    pub tcp_user_timeout: Duration,
     /// Rooms one connection may be in at once.
     pub max_rooms_per_connection: usize,
     /// Origins admitted (docs/websocket.md): full origins, hosts, `*.` subdomains, or `*`.
@@ -484,6 +487,10 @@ impl AppConfig {
                 self.server.socket.write_timeout.is_zero(),
             ),
             (
+                "server.socket.tcp_user_timeout",
+                self.server.socket.tcp_user_timeout.is_zero(),
+            ),
+            (
                 "server.socket.max_rooms_per_connection",
                 self.server.socket.max_rooms_per_connection == 0,
             ),
@@ -496,6 +503,12 @@ impl AppConfig {
             if zero {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.server.socket.max_frame_size > self.server.socket.max_message_size {
+            return Err(invalid(
+                "server.socket.max_frame_size",
+                "must not exceed server.socket.max_message_size: a message is one or more frames",
+            ));
         }
         if self.metrics.enabled {
             parse_addr(&self.metrics.addr).map_err(|m| invalid("metrics.addr", m))?;
@@ -658,6 +671,30 @@ mod tests {
             assert!(refused(Profile::Test, &[(var, "-1")]).contains("greater than 0"));
         }
         check_with(Profile::Test, &[("APP__AUTH__FAILURE_WINDOW", "1s")]).unwrap();
+    }
+
+    #[test]
+    fn a_socket_frame_may_not_exceed_a_message() {
+        let message = refused(
+            Profile::Test,
+            &[
+                ("APP__SERVER__SOCKET__MAX_FRAME_SIZE", "2048"),
+                ("APP__SERVER__SOCKET__MAX_MESSAGE_SIZE", "1024"),
+            ],
+        );
+        assert!(
+            message.contains("server.socket.max_frame_size")
+                && message.contains("server.socket.max_message_size"),
+            "{message}"
+        );
+        check_with(
+            Profile::Test,
+            &[
+                ("APP__SERVER__SOCKET__MAX_FRAME_SIZE", "1024"),
+                ("APP__SERVER__SOCKET__MAX_MESSAGE_SIZE", "1024"),
+            ],
+        )
+        .unwrap();
     }
 
     #[test]

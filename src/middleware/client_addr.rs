@@ -84,7 +84,7 @@ impl TryFrom<Vec<String>> for TrustedProxies {
 }
 
 /// `::ffff:10.0.0.0/104` is `10.0.0.0/8`: peers are compared as IPv4.
-fn normalize_net(net: IpNet) -> IpNet {
+pub(crate) fn normalize_net(net: IpNet) -> IpNet {
     match net {
         IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
             Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),

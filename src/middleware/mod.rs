@@ -10,3 +10,4 @@ pub mod jwt_auth;
 pub mod lifecycle;
 pub mod request_id;
 pub mod socket_admission;
+pub mod socket_frame_limit;

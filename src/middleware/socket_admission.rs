@@ -11,6 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::middleware::client_addr::normalize_net;
+
 /// One entry of the client-address allowlist.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum IpRule {
@@ -24,7 +26,8 @@ impl IpRule {
     fn parse(entry: &str) -> Result<Self, String> {
         let entry = entry.trim();
         if let Ok(net) = entry.parse::<IpNet>() {
-            return Ok(Self::Net(net.trunc()));
+            // `::ffff:10.0.0.0/104` is `10.0.0.0/8`: clients are compared as IPv4.
+            return Ok(Self::Net(normalize_net(net.trunc())));
         }
         if let Ok(ip) = entry.parse::<IpAddr>() {
             return Ok(Self::Net(IpNet::from(canonical(ip))));
@@ -327,6 +330,16 @@ mod tests {
         for other in ["110.1.0.10", "10.1.0.11", "210.1.0.1", "10.1.0.100"] {
             assert!(!list.admits(other.parse().unwrap()), "{other}");
         }
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_match_ipv4_clients() {
+        let list = ips(&["::ffff:10.0.0.0/104", "::ffff:192.0.2.7"]);
+        assert!(list.admits("10.20.30.40".parse().unwrap()));
+        assert!(list.admits("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(list.admits("192.0.2.7".parse().unwrap()));
+        assert!(!list.admits("11.0.0.1".parse().unwrap()));
+        assert!(!list.admits("192.0.2.8".parse().unwrap()));
     }
 
     #[test]

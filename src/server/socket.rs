@@ -4,6 +4,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -35,6 +36,8 @@ pub fn serve(
         metrics: metrics.as_ref().map(goex_metrics::Metrics::socket),
     });
     let trusted = Arc::new(socket.trusted_proxies.clone());
+    let user_timeout = socket.tcp_user_timeout;
+    let on_connect_logger = logger.clone();
     let ids = Arc::new(RequestIdGenerator::new());
     let logger = logger.clone();
     let mut server = HttpServer::new(move || {
@@ -54,6 +57,11 @@ pub fn serve(
                 metrics.clone(),
             ))
     })
+    .on_connect(move |connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            set_user_timeout(tcp, user_timeout, &on_connect_logger);
+        }
+    })
     .disable_signals()
     .shutdown_timeout(socket.shutdown_timeout.as_secs_f64().ceil() as u64)
     // The hub counts connections against server.socket.max_connections and answers 503
@@ -67,4 +75,16 @@ pub fn serve(
 }
 
 /// Time a client has to send its upgrade request head.
-const UPGRADE_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const UPGRADE_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client that stops reading leaves the HTTP layer writing to a closed window with no timer
+/// of its own: `TCP_USER_TIMEOUT` makes the kernel abort such a connection
+/// (`server.socket.tcp_user_timeout`, docs/websocket.md, "Limits").
+fn set_user_timeout(tcp: &actix_web::rt::net::TcpStream, timeout: Duration, logger: &Logger) {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+        slog::warn!(logger, "socket: TCP_USER_TIMEOUT not set"; "error" => %e);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = (tcp, timeout, logger);
+}

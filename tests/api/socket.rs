@@ -105,7 +105,7 @@ async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, V
     for (name, value) in headers {
         request.headers_mut().insert(
             tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
+            HeaderValue::from_bytes(value.as_bytes()).unwrap(),
         );
     }
     match tokio_tungstenite::connect_async(request).await {
@@ -524,6 +524,262 @@ async fn send_fragments(ws: &mut Ws, count: usize, size: usize) {
     }
 }
 
+/// A WebSocket client on a plain TCP socket, for frames and behaviour no library produces:
+/// a header announcing a huge frame, reserved bits, a client that stops reading.
+struct RawWs {
+    tcp: TcpStream,
+}
+
+impl RawWs {
+    /// Upgrades a fresh connection; `recv_buffer` shrinks its receive buffer first.
+    async fn connect(port: u16, recv_buffer: Option<u32>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut tcp = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let request = format!(
+            "GET /socket_server HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.expect("the upgrade answer"));
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        Self { tcp }
+    }
+
+    /// A masked client frame: `first` is the FIN, RSV and opcode byte.
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        Self::header_length(&mut out, payload.len() as u64);
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        out
+    }
+
+    /// The masked length field of a client frame announcing `len` bytes.
+    fn header_length(out: &mut Vec<u8>, len: u64) {
+        match len {
+            0..=125 => out.push(0x80 | len as u8),
+            126..=65535 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.tcp.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads the server's frames (never masked) until its close; the close code.
+    async fn close_code(&mut self, within: Duration) -> u16 {
+        use tokio::io::AsyncReadExt;
+        tokio::time::timeout(within, async {
+            loop {
+                let first = self.tcp.read_u8().await.expect("a frame");
+                let len = match self.tcp.read_u8().await.expect("a length") & 0x7f {
+                    126 => u64::from(self.tcp.read_u16().await.unwrap()),
+                    127 => self.tcp.read_u64().await.unwrap(),
+                    n => u64::from(n),
+                };
+                let mut payload = vec![0; usize::try_from(len).unwrap()];
+                self.tcp.read_exact(&mut payload).await.unwrap();
+                if first & 0x0f == 0x8 {
+                    return u16::from_be_bytes([payload[0], payload[1]]);
+                }
+            }
+        })
+        .await
+        .expect("a close frame in time")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_announcing_too_much_is_refused_on_its_header() {
+    let app = spawn_socket(&[]).await;
+    // A 1 GiB binary frame: only its header and a little of it are sent. The server closes
+    // with 1009 on the header instead of buffering the frame (it never reaches max_frame_size
+    // of data here, so a check after buffering would wait for ever).
+    let mut raw = RawWs::connect(app.port, None).await;
+    let mut header = vec![0x82];
+    RawWs::header_length(&mut header, 1 << 30);
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    raw.send(&header).await;
+    raw.send(&[0; 1000]).await;
+    assert_eq!(raw.close_code(Duration::from_secs(5)).await, 1009);
+    // Frames before it were answered, bytes are not lost to the check.
+    let mut raw = RawWs::connect(app.port, None).await;
+    raw.send(&RawWs::frame(0x81, b"first")).await;
+    let mut ws_bytes = RawWs::frame(0x81, b"second");
+    ws_bytes.extend_from_slice(&header);
+    raw.send(&ws_bytes).await;
+    assert_eq!(raw.close_code(Duration::from_secs(5)).await, 1009);
+    assert!(eventually(Duration::from_secs(5), async || app.open() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_text_closes_with_1007_and_other_violations_with_1002() {
+    let app = spawn_socket(&[]).await;
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        (
+            "a text frame that is not UTF-8",
+            RawWs::frame(0x81, b"ok \xff\xfe"),
+            1007,
+        ),
+        (
+            "fragments that are not UTF-8 together",
+            [RawWs::frame(0x01, b"ok \xe2"), RawWs::frame(0x80, b"\x28")].concat(),
+            1007,
+        ),
+        (
+            "reserved bits without an extension",
+            RawWs::frame(0xC1, b"hi"),
+            1002,
+        ),
+        ("an unknown opcode", RawWs::frame(0x83, b"hi"), 1002),
+    ];
+    for (what, bytes, code) in cases {
+        let mut raw = RawWs::connect(app.port, None).await;
+        raw.send(&bytes).await;
+        assert_eq!(raw.close_code(Duration::from_secs(5)).await, code, "{what}");
+    }
+}
+
+/// Whether the server still has a socket of `port` connected to the client's `peer_port`
+/// (`/proc/net/tcp`; TIME_WAIT is a socket already closed).
+fn server_socket_open(port: u16, peer_port: u16) -> bool {
+    let port_of = |addr: &str| {
+        u16::from_str_radix(addr.rsplit(':').next().unwrap_or_default(), 16).unwrap_or(0)
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .any(|f| {
+                f.len() > 3
+                    && port_of(f[1]) == port
+                    && port_of(f[2]) == peer_port
+                    && !matches!(f[3], "06" | "07")
+            })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_socket_and_holds_its_slot_until_then() {
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__MAX_CONNECTIONS", "1".to_owned()),
+        ("APP__SERVER__SOCKET__WRITE_TIMEOUT", "1s".to_owned()),
+        ("APP__SERVER__SOCKET__TCP_USER_TIMEOUT", "2s".to_owned()),
+    ])
+    .await;
+    let raw = RawWs::connect(app.port, Some(4096)).await;
+    let peer_port = raw.tcp.local_addr().unwrap().port();
+    assert!(server_socket_open(app.port, peer_port));
+    // It sends 60 KB binary frames to be echoed and never reads: the echoes fill its window,
+    // the server's socket buffer and the session's queue, and the server's write waits.
+    let (_unread, mut writer) = raw.tcp.into_split();
+    let frame = RawWs::frame(0x82, &vec![7; 60_000]);
+    let flood = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        for _ in 0..1000 {
+            match tokio::time::timeout(Duration::from_secs(3), writer.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        writer
+    });
+    // The kernel aborts the stuck connection (TCP_USER_TIMEOUT); its slot comes back only
+    // then, never while the server still holds the socket.
+    let gone = eventually(Duration::from_secs(30), async || {
+        let open = app.open();
+        let held = server_socket_open(app.port, peer_port);
+        assert!(
+            !(held && open == 0),
+            "the slot was given back while the server's socket is open"
+        );
+        !held && open == 0
+    })
+    .await;
+    assert!(
+        gone,
+        "the server kept the socket of a client that stopped reading"
+    );
+    let _writer = flood.await.unwrap();
+    // The slot is free for the next client.
+    let mut ws = connect(&app.url()).await;
+    ws.send(Message::text("after")).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::text("recv data:after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_sender_in_a_busy_room_is_not_taken_for_a_slow_reader() {
+    let app = spawn_socket(&[("APP__SERVER__SOCKET__OUTBOUND_QUEUE", "16".to_owned())]).await;
+    let mut fast = connect(&app.url()).await;
+    let mut room = connect(&app.url()).await;
+    for ws in [&mut fast, &mut room] {
+        send_json(ws, json!({"type": "join", "room": "busy"})).await;
+        assert_eq!(next_json(ws).await["type"], "joined");
+    }
+    // `fast` pipelines 30,000 echo requests and reads everything, while the room publishes 200
+    // messages to it, one every 3 ms: the room's messages go out between the echoes.
+    const ECHOES: usize = 30_000;
+    const PUBLISHED: usize = 200;
+    let (mut sink, mut replies) = fast.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..ECHOES {
+            sink.feed(Message::text(format!("m{i}"))).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+        sink
+    });
+    let publisher = tokio::spawn(async move {
+        let (mut sink, mut acks) = room.split();
+        let reader = tokio::spawn(async move { while let Some(Ok(_)) = acks.next().await {} });
+        for i in 0..PUBLISHED {
+            let message = json!({"type": "publish", "room": "busy", "data": i});
+            sink.send(Message::text(message.to_string())).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        (sink, reader)
+    });
+    let (mut echoes, mut from_room) = (0, 0);
+    while echoes < ECHOES || from_room < PUBLISHED {
+        let message = tokio::time::timeout(Duration::from_secs(30), replies.next())
+            .await
+            .expect("replies keep coming")
+            .expect("the connection stays open")
+            .expect("a frame");
+        match message {
+            Message::Text(text) if text.starts_with("recv data:m") => echoes += 1,
+            Message::Text(text) if text.contains(r#""type":"message""#) => from_room += 1,
+            Message::Close(frame) => {
+                panic!("closed after {echoes} echoes, {from_room} room messages: {frame:?}")
+            }
+            _ => {}
+        }
+    }
+    let _ = (sender.await.unwrap(), publisher.await.unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_disconnected_with_1008_and_never_blocks_the_room() {
     let app = spawn_socket(&[
@@ -647,6 +903,24 @@ async fn tokens_are_checked_with_single_sign_on() {
         .await
         .expect_err("refused");
     assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_optional_tokens_a_malformed_authorization_is_refused_not_ignored() {
+    let app = spawn_socket(&[("APP__SERVER__SOCKET__AUTH", "optional".to_owned())]).await;
+    // No credentials: admitted anonymously.
+    connect_with(&app.url(), &[]).await.expect("anonymous");
+    // Credentials that cannot be read are refused, never taken for none.
+    for value in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer caf\u{e9}"] {
+        let (status, body) = connect_with(&app.url(), &[("authorization", value)])
+            .await
+            .expect_err(value);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("10010")),
+            "{value}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,8 +118,12 @@ impl SocketMetrics {
 
     /// A connection ended with `code` (`1000`, `1001`, ..., `peer`, `dropped`).
     pub fn closed(&self, code: &str) {
-        self.connections.dec();
         self.closes.with_label_values(&[code]).inc();
+    }
+
+    /// A connection's socket is gone (after its close, and however its task ended).
+    pub fn disconnected(&self) {
+        self.connections.dec();
     }
 
     /// A data message arrived.
@@ -551,6 +555,7 @@ mod tests {
         socket.connected();
         socket.message_in();
         socket.closed("1001");
+        socket.disconnected();
         socket.refused("origin");
         let text = m.render();
         for line in [
