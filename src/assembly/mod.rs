@@ -9,6 +9,7 @@ use std::sync::Arc;
 use shaku::module;
 
 use crate::controller::auth::AuthControllerImpl;
+use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters};
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
@@ -31,6 +32,7 @@ use crate::repository::redis::token::{KvTokenRepository, TokenRepository};
 use crate::repository::redis::value::KvValueRepository;
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
+use crate::service::excel::{ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits};
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
@@ -52,10 +54,10 @@ module! {
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
-            UserServiceImpl, SocketHubImpl,
+            UserServiceImpl, SocketHubImpl, ExcelServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
-            GrpcClientControllerImpl,
+            GrpcClientControllerImpl, ExcelControllerImpl,
         ],
         providers = []
     }
@@ -153,6 +155,18 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     outbound_queue: config.server.socket.outbound_queue,
                 },
                 state: HubState::default(),
+            })
+            .with_component_parameters::<ExcelServiceImpl>(ExcelServiceImplParameters {
+                limits: ExportLimits {
+                    page_size: config.excel.export_page_size,
+                    max_rows: config.excel.max_export_rows,
+                    temp_dir: Some(config.excel.temp_dir.trim())
+                        .filter(|d| !d.is_empty())
+                        .map(std::path::PathBuf::from),
+                },
+            })
+            .with_component_parameters::<ExcelControllerImpl>(ExcelControllerImplParameters {
+                file_name: config.excel.export_file_name.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

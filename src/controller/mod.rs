@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod debug;
+pub mod excel;
 pub mod extract;
 pub mod fallback;
 pub mod grpc;

@@ -44,6 +44,25 @@ pub struct AppConfig {
     pub grpc_client: GrpcClientConfig,
     /// The original's `common` section: settings shared by the apps.
     pub common: CommonConfig,
+    /// The Excel import and export (docs/excel.md).
+    pub excel: ExcelConfig,
+}
+
+/// Rows of an xlsx sheet below its header row.
+pub const EXCEL_MAX_DATA_ROWS: usize = 1_048_575;
+
+/// `excel.*` (docs/excel.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExcelConfig {
+    /// The export's file name (`Content-Disposition`; UTF-8 allowed).
+    pub export_file_name: String,
+    /// Users read per database query while exporting.
+    pub export_page_size: usize,
+    /// Most users one export may hold (a sheet holds 1,048,575 below its header); more: 400.
+    pub max_export_rows: usize,
+    /// Where the workbook being written spills its rows; empty: the system's temp directory.
+    pub temp_dir: String,
 }
 
 /// The `common` section (the original's keys).
@@ -486,6 +505,8 @@ impl AppConfig {
                 "server.socket.write_timeout",
                 self.server.socket.write_timeout.is_zero(),
             ),
+            ("excel.export_page_size", self.excel.export_page_size == 0),
+            ("excel.max_export_rows", self.excel.max_export_rows == 0),
             (
                 "server.socket.tcp_user_timeout",
                 self.server.socket.tcp_user_timeout.is_zero(),
@@ -503,6 +524,23 @@ impl AppConfig {
             if zero {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.excel.max_export_rows > EXCEL_MAX_DATA_ROWS {
+            return Err(invalid(
+                "excel.max_export_rows",
+                format!("a sheet holds at most {EXCEL_MAX_DATA_ROWS} rows below its header"),
+            ));
+        }
+        if self.excel.export_file_name.trim().is_empty()
+            || self
+                .excel
+                .export_file_name
+                .contains(['/', '\\', '"', '\r', '\n'])
+        {
+            return Err(invalid(
+                "excel.export_file_name",
+                "a file name (no path separators, quotes or line breaks)",
+            ));
         }
         if self.server.socket.max_frame_size > self.server.socket.max_message_size {
             return Err(invalid(

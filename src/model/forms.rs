@@ -137,3 +137,20 @@ mod tests {
         }
     }
 }
+
+/// `GET /excel/export`: which users; every filter optional.
+#[derive(Clone, Debug, Default, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Only this gender: 0 unknown, 1 male, 2 female.
+    #[validate(range(min = 0, max = 2))]
+    #[param(minimum = 0, maximum = 2)]
+    pub gender: Option<i16>,
+    /// Created on or after this day (`YYYY-MM-DD`, UTC).
+    #[param(value_type = Option<String>, format = Date)]
+    pub created_from: Option<chrono::NaiveDate>,
+    /// Created on or before this day (`YYYY-MM-DD`, UTC).
+    #[param(value_type = Option<String>, format = Date)]
+    pub created_to: Option<chrono::NaiveDate>,
+}

@@ -36,6 +36,17 @@ pub struct NewUser<'a> {
     pub gender: i16,
 }
 
+/// Which users a listing (the Excel export) covers; `None` fields do not filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// Only this gender (0, 1, 2).
+    pub gender: Option<i16>,
+    /// Created at or after this instant.
+    pub created_from: Option<NaiveDateTime>,
+    /// Created before this instant.
+    pub created_before: Option<NaiveDateTime>,
+}
+
 /// What the API shows of a user.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserView {

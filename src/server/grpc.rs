@@ -52,9 +52,10 @@ pub fn status(err: &ServiceError) -> Status {
         | ServiceError::LoginExpired
         | ServiceError::RefreshFailed(_)
         | ServiceError::Unauthorized(_) => Code::Unauthenticated,
-        ServiceError::Panic(_) | ServiceError::Internal(_) | ServiceError::Certificate { .. } => {
-            Code::Internal
-        }
+        ServiceError::Panic(_)
+        | ServiceError::Internal(_)
+        | ServiceError::Certificate { .. }
+        | ServiceError::Export(_) => Code::Internal,
     };
     let envelope = err.code();
     let message = match err.public_detail() {

@@ -104,6 +104,9 @@ pub enum ServiceError {
     /// The service is at a configured capacity or shutting down (10009, 503).
     #[error("at capacity: {0}")]
     AtCapacity(&'static str),
+    /// The Excel export could not be written (30000, 500). The body stays generic.
+    #[error("export failed")]
+    Export(#[source] BoxError),
     /// A handler panicked; the server keeps serving (10001).
     #[error("handler panicked: {0}")]
     Panic(String),
@@ -135,6 +138,7 @@ impl ServiceError {
             ServiceError::TooManyRequests => ERR_TOO_MANY_REQUESTS,
             ServiceError::Forbidden(_) => ERR_FORBIDDEN,
             ServiceError::AtCapacity(_) => ERR_UNAVAILABLE,
+            ServiceError::Export(_) => ERR_EXPORT,
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod excel;
 pub mod health;
 pub mod hello;
 pub mod password;

@@ -9,6 +9,7 @@ mod auth;
 mod client_addr;
 mod config;
 mod errors;
+mod excel;
 mod grpc;
 mod grpc_client;
 mod hello;

@@ -9,7 +9,7 @@ use goex_database::{with_read_connection, with_write_connection};
 use shaku::{Component, Interface};
 
 use crate::model::schema::users;
-use crate::model::user::{NewUser, User};
+use crate::model::user::{NewUser, User, UserFilter};
 use crate::repository::client::DatabaseClient;
 use crate::repository::error::RepoError;
 
@@ -33,6 +33,18 @@ pub trait UserRepository: Interface {
     /// # Errors
     /// [`RepoError::Conflict`] when the username is taken.
     async fn create(&self, new: NewUser<'_>) -> Result<User, RepoError>;
+
+    /// Up to `limit` users matching `filter` with ids above `after_id`, by id: keyset pages,
+    /// each as cheap as the first however deep the listing goes.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database cannot be reached.
+    async fn page(
+        &self,
+        filter: &UserFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<User>, RepoError>;
 }
 
 /// [`UserRepository`] over diesel-async.
@@ -92,5 +104,33 @@ impl UserRepository for DieselUserRepository {
             }
         })?;
         Ok(row)
+    }
+
+    async fn page(
+        &self,
+        filter: &UserFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<User>, RepoError> {
+        let db = self.db.database();
+        let rows = with_read_connection!(db, |conn| {
+            let mut query = users::table
+                .into_boxed()
+                .select(User::as_select())
+                .filter(users::id.gt(after_id))
+                .order(users::id.asc())
+                .limit(limit);
+            if let Some(gender) = filter.gender {
+                query = query.filter(users::gender.eq(gender));
+            }
+            if let Some(from) = filter.created_from {
+                query = query.filter(users::created_at.ge(from));
+            }
+            if let Some(before) = filter.created_before {
+                query = query.filter(users::created_at.lt(before));
+            }
+            query.load(conn).await
+        })?;
+        Ok(rows)
     }
 }
