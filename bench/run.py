@@ -19,6 +19,8 @@ Suites:
         by bench/ws-load: server RSS per connection with 10,000 connections held by ping frames,
         echo messages/s over 100 closed-loop connections and server CPU per message, and the
         delivery latency of a room fan-out to 10,000 members. A fresh server process each round.
+  excel  GET /excel/export of 1,000,000 users (SQLite) against Python XlsxWriter in constant_memory
+        mode writing the same rows from the same database: time, server CPU, peak RSS.
 """
 import argparse
 import json
@@ -526,7 +528,9 @@ def main():
     ap.add_argument("--baseline", help="an earlier go_example build, measured alongside (http suite)")
     ap.add_argument("--baseline-root", default=ROOT,
                     help="the checkout the baseline was built from (its configs/ are used)")
-    ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "socket", "all"], default="all")
+    ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "socket", "excel", "all"], default="all")
+    ap.add_argument("--excel-rows", type=int, default=1_000_000, help="users exported (excel suite)")
+    ap.add_argument("--excel-page-size", type=int, help="excel.export_page_size (default: the profile's)")
     ap.add_argument("--bare-tonic", help="the bare tonic SayHello server (grpc suite)")
     ap.add_argument("--grpc-go", help="the grpc-go SayHello server (grpc suite)")
     ap.add_argument("--grpc-clients", type=int, default=16)
@@ -540,11 +544,11 @@ def main():
     ap.add_argument("--ws-publishes", type=int, default=20)
     ap.add_argument("--ws-interval-ms", type=int, default=200, help="time between fan-out publishes")
     args = ap.parse_args()
-    suites = {"http", "data", "grpc", "socket"} if args.suite == "all" else {args.suite}
+    suites = {"http", "data", "grpc", "socket", "excel"} if args.suite == "all" else {args.suite}
     need = set()
     if "http" in suites:
         need |= {"stack", "bare", "gin"}
-    if suites & {"data", "metrics", "grpc"}:
+    if suites & {"data", "metrics", "grpc", "excel"}:
         need |= {"stack"}
     if "grpc" in suites:
         need |= {"bare_tonic", "grpc_go"}
@@ -571,6 +575,9 @@ def main():
     if args.suite in ("socket", "all"):
         print()
         figures.update(socket_suite(args, work))
+    if args.suite in ("excel", "all"):
+        print()
+        figures.update(excel_suite(args, work))
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
@@ -651,6 +658,87 @@ def http_suite(args, work):
     return {"http": {"median": med, "ratio_bare": stack[0] / bare[0], "ratio_gin": stack[0] / gin[0],
                      "ratio_home": home_ratio, "login_rps": login_rps, "ratio_metrics": metrics_ratio,
                      "startup_ms": start_ms, "idle_rss_mib": rss_mib}}
+
+
+
+XLSXWRITER_PIN = "XlsxWriter==3.2.9"
+
+
+def seed_users(db, count):
+    """`count` users straight into the app's SQLite file (migrated by a first start)."""
+    import sqlite3
+    con = sqlite3.connect(db)
+    con.executemany(
+        "INSERT INTO users (username, password_hash, gender, created_at, updated_at) "
+        "VALUES (?, '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', ?, ?, ?)",
+        ((f"user{i:08d}", i % 3, "2026-01-02 03:04:05", "2026-01-02 03:04:05") for i in range(count)))
+    con.commit()
+    con.close()
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+
+def excel_suite(args, work):
+    """GET /excel/export of `--excel-rows` users against Python XlsxWriter (constant_memory)
+    writing the same rows from the same database, alternating, `--rounds` each."""
+    workdir = os.path.join(work, "excel")
+    os.makedirs(workdir, exist_ok=True)
+    port = free_port()
+    env = stack_env(port, workdir)
+    env.update({"APP__EXCEL__TEMP_DIR": workdir, "APP__EXCEL__MAX_EXPORT_ROWS": "1048575"})
+    if args.excel_page_size:
+        env["APP__EXCEL__EXPORT_PAGE_SIZE"] = str(args.excel_page_size)
+    ours = Server("go_example http", [args.stack, "http", "--env", "debug"], port, env, ROOT)
+    ours.start()  # migrates the database
+    ours.stop()
+    db = os.path.join(workdir, "bench.db")
+    seed_users(db, args.excel_rows)
+    python = subprocess.run([os.path.join(ROOT, "scripts/python-venv.sh"), "excel-bench", XLSXWRITER_PIN],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    ours.start()
+    token = sign_in(port)
+    rows = args.excel_rows + 1
+    print(f"excel export: {rows} users x 4 columns, {args.rounds} rounds each, alternating")
+    idle = peak_rss_kib(ours.proc.pid)
+    walls, cpus, anchor_walls, anchor_rss, sizes = [], [], [], [], []
+    for _ in range(args.rounds):
+        c0, t0 = ours.cpu_ticks(), time.monotonic()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/excel/export", headers={"Authorization": token})
+        size = 0
+        with urllib.request.urlopen(req, timeout=900) as r:
+            if r.headers.get("X-Rows") != str(rows):
+                raise SystemExit(f"bench: the export held {r.headers.get('X-Rows')} rows, not {rows}")
+            while chunk := r.read(1 << 16):
+                size += len(chunk)
+        walls.append(time.monotonic() - t0)
+        cpus.append((ours.cpu_ticks() - c0) / TICKS)
+        sizes.append(size)
+        out = os.path.join(workdir, "anchor.xlsx")
+        t0 = time.monotonic()
+        proc = subprocess.Popen(["taskset", "-c", "0", python, os.path.join(ROOT, "bench/excel_anchor.py"), db, out],
+                                stdout=subprocess.PIPE, text=True)
+        printed = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        anchor_walls.append(time.monotonic() - t0)
+        anchor_rss.append(usage.ru_maxrss)
+        if status != 0 or int(printed.strip()) != rows:
+            raise SystemExit(f"bench: the XlsxWriter anchor failed ({status}): {printed}")
+    peak = peak_rss_kib(ours.proc.pid)
+    ours.stop()
+    med = statistics.median
+    ratio = med(anchor_walls) / med(walls)
+    print(f"  go_example  GET /excel/export  median {med(walls):.2f} s (min {min(walls):.2f}), server CPU "
+          f"{med(cpus):.2f} s, file {med(sizes) / 1048576:.1f} MiB, peak RSS {peak / 1024:.1f} MiB "
+          f"(idle {idle / 1024:.1f} MiB)")
+    print(f"  XlsxWriter  constant_memory    median {med(anchor_walls):.2f} s (min {min(anchor_walls):.2f}), "
+          f"peak RSS {max(anchor_rss) / 1024:.1f} MiB")
+    print(f"  ratio (XlsxWriter time / ours) {ratio:.2f}")
+    return {"excel_export_s": med(walls), "excel_export_cpu_s": med(cpus), "excel_peak_rss_mib": peak / 1024,
+            "excel_idle_rss_mib": idle / 1024, "xlsxwriter_s": med(anchor_walls),
+            "xlsxwriter_peak_rss_mib": max(anchor_rss) / 1024, "excel_speed_ratio": ratio}
 
 
 if __name__ == "__main__":

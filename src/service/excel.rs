@@ -87,44 +87,62 @@ impl From<ExportError> for ServiceError {
 #[async_trait]
 impl ExcelService for ExcelServiceImpl {
     async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError> {
-        let limits = &self.limits;
-        // Two pages in flight at most: the database and the writer overlap, memory stays flat.
-        let (pages, received) = mpsc::channel::<Vec<User>>(2);
-        let temp_dir = limits.temp_dir.clone();
-        let writer = tokio::task::spawn_blocking(move || write_workbook(received, temp_dir));
-        let page_size = i64::try_from(limits.page_size).unwrap_or(i64::MAX);
-        let (mut after, mut rows) = (0, 0);
-        loop {
-            let page = self.users.page(&filter, after, page_size).await?;
-            let last_page = page.len() < limits.page_size;
-            rows += page.len();
-            if rows > limits.max_rows {
-                return Err(ServiceError::invalid(
-                    "",
-                    format!(
-                        "more than {} users match (excel.max_export_rows): narrow the filter",
-                        limits.max_rows
-                    ),
-                ));
-            }
-            if let Some(user) = page.last() {
-                after = user.id;
-                if pages.send(page).await.is_err() {
-                    break; // the writer failed: its error is below
-                }
-            }
-            if last_page {
-                // The empty page says the listing is complete.
-                let _ = pages.send(Vec::new()).await;
-                break;
+        // On a task of its own: a client that goes away mid-export drops this future, and a
+        // database query dropped in flight panics on SQLite's connection wrapper
+        // (diesel-async's SyncConnectionWrapper waits for it with `block_in_place`, which
+        // actix's single-threaded workers refuse). The task finishes and its file is dropped.
+        let task = tokio::spawn(export_users(
+            self.users.clone(),
+            filter,
+            self.limits.clone(),
+        ));
+        task.await
+            .map_err(|e| ServiceError::Internal(Box::new(e)))?
+    }
+}
+
+/// Reads the users in pages and has [`write_workbook`] write them.
+async fn export_users(
+    users: Arc<dyn UserRepository>,
+    filter: UserFilter,
+    limits: ExportLimits,
+) -> Result<ExportFile, ServiceError> {
+    // Two pages in flight at most: the database and the writer overlap, memory stays flat.
+    let (pages, received) = mpsc::channel::<Vec<User>>(2);
+    let temp_dir = limits.temp_dir.clone();
+    let writer = tokio::task::spawn_blocking(move || write_workbook(received, temp_dir));
+    let page_size = i64::try_from(limits.page_size).unwrap_or(i64::MAX);
+    let (mut after, mut rows) = (0, 0);
+    loop {
+        let page = users.page(&filter, after, page_size).await?;
+        let last_page = page.len() < limits.page_size;
+        rows += page.len();
+        if rows > limits.max_rows {
+            return Err(ServiceError::invalid(
+                "",
+                format!(
+                    "more than {} users match (excel.max_export_rows): narrow the filter",
+                    limits.max_rows
+                ),
+            ));
+        }
+        if let Some(user) = page.last() {
+            after = user.id;
+            if pages.send(page).await.is_err() {
+                break; // the writer failed: its error is below
             }
         }
-        drop(pages);
-        let (file, len) = writer
-            .await
-            .map_err(|e| ServiceError::Internal(Box::new(e)))??;
-        Ok(ExportFile { file, len, rows })
+        if last_page {
+            // The empty page says the listing is complete.
+            let _ = pages.send(Vec::new()).await;
+            break;
+        }
     }
+    drop(pages);
+    let (file, len) = writer
+        .await
+        .map_err(|e| ServiceError::Internal(Box::new(e)))??;
+    Ok(ExportFile { file, len, rows })
 }
 
 /// Writes the pages from `pages` (ended by an empty one) and zips the workbook into an
