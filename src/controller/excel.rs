@@ -98,9 +98,7 @@ struct XlsxFile(#[allow(dead_code)] Vec<u8>);
 async fn export<M>(
     controller: Inject<M, dyn ExcelController>,
     ValidatedQuery(query): ValidatedQuery<ExportQuery>,
-    // Last: actix drops the pending extractors when one fails, and a dropped in-flight
-    // SQLite query panics on actix's single-threaded workers (diesel-async's
-    // SyncConnectionWrapper); a bad query fails before the token is checked.
+    // Last: a bad query is refused before the token costs a lookup.
     _user: Authenticated,
 ) -> Result<HttpResponse, ServiceError>
 where

@@ -87,17 +87,9 @@ impl From<ExportError> for ServiceError {
 #[async_trait]
 impl ExcelService for ExcelServiceImpl {
     async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError> {
-        // On a task of its own: a client that goes away mid-export drops this future, and a
-        // database query dropped in flight panics on SQLite's connection wrapper
-        // (diesel-async's SyncConnectionWrapper waits for it with `block_in_place`, which
-        // actix's single-threaded workers refuse). The task finishes and its file is dropped.
-        let task = tokio::spawn(export_users(
-            self.users.clone(),
-            filter,
-            self.limits.clone(),
-        ));
-        task.await
-            .map_err(|e| ServiceError::Internal(Box::new(e)))?
+        // A client that goes away drops this future: the pages stop, the writer sees the
+        // listing end unfinished and drops its file.
+        export_users(self.users.clone(), filter, self.limits.clone()).await
     }
 }
 

@@ -38,7 +38,50 @@ use serde::Deserialize;
 use slog::Logger;
 
 /// The async SQLite connection type used by the pools.
-pub type SqliteAsync = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteAsync = SyncConnectionWrapper<SqliteConnection, DetachedBlocking>;
+
+/// Runs SQLite's blocking calls on tokio's blocking pool, and lets a call whose future is
+/// dropped finish there on its own.
+///
+/// diesel-async's default spawner waits for such a call in the future's `Drop` with
+/// `block_in_place`, which panics on a current-thread runtime: every actix worker is one, so a
+/// client that went away mid-query, or actix dropping a request's pending extractors, panicked
+/// the worker. Letting the call finish detached is safe: each call holds the connection's mutex
+/// for its whole run, so the connection's next call (from whoever checks it out next) waits
+/// for it to end, as the default spawner's callers did.
+pub enum DetachedBlocking {
+    /// The runtime the connection was made on.
+    Handle(tokio::runtime::Handle),
+    /// A runtime of its own, when the connection was made outside one (the diesel CLI path).
+    Runtime(tokio::runtime::Runtime),
+}
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync>>>
+    where
+        R: Send + 'static,
+    {
+        let handle = match self {
+            Self::Handle(handle) => handle.spawn_blocking(task),
+            Self::Runtime(runtime) => runtime.spawn_blocking(task),
+        };
+        Box::pin(async move { handle.await.map_err(Into::into) })
+    }
+
+    fn get_runtime() -> Self {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => Self::Handle(handle),
+            Err(_) => Self::Runtime(
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a runtime for SQLite's blocking calls"),
+            ),
+        }
+    }
+}
 
 /// Which database backs the repositories (`database.driver`).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -1017,5 +1060,24 @@ mod tests {
             "db:3307"
         );
         assert_eq!(node_label("app:s3cret@tcp(db:3306)/x"), "db:3306");
+    }
+
+    /// On a current-thread runtime, as on every actix worker: a query whose future is dropped
+    /// in flight neither panics nor breaks the connection, which answers its next query.
+    #[tokio::test]
+    async fn a_sqlite_query_dropped_in_flight_finishes_on_its_own() {
+        use diesel_async::RunQueryDsl;
+        let mut conn = SqliteAsync::establish(":memory:").await.expect("sqlite");
+        let slow = diesel::sql_query(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+             SELECT count(*) FROM c",
+        );
+        let dropped =
+            tokio::time::timeout(std::time::Duration::from_millis(5), slow.execute(&mut conn))
+                .await;
+        assert!(dropped.is_err(), "the query was still running when dropped");
+        conn.batch_execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+            .await
+            .expect("the connection's next query");
     }
 }
