@@ -24,6 +24,7 @@ use slog::Logger;
 
 use crate::meta::config::{SocketAuth, SocketConfig};
 use crate::middleware::client_addr::client_addr;
+use crate::middleware::jwt_auth::credentials;
 use crate::middleware::socket_admission::IpAllowList;
 use crate::middleware::socket_frame_limit::{FrameLimit, is_frame_limit_error};
 use crate::server::envelope::error_frame;
@@ -199,18 +200,11 @@ fn token(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
         // The login's `accessToken` as it comes ("Bearer ..."), or the bare token.
         .map(|(_, v)| bearer(&v).unwrap_or(&v).to_owned())
         .filter(|v| !v.is_empty());
-    if from_query.is_some() {
+    if from_query.is_some() || !req.headers().contains_key(header::AUTHORIZATION) {
         return Ok(from_query);
     }
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(bearer)
-        .map(|t| Some(t.to_owned()))
-        .ok_or_else(|| ServiceError::Unauthorized("Authorization is not `Bearer <token>`".into()))
+    // The HTTP app's reading of the header, its refusals included.
+    credentials(req).map(Some)
 }
 
 /// Why a connection ends.
@@ -516,7 +510,7 @@ impl ConnectionTask {
     /// socket is gone: a peer that stopped reading keeps its socket open in the HTTP layer
     /// until the kernel gives up on it (`server.socket.tcp_user_timeout`), and until then it
     /// counts against `server.socket.max_connections`.
-    async fn finish(self, end: End, mut stream: actix_ws::AggregatedMessageStream) {
+    async fn finish(self, end: End, stream: actix_ws::AggregatedMessageStream) {
         let socket = &self.settings.socket;
         if let Some(m) = &self.settings.metrics {
             let code = match &end {
@@ -530,43 +524,42 @@ impl ConnectionTask {
             End::Close(code, description) => {
                 slog::debug!(self.settings.logger, "socket closing"; "connection" => self.connection.id(),
                     "code" => u16::from(code), "reason" => description);
-                Some(Some(CloseReason {
+                Some(CloseReason {
                     code,
                     description: Some(description.to_owned()),
-                }))
+                })
             }
             // Echo the peer's close (RFC 6455 §5.5.1).
             End::Peer(reason) => {
                 slog::debug!(self.settings.logger, "socket closed by peer"; "connection" => self.connection.id(),
                     "code" => reason.as_ref().map(|r| u16::from(r.code)));
-                Some(reason.map(|r| CloseReason {
+                reason.map(|r| CloseReason {
                     code: r.code,
                     description: None,
-                }))
+                })
             }
             End::Stuck => {
                 slog::info!(self.settings.logger, "socket dropped: the client stopped reading";
                     "connection" => self.connection.id(), "client" => %self.client);
-                None
+                drop(self.session);
+                Self::linger(stream, socket.write_timeout + socket.tcp_user_timeout * 2).await;
+                return;
             }
         };
-        let session = self.session;
-        let queued = match reason {
-            Some(reason) => tokio::time::timeout(socket.write_timeout, session.close(reason))
-                .await
-                .is_ok(),
-            None => {
-                drop(session);
-                false
-            }
-        };
-        let linger = if queued {
+        let queued = tokio::time::timeout(socket.write_timeout, self.session.close(reason))
+            .await
+            .is_ok();
+        let bound = if queued {
             socket.write_timeout
         } else {
             socket.write_timeout + socket.tcp_user_timeout * 2
         };
-        // The stream ends when the HTTP layer lets the connection go.
-        let _ = tokio::time::timeout(linger, async {
+        Self::linger(stream, bound).await;
+    }
+
+    /// Waits, at most `bound`, for the stream to end: the HTTP layer let the socket go.
+    async fn linger(mut stream: actix_ws::AggregatedMessageStream, bound: std::time::Duration) {
+        let _ = tokio::time::timeout(bound, async {
             while let Some(Ok(_)) = stream.next().await {}
         })
         .await;
