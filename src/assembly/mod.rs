@@ -9,7 +9,7 @@ use std::sync::Arc;
 use shaku::module;
 
 use crate::controller::auth::AuthControllerImpl;
-use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters};
+use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters, UploadLimits};
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
@@ -32,7 +32,10 @@ use crate::repository::redis::token::{KvTokenRepository, TokenRepository};
 use crate::repository::redis::value::KvValueRepository;
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
-use crate::service::excel::{ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits};
+use crate::service::excel::sheet::ZipLimits;
+use crate::service::excel::{
+    ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits, ImportLimits, ImportOptions,
+};
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
@@ -160,13 +163,31 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 limits: ExportLimits {
                     page_size: config.excel.export_page_size,
                     max_rows: config.excel.max_export_rows,
-                    temp_dir: Some(config.excel.temp_dir.trim())
-                        .filter(|d| !d.is_empty())
-                        .map(std::path::PathBuf::from),
+                    temp_dir: config.excel_temp_dir(),
+                },
+                import_limits: ImportLimits {
+                    max_rows: config.excel.max_import_rows,
+                    batch_size: config.excel.import_batch_size,
+                    max_reported_errors: config.excel.max_reported_errors,
+                    zip: ZipLimits {
+                        max_entries: config.excel.max_zip_entries,
+                        max_unpacked: config.excel.max_unpacked_size,
+                        max_ratio: config.excel.max_compression_ratio,
+                    },
+                    timeout: config.excel.import_timeout,
                 },
             })
             .with_component_parameters::<ExcelControllerImpl>(ExcelControllerImplParameters {
                 file_name: config.excel.export_file_name.clone(),
+                import_defaults: ImportOptions {
+                    mode: config.excel.import_mode,
+                    on_existing: config.excel.on_existing,
+                },
+                upload: UploadLimits {
+                    max_size: config.excel.max_upload_size,
+                    timeout: config.excel.upload_timeout,
+                    temp_dir: config.excel_temp_dir(),
+                },
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

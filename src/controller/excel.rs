@@ -1,11 +1,17 @@
-//! `/excel/*` (the original's `excel_controller.go`): the user export (docs/excel.md).
+//! `/excel/*` (the original's `excel_controller.go`): the user export, the import and its upload
+//! page (docs/excel.md).
 
+use std::cell::Cell;
+use std::fs::File;
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::HttpResponse;
 use actix_web::http::header::{
     self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
 };
+use actix_web::{HttpRequest, HttpResponse, web};
 use async_trait::async_trait;
 use chrono::{Days, NaiveDate, NaiveTime};
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
@@ -14,11 +20,12 @@ use utoipa::ToSchema;
 
 use crate::controller::extract::ValidatedQuery;
 use crate::middleware::jwt_auth::Authenticated;
-use crate::model::forms::ExportQuery;
+use crate::model::excel::ImportReport;
+use crate::model::forms::{ExportQuery, ImportQuery};
 use crate::model::user::UserFilter;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
-use crate::service::excel::{ExcelService, ExportFile};
+use crate::service::excel::{ExcelService, ExportFile, ImportOptions};
 
 /// The xlsx media type.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -31,6 +38,28 @@ pub trait ExcelController: Interface {
     /// # Errors
     /// As the service.
     async fn export(&self, query: ExportQuery) -> Result<(ExportFile, &str), ServiceError>;
+
+    /// `POST /excel/import`: imports the uploaded workbook with the query's options (the
+    /// configured ones where it has none).
+    ///
+    /// # Errors
+    /// As the service.
+    async fn import(&self, file: File, query: ImportQuery) -> Result<ImportReport, ServiceError>;
+
+    /// How uploads are received.
+    fn upload_limits(&self) -> &UploadLimits;
+}
+
+/// How `POST /excel/import` receives its body (`excel.max_upload_size`, `upload_timeout`,
+/// `temp_dir`).
+#[derive(Clone, Debug)]
+pub struct UploadLimits {
+    /// The whole multipart body, bytes.
+    pub max_size: u64,
+    /// The whole body's arrival.
+    pub timeout: Duration,
+    /// Where the upload is kept; `None`: the system's temp directory.
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// [`ExcelController`] over the Excel service.
@@ -41,6 +70,10 @@ pub struct ExcelControllerImpl {
     excel: Arc<dyn ExcelService>,
     /// `excel.export_file_name`.
     file_name: String,
+    /// `excel.import_mode` and `excel.on_existing`.
+    import_defaults: ImportOptions,
+    /// `excel.max_upload_size`, ...
+    upload: UploadLimits,
 }
 
 #[async_trait]
@@ -48,6 +81,20 @@ impl ExcelController for ExcelControllerImpl {
     async fn export(&self, query: ExportQuery) -> Result<(ExportFile, &str), ServiceError> {
         let filter = filter_of(&query);
         Ok((self.excel.export(filter).await?, &self.file_name))
+    }
+
+    async fn import(&self, file: File, query: ImportQuery) -> Result<ImportReport, ServiceError> {
+        let options = ImportOptions {
+            mode: query.mode.unwrap_or(self.import_defaults.mode),
+            on_existing: query
+                .on_existing
+                .unwrap_or(self.import_defaults.on_existing),
+        };
+        self.excel.import(file, options).await
+    }
+
+    fn upload_limits(&self) -> &UploadLimits {
+        &self.upload
     }
 }
 
@@ -70,8 +117,175 @@ pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
 {
-    use goex_errors::{ERR_DIAL, ERR_EXPORT};
+    use goex_errors::{ERR_DIAL, ERR_EXPORT, ERR_FILE_PARSE, ERR_IMPORT};
     routes.add(__path_export, &[ERR_EXPORT, ERR_DIAL], export::<M>);
+    routes.add(
+        __path_import,
+        &[ERR_IMPORT, ERR_FILE_PARSE, ERR_DIAL],
+        import::<M>,
+    );
+    routes.add(__path_import_index, &[], import_index);
+}
+
+/// The upload form: a users workbook in the field `uploadFile`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The .xlsx file: 用户名 and 性别 columns required, 用户Id, 密码 and 创建时间 optional,
+    /// in any order.
+    #[schema(rename = "uploadFile", value_type = String, format = Binary)]
+    upload_file: Vec<u8>,
+}
+
+/// A finished import's report.
+#[derive(serde::Serialize, ToSchema)]
+struct ImportResponse {
+    data: ImportReport,
+}
+
+/// Imports users from an uploaded workbook (columns found by header name; ids in the file are
+/// ignored; passwords validated and hashed). Valid rows go in by batches inside one
+/// transaction. All-or-nothing (the default): one bad row and nothing is written (400 / 30001,
+/// the report in `error.details`). `skip_invalid`: bad rows are reported and left out.
+#[utoipa::path(
+    post,
+    path = "/excel/import",
+    tag = "excel",
+    operation_id = "excelImport",
+    params(ImportQuery),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses((
+        status = 200,
+        description = "The import was committed: what it inserted, updated, skipped and left out.",
+        body = ImportResponse,
+    )),
+)]
+async fn import<M>(
+    controller: Inject<M, dyn ExcelController>,
+    ValidatedQuery(query): ValidatedQuery<ImportQuery>,
+    req: HttpRequest,
+    payload: web::Payload,
+    // Last: a bad query is refused before the token costs a lookup.
+    _user: Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
+{
+    let file = receive_upload(&req, payload, controller.upload_limits()).await?;
+    let report = controller.import(file, query).await?;
+    Ok(HttpResponse::Ok().json(ImportResponse { data: report }))
+}
+
+/// The form field holding the workbook (the original's name).
+pub const UPLOAD_FIELD: &str = "uploadFile";
+
+/// Streams the multipart body into an anonymous temp file: the first `uploadFile` field is
+/// kept, other fields are read past; the whole body is counted against `max_size` as it
+/// arrives (a declared length over it is refused before reading) and must arrive within
+/// `timeout`.
+async fn receive_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: &UploadLimits,
+) -> Result<File, ServiceError> {
+    use futures_util::{StreamExt, TryStreamExt};
+    use tokio::io::AsyncWriteExt;
+
+    let too_large = || ServiceError::PayloadTooLarge {
+        limit: usize::try_from(limits.max_size).unwrap_or(usize::MAX),
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_size) {
+        return Err(too_large());
+    }
+    let overflowed = Rc::new(Cell::new(false));
+    let counted = {
+        let (overflowed, max) = (overflowed.clone(), limits.max_size);
+        let mut total: u64 = 0;
+        payload.map(move |chunk| {
+            let chunk = chunk?;
+            total += chunk.len() as u64;
+            if total > max {
+                overflowed.set(true);
+                return Err(actix_web::error::PayloadError::Overflow);
+            }
+            Ok(chunk)
+        })
+    };
+    let internal = |e: std::io::Error| ServiceError::Internal(Box::new(e));
+    let file = match &limits.temp_dir {
+        Some(dir) => tempfile::tempfile_in(dir),
+        None => tempfile::tempfile(),
+    }
+    .map_err(internal)?;
+    let mut writer = tokio::fs::File::from_std(file.try_clone().map_err(internal)?);
+    let receive = async {
+        let mut multipart = actix_multipart::Multipart::new(req.headers(), counted);
+        let mut found = false;
+        while let Some(mut field) = multipart.try_next().await? {
+            let keep = !found && field.name() == Some(UPLOAD_FIELD);
+            found |= keep;
+            while let Some(chunk) = field.try_next().await? {
+                if keep {
+                    writer.write_all(&chunk).await.map_err(|e| {
+                        actix_multipart::MultipartError::Field {
+                            name: UPLOAD_FIELD.into(),
+                            source: actix_web::error::ErrorInternalServerError(e),
+                        }
+                    })?;
+                }
+            }
+        }
+        writer
+            .flush()
+            .await
+            .map_err(|e| actix_multipart::MultipartError::Field {
+                name: UPLOAD_FIELD.into(),
+                source: actix_web::error::ErrorInternalServerError(e),
+            })?;
+        Ok::<bool, actix_multipart::MultipartError>(found)
+    };
+    match tokio::time::timeout(limits.timeout, receive).await {
+        Err(_) => Err(ServiceError::RequestTimeout {
+            timeout: limits.timeout,
+        }),
+        Ok(_) if overflowed.get() => Err(too_large()),
+        Ok(Ok(true)) => Ok(file),
+        Ok(Ok(false)) => Err(ServiceError::NoUpload(
+            "no file in the multipart form field uploadFile",
+        )),
+        Ok(Err(e)) => Err(ServiceError::NoUpload(match e {
+            actix_multipart::MultipartError::ContentTypeMissing
+            | actix_multipart::MultipartError::ContentTypeParse
+            | actix_multipart::MultipartError::ContentTypeIncompatible
+            | actix_multipart::MultipartError::BoundaryMissing => {
+                "the body must be multipart/form-data with the file in the field uploadFile"
+            }
+            _ => "the multipart body is malformed or incomplete",
+        })),
+    }
+}
+
+const IMPORT_PAGE: &str = include_str!("../../views/index.html");
+
+/// The original's upload page: sign in, pick a workbook, import it; export the users.
+#[utoipa::path(
+    get,
+    path = "/excel/import_index",
+    tag = "excel",
+    operation_id = "excelImportIndex",
+    responses((status = 200, description = "An HTML page that imports a workbook through POST /excel/import and downloads GET /excel/export (docs/excel.md).", content_type = "text/html")),
+)]
+async fn import_index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(IMPORT_PAGE)
 }
 
 /// An xlsx workbook.

@@ -51,6 +51,10 @@ pub struct AppConfig {
 /// Rows of an xlsx sheet below its header row.
 pub const EXCEL_MAX_DATA_ROWS: usize = 1_048_575;
 
+/// The largest `excel.import_batch_size`: MySQL takes 65,535 placeholders a statement and
+/// SQLite 32,766, and an imported row has 5.
+pub const MAX_IMPORT_BATCH: usize = 5_000;
+
 /// `excel.*` (docs/excel.md).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,8 +65,44 @@ pub struct ExcelConfig {
     pub export_page_size: usize,
     /// Most users one export may hold (a sheet holds 1,048,575 below its header); more: 400.
     pub max_export_rows: usize,
-    /// Where the workbook being written spills its rows; empty: the system's temp directory.
+    /// Where the workbook being written spills its rows, and where uploads are kept while
+    /// they are imported; empty: the system's temp directory.
     pub temp_dir: String,
+    /// The largest `POST /excel/import` body (bytes), counted while it streams in; more:
+    /// 413 / 10007.
+    pub max_upload_size: u64,
+    /// How long an upload may take to arrive; longer: 408 / 10012.
+    #[serde(with = "humantime_serde")]
+    pub upload_timeout: Duration,
+    /// Most data rows one import may hold; more: 400 / 10000, nothing written.
+    pub max_import_rows: usize,
+    /// Rows per statement inside the import's transaction.
+    pub import_batch_size: usize,
+    /// The default for bad rows: `all_or_nothing` or `skip_invalid` (`?mode=` overrides it).
+    pub import_mode: crate::model::excel::ImportMode,
+    /// The default for usernames that exist: `skip` or `update` (`?on_existing=` overrides it).
+    pub on_existing: crate::model::excel::OnExisting,
+    /// Problems listed in an import's report at most (the count covers all of them).
+    pub max_reported_errors: usize,
+    /// The longest an import's transaction may stay open; longer: 503 / 10004, rolled back.
+    #[serde(with = "humantime_serde")]
+    pub import_timeout: Duration,
+    /// Zip entries an uploaded workbook may have (checked before parsing).
+    pub max_zip_entries: usize,
+    /// Bytes an uploaded workbook may unpack to, all entries together (from the zip
+    /// directory, before parsing; an entry that unpacks to more than it declares fails).
+    pub max_unpacked_size: u64,
+    /// The largest unpacked/packed ratio of an entry over 1 MiB unpacked.
+    pub max_compression_ratio: u64,
+}
+
+impl AppConfig {
+    /// `excel.temp_dir`, `None` when empty (the system's temp directory).
+    pub fn excel_temp_dir(&self) -> Option<std::path::PathBuf> {
+        Some(self.excel.temp_dir.trim())
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+    }
 }
 
 /// The `common` section (the original's keys).
@@ -507,6 +547,17 @@ impl AppConfig {
             ),
             ("excel.export_page_size", self.excel.export_page_size == 0),
             ("excel.max_export_rows", self.excel.max_export_rows == 0),
+            ("excel.max_upload_size", self.excel.max_upload_size == 0),
+            ("excel.upload_timeout", self.excel.upload_timeout.is_zero()),
+            ("excel.max_import_rows", self.excel.max_import_rows == 0),
+            ("excel.import_batch_size", self.excel.import_batch_size == 0),
+            ("excel.import_timeout", self.excel.import_timeout.is_zero()),
+            ("excel.max_zip_entries", self.excel.max_zip_entries == 0),
+            ("excel.max_unpacked_size", self.excel.max_unpacked_size == 0),
+            (
+                "excel.max_compression_ratio",
+                self.excel.max_compression_ratio == 0,
+            ),
             (
                 "server.socket.tcp_user_timeout",
                 self.server.socket.tcp_user_timeout.is_zero(),
@@ -524,6 +575,18 @@ impl AppConfig {
             if zero {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.excel.import_batch_size > MAX_IMPORT_BATCH {
+            return Err(invalid(
+                "excel.import_batch_size",
+                format!("at most {MAX_IMPORT_BATCH}: a batch is one statement, 5 parameters a row"),
+            ));
+        }
+        if self.excel.max_import_rows > EXCEL_MAX_DATA_ROWS {
+            return Err(invalid(
+                "excel.max_import_rows",
+                format!("a sheet holds at most {EXCEL_MAX_DATA_ROWS} rows below its header"),
+            ));
         }
         if self.excel.max_export_rows > EXCEL_MAX_DATA_ROWS {
             return Err(invalid(

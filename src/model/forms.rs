@@ -154,3 +154,18 @@ pub struct ExportQuery {
     #[param(value_type = Option<String>, format = Date)]
     pub created_to: Option<chrono::NaiveDate>,
 }
+
+/// `POST /excel/import`: the options; absent ones come from `excel.import_mode` and
+/// `excel.on_existing`.
+#[derive(Clone, Debug, Default, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// `all_or_nothing`: one bad row and nothing is written; `skip_invalid`: bad rows are left
+    /// out and reported.
+    #[param(value_type = Option<String>, pattern = "^(all_or_nothing|skip_invalid)$")]
+    pub mode: Option<crate::model::excel::ImportMode>,
+    /// Usernames that exist: `skip` them or `update` their gender (and password when given).
+    #[param(value_type = Option<String>, pattern = "^(skip|update)$")]
+    pub on_existing: Option<crate::model::excel::OnExisting>,
+}

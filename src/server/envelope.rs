@@ -31,6 +31,9 @@ pub fn render(err: &ServiceError, lang: Lang) -> HttpResponse {
     if matches!(err, ServiceError::LoginExpired) {
         envelope.error.refresh_url = Some(REFRESH_URL.to_owned());
     }
+    if let ServiceError::ImportRejected(report) = err {
+        envelope.error.details = serde_json::to_value(report).ok();
+    }
     let mut res = respond(code, envelope);
     if let ServiceError::MethodNotAllowed { allow } = err
         && !allow.is_empty()

@@ -34,7 +34,10 @@ pub const ERROR_CODE_KEY: &str = "x-error-code";
 /// 5xx internals never reach the message.
 pub fn status(err: &ServiceError) -> Status {
     let code = match err {
-        ServiceError::InvalidInput { .. } => Code::InvalidArgument,
+        ServiceError::InvalidInput { .. }
+        | ServiceError::NoUpload(_)
+        | ServiceError::ImportRejected(_)
+        | ServiceError::BadWorkbook(_) => Code::InvalidArgument,
         ServiceError::NotFound | ServiceError::RouteNotFound => Code::NotFound,
         ServiceError::MethodNotAllowed { .. } => Code::Unimplemented,
         ServiceError::PayloadTooLarge { .. } | ServiceError::TooManyRequests => {

@@ -107,6 +107,17 @@ pub enum ServiceError {
     /// The Excel export could not be written (30000, 500). The body stays generic.
     #[error("export failed")]
     Export(#[source] BoxError),
+    /// `POST /excel/import` without a file in `uploadFile` (30001, 400).
+    #[error("no file: {0}")]
+    NoUpload(&'static str),
+    /// The import was refused for its bad rows and nothing was written (30001, 400); the
+    /// envelope's `details` carry the report.
+    #[error("import refused: {} bad rows", .0.invalid)]
+    ImportRejected(Box<crate::model::excel::ImportReport>),
+    /// The upload is not a readable users workbook: not xlsx, corrupt, past a zip limit, or a
+    /// bad header (30002, 400).
+    #[error("unreadable workbook: {0}")]
+    BadWorkbook(String),
     /// A handler panicked; the server keeps serving (10001).
     #[error("handler panicked: {0}")]
     Panic(String),
@@ -139,6 +150,8 @@ impl ServiceError {
             ServiceError::Forbidden(_) => ERR_FORBIDDEN,
             ServiceError::AtCapacity(_) => ERR_UNAVAILABLE,
             ServiceError::Export(_) => ERR_EXPORT,
+            ServiceError::NoUpload(_) | ServiceError::ImportRejected(_) => ERR_IMPORT,
+            ServiceError::BadWorkbook(_) => ERR_FILE_PARSE,
         }
     }
 
@@ -158,6 +171,12 @@ impl ServiceError {
             }
             ServiceError::Forbidden(reason) => Some(reason.clone()),
             ServiceError::AtCapacity(what) => Some((*what).to_owned()),
+            ServiceError::NoUpload(why) => Some((*why).to_owned()),
+            ServiceError::ImportRejected(report) => Some(format!(
+                "{} of {} rows are invalid; nothing was written",
+                report.invalid, report.rows
+            )),
+            ServiceError::BadWorkbook(why) => Some(why.clone()),
             _ => None,
         }
     }

@@ -204,6 +204,11 @@ impl PasswordHasher for Argon2PasswordHasher {
     }
 
     async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ServiceError> {
+        // A user without a usable hash (none, or `model::excel::NO_PASSWORD` after an import)
+        // costs a verification like anyone else: the answer's timing tells nothing.
+        let hash = hash.filter(|h| {
+            PasswordHash::new(h).is_ok_and(|parsed| parsed.algorithm == argon2::ARGON2ID_IDENT)
+        });
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
         let count = self.verifications.clone();

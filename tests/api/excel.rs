@@ -13,9 +13,6 @@ use crate::helpers::{
     TestApp, assert_envelope, manifest_dir, python_venv, seed_user_in, spawn_app_with,
 };
 
-/// openpyxl from PyPI, pinned.
-const OPENPYXL_PIN: &str = "openpyxl==3.1.5";
-
 /// `count` users with genders 0, 1, 2 in turn, and one who signs in: its `Authorization`.
 async fn seed(app: &TestApp, count: usize) -> String {
     let users: &dyn UserRepository = app.module.resolve_ref();
@@ -109,7 +106,7 @@ async fn the_export_holds_every_user_in_pages_without_passwords() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hello.xlsx");
     std::fs::write(&file, &bytes).unwrap();
-    let python = python_venv("excel", &[OPENPYXL_PIN]);
+    let python = python_venv("excel", crate::excel_import::EXCEL_PYTHON);
     let out = std::process::Command::new(python)
         .arg(manifest_dir().join("tests/clients/excel_check.py"))
         .arg(&file)

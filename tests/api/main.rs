@@ -10,6 +10,7 @@ mod client_addr;
 mod config;
 mod errors;
 mod excel;
+mod excel_import;
 mod grpc;
 mod grpc_client;
 mod hello;

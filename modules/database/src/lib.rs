@@ -423,6 +423,54 @@ macro_rules! __on_pool {
     };
 }
 
+/// A connection of the primary kept checked out across several statements: a transaction that
+/// spans awaits (the Excel import). Statements run on it through [`on_held!`]. Dropped inside a
+/// transaction, the pool discards it rather than reuse it (diesel-async counts an open
+/// transaction as broken), so the server rolls the transaction back.
+pub enum HeldConnection {
+    /// MySQL / MariaDB.
+    Mysql(Object<AsyncMysqlConnection>),
+    /// Embedded SQLite.
+    Sqlite(Object<SqliteAsync>),
+}
+
+impl Database {
+    /// Checks a primary connection out for [`HeldConnection`]'s use.
+    ///
+    /// # Errors
+    /// [`DbError::Unavailable`] when no connection can be had in time.
+    pub async fn hold_primary(&self) -> Result<HeldConnection, DbError> {
+        Ok(match &self.pool {
+            DbPool::Mysql(pool) => HeldConnection::Mysql(self.checkout(PRIMARY_NODE, pool).await?),
+            DbPool::Sqlite(pool) => {
+                HeldConnection::Sqlite(self.checkout(PRIMARY_NODE, pool).await?)
+            }
+        })
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a [`HeldConnection`]'s connection, bounded by
+/// `database.query_timeout` like [`with_connection!`]; the body is compiled once per backend and
+/// yields `Result<T, diesel::result::Error>`, the macro `Result<T, DbError>`.
+#[macro_export]
+macro_rules! on_held {
+    ($db:expr, $held:expr, |$conn:ident| $body:expr) => {{
+        let db: &$crate::Database = &$db;
+        match $held {
+            $crate::HeldConnection::Mysql(guard) => {
+                let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut *guard;
+                db.bounded(async { $body.map_err($crate::DbError::from) })
+                    .await
+            }
+            $crate::HeldConnection::Sqlite(guard) => {
+                let $conn: &mut $crate::SqliteAsync = &mut *guard;
+                db.bounded(async { $body.map_err($crate::DbError::from) })
+                    .await
+            }
+        }
+    }};
+}
+
 /// The primary's index among the nodes ([`Database::node_labels`]); replicas follow in
 /// `mysql.replicas` order.
 pub const PRIMARY_NODE: usize = 0;

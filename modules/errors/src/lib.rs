@@ -102,6 +102,7 @@ impl ErrorCode {
                 popup_content: String::new(),
                 refresh_url: None,
                 request_id: None,
+                details: None,
             },
         }
     }
@@ -117,6 +118,7 @@ impl ErrorCode {
                 popup_content: content.to_owned(),
                 refresh_url: None,
                 request_id: None,
+                details: None,
             },
         }
     }
@@ -152,6 +154,10 @@ pub struct EnvelopeBody {
     /// The id of the request that failed (its `X-Request-Id`), for a user to quote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Structured detail some codes carry (30001: the refused import's report, its bad rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 impl Envelope {

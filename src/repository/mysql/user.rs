@@ -5,9 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use goex_database::{with_read_connection, with_write_connection};
+use diesel_async::{AsyncConnection, TransactionManager};
+use goex_database::{
+    Database, HeldConnection, on_held, with_read_connection, with_write_connection,
+};
 use shaku::{Component, Interface};
 
+use crate::model::excel::{BatchOutcome, ImportedUser, NO_PASSWORD, OnExisting};
 use crate::model::schema::users;
 use crate::model::user::{NewUser, User, UserFilter};
 use crate::repository::client::DatabaseClient;
@@ -45,6 +49,43 @@ pub trait UserRepository: Interface {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<User>, RepoError>;
+
+    /// Opens an import: one transaction on the primary that batches are written into, then
+    /// committed or rolled back as a whole.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database cannot be reached.
+    async fn begin_import(&self) -> Result<Box<dyn UserImport>, RepoError>;
+}
+
+/// An import's open transaction ([`UserRepository::begin_import`]). Dropped without
+/// [`UserImport::commit`], it is rolled back.
+#[async_trait]
+pub trait UserImport: Send {
+    /// Writes a batch of valid rows with distinct usernames: new names are inserted, existing
+    /// ones skipped or updated by `on_existing`.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] when a concurrent writer took a name after it was looked up
+    /// (the caller may start over); [`RepoError::Unavailable`] when the database fails.
+    async fn write(
+        &mut self,
+        rows: &[ImportedUser],
+        on_existing: OnExisting,
+    ) -> Result<BatchOutcome, RepoError>;
+
+    /// Commits everything written.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails (then nothing was written).
+    async fn commit(self: Box<Self>) -> Result<(), RepoError>;
+
+    /// Rolls everything written back.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails (the server rolls back anyway when
+    /// the connection is discarded).
+    async fn rollback(self: Box<Self>) -> Result<(), RepoError>;
 }
 
 /// [`UserRepository`] over diesel-async.
@@ -106,6 +147,26 @@ impl UserRepository for DieselUserRepository {
         Ok(row)
     }
 
+    async fn begin_import(&self) -> Result<Box<dyn UserImport>, RepoError> {
+        let db = self.db.database().clone();
+        let mut held = db.hold_primary().await?;
+        on_held!(db, &mut held, |conn| begin(conn).await)?;
+        if let HeldConnection::Sqlite(conn) = &mut held {
+            // SQLite (in WAL mode) cannot turn a transaction that has read into a writing one
+            // once another writer has committed: it fails at once instead of waiting. A write
+            // first takes the write lock, waiting up to `sqlite.busy_timeout` for it, so
+            // concurrent imports queue.
+            db.bounded(async {
+                diesel::sql_query("UPDATE users SET gender = gender WHERE 0")
+                    .execute(&mut **conn)
+                    .await
+                    .map_err(Into::into)
+            })
+            .await?;
+        }
+        Ok(Box::new(DieselUserImport { db, held }))
+    }
+
     async fn page(
         &self,
         filter: &UserFilter,
@@ -132,5 +193,140 @@ impl UserRepository for DieselUserRepository {
             query.load(conn).await
         })?;
         Ok(rows)
+    }
+}
+
+/// An imported user's row: every column given, so one multi-row INSERT serves both backends.
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct ImportRow {
+    username: String,
+    password_hash: String,
+    gender: i16,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+/// [`UserImport`] on a held primary connection.
+struct DieselUserImport {
+    db: Database,
+    held: HeldConnection,
+}
+
+/// One multi-row INSERT. diesel writes those for SQLite only on its own synchronous connection
+/// (it cannot prove to diesel-async that no column takes its DEFAULT), so there the statement
+/// runs on the wrapped connection in a blocking call.
+async fn insert_rows(
+    db: &Database,
+    held: &mut HeldConnection,
+    rows: Vec<ImportRow>,
+) -> Result<usize, goex_database::DbError> {
+    let statement = diesel::insert_into(users::table).values(rows);
+    match held {
+        HeldConnection::Mysql(conn) => {
+            db.bounded(async { statement.execute(&mut **conn).await.map_err(Into::into) })
+                .await
+        }
+        HeldConnection::Sqlite(conn) => {
+            db.bounded(async {
+                conn.spawn_blocking(move |c| diesel::RunQueryDsl::execute(statement, c))
+                    .await
+                    .map_err(Into::into)
+            })
+            .await
+        }
+    }
+}
+
+async fn begin<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
+    C::TransactionManager::begin_transaction(conn).await
+}
+
+async fn commit<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
+    C::TransactionManager::commit_transaction(conn).await
+}
+
+async fn rollback<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
+    C::TransactionManager::rollback_transaction(conn).await
+}
+
+#[async_trait]
+impl UserImport for DieselUserImport {
+    async fn write(
+        &mut self,
+        rows: &[ImportedUser],
+        on_existing: OnExisting,
+    ) -> Result<BatchOutcome, RepoError> {
+        let names: Vec<&str> = rows.iter().map(|r| r.username.as_str()).collect();
+        let existing: Vec<String> = on_held!(self.db, &mut self.held, |conn| {
+            users::table
+                .filter(users::username.eq_any(&names))
+                .select(users::username)
+                .load::<String>(conn)
+                .await
+        })?;
+        let existing: std::collections::HashSet<&str> =
+            existing.iter().map(String::as_str).collect();
+        let now = chrono::Utc::now().naive_utc();
+        let new_rows: Vec<ImportRow> = rows
+            .iter()
+            .filter(|r| !existing.contains(r.username.as_str()))
+            .map(|r| ImportRow {
+                username: r.username.clone(),
+                password_hash: r.password_hash.as_deref().unwrap_or(NO_PASSWORD).to_owned(),
+                gender: r.gender,
+                created_at: r.created_at.unwrap_or(now),
+                updated_at: now,
+            })
+            .collect();
+        let mut outcome = BatchOutcome {
+            inserted: new_rows.len(),
+            ..BatchOutcome::default()
+        };
+        if !new_rows.is_empty() {
+            insert_rows(&self.db, &mut self.held, new_rows).await?;
+        }
+        let known = rows
+            .iter()
+            .filter(|r| existing.contains(r.username.as_str()));
+        match on_existing {
+            OnExisting::Skip => outcome.skipped = known.count(),
+            OnExisting::Update => {
+                for row in known {
+                    let target = users::table.filter(users::username.eq(&row.username));
+                    on_held!(self.db, &mut self.held, |conn| match &row.password_hash {
+                        Some(hash) => {
+                            diesel::update(target)
+                                .set((
+                                    users::gender.eq(row.gender),
+                                    users::password_hash.eq(hash),
+                                    users::updated_at.eq(now),
+                                ))
+                                .execute(conn)
+                                .await
+                        }
+                        None => {
+                            diesel::update(target)
+                                .set((users::gender.eq(row.gender), users::updated_at.eq(now)))
+                                .execute(conn)
+                                .await
+                        }
+                    })?;
+                    outcome.updated += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), RepoError> {
+        on_held!(self.db, &mut self.held, |conn| commit(conn).await)?;
+        self.db.note_write();
+        Ok(())
+    }
+
+    async fn rollback(mut self: Box<Self>) -> Result<(), RepoError> {
+        on_held!(self.db, &mut self.held, |conn| rollback(conn).await)?;
+        Ok(())
     }
 }

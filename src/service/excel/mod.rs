@@ -1,5 +1,7 @@
 //! Users to and from Excel (the original's `excel_service.go`; docs/excel.md).
 //!
+//! The import is in [`import`] (the file's reading in [`sheet`]).
+//!
 //! The export reads users in keyset pages and writes them with rust_xlsxwriter in constant
 //! memory: each row goes to the sheet's temp file as it comes, and the workbook is zipped into an
 //! anonymous temp file that the controller streams. Memory stays at a page of users and the
@@ -15,9 +17,16 @@ use rust_xlsxwriter::{Format, Workbook, XlsxError};
 use shaku::{Component, Interface};
 use tokio::sync::mpsc;
 
+pub mod import;
+pub mod sheet;
+
+use crate::model::excel::ImportReport;
 use crate::model::user::{User, UserFilter};
 use crate::repository::mysql::user::UserRepository;
 use crate::service::error::ServiceError;
+use crate::service::password::PasswordHasher;
+
+pub use self::import::{ImportLimits, ImportOptions};
 
 /// The export's columns (the original's names, its 密码 column dropped).
 pub const EXPORT_HEADER: [&str; 4] = ["用户Id", "用户名", "性别", "创建时间"];
@@ -53,6 +62,16 @@ pub trait ExcelService: Interface {
     /// 400 / 10000 past `excel.max_export_rows`; 503 / 10004 when the database cannot be
     /// read; 500 / 30000 when the workbook cannot be written.
     async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError>;
+
+    /// Imports the users of the uploaded workbook `file` ([`import::import_users`]).
+    ///
+    /// # Errors
+    /// As [`import::import_users`]; whatever the error, nothing was written.
+    async fn import(
+        &self,
+        file: File,
+        options: ImportOptions,
+    ) -> Result<ImportReport, ServiceError>;
 }
 
 /// [`ExcelService`] over the user repository.
@@ -61,7 +80,10 @@ pub trait ExcelService: Interface {
 pub struct ExcelServiceImpl {
     #[shaku(inject)]
     users: Arc<dyn UserRepository>,
+    #[shaku(inject)]
+    passwords: Arc<dyn PasswordHasher>,
     limits: ExportLimits,
+    import_limits: ImportLimits,
 }
 
 /// Why the export failed to write: 30000.
@@ -90,6 +112,22 @@ impl ExcelService for ExcelServiceImpl {
         // A client that goes away drops this future: the pages stop, the writer sees the
         // listing end unfinished and drops its file.
         export_users(self.users.clone(), filter, self.limits.clone()).await
+    }
+
+    async fn import(
+        &self,
+        file: File,
+        options: ImportOptions,
+    ) -> Result<ImportReport, ServiceError> {
+        import::import_users(
+            self.users.clone(),
+            self.passwords.clone(),
+            file,
+            options,
+            &self.import_limits,
+            &(),
+        )
+        .await
     }
 }
 

@@ -1,0 +1,456 @@
+//! The users import: a blocking reader streams the first sheet and validates each row with the
+//! API's rules; valid rows are hashed and written in batches inside one transaction, which is
+//! committed only when the whole file was read and the mode allows it.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::sheet::{self, Column, Flow, ReadError, Row, SheetError, Value, ZipLimits};
+use crate::meta::validator::{validate_password, validate_username};
+use crate::model::excel::{ImportMode, ImportReport, ImportedUser, OnExisting, RowError};
+use crate::model::forms::canonical_username;
+use crate::repository::error::RepoError;
+use crate::repository::mysql::user::{UserImport, UserRepository};
+use crate::service::error::ServiceError;
+use crate::service::password::PasswordHasher;
+
+/// The import's limits (`excel.*`).
+#[derive(Clone, Debug)]
+pub struct ImportLimits {
+    /// Data rows at most.
+    pub max_rows: usize,
+    /// Rows per statement.
+    pub batch_size: usize,
+    /// Problems listed in the report at most.
+    pub max_reported_errors: usize,
+    /// The zip-bomb limits.
+    pub zip: ZipLimits,
+    /// The longest the transaction may stay open.
+    pub timeout: Duration,
+}
+
+/// How one import runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Bad rows: refuse all, or leave them out.
+    pub mode: ImportMode,
+    /// Existing usernames: skip or update.
+    pub on_existing: OnExisting,
+}
+
+/// How far an import got (for background jobs' progress).
+pub trait ImportProgress: Send + Sync {
+    /// `rows` data rows read so far, `written` of them written.
+    fn advanced(&self, rows: usize, written: usize);
+}
+
+impl ImportProgress for () {
+    fn advanced(&self, _: usize, _: usize) {}
+}
+
+/// Times an import starts over when a concurrent writer took one of its names between the
+/// lookup and the insert (the transaction is rolled back and the file read again; the second
+/// look sees the name).
+const ATTEMPTS: usize = 3;
+
+/// Imports the users of the workbook in `file` (see the module's documentation).
+///
+/// # Errors
+/// 400 / 30002 for a file that is not a readable users workbook or breaks a zip limit; 400 /
+/// 10000 past `excel.max_import_rows`; 400 / 30001 ([`ServiceError::ImportRejected`]) when the
+/// mode is all-or-nothing and a row is bad; 503 / 10004 when the database fails or the
+/// transaction outlives `excel.import_timeout`. Whatever the error, nothing was written.
+pub async fn import_users(
+    users: Arc<dyn UserRepository>,
+    passwords: Arc<dyn PasswordHasher>,
+    file: File,
+    options: ImportOptions,
+    limits: &ImportLimits,
+    progress: &dyn ImportProgress,
+) -> Result<ImportReport, ServiceError> {
+    let mut attempt = 1;
+    loop {
+        let copy = file
+            .try_clone()
+            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        let run = import_once(&*users, &passwords, copy, options, limits, progress);
+        let outcome = tokio::time::timeout(limits.timeout, run)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Service(ServiceError::Unavailable {
+                    dependency: "database",
+                    source: format!(
+                        "the import's transaction outlived excel.import_timeout ({:?})",
+                        limits.timeout
+                    )
+                    .into(),
+                }))
+            });
+        match outcome {
+            Ok(report) => return Ok(report),
+            Err(Failure::Raced(_)) if attempt < ATTEMPTS => attempt += 1,
+            Err(Failure::Raced(e)) => return Err(e.into()),
+            Err(Failure::Service(e)) => return Err(e),
+        }
+    }
+}
+
+/// An attempt's failure: a unique-key race worth another attempt, or final.
+enum Failure {
+    Raced(RepoError),
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for Failure {
+    fn from(e: ServiceError) -> Self {
+        Failure::Service(e)
+    }
+}
+
+impl From<RepoError> for Failure {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Conflict(_) => Failure::Raced(e),
+            other => Failure::Service(other.into()),
+        }
+    }
+}
+
+/// A row that passed validation, its password not yet hashed.
+#[derive(Debug)]
+struct Candidate {
+    username: String,
+    password: Option<String>,
+    gender: i16,
+    created_at: Option<NaiveDateTime>,
+}
+
+/// What the reader sends for each data row.
+#[derive(Debug)]
+enum Parsed {
+    Good(u32, Candidate),
+    Bad(Vec<RowError>),
+}
+
+/// Why the reader stopped early.
+#[derive(Debug)]
+enum ReaderStop {
+    TooManyRows(usize),
+    Gone,
+}
+
+async fn import_once(
+    users: &dyn UserRepository,
+    passwords: &Arc<dyn PasswordHasher>,
+    file: File,
+    options: ImportOptions,
+    limits: &ImportLimits,
+    progress: &dyn ImportProgress,
+) -> Result<ImportReport, Failure> {
+    let (sender, mut received) = mpsc::channel::<Vec<Parsed>>(2);
+    let reader = {
+        let (zip, max_rows, batch) = (limits.zip, limits.max_rows, limits.batch_size);
+        tokio::task::spawn_blocking(move || {
+            // calamine and zip have panicked on hostile files before: a panic is a bad file.
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                read_file(file, zip, max_rows, batch, &sender)
+            }))
+            .unwrap_or_else(|_| {
+                Err(ReadError::Sheet(SheetError::Unreadable(
+                    "the reader failed on this file".into(),
+                )))
+            })
+        })
+    };
+    let mut report = ImportReport {
+        mode: options.mode,
+        on_existing: options.on_existing,
+        ..ImportReport::default()
+    };
+    let cap = limits.max_reported_errors;
+    let mut open: Option<Box<dyn UserImport>> = None;
+    let mut seen: HashSet<Box<str>> = HashSet::new();
+    let mut refused = false;
+    let written = async {
+        while let Some(chunk) = received.recv().await {
+            let mut batch = Vec::with_capacity(chunk.len());
+            for parsed in chunk {
+                report.rows += 1;
+                let problems = match parsed {
+                    Parsed::Good(number, candidate) => {
+                        if seen.insert(candidate.username.as_str().into()) {
+                            batch.push(candidate);
+                            continue;
+                        }
+                        vec![RowError {
+                            row: number,
+                            column: Column::Username.header().into(),
+                            reason: "the same username is on an earlier row".into(),
+                        }]
+                    }
+                    Parsed::Bad(problems) => problems,
+                };
+                report.invalid += 1;
+                refused |= options.mode == ImportMode::AllOrNothing;
+                for problem in problems {
+                    report.report(problem, cap);
+                }
+            }
+            if refused || batch.is_empty() {
+                // Refused: the rest is still read, so the report lists every bad row.
+                progress.advanced(report.rows, 0);
+                continue;
+            }
+            let rows = hash_passwords(passwords, batch).await?;
+            let import = match &mut open {
+                Some(import) => import,
+                None => open.insert(users.begin_import().await?),
+            };
+            report.add(import.write(&rows, options.on_existing).await?);
+            progress.advanced(
+                report.rows,
+                report.inserted + report.updated + report.skipped,
+            );
+        }
+        Ok::<(), Failure>(())
+    }
+    .await;
+    // The reader ends when the channel is closed or its file is done.
+    drop(received);
+    let read = reader
+        .await
+        .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+    let failure = match (written, read) {
+        (Err(e), _) => Some(e),
+        (Ok(()), Err(ReadError::Sheet(e))) => Some(bad_workbook(e).into()),
+        (Ok(()), Err(ReadError::Row(ReaderStop::TooManyRows(max)))) => Some(
+            ServiceError::invalid(
+                "uploadFile",
+                format!("more than {max} data rows (excel.max_import_rows)"),
+            )
+            .into(),
+        ),
+        (Ok(()), Err(ReadError::Row(ReaderStop::Gone))) | (Ok(()), Ok(())) => None,
+    };
+    if let Some(failure) = failure {
+        if let Some(import) = open {
+            // Best effort: a connection dropped mid-transaction is rolled back by the server.
+            let _ = import.rollback().await;
+        }
+        return Err(failure);
+    }
+    if refused {
+        if let Some(import) = open {
+            import.rollback().await?;
+        }
+        report.rolled_back();
+        return Err(ServiceError::ImportRejected(Box::new(report)).into());
+    }
+    if let Some(import) = open {
+        import.commit().await?;
+    }
+    report.committed = true;
+    Ok(report)
+}
+
+fn bad_workbook(e: SheetError) -> ServiceError {
+    ServiceError::BadWorkbook(e.to_string())
+}
+
+/// Hashes the passwords of a batch, a few at a time (the hasher's slots are shared with
+/// logins), in order.
+async fn hash_passwords(
+    passwords: &Arc<dyn PasswordHasher>,
+    batch: Vec<Candidate>,
+) -> Result<Vec<ImportedUser>, ServiceError> {
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+    futures_util::stream::iter(batch)
+        .map(|c| {
+            let passwords = passwords.clone();
+            async move {
+                let password_hash = match c.password {
+                    Some(p) => Some(passwords.hash(p).await?),
+                    None => None,
+                };
+                Ok(ImportedUser {
+                    username: c.username,
+                    password_hash,
+                    gender: c.gender,
+                    created_at: c.created_at,
+                })
+            }
+        })
+        .buffered(parallel)
+        .collect::<Vec<Result<ImportedUser, ServiceError>>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The blocking side: checks the zip, reads and validates the rows, sends them in chunks.
+fn read_file(
+    mut file: File,
+    zip: ZipLimits,
+    max_rows: usize,
+    batch: usize,
+    sender: &mpsc::Sender<Vec<Parsed>>,
+) -> Result<(), ReadError<ReaderStop>> {
+    sheet::check_zip(&mut file, zip).map_err(ReadError::Sheet)?;
+    let now = chrono::Utc::now().naive_utc();
+    let mut chunk = Vec::with_capacity(batch);
+    let mut rows = 0;
+    sheet::read_rows(file, |row| {
+        rows += 1;
+        if rows > max_rows {
+            return Err(ReaderStop::TooManyRows(max_rows));
+        }
+        let number = row.number;
+        chunk.push(match validate(row, now) {
+            Ok(candidate) => Parsed::Good(number, candidate),
+            Err(problems) => Parsed::Bad(problems),
+        });
+        if chunk.len() == batch {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(batch));
+            sender.blocking_send(full).map_err(|_| ReaderStop::Gone)?;
+        }
+        Ok(Flow::Continue)
+    })?;
+    if !chunk.is_empty() {
+        sender
+            .blocking_send(chunk)
+            .map_err(|_| ReadError::Row(ReaderStop::Gone))?;
+    }
+    Ok(())
+}
+
+/// The earliest creation time a row may carry (MySQL's TIMESTAMP starts in 1970).
+fn earliest() -> NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 2)
+        .unwrap_or_default()
+        .and_time(chrono::NaiveTime::MIN)
+}
+
+/// A row against the API's rules (registration's username, password and gender rules), every
+/// problem of the row reported.
+fn validate(mut row: Row, now: NaiveDateTime) -> Result<Candidate, Vec<RowError>> {
+    let number = row.number;
+    let mut problems = Vec::new();
+    let mut problem = |column: Column, reason: String| {
+        problems.push(RowError {
+            row: number,
+            column: column.header().into(),
+            reason,
+        });
+    };
+    let rule = |e: validator::ValidationError| {
+        e.message
+            .map(|m| m.into_owned())
+            .unwrap_or_else(|| e.code.into_owned())
+    };
+
+    let username = match text_of(row.take(Column::Username)) {
+        Ok(Some(name)) => {
+            let name = canonical_username(&name);
+            match validate_username(&name) {
+                Ok(()) => Some(name),
+                Err(e) => {
+                    problem(Column::Username, rule(e));
+                    None
+                }
+            }
+        }
+        Ok(None) => {
+            problem(Column::Username, "required".into());
+            None
+        }
+        Err(why) => {
+            problem(Column::Username, why);
+            None
+        }
+    };
+    let password = match text_of(row.take(Column::Password)) {
+        Ok(Some(password)) => match validate_password(&password) {
+            Ok(()) => Some(password),
+            Err(e) => {
+                problem(Column::Password, rule(e));
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(why) => {
+            problem(Column::Password, why);
+            None
+        }
+    };
+    let gender = match row.take(Column::Gender) {
+        Value::Empty => Some(0),
+        Value::Number(n) if [0.0, 1.0, 2.0].contains(&n) => Some(n as i16),
+        Value::Text(t) => match t.trim() {
+            "" | "0" | "未知" => Some(0),
+            "1" | "男" => Some(1),
+            "2" | "女" => Some(2),
+            _ => None,
+        },
+        _ => None,
+    };
+    if gender.is_none() {
+        problem(
+            Column::Gender,
+            "must be 0 (未知 unknown), 1 (男 male) or 2 (女 female)".into(),
+        );
+    }
+    let created_at = match row.take(Column::CreatedAt) {
+        Value::Empty => Ok(None),
+        Value::DateTime(t) => Ok(Some(t)),
+        Value::Text(t) if t.trim().is_empty() => Ok(None),
+        Value::Text(t) => sheet::parse_date_time(&t).map(Some).ok_or(()),
+        _ => Err(()),
+    };
+    let created_at = match created_at {
+        Ok(Some(t)) if t < earliest() || t > now => {
+            problem(
+                Column::CreatedAt,
+                "must lie between 1970-01-02 and now".into(),
+            );
+            None
+        }
+        Ok(t) => t,
+        Err(()) => {
+            problem(
+                Column::CreatedAt,
+                "must be a date, or text like 2026-01-02 03:04:05".into(),
+            );
+            None
+        }
+    };
+    match (username, gender) {
+        (Some(username), Some(gender)) if problems.is_empty() => Ok(Candidate {
+            username,
+            password,
+            gender,
+            created_at,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// A text column's value: text as it is, numbers as typed (`123456`); `None` when empty.
+fn text_of(value: Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Empty => Ok(None),
+        Value::Text(t) if t.is_empty() => Ok(None),
+        Value::Text(t) => Ok(Some(t)),
+        Value::Number(n) => Ok(Some(sheet::number_text(n))),
+        Value::Bool(_) | Value::DateTime(_) | Value::BadDate => {
+            Err("must be text, not a date or a boolean".into())
+        }
+        Value::Error(e) => Err(format!("an error cell ({e})")),
+    }
+}

@@ -1,0 +1,568 @@
+//! `POST /excel/import` (docs/excel.md) over HTTP: our own export imported back, files written
+//! by openpyxl, XlsxWriter and LibreOffice, the modes, concurrent imports, and hostile uploads
+//! refused with nothing written.
+
+use std::io::Write;
+
+use go_example::model::excel::NO_PASSWORD;
+use go_example::model::user::{User, UserFilter};
+use go_example::repository::mysql::user::UserRepository;
+use go_example::service::auth::AuthService;
+use serde_json::Value;
+use shaku::HasComponent;
+
+use crate::helpers::{
+    TestApp, assert_envelope, fresh_mysql_database, manifest_dir, mysql_server_dsn, python_venv,
+    seed_user_in, spawn_app_with,
+};
+
+/// The Excel tests' Python packages from PyPI, pinned (one venv for all of them).
+pub const EXCEL_PYTHON: &[&str] = &["openpyxl==3.1.5", "XlsxWriter==3.2.9"];
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Signs `name` up and in: its access token.
+async fn token(app: &TestApp, name: &str) -> String {
+    seed_user_in(&app.module, name, "Passw0rd1").await;
+    login(app, name, "Passw0rd1").await.expect("login")
+}
+
+async fn login(app: &TestApp, name: &str, password: &str) -> Option<String> {
+    let auth: &dyn AuthService = app.module.resolve_ref();
+    let form = serde_json::from_value(serde_json::json!({"username": name, "password": password}))
+        .unwrap();
+    auth.login(form, "127.0.0.1")
+        .await
+        .ok()
+        .map(|t| t.access_token)
+}
+
+async fn upload(app: &TestApp, token: &str, query: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name("users.xlsx")
+        .mime_str(XLSX)
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("note", "a field before the file")
+        .part("uploadFile", part);
+    app.client
+        .post(format!("{}/excel/import{query}", app.address))
+        .header("Authorization", token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn all_users(app: &TestApp) -> Vec<User> {
+    let users: &dyn UserRepository = app.module.resolve_ref();
+    users
+        .page(&UserFilter::default(), 0, 1_000_000)
+        .await
+        .unwrap()
+}
+
+async fn user(app: &TestApp, name: &str) -> User {
+    let users: &dyn UserRepository = app.module.resolve_ref();
+    users
+        .find_by_username(name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{name} was imported"))
+}
+
+/// A workbook written by rust_xlsxwriter: `header`, then `rows` of text cells.
+fn workbook(header: &[&str], rows: &[Vec<&str>]) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, name) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *name).unwrap();
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, value) in row.iter().enumerate() {
+            if !value.is_empty() {
+                sheet.write_string(r as u32 + 1, c as u16, *value).unwrap();
+            }
+        }
+    }
+    book.save_to_buffer().unwrap()
+}
+
+async fn ok_report(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["committed"], true, "{body}");
+    body["data"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_export_imports_back_and_users_without_a_password_cannot_sign_in() {
+    let source = spawn_app_with(&[]).await;
+    let token_a = token(&source, "exporter1").await;
+    let users: &dyn UserRepository = source.module.resolve_ref();
+    for (i, gender) in [0, 1, 2, 1].into_iter().enumerate() {
+        let name = format!("roundtrip{i}");
+        users
+            .create(go_example::model::user::NewUser {
+                username: &name,
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+                gender,
+            })
+            .await
+            .unwrap();
+    }
+    let exported = source
+        .client
+        .get(format!("{}/excel/export", source.address))
+        .header("Authorization", &token_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exported.status(), 200);
+    let bytes = exported.bytes().await.unwrap().to_vec();
+
+    let target = spawn_app_with(&[]).await;
+    let token_b = token(&target, "importer1").await;
+    let report = ok_report(upload(&target, &token_b, "", bytes.clone()).await).await;
+    assert_eq!(report["rows"], 5, "{report}");
+    assert_eq!(report["inserted"], 5, "{report}");
+    assert_eq!(report["invalid"], 0, "{report}");
+    for original in all_users(&source).await {
+        let copy = user(&target, &original.username).await;
+        assert_eq!(copy.gender, original.gender);
+        // The sheet keeps milliseconds.
+        let drift = (copy.created_at - original.created_at)
+            .num_milliseconds()
+            .abs();
+        assert!(drift <= 1, "{} vs {}", copy.created_at, original.created_at);
+        assert_eq!(copy.password_hash, NO_PASSWORD, "no password came with it");
+        assert!(
+            login(&target, &original.username, "Passw0rd1")
+                .await
+                .is_none()
+        );
+    }
+    // Again: every name exists now, so every row is skipped.
+    let report = ok_report(upload(&target, &token_b, "", bytes).await).await;
+    assert_eq!(
+        (report["inserted"].as_u64(), report["skipped"].as_u64()),
+        (Some(0), Some(5))
+    );
+    assert_eq!(all_users(&target).await.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_from_openpyxl_xlsxwriter_and_libreoffice_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = python_venv("excel", EXCEL_PYTHON);
+    let out = std::process::Command::new(python)
+        .arg(manifest_dir().join("tests/clients/excel_make.py"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let soffice = std::process::Command::new(manifest_dir().join("scripts/office.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        soffice.status.success(),
+        "{}",
+        String::from_utf8_lossy(&soffice.stderr)
+    );
+    let soffice = String::from_utf8(soffice.stdout).unwrap().trim().to_owned();
+    let profile = dir.path().join("lo-profile");
+    let converted = std::process::Command::new(soffice)
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.display()
+        ))
+        // The CSV is UTF-8 (filter options: comma, double quote, UTF-8, from line 1).
+        .args([
+            "--headless",
+            "--infilter=CSV:44,34,76,1",
+            "--convert-to",
+            "xlsx",
+        ])
+        .arg("--outdir")
+        .arg(dir.path())
+        .arg(dir.path().join("libreoffice.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        converted.status.success() && dir.path().join("libreoffice.xlsx").exists(),
+        "{}{}",
+        String::from_utf8_lossy(&converted.stdout),
+        String::from_utf8_lossy(&converted.stderr)
+    );
+
+    let app = spawn_app_with(&[]).await;
+    let token = token(&app, "importer2").await;
+    let started = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(5);
+    for (file, prefix, number) in [
+        ("openpyxl.xlsx", "oxl", "12345671"),
+        ("xlsxwriter.xlsx", "xws", "12345672"),
+        ("xlsxwriter-inline.xlsx", "xwi", "12345673"),
+        ("libreoffice.xlsx", "lo", "12345674"),
+    ] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap();
+        let report = ok_report(upload(&app, &token, "", bytes).await).await;
+        assert_eq!(
+            report["rows"], 4,
+            "{file}: the blank row is not one: {report}"
+        );
+        assert_eq!(report["inserted"], 4, "{file}: {report}");
+
+        let first = user(&app, &format!("{prefix}user01")).await;
+        assert_eq!(first.gender, 1, "{file}");
+        assert_eq!(
+            first.created_at.to_string(),
+            "2025-03-04 05:06:07",
+            "{file}"
+        );
+        assert!(
+            login(&app, &first.username, "abc12345").await.is_some(),
+            "{file}: its 密码 was hashed and works"
+        );
+        let second = user(&app, &format!("{prefix}user02")).await;
+        assert_eq!(second.gender, 2, "{file}: a number stored as text");
+        assert_eq!(
+            second.created_at.to_string(),
+            "2025-03-04 00:00:00",
+            "{file}"
+        );
+        assert_eq!(second.password_hash, NO_PASSWORD, "{file}");
+        let third = user(&app, &format!("{prefix}user03")).await;
+        assert_eq!(third.gender, 0, "{file}: an empty gender");
+        assert!(third.created_at >= started, "{file}: no 创建时间 is now");
+        assert_eq!(
+            user(&app, number).await.gender,
+            1,
+            "{file}: 男, a numeric name"
+        );
+        assert!(
+            all_users(&app).await.iter().all(|u| u.id < 900),
+            "{file}: 用户Id never becomes the row's id"
+        );
+    }
+    assert_eq!(
+        all_users(&app).await.len(),
+        1 + 16,
+        "the extra sheets were not read"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_refuse_the_whole_file_or_are_left_out() {
+    let app = spawn_app_with(&[]).await;
+    let token = token(&app, "importer3").await;
+    let header = ["用户名", "性别", "密码", "创建时间"];
+    let rows = vec![
+        vec!["gooduser1", "1", "", ""],
+        vec!["bad", "1", "", ""],
+        vec!["gooduser2", "7", "short", "yesterday"],
+        vec!["gooduser3", "2", "", "2999-01-01"],
+        vec!["GoodUser1", "0", "", ""],
+        vec!["gooduser4", "0", "abc12345", "2024-02-29 12:00:00"],
+    ];
+    let bytes = workbook(&header, &rows);
+
+    let res = upload(&app, &token, "", bytes.clone()).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_envelope(&body, "30001");
+    let report = &body["error"]["details"];
+    assert_eq!(report["committed"], false, "{body}");
+    assert_eq!(
+        (report["rows"].as_u64(), report["invalid"].as_u64()),
+        (Some(6), Some(4))
+    );
+    assert_eq!(report["inserted"], 0);
+    let errors: Vec<(u64, String)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["column"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = [
+        (3, "用户名"),
+        (4, "密码"),
+        (4, "性别"),
+        (4, "创建时间"),
+        (5, "创建时间"),
+        (6, "用户名"),
+    ]
+    .iter()
+    .map(|(r, c)| (*r, (*c).to_owned()))
+    .collect();
+    assert_eq!(errors, expected, "{body}");
+    assert_eq!(all_users(&app).await.len(), 1, "nothing was written");
+
+    // English clients get the same report.
+    let res = app
+        .client
+        .post(format!("{}/excel/import", app.address))
+        .header("Authorization", &token)
+        .header("Accept-Language", "en")
+        .multipart(reqwest::multipart::Form::new().part(
+            "uploadFile",
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name("u.xlsx"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Import failed"),
+        "{body}"
+    );
+    assert_eq!(body["error"]["details"]["invalid"], 4);
+
+    let report = ok_report(upload(&app, &token, "?mode=skip_invalid", bytes).await).await;
+    assert_eq!(
+        (report["inserted"].as_u64(), report["invalid"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert_eq!(
+        user(&app, "gooduser4").await.created_at.to_string(),
+        "2024-02-29 12:00:00"
+    );
+    assert!(login(&app, "gooduser4", "abc12345").await.is_some());
+    assert_eq!(all_users(&app).await.len(), 3);
+
+    // Existing names: skipped by default, updated on request (gender and password).
+    let again = workbook(&header, &[vec!["gooduser1", "2", "newpass99", ""]]);
+    let report = ok_report(upload(&app, &token, "", again.clone()).await).await;
+    assert_eq!(report["skipped"], 1);
+    assert_eq!(user(&app, "gooduser1").await.gender, 1);
+    let report = ok_report(upload(&app, &token, "?on_existing=update", again).await).await;
+    assert_eq!(report["updated"], 1);
+    assert_eq!(user(&app, "gooduser1").await.gender, 2);
+    assert!(
+        login(&app, "gooduser1", "newpass99").await.is_some(),
+        "a password was set"
+    );
+
+    let res = upload(&app, &token, "?mode=sometimes", workbook(&header, &[])).await;
+    assert_eq!(res.status(), 400);
+    assert_envelope(&res.json().await.unwrap(), "10000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_and_malformed_uploads_are_refused_with_nothing_written() {
+    let app = spawn_app_with(&[
+        ("APP__EXCEL__MAX_UPLOAD_SIZE", (256 * 1024).to_string()),
+        ("APP__EXCEL__MAX_IMPORT_ROWS", "3".to_owned()),
+        ("APP__EXCEL__MAX_ZIP_ENTRIES", "40".to_owned()),
+    ])
+    .await;
+    let res = app
+        .client
+        .post(format!("{}/excel/import", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "a token first");
+    let token = token(&app, "importer4").await;
+    let good = workbook(&["用户名", "性别"], &[vec!["someone1", "1"]]);
+
+    // No file: another field only, or not multipart at all.
+    let res = app
+        .client
+        .post(format!("{}/excel/import", app.address))
+        .header("Authorization", &token)
+        .multipart(reqwest::multipart::Form::new().text("file", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_envelope(&res.json().await.unwrap(), "30001");
+    let res = app
+        .client
+        .post(format!("{}/excel/import", app.address))
+        .header("Authorization", &token)
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_envelope(&res.json().await.unwrap(), "30001");
+
+    let refused = |bytes: Vec<u8>, code: &'static str, what: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            let res = upload(app, token, "", bytes).await;
+            let status = res.status();
+            let body: Value = res.json().await.unwrap();
+            let expected = if code == "10007" { 413 } else { 400 };
+            assert_eq!(status, expected, "{what}: {body}");
+            let message = assert_envelope(&body, code);
+            (message, what)
+        }
+    };
+    refused(b"user,gender\nabc,1\n".to_vec(), "30002", "a CSV").await;
+    refused(Vec::new(), "30002", "an empty file").await;
+    refused(
+        good[..good.len() / 2].to_vec(),
+        "30002",
+        "a truncated workbook",
+    )
+    .await;
+    let mut corrupt = good.clone();
+    // Every entry's data garbled, the zip directory at the end left whole.
+    let end = corrupt.len() * 7 / 10;
+    for byte in &mut corrupt[100..end] {
+        *byte ^= 0x5a;
+    }
+    refused(corrupt, "30002", "a corrupted workbook").await;
+    let (message, _) = refused(
+        workbook(&["name", "性别"], &[vec!["someone1", "1"]]),
+        "30002",
+        "a header without 用户名",
+    )
+    .await;
+    assert!(message.contains("用户名"), "{message}");
+    let (message, _) = refused(zip_bomb(), "30002", "a zip bomb").await;
+    assert!(message.contains("excel.max_compression_ratio"), "{message}");
+    refused(many_entries(50), "30002", "too many zip entries").await;
+    refused(vec![b'x'; 300 * 1024], "10007", "an oversize upload").await;
+    let rows: Vec<Vec<&str>> = (0..4).map(|_| vec!["someone9", "1"]).collect();
+    let (message, _) = refused(workbook(&["用户名", "性别"], &rows), "10000", "4 rows").await;
+    assert!(message.contains("excel.max_import_rows"), "{message}");
+
+    // A body that declares no length is counted as it streams.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..40).map(|_| Ok(vec![b'y'; 16 * 1024])).collect();
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(
+        futures_util::stream::iter(chunks),
+    ))
+    .file_name("big.xlsx");
+    let res = app
+        .client
+        .post(format!("{}/excel/import", app.address))
+        .header("Authorization", &token)
+        .multipart(reqwest::multipart::Form::new().part("uploadFile", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_envelope(&res.json().await.unwrap(), "10007");
+
+    assert_eq!(all_users(&app).await.len(), 1, "nothing was written");
+    // And a good file still goes in.
+    let report = ok_report(upload(&app, &token, "", good).await).await;
+    assert_eq!(report["inserted"], 1);
+}
+
+/// A workbook whose sheet is 200 MiB of spaces, deflated to some 200 KiB: a thousandfold,
+/// past excel.max_compression_ratio (the other limits have unit tests: service::excel::sheet).
+fn zip_bomb() -> Vec<u8> {
+    let good = workbook(&["用户名", "性别"], &[vec!["someone1", "1"]]);
+    let mut source = zip::ZipArchive::new(std::io::Cursor::new(good)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for i in 0..source.len() {
+        let entry = source.by_index_raw(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        drop(entry);
+        if name == "xl/worksheets/sheet1.xml" {
+            out.start_file(name, options).unwrap();
+            let spaces = vec![b' '; 1 << 20];
+            for _ in 0..200 {
+                out.write_all(&spaces).unwrap();
+            }
+        } else {
+            out.raw_copy_file(source.by_index_raw(i).unwrap()).unwrap();
+        }
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// A workbook with `extra` empty entries added.
+fn many_entries(extra: usize) -> Vec<u8> {
+    let good = workbook(&["用户名", "性别"], &[vec!["someone1", "1"]]);
+    let mut out = zip::ZipWriter::new_append(std::io::Cursor::new(good)).unwrap();
+    for i in 0..extra {
+        out.start_file(
+            format!("extra/{i}.txt"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// Concurrent imports of one file: every name is inserted once, by one of them; the others
+/// skip it (a race on a name restarts the loser's transaction, which then sees it).
+async fn concurrent_imports_insert_each_name_once(app: &TestApp) {
+    let token = token(app, "importer5").await;
+    let names: Vec<String> = (0..300).map(|i| format!("parallel{i:03}")).collect();
+    let rows: Vec<Vec<&str>> = names.iter().map(|n| vec![n.as_str(), "1"]).collect();
+    let bytes = workbook(&["用户名", "性别"], &rows);
+    let imports = (0..4).map(|_| upload(app, &token, "", bytes.clone()));
+    let mut inserted = 0;
+    for res in futures_util::future::join_all(imports).await {
+        let report = ok_report(res).await;
+        let (i, s) = (
+            report["inserted"].as_u64().unwrap(),
+            report["skipped"].as_u64().unwrap(),
+        );
+        assert_eq!(i + s, 300, "{report}");
+        inserted += i;
+    }
+    assert_eq!(inserted, 300, "each name inserted by exactly one import");
+    assert_eq!(all_users(app).await.len(), 301);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_on_sqlite() {
+    let app = spawn_app_with(&[("APP__EXCEL__IMPORT_BATCH_SIZE", "50".to_owned())]).await;
+    concurrent_imports_insert_each_name_once(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_on_mariadb_are_transactional_and_concurrent_safe() {
+    let Some(server) = mysql_server_dsn() else {
+        return;
+    };
+    let dsn = fresh_mysql_database(&server).await;
+    let app = spawn_app_with(&[
+        ("APP__DATABASE__DRIVER", "mysql".into()),
+        ("APP__DATABASE__MIGRATE_ON_START", "true".into()),
+        ("APP__MYSQL__DSN", dsn),
+        ("APP__EXCEL__IMPORT_BATCH_SIZE", "50".to_owned()),
+    ])
+    .await;
+    concurrent_imports_insert_each_name_once(&app).await;
+    // A bad last row rolls back the batches already written.
+    let names: Vec<String> = (0..120).map(|i| format!("rollback{i:03}")).collect();
+    let mut rows: Vec<Vec<&str>> = names.iter().map(|n| vec![n.as_str(), "2"]).collect();
+    rows.push(vec!["rollback999", "9"]);
+    let res = upload(
+        &app,
+        &token(&app, "importer6").await,
+        "",
+        workbook(&["用户名", "性别"], &rows),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        all_users(&app).await.len(),
+        302,
+        "the written batches were rolled back"
+    );
+}
