@@ -25,6 +25,7 @@ use crate::repository::kv::{
     RedisKeyValueClient, RedisKeyValueClientParameters,
 };
 use crate::repository::mongodb::user::MongoUserDocumentRepository;
+use crate::repository::mysql::import_job::DieselImportJobRepository;
 use crate::repository::mysql::token::DieselTokenRepository;
 use crate::repository::mysql::user::DieselUserRepository;
 use crate::repository::redis::throttle::KvLoginThrottleRepository;
@@ -35,6 +36,7 @@ use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameter
 use crate::service::excel::sheet::ZipLimits;
 use crate::service::excel::{
     ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits, ImportLimits, ImportOptions,
+    JobLimits,
 };
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
@@ -53,7 +55,7 @@ module! {
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
             TonicHelloClient,
             // repositories
-            DieselUserRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
+            DieselUserRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
@@ -175,6 +177,17 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                         max_ratio: config.excel.max_compression_ratio,
                     },
                     timeout: config.excel.import_timeout,
+                },
+                job_limits: JobLimits {
+                    async_rows: config.excel.async_rows,
+                    running: Arc::new(tokio::sync::Semaphore::new(
+                        config.excel.max_running_imports,
+                    )),
+                    retention: config.excel.job_retention,
+                    stale_after: crate::service::excel::jobs::stale_after(
+                        config.excel.import_timeout,
+                    ),
+                    local: crate::service::excel::jobs::RunningJobs::default(),
                 },
             })
             .with_component_parameters::<ExcelControllerImpl>(ExcelControllerImplParameters {

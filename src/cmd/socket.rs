@@ -26,6 +26,8 @@ pub struct SocketApplication {
     module: Arc<AppModule>,
     infra: Infra,
     logger: Logger,
+    progress_every: std::time::Duration,
+    stale_after: std::time::Duration,
 }
 
 impl SocketApplication {
@@ -69,6 +71,8 @@ impl SocketApplication {
             module,
             infra,
             logger: logger.clone(),
+            progress_every: config.excel.progress_poll_interval,
+            stale_after: crate::service::excel::jobs::stale_after(config.excel.import_timeout),
         })
     }
 
@@ -100,6 +104,14 @@ impl SocketApplication {
         if let Some((metrics, _)) = self.metrics {
             tokio::spawn(metrics);
         }
+        // Import progress to the users' connections (docs/excel.md), until the server stops.
+        let pusher = tokio::spawn(crate::service::excel::progress::push_progress(
+            hub.clone(),
+            self.module.resolve(),
+            self.progress_every,
+            self.stale_after,
+            self.logger.clone(),
+        ));
         let mut server = tokio::spawn(self.server);
         let result = tokio::select! {
             r = &mut server => r,
@@ -114,6 +126,7 @@ impl SocketApplication {
                 server.await
             }
         };
+        pusher.abort();
         self.infra.close().await;
         slog::info!(self.logger, "socket server exited"; "open" => hub.open_connections());
         result.context("server task")?.context("server")?;

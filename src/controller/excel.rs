@@ -20,12 +20,12 @@ use utoipa::ToSchema;
 
 use crate::controller::extract::ValidatedQuery;
 use crate::middleware::jwt_auth::Authenticated;
-use crate::model::excel::ImportReport;
+use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::forms::{ExportQuery, ImportQuery};
 use crate::model::user::UserFilter;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
-use crate::service::excel::{ExcelService, ExportFile, ImportOptions};
+use crate::service::excel::{ExcelService, ExportFile, ImportOptions, ImportStarted};
 
 /// The xlsx media type.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -44,7 +44,18 @@ pub trait ExcelController: Interface {
     ///
     /// # Errors
     /// As the service.
-    async fn import(&self, file: File, query: ImportQuery) -> Result<ImportReport, ServiceError>;
+    async fn import(
+        &self,
+        user: i64,
+        file: File,
+        query: ImportQuery,
+    ) -> Result<ImportStarted, ServiceError>;
+
+    /// `GET /excel/import/{id}`: the job of `user`.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError>;
 
     /// How uploads are received.
     fn upload_limits(&self) -> &UploadLimits;
@@ -83,14 +94,23 @@ impl ExcelController for ExcelControllerImpl {
         Ok((self.excel.export(filter).await?, &self.file_name))
     }
 
-    async fn import(&self, file: File, query: ImportQuery) -> Result<ImportReport, ServiceError> {
+    async fn import(
+        &self,
+        user: i64,
+        file: File,
+        query: ImportQuery,
+    ) -> Result<ImportStarted, ServiceError> {
         let options = ImportOptions {
             mode: query.mode.unwrap_or(self.import_defaults.mode),
             on_existing: query
                 .on_existing
                 .unwrap_or(self.import_defaults.on_existing),
         };
-        self.excel.import(file, options).await
+        self.excel.import(user, file, options).await
+    }
+
+    async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError> {
+        self.excel.job(user, id).await
     }
 
     fn upload_limits(&self) -> &UploadLimits {
@@ -117,12 +137,19 @@ pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
 {
-    use goex_errors::{ERR_DIAL, ERR_EXPORT, ERR_FILE_PARSE, ERR_IMPORT};
+    use goex_errors::{
+        ERR_DIAL, ERR_EXPORT, ERR_FILE_PARSE, ERR_IMPORT, ERR_NOT_FOUND, ERR_UNAVAILABLE,
+    };
     routes.add(__path_export, &[ERR_EXPORT, ERR_DIAL], export::<M>);
     routes.add(
         __path_import,
-        &[ERR_IMPORT, ERR_FILE_PARSE, ERR_DIAL],
+        &[ERR_IMPORT, ERR_FILE_PARSE, ERR_DIAL, ERR_UNAVAILABLE],
         import::<M>,
+    );
+    routes.add(
+        __path_import_job,
+        &[ERR_NOT_FOUND, ERR_DIAL],
+        import_job::<M>,
     );
     routes.add(__path_import_index, &[], import_index);
 }
@@ -143,6 +170,12 @@ struct ImportResponse {
     data: ImportReport,
 }
 
+/// An import job.
+#[derive(serde::Serialize, ToSchema)]
+struct ImportJobResponse {
+    data: ImportJobView,
+}
+
 /// Imports users from an uploaded workbook (columns found by header name; ids in the file are
 /// ignored; passwords validated and hashed). Valid rows go in by batches inside one
 /// transaction. All-or-nothing (the default): one bad row and nothing is written (400 / 30001,
@@ -155,11 +188,19 @@ struct ImportResponse {
     params(ImportQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     security(("bearer" = [])),
-    responses((
-        status = 200,
-        description = "The import was committed: what it inserted, updated, skipped and left out.",
-        body = ImportResponse,
-    )),
+    responses(
+        (
+            status = 200,
+            description = "The import was committed: what it inserted, updated, skipped and left out.",
+            body = ImportResponse,
+        ),
+        (
+            status = 202,
+            description = "More than `excel.async_rows` rows: the import goes on in the background as this job (`Location`: GET /excel/import/{id}).",
+            body = ImportJobResponse,
+            headers(("Location" = String, description = "The job's status URL")),
+        ),
+    ),
 )]
 async fn import<M>(
     controller: Inject<M, dyn ExcelController>,
@@ -167,14 +208,54 @@ async fn import<M>(
     req: HttpRequest,
     payload: web::Payload,
     // Last: a bad query is refused before the token costs a lookup.
-    _user: Authenticated,
+    user: Authenticated,
 ) -> Result<HttpResponse, ServiceError>
 where
     M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
 {
     let file = receive_upload(&req, payload, controller.upload_limits()).await?;
-    let report = controller.import(file, query).await?;
-    Ok(HttpResponse::Ok().json(ImportResponse { data: report }))
+    match controller.import(user.0.id, file, query).await? {
+        ImportStarted::Finished(report) => {
+            Ok(HttpResponse::Ok().json(ImportResponse { data: report }))
+        }
+        ImportStarted::Running(job) => Ok(HttpResponse::Accepted()
+            .insert_header((header::LOCATION, format!("/excel/import/{}", job.id)))
+            .json(ImportJobResponse { data: job })),
+    }
+}
+
+/// The job id in `GET /excel/import/{id}`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct JobPath {
+    /// The id `POST /excel/import` answered (32 hex digits).
+    #[param(pattern = "^[0-9a-f]{32}$")]
+    id: String,
+}
+
+/// An import's progress and, once it ended, its report or error. Only the user who started it
+/// sees it (anyone else: 404).
+#[utoipa::path(
+    get,
+    path = "/excel/import/{id}",
+    tag = "excel",
+    operation_id = "excelImportJob",
+    params(JobPath),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The job.", body = ImportJobResponse)),
+)]
+async fn import_job<M>(
+    controller: Inject<M, dyn ExcelController>,
+    path: web::Path<JobPath>,
+    user: Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
+{
+    let job = controller.job(user.0.id, &path.id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ImportJobResponse { data: job }))
 }
 
 /// The form field holding the workbook (the original's name).

@@ -94,6 +94,17 @@ pub struct ExcelConfig {
     pub max_unpacked_size: u64,
     /// The largest unpacked/packed ratio of an entry over 1 MiB unpacked.
     pub max_compression_ratio: u64,
+    /// Rows read after which `POST /excel/import` stops waiting and answers 202 with the job,
+    /// which goes on in the background.
+    pub async_rows: usize,
+    /// Imports running at once in one process; more: 503 / 10009.
+    pub max_running_imports: usize,
+    /// How long finished import jobs are kept for `GET /excel/import/{id}`.
+    #[serde(with = "humantime_serde")]
+    pub job_retention: Duration,
+    /// How often the socket app looks for import progress to push to connected users.
+    #[serde(with = "humantime_serde")]
+    pub progress_poll_interval: Duration,
 }
 
 impl AppConfig {

@@ -117,3 +117,107 @@ impl ImportReport {
         self.skipped = 0;
     }
 }
+
+/// A row of `import_jobs`: one import, its progress and its result.
+#[derive(
+    Clone, Debug, PartialEq, Eq, diesel::Queryable, diesel::Selectable, diesel::Insertable,
+)]
+#[diesel(table_name = crate::model::schema::import_jobs)]
+pub struct ImportJobRow {
+    /// 128 random bits, hex.
+    pub id: String,
+    /// Who started it (only they may read it).
+    pub user_id: i64,
+    /// `running`, `done` or `failed` ([`JobStatus`]).
+    pub status: String,
+    /// Data rows read so far.
+    pub rows_read: i64,
+    /// Rows written so far (inserted, updated or skipped).
+    pub rows_written: i64,
+    /// The report (`done`) or the error (`failed`), JSON.
+    pub result: Option<String>,
+    /// Started, unix milliseconds.
+    pub created_at: i64,
+    /// Last progress, unix milliseconds (a heartbeat while it runs).
+    pub updated_at: i64,
+}
+
+/// Where an import stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Reading and writing.
+    Running,
+    /// Committed: `report` says what it did.
+    Done,
+    /// Refused or failed, nothing written: `error` says why.
+    Failed,
+    /// Its process stopped before it ended (still running past `excel.import_timeout`):
+    /// nothing was written.
+    Abandoned,
+}
+
+impl JobStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+            JobStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// An import as `GET /excel/import/{id}`, a background `POST /excel/import` and the socket app's
+/// `import` frames show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ImportJobView {
+    /// The job's id.
+    pub id: String,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// Data rows read so far.
+    pub rows: u64,
+    /// Rows written so far (inserted, updated or skipped; uncommitted until `done`).
+    pub written: u64,
+    /// Started, unix milliseconds.
+    pub started_at: i64,
+    /// Last progress, unix milliseconds.
+    pub updated_at: i64,
+    /// When `done`: what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ImportReport>,
+    /// When `failed`: the error envelope's `error` object (code, message, details).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+}
+
+impl ImportJobView {
+    /// The row as shown at `now_ms`: a job still running `stale_ms` after it started is
+    /// abandoned (an import cannot outlive `excel.import_timeout`; its process stopped).
+    pub fn of(row: &ImportJobRow, now_ms: i64, stale_ms: i64) -> ImportJobView {
+        let status = match row.status.as_str() {
+            "done" => JobStatus::Done,
+            "failed" => JobStatus::Failed,
+            _ if now_ms.saturating_sub(row.created_at) > stale_ms => JobStatus::Abandoned,
+            _ => JobStatus::Running,
+        };
+        let result = row.result.as_deref();
+        ImportJobView {
+            id: row.id.clone(),
+            status,
+            rows: u64::try_from(row.rows_read).unwrap_or(0),
+            written: u64::try_from(row.rows_written).unwrap_or(0),
+            started_at: row.created_at,
+            updated_at: row.updated_at,
+            report: (status == JobStatus::Done)
+                .then(|| result.and_then(|r| serde_json::from_str(r).ok()))
+                .flatten(),
+            error: (status == JobStatus::Failed)
+                .then(|| result.and_then(|r| serde_json::from_str(r).ok()))
+                .flatten(),
+        }
+    }
+}

@@ -1,6 +1,21 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    import_jobs (id) {
+        #[max_length = 32]
+        id -> Varchar,
+        user_id -> Bigint,
+        #[max_length = 16]
+        status -> Varchar,
+        rows_read -> Bigint,
+        rows_written -> Bigint,
+        result -> Nullable<Text>,
+        created_at -> Bigint,
+        updated_at -> Bigint,
+    }
+}
+
+diesel::table! {
     logins (user_id) {
         user_id -> Bigint,
         #[max_length = 64]
@@ -24,4 +39,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(logins, users,);
+diesel::allow_tables_to_appear_in_same_query!(import_jobs, logins, users,);

@@ -287,4 +287,32 @@ mod tests {
         assert_eq!(h.verifications(), 2);
         assert_eq!(h.buffers.lock().unwrap().len(), 1, "one slot, one buffer");
     }
+
+    #[tokio::test]
+    async fn a_user_without_a_password_matches_nothing_at_a_real_hashs_cost() {
+        let p = Argon2PasswordHasher::parameters(&HashingPolicy {
+            memory_kib: 64,
+            iterations: 1,
+            concurrency: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let h = Argon2PasswordHasher {
+            params: p.params,
+            slots: p.slots,
+            buffers: p.buffers,
+            acquire_timeout: p.acquire_timeout,
+            dummy_hash: p.dummy_hash.clone(),
+            verifications: p.verifications,
+        };
+        let none = crate::model::excel::NO_PASSWORD.to_owned();
+        for password in ["", "!", "abc123"] {
+            assert!(!h.verify(password.into(), Some(none.clone())).await.unwrap());
+        }
+        // Not even the dummy hash's own password gets in through it.
+        assert_eq!(h.verifications(), 3, "each one costs a verification");
+        let bcrypt = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW".to_owned();
+        assert!(!h.verify("abc123".into(), Some(bcrypt)).await.unwrap());
+        assert_eq!(h.verifications(), 4);
+    }
 }

@@ -167,6 +167,9 @@ pub trait SocketHub: Interface {
     /// Queues `frame` for every connection of `user`; returns how many got it.
     fn send_to_user(&self, user: i64, frame: Frame) -> usize;
 
+    /// The users with a connection open now.
+    fn connected_users(&self) -> Vec<i64>;
+
     /// Removes `conn` from its rooms and the user index (when its task ends, however).
     fn disconnect(&self, conn: &Connection);
 
@@ -385,6 +388,10 @@ impl SocketHub for SocketHubImpl {
         })
     }
 
+    fn connected_users(&self) -> Vec<i64> {
+        read(&self.state.users).keys().copied().collect()
+    }
+
     fn disconnect(&self, conn: &Connection) {
         let mine = std::mem::take(&mut *conn.rooms());
         if !mine.is_empty() {
@@ -555,6 +562,7 @@ mod tests {
         hub.join(&a.connection, "r").unwrap();
         hub.join(&c.connection, "r").unwrap();
         assert_eq!(hub.send_to_user(7, "p".into()), 2);
+        assert_eq!(hub.connected_users(), vec![7]);
         assert_eq!(b.outbox.as_mut().unwrap().try_recv().unwrap(), "p");
         hub.disconnect(&a.connection);
         hub.disconnect(&c.connection);

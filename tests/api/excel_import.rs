@@ -530,7 +530,11 @@ async fn concurrent_imports_insert_each_name_once(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_imports_on_sqlite() {
-    let app = spawn_app_with(&[("APP__EXCEL__IMPORT_BATCH_SIZE", "50".to_owned())]).await;
+    let app = spawn_app_with(&[
+        ("APP__EXCEL__IMPORT_BATCH_SIZE", "50".to_owned()),
+        ("APP__EXCEL__MAX_RUNNING_IMPORTS", "4".to_owned()),
+    ])
+    .await;
     concurrent_imports_insert_each_name_once(&app).await;
 }
 
@@ -545,6 +549,7 @@ async fn imports_on_mariadb_are_transactional_and_concurrent_safe() {
         ("APP__DATABASE__MIGRATE_ON_START", "true".into()),
         ("APP__MYSQL__DSN", dsn),
         ("APP__EXCEL__IMPORT_BATCH_SIZE", "50".to_owned()),
+        ("APP__EXCEL__MAX_RUNNING_IMPORTS", "4".to_owned()),
     ])
     .await;
     concurrent_imports_insert_each_name_once(&app).await;
@@ -565,4 +570,93 @@ async fn imports_on_mariadb_are_transactional_and_concurrent_safe() {
         302,
         "the written batches were rolled back"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_import_runs_in_the_background_and_its_progress_reaches_the_socket_app() {
+    // The HTTP app and the socket app share a database and keys, as two processes of one
+    // deployment do.
+    let shared = tempfile::tempdir().unwrap();
+    let common = [
+        (
+            "APP__SQLITE__PATH",
+            shared.path().join("app.db").display().to_string(),
+        ),
+        (
+            "APP__CERTS__DIR",
+            shared.path().join("certs").display().to_string(),
+        ),
+    ];
+    let mut http = common.to_vec();
+    http.extend([
+        ("APP__EXCEL__ASYNC_ROWS", "50".to_owned()),
+        ("APP__EXCEL__IMPORT_BATCH_SIZE", "20".to_owned()),
+    ]);
+    let app = spawn_app_with(&http).await;
+    let mut socket = common.to_vec();
+    socket.push(("APP__EXCEL__PROGRESS_POLL_INTERVAL", "100ms".to_owned()));
+    let socket = crate::socket::spawn_socket(&socket).await;
+    let token = token(&app, "importer7").await;
+    let mut ws = crate::socket::connect_with(&socket.url(), &[("authorization", &token)])
+        .await
+        .expect("the socket app takes the HTTP app's token");
+
+    let names: Vec<String> = (0..400).map(|i| format!("background{i:03}")).collect();
+    let rows: Vec<Vec<&str>> = names.iter().map(|n| vec![n.as_str(), "2"]).collect();
+    let res = upload(&app, &token, "", workbook(&["用户名", "性别"], &rows)).await;
+    assert_eq!(res.status(), 202);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/excel/import/{id}"));
+    assert_eq!(body["data"]["status"], "running", "{body}");
+    assert!(body["data"]["rows"].as_u64().unwrap() > 50, "{body}");
+
+    // The socket app pushes the job's progress, then its end.
+    let mut frames = 0;
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let frame = crate::socket::next_json(&mut ws).await;
+            if frame["type"] != "import" {
+                continue;
+            }
+            assert_eq!(frame["job"]["id"], id.as_str(), "{frame}");
+            frames += 1;
+            if frame["job"]["status"] != "running" {
+                return frame;
+            }
+        }
+    })
+    .await
+    .expect("the job's end is pushed");
+    assert_eq!(done["job"]["status"], "done", "{done}");
+    assert_eq!(done["job"]["report"]["inserted"], 400, "{done}");
+    assert!(frames >= 1);
+
+    let (status, job) = crate::helpers::get_with(&app, &location, &token).await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["data"]["status"], "done");
+    assert_eq!(
+        (
+            job["data"]["rows"].as_u64(),
+            job["data"]["written"].as_u64()
+        ),
+        (Some(400), Some(400))
+    );
+    assert_eq!(all_users(&app).await.len(), 401);
+
+    // Only its owner sees it.
+    let other = self::token(&app, "importer8").await;
+    let (status, body) = crate::helpers::get_with(&app, &location, &other).await;
+    assert_eq!(status, 404, "{body}");
+    assert_envelope(&body, "10005");
+    let (status, _) = crate::helpers::get_with(
+        &app,
+        "/excel/import/00000000000000000000000000000000",
+        &token,
+    )
+    .await;
+    assert_eq!(status, 404);
+    drop(ws);
+    socket.shut_down().await.unwrap();
 }

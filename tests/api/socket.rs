@@ -24,8 +24,8 @@ use crate::helpers::{eventually, manifest_dir, python_venv, test_config};
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A running socket app.
-struct SocketApp {
-    port: u16,
+pub(crate) struct SocketApp {
+    pub(crate) port: u16,
     metrics_port: Option<u16>,
     module: std::sync::Arc<go_example::assembly::AppModule>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -34,7 +34,7 @@ struct SocketApp {
 }
 
 impl SocketApp {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://127.0.0.1:{}/socket_server", self.port)
     }
 
@@ -44,7 +44,7 @@ impl SocketApp {
     }
 
     /// SIGINT's path: the hub closes every connection, then the server stops.
-    async fn shut_down(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn shut_down(mut self) -> anyhow::Result<()> {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(15), self.done)
             .await
@@ -53,7 +53,7 @@ impl SocketApp {
     }
 }
 
-async fn spawn_socket(extra: &[(&str, String)]) -> SocketApp {
+pub(crate) async fn spawn_socket(extra: &[(&str, String)]) -> SocketApp {
     let dir = tempfile::tempdir().unwrap();
     let mut overrides = vec![
         ("APP__SERVER__SOCKET__ADDR", "127.0.0.1:0".to_owned()),
@@ -100,7 +100,7 @@ async fn connect(url: &str) -> Ws {
 }
 
 /// Connects with extra headers; `Err((status, body))` when the upgrade is refused.
-async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, Value)> {
+pub(crate) async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, Value)> {
     let mut request = url.into_client_request().unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(
@@ -136,7 +136,7 @@ async fn next_data(ws: &mut Ws) -> Message {
     }
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     match next_data(ws).await {
         Message::Text(text) => serde_json::from_str(&text).expect("JSON"),
         other => panic!("expected a JSON text frame, got {other:?}"),

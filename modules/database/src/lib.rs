@@ -412,10 +412,17 @@ macro_rules! __on_pool {
                 Err(e) => Err(e),
             },
             $crate::DbPool::Sqlite(pool) => match $db.checkout($crate::PRIMARY_NODE, pool).await {
-                Ok(mut guard) => {
-                    let $conn: &mut $crate::SqliteAsync = &mut guard;
-                    $db.bounded(async { $body.map_err($crate::DbError::from) })
-                        .await
+                Ok(guard) => {
+                    let mut call = $crate::SqliteCall::new(guard);
+                    let (result, ended) = {
+                        let $conn: &mut $crate::SqliteAsync = call.connection();
+                        $db.bounded_call(async { $body.map_err($crate::DbError::from) })
+                            .await
+                    };
+                    if ended {
+                        call.ended();
+                    }
+                    result
                 }
                 Err(e) => Err(e),
             },
@@ -423,15 +430,77 @@ macro_rules! __on_pool {
     };
 }
 
+/// A pooled SQLite connection in use by one statement. If the statement does not end (its
+/// future was dropped, or it timed out), its blocking call may still be running with a share of
+/// the connection, and diesel-async panics on the next transaction or pool check of a shared
+/// connection ("Cannot access shared transaction state"): such a connection is taken out of the
+/// pool instead of going back, and closes when the call ends.
+#[doc(hidden)]
+pub struct SqliteCall {
+    connection: Option<Object<SqliteAsync>>,
+    ended: bool,
+}
+
+impl SqliteCall {
+    /// Holds `connection` for one statement.
+    pub fn new(connection: Object<SqliteAsync>) -> Self {
+        Self {
+            connection: Some(connection),
+            ended: false,
+        }
+    }
+
+    /// The connection.
+    pub fn connection(&mut self) -> &mut SqliteAsync {
+        self.connection.as_mut().expect("present until dropped")
+    }
+
+    /// The statement ended: the connection may go back to the pool.
+    pub fn ended(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for SqliteCall {
+    fn drop(&mut self) {
+        if !self.ended
+            && let Some(connection) = self.connection.take()
+        {
+            drop(Object::take(connection));
+        }
+    }
+}
+
 /// A connection of the primary kept checked out across several statements: a transaction that
 /// spans awaits (the Excel import). Statements run on it through [`on_held!`]. Dropped inside a
 /// transaction, the pool discards it rather than reuse it (diesel-async counts an open
-/// transaction as broken), so the server rolls the transaction back.
+/// transaction as broken), so the server rolls the transaction back. A SQLite one never goes
+/// back to the pool (see [`SqliteCall`]); its transaction is driven with [`sqlite_blocking`].
 pub enum HeldConnection {
     /// MySQL / MariaDB.
     Mysql(Object<AsyncMysqlConnection>),
     /// Embedded SQLite.
-    Sqlite(Object<SqliteAsync>),
+    Sqlite(SqliteCall),
+}
+
+/// Runs `task` on a held SQLite connection's synchronous connection, within
+/// `database.query_timeout`: for what diesel-async does only with exclusive access (a
+/// transaction's begin, commit and rollback) or not at all (multi-row inserts).
+///
+/// # Errors
+/// The statement's error, or [`DbError::Unavailable`] when it takes longer.
+pub async fn sqlite_blocking<R: Send + 'static>(
+    db: &Database,
+    call: &mut SqliteCall,
+    task: impl FnOnce(&mut SqliteConnection) -> diesel::QueryResult<R> + Send + 'static,
+) -> Result<R, DbError> {
+    db.bounded(async {
+        call.connection()
+            .spawn_blocking(task)
+            .await
+            .map_err(DbError::from)
+    })
+    .await
 }
 
 impl Database {
@@ -443,7 +512,7 @@ impl Database {
         Ok(match &self.pool {
             DbPool::Mysql(pool) => HeldConnection::Mysql(self.checkout(PRIMARY_NODE, pool).await?),
             DbPool::Sqlite(pool) => {
-                HeldConnection::Sqlite(self.checkout(PRIMARY_NODE, pool).await?)
+                HeldConnection::Sqlite(SqliteCall::new(self.checkout(PRIMARY_NODE, pool).await?))
             }
         })
     }
@@ -462,8 +531,8 @@ macro_rules! on_held {
                 db.bounded(async { $body.map_err($crate::DbError::from) })
                     .await
             }
-            $crate::HeldConnection::Sqlite(guard) => {
-                let $conn: &mut $crate::SqliteAsync = &mut *guard;
+            $crate::HeldConnection::Sqlite(call) => {
+                let $conn: &mut $crate::SqliteAsync = call.connection();
                 db.bounded(async { $body.map_err($crate::DbError::from) })
                     .await
             }
@@ -647,6 +716,25 @@ impl Database {
         if let Some(set) = &self.replicas {
             set.primary_reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// [`Database::bounded`], and whether the statement ended (`false`: it timed out, and a
+    /// blocking SQLite call may still be running).
+    #[doc(hidden)]
+    pub async fn bounded_call<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> (Result<T, DbError>, bool) {
+        match tokio::time::timeout(self.query_timeout, fut).await {
+            Ok(result) => (result, true),
+            Err(_) => (
+                Err(DbError::Unavailable(format!(
+                    "no answer within {:?}",
+                    self.query_timeout
+                ))),
+                false,
+            ),
         }
     }
 
@@ -1127,5 +1215,38 @@ mod tests {
         conn.batch_execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
             .await
             .expect("the connection's next query");
+    }
+
+    /// A pooled connection whose query was dropped in flight still has its blocking call
+    /// running: diesel-async panics when the pool next checks it ("Cannot access shared
+    /// transaction state"). It is taken out of the pool instead; the next caller gets a new one.
+    #[tokio::test]
+    async fn a_pooled_sqlite_connection_left_mid_query_is_not_reused() {
+        use diesel_async::RunQueryDsl;
+        let db = one_connection_sqlite();
+        let dropped = tokio::time::timeout(Duration::from_millis(5), async {
+            with_connection!(db, |conn| {
+                diesel::sql_query(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                     WHERE x < 3000000) SELECT count(*) FROM c",
+                )
+                .execute(conn)
+                .await
+            })
+        })
+        .await;
+        assert!(dropped.is_err(), "the query was still running when dropped");
+        let mut held = db.hold_primary().await.expect("a connection");
+        let HeldConnection::Sqlite(call) = &mut held else {
+            panic!("sqlite")
+        };
+        use diesel_async::TransactionManager as _;
+        type Manager = <SqliteAsync as AsyncConnection>::TransactionManager;
+        Manager::begin_transaction(call.connection())
+            .await
+            .expect("a transaction");
+        Manager::rollback_transaction(call.connection())
+            .await
+            .expect("rolled back");
     }
 }

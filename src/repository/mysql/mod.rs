@@ -1,4 +1,5 @@
 //! Repositories over the relational database (MySQL, or SQLite on the embedded default).
 
+pub mod import_job;
 pub mod token;
 pub mod user;

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use diesel_async::{AsyncConnection, TransactionManager};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, TransactionManager};
 use goex_database::{
-    Database, HeldConnection, on_held, with_read_connection, with_write_connection,
+    Database, HeldConnection, on_held, sqlite_blocking, with_read_connection, with_write_connection,
 };
 use shaku::{Component, Interface};
 
@@ -150,19 +151,20 @@ impl UserRepository for DieselUserRepository {
     async fn begin_import(&self) -> Result<Box<dyn UserImport>, RepoError> {
         let db = self.db.database().clone();
         let mut held = db.hold_primary().await?;
-        on_held!(db, &mut held, |conn| begin(conn).await)?;
-        if let HeldConnection::Sqlite(conn) = &mut held {
-            // SQLite (in WAL mode) cannot turn a transaction that has read into a writing one
-            // once another writer has committed: it fails at once instead of waiting. A write
-            // first takes the write lock, waiting up to `sqlite.busy_timeout` for it, so
-            // concurrent imports queue.
-            db.bounded(async {
-                diesel::sql_query("UPDATE users SET gender = gender WHERE 0")
-                    .execute(&mut **conn)
-                    .await
-                    .map_err(Into::into)
-            })
-            .await?;
+        match &mut held {
+            HeldConnection::Mysql(conn) => {
+                db.bounded(async { begin(conn).await.map_err(Into::into) })
+                    .await?;
+            }
+            // IMMEDIATE: the write lock first, waiting up to `sqlite.busy_timeout` for it, so
+            // concurrent imports queue (a deferred transaction that has read cannot take it
+            // once another writer has committed: WAL fails it at once).
+            HeldConnection::Sqlite(call) => {
+                sqlite_blocking(&db, call, |c| {
+                    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                })
+                .await?;
+            }
         }
         Ok(Box::new(DieselUserImport { db, held }))
     }
@@ -227,27 +229,51 @@ async fn insert_rows(
             db.bounded(async { statement.execute(&mut **conn).await.map_err(Into::into) })
                 .await
         }
-        HeldConnection::Sqlite(conn) => {
-            db.bounded(async {
-                conn.spawn_blocking(move |c| diesel::RunQueryDsl::execute(statement, c))
-                    .await
-                    .map_err(Into::into)
+        HeldConnection::Sqlite(call) => {
+            sqlite_blocking(db, call, move |c| {
+                diesel::RunQueryDsl::execute(statement, c)
             })
             .await
         }
     }
 }
 
-async fn begin<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
-    C::TransactionManager::begin_transaction(conn).await
+async fn begin(conn: &mut AsyncMysqlConnection) -> diesel::QueryResult<()> {
+    <AsyncMysqlConnection as AsyncConnection>::TransactionManager::begin_transaction(conn).await
 }
 
-async fn commit<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
-    C::TransactionManager::commit_transaction(conn).await
-}
-
-async fn rollback<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
-    C::TransactionManager::rollback_transaction(conn).await
+/// Ends the transaction: `commit` or roll back. SQLite's goes through the synchronous
+/// connection: diesel-async needs exclusive access to the wrapper for it, which a statement
+/// that timed out may still share.
+async fn end(
+    db: &Database,
+    held: &mut HeldConnection,
+    commit: bool,
+) -> Result<(), goex_database::DbError> {
+    type Mysql = <AsyncMysqlConnection as AsyncConnection>::TransactionManager;
+    match held {
+        HeldConnection::Mysql(conn) => {
+            db.bounded(async {
+                let conn = &mut **conn;
+                if commit {
+                    Mysql::commit_transaction(conn).await.map_err(Into::into)
+                } else {
+                    Mysql::rollback_transaction(conn).await.map_err(Into::into)
+                }
+            })
+            .await
+        }
+        HeldConnection::Sqlite(call) => {
+            sqlite_blocking(db, call, move |c| {
+                if commit {
+                    AnsiTransactionManager::commit_transaction(c)
+                } else {
+                    AnsiTransactionManager::rollback_transaction(c)
+                }
+            })
+            .await
+        }
+    }
 }
 
 #[async_trait]
@@ -320,13 +346,13 @@ impl UserImport for DieselUserImport {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), RepoError> {
-        on_held!(self.db, &mut self.held, |conn| commit(conn).await)?;
+        end(&self.db, &mut self.held, true).await?;
         self.db.note_write();
         Ok(())
     }
 
     async fn rollback(mut self: Box<Self>) -> Result<(), RepoError> {
-        on_held!(self.db, &mut self.held, |conn| rollback(conn).await)?;
+        end(&self.db, &mut self.held, false).await?;
         Ok(())
     }
 }

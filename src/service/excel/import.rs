@@ -157,17 +157,7 @@ async fn import_once(
     let (sender, mut received) = mpsc::channel::<Vec<Parsed>>(2);
     let reader = {
         let (zip, max_rows, batch) = (limits.zip, limits.max_rows, limits.batch_size);
-        tokio::task::spawn_blocking(move || {
-            // calamine and zip have panicked on hostile files before: a panic is a bad file.
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                read_file(file, zip, max_rows, batch, &sender)
-            }))
-            .unwrap_or_else(|_| {
-                Err(ReadError::Sheet(SheetError::Unreadable(
-                    "the reader failed on this file".into(),
-                )))
-            })
-        })
+        tokio::task::spawn_blocking(move || read_guarded(file, zip, max_rows, batch, &sender))
     };
     let mut report = ImportReport {
         mode: options.mode,
@@ -292,6 +282,25 @@ async fn hash_passwords(
         .await
         .into_iter()
         .collect()
+}
+
+/// [`read_file`], a panic in it taken for an unreadable file: calamine and zip have panicked
+/// on hostile files before.
+fn read_guarded(
+    file: File,
+    zip: ZipLimits,
+    max_rows: usize,
+    batch: usize,
+    sender: &mpsc::Sender<Vec<Parsed>>,
+) -> Result<(), ReadError<ReaderStop>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        read_file(file, zip, max_rows, batch, sender)
+    }))
+    .unwrap_or_else(|_| {
+        Err(ReadError::Sheet(SheetError::Unreadable(
+            "the reader failed on this file".into(),
+        )))
+    })
 }
 
 /// The blocking side: checks the zip, reads and validates the rows, sends them in chunks.
@@ -452,5 +461,160 @@ fn text_of(value: Value) -> Result<Option<String>, String> {
             Err("must be text, not a date or a boolean".into())
         }
         Value::Error(e) => Err(format!("an error cell ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const LIMITS: ZipLimits = ZipLimits {
+        max_entries: 100,
+        max_unpacked: 64 << 20,
+        max_ratio: 200,
+    };
+
+    fn valid_workbook() -> Vec<u8> {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let when = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+        let sheet = book.add_worksheet();
+        for (c, name) in ["用户名", "性别", "密码", "创建时间"].iter().enumerate() {
+            sheet.write_string(0, c as u16, *name).unwrap();
+        }
+        for r in 1..20u32 {
+            sheet.write_string(r, 0, format!("fuzzer{r:03}")).unwrap();
+            sheet.write_number(r, 1, f64::from(r % 3)).unwrap();
+            sheet.write_string(r, 2, "abc12345").unwrap();
+            sheet
+                .write_number_with_format(r, 3, 45000.5, &when)
+                .unwrap();
+        }
+        book.save_to_buffer().unwrap()
+    }
+
+    /// Reads `bytes` as an upload, the rows drained on another thread: what came back.
+    fn read_bytes(bytes: &[u8]) -> (Result<(), ReadError<ReaderStop>>, usize) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        let (sender, mut received) = mpsc::channel::<Vec<Parsed>>(2);
+        let drain = std::thread::spawn(move || {
+            let mut rows = 0;
+            while let Some(chunk) = received.blocking_recv() {
+                rows += chunk.len();
+            }
+            rows
+        });
+        let result = read_guarded(file, LIMITS, 10_000, 7, &sender);
+        drop(sender);
+        (result, drain.join().unwrap())
+    }
+
+    #[test]
+    fn the_valid_workbook_reads_whole() {
+        let (result, rows) = read_bytes(&valid_workbook());
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(rows, 19);
+    }
+
+    /// A sheet of random cells: shared-string indexes past the table, dates far outside
+    /// Excel's range, odd types and references, rows out of order.
+    fn sheet_xml() -> impl Strategy<Value = String> {
+        let cell = (
+            0u32..2_000_000,
+            0u32..20_000,
+            prop_oneof![
+                Just("s"),
+                Just("n"),
+                Just("str"),
+                Just("b"),
+                Just("e"),
+                Just("inlineStr"),
+                Just("d"),
+                Just("zz")
+            ],
+            prop_oneof![
+                Just("0".to_owned()),
+                Just("99999".to_owned()),
+                Just("-1e300".to_owned()),
+                Just("1e300".to_owned()),
+                Just("NaN".to_owned()),
+                Just("45000.5".to_owned()),
+                Just("".to_owned()),
+                "[ -~]{0,12}",
+            ],
+            0u8..3,
+        );
+        proptest::collection::vec(cell, 0..40).prop_map(|cells| {
+            let mut xml = String::from(
+                r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+            );
+            for (row, col, kind, value, style) in cells {
+                let value = value.replace(['<', '&'], "");
+                let reference = format!("{}{}", (b'A' + (col % 26) as u8) as char, row + 1);
+                xml.push_str(&format!(
+                    r#"<row r="{}"><c r="{reference}" t="{kind}" s="{style}"><v>{value}</v><is><t>{value}</t></is></c></row>"#,
+                    row + 1
+                ));
+            }
+            xml.push_str("</sheetData></worksheet>");
+            xml
+        })
+    }
+
+    /// The valid workbook with its sheet replaced by `xml`.
+    fn with_sheet(xml: &str) -> Vec<u8> {
+        let mut source = zip::ZipArchive::new(std::io::Cursor::new(valid_workbook())).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..source.len() {
+            let entry = source.by_index_raw(i).unwrap();
+            let name = entry.name().unwrap().into_owned();
+            drop(entry);
+            if name == "xl/worksheets/sheet1.xml" {
+                out.start_file(name, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                out.write_all(xml.as_bytes()).unwrap();
+            } else {
+                out.raw_copy_file(source.by_index_raw(i).unwrap()).unwrap();
+            }
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Damaged bytes anywhere (the zip directory included) and a cut: an answer, never a
+        /// panic or a hang.
+        #[test]
+        fn damaged_workbooks_answer(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..12),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+        ) {
+            let mut bytes = valid_workbook();
+            for (at, byte) in flips {
+                let at = at.index(bytes.len());
+                bytes[at] ^= byte | 1;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            let (result, _) = read_bytes(&bytes);
+            if let Err(ReadError::Row(stop)) = result {
+                prop_assert!(false, "the reader stopped for {stop:?}");
+            }
+        }
+
+        /// A well-formed zip holding a hostile sheet: an answer, never a panic.
+        #[test]
+        fn hostile_sheets_answer(xml in sheet_xml()) {
+            let (result, _) = read_bytes(&with_sheet(&xml));
+            if let Err(ReadError::Row(stop)) = result {
+                prop_assert!(false, "the reader stopped for {stop:?}");
+            }
+        }
     }
 }

@@ -18,15 +18,19 @@ use shaku::{Component, Interface};
 use tokio::sync::mpsc;
 
 pub mod import;
+pub mod jobs;
+pub mod progress;
 pub mod sheet;
 
-use crate::model::excel::ImportReport;
+use crate::model::excel::ImportJobView;
 use crate::model::user::{User, UserFilter};
+use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::repository::mysql::user::UserRepository;
 use crate::service::error::ServiceError;
 use crate::service::password::PasswordHasher;
 
 pub use self::import::{ImportLimits, ImportOptions};
+pub use self::jobs::{ImportStarted, JobLimits};
 
 /// The export's columns (the original's names, its 密码 column dropped).
 pub const EXPORT_HEADER: [&str; 4] = ["用户Id", "用户名", "性别", "创建时间"];
@@ -63,15 +67,24 @@ pub trait ExcelService: Interface {
     /// read; 500 / 30000 when the workbook cannot be written.
     async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError>;
 
-    /// Imports the users of the uploaded workbook `file` ([`import::import_users`]).
+    /// Imports the users of the uploaded workbook `file` for `user` ([`import::import_users`])
+    /// as a job that the caller waits for while it is small ([`jobs`]).
     ///
     /// # Errors
-    /// As [`import::import_users`]; whatever the error, nothing was written.
+    /// As [`import::import_users`] and [`jobs::start`]; whatever the error, nothing was
+    /// written.
     async fn import(
         &self,
+        user: i64,
         file: File,
         options: ImportOptions,
-    ) -> Result<ImportReport, ServiceError>;
+    ) -> Result<ImportStarted, ServiceError>;
+
+    /// The import job `id` of `user`.
+    ///
+    /// # Errors
+    /// 404 / 10005 when it does not exist or is someone else's.
+    async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError>;
 }
 
 /// [`ExcelService`] over the user repository.
@@ -82,8 +95,11 @@ pub struct ExcelServiceImpl {
     users: Arc<dyn UserRepository>,
     #[shaku(inject)]
     passwords: Arc<dyn PasswordHasher>,
+    #[shaku(inject)]
+    jobs: Arc<dyn ImportJobRepository>,
     limits: ExportLimits,
     import_limits: ImportLimits,
+    job_limits: JobLimits,
 }
 
 /// Why the export failed to write: 30000.
@@ -116,18 +132,21 @@ impl ExcelService for ExcelServiceImpl {
 
     async fn import(
         &self,
+        user: i64,
         file: File,
         options: ImportOptions,
-    ) -> Result<ImportReport, ServiceError> {
-        import::import_users(
-            self.users.clone(),
-            self.passwords.clone(),
-            file,
-            options,
-            &self.import_limits,
-            &(),
-        )
-        .await
+    ) -> Result<ImportStarted, ServiceError> {
+        let parts = jobs::JobParts {
+            users: self.users.clone(),
+            passwords: self.passwords.clone(),
+            jobs: self.jobs.clone(),
+            limits: self.import_limits.clone(),
+        };
+        jobs::start(parts, &self.job_limits, user, file, options).await
+    }
+
+    async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError> {
+        jobs::view(&*self.jobs, &self.job_limits, user, id).await
     }
 }
 

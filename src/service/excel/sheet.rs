@@ -438,6 +438,26 @@ mod tests {
     }
 
     #[test]
+    fn dates_far_outside_excels_range_are_bad_dates_not_panics() {
+        use calamine::{ExcelDateTime, ExcelDateTimeType};
+        let date = |serial: f64| {
+            value_of(&DataRef::DateTime(ExcelDateTime::new(
+                serial,
+                ExcelDateTimeType::DateTime,
+                false,
+            )))
+        };
+        // calamine's own conversion panics on these (a TimeDelta out of bounds).
+        for serial in [-1e300, 1e300, f64::NAN, f64::NEG_INFINITY, -1.0] {
+            assert_eq!(date(serial), Value::BadDate, "{serial}");
+        }
+        assert_eq!(
+            date(45720.5),
+            Value::DateTime(parse_date_time("2025-03-04 12:00:00").unwrap())
+        );
+    }
+
+    #[test]
     fn numbers_read_as_typed() {
         assert_eq!(number_text(123456.0), "123456");
         assert_eq!(number_text(1.5), "1.5");

@@ -1,0 +1,272 @@
+//! Every import is a job (`import_jobs`): it runs in a task of its own, its progress is stored
+//! as it goes, and the request waits for it only while it stays small. Past `excel.async_rows`
+//! rows read the request answers 202 with the job, which goes on in the background; its
+//! progress is read with `GET /excel/import/{id}` and pushed by the socket app.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use super::import::{ImportLimits, ImportOptions, ImportProgress, import_users};
+use crate::model::excel::{ImportJobRow, ImportJobView, ImportReport, JobStatus};
+use crate::repository::mysql::import_job::ImportJobRepository;
+use crate::repository::mysql::user::UserRepository;
+use crate::service::error::ServiceError;
+use crate::service::password::PasswordHasher;
+
+/// How jobs run (`excel.async_rows`, `max_running_imports`, `job_retention`).
+#[derive(Clone, Debug)]
+pub struct JobLimits {
+    /// Rows read after which the request stops waiting: 202 and the job.
+    pub async_rows: usize,
+    /// Imports running at once in this process; more: 503 / 10009.
+    pub running: Arc<Semaphore>,
+    /// How long finished jobs are kept.
+    pub retention: Duration,
+    /// A job still running this long after it started is abandoned
+    /// ([`stale_after`]`(excel.import_timeout)`).
+    pub stale_after: Duration,
+    /// The jobs this process runs, with their live progress.
+    pub local: RunningJobs,
+}
+
+/// The jobs a process runs: their progress as it is now, even where the database cannot
+/// store it while they run (SQLite).
+#[derive(Clone, Debug, Default)]
+pub struct RunningJobs(Arc<Mutex<HashMap<String, Progress>>>);
+
+/// A job's (rows read, rows written), as it changes.
+type Progress = watch::Receiver<(usize, usize)>;
+
+impl RunningJobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Progress>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn progress(&self, id: &str) -> Option<(usize, usize)> {
+        self.lock().get(id).map(|seen| *seen.borrow())
+    }
+}
+
+/// When a running job counts as abandoned: an import cannot outlive `import_timeout`, so one
+/// still running a minute past it lost its process (and its transaction with it).
+pub fn stale_after(import_timeout: Duration) -> Duration {
+    import_timeout + Duration::from_secs(60)
+}
+
+/// How often a running job stores its progress.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// What `POST /excel/import` started.
+#[derive(Debug)]
+pub enum ImportStarted {
+    /// It ended within the request: committed, with its report.
+    Finished(ImportReport),
+    /// It goes on in the background.
+    Running(ImportJobView),
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn job_id() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Progress through a watch channel: (rows read, rows written).
+struct Watched(watch::Sender<(usize, usize)>);
+
+impl ImportProgress for Watched {
+    fn advanced(&self, rows: usize, written: usize) {
+        self.0.send_replace((rows, written));
+    }
+}
+
+/// The parts a job needs.
+pub struct JobParts {
+    /// The users.
+    pub users: Arc<dyn UserRepository>,
+    /// The hasher.
+    pub passwords: Arc<dyn PasswordHasher>,
+    /// The jobs.
+    pub jobs: Arc<dyn ImportJobRepository>,
+    /// The import's limits.
+    pub limits: ImportLimits,
+}
+
+/// Starts the import of `file` for `user` as a job, and waits for it while it is small.
+///
+/// # Errors
+/// 503 / 10009 at `excel.max_running_imports`; 503 / 10004 when the job cannot be stored;
+/// the import's own errors when it ends within the request.
+pub async fn start(
+    parts: JobParts,
+    job_limits: &JobLimits,
+    user: i64,
+    file: File,
+    options: ImportOptions,
+) -> Result<ImportStarted, ServiceError> {
+    let permit = job_limits
+        .running
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ServiceError::AtCapacity("excel.max_running_imports"))?;
+    let now = now_ms();
+    // Old jobs go as new ones come.
+    let retention = i64::try_from(job_limits.retention.as_millis()).unwrap_or(i64::MAX);
+    parts.jobs.prune(now.saturating_sub(retention)).await?;
+    let row = ImportJobRow {
+        id: job_id(),
+        user_id: user,
+        status: JobStatus::Running.as_str().into(),
+        rows_read: 0,
+        rows_written: 0,
+        result: None,
+        created_at: now,
+        updated_at: now,
+    };
+    parts.jobs.create(&row).await?;
+    let (progress, mut seen) = watch::channel((0usize, 0usize));
+    let id = row.id.clone();
+    let local = job_limits.local.clone();
+    local.lock().insert(id.clone(), seen.clone());
+    let mut task = tokio::spawn(async move {
+        let outcome = run(parts, &id, file, options, progress).await;
+        local.lock().remove(&id);
+        drop(permit);
+        outcome
+    });
+    loop {
+        tokio::select! {
+            // Progress first: an import that read past async_rows answers 202 however soon it
+            // ends, so the answer's shape depends on the file, not on timing.
+            biased;
+            changed = seen.changed(), if seen.has_changed().is_ok() => {
+                let (rows, written) = *seen.borrow_and_update();
+                if changed.is_ok() && rows > job_limits.async_rows {
+                    // The task goes on detached; the caller gets the job.
+                    let mut view = ImportJobView::of(&row, now_ms(), i64::MAX);
+                    view.rows = rows as u64;
+                    view.written = written as u64;
+                    return Ok(ImportStarted::Running(view));
+                }
+            }
+            ended = &mut task => {
+                return match ended {
+                    Ok(outcome) => outcome.map(ImportStarted::Finished),
+                    Err(e) => Err(ServiceError::Internal(Box::new(e))),
+                };
+            }
+        }
+    }
+}
+
+/// Runs the import, storing its progress every [`PROGRESS_EVERY`] and its end.
+async fn run(
+    parts: JobParts,
+    id: &str,
+    file: File,
+    options: ImportOptions,
+    progress: watch::Sender<(usize, usize)>,
+) -> Result<ImportReport, ServiceError> {
+    let latest = progress.subscribe();
+    let watched = Watched(progress);
+    let import = import_users(
+        parts.users.clone(),
+        parts.passwords.clone(),
+        file,
+        options,
+        &parts.limits,
+        &watched,
+    );
+    tokio::pin!(import);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut import => break outcome,
+            _ = tick.tick() => {
+                let (rows, written) = *latest.borrow();
+                // A failed progress write is not the import's failure: the next one may pass.
+                let _ = parts.jobs.progress(id, rows as i64, written as i64, now_ms()).await;
+            }
+        }
+    };
+    let (rows, written) = *latest.borrow();
+    let (status, result) = match &outcome {
+        Ok(report) => (
+            JobStatus::Done,
+            serde_json::to_string(report).unwrap_or_default(),
+        ),
+        Err(e) => (JobStatus::Failed, failure_json(e)),
+    };
+    let (rows, written) = match &outcome {
+        Ok(report) => (
+            report.rows,
+            report.inserted + report.updated + report.skipped,
+        ),
+        Err(_) => (rows, written),
+    };
+    // When this write fails the job shows as abandoned; the import ended as `outcome` says.
+    let _ = parts
+        .jobs
+        .finish(id, status, rows as i64, written as i64, &result, now_ms())
+        .await;
+    outcome
+}
+
+/// A failure as the envelope's `error` object shows it (in English; `code` is the key).
+fn failure_json(e: &ServiceError) -> String {
+    let code = e.code();
+    let message = match e.public_detail() {
+        Some(detail) => format!("{}: {detail}", code.en),
+        None => code.en.to_owned(),
+    };
+    let mut error = serde_json::json!({
+        "code": code.code.to_string(),
+        "message": message,
+    });
+    if let ServiceError::ImportRejected(report) = e {
+        error["details"] = serde_json::to_value(report).unwrap_or_default();
+    }
+    error.to_string()
+}
+
+/// The job `id` as its owner `user` sees it.
+///
+/// # Errors
+/// 404 / 10005 when there is no such job or it is someone else's.
+pub async fn view(
+    jobs: &dyn ImportJobRepository,
+    job_limits: &JobLimits,
+    user: i64,
+    id: &str,
+) -> Result<ImportJobView, ServiceError> {
+    let row = jobs
+        .find(id)
+        .await?
+        .filter(|row| row.user_id == user)
+        .ok_or(ServiceError::NotFound)?;
+    let mut view = ImportJobView::of(&row, now_ms(), millis(job_limits.stale_after));
+    if view.status == JobStatus::Running
+        && let Some((rows, written)) = job_limits.local.progress(id)
+    {
+        view.rows = rows as u64;
+        view.written = written as u64;
+    }
+    Ok(view)
+}
+
+/// `d` in milliseconds.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
