@@ -530,6 +530,7 @@ def main():
                     help="the checkout the baseline was built from (its configs/ are used)")
     ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "socket", "excel", "all"], default="all")
     ap.add_argument("--excel-rows", type=int, default=1_000_000, help="users exported (excel suite)")
+    ap.add_argument("--import-rows", type=int, default=100_000, help="users imported (excel suite)")
     ap.add_argument("--excel-page-size", type=int, help="excel.export_page_size (default: the profile's)")
     ap.add_argument("--bare-tonic", help="the bare tonic SayHello server (grpc suite)")
     ap.add_argument("--grpc-go", help="the grpc-go SayHello server (grpc suite)")
@@ -736,9 +737,90 @@ def excel_suite(args, work):
     print(f"  XlsxWriter  constant_memory    median {med(anchor_walls):.2f} s (min {min(anchor_walls):.2f}), "
           f"peak RSS {max(anchor_rss) / 1024:.1f} MiB")
     print(f"  ratio (XlsxWriter time / ours) {ratio:.2f}")
-    return {"excel_export_s": med(walls), "excel_export_cpu_s": med(cpus), "excel_peak_rss_mib": peak / 1024,
-            "excel_idle_rss_mib": idle / 1024, "xlsxwriter_s": med(anchor_walls),
-            "xlsxwriter_peak_rss_mib": max(anchor_rss) / 1024, "excel_speed_ratio": ratio}
+    figures = {"excel_export_s": med(walls), "excel_export_cpu_s": med(cpus), "excel_peak_rss_mib": peak / 1024,
+               "excel_idle_rss_mib": idle / 1024, "xlsxwriter_s": med(anchor_walls),
+               "xlsxwriter_peak_rss_mib": max(anchor_rss) / 1024, "excel_speed_ratio": ratio}
+    figures.update(excel_import(args, workdir, python))
+    return figures
+
+
+def multipart(field, filename, data):
+    boundary = "goexbench" + os.urandom(8).hex()
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            "Content-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\r\n").encode()
+    return f"multipart/form-data; boundary={boundary}", head + data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def excel_import(args, workdir, python):
+    """POST /excel/import of `--import-rows` users (an XlsxWriter file) into a fresh MariaDB
+    database each round: the request's time (upload, parse, validate, one transaction) and the
+    server's peak RSS."""
+    dsn = os.environ.get("APP__MYSQL__DSN")
+    if not dsn:
+        raise SystemExit("bench: the excel import needs MariaDB: eval \"$(scripts/services.sh up)\" first")
+    rows = args.import_rows
+    book = os.path.join(workdir, "import.xlsx")
+    subprocess.run([python, os.path.join(ROOT, "bench/excel_import_file.py"), book, str(rows)], check=True)
+    with open(book, "rb") as f:
+        data = f.read()
+    content_type, body = multipart("uploadFile", "import.xlsx", data)
+    print(f"excel import: {rows} users x 3 columns ({len(data) / 1048576:.1f} MiB) into MariaDB, "
+          f"{args.rounds} rounds, a fresh database each")
+    walls, cpus, peaks, idles = [], [], [], []
+    for round_ in range(args.rounds):
+        port = free_port()
+        env = stack_env(port, workdir)
+        env.update({
+            "APP__DATABASE__DRIVER": "mysql",
+            "APP__DATABASE__MIGRATE_ON_START": "true",
+            "APP__MYSQL__DSN": dsn.rsplit("/", 1)[0] + f"/go_example_import_{os.getpid()}_{round_}",
+            "APP__MYSQL__IS_DEBUG": "false",
+            "APP__REDIS__ENABLED": "false",
+            "APP__MONGODB__ENABLED": "false",
+            "APP__EXCEL__ASYNC_ROWS": str(rows + 1),
+            "APP__EXCEL__MAX_UPLOAD_SIZE": str(len(body) + 1024),
+        })
+        create_database(env["APP__MYSQL__DSN"])
+        server = Server("go_example http (MariaDB)", [args.stack, "http", "--env", "debug"], port, env, ROOT)
+        server.start()
+        try:
+            token = sign_in(port)
+            idles.append(peak_rss_kib(server.proc.pid))
+            c0, t0 = server.cpu_ticks(), time.monotonic()
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/excel/import", data=body, method="POST",
+                                         headers={"Authorization": token, "Content-Type": content_type})
+            with urllib.request.urlopen(req, timeout=900) as r:
+                report = json.load(r)["data"]
+            walls.append(time.monotonic() - t0)
+            cpus.append((server.cpu_ticks() - c0) / TICKS)
+            peaks.append(peak_rss_kib(server.proc.pid))
+            if report.get("inserted") != rows or not report.get("committed"):
+                raise SystemExit(f"bench: the import did not insert {rows} rows: {report}")
+        finally:
+            server.stop()
+            drop_database(env["APP__MYSQL__DSN"])
+    med = statistics.median
+    print(f"  go_example  POST /excel/import  median {med(walls):.2f} s (min {min(walls):.2f}; goal <= 10 s), "
+          f"server CPU {med(cpus):.2f} s, peak RSS {max(peaks) / 1024:.1f} MiB (idle {med(idles) / 1024:.1f} MiB)")
+    return {"excel_import_s": med(walls), "excel_import_cpu_s": med(cpus),
+            "excel_import_peak_rss_mib": max(peaks) / 1024, "excel_import_idle_rss_mib": med(idles) / 1024}
+
+
+def mariadb_cli(dsn, sql):
+    m = re.match(r"mysql://([^:@]+)(?::([^@]*))?@([^:/]+):(\d+)/", dsn)
+    user, password, host, port = m.group(1), m.group(2), m.group(3), m.group(4)
+    argv = ["mariadb", "--no-defaults", f"-h{host}", f"-P{port}", f"-u{user}", "-e", sql]
+    if password:
+        argv.insert(2, f"-p{password}")
+    subprocess.run(argv, check=True)
+
+
+def create_database(dsn):
+    mariadb_cli(dsn, f"CREATE DATABASE {dsn.rsplit('/', 1)[1]} CHARACTER SET utf8mb4")
+
+
+def drop_database(dsn):
+    mariadb_cli(dsn, f"DROP DATABASE IF EXISTS {dsn.rsplit('/', 1)[1]}")
 
 
 if __name__ == "__main__":

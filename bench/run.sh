@@ -60,3 +60,6 @@ eval "$(scripts/services.sh up)"
 [ $started_services = 1 ] && trap 'scripts/services.sh down' EXIT
 echo
 python3 bench/run.py --suite data "${BINS[@]}" "$@"
+echo
+# The Excel suite: the export (SQLite) against XlsxWriter, and the import into MariaDB.
+python3 bench/run.py --suite excel "${BINS[@]}" "$@"

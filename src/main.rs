@@ -71,6 +71,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cmd::certs::generate(&out, &san, days).map(|text| print!("{text}"))
             }
             Command::Migrate => cmd::migrate::run(&config, &logger).await.map(|_| ()),
+            Command::Excel(cmd::ExcelCommand::Export { out, gender }) => {
+                let filter = go_example::model::user::UserFilter {
+                    gender,
+                    ..Default::default()
+                };
+                cmd::excel::export(&config, &logger, &out, filter)
+                    .await
+                    .map(|_| ())
+            }
+            Command::Excel(cmd::ExcelCommand::Import {
+                file,
+                mode,
+                on_existing,
+            }) => cmd::excel::import(&config, &logger, &file, mode, on_existing).await,
             Command::Version => Ok(()),
             Command::Keys(cmd::KeysCommand::Generate { name, algorithm }) => {
                 cmd::keys::generate(&config, &name, algorithm).map(|text| print!("{text}"))

@@ -1,6 +1,7 @@
 //! The command line (the original's cobra `cmd/`): one file per subcommand.
 
 pub mod certs;
+pub mod excel;
 pub mod grpc;
 pub mod http;
 pub mod keys;
@@ -76,6 +77,48 @@ pub enum Command {
     /// Make TLS certificates for the gRPC app.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Export or import users as Excel workbooks, on the configured database.
+    #[command(subcommand)]
+    Excel(ExcelCommand),
+}
+
+/// `go_example excel ...` (docs/excel.md).
+#[derive(Debug, Subcommand)]
+pub enum ExcelCommand {
+    /// Write the users (columns 用户Id, 用户名, 性别, 创建时间) to an .xlsx file.
+    Export {
+        /// The file to write.
+        #[arg(long, value_name = "FILE", default_value = "users.xlsx")]
+        out: PathBuf,
+        /// Only this gender: 0 unknown, 1 male, 2 female.
+        #[arg(long, value_parser = clap::value_parser!(i16).range(0..=2))]
+        gender: Option<i16>,
+    },
+    /// Import users from an .xlsx file (用户名 and 性别 required; 用户Id, 密码, 创建时间
+    /// optional) and print the report as JSON.
+    Import {
+        /// The workbook.
+        file: PathBuf,
+        /// all_or_nothing (default: excel.import_mode) or skip_invalid.
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<crate::model::excel::ImportMode>,
+        /// skip (default: excel.on_existing) or update.
+        #[arg(long, value_parser = parse_on_existing)]
+        on_existing: Option<crate::model::excel::OnExisting>,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<crate::model::excel::ImportMode, String> {
+    serde_plain_enum(s, "all_or_nothing or skip_invalid")
+}
+
+fn parse_on_existing(s: &str) -> Result<crate::model::excel::OnExisting, String> {
+    serde_plain_enum(s, "skip or update")
+}
+
+fn serde_plain_enum<T: serde::de::DeserializeOwned>(s: &str, expected: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("{s}: expected {expected}"))
 }
 
 /// `go_example certs ...`.

@@ -660,3 +660,56 @@ async fn a_large_import_runs_in_the_background_and_its_progress_reaches_the_sock
     drop(ws);
     socket.shut_down().await.unwrap();
 }
+
+#[test]
+fn the_cli_imports_and_exports_with_progress() {
+    use crate::helpers::app_command;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db").display().to_string();
+    let run = |args: &[&str]| {
+        let out = app_command()
+            .args(args)
+            .args(["--env", "test"])
+            .env("APP__SQLITE__PATH", &db)
+            .env("APP__CERTS__DIR", dir.path().join("certs"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = run(&["migrate"]);
+    assert!(ok, "{err}");
+    let file = dir.path().join("in.xlsx");
+    let rows = vec![
+        vec!["cliuser01", "1", "abc12345"],
+        vec!["cliuser02", "2", ""],
+        vec!["bad", "0", ""],
+    ];
+    std::fs::write(&file, workbook(&["用户名", "性别", "密码"], &rows)).unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, out, err) = run(&["excel", "import", path]);
+    assert!(!ok, "a bad row refuses the file: {out}{err}");
+    assert!(err.contains("1 of 3 rows are invalid"), "{err}");
+    assert!(out.contains(r#""committed": false"#), "{out}");
+    let (ok, out, err) = run(&["excel", "import", path, "--mode", "skip_invalid"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(r#""inserted": 2"#), "{out}");
+    let (ok, _, err) = run(&["excel", "import", path, "--mode", "sometimes"]);
+    assert!(
+        !ok && err.contains("expected all_or_nothing or skip_invalid"),
+        "{err}"
+    );
+
+    let exported = dir.path().join("out.xlsx");
+    let (ok, out, err) = run(&["excel", "export", "--out", exported.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("exported 2 users"), "{err}");
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&exported).unwrap();
+    use calamine::Reader;
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let names: Vec<String> = sheet.rows().skip(1).map(|r| r[1].to_string()).collect();
+    assert_eq!(names, ["cliuser01", "cliuser02"]);
+}

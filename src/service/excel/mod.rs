@@ -22,14 +22,14 @@ pub mod jobs;
 pub mod progress;
 pub mod sheet;
 
-use crate::model::excel::ImportJobView;
+use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::user::{User, UserFilter};
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::repository::mysql::user::UserRepository;
 use crate::service::error::ServiceError;
 use crate::service::password::PasswordHasher;
 
-pub use self::import::{ImportLimits, ImportOptions};
+pub use self::import::{ImportLimits, ImportOptions, ImportProgress};
 pub use self::jobs::{ImportStarted, JobLimits};
 
 /// The export's columns (the original's names, its 密码 column dropped).
@@ -80,6 +80,28 @@ pub trait ExcelService: Interface {
         options: ImportOptions,
     ) -> Result<ImportStarted, ServiceError>;
 
+    /// Runs an import to its end here, with `progress` told as it goes (the CLI: no job row,
+    /// no `excel.async_rows`).
+    ///
+    /// # Errors
+    /// As [`import::import_users`].
+    async fn import_now(
+        &self,
+        file: File,
+        options: ImportOptions,
+        progress: &dyn ImportProgress,
+    ) -> Result<ImportReport, ServiceError>;
+
+    /// [`ExcelService::export`], `progress` told the rows written so far (the CLI).
+    ///
+    /// # Errors
+    /// As [`ExcelService::export`].
+    async fn export_with(
+        &self,
+        filter: UserFilter,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<ExportFile, ServiceError>;
+
     /// The import job `id` of `user`.
     ///
     /// # Errors
@@ -127,7 +149,7 @@ impl ExcelService for ExcelServiceImpl {
     async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError> {
         // A client that goes away drops this future: the pages stop, the writer sees the
         // listing end unfinished and drops its file.
-        export_users(self.users.clone(), filter, self.limits.clone()).await
+        export_users(self.users.clone(), filter, self.limits.clone(), &|_| ()).await
     }
 
     async fn import(
@@ -145,6 +167,31 @@ impl ExcelService for ExcelServiceImpl {
         jobs::start(parts, &self.job_limits, user, file, options).await
     }
 
+    async fn import_now(
+        &self,
+        file: File,
+        options: ImportOptions,
+        progress: &dyn ImportProgress,
+    ) -> Result<ImportReport, ServiceError> {
+        import::import_users(
+            self.users.clone(),
+            self.passwords.clone(),
+            file,
+            options,
+            &self.import_limits,
+            progress,
+        )
+        .await
+    }
+
+    async fn export_with(
+        &self,
+        filter: UserFilter,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<ExportFile, ServiceError> {
+        export_users(self.users.clone(), filter, self.limits.clone(), progress).await
+    }
+
     async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError> {
         jobs::view(&*self.jobs, &self.job_limits, user, id).await
     }
@@ -155,6 +202,7 @@ async fn export_users(
     users: Arc<dyn UserRepository>,
     filter: UserFilter,
     limits: ExportLimits,
+    progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<ExportFile, ServiceError> {
     // Two pages in flight at most: the database and the writer overlap, memory stays flat.
     let (pages, received) = mpsc::channel::<Vec<User>>(2);
@@ -180,6 +228,7 @@ async fn export_users(
             if pages.send(page).await.is_err() {
                 break; // the writer failed: its error is below
             }
+            progress(rows);
         }
         if last_page {
             // The empty page says the listing is complete.
