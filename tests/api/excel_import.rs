@@ -713,3 +713,42 @@ fn the_cli_imports_and_exports_with_progress() {
     let names: Vec<String> = sheet.rows().skip(1).map(|r| r[1].to_string()).collect();
     assert_eq!(names, ["cliuser01", "cliuser02"]);
 }
+
+/// The upload page in Debian's headless Chromium: sign in, pick a workbook, import it, export
+/// (scripts/excel-page-check.py drives it over the DevTools protocol with real clicks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_page_imports_and_exports_in_a_browser() {
+    let app = spawn_app_with(&[]).await;
+    seed_user_in(&app.module, "pagecheck1", "abc12345").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.xlsx");
+    let rows = vec![
+        vec!["pageuser01", "1"],
+        vec!["pageuser02", "2"],
+        vec!["pageuser03", "0"],
+    ];
+    std::fs::write(&file, workbook(&["用户名", "性别"], &rows)).unwrap();
+    let chromium = crate::helpers::browser();
+    let python = python_venv("socket", &[crate::helpers::WEBSOCKETS_PIN]);
+    let page = format!("{}/excel/import_index", app.address);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(manifest_dir().join("scripts/excel-page-check.py"))
+            .arg(page)
+            .args(["pagecheck1", "abc12345"])
+            .arg(&file)
+            .arg("3")
+            .env("CHROMIUM", chromium)
+            .output()
+            .expect("the page check runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "excel-page-check.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(all_users(&app).await.len(), 4);
+}
