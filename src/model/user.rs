@@ -36,6 +36,20 @@ pub struct NewUser<'a> {
     pub gender: i16,
 }
 
+/// A user as a listing (the Excel export) reads it: no password hash, not even loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserListing {
+    /// Primary key.
+    pub id: i64,
+    /// Unique login name.
+    pub username: String,
+    /// 1 male, 2 female, 0 unknown.
+    pub gender: i16,
+    /// When the row was written first.
+    pub created_at: NaiveDateTime,
+}
+
 /// Which users a listing (the Excel export) covers; `None` fields do not filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserFilter {

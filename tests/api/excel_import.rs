@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use go_example::model::excel::NO_PASSWORD;
-use go_example::model::user::{User, UserFilter};
+use go_example::model::user::{User, UserFilter, UserListing};
 use go_example::repository::mysql::user::UserRepository;
 use go_example::service::auth::AuthService;
 use serde_json::Value;
@@ -54,7 +54,7 @@ async fn upload(app: &TestApp, token: &str, query: &str, bytes: Vec<u8>) -> reqw
         .unwrap()
 }
 
-async fn all_users(app: &TestApp) -> Vec<User> {
+async fn all_users(app: &TestApp) -> Vec<UserListing> {
     let users: &dyn UserRepository = app.module.resolve_ref();
     users
         .page(&UserFilter::default(), 0, 1_000_000)

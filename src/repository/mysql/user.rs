@@ -14,7 +14,7 @@ use shaku::{Component, Interface};
 
 use crate::model::excel::{BatchOutcome, ImportedUser, NO_PASSWORD, OnExisting};
 use crate::model::schema::users;
-use crate::model::user::{NewUser, User, UserFilter};
+use crate::model::user::{NewUser, User, UserFilter, UserListing};
 use crate::repository::client::DatabaseClient;
 use crate::repository::error::RepoError;
 
@@ -49,7 +49,7 @@ pub trait UserRepository: Interface {
         filter: &UserFilter,
         after_id: i64,
         limit: i64,
-    ) -> Result<Vec<User>, RepoError>;
+    ) -> Result<Vec<UserListing>, RepoError>;
 
     /// Opens an import: one transaction on the primary that batches are written into, then
     /// committed or rolled back as a whole.
@@ -174,12 +174,12 @@ impl UserRepository for DieselUserRepository {
         filter: &UserFilter,
         after_id: i64,
         limit: i64,
-    ) -> Result<Vec<User>, RepoError> {
+    ) -> Result<Vec<UserListing>, RepoError> {
         let db = self.db.database();
         let rows = with_read_connection!(db, |conn| {
             let mut query = users::table
                 .into_boxed()
-                .select(User::as_select())
+                .select(UserListing::as_select())
                 .filter(users::id.gt(after_id))
                 .order(users::id.asc())
                 .limit(limit);

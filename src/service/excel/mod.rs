@@ -23,7 +23,7 @@ pub mod progress;
 pub mod sheet;
 
 use crate::model::excel::{ImportJobView, ImportReport};
-use crate::model::user::{User, UserFilter};
+use crate::model::user::{UserFilter, UserListing};
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::repository::mysql::user::UserRepository;
 use crate::service::error::ServiceError;
@@ -205,7 +205,7 @@ async fn export_users(
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<ExportFile, ServiceError> {
     // Two pages in flight at most: the database and the writer overlap, memory stays flat.
-    let (pages, received) = mpsc::channel::<Vec<User>>(2);
+    let (pages, received) = mpsc::channel::<Vec<UserListing>>(2);
     let temp_dir = limits.temp_dir.clone();
     let writer = tokio::task::spawn_blocking(move || write_workbook(received, temp_dir));
     let page_size = i64::try_from(limits.page_size).unwrap_or(i64::MAX);
@@ -246,7 +246,7 @@ async fn export_users(
 /// Writes the pages from `pages` (ended by an empty one) and zips the workbook into an
 /// anonymous temp file.
 fn write_workbook(
-    mut pages: mpsc::Receiver<Vec<User>>,
+    mut pages: mpsc::Receiver<Vec<UserListing>>,
     temp_dir: Option<PathBuf>,
 ) -> Result<(File, u64), ExportError> {
     let mut workbook = Workbook::new();
