@@ -175,6 +175,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                         max_entries: config.excel.max_zip_entries,
                         max_unpacked: config.excel.max_unpacked_size,
                         max_ratio: config.excel.max_compression_ratio,
+                        max_shared_strings: config.excel.max_shared_strings_size,
                     },
                     timeout: config.excel.import_timeout,
                 },

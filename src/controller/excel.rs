@@ -25,7 +25,7 @@ use crate::model::forms::{ExportQuery, ImportQuery};
 use crate::model::user::UserFilter;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
-use crate::service::excel::{ExcelService, ExportFile, ImportOptions, ImportStarted};
+use crate::service::excel::{ExcelService, ExportFile, ImportOptions, ImportSlot, ImportStarted};
 
 /// The xlsx media type.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -46,10 +46,17 @@ pub trait ExcelController: Interface {
     /// As the service.
     async fn import(
         &self,
+        slot: ImportSlot,
         user: i64,
         file: File,
         query: ImportQuery,
     ) -> Result<ImportStarted, ServiceError>;
+
+    /// A place for an import, taken before its upload is received.
+    ///
+    /// # Errors
+    /// 503 / 10009 at `excel.max_running_imports`.
+    fn reserve_import(&self) -> Result<ImportSlot, ServiceError>;
 
     /// `GET /excel/import/{id}`: the job of `user`.
     ///
@@ -94,8 +101,13 @@ impl ExcelController for ExcelControllerImpl {
         Ok((self.excel.export(filter).await?, &self.file_name))
     }
 
+    fn reserve_import(&self) -> Result<ImportSlot, ServiceError> {
+        self.excel.reserve_import()
+    }
+
     async fn import(
         &self,
+        slot: ImportSlot,
         user: i64,
         file: File,
         query: ImportQuery,
@@ -106,7 +118,7 @@ impl ExcelController for ExcelControllerImpl {
                 .on_existing
                 .unwrap_or(self.import_defaults.on_existing),
         };
-        self.excel.import(user, file, options).await
+        self.excel.import(slot, user, file, options).await
     }
 
     async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError> {
@@ -213,8 +225,10 @@ async fn import<M>(
 where
     M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
 {
+    // The place first: uploads being received count against excel.max_running_imports too.
+    let slot = controller.reserve_import()?;
     let file = receive_upload(&req, payload, controller.upload_limits()).await?;
-    match controller.import(user.0.id, file, query).await? {
+    match controller.import(slot, user.0.id, file, query).await? {
         ImportStarted::Finished(report) => {
             Ok(HttpResponse::Ok().json(ImportResponse { data: report }))
         }
@@ -312,32 +326,25 @@ async fn receive_upload(
             let keep = !found && field.name() == Some(UPLOAD_FIELD);
             found |= keep;
             while let Some(chunk) = field.try_next().await? {
-                if keep {
-                    writer.write_all(&chunk).await.map_err(|e| {
-                        actix_multipart::MultipartError::Field {
-                            name: UPLOAD_FIELD.into(),
-                            source: actix_web::error::ErrorInternalServerError(e),
-                        }
-                    })?;
+                if keep && let Err(e) = writer.write_all(&chunk).await {
+                    return Ok(Err(e));
                 }
             }
         }
-        writer
-            .flush()
-            .await
-            .map_err(|e| actix_multipart::MultipartError::Field {
-                name: UPLOAD_FIELD.into(),
-                source: actix_web::error::ErrorInternalServerError(e),
-            })?;
-        Ok::<bool, actix_multipart::MultipartError>(found)
+        // The temp file's own failures (a full disk) are the server's: 500.
+        if let Err(e) = writer.flush().await {
+            return Ok(Err(e));
+        }
+        Ok::<_, actix_multipart::MultipartError>(Ok(found))
     };
     match tokio::time::timeout(limits.timeout, receive).await {
         Err(_) => Err(ServiceError::RequestTimeout {
             timeout: limits.timeout,
         }),
         Ok(_) if overflowed.get() => Err(too_large()),
-        Ok(Ok(true)) => Ok(file),
-        Ok(Ok(false)) => Err(ServiceError::NoUpload(
+        Ok(Ok(Err(e))) => Err(internal(e)),
+        Ok(Ok(Ok(true))) => Ok(file),
+        Ok(Ok(Ok(false))) => Err(ServiceError::NoUpload(
             "no file in the multipart form field uploadFile",
         )),
         Ok(Err(e)) => Err(ServiceError::NoUpload(match e {

@@ -94,6 +94,8 @@ pub struct ExcelConfig {
     pub max_unpacked_size: u64,
     /// The largest unpacked/packed ratio of an entry over 1 MiB unpacked.
     pub max_compression_ratio: u64,
+    /// Unpacked bytes of an upload's shared-strings table at most (held in memory while read).
+    pub max_shared_strings_size: u64,
     /// Rows read after which `POST /excel/import` stops waiting and answers 202 with the job,
     /// which goes on in the background.
     pub async_rows: usize,

@@ -268,6 +268,8 @@ async fn bad_rows_refuse_the_whole_file_or_are_left_out() {
         vec!["gooduser3", "2", "", "2999-01-01"],
         vec!["GoodUser1", "0", "", ""],
         vec!["gooduser4", "0", "abc12345", "2024-02-29 12:00:00"],
+        // White space only: a blank row, not counted.
+        vec!["   ", " ", "", ""],
     ];
     let bytes = workbook(&header, &rows);
 
@@ -751,4 +753,58 @@ async fn the_upload_page_imports_and_exports_in_a_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(all_users(&app).await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_count_against_the_running_imports_limit() {
+    let app = spawn_app_with(&[("APP__EXCEL__MAX_RUNNING_IMPORTS", "1".to_owned())]).await;
+    let token = token(&app, "importer9").await;
+    // An upload that sends its start and then stalls holds the one place while it arrives.
+    let (gate, stalled) = tokio::sync::oneshot::channel::<()>();
+    let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(vec![b'P'; 1024]) });
+    let rest = futures_util::stream::once(async move {
+        let _ = stalled.await;
+        Err::<Vec<u8>, _>(std::io::Error::other("the client gave up"))
+    });
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(
+        futures_util::StreamExt::chain(head, rest),
+    ))
+    .file_name("slow.xlsx");
+    let slow = tokio::spawn({
+        let request = app
+            .client
+            .post(format!("{}/excel/import", app.address))
+            .header("Authorization", &token)
+            .multipart(reqwest::multipart::Form::new().part("uploadFile", part));
+        async move { request.send().await }
+    });
+    let good = workbook(&["用户名", "性别"], &[vec!["someone1", "1"]]);
+    let mut refused = None;
+    for _ in 0..100 {
+        let res = upload(&app, &token, "", good.clone()).await;
+        if res.status() == 503 {
+            refused = Some(res.json::<Value>().await.unwrap());
+            break;
+        }
+        assert_eq!(res.status(), 200, "before the slow upload took the place");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let body = refused.expect("the second upload is refused while the first arrives");
+    let message = assert_envelope(&body, "10009");
+    assert!(message.contains("excel.max_running_imports"), "{message}");
+    // The stalled client gives up: its place comes back.
+    drop(gate);
+    let _ = slow.await;
+    let mut answered = 0;
+    for _ in 0..100 {
+        answered = upload(&app, &token, "", good.clone())
+            .await
+            .status()
+            .as_u16();
+        if answered == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(answered, 200);
 }

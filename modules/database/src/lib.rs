@@ -436,14 +436,19 @@ macro_rules! __on_pool {
 /// connection ("Cannot access shared transaction state"): such a connection is taken out of the
 /// pool instead of going back, and closes when the call ends.
 #[doc(hidden)]
-pub struct SqliteCall {
-    connection: Option<Object<SqliteAsync>>,
+pub type SqliteCall = PooledCall<AsyncDieselConnectionManager<SqliteAsync>>;
+
+/// A pooled connection that goes back to the pool only once marked [`PooledCall::ended`];
+/// dropped before that, it is taken out of the pool and closed ([`SqliteCall`],
+/// [`HeldConnection`]).
+pub struct PooledCall<M: deadpool::managed::Manager> {
+    connection: Option<deadpool::managed::Object<M>>,
     ended: bool,
 }
 
-impl SqliteCall {
-    /// Holds `connection` for one statement.
-    pub fn new(connection: Object<SqliteAsync>) -> Self {
+impl<M: deadpool::managed::Manager> PooledCall<M> {
+    /// Holds `connection`.
+    pub fn new(connection: deadpool::managed::Object<M>) -> Self {
         Self {
             connection: Some(connection),
             ended: false,
@@ -451,36 +456,47 @@ impl SqliteCall {
     }
 
     /// The connection.
-    pub fn connection(&mut self) -> &mut SqliteAsync {
+    pub fn connection(&mut self) -> &mut M::Type {
         self.connection.as_mut().expect("present until dropped")
     }
 
-    /// The statement ended: the connection may go back to the pool.
+    /// Its use ended cleanly: it may go back to the pool.
     pub fn ended(&mut self) {
         self.ended = true;
     }
 }
 
-impl Drop for SqliteCall {
+impl<M: deadpool::managed::Manager> Drop for PooledCall<M> {
     fn drop(&mut self) {
         if !self.ended
             && let Some(connection) = self.connection.take()
         {
-            drop(Object::take(connection));
+            drop(deadpool::managed::Object::take(connection));
         }
     }
 }
 
 /// A connection of the primary kept checked out across several statements: a transaction that
 /// spans awaits (the Excel import). Statements run on it through [`on_held!`]. Dropped inside a
-/// transaction, the pool discards it rather than reuse it (diesel-async counts an open
-/// transaction as broken), so the server rolls the transaction back. A SQLite one never goes
-/// back to the pool (see [`SqliteCall`]); its transaction is driven with [`sqlite_blocking`].
+/// transaction, or after a statement that did not end, it never goes back to the pool: it is
+/// closed, and the server rolls the transaction back (an idle connection in the pool would
+/// keep its locks). [`HeldConnection::release`] after a clean commit or rollback lets it go
+/// back. A SQLite one's transaction is driven with [`sqlite_blocking`].
 pub enum HeldConnection {
     /// MySQL / MariaDB.
-    Mysql(Object<AsyncMysqlConnection>),
+    Mysql(PooledCall<AsyncDieselConnectionManager<AsyncMysqlConnection>>),
     /// Embedded SQLite.
     Sqlite(SqliteCall),
+}
+
+impl HeldConnection {
+    /// The transaction ended cleanly: the connection may go back to the pool when dropped.
+    pub fn release(&mut self) {
+        match self {
+            HeldConnection::Mysql(call) => call.ended(),
+            HeldConnection::Sqlite(call) => call.ended(),
+        }
+    }
 }
 
 /// Runs `task` on a held SQLite connection's synchronous connection, within
@@ -510,7 +526,9 @@ impl Database {
     /// [`DbError::Unavailable`] when no connection can be had in time.
     pub async fn hold_primary(&self) -> Result<HeldConnection, DbError> {
         Ok(match &self.pool {
-            DbPool::Mysql(pool) => HeldConnection::Mysql(self.checkout(PRIMARY_NODE, pool).await?),
+            DbPool::Mysql(pool) => {
+                HeldConnection::Mysql(PooledCall::new(self.checkout(PRIMARY_NODE, pool).await?))
+            }
             DbPool::Sqlite(pool) => {
                 HeldConnection::Sqlite(SqliteCall::new(self.checkout(PRIMARY_NODE, pool).await?))
             }
@@ -526,8 +544,8 @@ macro_rules! on_held {
     ($db:expr, $held:expr, |$conn:ident| $body:expr) => {{
         let db: &$crate::Database = &$db;
         match $held {
-            $crate::HeldConnection::Mysql(guard) => {
-                let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut *guard;
+            $crate::HeldConnection::Mysql(call) => {
+                let $conn: &mut $crate::reexport::AsyncMysqlConnection = call.connection();
                 db.bounded(async { $body.map_err($crate::DbError::from) })
                     .await
             }
@@ -899,6 +917,12 @@ fn mysql_pool(
         let sql_log = sql_log.clone();
         Box::pin(async move {
             let mut conn = AsyncMysqlConnection::establish(&url).await?;
+            // Sessions in UTC: TIMESTAMP defaults (CURRENT_TIMESTAMP) and the values the
+            // application writes (chrono's UTC) then agree, as they do on SQLite, whatever the
+            // server's own time zone.
+            conn.batch_execute("SET time_zone = '+00:00'")
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
             if let Some(log) = sql_log {
                 conn.set_instrumentation(SqlLog(log));
             }

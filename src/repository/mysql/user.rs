@@ -152,8 +152,8 @@ impl UserRepository for DieselUserRepository {
         let db = self.db.database().clone();
         let mut held = db.hold_primary().await?;
         match &mut held {
-            HeldConnection::Mysql(conn) => {
-                db.bounded(async { begin(conn).await.map_err(Into::into) })
+            HeldConnection::Mysql(call) => {
+                db.bounded(async { begin(call.connection()).await.map_err(Into::into) })
                     .await?;
             }
             // IMMEDIATE: the write lock first, waiting up to `sqlite.busy_timeout` for it, so
@@ -198,6 +198,20 @@ impl UserRepository for DieselUserRepository {
     }
 }
 
+/// A write of the import that another transaction got in the way of is a conflict the import
+/// starts over from: a unique violation (a name taken meanwhile), an InnoDB deadlock (1213) or
+/// a lock wait timeout (1205), which diesel reports by message only.
+fn retryable(e: goex_database::DbError) -> RepoError {
+    use goex_database::DbError;
+    if let DbError::Query(diesel::result::Error::DatabaseError(_, info)) = &e {
+        let message = info.message();
+        if message.contains("Deadlock found") || message.contains("Lock wait timeout") {
+            return RepoError::Conflict(message.to_owned());
+        }
+    }
+    e.into()
+}
+
 /// An imported user's row: every column given, so one multi-row INSERT serves both backends.
 #[derive(Insertable)]
 #[diesel(table_name = users)]
@@ -225,9 +239,14 @@ async fn insert_rows(
 ) -> Result<usize, goex_database::DbError> {
     let statement = diesel::insert_into(users::table).values(rows);
     match held {
-        HeldConnection::Mysql(conn) => {
-            db.bounded(async { statement.execute(&mut **conn).await.map_err(Into::into) })
-                .await
+        HeldConnection::Mysql(call) => {
+            db.bounded(async {
+                statement
+                    .execute(call.connection())
+                    .await
+                    .map_err(Into::into)
+            })
+            .await
         }
         HeldConnection::Sqlite(call) => {
             sqlite_blocking(db, call, move |c| {
@@ -252,9 +271,9 @@ async fn end(
 ) -> Result<(), goex_database::DbError> {
     type Mysql = <AsyncMysqlConnection as AsyncConnection>::TransactionManager;
     match held {
-        HeldConnection::Mysql(conn) => {
+        HeldConnection::Mysql(call) => {
             db.bounded(async {
-                let conn = &mut **conn;
+                let conn = call.connection();
                 if commit {
                     Mysql::commit_transaction(conn).await.map_err(Into::into)
                 } else {
@@ -290,9 +309,17 @@ impl UserImport for DieselUserImport {
                 .select(users::username)
                 .load::<String>(conn)
                 .await
-        })?;
-        let existing: std::collections::HashSet<&str> =
-            existing.iter().map(String::as_str).collect();
+        })
+        .map_err(retryable)?;
+        // MySQL's collation matches names case-insensitively and answers the stored spelling.
+        let existing: std::collections::HashSet<String> = existing
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect();
+        // Rows in name order: two imports lock the same names in the same order, so InnoDB
+        // has no deadlock to break between them.
+        let mut rows: Vec<&ImportedUser> = rows.iter().collect();
+        rows.sort_by(|a, b| a.username.cmp(&b.username));
         let now = chrono::Utc::now().naive_utc();
         let new_rows: Vec<ImportRow> = rows
             .iter()
@@ -310,7 +337,9 @@ impl UserImport for DieselUserImport {
             ..BatchOutcome::default()
         };
         if !new_rows.is_empty() {
-            insert_rows(&self.db, &mut self.held, new_rows).await?;
+            insert_rows(&self.db, &mut self.held, new_rows)
+                .await
+                .map_err(retryable)?;
         }
         let known = rows
             .iter()
@@ -337,7 +366,8 @@ impl UserImport for DieselUserImport {
                                 .execute(conn)
                                 .await
                         }
-                    })?;
+                    })
+                    .map_err(retryable)?;
                     outcome.updated += 1;
                 }
             }
@@ -347,12 +377,14 @@ impl UserImport for DieselUserImport {
 
     async fn commit(mut self: Box<Self>) -> Result<(), RepoError> {
         end(&self.db, &mut self.held, true).await?;
+        self.held.release();
         self.db.note_write();
         Ok(())
     }
 
     async fn rollback(mut self: Box<Self>) -> Result<(), RepoError> {
         end(&self.db, &mut self.held, false).await?;
+        self.held.release();
         Ok(())
     }
 }

@@ -75,31 +75,33 @@ pub async fn import_users(
     limits: &ImportLimits,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, ServiceError> {
-    let mut attempt = 1;
-    loop {
-        let copy = file
-            .try_clone()
-            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
-        let run = import_once(&*users, &passwords, copy, options, limits, progress);
-        let outcome = tokio::time::timeout(limits.timeout, run)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Failure::Service(ServiceError::Unavailable {
-                    dependency: "database",
-                    source: format!(
-                        "the import's transaction outlived excel.import_timeout ({:?})",
-                        limits.timeout
-                    )
-                    .into(),
-                }))
-            });
-        match outcome {
-            Ok(report) => return Ok(report),
-            Err(Failure::Raced(_)) if attempt < ATTEMPTS => attempt += 1,
-            Err(Failure::Raced(e)) => return Err(e.into()),
-            Err(Failure::Service(e)) => return Err(e),
+    // One deadline for every attempt: a job is never shown abandoned while it still runs.
+    let attempts = async {
+        let mut attempt = 1;
+        loop {
+            let copy = file
+                .try_clone()
+                .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+            match import_once(&*users, &passwords, copy, options, limits, progress).await {
+                Ok(report) => return Ok(report),
+                Err(Failure::Raced(_)) if attempt < ATTEMPTS => attempt += 1,
+                Err(Failure::Raced(e)) => return Err(e.into()),
+                Err(Failure::Service(e)) => return Err(e),
+            }
         }
-    }
+    };
+    tokio::time::timeout(limits.timeout, attempts)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ServiceError::Unavailable {
+                dependency: "database",
+                source: format!(
+                    "the import outlived excel.import_timeout ({:?})",
+                    limits.timeout
+                )
+                .into(),
+            })
+        })
 }
 
 /// An attempt's failure: a unique-key race worth another attempt, or final.
@@ -476,6 +478,7 @@ mod tests {
         max_entries: 100,
         max_unpacked: 64 << 20,
         max_ratio: 200,
+        max_shared_strings: 16 << 20,
     };
 
     fn valid_workbook() -> Vec<u8> {

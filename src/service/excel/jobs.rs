@@ -59,6 +59,9 @@ pub fn stale_after(import_timeout: Duration) -> Duration {
     import_timeout + Duration::from_secs(60)
 }
 
+/// How long a job's end is retried when it cannot be stored (the stale window's margin).
+const FINISH_RETRIES_FOR: Duration = Duration::from_secs(55);
+
 /// How often a running job stores its progress.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -104,23 +107,38 @@ pub struct JobParts {
     pub limits: ImportLimits,
 }
 
+/// One of the `excel.max_running_imports` places, taken before the upload is received (so
+/// uploads are bounded too) and held until the import ends.
+#[derive(Debug)]
+pub struct ImportSlot(tokio::sync::OwnedSemaphorePermit);
+
+/// Takes a place for an import.
+///
+/// # Errors
+/// 503 / 10009 at `excel.max_running_imports`.
+pub fn reserve(job_limits: &JobLimits) -> Result<ImportSlot, ServiceError> {
+    job_limits
+        .running
+        .clone()
+        .try_acquire_owned()
+        .map(ImportSlot)
+        .map_err(|_| ServiceError::AtCapacity("excel.max_running_imports"))
+}
+
 /// Starts the import of `file` for `user` as a job, and waits for it while it is small.
 ///
 /// # Errors
-/// 503 / 10009 at `excel.max_running_imports`; 503 / 10004 when the job cannot be stored;
+/// 503 / 10004 when the job cannot be stored;
 /// the import's own errors when it ends within the request.
 pub async fn start(
     parts: JobParts,
     job_limits: &JobLimits,
+    slot: ImportSlot,
     user: i64,
     file: File,
     options: ImportOptions,
 ) -> Result<ImportStarted, ServiceError> {
-    let permit = job_limits
-        .running
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ServiceError::AtCapacity("excel.max_running_imports"))?;
+    let permit = slot.0;
     let now = now_ms();
     // Old jobs go as new ones come.
     let retention = i64::try_from(job_limits.retention.as_millis()).unwrap_or(i64::MAX);
@@ -216,11 +234,20 @@ async fn run(
         ),
         Err(_) => (rows, written),
     };
-    // When this write fails the job shows as abandoned; the import ended as `outcome` says.
-    let _ = parts
+    // Retried: on SQLite another import may hold the write lock for a while. If it never
+    // lands, the job shows as abandoned; the import itself ended as `outcome` says.
+    let mut pause = Duration::from_millis(200);
+    let give_up = tokio::time::Instant::now() + FINISH_RETRIES_FOR;
+    while parts
         .jobs
         .finish(id, status, rows as i64, written as i64, &result, now_ms())
-        .await;
+        .await
+        .is_err()
+        && tokio::time::Instant::now() + pause < give_up
+    {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
     outcome
 }
 

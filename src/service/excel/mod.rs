@@ -30,7 +30,7 @@ use crate::service::error::ServiceError;
 use crate::service::password::PasswordHasher;
 
 pub use self::import::{ImportLimits, ImportOptions, ImportProgress};
-pub use self::jobs::{ImportStarted, JobLimits};
+pub use self::jobs::{ImportSlot, ImportStarted, JobLimits};
 
 /// The export's columns (the original's names, its 密码 column dropped).
 pub const EXPORT_HEADER: [&str; 4] = ["用户Id", "用户名", "性别", "创建时间"];
@@ -75,10 +75,17 @@ pub trait ExcelService: Interface {
     /// written.
     async fn import(
         &self,
+        slot: ImportSlot,
         user: i64,
         file: File,
         options: ImportOptions,
     ) -> Result<ImportStarted, ServiceError>;
+
+    /// Takes one of the `excel.max_running_imports` places, before the upload is received.
+    ///
+    /// # Errors
+    /// 503 / 10009 when they are all taken.
+    fn reserve_import(&self) -> Result<ImportSlot, ServiceError>;
 
     /// Runs an import to its end here, with `progress` told as it goes (the CLI: no job row,
     /// no `excel.async_rows`).
@@ -152,8 +159,13 @@ impl ExcelService for ExcelServiceImpl {
         export_users(self.users.clone(), filter, self.limits.clone(), &|_| ()).await
     }
 
+    fn reserve_import(&self) -> Result<ImportSlot, ServiceError> {
+        jobs::reserve(&self.job_limits)
+    }
+
     async fn import(
         &self,
+        slot: ImportSlot,
         user: i64,
         file: File,
         options: ImportOptions,
@@ -164,7 +176,7 @@ impl ExcelService for ExcelServiceImpl {
             jobs: self.jobs.clone(),
             limits: self.import_limits.clone(),
         };
-        jobs::start(parts, &self.job_limits, user, file, options).await
+        jobs::start(parts, &self.job_limits, slot, user, file, options).await
     }
 
     async fn import_now(

@@ -8,6 +8,7 @@
 //!
 //! The jobs are in the database, so this works whichever process runs the import.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,26 +32,46 @@ pub async fn push_progress(
     stale_after: Duration,
     logger: Logger,
 ) {
-    let mut since = now_ms();
+    // The cursor trails the newest change seen by OVERLAP: a write stamped earlier that commits
+    // later (another process, another job) is still read; what was already sent is not sent
+    // again.
+    let mut newest = now_ms();
+    let mut sent: HashMap<String, (i64, String, i64, i64)> = HashMap::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let users = hub.connected_users();
         if users.is_empty() {
-            since = since.max(now_ms() - 1);
+            newest = newest.max(now_ms());
+            sent.clear();
             continue;
         }
-        match jobs.changed_since(since, &users).await {
+        match jobs.changed_since(newest - OVERLAP_MS, &users).await {
             Ok(rows) => {
                 let now = now_ms();
                 for row in &rows {
-                    since = since.max(row.updated_at);
+                    newest = newest.max(row.updated_at);
+                    let state = (
+                        row.updated_at,
+                        row.status.clone(),
+                        row.rows_read,
+                        row.rows_written,
+                    );
+                    if sent.get(&row.id) == Some(&state) {
+                        continue;
+                    }
                     let view = ImportJobView::of(row, now, millis(stale_after));
                     hub.send_to_user(row.user_id, frame(&view).into());
+                    sent.insert(row.id.clone(), state);
                 }
+                sent.retain(|_, (at, ..)| *at >= newest - 2 * OVERLAP_MS);
             }
             Err(e) => slog::warn!(logger, "import progress not read"; "error" => %e),
         }
     }
 }
+
+/// How far behind the newest change seen the socket app looks again (commit order and clocks
+/// of the writing processes may differ by this much).
+const OVERLAP_MS: i64 = 5_000;

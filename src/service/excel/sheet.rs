@@ -17,6 +17,9 @@ pub struct ZipLimits {
     pub max_unpacked: u64,
     /// Unpacked/packed ratio at most, for entries over [`RATIO_FLOOR`] unpacked.
     pub max_ratio: u64,
+    /// Unpacked bytes of `xl/sharedStrings.xml` at most: calamine holds every shared string in
+    /// memory (about three times its XML).
+    pub max_shared_strings: u64,
 }
 
 /// Entries smaller than this unpacked are not held to the ratio: a few kilobytes of repeated
@@ -150,8 +153,13 @@ impl Row {
         row
     }
 
+    /// No value, or only empty or white-space text (a formula answering `""` included).
     fn is_blank(&self) -> bool {
-        self.values.iter().all(|v| *v == Value::Empty)
+        self.values.iter().all(|v| match v {
+            Value::Empty => true,
+            Value::Text(t) => t.trim().is_empty(),
+            _ => false,
+        })
     }
 }
 
@@ -199,9 +207,83 @@ pub fn check_zip(file: &mut File, limits: ZipLimits) -> Result<(), SheetError> {
     if !has_workbook {
         return Err(SheetError::NotXlsx("no xl/workbook.xml".into()));
     }
+    check_shared_strings(&mut archive, limits.max_shared_strings)?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| SheetError::Unreadable(e.to_string()))?;
     Ok(())
+}
+
+/// The fewest bytes of XML one shared string takes (`<si><t/></si>`).
+const MIN_SHARED_STRING_XML: u64 = 13;
+
+/// Bytes of `xl/sharedStrings.xml` read to find its `<sst>` tag.
+const SST_HEAD: u64 = 64 * 1024;
+
+/// calamine reserves room for the `<sst>` tag's `count`/`uniqueCount` strings before reading
+/// one: a 5 KB file announcing 10^12 strings aborts the process (an allocation failure is not
+/// a panic that `catch_unwind` sees). The counts are held to what the entry's size can hold.
+fn check_shared_strings<R: std::io::Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    max_size: u64,
+) -> Result<(), SheetError> {
+    use std::io::Read;
+    let Ok(entry) = archive.by_name("xl/sharedStrings.xml") else {
+        return Ok(());
+    };
+    if entry.size() > max_size {
+        return Err(SheetError::TooLarge(format!(
+            "xl/sharedStrings.xml unpacks to more than excel.max_shared_strings_size ({max_size} bytes)"
+        )));
+    }
+    let most = entry.size() / MIN_SHARED_STRING_XML + 1;
+    let mut head = Vec::new();
+    entry
+        .take(SST_HEAD)
+        .read_to_end(&mut head)
+        .map_err(|e| SheetError::Unreadable(format!("xl/sharedStrings.xml: {e}")))?;
+    let head = String::from_utf8_lossy(&head);
+    let Some(start) = head.find("<sst") else {
+        return Ok(());
+    };
+    let tag = &head[start..];
+    let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+    for name in ["count", "uniqueCount"] {
+        if let Some(value) = attribute(tag, name) {
+            match value.trim().parse::<u64>() {
+                Ok(n) if n <= most => {}
+                _ => {
+                    return Err(SheetError::TooLarge(format!(
+                        "xl/sharedStrings.xml announces {name}={value}, more strings than it can hold"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value of attribute `name` in the start tag `tag` (either quote).
+fn attribute<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
+    let mut rest = tag;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + name.len()..].trim_start();
+        rest = &rest[at + name.len()..];
+        if !before.is_some_and(char::is_whitespace) {
+            continue;
+        }
+        let Some(after) = after.strip_prefix('=') else {
+            continue;
+        };
+        let after = after.trim_start();
+        let quote = after.chars().next()?;
+        if quote != '"' && quote != '\'' {
+            return None;
+        }
+        let value = &after[1..];
+        return value.find(quote).map(|end| &value[..end]);
+    }
+    None
 }
 
 /// What [`read_rows`] was told by its callback.
@@ -496,6 +578,7 @@ mod zip_tests {
         max_entries: 1000,
         max_unpacked: 1 << 30,
         max_ratio: 10_000,
+        max_shared_strings: 1 << 30,
     };
 
     #[test]
@@ -528,6 +611,61 @@ mod zip_tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("excel.max_compression_ratio"), "{e}");
+    }
+
+    /// A real workbook with its sharedStrings.xml's `<sst>` tag rewritten.
+    fn with_sst_tag(tag: &str) -> File {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "用户名").unwrap();
+        sheet.write_string(0, 1, "性别").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let mut source = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..source.len() {
+            let name = source.by_index_raw(i).unwrap().name().unwrap().into_owned();
+            if name == "xl/sharedStrings.xml" {
+                out.start_file(name, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                let xml = format!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?>{tag}<si><t>用户名</t></si><si><t>性别</t></si></sst>"#
+                );
+                out.write_all(xml.as_bytes()).unwrap();
+            } else {
+                out.raw_copy_file(source.by_index_raw(i).unwrap()).unwrap();
+            }
+        }
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&out.finish().unwrap().into_inner()).unwrap();
+        file
+    }
+
+    #[test]
+    fn shared_string_counts_past_what_the_entry_holds_are_refused() {
+        let ns = r#"xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main""#;
+        let ok = format!(r#"<sst {ns} count="2" uniqueCount='2'>"#);
+        assert!(check_zip(&mut with_sst_tag(&ok), ROOMY).is_ok());
+        // calamine would reserve 48 TB for this one and abort the process.
+        for tag in [
+            format!(r#"<sst {ns} count="2" uniqueCount="2000000000000">"#),
+            format!(r#"<sst {ns} count = '99999999999999999999999'>"#),
+            format!(r#"<sst {ns} uniqueCount="-1">"#),
+        ] {
+            let e = check_zip(&mut with_sst_tag(&tag), ROOMY).unwrap_err();
+            assert!(matches!(e, SheetError::TooLarge(_)), "{tag}: {e}");
+        }
+        assert_eq!(
+            attribute(r#"<sst xcount="5" count="7""#, "count"),
+            Some("7")
+        );
+        let small = ZipLimits {
+            max_shared_strings: 100,
+            ..ROOMY
+        };
+        let e = check_zip(&mut with_sst_tag(&ok), small)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("excel.max_shared_strings_size"), "{e}");
     }
 
     #[test]
