@@ -88,6 +88,23 @@ impl GrpcApplication {
     /// # Errors
     /// The TLS files cannot be read, or the server fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let bound = self.listener.local_addr()?;
+        let registered = server::registration::Registered::start(
+            &self.config.consul,
+            server::registration::App::Grpc {
+                tls: self.config.server.grpc.tls.enabled,
+            },
+            bound,
+            &self.logger,
+        )?;
+        // Out of Consul first, then drain: clients stop picking this instance while its
+        // in-flight calls finish.
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(registered) = registered {
+                registered.stop().await;
+            }
+        };
         let result = server::grpc::serve(
             self.listener,
             &self.config.server.grpc,

@@ -23,6 +23,8 @@ pub struct Application {
     metrics: Option<(Server, u16)>,
     infra: Infra,
     logger: Logger,
+    /// `consul.*` and the bound address, for the registration made when serving.
+    consul: (crate::meta::config::ConsulConfig, std::net::SocketAddr),
 }
 
 impl Application {
@@ -84,7 +86,8 @@ impl Application {
         let addr = parse_addr(&config.server.http.addr).map_err(anyhow::Error::msg)?;
         let listener =
             TcpListener::bind(addr).with_context(|| format!("binding server.http.addr {addr}"))?;
-        let port = listener.local_addr()?.port();
+        let bound = listener.local_addr()?;
+        let port = bound.port();
         let server = server::http::serve(listener, config, served, logger, infra.metrics.clone())
             .context("starting the HTTP server")?;
         slog::info!(logger, "http server listening"; "addr" => format!("{}:{port}", addr.ip()));
@@ -106,6 +109,7 @@ impl Application {
             metrics,
             infra,
             logger: logger.clone(),
+            consul: (config.consul.clone(), bound),
         })
     }
 
@@ -149,11 +153,20 @@ impl Application {
         if let Some((pprof, _)) = self.pprof {
             tokio::spawn(pprof);
         }
+        let registered = server::registration::Registered::start(
+            &self.consul.0,
+            server::registration::App::Http,
+            self.consul.1,
+            &self.logger,
+        )?;
         let mut server = tokio::spawn(self.server);
         let result = tokio::select! {
             r = &mut server => r,
             () = shutdown => {
                 slog::info!(self.logger, "shutdown requested; draining in-flight requests");
+                if let Some(registered) = registered {
+                    registered.stop().await;
+                }
                 if let Some(h) = &pprof_handle {
                     h.stop(false).await;
                 }

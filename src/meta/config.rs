@@ -46,6 +46,68 @@ pub struct AppConfig {
     pub common: CommonConfig,
     /// The Excel import and export (docs/excel.md).
     pub excel: ExcelConfig,
+    /// Service registration in Consul (docs/discovery.md).
+    pub consul: ConsulConfig,
+}
+
+/// `consul.*` (docs/discovery.md): the original's `consul` section, extended.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsulConfig {
+    /// Register the apps with the agent.
+    pub enabled: bool,
+    /// The agent: `host:port` (the original's `consul.addr`, `127.0.0.1:8500`) or a URL.
+    pub addr: String,
+    /// The ACL token (`X-Consul-Token`); empty: none.
+    pub token: secrecy::SecretString,
+    /// The longest one request to the agent may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The address registered for the apps; empty: the bind address when it names one, else
+    /// the local address of the route to the agent.
+    pub address: String,
+    /// Which apps register, and as what.
+    pub services: ConsulServices,
+    /// Tags of every registration (the original's `my_grpc`).
+    pub tags: Vec<String>,
+    /// Meta of every registration.
+    pub meta: std::collections::BTreeMap<String, String>,
+    /// The check the agent runs.
+    pub check: ConsulCheckConfig,
+    /// Registration retries: the first pause, doubled up to `retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// The longest pause between registration attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+/// `consul.services.*`: the service name each app registers as; empty: it does not register.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsulServices {
+    /// The gRPC app (the original's `hello`), checked with gRPC health over its TLS.
+    pub grpc: String,
+    /// The HTTP app, checked with `GET /healthz`.
+    pub http: String,
+}
+
+/// `consul.check.*` (the original's values as defaults).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsulCheckConfig {
+    /// How often the agent runs the check.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How long one run may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long a critical instance stays registered.
+    #[serde(with = "humantime_serde")]
+    pub deregister_critical_after: Duration,
+    /// Whether the agent skips verifying the gRPC app's certificate (the original always did;
+    /// here only when set).
+    pub tls_skip_verify: bool,
 }
 
 /// Rows of an xlsx sheet below its header row.

@@ -7,6 +7,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod pprof;
+pub mod registration;
 pub mod routes;
 pub mod socket;
 

@@ -21,12 +21,12 @@ use crate::helpers::{
     get_with, manifest_dir, python_venv, seed_user_in, spawn_app_with, test_config, tokens,
 };
 
-struct GrpcApp {
-    port: u16,
-    certs: PathBuf,
+pub(crate) struct GrpcApp {
+    pub(crate) port: u16,
+    pub(crate) certs: PathBuf,
     module: std::sync::Arc<go_example::assembly::AppModule>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub(crate) stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub(crate) done: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: TempDir,
 }
 
@@ -34,8 +34,17 @@ async fn spawn_grpc(client_auth: &str) -> GrpcApp {
     spawn_grpc_with(client_auth, &[]).await
 }
 
-async fn spawn_grpc_with(client_auth: &str, extra: &[(&str, String)]) -> GrpcApp {
+pub(crate) async fn spawn_grpc_with(client_auth: &str, extra: &[(&str, String)]) -> GrpcApp {
     let dir = tempfile::tempdir().unwrap();
+    spawn_grpc_in(dir, client_auth, extra).await
+}
+
+/// [`spawn_grpc_with`] in `dir` (its certificates in `dir/grpc-certs`).
+pub(crate) async fn spawn_grpc_in(
+    dir: TempDir,
+    client_auth: &str,
+    extra: &[(&str, String)],
+) -> GrpcApp {
     let certs = dir.path().join("grpc-certs");
     let mut overrides = vec![
         ("APP__SERVER__GRPC__ADDR", "127.0.0.1:0".to_owned()),

@@ -8,6 +8,7 @@ mod abuse;
 mod auth;
 mod client_addr;
 mod config;
+mod discovery;
 mod errors;
 mod excel;
 mod excel_import;

@@ -1,0 +1,330 @@
+//! Registration in Consul (docs/discovery.md), against the agent double of `tests/consul/`
+//! (a real agent when CONSUL_HTTP_ADDR is set): the gRPC app registers at start with the
+//! original's fields, the double's real gRPC health probe over mTLS marks it passing, blocking
+//! health queries follow the index, and a graceful stop deregisters.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use goex_consul::{ConsulClient, next_index};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::helpers::{manifest_dir, python_venv};
+
+/// The double's Python packages (grpcio for its gRPC health probes), pinned.
+const DOUBLE_PYTHON: &[&str] = &[
+    "grpcio==1.85.1",
+    "grpcio-health-checking==1.85.1",
+    "grpcio-reflection==1.85.1",
+];
+
+const TOKEN: &str = "s3cr3t-acl-token";
+
+/// A running agent double.
+struct Double {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the double on `port` (0: a free one), its gRPC probes trusting `certs`/ca.crt and
+/// presenting the client certificate there.
+fn double(certs: &std::path::Path, port: u16) -> Double {
+    let python = python_venv("grpc", DOUBLE_PYTHON);
+    let mut child = Command::new(python)
+        .arg(manifest_dir().join("tests/consul/agent_double.py"))
+        .args(["--token", TOKEN, "--port", &port.to_string()])
+        .arg("--ca")
+        .arg(certs.join("ca.crt"))
+        .arg("--cert")
+        .arg(certs.join("client.pem"))
+        .arg("--key")
+        .arg(certs.join("client.key"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the double starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("the double said {line:?}"));
+    Double {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    }
+}
+
+/// `check` until it gives a value, for at most `limit`.
+async fn until_some<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "nothing within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn agent_get(addr: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .header("X-Consul-Token", TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn consul_overrides(addr: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("APP__CONSUL__ENABLED", "true".into()),
+        ("APP__CONSUL__ADDR", addr.to_owned()),
+        ("APP__CONSUL__TOKEN", TOKEN.into()),
+        ("APP__CONSUL__CHECK__INTERVAL", "200ms".into()),
+        ("APP__CONSUL__CHECK__TIMEOUT", "2s".into()),
+        ("APP__CONSUL__RETRY_INITIAL", "100ms".into()),
+        ("APP__CONSUL__RETRY_MAX", "200ms".into()),
+        ("APP__CONSUL__META__VERSION", "test".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_app_registers_passes_its_check_and_deregisters_on_shutdown() {
+    // The app starts before the agent: registration is retried until the agent answers.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("grpc-certs");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut app = crate::grpc::spawn_grpc_in(dir, "require", &consul_overrides(&addr)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let agent = double(&certs, port);
+    let id = format!("hello-127.0.0.1-{}", app.port);
+
+    let registered = until_some(Duration::from_secs(10), || async {
+        let services = agent_get(&agent.addr, "/v1/agent/services").await;
+        services.get(&id).cloned()
+    })
+    .await;
+    assert_eq!(registered["Service"], "hello");
+    assert_eq!(registered["Tags"], serde_json::json!(["my_grpc"]));
+    assert_eq!(registered["Address"], "127.0.0.1");
+    assert_eq!(registered["Port"], app.port);
+    assert_eq!(registered["Meta"], serde_json::json!({"version": "test"}));
+    let check = &registered["Check"];
+    assert_eq!(check["GRPC"], format!("127.0.0.1:{}", app.port));
+    assert_eq!(check["GRPCUseTLS"], true);
+    assert_eq!(check["TLSSkipVerify"], false);
+    assert_eq!(check["DeregisterCriticalServiceAfter"], "30s");
+
+    // The double's real gRPC health probe (mTLS, the app's CA) marks it passing.
+    let client = ConsulClient::new(
+        &agent.addr,
+        &SecretString::from(TOKEN),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let healthy = until_some(Duration::from_secs(15), || async {
+        let h = client
+            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
+            .await
+            .ok()?;
+        (!h.instances.is_empty()).then_some(h)
+    })
+    .await;
+    assert_eq!(healthy.instances.len(), 1);
+    assert_eq!(healthy.instances[0].id, id);
+    assert_eq!(
+        (
+            healthy.instances[0].address.as_str(),
+            healthy.instances[0].port
+        ),
+        ("127.0.0.1", app.port)
+    );
+
+    // A blocking query on the current index waits for a change: the graceful stop.
+    let index = next_index(0, healthy.index);
+    let watch = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let h = client
+                .healthy(
+                    "hello",
+                    index,
+                    Duration::from_secs(20),
+                    Duration::from_secs(2),
+                )
+                .await
+                .unwrap();
+            (h, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !watch.is_finished(),
+        "the query blocks while nothing changes"
+    );
+    let _ = app.stop.take().unwrap().send(());
+    tokio::time::timeout(Duration::from_secs(15), &mut app.done)
+        .await
+        .expect("the app stops")
+        .unwrap()
+        .unwrap();
+    let (after, waited) = watch.await.unwrap();
+    assert!(after.instances.is_empty(), "deregistered: {after:?}");
+    assert!(after.index > index);
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    let services = agent_get(&agent.addr, "/v1/agent/services").await;
+    assert!(services.get(&id).is_none(), "{services}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_double_checks_what_the_agent_checks() {
+    let certs = tempfile::tempdir().unwrap();
+    let agent = double(certs.path(), 0);
+    let put = |path: &str, body: Option<Value>, token: Option<&str>| {
+        let mut request = reqwest::Client::new().put(format!("http://{}{path}", agent.addr));
+        if let Some(token) = token {
+            request = request.header("X-Consul-Token", token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let res = request.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let good = serde_json::json!({"ID": "x-1", "Name": "x", "Port": 1,
+        "Check": {"HTTP": "http://127.0.0.1:1/healthz", "Interval": "10s"}});
+    assert_eq!(
+        put("/v1/agent/service/register", Some(good.clone()), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        put(
+            "/v1/agent/service/register",
+            Some(good.clone()),
+            Some("wrong")
+        )
+        .await
+        .0,
+        403
+    );
+    for (bad, why) in [
+        (serde_json::json!({"Name": "x", "Prot": 1}), "unknown field"),
+        (
+            serde_json::json!({"Name": "x", "Port": "1"}),
+            "cannot unmarshal",
+        ),
+        (
+            serde_json::json!({"Name": "x", "Port": 70000}),
+            "Port out of range",
+        ),
+        (serde_json::json!({"Port": 1}), "Missing service name"),
+        (
+            serde_json::json!({"Name": "x", "Check": {"GRPC": "a:1", "Interval": "10 s"}}),
+            "invalid duration",
+        ),
+    ] {
+        let (status, message) = put("/v1/agent/service/register", Some(bad), Some(TOKEN)).await;
+        assert_eq!(status, 400, "{message}");
+        assert!(message.contains(why), "{message}");
+    }
+    assert_eq!(
+        put("/v1/agent/service/register", Some(good), Some(TOKEN))
+            .await
+            .0,
+        200
+    );
+    // Its HTTP check probes a port where nothing listens: critical, so not passing.
+    let all = agent_get(&agent.addr, "/v1/health/service/x").await;
+    assert_eq!(all[0]["Checks"][0]["Status"], "critical");
+    assert_eq!(
+        agent_get(&agent.addr, "/v1/health/service/x?passing").await,
+        serde_json::json!([])
+    );
+    let (status, message) = put("/v1/agent/service/deregister/nope", None, Some(TOKEN)).await;
+    assert_eq!(status, 404, "{message}");
+    assert_eq!(
+        put("/v1/agent/service/deregister/x-1", None, Some(TOKEN))
+            .await
+            .0,
+        200
+    );
+}
+
+/// Against a real agent when CONSUL_HTTP_ADDR is set (no Consul can be installed here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_when_one_is_configured() {
+    let Ok(addr) = std::env::var("CONSUL_HTTP_ADDR") else {
+        return;
+    };
+    let token = SecretString::from(std::env::var("CONSUL_HTTP_TOKEN").unwrap_or_default());
+    let client = ConsulClient::new(&addr, &token, Duration::from_secs(5)).unwrap();
+    let registration = goex_consul::Registration {
+        id: "go-example-rs-test-1".into(),
+        name: "go-example-rs-test".into(),
+        tags: vec!["test".into()],
+        address: "127.0.0.1".into(),
+        port: 1,
+        meta: Default::default(),
+        check: goex_consul::Check {
+            grpc: None,
+            grpc_use_tls: None,
+            http: Some("http://127.0.0.1:1/healthz".into()),
+            tls_skip_verify: false,
+            interval: "10s".into(),
+            timeout: "1s".into(),
+            deregister_critical_service_after: "1m".into(),
+        },
+    };
+    client
+        .register(&registration, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let all = client
+        .healthy(
+            "go-example-rs-test",
+            0,
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(all.index >= 1);
+    client
+        .deregister(&registration.id, Duration::from_secs(5))
+        .await
+        .unwrap();
+}
