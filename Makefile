@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/go_example-rs/target
 BIN := $(CARGO_TARGET_DIR)/debug/go_example
 
 .DEFAULT_GOAL := help
-.PHONY: help http grpc socket socket-client certs migrate test lint fmt clippy nextest postman contract diesel-check bench services-up services-down
+.PHONY: help http grpc socket socket-client discovery-demo certs migrate test lint fmt clippy nextest postman contract diesel-check bench services-up services-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -57,3 +57,6 @@ services-up: ## start MariaDB primary+replica, Redis single+Cluster, MongoDB on 
 
 services-down: ## stop the servers and delete their data
 	@scripts/services.sh down
+
+discovery-demo: ## the Consul agent double, two gRPC instances and the HTTP app dialling consul://…/hello
+	scripts/discovery-demo.sh

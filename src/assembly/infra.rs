@@ -99,6 +99,7 @@ impl Infra {
         )?);
         let grpc_hello = std::sync::Arc::new(crate::repository::rpc::GrpcHello::new(
             &config.grpc_client,
+            &config.consul,
             logger,
         ));
         if let Err(reason) = grpc_hello.as_ref() {

@@ -22,6 +22,7 @@ pub struct GrpcApplication {
     infra: Infra,
     config: AppConfig,
     logger: Logger,
+    served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl GrpcApplication {
@@ -69,12 +70,19 @@ impl GrpcApplication {
             infra,
             config: config.clone(),
             logger: logger.clone(),
+            served: Arc::default(),
         })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Calls served so far (authenticated calls to the app's services; health checks and
+    /// reflection not counted).
+    pub fn calls_served(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.served.clone()
     }
 
     /// The built module.
@@ -110,6 +118,7 @@ impl GrpcApplication {
             &self.config.server.grpc,
             self.module,
             &self.logger,
+            self.served,
             shutdown,
         )
         .await;

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod kv;

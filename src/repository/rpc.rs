@@ -59,6 +59,9 @@ pub struct GrpcHello {
     user: MetadataValue<tonic::metadata::Ascii>,
     password: MetadataValue<tonic::metadata::Ascii>,
     breaker: Breaker,
+    /// Balanced over discovered instances: an idempotent call that finds its instance gone
+    /// is sent again (to another one).
+    discovered: bool,
 }
 
 impl GrpcHello {
@@ -68,27 +71,67 @@ impl GrpcHello {
     /// # Errors
     /// A TLS file is unreadable, the address or a credential is malformed, or the breaker's
     /// settings are out of range: a message for the 10002 answer.
-    pub fn new(config: &GrpcClientConfig, logger: &slog::Logger) -> Result<Self, String> {
-        let mut endpoint = Endpoint::from_shared(config.addr.clone())
-            .map_err(|e| format!("grpc_client.addr: {e}"))?
-            .connect_timeout(config.connect_timeout);
-        if config.tls.enabled {
+    pub fn new(
+        config: &GrpcClientConfig,
+        consul: &crate::meta::config::ConsulConfig,
+        logger: &slog::Logger,
+    ) -> Result<Self, String> {
+        let tls = if config.tls.enabled {
             let dir = std::path::Path::new(&config.tls.dir);
             let read = |name: &str| {
                 std::fs::read(dir.join(name))
                     .map_err(|e| format!("{}: {e}", dir.join(name).display()))
             };
-            let tls = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(read(goex_certs::CA_CERT)?))
-                .identity(Identity::from_pem(
-                    read(goex_certs::CLIENT_CERT)?,
-                    read(goex_certs::CLIENT_KEY)?,
-                ))
-                .domain_name(config.tls.domain.clone());
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| format!("grpc_client.tls: {e}"))?;
-        }
+            Some(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(read(goex_certs::CA_CERT)?))
+                    .identity(Identity::from_pem(
+                        read(goex_certs::CLIENT_CERT)?,
+                        read(goex_certs::CLIENT_KEY)?,
+                    ))
+                    .domain_name(config.tls.domain.clone()),
+            )
+        } else {
+            None
+        };
+        let connect_timeout = config.connect_timeout;
+        let dial = move |url: String| -> Result<Endpoint, String> {
+            let endpoint = Endpoint::from_shared(url)
+                .map_err(|e| format!("grpc_client.addr: {e}"))?
+                .connect_timeout(connect_timeout);
+            match &tls {
+                Some(tls) => endpoint
+                    .tls_config(tls.clone())
+                    .map_err(|e| format!("grpc_client.tls: {e}")),
+                None => Ok(endpoint),
+            }
+        };
+        // `consul://host:port/service?wait=10s` (the original's target): balanced over the
+        // service's passing instances; anything else: one address.
+        let (channel, discovered) = match goex_consul::Target::parse(&config.addr) {
+            Some(target) => {
+                let target = target.map_err(|e| format!("grpc_client.addr: {e}"))?;
+                let agent =
+                    goex_consul::ConsulClient::new(&target.agent, &consul.token, consul.timeout)
+                        .map_err(|e| format!("grpc_client.addr: {e}"))?;
+                let scheme = if config.tls.enabled { "https" } else { "http" };
+                let channel = crate::repository::discovery::balanced(
+                    target,
+                    agent,
+                    consul.timeout,
+                    move |instance| {
+                        let host = match instance.address.parse::<std::net::IpAddr>() {
+                            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+                            _ => instance.address.clone(),
+                        };
+                        dial(format!("{scheme}://{host}:{}", instance.port))
+                    },
+                    logger.new(slog::o!("client" => "grpc")),
+                );
+                (channel, true)
+            }
+            None => (dial(config.addr.clone())?.connect_lazy(), false),
+        };
         let settings = config.breaker.get("SayHello").cloned().unwrap_or_default();
         let log = logger.clone();
         let breaker = Breaker::builder(SAY_HELLO, &settings)
@@ -99,7 +142,8 @@ impl GrpcHello {
             .build()
             .map_err(|e| format!("grpc_client.breaker.SayHello: {e}"))?;
         Ok(Self {
-            client: HelloServiceClient::new(endpoint.connect_lazy()),
+            client: HelloServiceClient::new(channel),
+            discovered,
             user: MetadataValue::try_from(config.user.as_str())
                 .map_err(|e| format!("grpc_client.user: {e}"))?,
             password: MetadataValue::try_from(config.password.expose_secret())
@@ -148,9 +192,25 @@ impl HelloRpcClient for TonicHelloClient {
             .metadata_mut()
             .insert("password", hello.password.clone());
         let client = hello.client.clone();
+        // SayHello is idempotent: with discovery, a call whose instance just left (refused,
+        // reset) goes once more, to another instance, inside the same breaker call.
+        let tries = if hello.discovered { 3 } else { 1 };
         let call = tower::service_fn(move |request: Request<HelloRequest>| {
-            let mut client = client.clone();
-            async move { client.say_hello(request).await }
+            let client = client.clone();
+            async move {
+                let (metadata, extensions, message) = request.into_parts();
+                let mut attempt = 1;
+                loop {
+                    let request =
+                        Request::from_parts(metadata.clone(), extensions.clone(), message);
+                    match client.clone().say_hello(request).await {
+                        Err(status) if status.code() == Code::Unavailable && attempt < tries => {
+                            attempt += 1;
+                        }
+                        other => return other,
+                    }
+                }
+            }
         });
         let guarded = BreakerService::new(call, hello.breaker.clone(), classify);
         match guarded.oneshot(request).await {

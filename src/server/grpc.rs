@@ -105,6 +105,7 @@ pub async fn serve(
     config: &GrpcConfig,
     module: Arc<AppModule>,
     logger: &slog::Logger,
+    served: Arc<std::sync::atomic::AtomicU64>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut builder = Server::builder().max_concurrent_streams(Some(config.max_concurrent_streams));
@@ -126,6 +127,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let auth = CallAuthLayer {
+        served,
         credentials: Arc::new(Credentials {
             user: config.auth.user.clone().into_bytes(),
             password: config.auth.password.expose_secret().as_bytes().to_vec(),
@@ -220,6 +222,8 @@ impl Credentials {
 #[derive(Clone)]
 struct CallAuthLayer {
     credentials: Arc<Credentials>,
+    /// Calls that passed authentication (`GrpcApplication::calls_served`).
+    served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S> tower::Layer<S> for CallAuthLayer {
@@ -229,6 +233,7 @@ impl<S> tower::Layer<S> for CallAuthLayer {
         CallAuth {
             inner,
             credentials: self.credentials.clone(),
+            served: self.served.clone(),
         }
     }
 }
@@ -239,6 +244,7 @@ impl<S> tower::Layer<S> for CallAuthLayer {
 pub struct CallAuth<S> {
     inner: S,
     credentials: Arc<Credentials>,
+    served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -268,9 +274,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let credentials = self.credentials.clone();
+        let served = self.served.clone();
         Box::pin(async move {
             match credentials.check(request.headers()).await {
-                Ok(()) => inner.call(request).await,
+                Ok(()) => {
+                    served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    inner.call(request).await
+                }
                 Err(status) => Ok(status.into_http()),
             }
         })

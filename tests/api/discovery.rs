@@ -328,3 +328,125 @@ async fn a_real_agent_when_one_is_configured() {
         .await
         .unwrap();
 }
+
+/// Three gRPC instances behind the double; the HTTP app's client dials
+/// `consul://<double>/hello?wait=2s`: calls spread over the three, a killed instance leaves the
+/// rotation with no failed call after its removal, and calls go on when Consul goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
+    use go_example::repository::rpc::HelloRpcClient;
+    use shaku::HasComponent;
+    use std::sync::atomic::Ordering;
+
+    let first = tempfile::tempdir().unwrap();
+    let certs = first.path().join("grpc-certs");
+    let agent = double(&certs, 0);
+    let mut consul = consul_overrides(&agent.addr);
+    consul.push(("APP__CONSUL__CHECK__DEREGISTER_CRITICAL_AFTER", "1s".into()));
+    let mut instances = vec![crate::grpc::spawn_grpc_in(first, "require", &consul).await];
+    let mut shared = consul.clone();
+    shared.push(("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()));
+    for _ in 0..2 {
+        instances.push(
+            crate::grpc::spawn_grpc_in(tempfile::tempdir().unwrap(), "require", &shared).await,
+        );
+    }
+    let client = ConsulClient::new(
+        &agent.addr,
+        &SecretString::from(TOKEN),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    until_some(Duration::from_secs(20), || async {
+        let h = client
+            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
+            .await
+            .ok()?;
+        (h.instances.len() == 3).then_some(())
+    })
+    .await;
+
+    let http = crate::helpers::spawn_app_with(&[
+        (
+            "APP__GRPC_CLIENT__ADDR",
+            format!("consul://{}/hello?wait=2s", agent.addr),
+        ),
+        ("APP__GRPC_CLIENT__TLS__DIR", certs.display().to_string()),
+        ("APP__CONSUL__TOKEN", TOKEN.into()),
+        // A failure while an instance leaves must not open the breaker for the rest.
+        (
+            "APP__GRPC_CLIENT__BREAKER__SAYHELLO__REQUEST_VOLUME_THRESHOLD",
+            "1000".into(),
+        ),
+    ])
+    .await;
+    let rpc: &dyn HelloRpcClient = http.module.resolve_ref();
+    let served = |i: &crate::grpc::GrpcApp| i.served.load(Ordering::Relaxed);
+    // The watcher's first answer may still be on its way.
+    until_some(Duration::from_secs(10), || async {
+        rpc.say_hello(1).await.ok()
+    })
+    .await;
+    let before: Vec<u64> = instances.iter().map(served).collect();
+    for _ in 0..300 {
+        rpc.say_hello(1).await.expect("a call");
+    }
+    let counts: Vec<u64> = instances
+        .iter()
+        .zip(&before)
+        .map(|(i, b)| served(i) - b)
+        .collect();
+    eprintln!("calls per instance: {counts:?}");
+    assert_eq!(counts.iter().sum::<u64>(), 300);
+    assert!(
+        counts.iter().all(|c| *c >= 50),
+        "spread over all three: {counts:?}"
+    );
+
+    // Kill one (no graceful stop: it stays registered until its check fails).
+    let killed = instances.remove(0);
+    let killed_served = killed.served.clone();
+    killed.done.abort();
+    let _ = (&killed.stop, &killed.port);
+    let started = std::time::Instant::now();
+    let mut failed_during = 0;
+    // Calls while Consul notices (probe every 200 ms) and the watcher removes it.
+    while started.elapsed() < Duration::from_secs(1) {
+        if rpc.say_hello(1).await.is_err() {
+            failed_during += 1;
+        }
+    }
+    // The double saw its check fail and no longer lists it as passing.
+    let removal = until_some(Duration::from_secs(5), || async {
+        let h = client
+            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
+            .await
+            .ok()?;
+        (h.instances.len() == 2).then(|| started.elapsed())
+    })
+    .await;
+    eprintln!("removed from the passing set {removal:?} after the kill");
+    let at_removal = killed_served.load(Ordering::Relaxed);
+    let before: Vec<u64> = instances.iter().map(served).collect();
+    for _ in 0..200 {
+        rpc.say_hello(1)
+            .await
+            .expect("no failed call after the removal window");
+    }
+    assert_eq!(killed_served.load(Ordering::Relaxed), at_removal);
+    let counts: Vec<u64> = instances
+        .iter()
+        .zip(&before)
+        .map(|(i, b)| served(i) - b)
+        .collect();
+    eprintln!("after the kill: {counts:?}, failed while it left: {failed_during}");
+    assert!(counts.iter().all(|c| *c >= 30), "{counts:?}");
+
+    // Consul goes away: the last known instances keep serving.
+    drop(agent);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..100 {
+        rpc.say_hello(1).await.expect("calls go on without Consul");
+    }
+    drop(killed);
+}

@@ -27,6 +27,8 @@ pub(crate) struct GrpcApp {
     module: std::sync::Arc<go_example::assembly::AppModule>,
     pub(crate) stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub(crate) done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Calls it served (authenticated, to its services).
+    pub(crate) served: std::sync::Arc<std::sync::atomic::AtomicU64>,
     _dir: TempDir,
 }
 
@@ -71,6 +73,7 @@ pub(crate) async fn spawn_grpc_in(
         .expect("grpc app builds");
     let port = app.port();
     let module = app.module();
+    let served = app.calls_served();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
@@ -81,6 +84,7 @@ pub(crate) async fn spawn_grpc_in(
         module,
         stop: Some(stop),
         done,
+        served,
         _dir: dir,
     }
 }

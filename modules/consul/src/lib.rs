@@ -109,6 +109,65 @@ pub fn next_index(sent: u64, answered: u64) -> u64 {
     if answered < sent { 0 } else { answered.max(1) }
 }
 
+/// A discovery target in the original's form, `consul://host:port/service?wait=10s`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The agent, `host:port`.
+    pub agent: String,
+    /// The service watched.
+    pub service: String,
+    /// The blocking queries' wait (`wait=`, default 10 s, at most 10 min).
+    pub wait: Duration,
+}
+
+impl Target {
+    /// Parses `consul://host:port/service[?wait=D]`; `None` for any other scheme.
+    ///
+    /// # Errors
+    /// A `consul://` URL without a service, or with a bad `wait`.
+    pub fn parse(url: &str) -> Option<Result<Target, String>> {
+        let rest = url.strip_prefix("consul://")?;
+        Some((|| {
+            let (authority, path) = rest.split_once('/').ok_or("no /service in the target")?;
+            let (service, query) = path.split_once('?').unwrap_or((path, ""));
+            if authority.is_empty() || service.is_empty() || service.contains('/') {
+                return Err(format!(
+                    "{url}: expected consul://host:port/service?wait=10s"
+                ));
+            }
+            let mut wait = Duration::from_secs(10);
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                match pair.split_once('=') {
+                    Some(("wait", value)) => {
+                        wait = parse_duration(value)
+                            .filter(|w| !w.is_zero() && *w <= Duration::from_secs(600))
+                            .ok_or_else(|| format!("{url}: wait={value} (1ms to 10m)"))?;
+                    }
+                    _ => return Err(format!("{url}: unknown parameter {pair}")),
+                }
+            }
+            Ok(Target {
+                agent: authority.to_owned(),
+                service: service.to_owned(),
+                wait,
+            })
+        })())
+    }
+}
+
+/// `10s`, `1500ms`, `2m`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
+}
+
 /// A Duration in Consul's form (`10s`, `1500ms`).
 pub fn duration(d: Duration) -> String {
     if d.subsec_millis() == 0 {
@@ -339,5 +398,32 @@ mod tests {
             })
         );
         assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn targets_in_the_originals_form() {
+        let t = Target::parse("consul://127.0.0.1:8500/hello?wait=10s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t,
+            Target {
+                agent: "127.0.0.1:8500".into(),
+                service: "hello".into(),
+                wait: Duration::from_secs(10)
+            }
+        );
+        let t = Target::parse("consul://c:1/hello").unwrap().unwrap();
+        assert_eq!(t.wait, Duration::from_secs(10));
+        assert!(Target::parse("https://h:1").is_none());
+        for bad in [
+            "consul://h:1",
+            "consul://h:1/",
+            "consul://h:1/a?wait=0s",
+            "consul://h:1/a?wait=11m",
+            "consul://h:1/a?x=1",
+        ] {
+            assert!(Target::parse(bad).unwrap().is_err(), "{bad}");
+        }
     }
 }
