@@ -28,6 +28,8 @@ pub struct SocketApplication {
     logger: Logger,
     progress_every: std::time::Duration,
     stale_after: std::time::Duration,
+    /// `consul.*` and the bound address, for the registration made when serving.
+    consul: (crate::meta::config::ConsulConfig, std::net::SocketAddr),
 }
 
 impl SocketApplication {
@@ -45,7 +47,8 @@ impl SocketApplication {
         let addr = parse_addr(&config.server.socket.addr).map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(addr)
             .with_context(|| format!("binding server.socket.addr {addr}"))?;
-        let port = listener.local_addr()?.port();
+        let bound = listener.local_addr()?;
+        let port = bound.port();
         let server = server::socket::serve(
             listener,
             config,
@@ -73,6 +76,7 @@ impl SocketApplication {
             logger: logger.clone(),
             progress_every: config.excel.progress_poll_interval,
             stale_after: crate::service::excel::jobs::stale_after(config.excel.import_timeout),
+            consul: (config.consul.clone(), bound),
         })
     }
 
@@ -112,10 +116,19 @@ impl SocketApplication {
             self.stale_after,
             self.logger.clone(),
         ));
+        let registered = server::registration::Registered::start(
+            &self.consul.0,
+            server::registration::App::Socket,
+            self.consul.1,
+            &self.logger,
+        )?;
         let mut server = tokio::spawn(self.server);
         let result = tokio::select! {
             r = &mut server => r,
             () = shutdown => {
+                if let Some(registered) = registered {
+                    registered.stop().await;
+                }
                 slog::info!(self.logger, "shutdown requested; closing connections (1001)";
                     "open" => hub.open_connections());
                 hub.shut_down();

@@ -90,6 +90,8 @@ pub struct ConsulServices {
     pub grpc: String,
     /// The HTTP app, checked with `GET /healthz`.
     pub http: String,
+    /// The socket app, checked with a TCP connect.
+    pub socket: String,
 }
 
 /// `consul.check.*` (the original's values as defaults).

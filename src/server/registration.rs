@@ -21,6 +21,8 @@ pub enum App {
     },
     /// `GET /healthz`.
     Http,
+    /// A TCP connect (the socket app serves no HTTP route but its upgrade).
+    Socket,
 }
 
 /// A running registration.
@@ -39,6 +41,7 @@ pub fn registration(config: &ConsulConfig, app: App, bind: SocketAddr) -> Option
     let name = match app {
         App::Grpc { .. } => &config.services.grpc,
         App::Http => &config.services.http,
+        App::Socket => &config.services.socket,
     };
     if !config.enabled || name.trim().is_empty() {
         return None;
@@ -49,9 +52,15 @@ pub fn registration(config: &ConsulConfig, app: App, bind: SocketAddr) -> Option
         IpAddr::V6(v6) => format!("[{v6}]"),
         IpAddr::V4(v4) => v4.to_string(),
     };
-    let (grpc, grpc_use_tls, http) = match app {
-        App::Grpc { tls } => (Some(format!("{host}:{}", bind.port())), Some(tls), None),
-        App::Http => (None, None, Some(format!("http://{endpoint}/healthz"))),
+    let (grpc, grpc_use_tls, http, tcp) = match app {
+        App::Grpc { tls } => (
+            Some(format!("{host}:{}", bind.port())),
+            Some(tls),
+            None,
+            None,
+        ),
+        App::Http => (None, None, Some(format!("http://{endpoint}/healthz")), None),
+        App::Socket => (None, None, None, Some(format!("{host}:{}", bind.port()))),
     };
     Some(Registration {
         id: format!("{name}-{address}-{}", bind.port()),
@@ -64,6 +73,7 @@ pub fn registration(config: &ConsulConfig, app: App, bind: SocketAddr) -> Option
             grpc,
             grpc_use_tls,
             http,
+            tcp,
             tls_skip_verify: config.check.tls_skip_verify,
             interval: duration(config.check.interval),
             timeout: duration(config.check.timeout),

@@ -303,6 +303,7 @@ async fn a_real_agent_when_one_is_configured() {
             grpc: None,
             grpc_use_tls: None,
             http: Some("http://127.0.0.1:1/healthz".into()),
+            tcp: None,
             tls_skip_verify: false,
             interval: "10s".into(),
             timeout: "1s".into(),
@@ -449,4 +450,105 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
         rpc.say_hello(1).await.expect("calls go on without Consul");
     }
     drop(killed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_and_socket_apps_register_and_critical_instances_are_reaped() {
+    let certs = tempfile::tempdir().unwrap();
+    let agent = double(certs.path(), 0);
+    let mut overrides = consul_overrides(&agent.addr);
+    overrides.extend([
+        ("APP__CONSUL__SERVICES__HTTP", "go-example-http".to_owned()),
+        (
+            "APP__CONSUL__SERVICES__SOCKET",
+            "go-example-socket".to_owned(),
+        ),
+    ]);
+    let http = crate::helpers::spawn_app_with(&overrides).await;
+    let socket = crate::socket::spawn_socket(&overrides).await;
+    let client = ConsulClient::new(
+        &agent.addr,
+        &SecretString::from(TOKEN),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let passing = |service: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .healthy(service, 0, Duration::from_secs(1), Duration::from_secs(2))
+                .await
+                .map(|h| h.instances)
+                .unwrap_or_default()
+        }
+    };
+    // Both checks really probed: GET /healthz of the HTTP app, a TCP connect to the socket app.
+    let web = until_some(Duration::from_secs(15), || async {
+        let i = passing("go-example-http").await;
+        (!i.is_empty()).then_some(i)
+    })
+    .await;
+    assert_eq!(
+        web[0].port.to_string(),
+        http.address.rsplit(':').next().unwrap()
+    );
+    let services = agent_get(&agent.addr, "/v1/agent/services").await;
+    let id = &web[0].id;
+    assert_eq!(
+        services[id]["Check"]["HTTP"],
+        format!("http://127.0.0.1:{}/healthz", web[0].port)
+    );
+    let sockets = until_some(Duration::from_secs(15), || async {
+        let i = passing("go-example-socket").await;
+        (!i.is_empty()).then_some(i)
+    })
+    .await;
+    assert_eq!(sockets[0].port, socket.port);
+    assert_eq!(
+        services[&sockets[0].id]["Check"]["TCP"],
+        format!("127.0.0.1:{}", socket.port)
+    );
+    socket.shut_down().await.unwrap();
+    assert!(
+        passing("go-example-socket").await.is_empty(),
+        "deregistered on shutdown"
+    );
+
+    // An instance whose check stays critical past DeregisterCriticalServiceAfter is reaped.
+    let dead = goex_consul::Registration {
+        id: "dead-1".into(),
+        name: "dead".into(),
+        tags: vec![],
+        address: "127.0.0.1".into(),
+        port: free_port(),
+        meta: Default::default(),
+        check: goex_consul::Check {
+            grpc: None,
+            grpc_use_tls: None,
+            http: None,
+            tcp: Some(format!("127.0.0.1:{}", free_port())),
+            tls_skip_verify: false,
+            interval: "200ms".into(),
+            timeout: "1s".into(),
+            deregister_critical_service_after: "1s".into(),
+        },
+    };
+    client
+        .register(&dead, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        agent_get(&agent.addr, "/v1/agent/services")
+            .await
+            .get("dead-1")
+            .is_some()
+    );
+    until_some(Duration::from_secs(10), || async {
+        agent_get(&agent.addr, "/v1/agent/services")
+            .await
+            .get("dead-1")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }

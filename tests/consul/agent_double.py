@@ -16,7 +16,8 @@ Prints `listening PORT` once it serves on 127.0.0.1 (a free port). What it does 
   10 min) - a blocking query.
 - Checks are really run, every `Interval`, each within its `Timeout`: `HTTP` (2xx passing, 429
   warning, anything else critical) and `GRPC` (grpc.health.v1.Health/Check with grpcio; TLS with
-  `GRPCUseTLS`, trusting --ca and presenting --cert/--key; SERVING is passing). A service
+  `GRPCUseTLS`, trusting --ca and presenting --cert/--key; SERVING is passing) and `TCP` (a
+  connect). A service
   critical for longer than its `DeregisterCriticalServiceAfter` is deregistered (checked every
   second; Consul's reaper runs every 30 s).
 - With --token, every request must carry it in `X-Consul-Token` (else 403 `Permission denied`).
@@ -27,6 +28,7 @@ Every change of the registrations or of a check's status advances the index.
 import argparse
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -38,7 +40,7 @@ DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 SERVICE_FIELDS = {"ID": str, "Name": str, "Tags": list, "Address": str, "Port": int, "Meta": dict,
                   "Check": dict}
-CHECK_FIELDS = {"GRPC": str, "GRPCUseTLS": bool, "HTTP": str, "TLSSkipVerify": bool,
+CHECK_FIELDS = {"GRPC": str, "GRPCUseTLS": bool, "HTTP": str, "TCP": str, "TLSSkipVerify": bool,
                 "Interval": str, "Timeout": str, "DeregisterCriticalServiceAfter": str}
 
 
@@ -78,8 +80,8 @@ def decode_registration(body):
                 raise ValueError(f"json: unknown field Check.{key!r}")
             if not isinstance(value, CHECK_FIELDS[key]):
                 raise ValueError(f"json: cannot unmarshal {type(value).__name__} into field Check.{key}")
-        if ("GRPC" in check) == ("HTTP" in check):
-            raise ValueError("a check needs exactly one of GRPC or HTTP here")
+        if sum(kind in check for kind in ("GRPC", "HTTP", "TCP")) != 1:
+            raise ValueError("a check needs exactly one of GRPC, HTTP or TCP here")
         for key in ("Interval", "Timeout", "DeregisterCriticalServiceAfter"):
             if key in check:
                 check[key + "Seconds"] = seconds(check[key])
@@ -155,6 +157,10 @@ class Agent:
                 if 200 <= code < 300:
                     return "passing", f"HTTP GET {check['HTTP']}: {code}"
                 return ("warning" if code == 429 else "critical"), f"HTTP GET {check['HTTP']}: {code}"
+            if "TCP" in check:
+                host, _, port = check["TCP"].rpartition(":")
+                socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+                return "passing", f"TCP connect {check['TCP']}: Success"
             return self.grpc_probe(check, timeout)
         except Exception as e:  # a probe that cannot run is a failing check
             return "critical", str(e)

@@ -54,7 +54,7 @@ pub struct Registration {
     pub check: Check,
 }
 
-/// A registration's health check: gRPC health (`GRPC`) or HTTP (`HTTP`).
+/// A registration's health check: gRPC health (`GRPC`), HTTP (`HTTP`) or TCP (`TCP`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Check {
@@ -71,6 +71,9 @@ pub struct Check {
     /// A URL answered with 2xx when healthy.
     #[serde(rename = "HTTP", default, skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
+    /// `host:port` that accepts TCP connections when healthy.
+    #[serde(rename = "TCP", default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
     /// Whether the check skips verifying the service's certificate.
     #[serde(rename = "TLSSkipVerify")]
     pub tls_skip_verify: bool,
@@ -380,6 +383,7 @@ mod tests {
                 grpc: Some("10.0.0.5:50051".into()),
                 grpc_use_tls: Some(true),
                 http: None,
+                tcp: None,
                 tls_skip_verify: false,
                 interval: duration(Duration::from_secs(10)),
                 timeout: duration(Duration::from_millis(1500)),
