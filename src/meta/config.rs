@@ -80,6 +80,14 @@ pub struct ConsulConfig {
     /// The longest pause between registration attempts.
     #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
+    /// How often a registered app checks that the agent still knows it (and registers again
+    /// when it does not).
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// How long a stopping app waits after deregistering before it drains, so clients watching
+    /// Consul drop it first.
+    #[serde(with = "humantime_serde")]
+    pub deregister_grace: Duration,
 }
 
 /// `consul.services.*`: the service name each app registers as; empty: it does not register.
@@ -110,6 +118,9 @@ pub struct ConsulCheckConfig {
     /// Whether the agent skips verifying the gRPC app's certificate (the original always did;
     /// here only when set).
     pub tls_skip_verify: bool,
+    /// The name the agent checks the gRPC app's certificate for (`TLSServerName`); empty: the
+    /// registered address.
+    pub tls_server_name: String,
 }
 
 /// Rows of an xlsx sheet below its header row.

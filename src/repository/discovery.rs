@@ -45,10 +45,12 @@ async fn watch(
     let mut unreachable = false;
     loop {
         let started = tokio::time::Instant::now();
-        match client
-            .healthy(&target.service, index, target.wait, timeout)
-            .await
-        {
+        let answer = tokio::select! {
+            answer = client.healthy(&target.service, index, target.wait, timeout) => answer,
+            // Every client of the channel is gone: so is the watcher.
+            () = changes.closed() => return,
+        };
+        match answer {
             Ok(healthy) => {
                 if unreachable {
                     slog::info!(logger, "consul reachable again");

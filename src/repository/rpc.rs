@@ -204,7 +204,16 @@ impl HelloRpcClient for TonicHelloClient {
                     let request =
                         Request::from_parts(metadata.clone(), extensions.clone(), message);
                     match client.clone().say_hello(request).await {
-                        Err(status) if status.code() == Code::Unavailable && attempt < tries => {
+                        // Only the transport's own UNAVAILABLE (refused, reset): an answer
+                        // of the app carries its error code and is not sent again.
+                        Err(status)
+                            if status.code() == Code::Unavailable
+                                && status
+                                    .metadata()
+                                    .get(crate::server::grpc::ERROR_CODE_KEY)
+                                    .is_none()
+                                && attempt < tries =>
+                        {
                             attempt += 1;
                         }
                         other => return other,

@@ -21,7 +21,7 @@ pub enum App {
     },
     /// `GET /healthz`.
     Http,
-    /// A TCP connect (the socket app serves no HTTP route but its upgrade).
+    /// `GET /healthz` of the socket app.
     Socket,
 }
 
@@ -29,7 +29,8 @@ pub enum App {
 pub struct Registered {
     client: ConsulClient,
     id: String,
-    done: Arc<AtomicBool>,
+    /// Set before the first registration request is sent: from then on the agent may know it.
+    sent: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     config: ConsulConfig,
     logger: Logger,
@@ -47,10 +48,9 @@ pub fn registration(config: &ConsulConfig, app: App, bind: SocketAddr) -> Option
         return None;
     }
     let address = advertised(config, bind.ip());
-    let endpoint = SocketAddr::new(address, bind.port());
-    let host = match address {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
+    let host = match address.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => address.clone(),
     };
     let (grpc, grpc_use_tls, http, tcp) = match app {
         App::Grpc { tls } => (
@@ -59,14 +59,18 @@ pub fn registration(config: &ConsulConfig, app: App, bind: SocketAddr) -> Option
             None,
             None,
         ),
-        App::Http => (None, None, Some(format!("http://{endpoint}/healthz")), None),
-        App::Socket => (None, None, None, Some(format!("{host}:{}", bind.port()))),
+        App::Http | App::Socket => (
+            None,
+            None,
+            Some(format!("http://{host}:{}/healthz", bind.port())),
+            None,
+        ),
     };
     Some(Registration {
         id: format!("{name}-{address}-{}", bind.port()),
         name: name.clone(),
         tags: config.tags.clone(),
-        address: address.to_string(),
+        address: address.clone(),
         port: bind.port(),
         meta: config.meta.clone(),
         check: Check {
@@ -75,6 +79,9 @@ pub fn registration(config: &ConsulConfig, app: App, bind: SocketAddr) -> Option
             http,
             tcp,
             tls_skip_verify: config.check.tls_skip_verify,
+            tls_server_name: matches!(app, App::Grpc { tls: true })
+                .then(|| config.check.tls_server_name.trim().to_owned())
+                .filter(|name| !name.is_empty()),
             interval: duration(config.check.interval),
             timeout: duration(config.check.timeout),
             deregister_critical_service_after: duration(config.check.deregister_critical_after),
@@ -82,14 +89,17 @@ pub fn registration(config: &ConsulConfig, app: App, bind: SocketAddr) -> Option
     })
 }
 
-/// `consul.address`, else the bind address when it names one, else the local address of the
-/// route to the agent (what the original's `GetLocalIP` meant), else loopback.
-fn advertised(config: &ConsulConfig, bound: IpAddr) -> IpAddr {
-    if let Ok(ip) = config.address.trim().parse::<IpAddr>() {
-        return ip;
+/// `consul.address` (an address or a host name), else the bind address when it names one,
+/// else the local address of the route to the agent, else (the agent is on this host, so that
+/// route is loopback) the local address of the default route: the address other hosts reach
+/// this one at. Loopback only when the host has no other.
+fn advertised(config: &ConsulConfig, bound: IpAddr) -> String {
+    let fixed = config.address.trim();
+    if !fixed.is_empty() {
+        return fixed.to_owned();
     }
     if !bound.is_unspecified() {
-        return bound;
+        return bound.to_string();
     }
     let agent = config
         .addr
@@ -99,15 +109,31 @@ fn advertised(config: &ConsulConfig, bound: IpAddr) -> IpAddr {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let route = std::net::ToSocketAddrs::to_socket_addrs(&agent)
-        .ok()
-        .and_then(|mut a| a.next())
-        .and_then(|target| {
-            let socket = UdpSocket::bind(("0.0.0.0", 0)).ok()?;
-            socket.connect(target).ok()?;
-            socket.local_addr().ok().map(|a| a.ip())
-        });
-    route.unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    let agent = agent.parse::<SocketAddr>().ok();
+    // A documentation address (RFC 5737 / 3849): connecting a UDP socket sends nothing, it only
+    // picks the route.
+    let default_route: [SocketAddr; 2] = [
+        SocketAddr::from(([192, 0, 2, 1], 9)),
+        SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 9)),
+    ];
+    agent
+        .into_iter()
+        .chain(default_route)
+        .filter_map(local_address_towards)
+        .find(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        .to_string()
+}
+
+fn local_address_towards(target: SocketAddr) -> Option<IpAddr> {
+    let local: SocketAddr = if target.is_ipv6() {
+        "[::]:0".parse().ok()?
+    } else {
+        "0.0.0.0:0".parse().ok()?
+    };
+    let socket = UdpSocket::bind(local).ok()?;
+    socket.connect(target).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
 }
 
 impl Registered {
@@ -128,22 +154,35 @@ impl Registered {
         let logger = logger.new(
             slog::o!("consul" => config.addr.clone(), "service_id" => registration.id.clone()),
         );
-        let done = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicBool::new(false));
         let id = registration.id.clone();
         let task = tokio::spawn({
-            let (client, done, logger) = (client.clone(), done.clone(), logger.clone());
-            let (timeout, mut pause, max) =
-                (config.timeout, config.retry_initial, config.retry_max);
+            let (client, sent, logger) = (client.clone(), sent.clone(), logger.clone());
+            let (timeout, initial, max) = (config.timeout, config.retry_initial, config.retry_max);
+            let (mut pause, refresh) = (initial, config.refresh_interval);
             async move {
                 let mut attempt = 1u32;
                 loop {
+                    sent.store(true, Ordering::Release);
                     match client.register(&registration, timeout).await {
                         Ok(()) => {
-                            done.store(true, Ordering::Release);
                             slog::info!(logger, "registered with consul"; "service" => &registration.name,
                                 "address" => format!("{}:{}", registration.address, registration.port),
                                 "attempt" => attempt);
-                            return;
+                            // The agent may lose it (restarted without its data, or reaped it
+                            // while it was critical): looked after, registered again.
+                            loop {
+                                tokio::time::sleep(refresh).await;
+                                if let Ok(false) = client.knows(&registration.id, timeout).await {
+                                    slog::warn!(
+                                        logger,
+                                        "consul forgot the registration; registering again"
+                                    );
+                                    break;
+                                }
+                            }
+                            pause = initial;
+                            continue;
                         }
                         Err(e) => {
                             slog::warn!(logger, "consul registration failed; retrying";
@@ -159,23 +198,36 @@ impl Registered {
         Ok(Some(Registered {
             client,
             id,
-            done,
+            sent,
             task,
             config: config.clone(),
             logger,
         }))
     }
 
-    /// Stops retrying and removes the registration if it was made.
-    pub async fn stop(self) {
+    /// Stops the registration task (waiting for it, so no request of it lands later) and
+    /// removes the registration if one was ever sent (an unknown id is fine).
+    pub async fn stop(mut self) {
         self.task.abort();
-        if !self.done.load(Ordering::Acquire) {
+        let _ = (&mut self.task).await;
+        if !self.sent.load(Ordering::Acquire) {
             return;
         }
         match self.client.deregister(&self.id, self.config.timeout).await {
             Ok(()) => slog::info!(self.logger, "deregistered from consul"),
+            Err(goex_consul::ConsulError::Refused { status: 404, .. }) => {}
             Err(e) => slog::warn!(self.logger, "consul deregistration failed"; "error" => %e),
         }
+        if !self.config.deregister_grace.is_zero() {
+            // Clients learn of the removal through the agent and their next blocking query.
+            tokio::time::sleep(self.config.deregister_grace).await;
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -207,6 +259,7 @@ mod tests {
         assert_eq!(r.check.grpc.as_deref(), Some("10.1.2.3:50051"));
         assert_eq!(r.check.grpc_use_tls, Some(true));
         assert!(!r.check.tls_skip_verify, "verified unless configured");
+        assert_eq!(r.check.tls_server_name.as_deref(), Some("www.example.com"));
         assert_eq!(
             (
                 r.check.interval.as_str(),

@@ -42,6 +42,7 @@ fn double(certs: &std::path::Path, port: u16) -> Double {
     let mut child = Command::new(python)
         .arg(manifest_dir().join("tests/consul/agent_double.py"))
         .args(["--token", TOKEN, "--port", &port.to_string()])
+        .args(["--reap-every", "0.2", "--reap-floor", "0"])
         .arg("--ca")
         .arg(certs.join("ca.crt"))
         .arg("--cert")
@@ -112,6 +113,7 @@ fn consul_overrides(addr: &str) -> Vec<(&'static str, String)> {
         ("APP__CONSUL__CHECK__TIMEOUT", "2s".into()),
         ("APP__CONSUL__RETRY_INITIAL", "100ms".into()),
         ("APP__CONSUL__RETRY_MAX", "200ms".into()),
+        ("APP__CONSUL__REFRESH_INTERVAL", "200ms".into()),
         ("APP__CONSUL__META__VERSION", "test".into()),
     ]
 }
@@ -168,6 +170,21 @@ async fn the_grpc_app_registers_passes_its_check_and_deregisters_on_shutdown() {
         ),
         ("127.0.0.1", app.port)
     );
+
+    // The agent forgets it (restarted, or reaped it): the app registers again.
+    client
+        .deregister(&id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let healthy = until_some(Duration::from_secs(10), || async {
+        let h = client
+            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
+            .await
+            .ok()?;
+        (!h.instances.is_empty()).then_some(h)
+    })
+    .await;
+    assert_eq!(healthy.instances[0].id, id, "registered again");
 
     // A blocking query on the current index waits for a change: the graceful stop.
     let index = next_index(0, healthy.index);
@@ -267,6 +284,19 @@ async fn the_double_checks_what_the_agent_checks() {
             .0,
         200
     );
+    // Reads with another token are filtered, as Consul's deny policy does; the client says so
+    // rather than take the empty answer for the truth.
+    let stranger = ConsulClient::new(
+        &agent.addr,
+        &SecretString::from("wrong"),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let e = stranger
+        .healthy("x", 0, Duration::from_secs(1), Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, goex_consul::ConsulError::Filtered), "{e}");
     // Its HTTP check probes a port where nothing listens: critical, so not passing.
     let all = agent_get(&agent.addr, "/v1/health/service/x").await;
     assert_eq!(all[0]["Checks"][0]["Status"], "critical");
@@ -305,6 +335,7 @@ async fn a_real_agent_when_one_is_configured() {
             http: Some("http://127.0.0.1:1/healthz".into()),
             tcp: None,
             tls_skip_verify: false,
+            tls_server_name: None,
             interval: "10s".into(),
             timeout: "1s".into(),
             deregister_critical_service_after: "1m".into(),
@@ -347,11 +378,25 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
     let mut instances = vec![crate::grpc::spawn_grpc_in(first, "require", &consul).await];
     let mut shared = consul.clone();
     shared.push(("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()));
-    for _ in 0..2 {
-        instances.push(
-            crate::grpc::spawn_grpc_in(tempfile::tempdir().unwrap(), "require", &shared).await,
-        );
-    }
+    instances
+        .push(crate::grpc::spawn_grpc_in(tempfile::tempdir().unwrap(), "require", &shared).await);
+    // The third is a process of its own, to be killed with SIGKILL: no graceful anything.
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim_port = free_port();
+    let mut victim = crate::helpers::app_command()
+        .args(["grpc", "--env", "test"])
+        .envs(shared.iter().map(|(k, v)| (*k, v.clone())))
+        .env(
+            "APP__SERVER__GRPC__ADDR",
+            format!("127.0.0.1:{victim_port}"),
+        )
+        .env("APP__SERVER__GRPC__TLS__CLIENT_AUTH", "require")
+        .env("APP__SQLITE__PATH", victim_dir.path().join("app.db"))
+        .env("APP__CERTS__DIR", victim_dir.path().join("keys"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the victim starts");
     let client = ConsulClient::new(
         &agent.addr,
         &SecretString::from(TOKEN),
@@ -392,32 +437,32 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
     for _ in 0..300 {
         rpc.say_hello(1).await.expect("a call");
     }
-    let counts: Vec<u64> = instances
+    let mut counts: Vec<u64> = instances
         .iter()
         .zip(&before)
         .map(|(i, b)| served(i) - b)
         .collect();
-    eprintln!("calls per instance: {counts:?}");
-    assert_eq!(counts.iter().sum::<u64>(), 300);
+    counts.push(300 - counts.iter().sum::<u64>());
+    eprintln!("calls per instance (the victim last): {counts:?}");
     assert!(
         counts.iter().all(|c| *c >= 50),
         "spread over all three: {counts:?}"
     );
 
-    // Kill one (no graceful stop: it stays registered until its check fails).
-    let killed = instances.remove(0);
-    let killed_served = killed.served.clone();
-    killed.done.abort();
-    let _ = (&killed.stop, &killed.port);
+    // SIGKILL the victim: its connections reset, and it stays registered until its check fails.
+    victim.kill().unwrap();
+    victim.wait().unwrap();
     let started = std::time::Instant::now();
-    let mut failed_during = 0;
-    // Calls while Consul notices (probe every 200 ms) and the watcher removes it.
+    let mut failed = 0;
+    let before: Vec<u64> = instances.iter().map(served).collect();
+    // 1 s of calls while Consul notices (a probe every 200 ms) and the watcher removes it.
+    let mut calls = 0;
     while started.elapsed() < Duration::from_secs(1) {
+        calls += 1;
         if rpc.say_hello(1).await.is_err() {
-            failed_during += 1;
+            failed += 1;
         }
     }
-    // The double saw its check fail and no longer lists it as passing.
     let removal = until_some(Duration::from_secs(5), || async {
         let h = client
             .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
@@ -426,21 +471,25 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
         (h.instances.len() == 2).then(|| started.elapsed())
     })
     .await;
-    eprintln!("removed from the passing set {removal:?} after the kill");
-    let at_removal = killed_served.load(Ordering::Relaxed);
-    let before: Vec<u64> = instances.iter().map(served).collect();
+    eprintln!(
+        "killed: {failed} of {calls} calls failed while it left; out of the passing set after {removal:?}"
+    );
+    assert_eq!(failed, 0, "idempotent calls went to another instance");
     for _ in 0..200 {
         rpc.say_hello(1)
             .await
             .expect("no failed call after the removal window");
     }
-    assert_eq!(killed_served.load(Ordering::Relaxed), at_removal);
     let counts: Vec<u64> = instances
         .iter()
         .zip(&before)
         .map(|(i, b)| served(i) - b)
         .collect();
-    eprintln!("after the kill: {counts:?}, failed while it left: {failed_during}");
+    assert_eq!(
+        counts.iter().sum::<u64>(),
+        calls + 200,
+        "all went to the two: {counts:?}"
+    );
     assert!(counts.iter().all(|c| *c >= 30), "{counts:?}");
 
     // Consul goes away: the last known instances keep serving.
@@ -449,7 +498,6 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
     for _ in 0..100 {
         rpc.say_hello(1).await.expect("calls go on without Consul");
     }
-    drop(killed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,7 +530,7 @@ async fn the_http_and_socket_apps_register_and_critical_instances_are_reaped() {
                 .unwrap_or_default()
         }
     };
-    // Both checks really probed: GET /healthz of the HTTP app, a TCP connect to the socket app.
+    // Both checks really probed: GET /healthz of each app.
     let web = until_some(Duration::from_secs(15), || async {
         let i = passing("go-example-http").await;
         (!i.is_empty()).then_some(i)
@@ -505,13 +553,14 @@ async fn the_http_and_socket_apps_register_and_critical_instances_are_reaped() {
     .await;
     assert_eq!(sockets[0].port, socket.port);
     assert_eq!(
-        services[&sockets[0].id]["Check"]["TCP"],
-        format!("127.0.0.1:{}", socket.port)
+        services[&sockets[0].id]["Check"]["HTTP"],
+        format!("http://127.0.0.1:{}/healthz", socket.port)
     );
     socket.shut_down().await.unwrap();
+    let services = agent_get(&agent.addr, "/v1/agent/services").await;
     assert!(
-        passing("go-example-socket").await.is_empty(),
-        "deregistered on shutdown"
+        services.get(&sockets[0].id).is_none(),
+        "deregistered on shutdown: {services}"
     );
 
     // An instance whose check stays critical past DeregisterCriticalServiceAfter is reaped.
@@ -528,6 +577,7 @@ async fn the_http_and_socket_apps_register_and_critical_instances_are_reaped() {
             http: None,
             tcp: Some(format!("127.0.0.1:{}", free_port())),
             tls_skip_verify: false,
+            tls_server_name: None,
             interval: "200ms".into(),
             timeout: "1s".into(),
             deregister_critical_service_after: "1s".into(),

@@ -10,7 +10,8 @@ Prints `listening PORT` once it serves on 127.0.0.1 (a free port). What it does 
   durations and out-of-range ports are 400 `Request decode failed: ...`); `ID` defaults to `Name`;
   a new check starts `critical`, as Consul's do, until its first probe.
 - `PUT /v1/agent/service/deregister/:id`: 404 `Unknown service ID` when absent.
-- `GET /v1/agent/services`, `GET /v1/agent/checks`: the registrations and check states.
+- `GET /v1/agent/services`, `GET /v1/agent/service/:id` (404 when unknown), `GET
+  /v1/agent/checks`: the registrations and check states.
 - `GET /v1/health/service/:name[?passing][&index=N&wait=D]`: `X-Consul-Index` on every answer;
   with an index at or past the current one, the answer waits for a change (or `wait`, at most
   10 min) - a blocking query.
@@ -18,9 +19,11 @@ Prints `listening PORT` once it serves on 127.0.0.1 (a free port). What it does 
   warning, anything else critical) and `GRPC` (grpc.health.v1.Health/Check with grpcio; TLS with
   `GRPCUseTLS`, trusting --ca and presenting --cert/--key; SERVING is passing) and `TCP` (a
   connect). A service
-  critical for longer than its `DeregisterCriticalServiceAfter` is deregistered (checked every
-  second; Consul's reaper runs every 30 s).
-- With --token, every request must carry it in `X-Consul-Token` (else 403 `Permission denied`).
+  critical for longer than its `DeregisterCriticalServiceAfter` (and at least --reap-floor, 60 s
+  as in Consul) is deregistered by a reaper running every --reap-every (30 s as in Consul).
+- With --token, writes must carry it in `X-Consul-Token` (else 403 `Permission denied`); reads
+  without it are answered as Consul answers the anonymous token under a deny policy: 200 with
+  what it may see (nothing) and `X-Consul-Results-Filtered-By-ACLs: true`.
 
 Every change of the registrations or of a check's status advances the index.
 """
@@ -40,7 +43,7 @@ DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 SERVICE_FIELDS = {"ID": str, "Name": str, "Tags": list, "Address": str, "Port": int, "Meta": dict,
                   "Check": dict}
-CHECK_FIELDS = {"GRPC": str, "GRPCUseTLS": bool, "HTTP": str, "TCP": str, "TLSSkipVerify": bool,
+CHECK_FIELDS = {"GRPC": str, "GRPCUseTLS": bool, "HTTP": str, "TCP": str, "TLSSkipVerify": bool, "TLSServerName": str,
                 "Interval": str, "Timeout": str, "DeregisterCriticalServiceAfter": str}
 
 
@@ -172,7 +175,8 @@ class Agent:
         if check.get("GRPCUseTLS"):
             read = lambda p: open(p, "rb").read() if p else None
             creds = grpc.ssl_channel_credentials(read(self.args.ca), read(self.args.key), read(self.args.cert))
-            channel = grpc.secure_channel(target, creds)
+            options = [("grpc.ssl_target_name_override", check["TLSServerName"])] if check.get("TLSServerName") else []
+            channel = grpc.secure_channel(target, creds, options=options)
         else:
             channel = grpc.insecure_channel(target)
         with channel:
@@ -184,13 +188,13 @@ class Agent:
 
     def reaper(self):
         while not self.stopping:
-            time.sleep(1)
+            time.sleep(self.args.reap_every)
             now = time.monotonic()
             with self.lock:
                 for sid, reg in list(self.services.items()):
                     after = (reg.get("Check") or {}).get("DeregisterCriticalServiceAfterSeconds")
                     status, since, _ = self.status.get(sid, ("passing", now, ""))
-                    if after is not None and status == "critical" and now - since > after:
+                    if after is not None and status == "critical" and now - since > max(after, self.args.reap_floor):
                         del self.services[sid]
                         self.status.pop(sid, None)
                         self.changed()
@@ -259,15 +263,30 @@ def handler(agent):
             self.reply(404, "not found")
 
         def do_GET(self):
-            if not self.authorized():
-                return
             url = urllib.parse.urlsplit(self.path)
+            if agent.args.token and self.headers.get("X-Consul-Token") != agent.args.token:
+                if url.path.startswith("/v1/health/service/"):
+                    with agent.lock:
+                        current = agent.index
+                    return self.reply(200, [], [("X-Consul-Index", str(current)),
+                                                ("X-Consul-Results-Filtered-By-ACLs", "true"),
+                                                ("Content-Type", "application/json")])
+                return self.reply(403, "Permission denied")
             query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
             if url.path == "/v1/agent/services":
                 with agent.lock:
                     body = {sid: {"ID": sid, "Service": r["Name"], "Tags": r["Tags"], "Address": r["Address"],
                                   "Port": r["Port"], "Meta": r["Meta"], "Check": r.get("Check")}
                             for sid, r in agent.services.items()}
+                return self.reply(200, body)
+            if url.path.startswith("/v1/agent/service/"):
+                sid = urllib.parse.unquote(url.path.rsplit("/", 1)[1])
+                with agent.lock:
+                    r = agent.services.get(sid)
+                    if r is None:
+                        return self.reply(404, f"unknown service ID: {sid}")
+                    body = {"ID": sid, "Service": r["Name"], "Tags": r["Tags"], "Address": r["Address"],
+                            "Port": r["Port"], "Meta": r["Meta"]}
                 return self.reply(200, body)
             if url.path == "/v1/agent/checks":
                 with agent.lock:
@@ -304,6 +323,10 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--port", type=int, default=0)
+    # Consul's reaper runs every 30 s and reaps after at least 1 min, whatever the check says;
+    # tests shorten both.
+    ap.add_argument("--reap-every", type=float, default=30)
+    ap.add_argument("--reap-floor", type=float, default=60)
     args = ap.parse_args()
     agent = Agent(args)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(agent))

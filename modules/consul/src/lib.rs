@@ -31,6 +31,10 @@ pub enum ConsulError {
     /// The answer could not be read.
     #[error("consul agent's answer unreadable: {0}")]
     Unreadable(String),
+    /// The ACL token may not read what was asked: the agent answered with results filtered out
+    /// (`X-Consul-Results-Filtered-By-ACLs`), not with the truth.
+    #[error("consul ACLs filtered the answer: the token may not read the service")]
+    Filtered,
 }
 
 /// A service registration (`PUT /v1/agent/service/register`), in the agent's field names.
@@ -77,6 +81,13 @@ pub struct Check {
     /// Whether the check skips verifying the service's certificate.
     #[serde(rename = "TLSSkipVerify")]
     pub tls_skip_verify: bool,
+    /// The name the service's certificate is checked for (its address otherwise).
+    #[serde(
+        rename = "TLSServerName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tls_server_name: Option<String>,
     /// How often the agent runs it (`10s`).
     pub interval: String,
     /// How long one run may take (`10s`).
@@ -262,6 +273,19 @@ impl ConsulClient {
             .map(|_| ())
     }
 
+    /// Whether the agent knows the registration `id` (`GET /v1/agent/service/:id`).
+    ///
+    /// # Errors
+    /// The agent is unreachable or refuses with anything but 404.
+    pub async fn knows(&self, id: &str, timeout: Duration) -> Result<bool, ConsulError> {
+        let path = format!("/v1/agent/service/{}", encode(id));
+        match Self::send(self.request(reqwest::Method::GET, &path), timeout).await {
+            Ok(_) => Ok(true),
+            Err(ConsulError::Refused { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The passing instances of `service`: at once when `index` is 0, else when they change
     /// past `index` or after `wait` (the agent adds up to wait/16 of jitter).
     ///
@@ -291,6 +315,13 @@ impl ConsulClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| ConsulError::Unreadable("no X-Consul-Index header".into()))?;
+        if response
+            .headers()
+            .get("X-Consul-Results-Filtered-By-ACLs")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+        {
+            return Err(ConsulError::Filtered);
+        }
         let entries: Vec<Entry> = response
             .json()
             .await
@@ -385,6 +416,7 @@ mod tests {
                 http: None,
                 tcp: None,
                 tls_skip_verify: false,
+                tls_server_name: None,
                 interval: duration(Duration::from_secs(10)),
                 timeout: duration(Duration::from_millis(1500)),
                 deregister_critical_service_after: "30s".into(),
