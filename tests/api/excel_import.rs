@@ -808,3 +808,32 @@ async fn uploads_count_against_the_running_imports_limit() {
     }
     assert_eq!(answered, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_lists_at_most_max_reported_errors_and_counts_all() {
+    let app = spawn_app_with(&[("APP__EXCEL__MAX_REPORTED_ERRORS", "2".to_owned())]).await;
+    let token = token(&app, "importer10").await;
+    let rows: Vec<Vec<&str>> = vec![
+        vec!["bad1", "1"],
+        vec!["fineuser1", "1"],
+        vec!["bad2", "1"],
+        vec!["bad3", "9"],
+        vec!["bad4", "1"],
+    ];
+    let report = ok_report(
+        upload(
+            &app,
+            &token,
+            "?mode=skip_invalid",
+            workbook(&["用户名", "性别"], &rows),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(report["invalid"], 4, "{report}");
+    assert_eq!(report["inserted"], 1, "{report}");
+    assert_eq!(report["errors"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["errors_truncated"], true, "{report}");
+    assert_eq!(report["errors"][0]["row"], 2);
+    assert_eq!(report["errors"][1]["row"], 4);
+}
