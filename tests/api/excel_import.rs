@@ -837,3 +837,61 @@ async fn the_report_lists_at_most_max_reported_errors_and_counts_all() {
     assert_eq!(report["errors"][0]["row"], 2);
     assert_eq!(report["errors"][1]["row"], 4);
 }
+
+/// On MariaDB a running job's progress is stored as it goes: the socket app (on the same
+/// database) pushes `running` frames with rows read before the `done` one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mariadb_a_background_jobs_progress_is_pushed_while_it_runs() {
+    let Some(server) = mysql_server_dsn() else {
+        return;
+    };
+    let dsn = fresh_mysql_database(&server).await;
+    let shared = tempfile::tempdir().unwrap();
+    let common = [
+        ("APP__DATABASE__DRIVER", "mysql".to_owned()),
+        ("APP__DATABASE__MIGRATE_ON_START", "true".to_owned()),
+        ("APP__MYSQL__DSN", dsn),
+        (
+            "APP__CERTS__DIR",
+            shared.path().join("certs").display().to_string(),
+        ),
+    ];
+    let mut http = common.to_vec();
+    http.push(("APP__EXCEL__ASYNC_ROWS", "1000".to_owned()));
+    let app = spawn_app_with(&http).await;
+    let mut socket = common.to_vec();
+    socket.push(("APP__EXCEL__PROGRESS_POLL_INTERVAL", "100ms".to_owned()));
+    let socket = crate::socket::spawn_socket(&socket).await;
+    let token = token(&app, "importer11").await;
+    let mut ws = crate::socket::connect_with(&socket.url(), &[("authorization", &token)])
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..150_000).map(|i| format!("progress{i:06}")).collect();
+    let rows: Vec<Vec<&str>> = names.iter().map(|n| vec![n.as_str(), "1"]).collect();
+    let res = upload(&app, &token, "", workbook(&["用户名", "性别"], &rows)).await;
+    assert_eq!(res.status(), 202);
+    let mut progressed = 0;
+    let done = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let frame = crate::socket::next_json(&mut ws).await;
+            if frame["type"] != "import" {
+                continue;
+            }
+            let job = &frame["job"];
+            if job["status"] == "running" {
+                if job["rows"].as_u64().unwrap_or(0) > 0 {
+                    progressed += 1;
+                }
+                continue;
+            }
+            return frame;
+        }
+    })
+    .await
+    .expect("the end is pushed");
+    assert_eq!(done["job"]["status"], "done", "{done}");
+    assert_eq!(done["job"]["report"]["inserted"], 150_000);
+    assert!(progressed >= 1, "progress was pushed while the job ran");
+    drop(ws);
+    socket.shut_down().await.unwrap();
+}
