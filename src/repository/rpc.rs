@@ -194,7 +194,7 @@ impl HelloRpcClient for TonicHelloClient {
         let client = hello.client.clone();
         // SayHello is idempotent: with discovery, a call whose instance just left (refused,
         // reset) goes once more, to another instance, inside the same breaker call.
-        let tries = if hello.discovered { 3 } else { 1 };
+        let tries = if hello.discovered { 4 } else { 1 };
         let call = tower::service_fn(move |request: Request<HelloRequest>| {
             let client = client.clone();
             async move {
@@ -204,16 +204,23 @@ impl HelloRpcClient for TonicHelloClient {
                     let request =
                         Request::from_parts(metadata.clone(), extensions.clone(), message);
                     match client.clone().say_hello(request).await {
-                        // Only the transport's own UNAVAILABLE (refused, reset): an answer
-                        // of the app carries its error code and is not sent again.
+                        // Only the transport's own failures (refused, reset, a stream cut:
+                        // UNAVAILABLE, UNKNOWN, CANCELLED without the app's error code): an
+                        // answer of the app carries its error code and is not sent again.
                         Err(status)
-                            if status.code() == Code::Unavailable
-                                && status
-                                    .metadata()
-                                    .get(crate::server::grpc::ERROR_CODE_KEY)
-                                    .is_none()
+                            if matches!(
+                                status.code(),
+                                Code::Unavailable | Code::Unknown | Code::Cancelled
+                            ) && status
+                                .metadata()
+                                .get(crate::server::grpc::ERROR_CODE_KEY)
+                                .is_none()
                                 && attempt < tries =>
                         {
+                            // A moment for the balancer to see the broken connection, so the
+                            // next try goes elsewhere.
+                            tokio::time::sleep(std::time::Duration::from_millis(10 * attempt))
+                                .await;
                             attempt += 1;
                         }
                         other => return other,

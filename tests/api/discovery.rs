@@ -457,10 +457,12 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
     let before: Vec<u64> = instances.iter().map(served).collect();
     // 1 s of calls while Consul notices (a probe every 200 ms) and the watcher removes it.
     let mut calls = 0;
+    let mut first_error = None;
     while started.elapsed() < Duration::from_secs(1) {
         calls += 1;
-        if rpc.say_hello(1).await.is_err() {
+        if let Err(e) = rpc.say_hello(1).await {
             failed += 1;
+            first_error.get_or_insert(e.to_string());
         }
     }
     let removal = until_some(Duration::from_secs(5), || async {
@@ -474,7 +476,10 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
     eprintln!(
         "killed: {failed} of {calls} calls failed while it left; out of the passing set after {removal:?}"
     );
-    assert_eq!(failed, 0, "idempotent calls went to another instance");
+    assert_eq!(
+        failed, 0,
+        "idempotent calls went to another instance: {first_error:?}"
+    );
     for _ in 0..200 {
         rpc.say_hello(1)
             .await
