@@ -56,9 +56,17 @@ impl ImportProgress for () {
 }
 
 /// Times an import starts over when a concurrent writer took one of its names between the
-/// lookup and the insert (the transaction is rolled back and the file read again; the second
-/// look sees the name).
-const ATTEMPTS: usize = 3;
+/// lookup and the insert, or InnoDB chose it as a deadlock victim (the transaction is rolled
+/// back and the file read again, a moment later; the next look sees the names).
+const ATTEMPTS: usize = 5;
+
+/// A random byte (for the retries' jitter).
+fn rand_byte() -> u8 {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut byte = [0u8; 1];
+    OsRng.fill_bytes(&mut byte);
+    byte[0]
+}
 
 /// Imports the users of the workbook in `file` (see the module's documentation).
 ///
@@ -84,7 +92,12 @@ pub async fn import_users(
                 .map_err(|e| ServiceError::Internal(Box::new(e)))?;
             match import_once(&*users, &passwords, copy, options, limits, progress).await {
                 Ok(report) => return Ok(report),
-                Err(Failure::Raced(_)) if attempt < ATTEMPTS => attempt += 1,
+                Err(Failure::Raced(_)) if attempt < ATTEMPTS => {
+                    // Apart, so that imports that lost to each other do not meet again at once.
+                    let jitter = u64::from(rand_byte()) % 25;
+                    tokio::time::sleep(Duration::from_millis(25 * attempt as u64 + jitter)).await;
+                    attempt += 1;
+                }
                 Err(Failure::Raced(e)) => return Err(e.into()),
                 Err(Failure::Service(e)) => return Err(e),
             }
