@@ -760,34 +760,41 @@ async fn uploads_count_against_the_running_imports_limit() {
     let app = spawn_app_with(&[("APP__EXCEL__MAX_RUNNING_IMPORTS", "1".to_owned())]).await;
     let token = token(&app, "importer9").await;
     // An upload that sends its start and then stalls holds the one place while it arrives.
-    let (gate, stalled) = tokio::sync::oneshot::channel::<()>();
-    let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(vec![b'P'; 1024]) });
-    let rest = futures_util::stream::once(async move {
-        let _ = stalled.await;
-        Err::<Vec<u8>, _>(std::io::Error::other("the client gave up"))
-    });
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(
-        futures_util::StreamExt::chain(head, rest),
-    ))
-    .file_name("slow.xlsx");
-    let slow = tokio::spawn({
+    let start_slow = || {
+        let (gate, stalled) = tokio::sync::oneshot::channel::<()>();
+        let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(vec![b'P'; 1024]) });
+        let rest = futures_util::stream::once(async move {
+            let _ = stalled.await;
+            Err::<Vec<u8>, _>(std::io::Error::other("the client gave up"))
+        });
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(
+            futures_util::StreamExt::chain(head, rest),
+        ))
+        .file_name("slow.xlsx");
         let request = app
             .client
             .post(format!("{}/excel/import", app.address))
             .header("Authorization", &token)
             .multipart(reqwest::multipart::Form::new().part("uploadFile", part));
-        async move { request.send().await }
-    });
+        (gate, tokio::spawn(async move { request.send().await }))
+    };
     let good = workbook(&["用户名", "性别"], &[vec!["someone1", "1"]]);
+    let (mut gate, mut slow) = start_slow();
     let mut refused = None;
     for _ in 0..100 {
+        // Give the slow upload time to reach the handler and take the place; one that met a
+        // probe below holding it was refused itself and ended: start another.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if slow.is_finished() {
+            (gate, slow) = start_slow();
+            continue;
+        }
         let res = upload(&app, &token, "", good.clone()).await;
         if res.status() == 503 {
             refused = Some(res.json::<Value>().await.unwrap());
             break;
         }
         assert_eq!(res.status(), 200, "before the slow upload took the place");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let body = refused.expect("the second upload is refused while the first arrives");
     let message = assert_envelope(&body, "10009");

@@ -13,6 +13,7 @@ use crate::model::excel::{ImportJobRow, JobStatus};
 use crate::model::schema::import_jobs;
 use crate::repository::client::DatabaseClient;
 use crate::repository::error::RepoError;
+use crate::repository::mysql::token::retrying;
 
 /// Reads and writes import jobs. Reads go to the primary: progress must be current.
 #[async_trait]
@@ -86,12 +87,15 @@ pub struct DieselImportJobRepository {
 impl ImportJobRepository for DieselImportJobRepository {
     async fn create(&self, job: &ImportJobRow) -> Result<(), RepoError> {
         let db = self.db.database();
-        with_write_connection!(db, |conn| {
-            diesel::insert_into(import_jobs::table)
-                .values(job)
-                .execute(conn)
-                .await
-        })?;
+        retrying(|| async {
+            with_write_connection!(db, |conn| {
+                diesel::insert_into(import_jobs::table)
+                    .values(job)
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await?;
         Ok(())
     }
 
@@ -106,20 +110,23 @@ impl ImportJobRepository for DieselImportJobRepository {
         if db.backend() == "sqlite" {
             return Ok(());
         }
-        with_write_connection!(db, |conn| {
-            diesel::update(
-                import_jobs::table
-                    .find(id)
-                    .filter(import_jobs::status.eq(JobStatus::Running.as_str())),
-            )
-            .set((
-                import_jobs::rows_read.eq(rows),
-                import_jobs::rows_written.eq(written),
-                import_jobs::updated_at.eq(now_ms),
-            ))
-            .execute(conn)
-            .await
-        })?;
+        retrying(|| async {
+            with_write_connection!(db, |conn| {
+                diesel::update(
+                    import_jobs::table
+                        .find(id)
+                        .filter(import_jobs::status.eq(JobStatus::Running.as_str())),
+                )
+                .set((
+                    import_jobs::rows_read.eq(rows),
+                    import_jobs::rows_written.eq(written),
+                    import_jobs::updated_at.eq(now_ms),
+                ))
+                .execute(conn)
+                .await
+            })
+        })
+        .await?;
         Ok(())
     }
 
@@ -133,18 +140,21 @@ impl ImportJobRepository for DieselImportJobRepository {
         now_ms: i64,
     ) -> Result<(), RepoError> {
         let db = self.db.database();
-        with_write_connection!(db, |conn| {
-            diesel::update(import_jobs::table.find(id))
-                .set((
-                    import_jobs::status.eq(status.as_str()),
-                    import_jobs::rows_read.eq(rows),
-                    import_jobs::rows_written.eq(written),
-                    import_jobs::result.eq(Some(result)),
-                    import_jobs::updated_at.eq(now_ms),
-                ))
-                .execute(conn)
-                .await
-        })?;
+        retrying(|| async {
+            with_write_connection!(db, |conn| {
+                diesel::update(import_jobs::table.find(id))
+                    .set((
+                        import_jobs::status.eq(status.as_str()),
+                        import_jobs::rows_read.eq(rows),
+                        import_jobs::rows_written.eq(written),
+                        import_jobs::result.eq(Some(result)),
+                        import_jobs::updated_at.eq(now_ms),
+                    ))
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await?;
         Ok(())
     }
 
@@ -181,11 +191,14 @@ impl ImportJobRepository for DieselImportJobRepository {
 
     async fn prune(&self, before_ms: i64) -> Result<usize, RepoError> {
         let db = self.db.database();
-        let gone = with_write_connection!(db, |conn| {
-            diesel::delete(import_jobs::table.filter(import_jobs::updated_at.lt(before_ms)))
-                .execute(conn)
-                .await
-        })?;
+        let gone = retrying(|| async {
+            with_write_connection!(db, |conn| {
+                diesel::delete(import_jobs::table.filter(import_jobs::updated_at.lt(before_ms)))
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await?;
         Ok(gone)
     }
 }

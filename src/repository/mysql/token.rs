@@ -33,13 +33,13 @@ impl DieselTokenRepository {
 /// InnoDB may end one of two statements that lock the same rows in opposite orders (MySQL error
 /// 1213, which diesel reports by message only); each statement here is idempotent on its own,
 /// so the victim is run again.
-fn is_deadlock(e: &DbError) -> bool {
+pub(super) fn is_deadlock(e: &DbError) -> bool {
     matches!(e, DbError::Query(diesel::result::Error::DatabaseError(_, info))
         if info.message().contains("Deadlock found"))
 }
 
 /// Runs `statement` again while InnoDB picks it as a deadlock victim (three tries).
-async fn retrying<T, F, Fut>(mut statement: F) -> Result<T, DbError>
+pub(super) async fn retrying<T, F, Fut>(mut statement: F) -> Result<T, DbError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DbError>>,
