@@ -10,8 +10,8 @@ unless it shows
   - an operation block (class `opblock`) for every operation of the document, by method and path,
   - no "Failed to load API definition" and no Swagger UI error panel (e.g. an unresolvable $ref).
 The operations come from the served document, so the check follows it; an empty document fails
-(nothing rendered would pass vacuously). Standard library only; installs nothing (contract.sh
-installs chromium). Exit 0 when rendered, 1 when not, 2 on bad usage.
+(nothing rendered would pass vacuously). Standard library only (and scripts/cdp.py); installs
+nothing (contract.sh installs chromium). Exit 0 when rendered, 1 when not, 2 on bad usage.
 
 Environment: CHROMIUM (default /usr/bin/chromium), SWAGGER_UI_BUDGET_MS (Chromium's virtual-time
 budget for the page's scripts and fetches, default 10000), SWAGGER_UI_TIMEOUT (seconds Chromium
@@ -20,15 +20,18 @@ may take in real time, default 60).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
+
+# scripts/cdp.py, from any working directory (and no __pycache__ left in scripts/).
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+sys.dont_write_bytecode = True
+from cdp import CheckFailed, chromium_command, is_loopback, require_chromium, rule_host  # noqa: E402
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOAD_FAILED = "Failed to load API definition"
@@ -38,16 +41,6 @@ VOID = frozenset("area base br col embed hr img input link meta source track wbr
 def fail(message: str) -> None:
     print(f"swagger-ui: FAILED: {message}", file=sys.stderr)
     sys.exit(1)
-
-
-def is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def fetch_document(url: str) -> dict:
@@ -133,32 +126,15 @@ class SwaggerDom(HTMLParser):
 
 
 def dump_dom(page: str) -> str:
-    host = urllib.parse.urlsplit(page).hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not os.access(chromium, os.X_OK):
-        fail(f"{chromium} is missing (scripts/contract.sh installs Debian's chromium)")
+    try:
+        chromium = require_chromium("scripts/contract.sh")
+    except CheckFailed as e:
+        fail(str(e))
     budget = os.environ.get("SWAGGER_UI_BUDGET_MS", "10000")
     timeout = float(os.environ.get("SWAGGER_UI_TIMEOUT", "60"))
     with tempfile.TemporaryDirectory(prefix="swagger-ui-check.") as profile:
-        command = [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            # Without these Chromium's own connections are refused on a closed network.
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            # Nothing but the app: any other host fails to resolve, at once (IP literals too).
-            f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}",
-            f"--user-data-dir={profile}",
-            f"--virtual-time-budget={budget}",
-            "--dump-dom",
-            page,
-        ]
+        # Nothing but the app resolves.
+        command = chromium_command(chromium, profile, {rule_host(page)}, f"--virtual-time-budget={budget}", "--dump-dom", page, devtools=False)
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
