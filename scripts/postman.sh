@@ -31,6 +31,15 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 port=$(free_port)
 pprof_port=$(free_port)
 metrics_port=$(free_port)
+# The Alibaba Cloud SMS double (it checks signature V3 as Alibaba Cloud does): the app sends its
+# codes there, and the collection reads them back from it.
+python3 tests/sms/alibaba_sms_double.py --port 0 --access-key-id LTAI5tPostman \
+  --access-key-secret postman-secret --sign-name 阿里云短信测试 --template-code SMS_154950909 \
+  >"$work/sms.out" 2>"$work/sms.log" &
+sms_pid=$!
+for _ in $(seq 1 100); do grep -q LISTENING "$work/sms.out" 2>/dev/null && break; sleep 0.05; done
+sms_port=$(awk '/LISTENING/ {print $2}' "$work/sms.out")
+[ -n "$sms_port" ] || { echo "postman: the SMS double did not start:" >&2; cat "$work/sms.log" >&2; exit 1; }
 # The gRPC app first: GET /grpc/hello calls it (and the HTTP app reuses its certificates).
 . scripts/grpc-app.sh
 start_grpc_app "$BIN" "$work"
@@ -40,9 +49,15 @@ APP__PPROF__ADDR="127.0.0.1:$pprof_port" \
 APP__METRICS__ADDR="127.0.0.1:$metrics_port" \
 APP__LOG__FILE__ENABLED=false \
 APP__LOG__LEVEL=info \
+APP__SMS__PROVIDER=alibaba \
+APP__ALIBABA_SMS__END_POINT="http://127.0.0.1:$sms_port" \
+APP__ALIBABA_SMS__ACCESS_KEY_ID=LTAI5tPostman \
+APP__ALIBABA_SMS__ACCESS_KEY_SECRET=postman-secret \
+APP__ALIBABA_SMS_CODE__SIGN_NAME=阿里云短信测试 \
+APP__ALIBABA_SMS_CODE__TEMPLATE_CODE=SMS_154950909 \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM "$pid" "$grpc_pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill -TERM "$pid" "$grpc_pid" "$sms_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do
@@ -54,11 +69,11 @@ done
 status=0
 "$NEWMAN" run assets/postman/go_example.postman_collection.json \
   -e assets/postman/go_example.postman_environment.json \
-  --env-var "baseUrl=http://127.0.0.1:$port" --env-var "pprofUrl=http://127.0.0.1:$pprof_port" --env-var "metricsUrl=http://127.0.0.1:$metrics_port" --color off --reporters cli || status=$?
+  --env-var "baseUrl=http://127.0.0.1:$port" --env-var "pprofUrl=http://127.0.0.1:$pprof_port" --env-var "metricsUrl=http://127.0.0.1:$metrics_port" --env-var "smsDoubleUrl=http://127.0.0.1:$sms_port" --color off --reporters cli || status=$?
 
 kill -TERM "$pid"
 if ! wait "$pid"; then echo "postman: the app did not exit cleanly on SIGTERM" >&2; status=1; fi
-kill -TERM "$grpc_pid" 2>/dev/null || true
+kill -TERM "$grpc_pid" "$sms_pid" 2>/dev/null || true
 wait "$grpc_pid" 2>/dev/null || true
 trap 'rm -rf "$work"' EXIT
 exit $status

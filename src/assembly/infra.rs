@@ -55,6 +55,41 @@ pub struct Infra {
     pub metrics: Option<goex_metrics::Metrics>,
     /// The client of the gRPC app, or why it could not be made (answered as 10002).
     pub grpc_hello: std::sync::Arc<Result<crate::repository::rpc::GrpcHello, String>>,
+    /// The Alibaba Cloud SMS client, or why `alibaba_sms*` cannot make one (each send answers
+    /// 10006; the app starts).
+    pub sms: std::sync::Arc<Result<goex_sms::AlibabaSms, String>>,
+    /// The HMAC key of stored SMS code digests.
+    pub sms_code_secret: secrecy::SecretSlice<u8>,
+}
+
+/// `alibaba_sms.*` and `alibaba_sms_code.*` as a client, or why not.
+fn sms_client(config: &AppConfig) -> Result<goex_sms::AlibabaSms, String> {
+    if config.alibaba_sms_code.sign_name.trim().is_empty()
+        || config.alibaba_sms_code.template_code.trim().is_empty()
+    {
+        return Err("alibaba_sms_code.sign_name and template_code are required".into());
+    }
+    goex_sms::AlibabaSms::new(&config.alibaba_sms).map_err(|e| e.to_string())
+}
+
+/// `sms.code_secret`, or a random key for this process.
+fn sms_code_secret(config: &AppConfig, logger: &Logger) -> secrecy::SecretSlice<u8> {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    use secrecy::ExposeSecret;
+    let configured = config.sms.code_secret.expose_secret();
+    if !configured.is_empty() {
+        return configured.as_bytes().to_vec().into();
+    }
+    if config.redis.enabled {
+        slog::warn!(
+            logger,
+            "sms.code_secret is empty: codes are checked with a key of this \
+            process only, so another instance sharing Redis refuses them (set APP__SMS__CODE_SECRET)"
+        );
+    }
+    let mut key = vec![0u8; 32];
+    OsRng.fill_bytes(&mut key);
+    key.into()
 }
 
 impl Infra {
@@ -105,7 +140,15 @@ impl Infra {
         if let Err(reason) = grpc_hello.as_ref() {
             slog::warn!(logger, "gRPC client not available: GET /grpc/hello answers 10002"; "reason" => reason);
         }
+        let sms = std::sync::Arc::new(sms_client(config));
+        if let (crate::meta::config::SmsProvider::Alibaba, Err(reason)) =
+            (config.sms.provider, sms.as_ref())
+        {
+            slog::warn!(logger, "SMS provider not available: POST /sms/send-code answers 10006"; "reason" => reason);
+        }
         Ok(Infra {
+            sms,
+            sms_code_secret: sms_code_secret(config, logger),
             grpc_hello,
             database,
             cache,

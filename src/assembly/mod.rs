@@ -13,7 +13,8 @@ use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameter
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
-use crate::meta::config::{AppConfig, LocalLogins};
+use crate::controller::sms::SmsControllerImpl;
+use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
 use crate::repository::client::{
     CacheClientImpl, CacheClientImplParameters, DatabaseClientImpl, DatabaseClientImplParameters,
@@ -28,10 +29,16 @@ use crate::repository::mongodb::user::MongoUserDocumentRepository;
 use crate::repository::mysql::import_job::DieselImportJobRepository;
 use crate::repository::mysql::token::DieselTokenRepository;
 use crate::repository::mysql::user::DieselUserRepository;
+use crate::repository::redis::sms_code::{
+    KvVerificationCodeRepository, KvVerificationCodeRepositoryParameters,
+};
 use crate::repository::redis::throttle::KvLoginThrottleRepository;
 use crate::repository::redis::token::{KvTokenRepository, TokenRepository};
 use crate::repository::redis::value::KvValueRepository;
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
+use crate::repository::sms::{
+    AlibabaSmsSender, AlibabaSmsSenderParameters, LogSmsSender, SmsSender,
+};
 use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
 use crate::service::excel::sheet::ZipLimits;
 use crate::service::excel::{
@@ -41,6 +48,7 @@ use crate::service::excel::{
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
+use crate::service::sms::{SmsPolicy, SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubLimits, HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
 
@@ -51,18 +59,20 @@ module! {
     pub AppModule {
         components = [
             // clients
-            // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off)
+            // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off,
+            // AlibabaSmsSender by LogSmsSender when sms.provider is log)
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
-            TonicHelloClient,
+            TonicHelloClient, AlibabaSmsSender,
             // repositories
             DieselUserRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
+            KvVerificationCodeRepository,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
-            UserServiceImpl, SocketHubImpl, ExcelServiceImpl,
+            UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
-            GrpcClientControllerImpl, ExcelControllerImpl,
+            GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
         ],
         providers = []
     }
@@ -82,6 +92,8 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         registration_window: config.auth.registration_window,
         leeway: config.auth.leeway,
         verified_for: config.auth.verified_token_ttl,
+        sms_max_attempts: config.sms.max_attempts,
+        sms_register: config.sms.register_on_login,
     };
     let hasher = Argon2PasswordHasher::parameters(&HashingPolicy {
         memory_kib: config.auth.argon2_memory_kib,
@@ -114,6 +126,26 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         ))
     } else {
         builder
+    };
+    let sms_metrics = |provider: &str| {
+        infra
+            .metrics
+            .as_ref()
+            .map(|m| m.sms_send(provider, &goex_sms::SmsError::KINDS))
+    };
+    let builder = match config.sms.provider {
+        SmsProvider::Alibaba => {
+            builder.with_component_parameters::<AlibabaSmsSender>(AlibabaSmsSenderParameters {
+                client: infra.sms.clone(),
+                sign_name: config.alibaba_sms_code.sign_name.trim().to_owned(),
+                template_code: config.alibaba_sms_code.template_code.trim().to_owned(),
+                metrics: sms_metrics("alibaba"),
+                logger: infra.logger.clone(),
+            })
+        }
+        SmsProvider::Log => builder.with_component_override::<dyn SmsSender>(Box::new(
+            LogSmsSender::new(infra.logger.clone(), sms_metrics("log")),
+        )),
     };
     Arc::new(
         builder
@@ -202,6 +234,23 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     timeout: config.excel.upload_timeout,
                     temp_dir: config.excel_temp_dir(),
                 },
+            })
+            .with_component_parameters::<KvVerificationCodeRepository>(
+                KvVerificationCodeRepositoryParameters {
+                    secret: infra.sms_code_secret.clone(),
+                },
+            )
+            .with_component_parameters::<SmsServiceImpl>(SmsServiceImplParameters {
+                policy: SmsPolicy {
+                    code_ttl: config.sms.code_ttl,
+                    resend_interval: config.sms.resend_interval,
+                    max_per_phone: config.sms.max_per_phone,
+                    phone_window: config.sms.phone_window,
+                    max_per_address: config.sms.max_per_address,
+                    address_window: config.sms.address_window,
+                },
+                logger: infra.logger.clone(),
+                metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::controller::extract::ValidatedBody;
 use crate::middleware::client_addr::client_addr;
 use crate::middleware::jwt_auth::{Authenticated, credentials};
-use crate::model::forms::{LoginForm, RegisterForm};
+use crate::model::forms::{LoginForm, RegisterForm, SmsLoginForm};
 use crate::model::user::UserView;
 use crate::server::routes::Routes;
 use crate::service::auth::{AuthService, AuthUser, TokenPair};
@@ -32,6 +32,15 @@ pub trait AuthController: Interface {
     /// # Errors
     /// As the service.
     async fn login(&self, form: LoginForm, client: String) -> Result<TokenPair, ServiceError>;
+    /// `POST /auth/login_sms`.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn login_sms(
+        &self,
+        form: SmsLoginForm,
+        client: String,
+    ) -> Result<TokenPair, ServiceError>;
     /// `GET /auth/refresh_token`.
     ///
     /// # Errors
@@ -66,6 +75,14 @@ impl AuthController for AuthControllerImpl {
         self.auth.login(form, &client).await
     }
 
+    async fn login_sms(
+        &self,
+        form: SmsLoginForm,
+        client: String,
+    ) -> Result<TokenPair, ServiceError> {
+        self.auth.login_sms(form, &client).await
+    }
+
     async fn refresh(
         &self,
         refresh_token: String,
@@ -85,7 +102,8 @@ where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
     use goex_errors::{
-        ERR_CONFLICT, ERR_DIAL, ERR_LOGIN, ERR_REFRESH_TOKEN, ERR_TOO_MANY_REQUESTS,
+        ERR_CONFLICT, ERR_DIAL, ERR_LOGIN, ERR_NOT_FOUND, ERR_REFRESH_TOKEN, ERR_TOO_MANY_REQUESTS,
+        ERR_VERIFY_CODE,
     };
     routes
         .add(
@@ -97,6 +115,16 @@ where
             __path_login,
             &[ERR_LOGIN, ERR_TOO_MANY_REQUESTS, ERR_DIAL],
             login::<M>,
+        )
+        .add(
+            __path_login_sms,
+            &[
+                ERR_VERIFY_CODE,
+                ERR_NOT_FOUND,
+                ERR_TOO_MANY_REQUESTS,
+                ERR_DIAL,
+            ],
+            login_sms::<M>,
         )
         .add(__path_refresh, &[ERR_REFRESH_TOKEN, ERR_DIAL], refresh::<M>)
         .add(__path_logout, &[ERR_DIAL], logout::<M>);
@@ -193,6 +221,34 @@ where
     Ok(tokens_response(&pair))
 }
 
+/// Signs in with the code `POST /sms/send-code` sent to the phone: a token pair as from
+/// `/auth/login` (single sign-on included). A code works once and allows `sms.max_attempts`
+/// tries; throttled per address and per phone (`auth.max_failures` per `auth.failure_window`).
+/// A number no user has creates its user when `sms.register_on_login` (else 404 / 10005).
+#[utoipa::path(
+    post,
+    path = "/auth/login_sms",
+    tag = "auth",
+    operation_id = "login_sms",
+    request_body(content(
+        (SmsLoginForm = "application/json"),
+        (SmsLoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = "Signed in.", body = TokensResponse,
+               headers(("Cache-Control" = String, description = "`no-store`")))),
+)]
+async fn login_sms<M>(
+    req: HttpRequest,
+    controller: Inject<M, dyn AuthController>,
+    ValidatedBody(form): ValidatedBody<SmsLoginForm>,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
+{
+    let pair = controller.login_sms(form, client_bucket(&req)).await?;
+    Ok(tokens_response(&pair))
+}
+
 /// Swaps the refresh token (sent as `Authorization: Bearer <refresh jwt>`) for a new pair;
 /// each refresh token works once, and a reused one ends the login.
 #[utoipa::path(
@@ -254,6 +310,6 @@ fn tokens_response(pair: &TokenPair) -> HttpResponse {
 
 /// The client address bucket a request is throttled and logged by: the peer, or what a
 /// trusted proxy says (never the client's own claim); IPv6 by /64.
-fn client_bucket(req: &HttpRequest) -> String {
+pub fn client_bucket(req: &HttpRequest) -> String {
     client_addr(req).bucket()
 }

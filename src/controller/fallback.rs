@@ -1,4 +1,4 @@
-//! The answer for requests no route takes: 404 (code 10005) for an unknown path, 405 (code 10006)
+//! The answer for requests no route takes: 404 (code 10005) for an unknown path, 405 (code 10014)
 //! with the path's methods in `Allow` for a known path with another method.
 
 use std::sync::Arc;

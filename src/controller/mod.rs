@@ -12,4 +12,5 @@ pub mod grpc_client;
 pub mod health;
 pub mod hello;
 pub mod home;
+pub mod sms;
 pub mod socket;

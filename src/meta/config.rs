@@ -48,6 +48,65 @@ pub struct AppConfig {
     pub excel: ExcelConfig,
     /// Service registration in Consul (docs/discovery.md).
     pub consul: ConsulConfig,
+    /// SMS verification codes and login by code (docs/sms.md).
+    pub sms: SmsConfig,
+    /// Alibaba Cloud SMS (the original's `alibaba_sms.*`).
+    pub alibaba_sms: goex_sms::Settings,
+    /// The approved sign name and template of the code message (the original's
+    /// `alibaba_sms_code.*`).
+    pub alibaba_sms_code: AlibabaSmsCodeConfig,
+}
+
+/// Which provider sends codes (`sms.provider`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsProvider {
+    /// Alibaba Cloud `SendSms` (`alibaba_sms.*`, `alibaba_sms_code.*`).
+    Alibaba,
+    /// Nothing is sent: the code is logged at info (development only; refused in prod).
+    Log,
+}
+
+/// `sms.*` (docs/sms.md): codes, their limits and login by code.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// `alibaba` or `log`.
+    pub provider: SmsProvider,
+    /// How long a code is good for.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// One code per phone per this interval (429 / 10008 sooner).
+    #[serde(with = "humantime_serde")]
+    pub resend_interval: Duration,
+    /// Codes per phone per `phone_window`.
+    pub max_per_phone: i64,
+    /// The window of `max_per_phone`.
+    #[serde(with = "humantime_serde")]
+    pub phone_window: Duration,
+    /// Codes per client address per `address_window`.
+    pub max_per_address: i64,
+    /// The window of `max_per_address`.
+    #[serde(with = "humantime_serde")]
+    pub address_window: Duration,
+    /// Wrong tries a code allows; the last one spends it.
+    pub max_attempts: u32,
+    /// An SMS login with a number no user has creates that user (else 404 / 10005).
+    pub register_on_login: bool,
+    /// The HMAC key of stored code digests (set it through `APP__SMS__CODE_SECRET`); empty: a
+    /// random key per process, which is right only when one process checks the codes it sent
+    /// (the embedded default; with Redis the app warns at start).
+    pub code_secret: secrecy::SecretString,
+}
+
+/// `alibaba_sms_code.*`: the original's keys.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlibabaSmsCodeConfig {
+    /// The approved signature (`SignName`).
+    pub sign_name: String,
+    /// The approved template (`TemplateCode`), with a `${code}` variable.
+    pub template_code: String,
 }
 
 /// `consul.*` (docs/discovery.md): the original's `consul` section, extended.
@@ -578,6 +637,12 @@ impl AppConfig {
                 "needs server.http.openapi: the UI reads /openapi.json",
             ));
         }
+        if profile.is_releasing() && self.sms.provider == SmsProvider::Log {
+            return Err(invalid(
+                "sms.provider",
+                "log sends nothing and logs codes: not in the prod profile",
+            ));
+        }
         if self.server.http.max_body_size == 0 {
             return Err(invalid(
                 "server.http.max_body_size",
@@ -633,6 +698,14 @@ impl AppConfig {
                 "server.socket.write_timeout",
                 self.server.socket.write_timeout.is_zero(),
             ),
+            ("sms.code_ttl", self.sms.code_ttl.is_zero()),
+            ("sms.resend_interval", self.sms.resend_interval.is_zero()),
+            ("sms.max_per_phone", self.sms.max_per_phone <= 0),
+            ("sms.phone_window", self.sms.phone_window.is_zero()),
+            ("sms.max_per_address", self.sms.max_per_address <= 0),
+            ("sms.address_window", self.sms.address_window.is_zero()),
+            ("sms.max_attempts", self.sms.max_attempts == 0),
+            ("alibaba_sms.timeout", self.alibaba_sms.timeout.is_zero()),
             ("excel.export_page_size", self.excel.export_page_size == 0),
             ("excel.max_export_rows", self.excel.max_export_rows == 0),
             ("excel.max_upload_size", self.excel.max_upload_size == 0),

@@ -88,16 +88,26 @@ pub struct RegisterForm {
     pub gender: i16,
 }
 
-/// An SMS verification request: a mainland-China mobile number and, when confirming, the code.
-#[derive(Clone, Debug, Deserialize, Validate)]
-pub struct PhoneCodeForm {
-    /// `^1[3-9][0-9]{9}$`.
+/// `POST /sms/send-code` (the original's `phone` field, JSON or form body).
+#[derive(Clone, Debug, Deserialize, Validate, ToSchema)]
+pub struct SendCodeForm {
+    /// A mainland-China mobile number, `^1[3-9][0-9]{9}$` (the original's `validatePhone`).
     #[validate(custom(function = "validate_phone"))]
+    #[schema(pattern = r"^1[3-9][0-9]{9}$", example = "13800138000")]
     pub phone: String,
-    /// Six digits.
-    #[serde(default)]
+}
+
+/// `POST /auth/login_sms`: the phone and the code sent to it.
+#[derive(Clone, Debug, Deserialize, Validate, ToSchema)]
+pub struct SmsLoginForm {
+    /// The number the code was sent to, `^1[3-9][0-9]{9}$`.
+    #[validate(custom(function = "validate_phone"))]
+    #[schema(pattern = r"^1[3-9][0-9]{9}$", example = "13800138000")]
+    pub phone: String,
+    /// Six digits (the original's `validateVerifyCode`, `^[0-9]{6}$`).
     #[validate(custom(function = "validate_verify_code"))]
-    pub code: Option<String>,
+    #[schema(pattern = r"^[0-9]{6}$", example = "123456")]
+    pub code: String,
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ diesel::table! {
         id -> Bigint,
         #[max_length = 30]
         username -> Varchar,
+        #[max_length = 20]
+        phone -> Nullable<Varchar>,
         #[max_length = 255]
         password_hash -> Varchar,
         gender -> Smallint,

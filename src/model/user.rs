@@ -14,6 +14,8 @@ pub struct User {
     pub id: i64,
     /// Unique login name.
     pub username: String,
+    /// The verified mobile number, unique (set by signing in with an SMS code).
+    pub phone: Option<String>,
     /// argon2id PHC string (the auth feature writes it).
     pub password_hash: String,
     /// 1 male, 2 female, 0 unknown (the original's encoding).
@@ -34,6 +36,18 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
     /// 1 male, 2 female, 0 unknown.
     pub gender: i16,
+}
+
+/// Values for a user created by signing in with an SMS code.
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewPhoneUser<'a> {
+    /// Unique login name.
+    pub username: &'a str,
+    /// The verified number.
+    pub phone: &'a str,
+    /// `!`: no password matches it (set one by re-importing, as for imported users).
+    pub password_hash: &'a str,
 }
 
 /// A user as a listing (the Excel export) reads it: no password hash, not even loaded.

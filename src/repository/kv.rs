@@ -426,7 +426,14 @@ impl KeyValueClient for LocalKeyValueClient {
                 for (f, v) in update {
                     next.insert((*f).to_owned(), (*v).to_owned());
                 }
-                (Change::Put(Arc::new(next)), HashSwap::Swapped)
+                let next = Arc::new(next);
+                // A zero expiry keeps the hash's own, as the Redis script does.
+                let change = if ttl.is_zero() {
+                    Change::Replace(next)
+                } else {
+                    Change::Put(next)
+                };
+                (change, HashSwap::Swapped)
             })
             .map_err(full)
     }

@@ -11,3 +11,4 @@ pub mod mongodb;
 pub mod mysql;
 pub mod redis;
 pub mod rpc;
+pub mod sms;

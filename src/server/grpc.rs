@@ -49,11 +49,12 @@ pub fn status(err: &ServiceError) -> Status {
         | ServiceError::CircuitOpen { .. }
         | ServiceError::AtCapacity(_) => Code::Unavailable,
         ServiceError::Forbidden(_) => Code::PermissionDenied,
-        ServiceError::Downstream { .. } => Code::Unknown,
+        ServiceError::Downstream { .. } | ServiceError::SmsSend(_) => Code::Unknown,
         ServiceError::LoginFailed
         | ServiceError::LoginElsewhere
         | ServiceError::LoginExpired
         | ServiceError::RefreshFailed(_)
+        | ServiceError::WrongCode(_)
         | ServiceError::Unauthorized(_) => Code::Unauthenticated,
         ServiceError::Panic(_)
         | ServiceError::Internal(_)

@@ -39,6 +39,7 @@ pub fn routes(routes: &mut Routes, surface: Surface) {
     // Before auth: fuzzers test in document order, and logout ends the session they test with.
     controller::home::routes(routes);
     controller::auth::routes::<AppModule>(routes);
+    controller::sms::routes::<AppModule>(routes);
     controller::excel::routes::<AppModule>(routes);
     controller::grpc_client::routes::<AppModule>(routes);
     controller::socket::page_routes(routes);

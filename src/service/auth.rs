@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use shaku::{Component, Interface};
 use slog::Logger;
 
-use crate::model::forms::{LoginForm, RegisterForm};
+use crate::model::forms::{LoginForm, RegisterForm, SmsLoginForm};
 use crate::model::user::{NewUser, UserView};
 use crate::repository::mysql::user::UserRepository;
+use crate::repository::redis::sms_code::{CodeCheck, VerificationCodeRepository};
 use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::repository::redis::token::{Rotation, SID, TokenRepository};
 use crate::service::error::ServiceError;
@@ -93,6 +94,11 @@ pub struct AuthPolicy {
     pub leeway: Duration,
     /// How long a verified access token is remembered at most.
     pub verified_for: Duration,
+    /// Wrong tries an SMS code allows before it is spent (`sms.max_attempts`).
+    pub sms_max_attempts: u32,
+    /// Whether an SMS login with a number no user has creates that user
+    /// (`sms.register_on_login`).
+    pub sms_register: bool,
 }
 
 /// The auth use cases.
@@ -110,6 +116,14 @@ pub trait AuthService: Interface {
     /// # Errors
     /// [`ServiceError::LoginFailed`], [`ServiceError::TooManyRequests`].
     async fn login(&self, form: LoginForm, client: &str) -> Result<TokenPair, ServiceError>;
+    /// Signs in with the code sent to a phone (`POST /auth/login_sms`): the code is spent by
+    /// the first right try, throttled like a password login per phone and per `client`, and
+    /// the phone's user is created on first use when policy allows.
+    ///
+    /// # Errors
+    /// [`ServiceError::WrongCode`], [`ServiceError::TooManyRequests`],
+    /// [`ServiceError::NotFound`] (no user and no registering).
+    async fn login_sms(&self, form: SmsLoginForm, client: &str) -> Result<TokenPair, ServiceError>;
     /// Checks an access token against the keys and the user's latest login.
     ///
     /// # Errors
@@ -149,6 +163,8 @@ pub struct AuthServiceImpl {
     throttle: Arc<dyn LoginThrottleRepository>,
     #[shaku(inject)]
     passwords: Arc<dyn PasswordHasher>,
+    #[shaku(inject)]
+    codes: Arc<dyn VerificationCodeRepository>,
     /// The signing and verifying keys, parsed once at start.
     keys: Arc<KeyRing>,
     /// Lifetimes and limits.
@@ -273,6 +289,30 @@ impl AuthServiceImpl {
         }
     }
 
+    /// Starts a login of `user` (ending any other: single sign-on) and signs its pair.
+    async fn start_login(&self, user_id: i64, username: &str) -> Result<TokenPair, ServiceError> {
+        let sid = random_id();
+        let ids = PairIds::new();
+        self.tokens
+            .start(user_id, &sid, &ids.refresh, self.policy.refresh_ttl)
+            .await?;
+        self.sign_pair(user_id, username, &sid, &ids)
+    }
+
+    /// The user an accepted SMS code signs in: the phone's, or a new one named by the phone
+    /// (or, when that name is someone else's, a random one).
+    async fn phone_user(&self, phone: &str) -> Result<crate::model::user::User, ServiceError> {
+        if !self.policy.sms_register {
+            return self
+                .users
+                .find_by_phone(phone)
+                .await?
+                .ok_or(ServiceError::NotFound);
+        }
+        let names = [phone.to_owned(), random_username(), random_username()];
+        Ok(self.users.find_or_create_by_phone(phone, &names).await?)
+    }
+
     async fn check_credentials(
         &self,
         form: LoginForm,
@@ -305,6 +345,20 @@ impl AuthServiceImpl {
             claims.exp,
         ))
     }
+}
+
+/// `u` and 15 random letters and digits: a valid username nobody chose.
+fn random_username() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 15];
+    OsRng.fill_bytes(&mut bytes);
+    std::iter::once('u')
+        .chain(
+            bytes
+                .iter()
+                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char),
+        )
+        .collect()
 }
 
 /// Strips the `Bearer ` scheme (case-insensitively) the original's clients send.
@@ -398,18 +452,63 @@ impl AuthService for AuthServiceImpl {
         // A success is no failure: give the slots back (not a reset, so guesses that others
         // made in parallel still count).
         self.release(&subjects).await;
-        let sid = random_id();
-        let ids = PairIds::new();
-        if let Err(e) = self
-            .tokens
-            .start(user.id, &sid, &ids.refresh, self.policy.refresh_ttl)
+        let pair = self.start_login(user.id, &user.username).await;
+        outcome(if pair.is_ok() { "success" } else { "error" });
+        pair
+    }
+
+    async fn login_sms(&self, form: SmsLoginForm, client: &str) -> Result<TokenPair, ServiceError> {
+        let phone = form.phone;
+        let subjects = [format!("ip:{client}"), format!("phone:{phone}")];
+        let counted = |what: &str| {
+            if let Some(metrics) = &self.metrics {
+                metrics.sms_code_checked(what);
+            }
+        };
+        self.admit(
+            &subjects,
+            self.policy.max_failures,
+            self.policy.failure_window,
+            client,
+            "login_sms",
+        )
+        .await?;
+        let check = match self
+            .codes
+            .check(&phone, &form.code, self.policy.sms_max_attempts)
             .await
         {
-            outcome("error");
-            return Err(e.into());
+            Ok(check) => check,
+            Err(e) => {
+                self.release(&subjects).await;
+                return Err(e.into());
+            }
+        };
+        let refused = match check {
+            CodeCheck::Accepted => None,
+            CodeCheck::Wrong { remaining } => {
+                counted("wrong");
+                Some(format!("wrong code; {remaining} tries left"))
+            }
+            CodeCheck::Exhausted => {
+                counted("locked");
+                Some("wrong code; no tries left: request a new code".to_owned())
+            }
+            CodeCheck::Missing => {
+                counted("missing");
+                Some("no valid code: request a new code".to_owned())
+            }
+        };
+        if let Some(why) = refused {
+            // The reservations stay: they are the failures counted.
+            slog::warn!(self.logger, "sms login refused"; "phone" => crate::service::sms::masked(&phone), "client" => client, "why" => &why);
+            return Err(ServiceError::WrongCode(why));
         }
-        outcome("success");
-        self.sign_pair(user.id, &user.username, &sid, &ids)
+        counted("accepted");
+        self.release(&subjects).await;
+        // The code is spent: whatever fails from here, a new code is needed.
+        let user = self.phone_user(&phone).await?;
+        self.start_login(user.id, &user.username).await
     }
 
     async fn authenticate(&self, access_token: &str) -> Result<AuthUser, ServiceError> {

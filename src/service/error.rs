@@ -22,7 +22,7 @@ pub enum ServiceError {
     /// No route matches the path (10005).
     #[error("no route for this path")]
     RouteNotFound,
-    /// The route exists, but not for this method (10006).
+    /// The route exists, but not for this method (10014).
     #[error("method not allowed (allowed: {allow})")]
     MethodNotAllowed {
         /// The methods the route has, comma-separated (the `Allow` header, RFC 9110 §15.5.6).
@@ -88,6 +88,13 @@ pub enum ServiceError {
     /// The access token expired: refresh it (20002).
     #[error("access token expired")]
     LoginExpired,
+    /// The SMS provider refused the message or could not be reached (10006, 502); the detail
+    /// names the provider's answer code.
+    #[error("sms not sent: {0}")]
+    SmsSend(String),
+    /// An SMS login's code is wrong, expired, spent or out of tries (20004).
+    #[error("verification code refused: {0}")]
+    WrongCode(String),
     /// The refresh token is invalid, expired, reused or revoked (20003).
     #[error("refresh failed: {0}")]
     RefreshFailed(&'static str),
@@ -145,6 +152,8 @@ impl ServiceError {
             ServiceError::LoginElsewhere => ERR_LOGIN_REMOTE,
             ServiceError::LoginExpired => ERR_LOGIN_FAILURE,
             ServiceError::RefreshFailed(_) => ERR_REFRESH_TOKEN,
+            ServiceError::SmsSend(_) => ERR_SMS_SEND,
+            ServiceError::WrongCode(_) => ERR_VERIFY_CODE,
             ServiceError::Unauthorized(_) => ERR_UNAUTHORIZED,
             ServiceError::TooManyRequests => ERR_TOO_MANY_REQUESTS,
             ServiceError::Forbidden(_) => ERR_FORBIDDEN,
@@ -177,6 +186,8 @@ impl ServiceError {
                 report.invalid, report.rows
             )),
             ServiceError::BadWorkbook(why) => Some(why.clone()),
+            ServiceError::SmsSend(why) => Some(why.clone()),
+            ServiceError::WrongCode(why) => Some(why.clone()),
             _ => None,
         }
     }
@@ -208,6 +219,9 @@ impl From<RepoError> for ServiceError {
 /// Names the column of a unique violation from the driver's message (MySQL names the key,
 /// SQLite the column); unknown shapes give a generic name rather than leaking the message.
 fn conflict_field(message: &str) -> String {
+    if message.contains("phone") {
+        return "phone".into();
+    }
     if message.contains("username") {
         return "username".into();
     }

@@ -6,5 +6,6 @@ pub mod excel;
 pub mod health;
 pub mod hello;
 pub mod password;
+pub mod sms;
 pub mod socket;
 pub mod user;

@@ -20,7 +20,7 @@ async fn wrong_method_is_a_405_envelope() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 405);
-    assert_envelope(&res.json().await.unwrap(), "10006");
+    assert_envelope(&res.json().await.unwrap(), "10014");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

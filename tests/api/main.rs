@@ -28,5 +28,6 @@ mod request_ids;
 mod secrets;
 mod shutdown;
 mod slow_client;
+mod sms;
 mod socket;
 mod validation;

@@ -127,7 +127,7 @@ async fn a_known_path_with_another_method_is_405_with_allow_from_the_route_table
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(res.headers()["allow"], "POST");
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "10006");
+    assert_eq!(body["error"]["code"], "10014");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,9 @@ pub enum Change<V> {
     Keep,
     /// Store this value with a fresh lifetime.
     Put(V),
+    /// Store this value in place of a live one, keeping its expiry (a missing entry gets the
+    /// lifetime given, as with `Put`).
+    Replace(V),
     /// Remove the entry.
     Remove,
 }
@@ -101,13 +104,19 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let live = entries.get(&key).filter(|(_, e)| *e > now).map(|(v, _)| v);
         let existed = entries.contains_key(&key);
+        let was_live = live.is_some();
         let (change, out) = f(live);
         match change {
             Change::Keep => {}
             Change::Remove => {
                 entries.remove(&key);
             }
-            Change::Put(value) => {
+            Change::Replace(value) if was_live => {
+                if let Some(entry) = entries.get_mut(&key) {
+                    entry.0 = value;
+                }
+            }
+            Change::Put(value) | Change::Replace(value) => {
                 if !existed && entries.len() >= self.capacity {
                     self.make_room(&mut entries, now)?;
                 }
@@ -209,6 +218,21 @@ mod tests {
         m.insert(5, "newer", Duration::from_secs(60)).unwrap();
         assert_eq!(m.get(&3), None, "the soonest to expire went");
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn replace_keeps_the_expiry_of_a_live_entry() {
+        let m = TtlMap::new(3);
+        m.insert("k", 1, Duration::from_millis(60)).unwrap();
+        m.compute("k", Duration::MAX, |_| (Change::Replace(2), ()))
+            .unwrap();
+        assert_eq!(m.get("k"), Some(2));
+        std::thread::sleep(Duration::from_millis(90));
+        assert_eq!(m.get("k"), None, "still expired when it was going to");
+        // No live entry: a new one with the lifetime given.
+        m.compute("k", Duration::from_secs(60), |_| (Change::Replace(3), ()))
+            .unwrap();
+        assert_eq!(m.get("k"), Some(3));
     }
 
     #[test]

@@ -182,6 +182,10 @@ pub const ERR_CALL_FUNC: ErrorCode =
 /// 10004 连接错误: a dependency (database, cache, RPC peer) cannot be reached.
 pub const ERR_DIAL: ErrorCode = ErrorCode::new(10004, 503, "连接错误", "Connection error");
 
+/// 10006 短信发送失败: the SMS provider refused the message or could not be reached.
+pub const ERR_SMS_SEND: ErrorCode =
+    ErrorCode::new(10006, 502, "短信发送失败", "Sending the SMS failed");
+
 /// 20000 用户名或密码不正确.
 pub const ERR_LOGIN: ErrorCode = ErrorCode::new(
     20000,
@@ -211,6 +215,15 @@ pub const ERR_REFRESH_TOKEN: ErrorCode = ErrorCode::new(
     "Refreshing the token failed; please sign in again",
 );
 
+/// 20004 验证码错误或已失效: an SMS login with a wrong, expired or spent code (new in
+/// go_example-rs: the original never checked codes).
+pub const ERR_VERIFY_CODE: ErrorCode = ErrorCode::new(
+    20004,
+    401,
+    "验证码错误或已失效",
+    "The verification code is wrong or has expired",
+);
+
 /// 30000 导出失败.
 pub const ERR_EXPORT: ErrorCode = ErrorCode::new(30000, 500, "导出失败", "Export failed");
 /// 30001 导入失败.
@@ -224,9 +237,10 @@ pub const ERR_FILE_PARSE: ErrorCode =
 
 /// 10005 资源不存在: no route or no record matches.
 pub const ERR_NOT_FOUND: ErrorCode = ErrorCode::new(10005, 404, "资源不存在", "Not found");
-/// 10006 请求方法不允许: the route exists but not for this method.
+/// 10014 请求方法不允许: the route exists but not for this method. (10006 until the SMS feature
+/// took the original's 10006 back.)
 pub const ERR_METHOD_NOT_ALLOWED: ErrorCode =
-    ErrorCode::new(10006, 405, "请求方法不允许", "Method not allowed");
+    ErrorCode::new(10014, 405, "请求方法不允许", "Method not allowed");
 /// 10007 请求体过大: the body exceeds `server.http.max_body_size`.
 pub const ERR_PAYLOAD_TOO_LARGE: ErrorCode =
     ErrorCode::new(10007, 413, "请求体过大", "Request body too large");
@@ -262,6 +276,7 @@ pub const ALL: &[ErrorCode] = &[
     ERR_CERT,
     ERR_CALL_FUNC,
     ERR_DIAL,
+    ERR_SMS_SEND,
     ERR_NOT_FOUND,
     ERR_METHOD_NOT_ALLOWED,
     ERR_PAYLOAD_TOO_LARGE,
@@ -275,6 +290,7 @@ pub const ALL: &[ErrorCode] = &[
     ERR_LOGIN_REMOTE,
     ERR_LOGIN_FAILURE,
     ERR_REFRESH_TOKEN,
+    ERR_VERIFY_CODE,
     ERR_EXPORT,
     ERR_IMPORT,
     ERR_FILE_PARSE,

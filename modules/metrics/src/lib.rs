@@ -60,6 +60,9 @@ struct Inner {
     redis: CallFamily,
     mongodb: CallFamily,
     pool_acquire: CallFamily,
+    sms_send: CallFamily,
+    jenkins: CallFamily,
+    sms_codes: IntCounterVec,
     socket: SocketMetrics,
 }
 
@@ -384,7 +387,27 @@ impl Metrics {
             "Checkouts from a database pool that failed, by kind",
             &["node", "backend"],
         )?;
-        for family in [&redis, &mongodb, &pool_acquire] {
+        let sms_send = CallFamily::new(
+            "sms_send",
+            "Time of one SMS send through the provider, failed ones included",
+            "SMS sends that failed, by kind",
+            &["provider"],
+        )?;
+        let jenkins = CallFamily::new(
+            "jenkins_request",
+            "Time of one call to Jenkins, failed ones included",
+            "Calls to Jenkins that failed, by kind",
+            &["operation"],
+        )?;
+        let sms_codes = IntCounterVec::new(
+            Opts::new(
+                "sms_code_checks_total",
+                "SMS verification codes checked, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(sms_codes.clone()))?;
+        for family in [&redis, &mongodb, &pool_acquire, &sms_send, &jenkins] {
             family.register(&registry)?;
         }
         let socket = SocketMetrics::new(&registry)?;
@@ -404,6 +427,9 @@ impl Metrics {
                 redis,
                 mongodb,
                 pool_acquire,
+                sms_send,
+                jenkins,
+                sms_codes,
                 socket,
             }),
         })
@@ -424,6 +450,24 @@ impl Metrics {
     /// for `kinds`.
     pub fn mongodb_operation(&self, operation: &str, kinds: &[&'static str]) -> CallMetrics {
         self.inner.mongodb.handles(&[operation], kinds)
+    }
+
+    /// The handles of SMS sends through `provider` (`alibaba`, `log`), with error counters
+    /// for `kinds`.
+    pub fn sms_send(&self, provider: &str, kinds: &[&'static str]) -> CallMetrics {
+        self.inner.sms_send.handles(&[provider], kinds)
+    }
+
+    /// The handles of Jenkins call `operation` (such as `last_build`), with error counters for
+    /// `kinds`.
+    pub fn jenkins_request(&self, operation: &str, kinds: &[&'static str]) -> CallMetrics {
+        self.inner.jenkins.handles(&[operation], kinds)
+    }
+
+    /// An SMS code was checked: `accepted`, `wrong`, `missing` (none, expired or spent) or
+    /// `locked` (too many wrong tries).
+    pub fn sms_code_checked(&self, outcome: &str) {
+        self.inner.sms_codes.with_label_values(&[outcome]).inc();
     }
 
     /// Registers the pool gauges of a database's `nodes` (their labels, such as `primary` or

@@ -14,7 +14,7 @@ use shaku::{Component, Interface};
 
 use crate::model::excel::{BatchOutcome, ImportedUser, NO_PASSWORD, OnExisting};
 use crate::model::schema::users;
-use crate::model::user::{NewUser, User, UserFilter, UserListing};
+use crate::model::user::{NewPhoneUser, NewUser, User, UserFilter, UserListing};
 use crate::repository::client::DatabaseClient;
 use crate::repository::error::RepoError;
 
@@ -38,6 +38,25 @@ pub trait UserRepository: Interface {
     /// # Errors
     /// [`RepoError::Conflict`] when the username is taken.
     async fn create(&self, new: NewUser<'_>) -> Result<User, RepoError>;
+
+    /// The user whose verified number is `phone`; when there is none, creates one named by the
+    /// first of `names` that is free (with no password), all on the primary. Parallel calls
+    /// for one phone create one user.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] when every name is taken; [`RepoError::Unavailable`].
+    async fn find_or_create_by_phone(
+        &self,
+        phone: &str,
+        names: &[String],
+    ) -> Result<User, RepoError>;
+
+    /// The user whose verified number is `phone`, or `None` (read from the primary: it
+    /// decides a login).
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database cannot be reached.
+    async fn find_by_phone(&self, phone: &str) -> Result<Option<User>, RepoError>;
 
     /// Up to `limit` users matching `filter` with ids above `after_id`, by id: keyset pages,
     /// each as cheap as the first however deep the listing goes.
@@ -146,6 +165,63 @@ impl UserRepository for DieselUserRepository {
             }
         })?;
         Ok(row)
+    }
+
+    async fn find_by_phone(&self, phone: &str) -> Result<Option<User>, RepoError> {
+        let db = self.db.database();
+        let row = with_write_connection!(db, |conn| {
+            users::table
+                .filter(users::phone.eq(phone))
+                .select(User::as_select())
+                .first(conn)
+                .await
+                .optional()
+        })?;
+        Ok(row)
+    }
+
+    async fn find_or_create_by_phone(
+        &self,
+        phone: &str,
+        names: &[String],
+    ) -> Result<User, RepoError> {
+        use diesel::result::{DatabaseErrorKind, Error as Diesel};
+        let db = self.db.database();
+        let row = with_write_connection!(db, |conn| {
+            async {
+                let by_phone = users::table
+                    .filter(users::phone.eq(phone))
+                    .select(User::as_select());
+                if let Some(user) = by_phone.first(conn).await.optional()? {
+                    return Ok(Some(user));
+                }
+                for name in names {
+                    let new = NewPhoneUser {
+                        username: name,
+                        phone,
+                        password_hash: NO_PASSWORD,
+                    };
+                    match diesel::insert_into(users::table)
+                        .values(&new)
+                        .execute(conn)
+                        .await
+                    {
+                        Ok(_) => return by_phone.first(conn).await.optional(),
+                        // The phone came in meanwhile (a parallel first login), or the name
+                        // is someone else's: which one, the phone says.
+                        Err(Diesel::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                            if let Some(user) = by_phone.first(conn).await.optional()? {
+                                return Ok(Some(user));
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(None)
+            }
+            .await
+        })?;
+        row.ok_or_else(|| RepoError::Conflict("username: every candidate name is taken".into()))
     }
 
     async fn begin_import(&self) -> Result<Box<dyn UserImport>, RepoError> {

@@ -1,0 +1,2 @@
+DROP INDEX uk_users_phone;
+ALTER TABLE users DROP COLUMN phone;
