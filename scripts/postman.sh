@@ -40,6 +40,14 @@ sms_pid=$!
 for _ in $(seq 1 100); do grep -q LISTENING "$work/sms.out" 2>/dev/null && break; sleep 0.05; done
 sms_port=$(awk '/LISTENING/ {print $2}' "$work/sms.out")
 [ -n "$sms_port" ] || { echo "postman: the SMS double did not start:" >&2; cat "$work/sms.log" >&2; exit 1; }
+# The Jenkins API double (basic auth and CSRF crumbs enforced as Jenkins does), with the
+# original's go-test job built once.
+python3 tests/jenkins/jenkins_double.py --port 0 --user goexample --token postman-jenkins-token \
+  --seed-job go-test >"$work/jenkins.out" 2>"$work/jenkins.log" &
+jenkins_pid=$!
+for _ in $(seq 1 100); do grep -q LISTENING "$work/jenkins.out" 2>/dev/null && break; sleep 0.05; done
+jenkins_port=$(awk '/LISTENING/ {print $2}' "$work/jenkins.out")
+[ -n "$jenkins_port" ] || { echo "postman: the Jenkins double did not start:" >&2; cat "$work/jenkins.log" >&2; exit 1; }
 # The gRPC app first: GET /grpc/hello calls it (and the HTTP app reuses its certificates).
 . scripts/grpc-app.sh
 start_grpc_app "$BIN" "$work"
@@ -49,6 +57,10 @@ APP__PPROF__ADDR="127.0.0.1:$pprof_port" \
 APP__METRICS__ADDR="127.0.0.1:$metrics_port" \
 APP__LOG__FILE__ENABLED=false \
 APP__LOG__LEVEL=info \
+APP__JENKINS__HOST="http://127.0.0.1:$jenkins_port" \
+APP__JENKINS__USERNAME=goexample \
+APP__JENKINS__PASSWORD=postman-jenkins-token \
+APP__JENKINS__ADMINS__0=postman01 \
 APP__SMS__PROVIDER=alibaba \
 APP__ALIBABA_SMS__END_POINT="http://127.0.0.1:$sms_port" \
 APP__ALIBABA_SMS__ACCESS_KEY_ID=LTAI5tPostman \
@@ -57,7 +69,7 @@ APP__ALIBABA_SMS_CODE__SIGN_NAME=阿里云短信测试 \
 APP__ALIBABA_SMS_CODE__TEMPLATE_CODE=SMS_154950909 \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM "$pid" "$grpc_pid" "$sms_pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill -TERM "$pid" "$grpc_pid" "$sms_pid" "$jenkins_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do
@@ -73,7 +85,7 @@ status=0
 
 kill -TERM "$pid"
 if ! wait "$pid"; then echo "postman: the app did not exit cleanly on SIGTERM" >&2; status=1; fi
-kill -TERM "$grpc_pid" "$sms_pid" 2>/dev/null || true
+kill -TERM "$grpc_pid" "$sms_pid" "$jenkins_pid" 2>/dev/null || true
 wait "$grpc_pid" 2>/dev/null || true
 trap 'rm -rf "$work"' EXIT
 exit $status

@@ -58,6 +58,8 @@ pub struct Infra {
     /// The Alibaba Cloud SMS client, or why `alibaba_sms*` cannot make one (each send answers
     /// 10006; the app starts).
     pub sms: std::sync::Arc<Result<goex_sms::AlibabaSms, String>>,
+    /// The Jenkins client (never connected at start), or why `jenkins.*` cannot make one.
+    pub jenkins: std::sync::Arc<Result<goex_jenkins::JenkinsClient, String>>,
     /// The HMAC key of stored SMS code digests.
     pub sms_code_secret: secrecy::SecretSlice<u8>,
 }
@@ -146,7 +148,16 @@ impl Infra {
         {
             slog::warn!(logger, "SMS provider not available: POST /sms/send-code answers 10006"; "reason" => reason);
         }
+        let jenkins = std::sync::Arc::new(if config.jenkins.host.trim().is_empty() {
+            Err("jenkins.host is empty: Jenkins is not configured".to_owned())
+        } else {
+            goex_jenkins::JenkinsClient::new(&config.jenkins.settings()).map_err(|e| e.to_string())
+        });
+        if let Err(reason) = jenkins.as_ref() {
+            slog::info!(logger, "Jenkins not available: /jenkins/* answer 10004"; "reason" => reason);
+        }
         Ok(Infra {
+            jenkins,
             sms,
             sms_code_secret: sms_code_secret(config, logger),
             grpc_hello,

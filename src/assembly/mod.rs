@@ -13,6 +13,7 @@ use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameter
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
+use crate::controller::jenkins::JenkinsControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
@@ -21,6 +22,9 @@ use crate::repository::client::{
     MongoClientImpl, MongoClientImplParameters, MongoOperationMetrics,
 };
 use crate::repository::health::ClientProbe;
+use crate::repository::jenkins::{
+    JenkinsMetrics, RestJenkinsRepository, RestJenkinsRepositoryParameters,
+};
 use crate::repository::kv::{
     KeyValueClient, LocalKeyValueClient, LocalStoreLimits, RedisCommandMetrics,
     RedisKeyValueClient, RedisKeyValueClientParameters,
@@ -47,6 +51,7 @@ use crate::service::excel::{
 };
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
+use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
 use crate::service::sms::{SmsPolicy, SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubLimits, HubState, SocketHubImpl, SocketHubImplParameters};
@@ -62,21 +67,25 @@ module! {
             // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off,
             // AlibabaSmsSender by LogSmsSender when sms.provider is log)
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
-            TonicHelloClient, AlibabaSmsSender,
+            TonicHelloClient, AlibabaSmsSender, RestJenkinsRepository,
             // repositories
             DieselUserRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             KvVerificationCodeRepository,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
-            UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl,
+            UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
+            JenkinsControllerImpl,
         ],
         providers = []
     }
 }
+
+/// The job `POST /jenkins/jobs` creates (the original's `assets/job.xml`).
+const JOB_TEMPLATE: &str = include_str!("../../assets/jenkins/job.xml");
 
 /// Builds the module from config and the built clients.
 ///
@@ -251,6 +260,20 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 },
                 logger: infra.logger.clone(),
                 metrics: infra.metrics.clone(),
+            })
+            .with_component_parameters::<RestJenkinsRepository>(RestJenkinsRepositoryParameters {
+                client: infra.jenkins.clone(),
+                metrics: infra.metrics.as_ref().map(JenkinsMetrics::new),
+            })
+            .with_component_parameters::<JenkinsServiceImpl>(JenkinsServiceImplParameters {
+                admins: config
+                    .jenkins
+                    .admins
+                    .iter()
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .collect(),
+                default_job: config.jenkins.default_job.clone(),
+                job_template: JOB_TEMPLATE.into(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

@@ -12,5 +12,6 @@ pub mod grpc_client;
 pub mod health;
 pub mod hello;
 pub mod home;
+pub mod jenkins;
 pub mod sms;
 pub mod socket;

@@ -48,6 +48,8 @@ pub struct AppConfig {
     pub excel: ExcelConfig,
     /// Service registration in Consul (docs/discovery.md).
     pub consul: ConsulConfig,
+    /// The Jenkins client and its routes (docs/jenkins.md): the original's `jenkins.*`.
+    pub jenkins: JenkinsConfig,
     /// SMS verification codes and login by code (docs/sms.md).
     pub sms: SmsConfig,
     /// Alibaba Cloud SMS (the original's `alibaba_sms.*`).
@@ -55,6 +57,45 @@ pub struct AppConfig {
     /// The approved sign name and template of the code message (the original's
     /// `alibaba_sms_code.*`).
     pub alibaba_sms_code: AlibabaSmsCodeConfig,
+}
+
+/// `jenkins.*` (docs/jenkins.md): the original's `host`, `username`, `password`, and more.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JenkinsConfig {
+    /// The controller's URL (`http://127.0.0.1:8080`, a path prefix allowed); empty: not
+    /// configured, the `/jenkins/*` routes answer 503 / 10004.
+    pub host: String,
+    /// The user the app acts as.
+    pub username: String,
+    /// Its API token (preferred) or password (`APP__JENKINS__PASSWORD`).
+    pub password: secrecy::SecretString,
+    /// How long connecting may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long one request may take.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// The most bytes of console one answer carries (a page of `GET /jenkins/log`).
+    pub max_console_bytes: usize,
+    /// The job `GET /jenkins/index` shows without `?job=` (the original's `go-test`).
+    pub default_job: String,
+    /// The usernames allowed to use `/jenkins/*` (others: 403 / 10011). Empty: nobody.
+    pub admins: Vec<String>,
+}
+
+impl JenkinsConfig {
+    /// The client's settings.
+    pub fn settings(&self) -> goex_jenkins::JenkinsSettings {
+        goex_jenkins::JenkinsSettings {
+            host: self.host.trim().to_owned(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            max_console_bytes: self.max_console_bytes,
+        }
+    }
 }
 
 /// Which provider sends codes (`sms.provider`).
@@ -697,6 +738,18 @@ impl AppConfig {
             (
                 "server.socket.write_timeout",
                 self.server.socket.write_timeout.is_zero(),
+            ),
+            (
+                "jenkins.connect_timeout",
+                self.jenkins.connect_timeout.is_zero(),
+            ),
+            (
+                "jenkins.request_timeout",
+                self.jenkins.request_timeout.is_zero(),
+            ),
+            (
+                "jenkins.max_console_bytes",
+                self.jenkins.max_console_bytes == 0,
             ),
             ("sms.code_ttl", self.sms.code_ttl.is_zero()),
             ("sms.resend_interval", self.sms.resend_interval.is_zero()),

@@ -6,6 +6,7 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod jenkins;
 pub mod kv;
 pub mod mongodb;
 pub mod mysql;

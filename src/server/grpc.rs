@@ -49,7 +49,9 @@ pub fn status(err: &ServiceError) -> Status {
         | ServiceError::CircuitOpen { .. }
         | ServiceError::AtCapacity(_) => Code::Unavailable,
         ServiceError::Forbidden(_) => Code::PermissionDenied,
-        ServiceError::Downstream { .. } | ServiceError::SmsSend(_) => Code::Unknown,
+        ServiceError::Downstream { .. }
+        | ServiceError::DownstreamSaid { .. }
+        | ServiceError::SmsSend(_) => Code::Unknown,
         ServiceError::LoginFailed
         | ServiceError::LoginElsewhere
         | ServiceError::LoginExpired

@@ -40,6 +40,7 @@ pub fn routes(routes: &mut Routes, surface: Surface) {
     controller::home::routes(routes);
     controller::auth::routes::<AppModule>(routes);
     controller::sms::routes::<AppModule>(routes);
+    controller::jenkins::routes::<AppModule>(routes);
     controller::excel::routes::<AppModule>(routes);
     controller::grpc_client::routes::<AppModule>(routes);
     controller::socket::page_routes(routes);

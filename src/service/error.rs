@@ -72,6 +72,15 @@ pub enum ServiceError {
         #[source]
         source: BoxError,
     },
+    /// A downstream service refused the request and said why (10003, 502): its words are the
+    /// detail (Jenkins's `X-Error`, say), for callers allowed to use that service.
+    #[error("{dependency} refused: {said}")]
+    DownstreamSaid {
+        /// The dependency by name.
+        dependency: &'static str,
+        /// What it said.
+        said: String,
+    },
     /// A circuit breaker refused the call without sending it (10004, 503): the dependency is
     /// failing and is left alone for a while.
     #[error("{dependency}: circuit open")]
@@ -146,7 +155,7 @@ impl ServiceError {
             ServiceError::RequestTimeout { .. } => ERR_REQUEST_TIMEOUT,
             ServiceError::Unavailable { .. } | ServiceError::CircuitOpen { .. } => ERR_DIAL,
             ServiceError::Certificate { .. } => ERR_CERT,
-            ServiceError::Downstream { .. } => ERR_CALL_FUNC,
+            ServiceError::Downstream { .. } | ServiceError::DownstreamSaid { .. } => ERR_CALL_FUNC,
             ServiceError::Panic(_) | ServiceError::Internal(_) => ERR_SYSTEM,
             ServiceError::LoginFailed => ERR_LOGIN,
             ServiceError::LoginElsewhere => ERR_LOGIN_REMOTE,
@@ -175,6 +184,9 @@ impl ServiceError {
             ServiceError::Conflict { field } => Some(format!("{field} already exists")),
             ServiceError::Unavailable { dependency, .. }
             | ServiceError::Downstream { dependency, .. } => Some((*dependency).to_owned()),
+            ServiceError::DownstreamSaid { dependency, said } => {
+                Some(format!("{dependency}: {said}"))
+            }
             ServiceError::CircuitOpen { dependency } => {
                 Some(format!("{dependency} (circuit open: retry later)"))
             }

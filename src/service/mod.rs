@@ -5,6 +5,7 @@ pub mod error;
 pub mod excel;
 pub mod health;
 pub mod hello;
+pub mod jenkins;
 pub mod password;
 pub mod sms;
 pub mod socket;

@@ -16,6 +16,7 @@ mod grpc;
 mod grpc_client;
 mod hello;
 mod hygiene;
+mod jenkins;
 mod metrics;
 mod mongo;
 mod mysql;

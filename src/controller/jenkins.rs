@@ -1,0 +1,422 @@
+//! `/jenkins/*` (the original's `jenkins_controller.go`): build logs, the queue, job status,
+//! folders, jobs from the template, renames and builds (docs/jenkins.md). Every route needs a
+//! token of a user in `jenkins.admins` (else 403 / 10011).
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use shaku::{Component, HasComponent, Interface, ModuleInterface};
+use shaku_actix::Inject;
+use utoipa::ToSchema;
+
+use crate::controller::extract::{ValidatedBody, ValidatedQuery};
+use crate::middleware::jwt_auth::Authenticated;
+use crate::model::jenkins::{
+    BuildJobForm, BuildLogQuery, CreateJobForm, FolderForm, JobQuery, RenameJobForm,
+};
+use crate::server::routes::Routes;
+use crate::service::error::ServiceError;
+use crate::service::jenkins::{
+    BuildLog, JenkinsItem, JenkinsService, JobDetail, JobStatus, PendingBuild,
+};
+
+/// The Jenkins controller: the routes call the service it holds.
+pub trait JenkinsController: Interface {
+    /// The Jenkins service.
+    fn jenkins(&self) -> &dyn JenkinsService;
+}
+
+/// [`JenkinsController`] over the Jenkins service.
+#[derive(Component)]
+#[shaku(interface = JenkinsController)]
+pub struct JenkinsControllerImpl {
+    #[shaku(inject)]
+    jenkins: Arc<dyn JenkinsService>,
+}
+
+impl JenkinsController for JenkinsControllerImpl {
+    fn jenkins(&self) -> &dyn JenkinsService {
+        self.jenkins.as_ref()
+    }
+}
+
+/// Registers `/jenkins/*`.
+pub fn routes<M>(routes: &mut Routes)
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    use goex_errors::{ERR_CALL_FUNC, ERR_DIAL, ERR_FORBIDDEN, ERR_NOT_FOUND};
+    // Every route: not an admin, Jenkins down or not configured, Jenkins refused.
+    const ALWAYS: &[goex_errors::ErrorCode] = &[ERR_FORBIDDEN, ERR_DIAL, ERR_CALL_FUNC];
+    const NAMED: &[goex_errors::ErrorCode] =
+        &[ERR_FORBIDDEN, ERR_DIAL, ERR_CALL_FUNC, ERR_NOT_FOUND];
+    routes
+        .add(__path_index, NAMED, index::<M>)
+        .add(__path_log, NAMED, log::<M>)
+        .add(__path_queue, ALWAYS, queue::<M>)
+        .add(__path_cancel, NAMED, cancel::<M>)
+        .add(__path_cancel_all, ALWAYS, cancel_all::<M>)
+        .add(__path_jobs, ALWAYS, jobs::<M>)
+        .add(__path_job, NAMED, job::<M>)
+        .add(__path_create_folder, NAMED, create_folder::<M>)
+        .add(__path_create_job, NAMED, create_job::<M>)
+        .add(__path_rename, NAMED, rename::<M>)
+        .add(__path_build, NAMED, build::<M>);
+}
+
+/// `{"data": ...}`.
+#[derive(Serialize, ToSchema)]
+struct Data<T> {
+    data: T,
+}
+
+fn ok<T: Serialize>(data: T) -> HttpResponse {
+    HttpResponse::Ok().json(Data { data })
+}
+
+/// The original's answer: `{"data": {"log": "..."}}`.
+#[derive(Serialize, ToSchema)]
+struct IndexResponse {
+    data: IndexLog,
+}
+
+#[derive(Serialize, ToSchema)]
+struct IndexLog {
+    /// The console text of the job's newest build (up to `jenkins.max_console_bytes`).
+    log: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QueueResponse {
+    data: QueueItems,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QueueItems {
+    /// The waiting items, oldest first.
+    items: Vec<PendingBuild>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CancelledResponse {
+    data: Cancelled,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Cancelled {
+    /// The queue ids cancelled.
+    cancelled: Vec<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct JobsResponse {
+    data: JobStatuses,
+}
+
+#[derive(Serialize, ToSchema)]
+struct JobStatuses {
+    /// Every top-level job with its status (folders left out).
+    jobs: Vec<JobStatus>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QueuedResponse {
+    data: Queued,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Queued {
+    /// The queue item of the build (`GET /jenkins/queue` lists it while it waits).
+    queue_id: u64,
+}
+
+/// The console of the newest build of `job` (`jenkins.default_job`, the original's `go-test`,
+/// when absent): the original's route and answer, its defects fixed (admins only; a failure is an
+/// error code, never an empty log).
+#[utoipa::path(
+    get,
+    path = "/jenkins/index",
+    tag = "jenkins",
+    operation_id = "jenkinsIndex",
+    params(BuildLogQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The log.", body = IndexResponse)),
+)]
+async fn index<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    ValidatedQuery(query): ValidatedQuery<BuildLogQuery>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let jenkins = controller.jenkins();
+    let job = query.job.as_deref().unwrap_or(jenkins.default_job());
+    let page = jenkins
+        .build_log(&user, job, query.build, query.start)
+        .await?;
+    Ok(HttpResponse::Ok().json(IndexResponse {
+        data: IndexLog { log: page.log },
+    }))
+}
+
+/// A page of a build's console: from `start`, up to `jenkins.max_console_bytes`; while `more`
+/// (the build still writes) ask again from `next_start`.
+#[utoipa::path(
+    get,
+    path = "/jenkins/log",
+    tag = "jenkins",
+    operation_id = "jenkinsBuildLog",
+    params(BuildLogQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The page.", body = Data<BuildLog>)),
+)]
+async fn log<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    ValidatedQuery(query): ValidatedQuery<BuildLogQuery>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let jenkins = controller.jenkins();
+    let job = query.job.as_deref().unwrap_or(jenkins.default_job());
+    Ok(ok(jenkins
+        .build_log(&user, job, query.build, query.start)
+        .await?))
+}
+
+/// The builds waiting in the queue (the original's pending queue ids, with why they wait).
+#[utoipa::path(
+    get,
+    path = "/jenkins/queue",
+    tag = "jenkins",
+    operation_id = "jenkinsQueue",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The queue.", body = QueueResponse)),
+)]
+async fn queue<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let items = controller.jenkins().pending(&user).await?;
+    Ok(HttpResponse::Ok().json(QueueResponse {
+        data: QueueItems { items },
+    }))
+}
+
+/// A queue id in the path.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct QueuePath {
+    /// The queue item.
+    #[param(minimum = 1)]
+    id: u64,
+}
+
+/// Cancels one waiting build.
+#[utoipa::path(
+    delete,
+    path = "/jenkins/queue/{id}",
+    tag = "jenkins",
+    operation_id = "jenkinsCancel",
+    params(QueuePath),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Cancelled.", body = CancelledResponse)),
+)]
+async fn cancel<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    path: web::Path<QueuePath>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    controller.jenkins().cancel(&user, path.id).await?;
+    Ok(HttpResponse::Ok().json(CancelledResponse {
+        data: Cancelled {
+            cancelled: vec![path.id],
+        },
+    }))
+}
+
+/// Cancels every waiting build; an item that left the queue meanwhile is skipped.
+#[utoipa::path(
+    delete,
+    path = "/jenkins/queue",
+    tag = "jenkins",
+    operation_id = "jenkinsCancelAll",
+    security(("bearer" = [])),
+    responses((status = 200, description = "What was cancelled.", body = CancelledResponse)),
+)]
+async fn cancel_all<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let cancelled = controller.jenkins().cancel_all(&user).await?;
+    Ok(HttpResponse::Ok().json(CancelledResponse {
+        data: Cancelled { cancelled },
+    }))
+}
+
+/// The latest status of every top-level job: 1 the last build succeeded, 2 it failed, 0 never
+/// built or other (the original's codes).
+#[utoipa::path(
+    get,
+    path = "/jenkins/jobs",
+    tag = "jenkins",
+    operation_id = "jenkinsJobs",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The jobs.", body = JobsResponse)),
+)]
+async fn jobs<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let jobs = controller.jenkins().statuses(&user).await?;
+    Ok(HttpResponse::Ok().json(JobsResponse {
+        data: JobStatuses { jobs },
+    }))
+}
+
+/// One job: its status (as `GET /jenkins/jobs`), the next build number and the last build.
+#[utoipa::path(
+    get,
+    path = "/jenkins/job",
+    tag = "jenkins",
+    operation_id = "jenkinsJob",
+    params(JobQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The job.", body = Data<JobDetail>)),
+)]
+async fn job<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    ValidatedQuery(query): ValidatedQuery<JobQuery>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    Ok(ok(controller.jenkins().job(&user, &query.name).await?))
+}
+
+/// Creates a folder, and its missing parents (JSON or form body).
+#[utoipa::path(
+    post,
+    path = "/jenkins/folders",
+    tag = "jenkins",
+    operation_id = "jenkinsCreateFolder",
+    request_body(content(
+        (FolderForm = "application/json"),
+        (FolderForm = "application/x-www-form-urlencoded"),
+    )),
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created.", body = Data<JenkinsItem>)),
+)]
+async fn create_folder<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    Authenticated(user): Authenticated,
+    ValidatedBody(form): ValidatedBody<FolderForm>,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let data = controller
+        .jenkins()
+        .create_folder(&user, &form.name)
+        .await?;
+    Ok(HttpResponse::Created().json(Data { data }))
+}
+
+/// Creates a job in a folder from the template `assets/jenkins/job.xml` (a string parameter
+/// `params1`, default `defaultVal`, as the original's).
+#[utoipa::path(
+    post,
+    path = "/jenkins/jobs",
+    tag = "jenkins",
+    operation_id = "jenkinsCreateJob",
+    request_body(content(
+        (CreateJobForm = "application/json"),
+        (CreateJobForm = "application/x-www-form-urlencoded"),
+    )),
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created.", body = Data<JenkinsItem>)),
+)]
+async fn create_job<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    Authenticated(user): Authenticated,
+    ValidatedBody(form): ValidatedBody<CreateJobForm>,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let data = controller
+        .jenkins()
+        .create_job(&user, &form.folder, &form.name)
+        .await?;
+    Ok(HttpResponse::Created().json(Data { data }))
+}
+
+/// Renames a job by full path (the original's `a/job/b/job/c` form accepted).
+#[utoipa::path(
+    post,
+    path = "/jenkins/job/rename",
+    tag = "jenkins",
+    operation_id = "jenkinsRename",
+    request_body(content(
+        (RenameJobForm = "application/json"),
+        (RenameJobForm = "application/x-www-form-urlencoded"),
+    )),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Renamed.", body = Data<JenkinsItem>)),
+)]
+async fn rename<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    Authenticated(user): Authenticated,
+    ValidatedBody(form): ValidatedBody<RenameJobForm>,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    Ok(ok(controller
+        .jenkins()
+        .rename(&user, &form.name, &form.new_name)
+        .await?))
+}
+
+/// Starts a build with parameters (JSON body): 202 with its queue id.
+#[utoipa::path(
+    post,
+    path = "/jenkins/job/build",
+    tag = "jenkins",
+    operation_id = "jenkinsBuild",
+    request_body(content((BuildJobForm = "application/json"))),
+    security(("bearer" = [])),
+    responses((status = 202, description = "Queued.", body = QueuedResponse)),
+)]
+async fn build<M>(
+    controller: Inject<M, dyn JenkinsController>,
+    Authenticated(user): Authenticated,
+    ValidatedBody(form): ValidatedBody<BuildJobForm>,
+) -> Result<HttpResponse, ServiceError>
+where
+    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+{
+    let queue_id = controller
+        .jenkins()
+        .build(&user, &form.name, &form.params)
+        .await?;
+    Ok(HttpResponse::Accepted().json(QueuedResponse {
+        data: Queued { queue_id },
+    }))
+}
