@@ -27,27 +27,29 @@ cargo build --quiet --bin go_example
 for var in $(compgen -e | grep '^APP__' || true); do unset "$var"; done
 unset APP_ENV
 work=$(mktemp -d)
+# Whatever has started is stopped on any exit, from here on.
+pid='' grpc_pid='' sms_pid='' jenkins_pid=''
+cleanup() {
+  for p in $pid $grpc_pid $sms_pid $jenkins_pid ${double_pid:-}; do kill -TERM "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 port=$(free_port)
 pprof_port=$(free_port)
 metrics_port=$(free_port)
 # The Alibaba Cloud SMS double (it checks signature V3 as Alibaba Cloud does): the app sends its
 # codes there, and the collection reads them back from it.
-python3 tests/sms/alibaba_sms_double.py --port 0 --access-key-id LTAI5tPostman \
-  --access-key-secret postman-secret --sign-name 阿里云短信测试 --template-code SMS_154950909 \
-  >"$work/sms.out" 2>"$work/sms.log" &
-sms_pid=$!
-for _ in $(seq 1 100); do grep -q LISTENING "$work/sms.out" 2>/dev/null && break; sleep 0.05; done
-sms_port=$(awk '/LISTENING/ {print $2}' "$work/sms.out")
-[ -n "$sms_port" ] || { echo "postman: the SMS double did not start:" >&2; cat "$work/sms.log" >&2; exit 1; }
+. scripts/doubles.sh
+start_double sms "$work" python3 tests/sms/alibaba_sms_double.py --port 0 \
+  --access-key-id LTAI5tPostman --access-key-secret postman-secret \
+  --sign-name 阿里云短信测试 --template-code SMS_154950909
+sms_pid=$double_pid sms_port=$double_port
 # The Jenkins API double (basic auth and CSRF crumbs enforced as Jenkins does), with the
 # original's go-test job built once.
-python3 tests/jenkins/jenkins_double.py --port 0 --user goexample --token postman-jenkins-token \
-  --seed-job go-test >"$work/jenkins.out" 2>"$work/jenkins.log" &
-jenkins_pid=$!
-for _ in $(seq 1 100); do grep -q LISTENING "$work/jenkins.out" 2>/dev/null && break; sleep 0.05; done
-jenkins_port=$(awk '/LISTENING/ {print $2}' "$work/jenkins.out")
-[ -n "$jenkins_port" ] || { echo "postman: the Jenkins double did not start:" >&2; cat "$work/jenkins.log" >&2; exit 1; }
+start_double jenkins "$work" python3 tests/jenkins/jenkins_double.py --port 0 \
+  --user goexample --token postman-jenkins-token --seed-job go-test
+jenkins_pid=$double_pid jenkins_port=$double_port
 # The gRPC app first: GET /grpc/hello calls it (and the HTTP app reuses its certificates).
 . scripts/grpc-app.sh
 start_grpc_app "$BIN" "$work"
@@ -69,8 +71,6 @@ APP__ALIBABA_SMS_CODE__SIGN_NAME=阿里云短信测试 \
 APP__ALIBABA_SMS_CODE__TEMPLATE_CODE=SMS_154950909 \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM "$pid" "$grpc_pid" "$sms_pid" "$jenkins_pid" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -85,7 +85,7 @@ status=0
 
 kill -TERM "$pid"
 if ! wait "$pid"; then echo "postman: the app did not exit cleanly on SIGTERM" >&2; status=1; fi
+pid=''
 kill -TERM "$grpc_pid" "$sms_pid" "$jenkins_pid" 2>/dev/null || true
 wait "$grpc_pid" 2>/dev/null || true
-trap 'rm -rf "$work"' EXIT
 exit $status

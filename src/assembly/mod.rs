@@ -257,6 +257,8 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     phone_window: config.sms.phone_window,
                     max_per_address: config.sms.max_per_address,
                     address_window: config.sms.address_window,
+                    max_total: config.sms.max_total,
+                    total_window: config.sms.total_window,
                 },
                 logger: infra.logger.clone(),
                 metrics: infra.metrics.clone(),

@@ -46,11 +46,17 @@ pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
 {
-    use goex_errors::{ERR_CALL_FUNC, ERR_DIAL, ERR_FORBIDDEN, ERR_NOT_FOUND};
-    // Every route: not an admin, Jenkins down or not configured, Jenkins refused.
-    const ALWAYS: &[goex_errors::ErrorCode] = &[ERR_FORBIDDEN, ERR_DIAL, ERR_CALL_FUNC];
-    const NAMED: &[goex_errors::ErrorCode] =
-        &[ERR_FORBIDDEN, ERR_DIAL, ERR_CALL_FUNC, ERR_NOT_FOUND];
+    use goex_errors::{ERR_CALL_FUNC, ERR_DIAL, ERR_FORBIDDEN, ERR_NOT_FOUND, ERR_PARAM};
+    // Every route: not an admin, Jenkins refused the request (400, its words), Jenkins down or
+    // not configured, Jenkins failed.
+    const ALWAYS: &[goex_errors::ErrorCode] = &[ERR_FORBIDDEN, ERR_PARAM, ERR_DIAL, ERR_CALL_FUNC];
+    const NAMED: &[goex_errors::ErrorCode] = &[
+        ERR_FORBIDDEN,
+        ERR_PARAM,
+        ERR_DIAL,
+        ERR_CALL_FUNC,
+        ERR_NOT_FOUND,
+    ];
     routes
         .add(__path_index, NAMED, index::<M>)
         .add(__path_log, NAMED, log::<M>)
@@ -214,7 +220,7 @@ where
 #[into_params(parameter_in = Path)]
 struct QueuePath {
     /// The queue item.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     id: u64,
 }
 
@@ -236,6 +242,9 @@ async fn cancel<M>(
 where
     M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
 {
+    if path.id == 0 || i64::try_from(path.id).is_err() {
+        return Err(ServiceError::invalid("id", "a queue id: 1 to 2^63-1"));
+    }
     controller.jenkins().cancel(&user, path.id).await?;
     Ok(HttpResponse::Ok().json(CancelledResponse {
         data: Cancelled {

@@ -130,13 +130,19 @@ pub struct SmsConfig {
     /// The window of `max_per_address`.
     #[serde(with = "humantime_serde")]
     pub address_window: Duration,
+    /// Codes sent to all phones together per `total_window`: the budget many addresses
+    /// together cannot exceed (SMS pumping).
+    pub max_total: i64,
+    /// The window of `max_total`.
+    #[serde(with = "humantime_serde")]
+    pub total_window: Duration,
     /// Wrong tries a code allows; the last one spends it.
     pub max_attempts: u32,
     /// An SMS login with a number no user has creates that user (else 404 / 10005).
     pub register_on_login: bool,
     /// The HMAC key of stored code digests (set it through `APP__SMS__CODE_SECRET`); empty: a
     /// random key per process, which is right only when one process checks the codes it sent
-    /// (the embedded default; with Redis the app warns at start).
+    /// (the embedded default; with Redis the app warns at start). At least 16 bytes when set.
     pub code_secret: secrecy::SecretString,
 }
 
@@ -684,6 +690,13 @@ impl AppConfig {
                 "log sends nothing and logs codes: not in the prod profile",
             ));
         }
+        let code_secret = secrecy::ExposeSecret::expose_secret(&self.sms.code_secret);
+        if !code_secret.is_empty() && code_secret.len() < 16 {
+            return Err(invalid("sms.code_secret", "16 bytes or more (or empty)"));
+        }
+        if self.sms.code_ttl < Duration::from_secs(1) {
+            return Err(invalid("sms.code_ttl", "at least 1s"));
+        }
         if self.server.http.max_body_size == 0 {
             return Err(invalid(
                 "server.http.max_body_size",
@@ -758,6 +771,8 @@ impl AppConfig {
             ("sms.max_per_address", self.sms.max_per_address <= 0),
             ("sms.address_window", self.sms.address_window.is_zero()),
             ("sms.max_attempts", self.sms.max_attempts == 0),
+            ("sms.max_total", self.sms.max_total <= 0),
+            ("sms.total_window", self.sms.total_window.is_zero()),
             ("alibaba_sms.timeout", self.alibaba_sms.timeout.is_zero()),
             ("excel.export_page_size", self.excel.export_page_size == 0),
             ("excel.max_export_rows", self.excel.max_export_rows == 0),

@@ -41,6 +41,29 @@ fn deserialize_username<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
     String::deserialize(d).map(|name| canonical_username(&name))
 }
 
+/// A JSON Schema `integer`: `1` or `1.0` (JSON Schema counts a number with a zero fraction as an
+/// integer, so the document promises both), never `1.5`. Form bodies send text, read as before.
+fn deserialize_integer<'de, D: Deserializer<'de>>(d: D) -> Result<i16, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    let n = match Number::deserialize(d)? {
+        Number::Int(n) => n,
+        Number::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
+        Number::Float(f) => return Err(D::Error::custom(format!("{f} is not an integer"))),
+        Number::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| D::Error::custom(format!("{t:?} is not an integer")))?,
+    };
+    i16::try_from(n).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+}
+
 /// The original's `LoginForm` (JSON or form body): `binding:"required"` and
 /// `binding:"required,validatePassword"`, with the username held to the registration rule
 /// (after canonicalisation) so a name that can never exist is refused before any work.
@@ -82,7 +105,7 @@ pub struct RegisterForm {
     )]
     pub password: String,
     /// 0 unknown, 1 male, 2 female.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "deserialize_integer")]
     #[validate(range(min = 0, max = 2))]
     #[schema(minimum = 0, maximum = 2)]
     pub gender: i16,
@@ -118,6 +141,27 @@ mod tests {
 
     fn input_rule() -> fancy_regex::Regex {
         fancy_regex::Regex::new(USERNAME_INPUT_PATTERN).unwrap()
+    }
+
+    #[test]
+    fn gender_is_a_json_schema_integer() {
+        let json = |v: serde_json::Value| {
+            serde_json::from_value::<RegisterForm>(serde_json::json!({
+                "username": "alice01", "password": "abc123", "gender": v
+            }))
+            .map(|f| f.gender)
+        };
+        assert_eq!(json(serde_json::json!(1)).unwrap(), 1);
+        assert_eq!(json(serde_json::json!(2.0)).unwrap(), 2);
+        assert!(json(serde_json::json!(1.5)).is_err());
+        assert!(json(serde_json::json!(70000)).is_err());
+        assert!(json(serde_json::json!(true)).is_err());
+        let form: RegisterForm =
+            serde_urlencoded::from_str("username=alice01&password=abc123&gender=2").unwrap();
+        assert_eq!(form.gender, 2);
+        let form: RegisterForm =
+            serde_urlencoded::from_str("username=alice01&password=abc123").unwrap();
+        assert_eq!(form.gender, 0);
     }
 
     #[test]

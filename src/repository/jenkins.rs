@@ -19,6 +19,11 @@ pub trait JenkinsRepository: Interface {
     /// # Errors
     /// What Jenkins (or reaching it) failed with.
     async fn queue(&self) -> Result<Vec<QueueItem>, JenkinsError>;
+    /// One queue item, waiting or left in the last minutes.
+    ///
+    /// # Errors
+    /// As [`JenkinsRepository::queue`].
+    async fn queue_item(&self, id: u64) -> Result<QueueItem, JenkinsError>;
     /// Cancels a waiting queue item.
     ///
     /// # Errors
@@ -183,6 +188,11 @@ impl RestJenkinsRepository {
 impl JenkinsRepository for RestJenkinsRepository {
     async fn queue(&self) -> Result<Vec<QueueItem>, JenkinsError> {
         self.run(Operation::Queue, |c| async move { c.queue().await })
+            .await
+    }
+
+    async fn queue_item(&self, id: u64) -> Result<QueueItem, JenkinsError> {
+        self.run(Operation::Queue, |c| async move { c.queue_item(id).await })
             .await
     }
 

@@ -270,7 +270,7 @@ impl AuthServiceImpl {
             if count > limit {
                 self.release(&subjects[..=i]).await;
                 slog::warn!(self.logger, "throttled";
-                    "subject" => subject.as_str(), "client" => client, "limit" => limit);
+                    "subject" => loggable(subject), "client" => client, "limit" => limit);
                 if let Some(metrics) = &self.metrics {
                     metrics.throttled(throttle);
                 }
@@ -284,7 +284,7 @@ impl AuthServiceImpl {
     async fn release(&self, subjects: &[String]) {
         for subject in subjects {
             if let Err(e) = self.throttle.release(subject).await {
-                slog::warn!(self.logger, "throttle slot not released"; "subject" => subject.as_str(), "error" => %e);
+                slog::warn!(self.logger, "throttle slot not released"; "subject" => loggable(subject), "error" => %e);
             }
         }
     }
@@ -309,7 +309,8 @@ impl AuthServiceImpl {
                 .await?
                 .ok_or(ServiceError::NotFound);
         }
-        let names = [phone.to_owned(), random_username(), random_username()];
+        // Never the number: names are shown to other users (the export) and put in tokens.
+        let names = [random_username(), random_username(), random_username()];
         Ok(self.users.find_or_create_by_phone(phone, &names).await?)
     }
 
@@ -344,6 +345,14 @@ impl AuthServiceImpl {
             },
             claims.exp,
         ))
+    }
+}
+
+/// A throttle subject as logs show it: phone numbers masked.
+fn loggable(subject: &str) -> String {
+    match subject.strip_prefix("phone:") {
+        Some(phone) => format!("phone:{}", crate::service::sms::masked(phone)),
+        None => subject.to_owned(),
     }
 }
 

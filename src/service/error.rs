@@ -231,7 +231,7 @@ impl From<RepoError> for ServiceError {
 /// Names the column of a unique violation from the driver's message (MySQL names the key,
 /// SQLite the column); unknown shapes give a generic name rather than leaking the message.
 fn conflict_field(message: &str) -> String {
-    if message.contains("phone") {
+    if message.contains("uk_users_phone") || message.contains("users.phone") {
         return "phone".into();
     }
     if message.contains("username") {

@@ -20,8 +20,9 @@ use crate::service::error::ServiceError;
 /// The dependency name in errors.
 pub const JENKINS: &str = "jenkins";
 
-/// A job's status as the original reported it: 1 the last build succeeded, 2 it failed, 0 never
-/// built or anything else (building, unstable, aborted).
+/// A job's status as the original reported it: 1 the last build succeeded (unstable counts, as
+/// in Jenkins's `lastSuccessfulBuild`), 2 it failed, 0 never built or anything else (building,
+/// aborted).
 pub fn status_code(outcome: JobOutcome) -> u8 {
     match outcome {
         JobOutcome::Succeeded => 1,
@@ -39,8 +40,10 @@ pub struct BuildLog {
     pub build: u64,
     /// The text from `start`.
     pub log: String,
-    /// Where the next page starts (Jenkins's `X-Text-Size`): pass it as `start`.
-    pub next_start: u64,
+    /// Where the next page starts (Jenkins's `X-Text-Size`): pass it as `start`. `null` when
+    /// this page was cut at `jenkins.max_console_bytes`: Jenkins gives no offset inside an
+    /// answer, so the rest of such a log is beyond paging (raise the limit).
+    pub next_start: Option<u64>,
     /// Whether the build is still writing: ask again from `next_start`.
     pub more: bool,
     /// Whether this page was cut at `jenkins.max_console_bytes`.
@@ -64,6 +67,7 @@ pub struct PendingBuild {
 
 /// A job's status.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = JenkinsJobStatus)]
 pub struct JobStatus {
     /// The name (full path for one job, the name for a listing).
     pub name: String,
@@ -74,6 +78,7 @@ pub struct JobStatus {
 
 /// One job in detail.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = JenkinsJob)]
 pub struct JobDetail {
     /// The full path.
     pub name: String,
@@ -204,9 +209,14 @@ fn jenkins_error(e: JenkinsError) -> ServiceError {
             dependency: JENKINS,
             source: Box::new(e),
         },
-        JenkinsError::Status { ref message, .. } => ServiceError::DownstreamSaid {
+        // Jenkins refused what the caller asked for (a taken or unsafe name, parameters to a
+        // job without any, a disabled job): the caller's 400, in Jenkins's words.
+        JenkinsError::Status { status, message } if (400..500).contains(&status) => {
+            ServiceError::invalid("", format!("jenkins: {message}"))
+        }
+        JenkinsError::Status { message, .. } => ServiceError::DownstreamSaid {
             dependency: JENKINS,
-            said: message.clone(),
+            said: message,
         },
         JenkinsError::Unauthorized(_) | JenkinsError::Forbidden(_) => {
             ServiceError::DownstreamSaid {
@@ -257,7 +267,7 @@ impl JenkinsService for JenkinsServiceImpl {
             job: job.to_owned(),
             build: number,
             log: chunk.text,
-            next_start: chunk.next_start,
+            next_start: (!chunk.truncated).then_some(chunk.next_start),
             more: chunk.more,
             truncated: chunk.truncated,
         })
@@ -280,10 +290,16 @@ impl JenkinsService for JenkinsServiceImpl {
 
     async fn cancel(&self, user: &AuthUser, id: u64) -> Result<(), ServiceError> {
         self.admit(user)?;
-        self.jenkins
-            .cancel_queue_item(id)
-            .await
-            .map_err(jenkins_error)
+        match self.jenkins.cancel_queue_item(id).await {
+            Ok(()) => Ok(()),
+            // Jenkins answers 500 "Could not cancel run" for an item that left the queue (it
+            // started or was cancelled): no waiting item has that id.
+            Err(e @ JenkinsError::Status { .. }) => match self.jenkins.queue_item(id).await {
+                Ok(item) if item.has_left() => Err(ServiceError::NotFound),
+                _ => Err(jenkins_error(e)),
+            },
+            Err(e) => Err(jenkins_error(e)),
+        }
     }
 
     async fn cancel_all(&self, user: &AuthUser) -> Result<Vec<u64>, ServiceError> {
@@ -297,19 +313,14 @@ impl JenkinsService for JenkinsServiceImpl {
     async fn statuses(&self, user: &AuthUser) -> Result<Vec<JobStatus>, ServiceError> {
         self.admit(user)?;
         let listed = self.jenkins.jobs().await.map_err(jenkins_error)?;
-        let mut out = Vec::new();
-        for summary in listed.into_iter().filter(|j| !j.is_folder()) {
-            // A job deleted between the listing and its read is left out.
-            match self.jenkins.job(&summary.name).await {
-                Ok(job) => out.push(JobStatus {
-                    name: summary.name,
-                    status: status_code(job.outcome()),
-                }),
-                Err(JenkinsError::NotFound(_)) => {}
-                Err(e) => return Err(jenkins_error(e)),
-            }
-        }
-        Ok(out)
+        Ok(listed
+            .into_iter()
+            .filter(|j| !j.is_folder())
+            .map(|j| JobStatus {
+                status: status_code(j.outcome()),
+                name: j.name,
+            })
+            .collect())
     }
 
     async fn job(&self, user: &AuthUser, name: &str) -> Result<JobDetail, ServiceError> {

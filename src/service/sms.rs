@@ -32,6 +32,11 @@ pub struct SmsPolicy {
     pub max_per_address: i64,
     /// The window of `max_per_address`.
     pub address_window: Duration,
+    /// Codes sent by this service to any phone per [`SmsPolicy::total_window`]: a budget that
+    /// caps what many addresses together can spend.
+    pub max_total: i64,
+    /// The window of `max_total`.
+    pub total_window: Duration,
 }
 
 /// What a sent code tells the caller: when it expires and when another may be asked for. Never
@@ -140,7 +145,7 @@ impl SmsService for SmsServiceImpl {
     async fn send_code(&self, phone: &str, client: &str) -> Result<SentCode, ServiceError> {
         let p = &self.policy;
         // The address first: one address cannot spread a bombing over many numbers; then the
-        // phone's cooldown, then its daily count.
+        // phone's cooldown, its daily count, and the budget of all sends.
         let limits = [
             (
                 format!("sms-ip:{client}"),
@@ -149,6 +154,7 @@ impl SmsService for SmsServiceImpl {
             ),
             (format!("sms-wait:{phone}"), 1, p.resend_interval),
             (format!("sms-day:{phone}"), p.max_per_phone, p.phone_window),
+            ("sms-all:".to_owned(), p.max_total, p.total_window),
         ];
         self.admit(&limits, client).await?;
         let code = new_code();
@@ -157,12 +163,17 @@ impl SmsService for SmsServiceImpl {
             return Err(e.into());
         }
         if let Err(e) = self.sender.send_code(phone, &code).await {
-            // Not delivered: the code goes, and the send does not count against the day or the
-            // address. The cooldown stays, so a failing provider is not hammered.
-            if let Err(e) = self.codes.discard(phone).await {
-                slog::warn!(self.logger, "undelivered sms code not discarded"; "error" => %e);
+            // Surely not delivered: the code goes (unless a newer one replaced it), and the send
+            // does not count against the address, the day or the budget. The cooldown stays, so
+            // a failing provider is not hammered. A send that may have gone out keeps its code
+            // and its counts.
+            if e.surely_not_sent() {
+                if let Err(e) = self.codes.discard(phone, &code).await {
+                    slog::warn!(self.logger, "undelivered sms code not discarded"; "error" => %e);
+                }
+                let [address, _, day, all] = limits;
+                self.release(&[address, day, all]).await;
             }
-            self.release(&[limits[0].clone(), limits[2].clone()]).await;
             return Err(ServiceError::SmsSend(describe(&e)));
         }
         Ok(SentCode {
@@ -172,13 +183,13 @@ impl SmsService for SmsServiceImpl {
     }
 }
 
-/// What a client may learn of a failed send: the provider's code, never the request.
+/// What a client may learn of a failed send: whether to expect the message, never the
+/// provider's code (it tells configuration and billing state; the log has it).
 fn describe(e: &SmsError) -> String {
-    match e {
-        SmsError::Refused { code, .. } => format!("provider answered {code}"),
-        SmsError::Unreachable(_) => "provider unreachable".into(),
-        SmsError::Unreadable { .. } => "provider answer unreadable".into(),
-        SmsError::Settings(_) => "provider not configured".into(),
+    if e.surely_not_sent() {
+        "the message was not sent; try again later".into()
+    } else {
+        "the provider did not confirm the message; it may still arrive".into()
     }
 }
 

@@ -333,8 +333,8 @@ async fn folders_jobs_from_the_template_renames_and_what_jenkins_said() {
         json!({"name": "team/service"}),
     )
     .await;
-    assert_eq!(status, 502, "{body}");
-    let message = assert_envelope(&body, "10003");
+    assert_eq!(status, 400, "Jenkins refused the caller's request: {body}");
+    let message = assert_envelope(&body, "10000");
     assert!(
         message.contains("jenkins: ") && message.contains("already exists"),
         "{message}"

@@ -459,7 +459,11 @@ class State:
     def url(self, path=""):
         return f"{self.base}/{path}"
 
-    def summary(self, item, now):
+    def summary(self, item, now, full=False):
+        """An item as its parent lists it. Jenkins lists name, url, color and _class unless a
+        `tree=` asks for more, which it then serves from the whole item (`full`)."""
+        if full:
+            return self.job_json(item, now, False) if isinstance(item, Job) else self.folder_json(item, now)
         out = {"_class": item.cls, "name": item.name, "url": self.url(item.url_path())}
         if isinstance(item, Job):
             out["color"] = self.color(item, now)
@@ -582,12 +586,12 @@ class State:
             out["executable"] = None if item.build is None else self.build_ref(job.builds[item.build], now, False)
         return out
 
-    def root_json(self, now):
+    def root_json(self, now, full=False):
         all_view = {"_class": "hudson.model.AllView", "name": "all", "url": self.url()}
         return {
             "_class": "hudson.model.Hudson", "assignedLabels": [{"name": "built-in"}], "mode": "NORMAL",
             "nodeDescription": "the Jenkins controller's built-in node", "nodeName": "", "numExecutors": 2,
-            "description": None, "jobs": [self.summary(i, now) for i in self.root.items.values()],
+            "description": None, "jobs": [self.summary(i, now, full) for i in self.root.items.values()],
             "overallLoad": {}, "primaryView": all_view, "quietDownReason": None, "quietingDown": False,
             "slaveAgentPort": -1, "unlabeledLoad": {"_class": "jenkins.model.UnlabeledLoadStatistics"},
             "url": self.url(), "useCrumbs": not self.args.no_csrf, "useSecurity": True, "views": [all_view],
@@ -637,6 +641,9 @@ def new_item(name, parent, cls, config):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # No Nagle: headers and body go out as separate writes, and a delayed ACK would hold each
+    # answer ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "Jetty(10.0.20)"
 
     def version_string(self):
@@ -777,7 +784,7 @@ class Handler(BaseHTTPRequestHandler):
 
         if item is state.root:
             if rest == ["api", "json"] and method == "GET":
-                return json_reply(state.root_json(now))
+                return json_reply(state.root_json(now, full=bool(tree)))
             if rest == ["crumbIssuer", "api", "json"] and method == "GET":
                 if state.args.no_csrf:
                     raise not_found

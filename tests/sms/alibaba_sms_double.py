@@ -62,6 +62,9 @@ class State:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # No Nagle: headers and body go out as separate writes, and a delayed ACK would hold each
+    # answer ~40 ms.
+    disable_nagle_algorithm = True
     state: State
 
     def log_message(self, fmt, *args):  # quiet: tests read stdout

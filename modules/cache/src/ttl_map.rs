@@ -26,8 +26,8 @@ pub enum Change<V> {
     Keep,
     /// Store this value with a fresh lifetime.
     Put(V),
-    /// Store this value in place of a live one, keeping its expiry (a missing entry gets the
-    /// lifetime given, as with `Put`).
+    /// Store this value in place of a live one, keeping its expiry (no live entry: nothing is
+    /// stored).
     Replace(V),
     /// Remove the entry.
     Remove,
@@ -111,12 +111,12 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
             Change::Remove => {
                 entries.remove(&key);
             }
-            Change::Replace(value) if was_live => {
-                if let Some(entry) = entries.get_mut(&key) {
+            Change::Replace(value) => {
+                if let Some(entry) = entries.get_mut(&key).filter(|_| was_live) {
                     entry.0 = value;
                 }
             }
-            Change::Put(value) | Change::Replace(value) => {
+            Change::Put(value) => {
                 if !existed && entries.len() >= self.capacity {
                     self.make_room(&mut entries, now)?;
                 }
@@ -229,10 +229,10 @@ mod tests {
         assert_eq!(m.get("k"), Some(2));
         std::thread::sleep(Duration::from_millis(90));
         assert_eq!(m.get("k"), None, "still expired when it was going to");
-        // No live entry: a new one with the lifetime given.
+        // No live entry: nothing stored.
         m.compute("k", Duration::from_secs(60), |_| (Change::Replace(3), ()))
             .unwrap();
-        assert_eq!(m.get("k"), Some(3));
+        assert_eq!(m.get("k"), None);
     }
 
     #[test]

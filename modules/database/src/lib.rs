@@ -876,9 +876,11 @@ fn sqlite_pool(
         Box::pin(async move {
             let mut conn = SqliteAsync::establish(&url).await?;
             // WAL lets readers run beside the single writer; busy_timeout makes writers queue
-            // instead of failing with SQLITE_BUSY.
+            // instead of failing with SQLITE_BUSY. busy_timeout first: the journal_mode pragma
+            // needs a lock too, and a connection opened while another holds one (a long import)
+            // failed with "database is locked" when it came second.
             conn.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_ms}; \
+                "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
                  PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
             ))
             .await

@@ -233,6 +233,12 @@ impl JenkinsClient {
             match self.cancel_queue_item(item.id).await {
                 Ok(()) => cancelled.push(item.id),
                 Err(JenkinsError::NotFound(_)) => {}
+                // Jenkins answers 500 "Could not cancel" for an item that started meanwhile.
+                Err(e @ JenkinsError::Status { .. }) => match self.queue_item(item.id).await {
+                    Ok(now) if now.has_left() => {}
+                    Err(JenkinsError::NotFound(_)) => {}
+                    _ => return Err(e),
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -241,8 +247,9 @@ impl JenkinsClient {
 
     // ---- jobs -----------------------------------------------------------------------------
 
-    /// The top-level jobs and folders (`GET /api/json?tree=jobs[name,url,color,_class]`;
-    /// gojenkins' `GetAllJobNames`).
+    /// The top-level jobs and folders with their newest, last successful and last failed
+    /// build numbers, in one request (`GET /api/json?tree=jobs[name,url,color,_class,
+    /// lastBuild[number],...]`; gojenkins' `GetAllJobNames`).
     ///
     /// # Errors
     /// As [`JenkinsClient::info`].
@@ -251,7 +258,11 @@ impl JenkinsClient {
             .transport
             .get_json(
                 "/api/json",
-                &[("tree", "jobs[name,url,color,_class]")],
+                &[(
+                    "tree",
+                    "jobs[name,url,color,_class,lastBuild[number,url],\
+                     lastSuccessfulBuild[number,url],lastFailedBuild[number,url]]",
+                )],
                 "the root",
             )
             .await?;
@@ -318,7 +329,11 @@ impl JenkinsClient {
     /// (`A job already exists with the name ‘x’`) or the XML is refused;
     /// [`JenkinsError::NotFound`] when the folder does not exist.
     pub async fn create_job(&self, full_name: &str, config_xml: &str) -> Result<Job, JenkinsError> {
-        let item = Item::parse(full_name)?;
+        self.create_job_at(Item::parse(full_name)?, config_xml)
+            .await
+    }
+
+    async fn create_job_at(&self, item: Item<'_>, config_xml: &str) -> Result<Job, JenkinsError> {
         let name = check_name(item.name())?;
         let parent = item.parent_path();
         self.transport
@@ -346,7 +361,9 @@ impl JenkinsClient {
         let name = check_name(name)?;
         let mut names = split_job_path(folder)?;
         names.push(name);
-        self.create_job(&names.join("/"), config_xml).await
+        // The names as split: joined and parsed again, a folder ending in `job` would read as
+        // the original's path form.
+        self.create_job_at(Item::of(names), config_xml).await
     }
 
     /// Replaces a job's `config.xml` (`POST /job/.../config.xml`; gojenkins' `UpdateJob`).

@@ -55,9 +55,25 @@ pub struct JobSummary {
     /// The ball colour: `blue`, `red`, `yellow`, `notbuilt`, `disabled`, `aborted`, with
     /// `_anime` while building; none for folders.
     pub color: Option<String>,
+    /// The newest build (listings from [`crate::JenkinsClient::jobs`]); none for folders and
+    /// jobs never built.
+    pub last_build: Option<BuildRef>,
+    /// The newest successful build (unstable ones count, as in Jenkins).
+    pub last_successful_build: Option<BuildRef>,
+    /// The newest failed build.
+    pub last_failed_build: Option<BuildRef>,
 }
 
 impl JobSummary {
+    /// How the last build went, as [`Job::outcome`] tells it.
+    pub fn outcome(&self) -> JobOutcome {
+        outcome_of(
+            &self.last_build,
+            &self.last_successful_build,
+            &self.last_failed_build,
+        )
+    }
+
     /// Whether this is a folder (the Folders plugin's, or another item group).
     pub fn is_folder(&self) -> bool {
         is_folder_class(&self.class)
@@ -190,13 +206,26 @@ impl Job {
 
     /// How the last build went, as the original's `getJobStatus` told it.
     pub fn outcome(&self) -> JobOutcome {
-        let number = |b: &Option<BuildRef>| b.as_ref().map(|b| b.number);
-        match number(&self.last_build) {
-            None | Some(0) => JobOutcome::NeverBuilt,
-            n if n == number(&self.last_successful_build) => JobOutcome::Succeeded,
-            n if n == number(&self.last_failed_build) => JobOutcome::Failed,
-            _ => JobOutcome::Other,
-        }
+        outcome_of(
+            &self.last_build,
+            &self.last_successful_build,
+            &self.last_failed_build,
+        )
+    }
+}
+
+/// The original's status from a job's newest, last successful and last failed builds.
+fn outcome_of(
+    last: &Option<BuildRef>,
+    successful: &Option<BuildRef>,
+    failed: &Option<BuildRef>,
+) -> JobOutcome {
+    let number = |b: &Option<BuildRef>| b.as_ref().map(|b| b.number);
+    match number(last) {
+        None | Some(0) => JobOutcome::NeverBuilt,
+        n if n == number(successful) => JobOutcome::Succeeded,
+        n if n == number(failed) => JobOutcome::Failed,
+        _ => JobOutcome::Other,
     }
 }
 

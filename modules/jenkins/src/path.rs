@@ -13,7 +13,12 @@ use crate::JenkinsError;
 /// # Errors
 /// [`JenkinsError::InvalidName`] for an empty path or a `.` or `..` name.
 pub fn split_job_path(full_name: &str) -> Result<Vec<&str>, JenkinsError> {
-    let mut names: Vec<&str> = full_name.split('/').filter(|s| !s.is_empty()).collect();
+    // Jenkins trims item names: so do the paths, or a name created trimmed is looked up untrimmed.
+    let mut names: Vec<&str> = full_name
+        .split('/')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if names.len() >= 3 && names.len() % 2 == 1 {
         let in_originals_form = names.iter().skip(1).step_by(2).all(|n| *n == "job");
         if in_originals_form {

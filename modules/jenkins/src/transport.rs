@@ -355,8 +355,23 @@ fn mentions_crumb(headers: &HeaderMap, body: &str) -> bool {
 fn refused_by_redirect(headers: &HeaderMap, base: &str) -> Option<String> {
     let to = header(headers, LOCATION)?;
     let lower = to.to_ascii_lowercase();
-    let to_login = lower.contains("/login") || lower.contains("/securityrealm/");
     let to_https = base.starts_with("http://") && lower.starts_with("https://");
+    // The page's first path segment below the base (a job named `login-svc` lives under
+    // `/job/`, never at `/login`).
+    let path = lower.split_once("://").map_or(lower.as_str(), |(_, rest)| {
+        rest.find('/').map_or("", |i| &rest[i..])
+    });
+    let base_path = base
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]))
+        .to_ascii_lowercase();
+    let below = path.strip_prefix(base_path.as_str()).unwrap_or(path);
+    let first = below
+        .trim_start_matches('/')
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let to_login = matches!(first, "login" | "loginerror" | "securityrealm");
     (to_login || to_https).then(|| {
         format!("redirected to {to}: the request was not carried out (is jenkins.host right?)")
     })
@@ -386,12 +401,18 @@ pub(crate) async fn json_of<T: DeserializeOwned>(
     response: Response,
     path: &str,
 ) -> Result<T, JenkinsError> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| transport_error(&Method::GET, path, &e))?;
+    let (bytes, cut) = read_bytes_capped(response, MAX_JSON_BYTES).await?;
+    if cut {
+        return Err(JenkinsError::BadResponse(format!(
+            "{path}: answer larger than {MAX_JSON_BYTES} bytes"
+        )));
+    }
     serde_json::from_slice(&bytes).map_err(|e| JenkinsError::BadResponse(format!("{path}: {e}")))
 }
+
+/// The most bytes of one JSON answer read (a job's `api/json` with its builds and actions is
+/// far smaller; more is a broken or hostile peer).
+pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads at most `cap` bytes of the body as text (lossy), not reading the rest.
 async fn read_capped(response: Response, cap: usize) -> Result<String, JenkinsError> {
@@ -526,6 +547,29 @@ mod tests {
         assert!(refused_by_redirect(&with("http://h/login?from=%2F"), "http://h").is_some());
         assert!(refused_by_redirect(&with("https://h/createItem"), "http://h").is_some());
         assert!(refused_by_redirect(&with("https://h/job/x/"), "https://h").is_none());
+        // Names that start like the login page are not it.
+        for moved in [
+            "http://h/job/loginsvc/",
+            "http://h/job/login2/configure",
+            "/job/login/",
+        ] {
+            assert!(
+                refused_by_redirect(&with(moved), "http://h").is_none(),
+                "{moved}"
+            );
+        }
+        let prefixed = "http://h/login-proxy/jenkins";
+        assert!(
+            refused_by_redirect(&with("http://h/login-proxy/jenkins/job/x/"), prefixed).is_none()
+        );
+        assert!(
+            refused_by_redirect(&with("http://h/login-proxy/jenkins/login?from=x"), prefixed)
+                .is_some()
+        );
+        assert!(
+            refused_by_redirect(&with("http://h/securityRealm/commenceLogin"), "http://h")
+                .is_some()
+        );
     }
 
     #[test]

@@ -46,10 +46,13 @@ pub enum SmsError {
     /// The settings cannot make a client (an empty key, an unusable endpoint).
     #[error("alibaba_sms settings: {0}")]
     Settings(String),
-    /// The endpoint could not be reached or did not answer in time. The message may or may not
-    /// have been sent.
+    /// No connection could be made: the message was not sent.
     #[error("alibaba sms unreachable: {0}")]
     Unreachable(String),
+    /// The request went out but no whole answer came back in time: the message may or may not
+    /// have been sent.
+    #[error("alibaba sms did not answer: {0}")]
+    NoAnswer(String),
     /// Alibaba Cloud answered with a code other than `OK` (`isv.BUSINESS_LIMIT_CONTROL`,
     /// `SignatureDoesNotMatch`, ...).
     #[error("alibaba sms refused ({status}): {code}: {message} (request {request_id})")]
@@ -74,14 +77,31 @@ pub enum SmsError {
 }
 
 impl SmsError {
+    /// Whether the message surely did not go out (so its code can be dropped and the send not
+    /// counted): a refusal, no connection, or no client. After [`SmsError::NoAnswer`] or
+    /// [`SmsError::Unreadable`] it may have been delivered.
+    pub fn surely_not_sent(&self) -> bool {
+        matches!(
+            self,
+            SmsError::Settings(_) | SmsError::Unreachable(_) | SmsError::Refused { .. }
+        )
+    }
+
     /// Every [`SmsError::kind`], for metrics made ahead.
-    pub const KINDS: [&'static str; 4] = ["settings", "unreachable", "refused", "unreadable"];
+    pub const KINDS: [&'static str; 5] = [
+        "settings",
+        "unreachable",
+        "no_answer",
+        "refused",
+        "unreadable",
+    ];
 
     /// A fixed name of the error's kind (a metrics label).
     pub fn kind(&self) -> &'static str {
         match self {
             SmsError::Settings(_) => "settings",
             SmsError::Unreachable(_) => "unreachable",
+            SmsError::NoAnswer(_) => "no_answer",
             SmsError::Refused { .. } => "refused",
             SmsError::Unreadable { .. } => "unreadable",
         }
@@ -162,6 +182,23 @@ impl AlibabaSms {
         };
         let url = reqwest::Url::parse(&base)
             .map_err(|e| SmsError::Settings(format!("end_point {end_point:?}: {e}")))?;
+        // The signature covers the path `/`: an endpoint is a host, never a path.
+        if url.path() != "/" || url.query().is_some() {
+            return Err(SmsError::Settings(format!(
+                "end_point {end_point:?}: a host or scheme://host[:port], without a path"
+            )));
+        }
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        if url.scheme() != "https" && !loopback {
+            return Err(SmsError::Settings(format!(
+                "end_point {end_point:?}: https (plain http only to a loopback test double)"
+            )));
+        }
         let host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
@@ -171,7 +208,9 @@ impl AlibabaSms {
                 )));
             }
         };
+        // No redirects: SendSms is not idempotent, and a 307 would send it again.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .build()
@@ -227,12 +266,9 @@ impl AlibabaSms {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| SmsError::Unreachable(error_chain(&e)))?;
+            .map_err(send_error)?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| SmsError::Unreachable(error_chain(&e)))?;
+        let body = response.bytes().await.map_err(send_error)?;
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| SmsError::Unreadable {
             status,
             detail: format!(
@@ -256,6 +292,17 @@ impl AlibabaSms {
     }
 }
 
+/// A failed exchange, without its URL (the query holds the number and the code).
+fn send_error(e: reqwest::Error) -> SmsError {
+    let connect = e.is_connect();
+    let text = error_chain(&e.without_url());
+    if connect {
+        SmsError::Unreachable(text)
+    } else {
+        SmsError::NoAnswer(text)
+    }
+}
+
 /// An error and its causes on one line (reqwest's own message omits the cause).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -271,6 +318,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MESSAGE: Message<'static> = Message {
+        phone_numbers: "13800138000",
+        sign_name: "s",
+        template_code: "SMS_1",
+        template_param: r#"{"code":"123456"}"#,
+    };
 
     fn settings(end_point: &str) -> Settings {
         Settings {
@@ -292,6 +346,31 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_is_an_https_host_or_a_loopback_double() {
+        for refused in [
+            "https://dysmsapi.aliyuncs.com/sms",
+            "https://dysmsapi.aliyuncs.com/?a=b",
+            "http://dysmsapi.aliyuncs.com",
+            "http://10.0.0.1:8080",
+        ] {
+            assert!(
+                matches!(
+                    AlibabaSms::new(&settings(refused)),
+                    Err(SmsError::Settings(_))
+                ),
+                "{refused}"
+            );
+        }
+        for accepted in [
+            "http://localhost:1",
+            "http://[::1]:1",
+            "https://example.com:8443",
+        ] {
+            assert!(AlibabaSms::new(&settings(accepted)).is_ok(), "{accepted}");
+        }
+    }
+
+    #[test]
     fn keys_are_required_and_the_secret_never_printed() {
         let mut s = settings("dysmsapi.aliyuncs.com");
         s.access_key_secret = SecretString::from("");
@@ -302,20 +381,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_silent_endpoint_may_have_sent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(socket);
+        });
+        let mut s = settings(&format!("http://127.0.0.1:{port}"));
+        s.timeout = Duration::from_millis(300);
+        let c = AlibabaSms::new(&s).unwrap();
+        match c.send(&MESSAGE).await {
+            Err(e @ SmsError::NoAnswer(_)) => {
+                assert!(!e.surely_not_sent());
+                assert!(!e.to_string().contains("13800138000"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        held.abort();
+    }
+
+    #[tokio::test]
     async fn an_unreachable_endpoint_is_unreachable() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         let c = AlibabaSms::new(&settings(&format!("http://127.0.0.1:{port}"))).unwrap();
-        let message = Message {
-            phone_numbers: "13800138000",
-            sign_name: "s",
-            template_code: "SMS_1",
-            template_param: r#"{"code":"123456"}"#,
-        };
-        assert!(matches!(
-            c.send(&message).await,
-            Err(SmsError::Unreachable(_))
-        ));
+        match c.send(&MESSAGE).await {
+            Err(e @ SmsError::Unreachable(_)) => {
+                assert!(e.surely_not_sent());
+                // The URL (number, code) is not in the error.
+                let text = e.to_string();
+                assert!(
+                    !text.contains("13800138000") && !text.contains("123456"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -53,11 +53,11 @@ pub trait VerificationCodeRepository: Interface {
         code: &str,
         max_attempts: u32,
     ) -> Result<CodeCheck, RepoError>;
-    /// Forgets the code of `phone` (its send failed).
+    /// Forgets `code` of `phone` (its send failed), unless another code replaced it meanwhile.
     ///
     /// # Errors
     /// As [`VerificationCodeRepository::save`].
-    async fn discard(&self, phone: &str) -> Result<(), RepoError>;
+    async fn discard(&self, phone: &str, code: &str) -> Result<(), RepoError>;
 }
 
 const DIGEST: &str = "digest";
@@ -150,13 +150,17 @@ impl VerificationCodeRepository for KvVerificationCodeRepository {
             }
         }
         Err(RepoError::Unavailable {
-            dependency: crate::repository::kv::REDIS,
+            dependency: self.kv.backend(),
             source: "verification code contended past its retry bound".into(),
         })
     }
 
-    async fn discard(&self, phone: &str) -> Result<(), RepoError> {
-        self.kv.delete(&key(phone)).await
+    async fn discard(&self, phone: &str, code: &str) -> Result<(), RepoError> {
+        let digest = self.digest(phone, code);
+        self.kv
+            .hash_compare_and_swap(&key(phone), &[(DIGEST, &digest)], None, Duration::ZERO)
+            .await
+            .map(drop)
     }
 }
 
@@ -212,6 +216,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn discarding_spares_a_code_that_replaced_it() {
+        let codes = repository();
+        let ttl = Duration::from_secs(60);
+        codes.save("13800138000", "111111", ttl).await.unwrap();
+        codes.save("13800138000", "222222", ttl).await.unwrap();
+        codes.discard("13800138000", "111111").await.unwrap();
+        assert_eq!(
+            codes.check("13800138000", "222222", 3).await.unwrap(),
+            CodeCheck::Accepted
+        );
+        codes.save("13800138000", "333333", ttl).await.unwrap();
+        codes.discard("13800138000", "333333").await.unwrap();
+        assert_eq!(
+            codes.check("13800138000", "333333", 3).await.unwrap(),
+            CodeCheck::Missing
+        );
+    }
+
+    #[tokio::test]
     async fn the_store_holds_a_digest_not_the_code() {
         let codes = repository();
         codes
@@ -235,7 +258,7 @@ mod tests {
     async fn a_code_expires_and_a_wrong_try_does_not_extend_it() {
         let codes = repository();
         codes
-            .save("13800138000", "123456", Duration::from_millis(80))
+            .save("13800138000", "123456", Duration::from_millis(400))
             .await
             .unwrap();
         // A wrong try rewrites the hash; the code's expiry stays.
@@ -243,7 +266,7 @@ mod tests {
             codes.check("13800138000", "000000", 3).await.unwrap(),
             CodeCheck::Wrong { remaining: 2 }
         );
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(
             codes.check("13800138000", "123456", 3).await.unwrap(),
             CodeCheck::Missing
