@@ -67,6 +67,23 @@ fn double(certs: &std::path::Path, port: u16) -> Double {
 }
 
 /// `check` until it gives a value, for at most `limit`.
+/// Polls the passing instances of `service` until `pick` takes them.
+async fn until_passing<T>(
+    client: &ConsulClient,
+    service: &str,
+    limit: Duration,
+    pick: impl Fn(&goex_consul::Healthy) -> Option<T>,
+) -> T {
+    until_some(limit, || async {
+        let h = client
+            .healthy(service, 0, Duration::from_secs(1), Duration::from_secs(2))
+            .await
+            .ok()?;
+        pick(&h)
+    })
+    .await
+}
+
 async fn until_some<T, F: std::future::Future<Output = Option<T>>>(
     limit: Duration,
     mut check: impl FnMut() -> F,
@@ -153,12 +170,8 @@ async fn the_grpc_app_registers_passes_its_check_and_deregisters_on_shutdown() {
         Duration::from_secs(2),
     )
     .unwrap();
-    let healthy = until_some(Duration::from_secs(15), || async {
-        let h = client
-            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
-            .await
-            .ok()?;
-        (!h.instances.is_empty()).then_some(h)
+    let healthy = until_passing(&client, "hello", Duration::from_secs(15), |h| {
+        (!h.instances.is_empty()).then(|| h.clone())
     })
     .await;
     assert_eq!(healthy.instances.len(), 1);
@@ -176,12 +189,8 @@ async fn the_grpc_app_registers_passes_its_check_and_deregisters_on_shutdown() {
         .deregister(&id, Duration::from_secs(2))
         .await
         .unwrap();
-    let healthy = until_some(Duration::from_secs(10), || async {
-        let h = client
-            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
-            .await
-            .ok()?;
-        (!h.instances.is_empty()).then_some(h)
+    let healthy = until_passing(&client, "hello", Duration::from_secs(10), |h| {
+        (!h.instances.is_empty()).then(|| h.clone())
     })
     .await;
     assert_eq!(healthy.instances[0].id, id, "registered again");
@@ -403,11 +412,7 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
         Duration::from_secs(2),
     )
     .unwrap();
-    until_some(Duration::from_secs(20), || async {
-        let h = client
-            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
-            .await
-            .ok()?;
+    until_passing(&client, "hello", Duration::from_secs(20), |h| {
         (h.instances.len() == 3).then_some(())
     })
     .await;
@@ -465,11 +470,7 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
             first_error.get_or_insert(e.to_string());
         }
     }
-    let removal = until_some(Duration::from_secs(5), || async {
-        let h = client
-            .healthy("hello", 0, Duration::from_secs(1), Duration::from_secs(2))
-            .await
-            .ok()?;
+    let removal = until_passing(&client, "hello", Duration::from_secs(5), |h| {
         (h.instances.len() == 2).then(|| started.elapsed())
     })
     .await;

@@ -75,6 +75,44 @@ pub trait ImportJobRepository: Interface {
     async fn prune(&self, before_ms: i64) -> Result<usize, RepoError>;
 }
 
+/// What progress and the end write to a job's row (`None`: left as it is).
+#[derive(AsChangeset)]
+#[diesel(table_name = import_jobs)]
+struct JobChange<'a> {
+    status: Option<&'a str>,
+    rows_read: i64,
+    rows_written: i64,
+    result: Option<&'a str>,
+    updated_at: i64,
+}
+
+impl DieselImportJobRepository {
+    /// Applies `change` to job `id` when its status is one of `statuses`, retried as a
+    /// deadlock victim.
+    async fn update(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        change: &JobChange<'_>,
+    ) -> Result<(), RepoError> {
+        let db = self.db.database();
+        retrying(|| async {
+            with_write_connection!(db, |conn| {
+                diesel::update(
+                    import_jobs::table
+                        .find(id)
+                        .filter(import_jobs::status.eq_any(statuses)),
+                )
+                .set(change)
+                .execute(conn)
+                .await
+            })
+        })
+        .await?;
+        Ok(())
+    }
+}
+
 /// [`ImportJobRepository`] over diesel-async.
 #[derive(Component)]
 #[shaku(interface = ImportJobRepository)]
@@ -106,28 +144,19 @@ impl ImportJobRepository for DieselImportJobRepository {
         written: i64,
         now_ms: i64,
     ) -> Result<(), RepoError> {
-        let db = self.db.database();
-        if db.backend() == "sqlite" {
+        if self.db.database().backend() == "sqlite" {
             return Ok(());
         }
-        retrying(|| async {
-            with_write_connection!(db, |conn| {
-                diesel::update(
-                    import_jobs::table
-                        .find(id)
-                        .filter(import_jobs::status.eq(JobStatus::Running.as_str())),
-                )
-                .set((
-                    import_jobs::rows_read.eq(rows),
-                    import_jobs::rows_written.eq(written),
-                    import_jobs::updated_at.eq(now_ms),
-                ))
-                .execute(conn)
-                .await
-            })
-        })
-        .await?;
-        Ok(())
+        let change = JobChange {
+            status: None,
+            rows_read: rows,
+            rows_written: written,
+            result: None,
+            updated_at: now_ms,
+        };
+        // Only while it runs: a late heartbeat never reopens an ended job.
+        self.update(id, &[JobStatus::Running.as_str()], &change)
+            .await
     }
 
     async fn finish(
@@ -139,23 +168,19 @@ impl ImportJobRepository for DieselImportJobRepository {
         result: &str,
         now_ms: i64,
     ) -> Result<(), RepoError> {
-        let db = self.db.database();
-        retrying(|| async {
-            with_write_connection!(db, |conn| {
-                diesel::update(import_jobs::table.find(id))
-                    .set((
-                        import_jobs::status.eq(status.as_str()),
-                        import_jobs::rows_read.eq(rows),
-                        import_jobs::rows_written.eq(written),
-                        import_jobs::result.eq(Some(result)),
-                        import_jobs::updated_at.eq(now_ms),
-                    ))
-                    .execute(conn)
-                    .await
-            })
-        })
-        .await?;
-        Ok(())
+        let change = JobChange {
+            status: Some(status.as_str()),
+            rows_read: rows,
+            rows_written: written,
+            result: Some(result),
+            updated_at: now_ms,
+        };
+        let any = [
+            JobStatus::Running.as_str(),
+            JobStatus::Done.as_str(),
+            JobStatus::Failed.as_str(),
+        ];
+        self.update(id, &any, &change).await
     }
 
     async fn find(&self, id: &str) -> Result<Option<ImportJobRow>, RepoError> {
