@@ -464,3 +464,27 @@ pub fn browser() -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// Starts a Python test double (`tests/sms`, `tests/jenkins`) that prints `LISTENING <port>`
+/// once it accepts connections: the process and its base URL.
+pub fn spawn_double(script: &str, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("python3")
+        .arg(manifest_dir().join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{script} starts: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("{script} said {line:?}"))
+        .to_owned();
+    (child, format!("http://127.0.0.1:{port}"))
+}

@@ -2,15 +2,14 @@
 //! which enforces basic auth and CSRF crumbs as Jenkins does), and with Jenkins down or not
 //! configured.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::helpers::{
     TestApp, assert_envelope, eventually, free_port, manifest_dir, seed_user_in, spawn_app_with,
-    tokens,
+    spawn_double, tokens,
 };
 
 const USER: &str = "goexample";
@@ -32,28 +31,11 @@ impl Drop for JenkinsDouble {
 
 impl JenkinsDouble {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new("python3")
-            .arg(manifest_dir().join("tests/jenkins/jenkins_double.py"))
-            .args(["--port", "0", "--user", USER, "--token", TOKEN])
-            .args(["--seed-job", "go-test", "--exit-on-stdin-eof"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the Jenkins double starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .unwrap_or_else(|| panic!("the double said {line:?}"))
-            .to_owned();
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        let mut args = vec!["--port", "0", "--user", USER, "--token", TOKEN];
+        args.extend(["--seed-job", "go-test", "--exit-on-stdin-eof"]);
+        args.extend(extra);
+        let (child, url) = spawn_double("tests/jenkins/jenkins_double.py", &args);
+        Self { child, url }
     }
 }
 

@@ -3,8 +3,7 @@
 //! on the in-process store, a real Redis and a real Redis Cluster. Attacks are fired in
 //! parallel.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, assert_envelope, get_with, manifest_dir, redis_overrides, service_env, spawn_app_with,
+    TestApp, assert_envelope, get_with, redis_overrides, service_env, spawn_app_with, spawn_double,
     tokens,
 };
 
@@ -41,27 +40,14 @@ impl SmsDouble {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
-        let mut child = Command::new("python3")
-            .arg(manifest_dir().join("tests/sms/alibaba_sms_double.py"))
-            .args(["--port", "0", "--access-key-id", KEY_ID])
-            .args(["--access-key-secret", SECRET, "--sign-name", SIGN_NAME])
-            .args(["--template-code", TEMPLATE])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the SMS double starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .unwrap_or_else(|| panic!("the double said {line:?}"))
-            .to_owned();
+        let mut all = vec!["--port", "0", "--access-key-id", KEY_ID];
+        all.extend(["--access-key-secret", SECRET, "--sign-name", SIGN_NAME]);
+        all.extend(["--template-code", TEMPLATE]);
+        all.extend(args);
+        let (child, url) = spawn_double("tests/sms/alibaba_sms_double.py", &all);
         Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             http: reqwest::Client::new(),
         }
     }
