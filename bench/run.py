@@ -167,8 +167,15 @@ def post_json(port, path, body):
         return e.code, json.loads(e.read())
 
 
-def sign_in(port):
+def sign_in(port, admin=None):
+    """Registers and signs in bench0001; with `admin` = (binary, env), grants it the admin role
+    first (the Excel routes are for admins). A build from before roles has no `users` command
+    and needs no role: its refusal is ignored."""
     post_json(port, "/auth/register", {"username": "bench0001", "password": "bench123"})
+    if admin:
+        binary, env = admin
+        subprocess.run([binary, "users", "grant-admin", "bench0001", "--env", "debug"], env=env, cwd=ROOT,
+                       capture_output=True)
     status, body = post_json(port, "/auth/login", {"username": "bench0001", "password": "bench123"})
     if status != 200:
         raise SystemExit(f"bench: login failed: {status} {body}")
@@ -700,7 +707,7 @@ def excel_suite(args, work):
     python = subprocess.run([os.path.join(ROOT, "scripts/python-venv.sh"), "excel-bench", XLSXWRITER_PIN],
                             capture_output=True, text=True, check=True).stdout.strip()
     ours.start()
-    token = sign_in(port)
+    token = sign_in(port, admin=(args.stack, env))
     rows = args.excel_rows + 1
     print(f"excel export: {rows} users x 4 columns, {args.rounds} rounds each, alternating")
     idle = peak_rss_kib(ours.proc.pid)
@@ -784,7 +791,7 @@ def excel_import(args, workdir, python):
         server = Server("go_example http (MariaDB)", [args.stack, "http", "--env", "debug"], port, env, ROOT)
         server.start()
         try:
-            token = sign_in(port)
+            token = sign_in(port, admin=(args.stack, env))
             idles.append(peak_rss_kib(server.proc.pid))
             c0, t0 = server.cpu_ticks(), time.monotonic()
             req = urllib.request.Request(f"http://127.0.0.1:{port}/excel/import", data=body, method="POST",

@@ -24,7 +24,8 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 port=$(free_port)
-# The Jenkins API double for /jenkins/* (contract01 is an admin), with the original's go-test job.
+# The Jenkins API double for /jenkins/* (contract01 is made an admin below), with the original's
+# go-test job.
 . scripts/doubles.sh
 start_double jenkins "$work" python3 tests/jenkins/jenkins_double.py --port 0 \
   --user goexample --token contract-jenkins-token --seed-job go-test
@@ -43,7 +44,7 @@ APP__SERVER__HTTP__ACCESS_LOG=false \
 APP__JENKINS__HOST="http://127.0.0.1:$jenkins_port" \
 APP__JENKINS__USERNAME=goexample \
 APP__JENKINS__PASSWORD=contract-jenkins-token \
-APP__JENKINS__ADMINS__0=contract01 \
+APP__EXCEL__MAX_EXPORTS_PER_USER=1000000 \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
 url="http://127.0.0.1:$port"
@@ -55,13 +56,19 @@ done
 
 # One user per token: each login ends the user's previous one (single sign-on), logout ends the
 # session it is tested with, and a refresh token works once (a reuse ends that login).
+# An admin (the Excel and Jenkins routes are for admins) is granted the role between its
+# registration and its login, as an operator does it (docs/security.md).
 signin() {
   local credentials="{\"username\":\"$1\",\"password\":\"$1\"}"
   curl -fsS -o /dev/null -H 'Content-Type: application/json' -d "$credentials" "$url/auth/register"
+  if [ "${3:-}" = admin ]; then
+    APP__SQLITE__PATH="$work/contract.db" APP__LOG__FILE__ENABLED=false APP__LOG__LEVEL=warning \
+      "$BIN" users grant-admin "$1" --env debug >/dev/null
+  fi
   curl -fsS -H 'Content-Type: application/json' -d "$credentials" "$url/auth/login" \
     | python3 -c "import json,sys; print(json.load(sys.stdin)['data']['$2'].removeprefix('Bearer '))"
 }
-CONTRACT_BEARER=$(signin contract01 accessToken)
+CONTRACT_BEARER=$(signin contract01 accessToken admin)
 CONTRACT_LOGOUT_BEARER=$(signin contract02 accessToken)
 CONTRACT_REFRESH_BEARER=$(signin contract03 refreshToken)
 export CONTRACT_BEARER CONTRACT_LOGOUT_BEARER CONTRACT_REFRESH_BEARER

@@ -85,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 mode,
                 on_existing,
             }) => cmd::excel::import(&config, &logger, &file, mode, on_existing).await,
+            Command::Users(command) => cmd::users::run(&config, &logger, command).await,
             Command::Version => Ok(()),
             Command::Keys(cmd::KeysCommand::Generate { name, algorithm }) => {
                 cmd::keys::generate(&config, &name, algorithm).map(|text| print!("{text}"))

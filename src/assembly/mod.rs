@@ -31,6 +31,7 @@ use crate::repository::kv::{
 };
 use crate::repository::mongodb::user::MongoUserDocumentRepository;
 use crate::repository::mysql::import_job::DieselImportJobRepository;
+use crate::repository::mysql::role::DieselRoleRepository;
 use crate::repository::mysql::token::DieselTokenRepository;
 use crate::repository::mysql::user::DieselUserRepository;
 use crate::repository::redis::sms_code::{
@@ -43,7 +44,11 @@ use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::repository::sms::{
     AlibabaSmsSender, AlibabaSmsSenderParameters, LogSmsSender, SmsSender,
 };
+use crate::service::account::{AccountServiceImpl, AccountServiceImplParameters};
 use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
+use crate::service::caller::{
+    CallerAuthServiceImpl, CallerAuthServiceImplParameters, ServiceCredentials,
+};
 use crate::service::excel::sheet::ZipLimits;
 use crate::service::excel::{
     ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits, ImportLimits, ImportOptions,
@@ -52,7 +57,7 @@ use crate::service::excel::{
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
-use crate::service::password::{Argon2PasswordHasher, HashingPolicy};
+use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher, HashingPolicy};
 use crate::service::sms::{SmsPolicy, SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubLimits, HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
@@ -69,11 +74,13 @@ module! {
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
             TonicHelloClient, AlibabaSmsSender, RestJenkinsRepository,
             // repositories
-            DieselUserRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
+            DieselUserRepository, DieselRoleRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
             KvVerificationCodeRepository,
             // services
-            HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, Argon2PasswordHasher,
+            HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, AccountServiceImpl,
+            CallerAuthServiceImpl,
+            Argon2PasswordHasher, Argon2BulkPasswordHasher,
             UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
@@ -104,13 +111,17 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         sms_max_attempts: config.sms.max_attempts,
         sms_register: config.sms.register_on_login,
     };
-    let hasher = Argon2PasswordHasher::parameters(&HashingPolicy {
+    let hashing = HashingPolicy {
         memory_kib: config.auth.argon2_memory_kib,
         iterations: config.auth.argon2_iterations,
         concurrency: config.auth.hash_concurrency,
         acquire_timeout: config.auth.hash_acquire_timeout,
-    })
-    .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
+    };
+    let hasher = Argon2PasswordHasher::parameters(&hashing)
+        .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
+    let bulk_hasher =
+        Argon2BulkPasswordHasher::parameters(&hashing, config.excel.password_hash_slots)
+            .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
     let builder = match &infra.redis {
         Some(client) => AppModule::builder().with_component_parameters::<RedisKeyValueClient>(
             RedisKeyValueClientParameters {
@@ -193,7 +204,24 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 logger: infra.logger.clone(),
                 metrics: infra.metrics.clone(),
             })
+            .with_component_parameters::<CallerAuthServiceImpl>(CallerAuthServiceImplParameters {
+                credentials: Arc::new(ServiceCredentials {
+                    user: config.server.grpc.auth.user.clone().into_bytes(),
+                    password: secrecy::SecretSlice::from(
+                        secrecy::ExposeSecret::expose_secret(&config.server.grpc.auth.password)
+                            .as_bytes()
+                            .to_vec(),
+                    ),
+                    max_failures: config.auth.max_failures,
+                    window: config.auth.failure_window,
+                }),
+                logger: infra.logger.clone(),
+            })
+            .with_component_parameters::<AccountServiceImpl>(AccountServiceImplParameters {
+                logger: infra.logger.clone(),
+            })
             .with_component_parameters::<Argon2PasswordHasher>(hasher)
+            .with_component_parameters::<Argon2BulkPasswordHasher>(bulk_hasher)
             .with_component_parameters::<SocketHubImpl>(SocketHubImplParameters {
                 limits: HubLimits {
                     max_connections: config.server.socket.max_connections,
@@ -207,6 +235,11 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     page_size: config.excel.export_page_size,
                     max_rows: config.excel.max_export_rows,
                     temp_dir: config.excel_temp_dir(),
+                    running: Arc::new(tokio::sync::Semaphore::new(
+                        config.excel.max_running_exports,
+                    )),
+                    max_per_user: config.excel.max_exports_per_user,
+                    user_window: config.excel.exports_window,
                 },
                 import_limits: ImportLimits {
                     max_rows: config.excel.max_import_rows,
@@ -219,6 +252,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                         max_shared_strings: config.excel.max_shared_strings_size,
                     },
                     timeout: config.excel.import_timeout,
+                    max_password_rows: config.excel.max_password_rows,
                 },
                 job_limits: JobLimits {
                     async_rows: config.excel.async_rows,
@@ -231,6 +265,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     ),
                     local: crate::service::excel::jobs::RunningJobs::default(),
                 },
+                created_per_hour: config.excel.max_created_per_hour,
             })
             .with_component_parameters::<ExcelControllerImpl>(ExcelControllerImplParameters {
                 file_name: config.excel.export_file_name.clone(),
@@ -259,6 +294,10 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     address_window: config.sms.address_window,
                     max_total: config.sms.max_total,
                     total_window: config.sms.total_window,
+                    max_per_network: config.sms.max_per_network,
+                    // Rounded up: a share of a small budget still keeps at least one.
+                    reserved_for_users: (config.sms.max_total as f64 * config.sms.reserved_share)
+                        .ceil() as i64,
                 },
                 logger: infra.logger.clone(),
                 metrics: infra.metrics.clone(),
@@ -268,12 +307,6 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.as_ref().map(JenkinsMetrics::new),
             })
             .with_component_parameters::<JenkinsServiceImpl>(JenkinsServiceImplParameters {
-                admins: config
-                    .jenkins
-                    .admins
-                    .iter()
-                    .map(|a| a.trim().to_ascii_lowercase())
-                    .collect(),
                 default_job: config.jenkins.default_job.clone(),
                 job_template: JOB_TEMPLATE.into(),
             })

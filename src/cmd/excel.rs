@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shaku::HasComponent;
 use slog::Logger;
 
+use crate::cmd::describe;
 use crate::meta::config::AppConfig;
 use crate::model::excel::{ImportMode, OnExisting};
 use crate::model::user::UserFilter;
@@ -113,14 +114,4 @@ pub async fn import(
         }
         Err(e) => Err(describe(e)),
     }
-}
-
-/// A service error as the CLI says it: the envelope's English message with its code.
-fn describe(e: ServiceError) -> anyhow::Error {
-    let code = e.code();
-    let message = match e.public_detail() {
-        Some(detail) => format!("{}: {detail}", code.en),
-        None => code.en.to_owned(),
-    };
-    anyhow::Error::new(e).context(format!("{message} ({})", code.code))
 }

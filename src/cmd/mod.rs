@@ -8,6 +8,7 @@ pub mod keys;
 pub mod migrate;
 pub mod socket;
 pub mod socket_client;
+pub mod users;
 pub mod version;
 
 use std::path::PathBuf;
@@ -80,6 +81,10 @@ pub enum Command {
     /// Export or import users as Excel workbooks, on the configured database.
     #[command(subcommand)]
     Excel(ExcelCommand),
+    /// List users and manage their roles, passwords and logins (the first admin is made here:
+    /// `go_example users grant-admin NAME`).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// `go_example excel ...` (docs/excel.md).
@@ -186,4 +191,14 @@ pub async fn assemble(
     }
     let module = crate::assembly::build(config, &infra);
     Ok((infra, module))
+}
+
+/// A service error as a command prints it: the code's words, the public detail, the code.
+pub fn describe(e: crate::service::error::ServiceError) -> anyhow::Error {
+    let code = e.code();
+    let message = match e.public_detail() {
+        Some(detail) => format!("{}: {detail}", code.en),
+        None => code.en.to_owned(),
+    };
+    anyhow::Error::new(e).context(format!("{message} ({})", code.code))
 }

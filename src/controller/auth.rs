@@ -313,3 +313,8 @@ fn tokens_response(pair: &TokenPair) -> HttpResponse {
 pub fn client_bucket(req: &HttpRequest) -> String {
     client_addr(req).bucket()
 }
+
+/// The wider bucket of the request's client (IPv4 /24, IPv6 /48; see `ClientAddr::network`).
+pub fn client_network(req: &HttpRequest) -> String {
+    client_addr(req).network()
+}

@@ -1,5 +1,6 @@
 //! `/excel/*` (the original's `excel_controller.go`): the user export, the import and its upload
-//! page (docs/excel.md).
+//! page (docs/excel.md). The export and the import are admin capabilities (issue 22: an import
+//! could set anyone's password, an export listed every user to any user): they take [`Admin`].
 
 use std::cell::Cell;
 use std::fs::File;
@@ -19,11 +20,12 @@ use shaku_actix::Inject;
 use utoipa::ToSchema;
 
 use crate::controller::extract::ValidatedQuery;
-use crate::middleware::jwt_auth::Authenticated;
+use crate::middleware::jwt_auth::Admin;
 use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::forms::{ExportQuery, ImportQuery};
 use crate::model::user::UserFilter;
 use crate::server::routes::Routes;
+use crate::service::auth::AuthService;
 use crate::service::error::ServiceError;
 use crate::service::excel::{ExcelService, ExportFile, ImportOptions, ImportSlot, ImportStarted};
 
@@ -37,7 +39,11 @@ pub trait ExcelController: Interface {
     ///
     /// # Errors
     /// As the service.
-    async fn export(&self, query: ExportQuery) -> Result<(ExportFile, &str), ServiceError>;
+    async fn export(
+        &self,
+        admin: i64,
+        query: ExportQuery,
+    ) -> Result<(ExportFile, &str), ServiceError>;
 
     /// `POST /excel/import`: imports the uploaded workbook with the query's options (the
     /// configured ones where it has none).
@@ -96,9 +102,13 @@ pub struct ExcelControllerImpl {
 
 #[async_trait]
 impl ExcelController for ExcelControllerImpl {
-    async fn export(&self, query: ExportQuery) -> Result<(ExportFile, &str), ServiceError> {
+    async fn export(
+        &self,
+        admin: i64,
+        query: ExportQuery,
+    ) -> Result<(ExportFile, &str), ServiceError> {
         let filter = filter_of(&query);
-        Ok((self.excel.export(filter).await?, &self.file_name))
+        Ok((self.excel.export(admin, filter).await?, &self.file_name))
     }
 
     fn reserve_import(&self) -> Result<ImportSlot, ServiceError> {
@@ -147,20 +157,39 @@ fn filter_of(query: &ExportQuery) -> UserFilter {
 /// Registers `/excel/*`.
 pub fn routes<M>(routes: &mut Routes)
 where
-    M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn ExcelController> + HasComponent<dyn AuthService> + ?Sized,
 {
     use goex_errors::{
-        ERR_DIAL, ERR_EXPORT, ERR_FILE_PARSE, ERR_IMPORT, ERR_NOT_FOUND, ERR_UNAVAILABLE,
+        ERR_DIAL, ERR_EXPORT, ERR_FILE_PARSE, ERR_FORBIDDEN, ERR_IMPORT, ERR_NOT_FOUND,
+        ERR_TOO_MANY_REQUESTS, ERR_UNAVAILABLE,
     };
-    routes.add(__path_export, &[ERR_EXPORT, ERR_DIAL], export::<M>);
+    // Admins only: every route but the page answers 403 / 10011 to other users.
+    routes.add(
+        __path_export,
+        &[
+            ERR_FORBIDDEN,
+            ERR_EXPORT,
+            ERR_DIAL,
+            ERR_UNAVAILABLE,
+            ERR_TOO_MANY_REQUESTS,
+        ],
+        export::<M>,
+    );
     routes.add(
         __path_import,
-        &[ERR_IMPORT, ERR_FILE_PARSE, ERR_DIAL, ERR_UNAVAILABLE],
+        &[
+            ERR_FORBIDDEN,
+            ERR_IMPORT,
+            ERR_FILE_PARSE,
+            ERR_DIAL,
+            ERR_UNAVAILABLE,
+            ERR_TOO_MANY_REQUESTS,
+        ],
         import::<M>,
     );
     routes.add(
         __path_import_job,
-        &[ERR_NOT_FOUND, ERR_DIAL],
+        &[ERR_FORBIDDEN, ERR_NOT_FOUND, ERR_DIAL],
         import_job::<M>,
     );
     routes.add(__path_import_index, &[], import_index);
@@ -199,7 +228,7 @@ struct ImportJobResponse {
     operation_id = "excelImport",
     params(ImportQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (
             status = 200,
@@ -220,15 +249,15 @@ async fn import<M>(
     req: HttpRequest,
     payload: web::Payload,
     // Last: a bad query is refused before the token costs a lookup.
-    user: Authenticated,
+    admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn ExcelController> + HasComponent<dyn AuthService> + ?Sized,
 {
     // The place first: uploads being received count against excel.max_running_imports too.
     let slot = controller.reserve_import()?;
     let file = receive_upload(&req, payload, controller.upload_limits()).await?;
-    match controller.import(slot, user.0.id, file, query).await? {
+    match controller.import(slot, admin.id, file, query).await? {
         ImportStarted::Finished(report) => {
             Ok(HttpResponse::Ok().json(ImportResponse { data: report }))
         }
@@ -255,18 +284,18 @@ struct JobPath {
     tag = "excel",
     operation_id = "excelImportJob",
     params(JobPath),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "The job.", body = ImportJobResponse)),
 )]
 async fn import_job<M>(
     controller: Inject<M, dyn ExcelController>,
     path: web::Path<JobPath>,
-    user: Authenticated,
+    admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn ExcelController> + HasComponent<dyn AuthService> + ?Sized,
 {
-    let job = controller.job(user.0.id, &path.id).await?;
+    let job = controller.job(admin.id, &path.id).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ImportJobResponse { data: job }))
@@ -389,7 +418,7 @@ struct XlsxFile(#[allow(dead_code)] Vec<u8>);
     tag = "excel",
     operation_id = "excelExport",
     params(ExportQuery),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((
         status = 200,
         description = "The workbook, as an attachment (`excel.export_file_name`).",
@@ -401,12 +430,12 @@ async fn export<M>(
     controller: Inject<M, dyn ExcelController>,
     ValidatedQuery(query): ValidatedQuery<ExportQuery>,
     // Last: a bad query is refused before the token costs a lookup.
-    _user: Authenticated,
+    admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn ExcelController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn ExcelController> + HasComponent<dyn AuthService> + ?Sized,
 {
-    let (workbook, file_name) = controller.export(query).await?;
+    let (workbook, file_name) = controller.export(admin.id, query).await?;
     let body = tokio_util::io::ReaderStream::with_capacity(
         tokio::fs::File::from_std(workbook.file),
         64 * 1024,

@@ -1,6 +1,6 @@
 //! `/jenkins/*` (the original's `jenkins_controller.go`): build logs, the queue, job status,
 //! folders, jobs from the template, renames and builds (docs/jenkins.md). Every route needs a
-//! token of a user in `jenkins.admins` (else 403 / 10011).
+//! token of a user with the `admin` role (else 403 / 10011); each call leaves an audit record.
 
 use std::sync::Arc;
 
@@ -11,11 +11,12 @@ use shaku_actix::Inject;
 use utoipa::ToSchema;
 
 use crate::controller::extract::{ValidatedBody, ValidatedQuery};
-use crate::middleware::jwt_auth::Authenticated;
+use crate::middleware::jwt_auth::Admin;
 use crate::model::jenkins::{
     BuildJobForm, BuildLogQuery, CreateJobForm, FolderForm, JobQuery, RenameJobForm,
 };
 use crate::server::routes::Routes;
+use crate::service::auth::AuthService;
 use crate::service::error::ServiceError;
 use crate::service::jenkins::{
     BuildLog, JenkinsItem, JenkinsService, JobDetail, JobStatus, PendingBuild,
@@ -44,7 +45,10 @@ impl JenkinsController for JenkinsControllerImpl {
 /// Registers `/jenkins/*`.
 pub fn routes<M>(routes: &mut Routes)
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
     use goex_errors::{ERR_CALL_FUNC, ERR_DIAL, ERR_FORBIDDEN, ERR_NOT_FOUND, ERR_PARAM};
     // Every route: not an admin, Jenkins refused the request (400, its words), Jenkins down or
@@ -146,22 +150,23 @@ struct Queued {
     tag = "jenkins",
     operation_id = "jenkinsIndex",
     params(BuildLogQuery),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "The log.", body = IndexResponse)),
 )]
 async fn index<M>(
     controller: Inject<M, dyn JenkinsController>,
     ValidatedQuery(query): ValidatedQuery<BuildLogQuery>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
     let jenkins = controller.jenkins();
     let job = query.job.as_deref().unwrap_or(jenkins.default_job());
-    let page = jenkins
-        .build_log(&user, job, query.build, query.start)
-        .await?;
+    let page = jenkins.build_log(job, query.build, query.start).await?;
     Ok(HttpResponse::Ok().json(IndexResponse {
         data: IndexLog { log: page.log },
     }))
@@ -175,22 +180,23 @@ where
     tag = "jenkins",
     operation_id = "jenkinsBuildLog",
     params(BuildLogQuery),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "The page.", body = Data<BuildLog>)),
 )]
 async fn log<M>(
     controller: Inject<M, dyn JenkinsController>,
     ValidatedQuery(query): ValidatedQuery<BuildLogQuery>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
     let jenkins = controller.jenkins();
     let job = query.job.as_deref().unwrap_or(jenkins.default_job());
-    Ok(ok(jenkins
-        .build_log(&user, job, query.build, query.start)
-        .await?))
+    Ok(ok(jenkins.build_log(job, query.build, query.start).await?))
 }
 
 /// The builds waiting in the queue (the original's pending queue ids, with why they wait).
@@ -199,17 +205,20 @@ where
     path = "/jenkins/queue",
     tag = "jenkins",
     operation_id = "jenkinsQueue",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "The queue.", body = QueueResponse)),
 )]
 async fn queue<M>(
     controller: Inject<M, dyn JenkinsController>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
-    let items = controller.jenkins().pending(&user).await?;
+    let items = controller.jenkins().pending().await?;
     Ok(HttpResponse::Ok().json(QueueResponse {
         data: QueueItems { items },
     }))
@@ -231,21 +240,24 @@ struct QueuePath {
     tag = "jenkins",
     operation_id = "jenkinsCancel",
     params(QueuePath),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "Cancelled.", body = CancelledResponse)),
 )]
 async fn cancel<M>(
     controller: Inject<M, dyn JenkinsController>,
     path: web::Path<QueuePath>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
     if path.id == 0 || i64::try_from(path.id).is_err() {
         return Err(ServiceError::invalid("id", "a queue id: 1 to 2^63-1"));
     }
-    controller.jenkins().cancel(&user, path.id).await?;
+    controller.jenkins().cancel(path.id).await?;
     Ok(HttpResponse::Ok().json(CancelledResponse {
         data: Cancelled {
             cancelled: vec![path.id],
@@ -259,17 +271,20 @@ where
     path = "/jenkins/queue",
     tag = "jenkins",
     operation_id = "jenkinsCancelAll",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "What was cancelled.", body = CancelledResponse)),
 )]
 async fn cancel_all<M>(
     controller: Inject<M, dyn JenkinsController>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
-    let cancelled = controller.jenkins().cancel_all(&user).await?;
+    let cancelled = controller.jenkins().cancel_all().await?;
     Ok(HttpResponse::Ok().json(CancelledResponse {
         data: Cancelled { cancelled },
     }))
@@ -282,17 +297,20 @@ where
     path = "/jenkins/jobs",
     tag = "jenkins",
     operation_id = "jenkinsJobs",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "The jobs.", body = JobsResponse)),
 )]
 async fn jobs<M>(
     controller: Inject<M, dyn JenkinsController>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
-    let jobs = controller.jenkins().statuses(&user).await?;
+    let jobs = controller.jenkins().statuses().await?;
     Ok(HttpResponse::Ok().json(JobsResponse {
         data: JobStatuses { jobs },
     }))
@@ -305,18 +323,21 @@ where
     tag = "jenkins",
     operation_id = "jenkinsJob",
     params(JobQuery),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "The job.", body = Data<JobDetail>)),
 )]
 async fn job<M>(
     controller: Inject<M, dyn JenkinsController>,
     ValidatedQuery(query): ValidatedQuery<JobQuery>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
-    Ok(ok(controller.jenkins().job(&user, &query.name).await?))
+    Ok(ok(controller.jenkins().job(&query.name).await?))
 }
 
 /// Creates a folder, and its missing parents (JSON or form body).
@@ -329,21 +350,21 @@ where
         (FolderForm = "application/json"),
         (FolderForm = "application/x-www-form-urlencoded"),
     )),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 201, description = "Created.", body = Data<JenkinsItem>)),
 )]
 async fn create_folder<M>(
     controller: Inject<M, dyn JenkinsController>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
     ValidatedBody(form): ValidatedBody<FolderForm>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
-    let data = controller
-        .jenkins()
-        .create_folder(&user, &form.name)
-        .await?;
+    let data = controller.jenkins().create_folder(&form.name).await?;
     Ok(HttpResponse::Created().json(Data { data }))
 }
 
@@ -358,20 +379,23 @@ where
         (CreateJobForm = "application/json"),
         (CreateJobForm = "application/x-www-form-urlencoded"),
     )),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 201, description = "Created.", body = Data<JenkinsItem>)),
 )]
 async fn create_job<M>(
     controller: Inject<M, dyn JenkinsController>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
     ValidatedBody(form): ValidatedBody<CreateJobForm>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
     let data = controller
         .jenkins()
-        .create_job(&user, &form.folder, &form.name)
+        .create_job(&form.folder, &form.name)
         .await?;
     Ok(HttpResponse::Created().json(Data { data }))
 }
@@ -386,20 +410,23 @@ where
         (RenameJobForm = "application/json"),
         (RenameJobForm = "application/x-www-form-urlencoded"),
     )),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "Renamed.", body = Data<JenkinsItem>)),
 )]
 async fn rename<M>(
     controller: Inject<M, dyn JenkinsController>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
     ValidatedBody(form): ValidatedBody<RenameJobForm>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
     Ok(ok(controller
         .jenkins()
-        .rename(&user, &form.name, &form.new_name)
+        .rename(&form.name, &form.new_name)
         .await?))
 }
 
@@ -410,21 +437,21 @@ where
     tag = "jenkins",
     operation_id = "jenkinsBuild",
     request_body(content((BuildJobForm = "application/json"))),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 202, description = "Queued.", body = QueuedResponse)),
 )]
 async fn build<M>(
     controller: Inject<M, dyn JenkinsController>,
-    Authenticated(user): Authenticated,
+    _admin: Admin<M>,
     ValidatedBody(form): ValidatedBody<BuildJobForm>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn JenkinsController> + ?Sized,
+    M: ModuleInterface
+        + HasComponent<dyn JenkinsController>
+        + HasComponent<dyn AuthService>
+        + ?Sized,
 {
-    let queue_id = controller
-        .jenkins()
-        .build(&user, &form.name, &form.params)
-        .await?;
+    let queue_id = controller.jenkins().build(&form.name, &form.params).await?;
     Ok(HttpResponse::Accepted().json(QueuedResponse {
         data: Queued { queue_id },
     }))

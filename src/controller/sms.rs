@@ -9,7 +9,7 @@ use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use shaku_actix::Inject;
 use utoipa::ToSchema;
 
-use crate::controller::auth::client_bucket;
+use crate::controller::auth::{client_bucket, client_network};
 use crate::controller::extract::ValidatedBody;
 use crate::model::forms::SendCodeForm;
 use crate::server::routes::Routes;
@@ -23,8 +23,12 @@ pub trait SmsController: Interface {
     ///
     /// # Errors
     /// As the service.
-    async fn send_code(&self, form: SendCodeForm, client: String)
-    -> Result<SentCode, ServiceError>;
+    async fn send_code(
+        &self,
+        form: SendCodeForm,
+        client: String,
+        network: String,
+    ) -> Result<SentCode, ServiceError>;
 }
 
 /// [`SmsController`] over the SMS service.
@@ -41,8 +45,9 @@ impl SmsController for SmsControllerImpl {
         &self,
         form: SendCodeForm,
         client: String,
+        network: String,
     ) -> Result<SentCode, ServiceError> {
-        self.sms.send_code(&form.phone, &client).await
+        self.sms.send_code(&form.phone, &client, &network).await
     }
 }
 
@@ -99,7 +104,9 @@ async fn send_code<M>(
 where
     M: ModuleInterface + HasComponent<dyn SmsController> + ?Sized,
 {
-    let sent = controller.send_code(form, client_bucket(&req)).await?;
+    let sent = controller
+        .send_code(form, client_bucket(&req), client_network(&req))
+        .await?;
     Ok(HttpResponse::Ok().json(CodeSentResponse {
         data: CodeSent {
             message: "OK",

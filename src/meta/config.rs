@@ -9,6 +9,9 @@ use goex_cache::KeyFamily;
 use goex_config::{ConfigError, Loaded, Profile, invalid};
 use serde::Deserialize;
 
+/// The shortest non-empty `server.grpc.auth.password` prod accepts.
+pub const MIN_GRPC_PASSWORD: usize = 16;
+
 /// Everything in `common.yaml`. Unknown keys are rejected so typos fail at start.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,8 +83,10 @@ pub struct JenkinsConfig {
     pub max_console_bytes: usize,
     /// The job `GET /jenkins/index` shows without `?job=` (the original's `go-test`).
     pub default_job: String,
-    /// The usernames allowed to use `/jenkins/*` (others: 403 / 10011). Empty: nobody.
-    pub admins: Vec<String>,
+    /// Gone (issue 22): the `/jenkins/*` routes are for users with the admin role. Read only
+    /// to refuse it at start with a message naming `go_example users grant-admin NAME`.
+    #[serde(default)]
+    pub admins: Option<serde::de::IgnoredAny>,
 }
 
 impl JenkinsConfig {
@@ -136,6 +141,11 @@ pub struct SmsConfig {
     /// The window of `max_total`.
     #[serde(with = "humantime_serde")]
     pub total_window: Duration,
+    /// Codes per wider client network (IPv4 /24, IPv6 /48) per `address_window`.
+    pub max_per_network: i64,
+    /// The share of `max_total` kept for numbers that already belong to users (0 to below 1;
+    /// numbers nobody has share the rest).
+    pub reserved_share: f64,
     /// Wrong tries a code allows; the last one spends it.
     pub max_attempts: u32,
     /// An SMS login with a number no user has creates that user (else 404 / 10005).
@@ -265,7 +275,7 @@ pub struct ExcelConfig {
     pub on_existing: crate::model::excel::OnExisting,
     /// Problems listed in an import's report at most (the count covers all of them).
     pub max_reported_errors: usize,
-    /// The longest an import's transaction may stay open; longer: 503 / 10004, rolled back.
+    /// The longest an import may take (check, hashing and writing); longer: 503 / 10004.
     #[serde(with = "humantime_serde")]
     pub import_timeout: Duration,
     /// Zip entries an uploaded workbook may have (checked before parsing).
@@ -282,6 +292,20 @@ pub struct ExcelConfig {
     pub async_rows: usize,
     /// Imports running at once in one process; more: 503 / 10009.
     pub max_running_imports: usize,
+    /// Exports being written at once in one process; more: 503 / 10009.
+    pub max_running_exports: usize,
+    /// Exports one admin may start per `exports_window`; more: 429 / 10008.
+    pub max_exports_per_user: i64,
+    /// The window of `max_exports_per_user`.
+    #[serde(with = "humantime_serde")]
+    pub exports_window: Duration,
+    /// Users one admin's imports may create per hour; more: 429 / 10008, nothing written.
+    pub max_created_per_hour: i64,
+    /// Threads an import hashes its passwords on, at the lowest OS priority (never the login
+    /// slots of `auth.hash_concurrency`).
+    pub password_hash_slots: usize,
+    /// Rows with a 密码 one import may hold (each costs an argon2 hash); more: 400 / 10000.
+    pub max_password_rows: usize,
     /// How long finished import jobs are kept for `GET /excel/import/{id}`.
     #[serde(with = "humantime_serde")]
     pub job_retention: Duration,
@@ -506,6 +530,9 @@ pub struct GrpcConfig {
     pub tls: GrpcTlsConfig,
     /// Per-call credentials.
     pub auth: GrpcAuthConfig,
+    /// Serve gRPC server reflection (v1 and v1alpha): the service list and descriptors, for
+    /// grpcurl and the like. Off in prod by default: it maps the API for anyone.
+    pub reflection: bool,
 }
 
 /// The `server.grpc.tls` section.
@@ -650,6 +677,13 @@ impl AppConfig {
                 "must be false in the prod profile",
             ));
         }
+        if self.jenkins.admins.is_some() {
+            return Err(invalid(
+                "jenkins.admins",
+                "is gone: a name list in config makes an admin of whoever registers the name; \
+                 remove it and make admins with `go_example users grant-admin NAME`",
+            ));
+        }
         parse_addr(&self.server.grpc.addr).map_err(|m| invalid("server.grpc.addr", m))?;
         parse_addr(&self.server.socket.addr).map_err(|m| invalid("server.socket.addr", m))?;
         let socket = &self.server.socket;
@@ -665,6 +699,29 @@ impl AppConfig {
                 "server.socket.idle_timeout",
                 "must be longer than server.socket.ping_interval: a live client answers pings",
             ));
+        }
+        let grpc_password = secrecy::ExposeSecret::expose_secret(&self.server.grpc.auth.password);
+        // Empty keeps meaning password auth off; a short one is a guess away (it is a shared
+        // secret of services, typed by nobody).
+        if profile.is_releasing()
+            && !grpc_password.is_empty()
+            && grpc_password.chars().count() < MIN_GRPC_PASSWORD
+        {
+            return Err(invalid(
+                "server.grpc.auth.password",
+                format!(
+                    "at least {MIN_GRPC_PASSWORD} characters in prod (or empty: no password auth)"
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.sms.reserved_share) {
+            return Err(invalid(
+                "sms.reserved_share",
+                "from 0 to below 1 (numbers nobody has need a share too)",
+            ));
+        }
+        if self.sms.max_per_network < 1 {
+            return Err(invalid("sms.max_per_network", "must be greater than 0"));
         }
         if profile.is_releasing() && self.server.grpc.tls.generate_missing {
             return Err(invalid(
@@ -780,6 +837,19 @@ impl AppConfig {
             ("excel.upload_timeout", self.excel.upload_timeout.is_zero()),
             ("excel.max_import_rows", self.excel.max_import_rows == 0),
             ("excel.import_batch_size", self.excel.import_batch_size == 0),
+            (
+                "excel.max_running_exports",
+                self.excel.max_running_exports == 0,
+            ),
+            (
+                "excel.max_exports_per_user",
+                self.excel.max_exports_per_user <= 0,
+            ),
+            ("excel.exports_window", self.excel.exports_window.is_zero()),
+            (
+                "excel.max_created_per_hour",
+                self.excel.max_created_per_hour <= 0,
+            ),
             ("excel.import_timeout", self.excel.import_timeout.is_zero()),
             ("excel.max_zip_entries", self.excel.max_zip_entries == 0),
             ("excel.max_unpacked_size", self.excel.max_unpacked_size == 0),

@@ -120,6 +120,23 @@ impl ClientAddr {
             }
         }
     }
+
+    /// The wider throttling key: the IPv4 /24 (`198.51.100.0/24`) or the IPv6 /48
+    /// (`2001:db8:1::/48`), for limits a client could spread over the addresses it holds (one
+    /// site or provider customer often has a whole /48, or a whole /24 behind NAT).
+    pub fn network(&self) -> String {
+        match self.ip {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+            }
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                let net = Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+                format!("{net}/48")
+            }
+        }
+    }
 }
 
 impl fmt::Display for ClientAddr {
@@ -477,6 +494,18 @@ mod tests {
             ClientAddr::new(ip("2001:db8:1:2::")).bucket()
         );
         assert_eq!(ClientAddr::new(ip("::ffff:1.2.3.4")).bucket(), "1.2.3.4");
+        assert_eq!(
+            ClientAddr::new(ip("198.51.100.7")).network(),
+            "198.51.100.0/24"
+        );
+        assert_eq!(
+            ClientAddr::new(ip("2001:db8:1:2:aaaa::1")).network(),
+            "2001:db8:1::/48"
+        );
+        assert_eq!(
+            ClientAddr::new(ip("2001:db8:1:ffff::9")).network(),
+            ClientAddr::new(ip("2001:db8:1::")).network()
+        );
         assert_eq!(ClientAddr::new(ip("::ffff:1.2.3.4")).to_string(), "1.2.3.4");
     }
 

@@ -1,7 +1,14 @@
 //! The guard of protected routes: a handler that takes [`Authenticated`] runs only for a valid
-//! access token of the user's latest login (the original's `JWTAuthMiddleware`).
+//! access token of the user's latest login (the original's `JWTAuthMiddleware`); one that takes
+//! [`Admin`] runs only when that user also has the `admin` role (else 403 / 10011), and the
+//! request is then recorded in the audit trail ([`AdminRequest`]).
+//!
+//! Authorization is checked here and nowhere else: a route states its caller by the extractor it
+//! takes (none: anonymous; [`Authenticated`]: a user; [`Admin`]: an admin).
 
 use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -11,6 +18,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use shaku::HasComponent;
 
 use crate::assembly::AppModule;
+use crate::model::role::Role;
 use crate::service::auth::{AuthService, AuthUser, bearer};
 use crate::service::error::ServiceError;
 
@@ -37,21 +45,78 @@ pub fn credentials(req: &HttpRequest) -> Result<String, ServiceError> {
         .ok_or_else(|| ServiceError::Unauthorized("not a Bearer token".into()))
 }
 
+/// An admin's request: left in the request's extensions by [`Admin`], so the request lifecycle
+/// writes its audit record (actor, action, target, client, outcome) when it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminRequest(pub i64);
+
+/// Authenticates the request against the module `M` registered with the app.
+fn authenticate<M>(
+    req: &HttpRequest,
+) -> Pin<Box<dyn Future<Output = Result<AuthUser, ServiceError>>>>
+where
+    M: HasComponent<dyn AuthService> + ?Sized + Send + Sync + 'static,
+{
+    let token = credentials(req);
+    let module = req.app_data::<Arc<M>>().cloned();
+    let req = req.clone();
+    Box::pin(async move {
+        let module =
+            module.ok_or_else(|| ServiceError::Internal("module not registered".into()))?;
+        let auth: &dyn AuthService = module.resolve_ref();
+        let user = auth.authenticate(&token?).await?;
+        req.extensions_mut().insert(AuthenticatedUserId(user.id));
+        Ok(user)
+    })
+}
+
 impl FromRequest for Authenticated {
     type Error = ServiceError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ServiceError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = credentials(req);
-        let module = req.app_data::<Arc<AppModule>>().cloned();
+        let user = authenticate::<AppModule>(req);
+        Box::pin(async move { Ok(Authenticated(user.await?)) })
+    }
+}
+
+/// A signed-in user with the `admin` role; extracting it authorizes the request (403 / 10011
+/// for any other user, 401 without a valid token). Generic over the module so that it names
+/// no concrete assembly.
+pub struct Admin<M: ?Sized> {
+    /// The admin.
+    pub user: AuthUser,
+    module: PhantomData<fn() -> Box<M>>,
+}
+
+impl<M: ?Sized> Deref for Admin<M> {
+    type Target = AuthUser;
+
+    fn deref(&self) -> &AuthUser {
+        &self.user
+    }
+}
+
+impl<M> FromRequest for Admin<M>
+where
+    M: HasComponent<dyn AuthService> + ?Sized + Send + Sync + 'static,
+{
+    type Error = ServiceError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ServiceError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user = authenticate::<M>(req);
         let req = req.clone();
         Box::pin(async move {
-            let module =
-                module.ok_or_else(|| ServiceError::Internal("module not registered".into()))?;
-            let auth: &dyn AuthService = module.resolve_ref();
-            let user = auth.authenticate(&token?).await?;
-            req.extensions_mut().insert(AuthenticatedUserId(user.id));
-            Ok(Authenticated(user))
+            let user = user.await?;
+            if !user.has(Role::Admin) {
+                return Err(ServiceError::Forbidden("this route is for admins".into()));
+            }
+            req.extensions_mut().insert(AdminRequest(user.id));
+            Ok(Admin {
+                user,
+                module: PhantomData,
+            })
         })
     }
 }

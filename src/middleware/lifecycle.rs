@@ -33,10 +33,11 @@ use crate::middleware::catch_panic::panic_error;
 use crate::middleware::client_addr::{self, TrustedProxies};
 use crate::middleware::error_envelope::OutgoingError;
 use crate::middleware::head_deadline::HeadClock;
-use crate::middleware::jwt_auth::AuthenticatedUserId;
+use crate::middleware::jwt_auth::{AdminRequest, AuthenticatedUserId};
 use crate::middleware::request_id::{
     REQUEST_ID_HEADER, RequestIdGenerator, SESSION_ID_HEADER, acceptable,
 };
+use crate::service::audit;
 
 /// The `route` label of requests no route matched (404s: their paths are not labels).
 const UNMATCHED_ROUTE: &str = "unmatched";
@@ -231,18 +232,32 @@ where
                     Err(InternalError::from_response(out.summary, body).into())
                 }
             };
-            let (status, user) = match &result {
-                Ok(res) => (
-                    res.status(),
-                    factory.access_log.then(|| {
-                        res.request()
-                            .extensions()
-                            .get::<AuthenticatedUserId>()
-                            .map(|u| u.0)
-                    }),
-                ),
-                Err(e) => (e.as_response_error().status_code(), None),
+            let (status, user, admin) = match &result {
+                Ok(res) => {
+                    let extensions = res.request().extensions();
+                    (
+                        res.status(),
+                        factory
+                            .access_log
+                            .then(|| extensions.get::<AuthenticatedUserId>().map(|u| u.0)),
+                        extensions.get::<AdminRequest>().copied(),
+                    )
+                }
+                Err(e) => (e.as_response_error().status_code(), None, None),
             };
+            // An admin's request leaves its audit record whatever the access log does.
+            if let (Some(AdminRequest(actor)), Ok(res)) = (admin, &result) {
+                let action = match res.request().match_pattern() {
+                    Some(pattern) => format!("{method} {pattern}"),
+                    None => format!("{method} {}", uri.path()),
+                };
+                let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+                let actor = audit::Actor {
+                    id: actor.to_string(),
+                    client: client.to_string(),
+                };
+                audit::record(&factory.logger, &actor, &action, target, status.as_str());
+            }
             // One clock read for the metrics and the access record.
             let elapsed = started.elapsed();
             if let Some(metrics) = &factory.metrics {

@@ -27,6 +27,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    user_roles (user_id, role) {
+        user_id -> Bigint,
+        #[max_length = 32]
+        role -> Varchar,
+        granted_at -> Bigint,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Bigint,
         #[max_length = 30]
@@ -41,4 +50,6 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(import_jobs, logins, users,);
+diesel::joinable!(user_roles -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(import_jobs, logins, user_roles, users,);

@@ -51,17 +51,18 @@ pub trait KeyValueClient: Interface {
     /// # Errors
     /// As [`KeyValueClient::get`].
     async fn hash_get_all(&self, key: &str) -> Result<HashMap<String, String>, RepoError>;
-    /// `INCR key`, setting the expiry when the key is new (one atomic step); returns the new
-    /// count. The window is fixed at the first increment.
+    /// `INCRBY key by`, setting the expiry when the key is new (one atomic step); returns the
+    /// new count. The window is fixed at the first increment.
     ///
     /// # Errors
     /// As [`KeyValueClient::get`].
-    async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError>;
-    /// `DECR key` when the key exists (an expired counter is not recreated without expiry).
+    async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, RepoError>;
+    /// `DECRBY key by` when the key exists (an expired counter is not recreated without
+    /// expiry).
     ///
     /// # Errors
     /// As [`KeyValueClient::get`].
-    async fn decrement(&self, key: &str) -> Result<(), RepoError>;
+    async fn decrement(&self, key: &str, by: i64) -> Result<(), RepoError>;
     /// In one atomic step: when the hash exists and every `expect` field has its value, writes
     /// the `update` fields and sets the expiry (`None`: deletes the hash); otherwise changes
     /// nothing and says why.
@@ -99,8 +100,9 @@ pub const LOCAL_STORE: &str = "in-process store";
 /// `INCR` and a first `PEXPIRE` in one step. `PTTL == -1` also catches a counter that somehow
 /// lost its expiry, so no counter lives forever. (Not `PEXPIRE ... NX`: Redis 6 rejects it.)
 const INCREMENT_SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) == -1 then
+local new = redis.call('EXISTS', KEYS[1]) == 0
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if new or redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return n";
@@ -108,7 +110,7 @@ return n";
 /// `DECR` only when the key exists: a bare `DECR` on an expired key would create it at -1 with
 /// no expiry.
 const DECREMENT_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
 return 0";
 
 /// Compare-and-swap on a hash. ARGV: expected pair count, update pair count (-1 deletes the
@@ -281,14 +283,15 @@ impl KeyValueClient for RedisKeyValueClient {
             .await
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError> {
+    async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, RepoError> {
         let mut c = eval(INCREMENT_SCRIPT, key);
-        c.arg(ttl.as_millis().max(1) as u64);
+        c.arg(ttl.as_millis().max(1) as u64).arg(by);
         self.run(Command::Incr, self.client.query(&c)).await
     }
 
-    async fn decrement(&self, key: &str) -> Result<(), RepoError> {
-        let c = eval(DECREMENT_SCRIPT, key);
+    async fn decrement(&self, key: &str, by: i64) -> Result<(), RepoError> {
+        let mut c = eval(DECREMENT_SCRIPT, key);
+        c.arg(by);
         self.run(Command::Decr, self.client.query::<i64>(&c))
             .await
             .map(drop)
@@ -438,17 +441,17 @@ impl KeyValueClient for LocalKeyValueClient {
             .map_err(full)
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, RepoError> {
+    async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, RepoError> {
         Ok(self
             .counters
-            .update(key.to_owned(), ttl, |n| Some(n.unwrap_or(0) + 1))
-            .unwrap_or(1))
+            .update(key.to_owned(), ttl, |n| Some(n.unwrap_or(0) + by))
+            .unwrap_or(by))
     }
 
-    async fn decrement(&self, key: &str) -> Result<(), RepoError> {
+    async fn decrement(&self, key: &str, by: i64) -> Result<(), RepoError> {
         // The closure runs only for a live counter's key; an absent one stays absent.
         self.counters
-            .update(key.to_owned(), Duration::ZERO, |n| n.map(|n| n - 1));
+            .update(key.to_owned(), Duration::ZERO, |n| n.map(|n| n - by));
         Ok(())
     }
 

@@ -10,9 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use secrecy::ExposeSecret;
 use shaku::HasComponent;
-use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
@@ -21,9 +19,11 @@ use crate::assembly::AppModule;
 use crate::controller::grpc::hello::HelloRpc;
 use crate::controller::grpc::user::UserRpc;
 use crate::meta::config::{ClientAuth, GrpcConfig};
+use crate::middleware::client_addr::ClientAddr;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
 use crate::service::auth::{AuthService, bearer};
+use crate::service::caller::{Caller, CallerAuthService};
 use crate::service::error::ServiceError;
 
 /// The metadata key carrying the unified error code of a failed call (`10000`, `20001`, ...).
@@ -132,16 +132,16 @@ pub async fn serve(
     let auth = CallAuthLayer {
         served,
         credentials: Arc::new(Credentials {
-            user: config.auth.user.clone().into_bytes(),
-            password: config.auth.password.expose_secret().as_bytes().to_vec(),
+            service: module.resolve(),
             jwt: config.auth.jwt.then(|| module.resolve()),
         }),
     };
     let router = builder
         .layer(auth)
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        // Off in prod by default (server.grpc.reflection): it maps the API for anyone.
+        .add_optional_service(config.reflection.then_some(reflection_v1))
+        .add_optional_service(config.reflection.then_some(reflection_v1alpha))
         .add_service(
             HelloServiceServer::new(HelloRpc::new(&*module))
                 .max_decoding_message_size(config.max_message_size),
@@ -183,26 +183,42 @@ fn open_path(path: &str) -> bool {
 
 /// What a call may authenticate with.
 struct Credentials {
-    user: Vec<u8>,
-    password: Vec<u8>,
+    /// The shared `user` / `password` metadata check (throttled per client).
+    service: Arc<dyn CallerAuthService>,
     /// The auth service, when access tokens are accepted (`server.grpc.auth.jwt`).
     jwt: Option<Arc<dyn AuthService>>,
 }
 
+/// The client's address bucket of a call (an IPv4 address or an IPv6 /64), from the
+/// connection tonic recorded.
+fn client_bucket<B>(request: &http::Request<B>) -> String {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    let peer = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.get_ref().remote_addr())
+        .or_else(|| {
+            extensions
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr)
+        });
+    match peer {
+        Some(addr) => ClientAddr::new(addr.ip()).bucket(),
+        None => "unknown".to_owned(),
+    }
+}
+
 impl Credentials {
-    /// Checks the call's metadata: `user` + `password` (constant time), else
-    /// `authorization: Bearer <access token>` with the single sign-on check.
-    async fn check(&self, headers: &http::HeaderMap) -> Result<(), Status> {
+    /// Checks the call's metadata: `user` + `password` (constant time, throttled per client),
+    /// else `authorization: Bearer <access token>` with the single sign-on check; answers who
+    /// the caller is.
+    async fn check(&self, headers: &http::HeaderMap, client: &str) -> Result<Caller, Status> {
         if let (Some(user), Some(password)) = (headers.get("user"), headers.get("password")) {
-            let user_ok = user.as_bytes().ct_eq(&self.user);
-            let password_ok = password.as_bytes().ct_eq(&self.password);
-            // A configured empty password admits nobody by password.
-            if bool::from(user_ok & password_ok) && !self.password.is_empty() {
-                return Ok(());
-            }
-            return Err(status(&ServiceError::Unauthorized(
-                "wrong user or password".into(),
-            )));
+            return self
+                .service
+                .check_service(user.as_bytes(), password.as_bytes(), client)
+                .await
+                .map_err(|e| status(&e));
         }
         if let (Some(auth), Some(value)) = (&self.jwt, headers.get(http::header::AUTHORIZATION)) {
             let token =
@@ -212,7 +228,7 @@ impl Credentials {
             return auth
                 .authenticate(token)
                 .await
-                .map(|_| ())
+                .map(Caller::User)
                 .map_err(|e| status(&e));
         }
         Err(status(&ServiceError::Unauthorized(
@@ -269,7 +285,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         if open_path(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }
@@ -279,9 +295,12 @@ where
         let credentials = self.credentials.clone();
         let served = self.served.clone();
         Box::pin(async move {
-            match credentials.check(request.headers()).await {
-                Ok(()) => {
+            let client = client_bucket(&request);
+            match credentials.check(request.headers(), &client).await {
+                Ok(caller) => {
                     served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // For the controllers: who calls (tonic hands http extensions on).
+                    request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
                 Err(status) => Ok(status.into_http()),

@@ -19,7 +19,9 @@ use shaku::{Component, Interface};
 use slog::Logger;
 
 use crate::model::forms::{LoginForm, RegisterForm, SmsLoginForm};
+use crate::model::role::{Role, Roles};
 use crate::model::user::{NewUser, UserView};
+use crate::repository::mysql::role::RoleRepository;
 use crate::repository::mysql::user::UserRepository;
 use crate::repository::redis::sms_code::{CodeCheck, VerificationCodeRepository};
 use crate::repository::redis::throttle::LoginThrottleRepository;
@@ -49,6 +51,10 @@ pub struct Claims {
     pub iss: String,
     /// Audience.
     pub aud: String,
+    /// The user's roles when the login started (a change ends the login, so they are never
+    /// older than it). Absent in tokens of earlier builds: no role.
+    #[serde(default)]
+    pub roles: Roles,
 }
 
 /// A pair of tokens as the original returned them: `Bearer <jwt>`.
@@ -73,6 +79,16 @@ pub struct AuthUser {
     #[serde(skip)]
     #[schema(ignore)]
     pub sid: Arc<str>,
+    /// The user's roles (`admin`), as the login was granted them.
+    #[schema(value_type = Vec<String>)]
+    pub roles: Roles,
+}
+
+impl AuthUser {
+    /// Whether the user has `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(role)
+    }
 }
 
 /// Token lifetimes and throttling limits (`auth.*`).
@@ -149,6 +165,7 @@ pub struct VerifiedToken {
     id: i64,
     sid: Arc<str>,
     name: Arc<str>,
+    roles: Roles,
 }
 
 /// [`AuthService`] over the user, token and throttle repositories and the password hasher.
@@ -165,6 +182,8 @@ pub struct AuthServiceImpl {
     passwords: Arc<dyn PasswordHasher>,
     #[shaku(inject)]
     codes: Arc<dyn VerificationCodeRepository>,
+    #[shaku(inject)]
+    roles: Arc<dyn RoleRepository>,
     /// The signing and verifying keys, parsed once at start.
     keys: Arc<KeyRing>,
     /// Lifetimes and limits.
@@ -217,6 +236,7 @@ impl AuthServiceImpl {
         &self,
         user_id: i64,
         username: &str,
+        roles: Roles,
         sid: &str,
         ids: &PairIds,
     ) -> Result<TokenPair, ServiceError> {
@@ -231,6 +251,7 @@ impl AuthServiceImpl {
             exp: iat + ttl.as_secs(),
             iss: self.keys.issuer().to_owned(),
             aud: self.keys.audience().to_owned(),
+            roles,
         };
         let sign = |c: &Claims| {
             self.keys
@@ -290,13 +311,18 @@ impl AuthServiceImpl {
     }
 
     /// Starts a login of `user` (ending any other: single sign-on) and signs its pair.
+    ///
+    /// The roles are read after the login record is written: a role change writes the role,
+    /// then ends the user's logins, so either this read sees the change or the change ends
+    /// this login. A token never carries a role its login outlived.
     async fn start_login(&self, user_id: i64, username: &str) -> Result<TokenPair, ServiceError> {
         let sid = random_id();
         let ids = PairIds::new();
         self.tokens
             .start(user_id, &sid, &ids.refresh, self.policy.refresh_ttl)
             .await?;
-        self.sign_pair(user_id, username, &sid, &ids)
+        let roles = self.roles.roles_of(user_id).await?;
+        self.sign_pair(user_id, username, roles, &sid, &ids)
     }
 
     /// The user an accepted SMS code signs in: the phone's, or a new one named by the phone
@@ -342,6 +368,7 @@ impl AuthServiceImpl {
                 id,
                 sid: claims.sid.into(),
                 name: claims.name.into(),
+                roles: claims.roles,
             },
             claims.exp,
         ))
@@ -548,6 +575,7 @@ impl AuthService for AuthServiceImpl {
             id: token.id,
             username: token.name,
             sid: token.sid,
+            roles: token.roles,
         })
     }
 
@@ -576,7 +604,8 @@ impl AuthService for AuthServiceImpl {
             .await?;
         match rotation {
             // Signed only now: a pair exists only for a refresh that won the swap.
-            Rotation::Rotated => self.sign_pair(id, &claims.name, &claims.sid, &ids),
+            // The roles of the login's first pair: a role change ends the login instead.
+            Rotation::Rotated => self.sign_pair(id, &claims.name, claims.roles, &claims.sid, &ids),
             Rotation::Superseded => Err(ServiceError::LoginElsewhere),
             Rotation::Reused => {
                 // A spent refresh token came back: someone holds a copy. End this login (and

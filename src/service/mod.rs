@@ -1,6 +1,9 @@
 //! Use cases: one trait and one implementation per feature; no actix, tonic or diesel here.
 
+pub mod account;
+pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod error;
 pub mod excel;
 pub mod health;

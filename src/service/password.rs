@@ -226,6 +226,120 @@ impl PasswordHasher for Argon2PasswordHasher {
     }
 }
 
+/// Hashes many passwords (an import's) apart from logins: on threads of its own at the lowest
+/// OS priority, never on the slots logins and registrations wait for (issue 22: a large import
+/// kept every core busy and logins answered 503).
+#[async_trait]
+pub trait BulkPasswordHasher: Interface {
+    /// PHC-format argon2id hashes of `passwords`, in order. Imports hash one at a time; a
+    /// dropped call stops its threads after the hash each is on.
+    ///
+    /// # Errors
+    /// [`ServiceError::Internal`] when a thread fails.
+    async fn hash_all(&self, passwords: Vec<String>) -> Result<Vec<String>, ServiceError>;
+}
+
+/// [`BulkPasswordHasher`] with argon2id at the logins' cost (so imported users sign in like
+/// anyone), on `excel.password_hash_slots` threads niced to 19.
+#[derive(Component)]
+#[shaku(interface = BulkPasswordHasher)]
+pub struct Argon2BulkPasswordHasher {
+    /// The configured cost.
+    params: Params,
+    /// Threads one import hashes on.
+    threads: usize,
+    /// One import hashes at a time.
+    running: Arc<Semaphore>,
+}
+
+impl Argon2BulkPasswordHasher {
+    /// The component's parameters: `policy`'s cost on `threads` threads (at least 1).
+    ///
+    /// # Errors
+    /// The argon2 parameters are invalid (the config check refuses them first).
+    pub fn parameters(
+        policy: &HashingPolicy,
+        threads: usize,
+    ) -> Result<Argon2BulkPasswordHasherParameters, String> {
+        Ok(Argon2BulkPasswordHasherParameters {
+            params: Params::new(policy.memory_kib, policy.iterations, 1, None)
+                .map_err(|e| e.to_string())?,
+            threads: threads.max(1),
+            running: Arc::new(Semaphore::new(1)),
+        })
+    }
+}
+
+/// Lowers the calling thread to the lowest scheduling priority (nice 19): whatever else the
+/// machine runs (logins first) gets the cores before it. Best effort.
+fn lowest_priority() {
+    // SAFETY: setpriority with the calling thread's id changes only that thread's nice value.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
+}
+
+/// Sets `flag` when dropped: the blocking side of a call that went away stops.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl BulkPasswordHasher for Argon2BulkPasswordHasher {
+    async fn hash_all(&self, passwords: Vec<String>) -> Result<Vec<String>, ServiceError> {
+        if passwords.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _turn = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _guard = StopOnDrop(stop.clone());
+        let (params, threads) = (self.params.clone(), self.threads.min(passwords.len()));
+        let hashed = tokio::task::spawn_blocking(move || {
+            let next = AtomicU64::new(0);
+            let results: Vec<Mutex<Option<Result<String, HashError>>>> =
+                passwords.iter().map(|_| Mutex::new(None)).collect();
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| {
+                        lowest_priority();
+                        let mut memory = vec![Block::default(); params.block_count()];
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                            if i >= passwords.len() || stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let hash = hash_with(&params, passwords[i].as_bytes(), &mut memory);
+                            *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(hash);
+                        }
+                    });
+                }
+            });
+            results
+                .into_iter()
+                .map(
+                    |r| match r.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                        Some(hash) => hash,
+                        None => Err("stopped before this password was hashed".into()),
+                    },
+                )
+                .collect::<Result<Vec<String>, HashError>>()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        hashed.map_err(|e| ServiceError::Internal(e.into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use goex_sms::SmsError;
 use shaku::{Component, Interface};
 use slog::Logger;
 
+use crate::repository::mysql::user::UserRepository;
 use crate::repository::redis::sms_code::VerificationCodeRepository;
 use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::repository::sms::SmsSender;
@@ -37,6 +38,12 @@ pub struct SmsPolicy {
     pub max_total: i64,
     /// The window of `max_total`.
     pub total_window: Duration,
+    /// Codes per wider client network (IPv4 /24, IPv6 /48) per `address_window`: one client
+    /// holding many addresses (a whole IPv6 /48 is common) is held to it.
+    pub max_per_network: i64,
+    /// Of `max_total`, the codes only numbers that already belong to users may take: numbers
+    /// nobody has (the usual SMS-pumping targets) share the rest.
+    pub reserved_for_users: i64,
 }
 
 /// What a sent code tells the caller: when it expires and when another may be asked for. Never
@@ -52,14 +59,20 @@ pub struct SentCode {
 /// The SMS use cases.
 #[async_trait]
 pub trait SmsService: Interface {
-    /// Sends a new code to `phone` (replacing an unspent one), limited per phone and per
-    /// `client` address bucket.
+    /// Sends a new code to `phone` (replacing an unspent one), limited per phone, per `client`
+    /// address bucket and per its wider `network` (IPv4 /24, IPv6 /48), and by the global
+    /// budget (of which numbers no user has get only the unreserved share).
     ///
     /// # Errors
     /// [`ServiceError::TooManyRequests`] past a limit, [`ServiceError::SmsSend`] when the
     /// provider refuses or cannot be reached, [`ServiceError::Unavailable`] when the store
     /// does not answer.
-    async fn send_code(&self, phone: &str, client: &str) -> Result<SentCode, ServiceError>;
+    async fn send_code(
+        &self,
+        phone: &str,
+        client: &str,
+        network: &str,
+    ) -> Result<SentCode, ServiceError>;
 }
 
 /// [`SmsService`] over the code store, the throttle counters and the provider.
@@ -72,6 +85,8 @@ pub struct SmsServiceImpl {
     throttle: Arc<dyn LoginThrottleRepository>,
     #[shaku(inject)]
     sender: Arc<dyn SmsSender>,
+    #[shaku(inject)]
+    users: Arc<dyn UserRepository>,
     policy: SmsPolicy,
     /// Refusals at warn (SMS bombing shows here).
     logger: Logger,
@@ -102,11 +117,14 @@ pub fn new_code() -> String {
 impl SmsServiceImpl {
     /// Reserves one send on each (subject, limit, window), in order, giving every reservation
     /// back as soon as one is over its limit.
+    /// Reserves one send on every limit, in order, refusing (and giving back what it reserved)
+    /// at the first one over; answers the last limit's count (the global budget's).
     async fn admit(
         &self,
         limits: &[(String, i64, Duration)],
         client: &str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<i64, ServiceError> {
+        let mut last = 0;
         for (i, (subject, limit, window)) in limits.iter().enumerate() {
             let count = match self.throttle.reserve(subject, *window).await {
                 Ok(count) => count,
@@ -126,8 +144,9 @@ impl SmsServiceImpl {
                 }
                 return Err(ServiceError::TooManyRequests);
             }
+            last = count;
         }
-        Ok(())
+        Ok(last)
     }
 
     async fn release(&self, limits: &[(String, i64, Duration)]) {
@@ -142,21 +161,50 @@ impl SmsServiceImpl {
 
 #[async_trait]
 impl SmsService for SmsServiceImpl {
-    async fn send_code(&self, phone: &str, client: &str) -> Result<SentCode, ServiceError> {
+    async fn send_code(
+        &self,
+        phone: &str,
+        client: &str,
+        network: &str,
+    ) -> Result<SentCode, ServiceError> {
         let p = &self.policy;
-        // The address first: one address cannot spread a bombing over many numbers; then the
-        // phone's cooldown, its daily count, and the budget of all sends.
-        let limits = [
+        // A number no user has shares the unreserved part of the budget: pumping floods of
+        // fresh numbers cannot spend what users' numbers are kept.
+        let known = self.users.find_by_phone(phone).await?.is_some();
+        // The address and its network first: one client cannot spread a bombing over many
+        // numbers or many addresses; then the phone's cooldown, its daily count, and the
+        // budgets of all sends.
+        let mut limits = vec![
             (
                 format!("sms-ip:{client}"),
                 p.max_per_address,
                 p.address_window,
             ),
+            (
+                format!("sms-net:{network}"),
+                p.max_per_network,
+                p.address_window,
+            ),
             (format!("sms-wait:{phone}"), 1, p.resend_interval),
             (format!("sms-day:{phone}"), p.max_per_phone, p.phone_window),
-            ("sms-all:".to_owned(), p.max_total, p.total_window),
         ];
-        self.admit(&limits, client).await?;
+        if !known {
+            limits.push((
+                "sms-new:".to_owned(),
+                p.max_total - p.reserved_for_users,
+                p.total_window,
+            ));
+        }
+        limits.push(("sms-all:".to_owned(), p.max_total, p.total_window));
+        let spent = self.admit(&limits, client).await?;
+        if spent == p.max_total / 2 {
+            // Once per window: the count passes this value once.
+            slog::warn!(self.logger, "half of the sms budget is spent";
+                "max_total" => p.max_total, "window" => ?p.total_window);
+            if let Some(metrics) = &self.metrics {
+                metrics.sms_budget_half_spent();
+            }
+        }
         let code = new_code();
         if let Err(e) = self.codes.save(phone, &code, p.code_ttl).await {
             self.release(&limits).await;
@@ -171,8 +219,11 @@ impl SmsService for SmsServiceImpl {
                 if let Err(e) = self.codes.discard(phone, &code).await {
                     slog::warn!(self.logger, "undelivered sms code not discarded"; "error" => %e);
                 }
-                let [address, _, day, all] = limits;
-                self.release(&[address, day, all]).await;
+                let counted: Vec<_> = limits
+                    .into_iter()
+                    .filter(|(subject, ..)| !subject.starts_with("sms-wait:"))
+                    .collect();
+                self.release(&counted).await;
             }
             return Err(ServiceError::SmsSend(describe(&e)));
         }

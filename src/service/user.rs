@@ -9,6 +9,7 @@ use shaku::{Component, Interface};
 use crate::model::user::UserView;
 use crate::repository::cache::user::UserCacheRepository;
 use crate::repository::mysql::user::UserRepository;
+use crate::service::caller::Caller;
 use crate::service::error::ServiceError;
 
 /// Reads users.
@@ -20,6 +21,18 @@ pub trait UserService: Interface {
     /// [`ServiceError::InvalidInput`] for an id below 1, [`ServiceError::NotFound`] when there
     /// is no such user, [`ServiceError::Unavailable`] when the database does not answer.
     async fn get(&self, id: i64) -> Result<UserView, ServiceError>;
+
+    /// [`UserService::get`] for `caller`: services and admins read any user, other users only
+    /// themselves.
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for someone else's record; as [`UserService::get`].
+    async fn get_as(&self, caller: &Caller, id: i64) -> Result<UserView, ServiceError> {
+        if !caller.may_access_user(id) {
+            return Err(ServiceError::Forbidden("only your own user".into()));
+        }
+        self.get(id).await
+    }
 }
 
 /// [`UserService`] over the user cache and repository.

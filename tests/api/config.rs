@@ -112,10 +112,20 @@ fn prod_refuses_grpc_without_a_password_or_with_dev_certificates() {
     );
     assert_ne!(code, 0);
     assert!(stderr.contains("server.grpc.auth.password"), "{stderr}");
+    // A non-empty password shorter than 16 characters is a guess away (issue 22).
+    let (code, stderr) = run(
+        &["grpc", "--env", "prod"],
+        &[("APP__SERVER__GRPC__AUTH__PASSWORD", "s3cret-15-chars")],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("server.grpc.auth.password") && stderr.contains("at least 16"),
+        "{stderr}"
+    );
     let (code, stderr) = run(
         &["grpc", "--env", "prod"],
         &[
-            ("APP__SERVER__GRPC__AUTH__PASSWORD", "s3cret-enough"),
+            ("APP__SERVER__GRPC__AUTH__PASSWORD", "s3cret-long-enough"),
             ("APP__SERVER__GRPC__TLS__GENERATE_MISSING", "true"),
         ],
     );

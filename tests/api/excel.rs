@@ -10,11 +10,11 @@ use go_example::service::auth::AuthService;
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, assert_envelope, manifest_dir, python_venv, seed_user_in, spawn_app_with,
+    TestApp, assert_envelope, grant_admin, manifest_dir, python_venv, seed_user_in, spawn_app_with,
 };
 
-/// `count` users with genders 0, 1, 2 in turn, and one who signs in: its `Authorization`.
-async fn seed(app: &TestApp, count: usize) -> String {
+/// `count` users (`export0000`, ...) with genders 0, 1, 2 in turn.
+pub async fn seed_users(app: &TestApp, count: usize) {
     let users: &dyn UserRepository = app.module.resolve_ref();
     for i in 0..count {
         let name = format!("export{i:04}");
@@ -27,7 +27,14 @@ async fn seed(app: &TestApp, count: usize) -> String {
             .await
             .expect("seed");
     }
+}
+
+/// `count` users with genders 0, 1, 2 in turn, and an admin who signs in: its `Authorization`.
+async fn seed(app: &TestApp, count: usize) -> String {
+    seed_users(app, count).await;
     seed_user_in(&app.module, "exporter", "Passw0rd!export").await;
+    // The export is an admin capability (issue 22).
+    grant_admin(&app.module, "exporter").await;
     let auth: &dyn AuthService = app.module.resolve_ref();
     let form = serde_json::from_value(serde_json::json!({
         "username": "exporter", "password": "Passw0rd!export"

@@ -500,3 +500,106 @@ async fn a_message_over_max_message_size_is_refused_as_out_of_range() {
         .unwrap();
     assert_eq!(small.into_inner().name, "hello gRPC");
 }
+
+/// An access token of `name` (registered with password abc123 first), admin when `admin`.
+async fn grpc_token(app: &GrpcApp, name: &str, admin: bool) -> (i64, String) {
+    let id = seed_user_in(&app.module, name, "abc123").await;
+    if admin {
+        crate::helpers::grant_admin(&app.module, name).await;
+    }
+    let auth: std::sync::Arc<dyn AuthService> = app.module.resolve();
+    let form = serde_json::from_value(serde_json::json!({"username": name, "password": "abc123"}))
+        .unwrap();
+    (
+        id,
+        auth.login(form, "127.0.0.1").await.unwrap().access_token,
+    )
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", token.parse().unwrap());
+    request
+}
+
+/// Issue 22: `GetUser` answered any id to any signed-in user. Now services (the shared
+/// credentials) and admins read anyone; other users only themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_user_answers_users_their_own_record_and_admins_and_services_any() {
+    let app = spawn_grpc("none").await;
+    let (alice, alice_token) = grpc_token(&app, "grpcalice1", false).await;
+    let (bob, _) = grpc_token(&app, "grpcbob01", false).await;
+    let (_, admin_token) = grpc_token(&app, "grpcadmin1", true).await;
+    let mut users = UserServiceClient::new(channel(&app, tls(&app.certs, false)).await.unwrap());
+
+    let own = users
+        .get_user(with_token(GetUserRequest { id: alice }, &alice_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.username, "grpcalice1");
+    // A lower role is refused someone else's record (and learns nothing of it).
+    let other = users
+        .get_user(with_token(GetUserRequest { id: bob }, &alice_token))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
+    assert_eq!(error_code(&other), "10011");
+    assert!(!other.message().contains("grpcbob01"));
+    for request in [
+        with_token(GetUserRequest { id: bob }, &admin_token),
+        with_password(GetUserRequest { id: bob }, "root123"),
+    ] {
+        let user = users.get_user(request).await.unwrap().into_inner();
+        assert_eq!(user.username, "grpcbob01");
+    }
+}
+
+/// Issue 22: 20,000 wrong passwords in 8 s on one connection went unnoticed. Now failed
+/// metadata credentials count per client address like failed logins (test scale:
+/// `auth.max_failures` 5): 20 wrong guesses in parallel → exactly 5 answered UNAUTHENTICATED,
+/// the rest RESOURCE_EXHAUSTED, and then even the right password waits for the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_shared_password_is_throttled_per_client() {
+    let app = spawn_grpc_with("none", &[("APP__AUTH__MAX_FAILURES", "5".to_owned())]).await;
+    let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
+    let calls = (0..20).map(|i| {
+        let mut client = HelloServiceClient::new(channel.clone());
+        async move {
+            client
+                .say_hello(with_password(
+                    HelloRequest { id: 1 },
+                    &format!("guess{i:04}"),
+                ))
+                .await
+                .unwrap_err()
+        }
+    });
+    let refusals = futures_util::future::join_all(calls).await;
+    let count = |code: Code| refusals.iter().filter(|s| s.code() == code).count();
+    assert_eq!(count(Code::Unauthenticated), 5, "{refusals:?}");
+    assert_eq!(count(Code::ResourceExhausted), 15, "{refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .filter(|s| s.code() == Code::ResourceExhausted)
+            .all(|s| error_code(s) == "10008")
+    );
+    let mut client = HelloServiceClient::new(channel);
+    let right = client
+        .say_hello(with_password(HelloRequest { id: 1 }, "root123"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        right.code(),
+        Code::ResourceExhausted,
+        "throttled: {right:?}"
+    );
+    assert_eq!(
+        app.served.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing reached a service"
+    );
+}

@@ -390,6 +390,7 @@ impl slog::Drain for Capture {
 /// The application with a logger that captures its records.
 pub struct LoggedApp {
     pub address: String,
+    pub module: Arc<AppModule>,
     pub client: reqwest::Client,
     pub records: Records,
     handle: ServerHandle,
@@ -426,9 +427,11 @@ pub async fn spawn_logged(extra: &[(&'static str, &str)]) -> LoggedApp {
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
+    let module = app.module();
     tokio::spawn(app.run_until(std::future::pending()));
     LoggedApp {
         address,
+        module,
         client: reqwest::Client::new(),
         records,
         handle,
@@ -487,4 +490,17 @@ pub fn spawn_double(script: &str, args: &[&str]) -> (std::process::Child, String
         .unwrap_or_else(|| panic!("{script} said {line:?}"))
         .to_owned();
     (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Grants the admin role to the user named `username` (as `go_example users grant-admin`).
+pub async fn grant_admin(module: &AppModule, username: &str) {
+    use go_example::model::role::Role;
+    use go_example::service::account::AccountService;
+    use go_example::service::audit::Actor;
+    use shaku::HasComponent;
+    let accounts: &dyn AccountService = module.resolve_ref();
+    accounts
+        .grant(&Actor::cli(), username, Role::Admin)
+        .await
+        .expect("grant admin");
 }

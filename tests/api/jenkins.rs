@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, assert_envelope, eventually, free_port, manifest_dir, seed_user_in, spawn_app_with,
-    spawn_double, tokens,
+    TestApp, assert_envelope, eventually, free_port, grant_admin, manifest_dir, seed_user_in,
+    spawn_app_with, spawn_double, tokens,
 };
 
 const USER: &str = "goexample";
@@ -39,21 +39,23 @@ impl JenkinsDouble {
     }
 }
 
-/// The app on the double, with `ADMIN` listed in `jenkins.admins`.
+/// The app on the double (`ADMIN` is made an admin by [`sign_in`]).
 pub fn jenkins_overrides(host: &str, token: &str) -> Vec<(&'static str, String)> {
     vec![
         ("APP__JENKINS__HOST", host.to_owned()),
         ("APP__JENKINS__USERNAME", USER.to_owned()),
         ("APP__JENKINS__PASSWORD", token.to_owned()),
-        ("APP__JENKINS__ADMINS__0", ADMIN.to_owned()),
         ("APP__JENKINS__CONNECT_TIMEOUT", "500ms".to_owned()),
         ("APP__JENKINS__REQUEST_TIMEOUT", "3s".to_owned()),
     ]
 }
 
-/// A signed-in user's access token (`Bearer ...`).
+/// A signed-in user's access token (`Bearer ...`); `ADMIN` gets the admin role first.
 async fn sign_in(app: &TestApp, name: &str) -> String {
     seed_user_in(&app.module, name, "abc123").await;
+    if name == ADMIN {
+        grant_admin(&app.module, name).await;
+    }
     let res = app
         .client
         .post(format!("{}/auth/login", app.address))

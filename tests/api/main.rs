@@ -26,6 +26,7 @@ mod redis;
 mod redis_cluster;
 mod replica;
 mod request_ids;
+mod roles;
 mod secrets;
 mod shutdown;
 mod slow_client;

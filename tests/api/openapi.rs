@@ -152,7 +152,16 @@ async fn every_operation_lists_its_error_codes_and_protected_ones_require_the_be
             let mut unauthorized = codes(op, "401");
             unauthorized.sort();
             if protected {
-                assert_eq!(op["security"], serde_json::json!([{ "bearer": [] }]));
+                // The caller: a user (no role) or an admin (the role, as the scheme's scope);
+                // an admin's route documents the lower role's refusal.
+                let roles = &op["security"][0]["bearer"];
+                assert!(
+                    *roles == serde_json::json!([]) || *roles == serde_json::json!(["admin"]),
+                    "{method} {path}: {roles}"
+                );
+                if *roles == serde_json::json!(["admin"]) {
+                    assert_eq!(codes(op, "403"), ["10011"], "{method} {path}");
+                }
                 assert_eq!(
                     unauthorized,
                     ["10010", "20001", "20002"],
@@ -179,6 +188,19 @@ async fn every_operation_lists_its_error_codes_and_protected_ones_require_the_be
         doc["paths"]["/home"]["get"]["security"][0]["bearer"],
         serde_json::json!([])
     );
+    for (path, method) in [
+        ("/excel/export", "get"),
+        ("/excel/import", "post"),
+        ("/excel/import/{id}", "get"),
+        ("/jenkins/index", "get"),
+        ("/jenkins/job/build", "post"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["security"][0]["bearer"],
+            serde_json::json!(["admin"]),
+            "{method} {path} is an admin's"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

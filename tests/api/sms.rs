@@ -241,8 +241,8 @@ async fn a_code_is_sent_signed_never_answered_and_logs_in_once() {
         !body.to_string().contains(&phone[3..]),
         "the number is not in the tokens"
     );
-    let (status, body) = get_with(&app, "/excel/import/nosuchjob", &access).await;
-    assert_eq!(status, 404, "signed in, the job is unknown: {body}");
+    let (status, body) = get_with(&app, "/home", &access).await;
+    assert_eq!(status, 200, "signed in: {body}");
 
     // Spent.
     let (status, body) = login_sms(&app, &client, &phone, &code).await;
@@ -500,7 +500,11 @@ async fn the_budget_of_all_sends_holds_across_addresses() {
     let app = app_on(
         &double,
         Store::InProcess,
-        &[("APP__SMS__MAX_TOTAL", "3".into())],
+        // No share kept for users' numbers: the fresh numbers here may spend it all.
+        &[
+            ("APP__SMS__MAX_TOTAL", "3".into()),
+            ("APP__SMS__RESERVED_SHARE", "0".into()),
+        ],
     )
     .await
     .unwrap();
@@ -688,4 +692,94 @@ async fn instances_sharing_redis_check_each_others_codes() {
     let code = double.last_code(&phone).await;
     assert_eq!(login_sms(&two, &client, &phone, &code).await.0, 200);
     assert_eq!(login_sms(&one, &client, &phone, &code).await.0, 401);
+}
+
+/// Issue 22, attack 6 at test scale: one IPv6 /56 sent 1,000 codes from 50 /64s and spent the
+/// global budget. Addresses now count at two widths: 12 sends at once from 12 /64s of one /48
+/// with `sms.max_per_network` 5 → exactly 5 go out; a client of another /48 still gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_network_is_held_to_its_limit_across_its_addresses() {
+    let double = SmsDouble::start();
+    let app = app_on(
+        &double,
+        Store::InProcess,
+        &[("APP__SMS__MAX_PER_NETWORK", "5".into())],
+    )
+    .await
+    .unwrap();
+    // fresh_client() hands out /64s of one /48 (per test process).
+    let answers = join_all((0..12).map(|_| {
+        let (client, phone, app) = (fresh_client(), fresh_phone(), &app);
+        async move { send_code(app, &client, &phone).await }
+    }))
+    .await;
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 200).count(),
+        5,
+        "{answers:?}"
+    );
+    for (_, body) in answers.iter().filter(|(s, _)| *s != 200) {
+        assert_envelope(body, "10008");
+    }
+    let elsewhere = "2001:db9:7777:1::1";
+    assert_eq!(send_code(&app, elsewhere, &fresh_phone()).await.0, 200);
+}
+
+/// The global budget keeps a share for numbers that belong to users (test scale:
+/// `sms.max_total` 10, `sms.reserved_share` 0.4): 10 sends at once to numbers nobody has →
+/// exactly 6 go out; a user's number still gets its code; the half-spent warning is counted
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_nobody_has_cannot_spend_the_users_share_of_the_budget() {
+    let double = SmsDouble::start();
+    let app = app_on(
+        &double,
+        Store::InProcess,
+        &[
+            ("APP__SMS__MAX_TOTAL", "10".into()),
+            ("APP__SMS__RESERVED_SHARE", "0.4".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    let answers = join_all((0..10).map(|i| {
+        // Each from another /48: only the budget limits them.
+        let client = format!("2001:db8:{:x}::1", 0x100 + i);
+        let (phone, app) = (fresh_phone(), &app);
+        async move { send_code(app, &client, &phone).await }
+    }))
+    .await;
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 200).count(),
+        6,
+        "{answers:?}"
+    );
+    let users: &dyn go_example::repository::mysql::user::UserRepository =
+        shaku::HasComponent::resolve_ref(app.module.as_ref());
+    let phone = fresh_phone();
+    users
+        .find_or_create_by_phone(&phone, &["smsbudget01".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        send_code(&app, "2001:db8:200::1", &phone).await.0,
+        200,
+        "a user's number uses the reserved share"
+    );
+    assert_eq!(
+        send_code(&app, "2001:db8:201::1", &fresh_phone()).await.0,
+        429,
+        "the unreserved share is spent"
+    );
+    let port = app.metrics_port.expect("metrics on in the test profile");
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("go_example_sms_budget_half_spent_total 1"),
+        "{text}"
+    );
 }

@@ -56,6 +56,7 @@ struct Inner {
     http_in_flight: IntGauge,
     logins: IntCounterVec,
     throttled: IntCounterVec,
+    sms_budget_half: IntCounter,
     cache: IntCounterVec,
     redis: CallFamily,
     mongodb: CallFamily,
@@ -359,6 +360,11 @@ impl Metrics {
             Opts::new("auth_throttled_total", "Attempts refused by a throttle"),
             &["throttle"],
         )?;
+        let sms_budget_half = IntCounter::with_opts(Opts::new(
+            "sms_budget_half_spent_total",
+            "Windows of sms.total_window in which half of sms.max_total was spent",
+        ))?;
+        registry.register(Box::new(sms_budget_half.clone()))?;
         let cache = IntCounterVec::new(
             Opts::new("cache_requests_total", "In-process cache lookups"),
             &["cache", "result"],
@@ -423,6 +429,7 @@ impl Metrics {
                 http_in_flight,
                 logins,
                 throttled,
+                sms_budget_half,
                 cache,
                 redis,
                 mongodb,
@@ -566,6 +573,12 @@ impl Metrics {
     /// A throttle (`login`, `registration`) refused an attempt.
     pub fn throttled(&self, throttle: &str) {
         self.inner.throttled.with_label_values(&[throttle]).inc();
+    }
+
+    /// Half of the global SMS budget was spent in its window (a warning: pumping, or a budget
+    /// too small for the traffic).
+    pub fn sms_budget_half_spent(&self) {
+        self.inner.sms_budget_half.inc();
     }
 
     /// A lookup in the in-process cache `cache` hit or missed.

@@ -1,4 +1,5 @@
-//! `user.UserService`: `GetUser`, the HTTP app's user read over gRPC.
+//! `user.UserService`: `GetUser`, the HTTP app's user read over gRPC: any user for services
+//! (the shared credentials) and admins, only their own record for other users (issue 22).
 
 use std::sync::Arc;
 
@@ -8,6 +9,8 @@ use tonic::{Request, Response, Status};
 use crate::proto::user::user_service_server::UserService as UserRpcService;
 use crate::proto::user::{GetUserRequest, User};
 use crate::server::grpc::status;
+use crate::service::caller::Caller;
+use crate::service::error::ServiceError;
 use crate::service::user::UserService;
 
 /// `GetUser` over the user service.
@@ -27,9 +30,13 @@ impl UserRpc {
 #[tonic::async_trait]
 impl UserRpcService for UserRpc {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        // The auth layer put the caller here; a call without one never reaches this.
+        let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+            return Err(status(&ServiceError::Unauthorized("no caller".into())));
+        };
         let user = self
             .users
-            .get(request.into_inner().id)
+            .get_as(&caller, request.into_inner().id)
             .await
             .map_err(|e| status(&e))?;
         Ok(Response::new(User {

@@ -184,4 +184,17 @@ impl TokenRepository for DieselTokenRepository {
         .await?;
         Ok(deleted == 1)
     }
+
+    async fn end_all(&self, user_id: i64) -> Result<(), RepoError> {
+        let db = &self.db;
+        retrying(|| async {
+            with_write_connection!(db, |conn| {
+                diesel::delete(logins::table.find(user_id))
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await?;
+        Ok(())
+    }
 }

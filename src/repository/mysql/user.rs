@@ -33,6 +33,19 @@ pub trait UserRepository: Interface {
     /// [`RepoError::Unavailable`] when the database cannot be reached.
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, RepoError>;
 
+    /// [`UserRepository::find_by_username`] on the primary: for a change that must see the
+    /// latest row.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database cannot be reached.
+    async fn find_by_username_on_primary(&self, username: &str) -> Result<Option<User>, RepoError>;
+
+    /// Replaces the password hash of user `id`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there is no such user; [`RepoError::Unavailable`].
+    async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), RepoError>;
+
     /// Inserts a user and returns the stored row.
     ///
     /// # Errors
@@ -142,6 +155,34 @@ impl UserRepository for DieselUserRepository {
                 .optional()
         })?;
         Ok(row)
+    }
+
+    async fn find_by_username_on_primary(&self, username: &str) -> Result<Option<User>, RepoError> {
+        let db = self.db.database();
+        let row = with_write_connection!(db, |conn| {
+            users::table
+                .filter(users::username.eq(username))
+                .select(User::as_select())
+                .first(conn)
+                .await
+                .optional()
+        })?;
+        Ok(row)
+    }
+
+    async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), RepoError> {
+        let db = self.db.database();
+        let now = chrono::Utc::now().naive_utc();
+        let updated = with_write_connection!(db, |conn| {
+            diesel::update(users::table.find(id))
+                .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+                .execute(conn)
+                .await
+        })?;
+        if updated == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
     }
 
     async fn create(&self, new: NewUser<'_>) -> Result<User, RepoError> {
@@ -422,26 +463,16 @@ impl UserImport for DieselUserImport {
             .filter(|r| existing.contains(r.username.as_str()));
         match on_existing {
             OnExisting::Skip => outcome.skipped = known.count(),
+            // Never the password hash (issue 22: an import that set passwords handed any
+            // importer every account): passwords change only through `users reset-password`.
             OnExisting::Update => {
                 for row in known {
                     let target = users::table.filter(users::username.eq(&row.username));
-                    on_held!(self.db, &mut self.held, |conn| match &row.password_hash {
-                        Some(hash) => {
-                            diesel::update(target)
-                                .set((
-                                    users::gender.eq(row.gender),
-                                    users::password_hash.eq(hash),
-                                    users::updated_at.eq(now),
-                                ))
-                                .execute(conn)
-                                .await
-                        }
-                        None => {
-                            diesel::update(target)
-                                .set((users::gender.eq(row.gender), users::updated_at.eq(now)))
-                                .execute(conn)
-                                .await
-                        }
+                    on_held!(self.db, &mut self.held, |conn| {
+                        diesel::update(target)
+                            .set((users::gender.eq(row.gender), users::updated_at.eq(now)))
+                            .execute(conn)
+                            .await
                     })
                     .map_err(retryable)?;
                     outcome.updated += 1;

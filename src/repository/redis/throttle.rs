@@ -27,6 +27,17 @@ pub trait LoginThrottleRepository: Interface {
     /// # Errors
     /// As [`LoginThrottleRepository::reserve`].
     async fn release(&self, subject: &str) -> Result<(), RepoError>;
+    /// Counts `n` at once for `subject` ([`LoginThrottleRepository::reserve`] for a batch).
+    ///
+    /// # Errors
+    /// As [`LoginThrottleRepository::reserve`].
+    async fn reserve_many(&self, subject: &str, n: i64, window: Duration)
+    -> Result<i64, RepoError>;
+    /// Gives back `n` reserved at once.
+    ///
+    /// # Errors
+    /// As [`LoginThrottleRepository::reserve`].
+    async fn release_many(&self, subject: &str, n: i64) -> Result<(), RepoError>;
 }
 
 /// [`LoginThrottleRepository`] over the key-value client.
@@ -44,10 +55,26 @@ fn key(subject: &str) -> String {
 #[async_trait]
 impl LoginThrottleRepository for KvLoginThrottleRepository {
     async fn reserve(&self, subject: &str, window: Duration) -> Result<i64, RepoError> {
-        self.kv.increment(&key(subject), window).await
+        self.kv.increment(&key(subject), 1, window).await
     }
 
     async fn release(&self, subject: &str) -> Result<(), RepoError> {
-        self.kv.decrement(&key(subject)).await
+        self.kv.decrement(&key(subject), 1).await
+    }
+
+    async fn reserve_many(
+        &self,
+        subject: &str,
+        n: i64,
+        window: Duration,
+    ) -> Result<i64, RepoError> {
+        self.kv.increment(&key(subject), n, window).await
+    }
+
+    async fn release_many(&self, subject: &str, n: i64) -> Result<(), RepoError> {
+        if n > 0 {
+            self.kv.decrement(&key(subject), n).await?;
+        }
+        Ok(())
     }
 }

@@ -74,6 +74,12 @@ pub trait TokenRepository: Interface {
     /// # Errors
     /// As [`TokenRepository::start`].
     async fn revoke(&self, user_id: i64, sid: &str) -> Result<bool, RepoError>;
+    /// Ends whatever login the user has (a role change, a password reset, signing out
+    /// everywhere): every token of the user is refused from the next request on.
+    ///
+    /// # Errors
+    /// As [`TokenRepository::start`].
+    async fn end_all(&self, user_id: i64) -> Result<(), RepoError>;
 }
 
 /// [`TokenRepository`] over the key-value client. Keys carry a hash tag (`auth:token:{42}`) so
@@ -144,5 +150,9 @@ impl TokenRepository for KvTokenRepository {
             .hash_compare_and_swap(&key(user_id), &[(SID, sid)], None, Duration::ZERO)
             .await?;
         Ok(swap == HashSwap::Swapped)
+    }
+
+    async fn end_all(&self, user_id: i64) -> Result<(), RepoError> {
+        self.kv.delete(&key(user_id)).await
     }
 }

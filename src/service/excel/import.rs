@@ -1,15 +1,24 @@
 //! The users import: a blocking reader streams the first sheet and validates each row with the
-//! API's rules; valid rows are hashed and written in batches inside one transaction, which is
-//! committed only when the whole file was read and the mode allows it.
+//! API's rules, in two passes over the uploaded file (issue 22):
+//!
+//! 1. **Check**: every row is read and validated, nothing is written and no lock is taken; a
+//!    refused file (all-or-nothing with a bad row) ends here. The passwords of the rows that
+//!    have one (at most `excel.max_password_rows`) are kept.
+//! 2. **Hash**: those passwords are hashed on the import's own threads at the lowest OS
+//!    priority (`excel.password_hash_slots`), never on the slots logins use.
+//! 3. **Write**: the file is read again and the valid rows go in batches inside one
+//!    transaction, committed at the end. On SQLite the write lock is held only here. New users
+//!    count against the importing admin's `excel.max_created_per_hour` as they are written.
+//!
+//! Memory stays at a batch, the names seen and the hashes, however many rows there are.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::sheet::{self, Column, Flow, ReadError, Row, SheetError, Value, ZipLimits};
@@ -18,8 +27,9 @@ use crate::model::excel::{ImportMode, ImportReport, ImportedUser, OnExisting, Ro
 use crate::model::forms::canonical_username;
 use crate::repository::error::RepoError;
 use crate::repository::mysql::user::{UserImport, UserRepository};
+use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::service::error::ServiceError;
-use crate::service::password::PasswordHasher;
+use crate::service::password::BulkPasswordHasher;
 
 /// The import's limits (`excel.*`).
 #[derive(Clone, Debug)]
@@ -32,8 +42,23 @@ pub struct ImportLimits {
     pub max_reported_errors: usize,
     /// The zip-bomb limits.
     pub zip: ZipLimits,
-    /// The longest the transaction may stay open.
+    /// The longest an import may take, its three phases together.
     pub timeout: Duration,
+    /// Rows with a 密码 one import may hold (each costs an argon2 hash).
+    pub max_password_rows: usize,
+}
+
+/// The users an admin's imports may create per hour (`excel.max_created_per_hour`), counted in
+/// the throttle store (shared by the processes when Redis is on).
+pub struct CreationBudget {
+    /// The counters.
+    pub throttle: Arc<dyn LoginThrottleRepository>,
+    /// The admin's counter (`excel-created:<user id>`).
+    pub subject: String,
+    /// Users per window.
+    pub limit: i64,
+    /// The window (an hour).
+    pub window: Duration,
 }
 
 /// How one import runs.
@@ -68,29 +93,52 @@ fn rand_byte() -> u8 {
     byte[0]
 }
 
-/// Imports the users of the workbook in `file` (see the module's documentation).
+/// Imports the users of the workbook in `file` (see the module's documentation); `budget`
+/// counts the users it creates (none from the command line).
 ///
 /// # Errors
 /// 400 / 30002 for a file that is not a readable users workbook or breaks a zip limit; 400 /
-/// 10000 past `excel.max_import_rows`; 400 / 30001 ([`ServiceError::ImportRejected`]) when the
-/// mode is all-or-nothing and a row is bad; 503 / 10004 when the database fails or the
-/// transaction outlives `excel.import_timeout`. Whatever the error, nothing was written.
+/// 10000 past `excel.max_import_rows` or `excel.max_password_rows`; 400 / 30001
+/// ([`ServiceError::ImportRejected`]) when the mode is all-or-nothing and a row is bad; 429 /
+/// 10008 past `excel.max_created_per_hour`; 503 / 10004 when the database fails or the import
+/// outlives `excel.import_timeout`. Whatever the error, nothing was written.
 pub async fn import_users(
     users: Arc<dyn UserRepository>,
-    passwords: Arc<dyn PasswordHasher>,
+    hasher: Arc<dyn BulkPasswordHasher>,
     file: File,
     options: ImportOptions,
     limits: &ImportLimits,
+    budget: Option<&CreationBudget>,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, ServiceError> {
-    // One deadline for every attempt: a job is never shown abandoned while it still runs.
-    let attempts = async {
+    let copy = |file: &File| {
+        file.try_clone()
+            .map_err(|e| ServiceError::Internal(Box::new(e)))
+    };
+    // One deadline for every phase and attempt: a job is never shown abandoned while it runs.
+    let whole = async {
+        let checked = check(copy(&file)?, options, limits, progress).await?;
+        let (rows, passwords): (Vec<u32>, Vec<String>) = checked.passwords.into_iter().unzip();
+        let hashes: HashMap<u32, String> = rows
+            .into_iter()
+            .zip(hasher.hash_all(passwords).await?)
+            .collect();
         let mut attempt = 1;
         loop {
-            let copy = file
-                .try_clone()
-                .map_err(|e| ServiceError::Internal(Box::new(e)))?;
-            match import_once(&*users, &passwords, copy, options, limits, progress).await {
+            let outcome = write(
+                &*users,
+                &hashes,
+                copy(&file)?,
+                options,
+                limits,
+                budget,
+                &Progress {
+                    inner: progress,
+                    rows: checked.rows,
+                },
+            )
+            .await;
+            match outcome {
                 Ok(report) => return Ok(report),
                 Err(Failure::Raced(_)) if attempt < ATTEMPTS => {
                     // Apart, so that imports that lost to each other do not meet again at once.
@@ -103,7 +151,7 @@ pub async fn import_users(
             }
         }
     };
-    tokio::time::timeout(limits.timeout, attempts)
+    tokio::time::timeout(limits.timeout, whole)
         .await
         .unwrap_or_else(|_| {
             Err(ServiceError::Unavailable {
@@ -115,6 +163,112 @@ pub async fn import_users(
                 .into(),
             })
         })
+}
+
+/// The write pass's progress: rows read stay at what the check read (they never go back).
+struct Progress<'a> {
+    inner: &'a dyn ImportProgress,
+    rows: usize,
+}
+
+impl ImportProgress for Progress<'_> {
+    fn advanced(&self, _: usize, written: usize) {
+        self.inner.advanced(self.rows, written);
+    }
+}
+
+/// What the check pass found in a file that may be written.
+struct Checked {
+    /// Data rows read.
+    rows: usize,
+    /// (row number, password) of the valid rows with a 密码.
+    passwords: Vec<(u32, String)>,
+}
+
+/// The check pass: reads and validates every row, writes nothing.
+///
+/// # Errors
+/// As [`import_users`], but for the database's.
+async fn check(
+    file: File,
+    options: ImportOptions,
+    limits: &ImportLimits,
+    progress: &dyn ImportProgress,
+) -> Result<Checked, ServiceError> {
+    let (sender, mut received) = mpsc::channel::<Vec<Parsed>>(2);
+    let reader = {
+        let (zip, max_rows, batch) = (limits.zip, limits.max_rows, limits.batch_size);
+        tokio::task::spawn_blocking(move || read_guarded(file, zip, max_rows, batch, &sender))
+    };
+    let mut report = ImportReport {
+        mode: options.mode,
+        on_existing: options.on_existing,
+        ..ImportReport::default()
+    };
+    let cap = limits.max_reported_errors;
+    let mut seen: HashSet<Box<str>> = HashSet::new();
+    let mut passwords = Vec::new();
+    let mut too_many_passwords = false;
+    while let Some(chunk) = received.recv().await {
+        for parsed in chunk {
+            report.rows += 1;
+            let problems = match parsed {
+                Parsed::Good(number, candidate) => {
+                    if seen.insert(candidate.username.as_str().into()) {
+                        if let Some(password) = candidate.password {
+                            if passwords.len() == limits.max_password_rows {
+                                too_many_passwords = true;
+                            } else {
+                                passwords.push((number, password));
+                            }
+                        }
+                        continue;
+                    }
+                    vec![RowError {
+                        row: number,
+                        column: Column::Username.header().into(),
+                        reason: "the same username is on an earlier row".into(),
+                    }]
+                }
+                Parsed::Bad(problems) => problems,
+            };
+            report.invalid += 1;
+            for problem in problems {
+                report.report(problem, cap);
+            }
+        }
+        progress.advanced(report.rows, 0);
+    }
+    match reader
+        .await
+        .map_err(|e| ServiceError::Internal(Box::new(e)))?
+    {
+        Err(ReadError::Sheet(e)) => return Err(bad_workbook(e)),
+        Err(ReadError::Row(ReaderStop::TooManyRows(max))) => {
+            return Err(ServiceError::invalid(
+                "uploadFile",
+                format!("more than {max} data rows (excel.max_import_rows)"),
+            ));
+        }
+        Err(ReadError::Row(ReaderStop::Gone)) | Ok(()) => {}
+    }
+    if report.invalid > 0 && options.mode == ImportMode::AllOrNothing {
+        report.rolled_back();
+        return Err(ServiceError::ImportRejected(Box::new(report)));
+    }
+    if too_many_passwords {
+        return Err(ServiceError::invalid(
+            "uploadFile",
+            format!(
+                "more than {} rows with 密码 (excel.max_password_rows): each costs a password hash",
+                limits.max_password_rows
+            ),
+        ));
+    }
+    Ok(Checked {
+        rows: report.rows,
+        passwords,
+    })
 }
 
 /// An attempt's failure: a unique-key race worth another attempt, or final.
@@ -161,12 +315,70 @@ enum ReaderStop {
     Gone,
 }
 
-async fn import_once(
+/// The write pass: reads the checked file again and writes its valid rows in one transaction,
+/// their passwords' `hashes` by row number.
+async fn write(
     users: &dyn UserRepository,
-    passwords: &Arc<dyn PasswordHasher>,
+    hashes: &HashMap<u32, String>,
     file: File,
     options: ImportOptions,
     limits: &ImportLimits,
+    budget: Option<&CreationBudget>,
+    progress: &dyn ImportProgress,
+) -> Result<ImportReport, Failure> {
+    let mut created = Created { budget, kept: 0 };
+    let outcome = write_counted(users, hashes, file, options, limits, &mut created, progress).await;
+    if outcome.is_err() {
+        // Nothing was written: the users this attempt counted were not created.
+        created.give_back(created.kept).await;
+    }
+    outcome
+}
+
+/// The users an attempt counted against its budget and kept.
+struct Created<'a> {
+    budget: Option<&'a CreationBudget>,
+    kept: i64,
+}
+
+impl Created<'_> {
+    /// Counts `rows` new users just written; refused past the limit (the caller rolls back and
+    /// gives everything back).
+    async fn count(&mut self, rows: usize) -> Result<(), Failure> {
+        let Some(budget) = self.budget.filter(|_| rows > 0) else {
+            return Ok(());
+        };
+        let n = rows as i64;
+        let count = budget
+            .throttle
+            .reserve_many(&budget.subject, n, budget.window)
+            .await?;
+        self.kept += n;
+        if count > budget.limit {
+            return Err(ServiceError::TooManyRequests.into());
+        }
+        Ok(())
+    }
+
+    /// Gives back `n` counted users that were not created after all (best effort: a failure
+    /// only leaves the count higher).
+    async fn give_back(&mut self, n: i64) {
+        if let Some(budget) = self.budget
+            && n > 0
+        {
+            let _ = budget.throttle.release_many(&budget.subject, n).await;
+            self.kept -= n;
+        }
+    }
+}
+
+async fn write_counted(
+    users: &dyn UserRepository,
+    hashes: &HashMap<u32, String>,
+    file: File,
+    options: ImportOptions,
+    limits: &ImportLimits,
+    created: &mut Created<'_>,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, Failure> {
     let (sender, mut received) = mpsc::channel::<Vec<Parsed>>(2);
@@ -182,7 +394,6 @@ async fn import_once(
     let cap = limits.max_reported_errors;
     let mut open: Option<Box<dyn UserImport>> = None;
     let mut seen: HashSet<Box<str>> = HashSet::new();
-    let mut refused = false;
     let written = async {
         while let Some(chunk) = received.recv().await {
             let mut batch = Vec::with_capacity(chunk.len());
@@ -191,7 +402,14 @@ async fn import_once(
                 let problems = match parsed {
                     Parsed::Good(number, candidate) => {
                         if seen.insert(candidate.username.as_str().into()) {
-                            batch.push(candidate);
+                            batch.push(ImportedUser {
+                                password_hash: candidate
+                                    .password
+                                    .and_then(|_| hashes.get(&number).cloned()),
+                                username: candidate.username,
+                                gender: candidate.gender,
+                                created_at: candidate.created_at,
+                            });
                             continue;
                         }
                         vec![RowError {
@@ -202,23 +420,24 @@ async fn import_once(
                     }
                     Parsed::Bad(problems) => problems,
                 };
+                // Only skip_invalid gets here with bad rows: the check refused the others.
                 report.invalid += 1;
-                refused |= options.mode == ImportMode::AllOrNothing;
                 for problem in problems {
                     report.report(problem, cap);
                 }
             }
-            if refused || batch.is_empty() {
-                // Refused: the rest is still read, so the report lists every bad row.
-                progress.advanced(report.rows, 0);
+            if batch.is_empty() {
                 continue;
             }
-            let rows = hash_passwords(passwords, batch).await?;
             let import = match &mut open {
                 Some(import) => import,
                 None => open.insert(users.begin_import().await?),
             };
-            report.add(import.write(&rows, options.on_existing).await?);
+            let outcome = import.write(&batch, options.on_existing).await?;
+            // Counted once written (uncommitted): past the allowance the whole transaction is
+            // rolled back, so the users it counted were never created.
+            created.count(outcome.inserted).await?;
+            report.add(outcome);
             progress.advanced(
                 report.rows,
                 report.inserted + report.updated + report.skipped,
@@ -251,13 +470,6 @@ async fn import_once(
         }
         return Err(failure);
     }
-    if refused {
-        if let Some(import) = open {
-            import.rollback().await?;
-        }
-        report.rolled_back();
-        return Err(ServiceError::ImportRejected(Box::new(report)).into());
-    }
     if let Some(import) = open {
         import.commit().await?;
     }
@@ -267,36 +479,6 @@ async fn import_once(
 
 fn bad_workbook(e: SheetError) -> ServiceError {
     ServiceError::BadWorkbook(e.to_string())
-}
-
-/// Hashes the passwords of a batch, a few at a time (the hasher's slots are shared with
-/// logins), in order.
-async fn hash_passwords(
-    passwords: &Arc<dyn PasswordHasher>,
-    batch: Vec<Candidate>,
-) -> Result<Vec<ImportedUser>, ServiceError> {
-    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
-    futures_util::stream::iter(batch)
-        .map(|c| {
-            let passwords = passwords.clone();
-            async move {
-                let password_hash = match c.password {
-                    Some(p) => Some(passwords.hash(p).await?),
-                    None => None,
-                };
-                Ok(ImportedUser {
-                    username: c.username,
-                    password_hash,
-                    gender: c.gender,
-                    created_at: c.created_at,
-                })
-            }
-        })
-        .buffered(parallel)
-        .collect::<Vec<Result<ImportedUser, ServiceError>>>()
-        .await
-        .into_iter()
-        .collect()
 }
 
 /// [`read_file`], a panic in it taken for an unreadable file: calamine and zip have panicked

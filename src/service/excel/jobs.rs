@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use super::import::{ImportLimits, ImportOptions, ImportProgress, import_users};
+use super::import::{CreationBudget, ImportLimits, ImportOptions, ImportProgress, import_users};
 use crate::model::excel::{ImportJobRow, ImportJobView, ImportReport, JobStatus};
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::repository::mysql::user::UserRepository;
 use crate::service::error::ServiceError;
-use crate::service::password::PasswordHasher;
+use crate::service::password::BulkPasswordHasher;
 
 /// How jobs run (`excel.async_rows`, `max_running_imports`, `job_retention`).
 #[derive(Clone, Debug)]
@@ -99,12 +99,14 @@ impl ImportProgress for Watched {
 pub struct JobParts {
     /// The users.
     pub users: Arc<dyn UserRepository>,
-    /// The hasher.
-    pub passwords: Arc<dyn PasswordHasher>,
+    /// The import's password hasher.
+    pub hasher: Arc<dyn BulkPasswordHasher>,
     /// The jobs.
     pub jobs: Arc<dyn ImportJobRepository>,
     /// The import's limits.
     pub limits: ImportLimits,
+    /// The users the importing admin may still create.
+    pub budget: CreationBudget,
 }
 
 /// One of the `excel.max_running_imports` places, taken before the upload is received (so
@@ -202,10 +204,11 @@ async fn run(
     let watched = Watched(progress);
     let import = import_users(
         parts.users.clone(),
-        parts.passwords.clone(),
+        parts.hasher.clone(),
         file,
         options,
         &parts.limits,
+        Some(&parts.budget),
         &watched,
     );
     tokio::pin!(import);

@@ -26,10 +26,11 @@ use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::user::{UserFilter, UserListing};
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::repository::mysql::user::UserRepository;
+use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::service::error::ServiceError;
-use crate::service::password::PasswordHasher;
+use crate::service::password::BulkPasswordHasher;
 
-pub use self::import::{ImportLimits, ImportOptions, ImportProgress};
+pub use self::import::{CreationBudget, ImportLimits, ImportOptions, ImportProgress};
 pub use self::jobs::{ImportSlot, ImportStarted, JobLimits};
 
 /// The export's columns (the original's names, its 密码 column dropped).
@@ -44,6 +45,13 @@ pub struct ExportLimits {
     pub max_rows: usize,
     /// Where the workbook spills; `None`: the system's temp directory.
     pub temp_dir: Option<PathBuf>,
+    /// Exports being written at once (`excel.max_running_exports`; more: 503 / 10009).
+    pub running: Arc<tokio::sync::Semaphore>,
+    /// Exports one user may start per `user_window` (`excel.max_exports_per_user`; more: 429 /
+    /// 10008).
+    pub max_per_user: i64,
+    /// The window of `max_per_user` (`excel.exports_window`).
+    pub user_window: std::time::Duration,
 }
 
 /// A finished workbook in an anonymous temp file (gone when dropped), at its start.
@@ -60,12 +68,14 @@ pub struct ExportFile {
 /// Excel import and export.
 #[async_trait]
 pub trait ExcelService: Interface {
-    /// Writes the users matching `filter` as an xlsx workbook.
+    /// Writes the users matching `filter` as an xlsx workbook, for `admin`: one of
+    /// `excel.max_running_exports` places, and one of the admin's `excel.max_exports_per_user`.
     ///
     /// # Errors
     /// 400 / 10000 past `excel.max_export_rows`; 503 / 10004 when the database cannot be
-    /// read; 500 / 30000 when the workbook cannot be written.
-    async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError>;
+    /// read; 500 / 30000 when the workbook cannot be written; 503 / 10009 when every place is
+    /// taken; 429 / 10008 past the admin's allowance.
+    async fn export(&self, admin: i64, filter: UserFilter) -> Result<ExportFile, ServiceError>;
 
     /// Imports the users of the uploaded workbook `file` for `user` ([`import::import_users`])
     /// as a job that the caller waits for while it is small ([`jobs`]).
@@ -123,12 +133,16 @@ pub struct ExcelServiceImpl {
     #[shaku(inject)]
     users: Arc<dyn UserRepository>,
     #[shaku(inject)]
-    passwords: Arc<dyn PasswordHasher>,
+    hasher: Arc<dyn BulkPasswordHasher>,
     #[shaku(inject)]
     jobs: Arc<dyn ImportJobRepository>,
+    #[shaku(inject)]
+    throttle: Arc<dyn LoginThrottleRepository>,
     limits: ExportLimits,
     import_limits: ImportLimits,
     job_limits: JobLimits,
+    /// `excel.max_created_per_hour`: users one admin's imports may create per hour.
+    created_per_hour: i64,
 }
 
 /// Why the export failed to write: 30000.
@@ -153,7 +167,25 @@ impl From<ExportError> for ServiceError {
 
 #[async_trait]
 impl ExcelService for ExcelServiceImpl {
-    async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError> {
+    async fn export(&self, admin: i64, filter: UserFilter) -> Result<ExportFile, ServiceError> {
+        // The place first (free to ask), then the admin's allowance (counted, given back when
+        // no place was had: a refusal costs the allowance nothing).
+        let _place = self
+            .limits
+            .running
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::AtCapacity("excel.max_running_exports"))?;
+        let subject = format!("excel-export:{admin}");
+        let count = self
+            .throttle
+            .reserve(&subject, self.limits.user_window)
+            .await?;
+        if count > self.limits.max_per_user {
+            // Best effort: a failure only leaves the count higher.
+            let _ = self.throttle.release(&subject).await;
+            return Err(ServiceError::TooManyRequests);
+        }
         // A client that goes away drops this future: the pages stop, the writer sees the
         // listing end unfinished and drops its file.
         export_users(self.users.clone(), filter, self.limits.clone(), &|_| ()).await
@@ -172,9 +204,15 @@ impl ExcelService for ExcelServiceImpl {
     ) -> Result<ImportStarted, ServiceError> {
         let parts = jobs::JobParts {
             users: self.users.clone(),
-            passwords: self.passwords.clone(),
+            hasher: self.hasher.clone(),
             jobs: self.jobs.clone(),
             limits: self.import_limits.clone(),
+            budget: CreationBudget {
+                throttle: self.throttle.clone(),
+                subject: format!("excel-created:{user}"),
+                limit: self.created_per_hour,
+                window: std::time::Duration::from_secs(3600),
+            },
         };
         jobs::start(parts, &self.job_limits, slot, user, file, options).await
     }
@@ -185,12 +223,14 @@ impl ExcelService for ExcelServiceImpl {
         options: ImportOptions,
         progress: &dyn ImportProgress,
     ) -> Result<ImportReport, ServiceError> {
+        // The operator at the command line creates as many as the file holds.
         import::import_users(
             self.users.clone(),
-            self.passwords.clone(),
+            self.hasher.clone(),
             file,
             options,
             &self.import_limits,
+            None,
             progress,
         )
         .await

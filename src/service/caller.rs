@@ -1,0 +1,111 @@
+//! Who calls the gRPC app (issue 22): the caller a call authenticated as, put in the request's
+//! extensions by the gRPC server's auth layer for the controllers, and the check of the shared
+//! `user` / `password` metadata credentials, throttled like a password login per client bucket
+//! (failures count, a success gives its slot back) and logged at warn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretSlice};
+use shaku::{Component, Interface};
+use slog::Logger;
+use subtle::ConstantTimeEq;
+
+use crate::model::role::Role;
+use crate::repository::redis::throttle::LoginThrottleRepository;
+use crate::service::auth::AuthUser;
+use crate::service::error::ServiceError;
+
+/// The caller of a gRPC call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// Another service, with the shared metadata credentials (`server.grpc.auth.user`).
+    Service,
+    /// A signed-in user, with an access token.
+    User(AuthUser),
+}
+
+impl Caller {
+    /// Whether the caller may read or act on user `id`'s own data: services and admins may
+    /// for anyone, other users for themselves.
+    pub fn may_access_user(&self, id: i64) -> bool {
+        match self {
+            Caller::Service => true,
+            Caller::User(user) => user.id == id || user.has(Role::Admin),
+        }
+    }
+}
+
+/// The shared credentials and their throttle (`server.grpc.auth.*`, `auth.max_failures`,
+/// `auth.failure_window`).
+pub struct ServiceCredentials {
+    /// The `user` metadata value.
+    pub user: Vec<u8>,
+    /// The `password` metadata value; empty: password auth is off.
+    pub password: SecretSlice<u8>,
+    /// Failed attempts per client bucket per window before `RESOURCE_EXHAUSTED`.
+    pub max_failures: i64,
+    /// Their window.
+    pub window: Duration,
+}
+
+/// Checks the metadata credentials of gRPC calls.
+#[async_trait]
+pub trait CallerAuthService: Interface {
+    /// Checks `user` / `password` from client bucket `client`.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] for wrong credentials (or password auth off);
+    /// [`ServiceError::TooManyRequests`] when the bucket failed `max_failures` times in the
+    /// window (then even the right password is refused until it ends).
+    async fn check_service(
+        &self,
+        user: &[u8],
+        password: &[u8],
+        client: &str,
+    ) -> Result<Caller, ServiceError>;
+}
+
+/// [`CallerAuthService`] over the throttle repository.
+#[derive(Component)]
+#[shaku(interface = CallerAuthService)]
+pub struct CallerAuthServiceImpl {
+    #[shaku(inject)]
+    throttle: Arc<dyn LoginThrottleRepository>,
+    credentials: Arc<ServiceCredentials>,
+    /// Refusals at warn.
+    logger: Logger,
+}
+
+#[async_trait]
+impl CallerAuthService for CallerAuthServiceImpl {
+    async fn check_service(
+        &self,
+        user: &[u8],
+        password: &[u8],
+        client: &str,
+    ) -> Result<Caller, ServiceError> {
+        let expected = &self.credentials;
+        // Reserved before the comparison: parallel guesses cannot all pass one check.
+        let subject = format!("grpc:{client}");
+        let count = self.throttle.reserve(&subject, expected.window).await?;
+        if count > expected.max_failures {
+            let _ = self.throttle.release(&subject).await;
+            slog::warn!(self.logger, "grpc credentials throttled"; "client" => client,
+                "limit" => expected.max_failures);
+            return Err(ServiceError::TooManyRequests);
+        }
+        let user_ok = user.ct_eq(&expected.user);
+        let password_ok = password.ct_eq(expected.password.expose_secret());
+        // A configured empty password admits nobody by password.
+        if bool::from(user_ok & password_ok) && !expected.password.expose_secret().is_empty() {
+            // A success is no failure: the slot goes back.
+            let _ = self.throttle.release(&subject).await;
+            return Ok(Caller::Service);
+        }
+        slog::warn!(self.logger, "grpc credentials refused"; "client" => client,
+            "user" => String::from_utf8_lossy(user).chars().take(64).collect::<String>());
+        Err(ServiceError::Unauthorized("wrong user or password".into()))
+    }
+}
