@@ -88,6 +88,30 @@ impl Drop for Pick {
 }
 
 impl Instances {
+    /// None yet; the watcher (stopped by `stop` when the last clone goes) fills them in.
+    fn new(
+        backoff: Backoff,
+        probe_timeout: Duration,
+        logger: slog::Logger,
+        stop: CancellationToken,
+    ) -> Self {
+        let mut seed = std::hash::RandomState::new().build_hasher();
+        seed.write_u64(0);
+        Self {
+            shared: Arc::new(Shared {
+                members: Mutex::new(Vec::new()),
+                backoff,
+                probe_timeout,
+                ready: tokio::sync::watch::Sender::new(false),
+                runtime: tokio::runtime::Handle::current(),
+                next_key: AtomicU64::new(0),
+                random: AtomicU64::new(seed.finish()),
+                logger,
+                _stop: stop.drop_guard(),
+            }),
+        }
+    }
+
     /// Waits for the watcher's first answer (a call made at start-up finds the instances
     /// rather than none); at once afterwards, even when the agent is gone since.
     pub async fn ready(&self) {
@@ -271,29 +295,17 @@ pub fn discover(
     let logger =
         logger.new(slog::o!("consul" => target.agent.clone(), "service" => target.service.clone()));
     let stop = CancellationToken::new();
-    let mut seed = std::hash::RandomState::new().build_hasher();
-    seed.write_u64(0);
-    let shared = Arc::new(Shared {
-        members: Mutex::new(Vec::new()),
-        backoff,
-        probe_timeout,
-        ready: tokio::sync::watch::Sender::new(false),
-        runtime: tokio::runtime::Handle::current(),
-        next_key: AtomicU64::new(0),
-        random: AtomicU64::new(seed.finish()),
-        logger: logger.clone(),
-        _stop: stop.clone().drop_guard(),
-    });
+    let instances = Instances::new(backoff, probe_timeout, logger.clone(), stop.clone());
     tokio::spawn(watch(
         target,
         client,
         timeout,
         endpoint,
-        Arc::downgrade(&shared),
+        Arc::downgrade(&instances.shared),
         stop,
         logger,
     ));
-    Instances { shared }
+    instances
 }
 
 async fn watch(
@@ -374,5 +386,117 @@ async fn watch(
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BACKOFF: Backoff = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+    };
+
+    /// A port where nothing listens (connections refused) until [`listen`].
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Accepts connections on `port` and holds them (enough for a plaintext HTTP/2 connect).
+    async fn listen(port: u16) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        })
+    }
+
+    fn endpoint(port: u16) -> Endpoint {
+        Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_timeout(Duration::from_millis(500))
+    }
+
+    /// The keys `picks` calls pick, once each, with nothing tried.
+    fn picked(instances: &Instances, picks: usize) -> std::collections::BTreeSet<u64> {
+        (0..picks)
+            .map(|_| instances.pick(&[]).expect("an instance").key())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_instance_calls_cannot_reach_is_out_until_a_probe_connects() {
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let instances = Instances::new(
+            BACKOFF,
+            Duration::from_millis(500),
+            logger,
+            CancellationToken::new(),
+        );
+        let (up, down) = (free_port(), free_port());
+        let _up = listen(up).await;
+        instances.upsert("up", endpoint(up));
+        instances.upsert("down", endpoint(down));
+        let keys: Vec<u64> = instances.shared.members().iter().map(|m| m.key).collect();
+        let (up_key, down_key) = (keys[0], keys[1]);
+        assert_eq!(picked(&instances, 50), [up_key, down_key].into());
+
+        // A call on `down` failed: out at once, every call goes to `up`.
+        let pick = std::iter::repeat_with(|| instances.pick(&[]).unwrap())
+            .find(|p| p.key() == down_key)
+            .unwrap();
+        instances.failed(&pick);
+        assert_eq!(picked(&instances, 50), [up_key].into());
+        // A retry goes elsewhere; its in-flight count is back to 0 once the pick is dropped.
+        assert_eq!(instances.pick(&[down_key]).unwrap().key(), up_key);
+        drop(pick);
+        assert!(
+            instances
+                .shared
+                .members()
+                .iter()
+                .all(|m| m.in_flight.load(Ordering::Relaxed) == 0)
+        );
+
+        // Every instance out: calls still go somewhere, first to those they have not tried.
+        let pick = instances.pick(&[]).unwrap();
+        assert_eq!(pick.key(), up_key);
+        instances.failed(&pick);
+        assert!(
+            instances
+                .shared
+                .members()
+                .iter()
+                .all(|m| m.health.is_ejected())
+        );
+        assert_eq!(instances.pick(&[up_key]).unwrap().key(), down_key);
+        assert!(!instances.exhausted(&[up_key]));
+        assert!(instances.exhausted(&[up_key, down_key]));
+        assert!(instances.pick(&[up_key, down_key]).is_some());
+        drop(pick);
+
+        // `up`'s probe (after 100 ms) connects: back. `down`'s are refused, 100 ms after its
+        // ejection, then 200 and 400 ms apart, until something listens there: its probe at
+        // 700 ms connects.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(picked(&instances, 50), [up_key].into());
+        let _down = listen(down).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(picked(&instances, 50), [up_key, down_key].into());
+
+        // Consul drops `down`: gone, probes and all; a call never finds it again.
+        instances.remove("down");
+        assert_eq!(picked(&instances, 50), [up_key].into());
+        instances.remove("up");
+        assert!(instances.pick(&[]).is_none());
     }
 }
