@@ -499,6 +499,13 @@ pub struct GrpcClientConfig {
     pub password: secrecy::SecretString,
     /// Circuit breaker settings per method (`SayHello`); see `goex_breaker::Settings`.
     pub breaker: std::collections::BTreeMap<String, goex_breaker::Settings>,
+    /// With discovery: how long an instance a call could not reach stays out of the rotation
+    /// before its first probe (docs/discovery.md).
+    #[serde(with = "humantime_serde")]
+    pub ejection_initial: Duration,
+    /// The longest time out between two probes (it doubles from `ejection_initial`).
+    #[serde(with = "humantime_serde")]
+    pub ejection_max: Duration,
 }
 
 /// The `grpc_client.tls` section.
@@ -870,10 +877,20 @@ impl AppConfig {
                 "server.http.client_request_timeout",
                 self.server.http.client_request_timeout.is_zero(),
             ),
+            (
+                "grpc_client.ejection_initial",
+                self.grpc_client.ejection_initial.is_zero(),
+            ),
         ] {
             if zero {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.grpc_client.ejection_max < self.grpc_client.ejection_initial {
+            return Err(invalid(
+                "grpc_client.ejection_max",
+                "must not be shorter than grpc_client.ejection_initial",
+            ));
         }
         if self.excel.import_batch_size > MAX_IMPORT_BATCH {
             return Err(invalid(
@@ -1092,6 +1109,34 @@ mod tests {
             &[
                 ("APP__SERVER__SOCKET__MAX_FRAME_SIZE", "1024"),
                 ("APP__SERVER__SOCKET__MAX_MESSAGE_SIZE", "1024"),
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_ejection_lasts_and_its_cap_is_not_below_its_start() {
+        let message = refused(
+            Profile::Test,
+            &[("APP__GRPC_CLIENT__EJECTION_INITIAL", "0s")],
+        );
+        assert!(
+            message.contains("grpc_client.ejection_initial") && message.contains("greater than 0"),
+            "{message}"
+        );
+        let message = refused(
+            Profile::Test,
+            &[
+                ("APP__GRPC_CLIENT__EJECTION_INITIAL", "5s"),
+                ("APP__GRPC_CLIENT__EJECTION_MAX", "2s"),
+            ],
+        );
+        assert!(message.contains("grpc_client.ejection_max"), "{message}");
+        check_with(
+            Profile::Test,
+            &[
+                ("APP__GRPC_CLIENT__EJECTION_INITIAL", "5s"),
+                ("APP__GRPC_CLIENT__EJECTION_MAX", "5s"),
             ],
         )
         .unwrap();

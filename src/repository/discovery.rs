@@ -1,5 +1,8 @@
-//! Client-side discovery (docs/discovery.md): a tonic channel balanced over the passing
-//! instances of a Consul service, kept current by blocking health queries.
+//! Client-side discovery (docs/discovery.md): the passing instances of a Consul service, kept
+//! current by blocking health queries, each with its own connection; the pick of one per call;
+//! and passive health checking: an instance a call could not reach is taken out of the
+//! rotation here at once (Consul notices only at its next check), and comes back when a probe
+//! connects to it again.
 //!
 //! The watcher follows Consul's rules: it blocks on the last `X-Consul-Index` (reset to 0 when
 //! the index goes backwards), waits at least [`MIN_QUERY_INTERVAL`] between queries that did
@@ -7,27 +10,302 @@
 //! (calls go on) and retries with backoff.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use goex_consul::{ConsulClient, Instance, Target, next_index};
-use tonic::transport::channel::Change;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::{Channel, Endpoint};
+
+use crate::repository::ejection::{Backoff, Health};
 
 /// The shortest time between two queries that did not advance the index.
 pub const MIN_QUERY_INTERVAL: Duration = Duration::from_millis(200);
 
-/// A channel over `target`'s passing instances, each dialled as `endpoint(instance)` builds
-/// it. The watcher runs on the current tokio runtime until the channel is dropped.
-pub fn balanced(
+/// The instances of one service, as Consul lists them passing and as this process's calls
+/// found them. Cheap to clone; the watcher and the probes stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Instances {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// One entry per instance Consul lists (the only source of entries: bounded by it).
+    members: Mutex<Vec<Member>>,
+    backoff: Backoff,
+    /// How long a probe may take to connect (TCP, TLS, HTTP/2).
+    probe_timeout: Duration,
+    /// The watcher has had its first answer: until then a call waits for it.
+    ready: tokio::sync::watch::Sender<bool>,
+    /// Where the probes run: the watcher's runtime, not the caller's (an HTTP worker's).
+    runtime: tokio::runtime::Handle,
+    next_key: AtomicU64,
+    /// The state of the pick's random numbers (splitmix64).
+    random: AtomicU64,
+    logger: slog::Logger,
+    /// Stops the watcher when the last clone goes.
+    _stop: DropGuard,
+}
+
+struct Member {
+    /// The Consul registration id.
+    id: String,
+    /// Unique to this entry: an instance that leaves and comes back is a new entry.
+    key: u64,
+    endpoint: Endpoint,
+    /// The instance's own connection (reconnecting by itself when it breaks).
+    channel: Channel,
+    in_flight: Arc<AtomicUsize>,
+    health: Health,
+}
+
+/// The instance a call goes to: its connection, counted in flight until dropped.
+pub struct Pick {
+    channel: Channel,
+    key: u64,
+    epoch: u64,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Pick {
+    /// The instance's connection.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The entry picked, for [`Instances::pick`]'s `tried`.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+}
+
+impl Drop for Pick {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Instances {
+    /// None yet; the watcher (stopped by `stop` when the last clone goes) fills them in.
+    fn new(
+        backoff: Backoff,
+        probe_timeout: Duration,
+        logger: slog::Logger,
+        stop: CancellationToken,
+    ) -> Self {
+        let mut seed = std::hash::RandomState::new().build_hasher();
+        seed.write_u64(0);
+        Self {
+            shared: Arc::new(Shared {
+                members: Mutex::new(Vec::new()),
+                backoff,
+                probe_timeout,
+                ready: tokio::sync::watch::Sender::new(false),
+                runtime: tokio::runtime::Handle::current(),
+                next_key: AtomicU64::new(0),
+                random: AtomicU64::new(seed.finish()),
+                logger,
+                _stop: stop.drop_guard(),
+            }),
+        }
+    }
+
+    /// Waits for the watcher's first answer (a call made at start-up finds the instances
+    /// rather than none); at once afterwards, even when the agent is gone since.
+    pub async fn ready(&self) {
+        let mut ready = self.shared.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// The instance for a call's next try: power of two choices (the one with fewer calls in
+    /// flight of two taken at random) among the first non-empty of: the instances in the
+    /// rotation; those not `tried` by this call (every instance is ejected: ejection never
+    /// leaves a call with nowhere to go, it tries them all); any. A try that failed ejected its
+    /// instance, so the next one goes elsewhere: ejection, not `tried`, moves a retry while
+    /// other instances serve. `None` when Consul lists none.
+    pub fn pick(&self, tried: &[u64]) -> Option<Pick> {
+        let members = self.shared.members();
+        let tiers: [&dyn Fn(&Member) -> bool; 3] = [
+            &|m: &Member| !m.health.is_ejected(),
+            &|m: &Member| !tried.contains(&m.key),
+            &|_: &Member| true,
+        ];
+        let (tier, n) = tiers.into_iter().find_map(|tier| {
+            let n = members.iter().filter(|&m| tier(m)).count();
+            (n > 0).then_some((tier, n))
+        })?;
+        let random = self.shared.random();
+        let first = (random % n as u64) as usize;
+        let second = if n > 1 {
+            (first + 1 + ((random >> 32) % (n as u64 - 1)) as usize) % n
+        } else {
+            first
+        };
+        let nth = |i| members.iter().filter(|&m| tier(m)).nth(i);
+        let (a, b) = (nth(first)?, nth(second)?);
+        let load = |m: &Member| m.in_flight.load(Ordering::Relaxed);
+        let member = if load(b) < load(a) { b } else { a };
+        member.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(Pick {
+            channel: member.channel.clone(),
+            key: member.key,
+            epoch: member.health.epoch(),
+            in_flight: member.in_flight.clone(),
+        })
+    }
+
+    /// Whether every instance is out of the rotation and `tried` by this call: its next try
+    /// goes back to one of them.
+    pub fn exhausted(&self, tried: &[u64]) -> bool {
+        self.shared
+            .members()
+            .iter()
+            .all(|m| m.health.is_ejected() && tried.contains(&m.key))
+    }
+
+    /// The call on `pick` could not reach its instance: it leaves the rotation now, until a
+    /// probe connects to it (the first after `grpc_client.ejection_initial`).
+    pub fn failed(&self, pick: &Pick) {
+        let now = Instant::now();
+        let mut members = self.shared.members();
+        let Some(member) = members.iter_mut().find(|m| m.key == pick.key) else {
+            return;
+        };
+        let Some(probe_at) = member.health.failed(pick.epoch, now) else {
+            return;
+        };
+        slog::warn!(self.shared.logger, "instance ejected: a call could not reach it";
+            "id" => &member.id, "probe_in" => ?probe_at.saturating_duration_since(now));
+        let probe = probe(
+            Arc::downgrade(&self.shared),
+            member.key,
+            member.endpoint.clone(),
+            probe_at,
+        );
+        drop(members);
+        self.shared.runtime.spawn(probe);
+    }
+
+    /// The call on `pick` was answered by its instance (whatever the answer).
+    pub fn answered(&self, pick: &Pick) {
+        if let Some(member) = self.shared.members().iter_mut().find(|m| m.key == pick.key) {
+            member.health.answered(pick.epoch);
+        }
+    }
+
+    /// Consul lists `id` (new, or at a new address): a fresh entry, in the rotation.
+    fn upsert(&self, id: &str, endpoint: Endpoint) {
+        let member = Member {
+            id: id.to_owned(),
+            key: self.shared.next_key.fetch_add(1, Ordering::Relaxed),
+            channel: endpoint.connect_lazy(),
+            endpoint,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            health: Health::new(self.shared.backoff),
+        };
+        let mut members = self.shared.members();
+        match members.iter_mut().find(|m| m.id == id) {
+            Some(old) => *old = member,
+            None => members.push(member),
+        }
+    }
+
+    /// Consul no longer lists `id` (its probes, if any, stop).
+    fn remove(&self, id: &str) {
+        self.shared.members().retain(|m| m.id != id);
+    }
+}
+
+impl Shared {
+    fn members(&self) -> MutexGuard<'_, Vec<Member>> {
+        // Nothing panics while holding it; a poisoned list is still a consistent list.
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn random(&self) -> u64 {
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut z = self
+            .random
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Probes the ejected entry `key` at `at`, and again after each failure (backoff doubling up to
+/// `ejection_max`), until a connection (TCP, TLS with the client's settings, HTTP/2) succeeds:
+/// the entry then takes that connection and is back in the rotation. Ends when the entry or
+/// the instances are gone.
+async fn probe(shared: Weak<Shared>, key: u64, endpoint: Endpoint, mut at: Instant) {
+    loop {
+        tokio::time::sleep_until(at.into()).await;
+        let Some(timeout) = shared.upgrade().map(|s| s.probe_timeout) else {
+            return;
+        };
+        let connected = tokio::time::timeout(timeout, endpoint.connect()).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut members = shared.members();
+        let Some(member) = members.iter_mut().find(|m| m.key == key) else {
+            return;
+        };
+        match connected {
+            Ok(Ok(channel)) => {
+                member.channel = channel;
+                member.health.probed(true, now);
+                slog::info!(shared.logger, "instance back in the rotation: a probe connected";
+                    "id" => &member.id);
+                return;
+            }
+            failed => {
+                let Some(next) = member.health.probed(false, now) else {
+                    return;
+                };
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no connection within {timeout:?}"),
+                };
+                slog::debug!(shared.logger, "probe failed: the instance stays out";
+                    "id" => &member.id, "error" => error,
+                    "next_probe_in" => ?next.saturating_duration_since(now));
+                at = next;
+            }
+        }
+    }
+}
+
+/// The passing instances of `target`, each dialled as `endpoint(instance)` builds it, ejected
+/// for `backoff` when a call cannot reach them and probed back within `probe_timeout`. The
+/// watcher runs on the current tokio runtime until the last clone is dropped.
+pub fn discover(
     target: Target,
     client: ConsulClient,
     timeout: Duration,
     endpoint: impl Fn(&Instance) -> Result<Endpoint, String> + Send + 'static,
+    backoff: Backoff,
+    probe_timeout: Duration,
     logger: slog::Logger,
-) -> Channel {
-    let (channel, changes) = Channel::balance_channel::<String>(64);
-    tokio::spawn(watch(target, client, timeout, endpoint, changes, logger));
-    channel
+) -> Instances {
+    let logger =
+        logger.new(slog::o!("consul" => target.agent.clone(), "service" => target.service.clone()));
+    let stop = CancellationToken::new();
+    let instances = Instances::new(backoff, probe_timeout, logger.clone(), stop.clone());
+    tokio::spawn(watch(
+        target,
+        client,
+        timeout,
+        endpoint,
+        Arc::downgrade(&instances.shared),
+        stop,
+        logger,
+    ));
+    instances
 }
 
 async fn watch(
@@ -35,11 +313,10 @@ async fn watch(
     client: ConsulClient,
     timeout: Duration,
     endpoint: impl Fn(&Instance) -> Result<Endpoint, String>,
-    changes: tokio::sync::mpsc::Sender<Change<String, Endpoint>>,
+    instances: Weak<Shared>,
+    stop: CancellationToken,
     logger: slog::Logger,
 ) {
-    let logger =
-        logger.new(slog::o!("consul" => target.agent.clone(), "service" => target.service.clone()));
     let mut known: BTreeMap<String, Instance> = BTreeMap::new();
     let (mut index, mut pause) = (0u64, Duration::from_millis(250));
     let mut unreachable = false;
@@ -47,11 +324,15 @@ async fn watch(
         let started = tokio::time::Instant::now();
         let answer = tokio::select! {
             answer = client.healthy(&target.service, index, target.wait, timeout) => answer,
-            // Every client of the channel is gone: so is the watcher.
-            () = changes.closed() => return,
+            // Every client of the instances is gone: so is the watcher.
+            () = stop.cancelled() => return,
         };
         match answer {
             Ok(healthy) => {
+                let Some(shared) = instances.upgrade() else {
+                    return;
+                };
+                let instances_now = Instances { shared };
                 if unreachable {
                     slog::info!(logger, "consul reachable again");
                     unreachable = false;
@@ -67,9 +348,7 @@ async fn watch(
                     .collect();
                 for gone in known.keys().filter(|id| !now.contains_key(*id)) {
                     slog::info!(logger, "instance left"; "id" => gone);
-                    if changes.send(Change::Remove(gone.clone())).await.is_err() {
-                        return;
-                    }
+                    instances_now.remove(gone);
                 }
                 for (id, instance) in &now {
                     if known.get(id) == Some(instance) {
@@ -79,16 +358,17 @@ async fn watch(
                         Ok(e) => {
                             slog::info!(logger, "instance joined"; "id" => id,
                                 "address" => format!("{}:{}", instance.address, instance.port));
-                            if changes.send(Change::Insert(id.clone(), e)).await.is_err() {
-                                return;
-                            }
+                            instances_now.upsert(id, e);
                         }
                         Err(e) => {
-                            slog::warn!(logger, "instance not dialable"; "id" => id, "error" => e)
+                            slog::warn!(logger, "instance not dialable"; "id" => id, "error" => e);
+                            instances_now.remove(id);
                         }
                     }
                 }
                 known = now;
+                instances_now.shared.ready.send_replace(true);
+                drop(instances_now);
                 if !advanced && started.elapsed() < MIN_QUERY_INTERVAL {
                     tokio::time::sleep(MIN_QUERY_INTERVAL - started.elapsed()).await;
                 }
@@ -99,12 +379,124 @@ async fn watch(
                         "error" => %e, "instances" => known.len());
                     unreachable = true;
                 }
-                if changes.is_closed() {
-                    return;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = stop.cancelled() => return,
                 }
-                tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BACKOFF: Backoff = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+    };
+
+    /// A port where nothing listens (connections refused) until [`listen`].
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Accepts connections on `port` and holds them (enough for a plaintext HTTP/2 connect).
+    async fn listen(port: u16) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        })
+    }
+
+    fn endpoint(port: u16) -> Endpoint {
+        Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_timeout(Duration::from_millis(500))
+    }
+
+    /// The keys `picks` calls pick, once each, with nothing tried.
+    fn picked(instances: &Instances, picks: usize) -> std::collections::BTreeSet<u64> {
+        (0..picks)
+            .map(|_| instances.pick(&[]).expect("an instance").key())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_instance_calls_cannot_reach_is_out_until_a_probe_connects() {
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let instances = Instances::new(
+            BACKOFF,
+            Duration::from_millis(500),
+            logger,
+            CancellationToken::new(),
+        );
+        let (up, down) = (free_port(), free_port());
+        let _up = listen(up).await;
+        instances.upsert("up", endpoint(up));
+        instances.upsert("down", endpoint(down));
+        let keys: Vec<u64> = instances.shared.members().iter().map(|m| m.key).collect();
+        let (up_key, down_key) = (keys[0], keys[1]);
+        assert_eq!(picked(&instances, 50), [up_key, down_key].into());
+
+        // A call on `down` failed: out at once, every call goes to `up`.
+        let pick = std::iter::repeat_with(|| instances.pick(&[]).unwrap())
+            .find(|p| p.key() == down_key)
+            .unwrap();
+        instances.failed(&pick);
+        assert_eq!(picked(&instances, 50), [up_key].into());
+        // A retry goes elsewhere; its in-flight count is back to 0 once the pick is dropped.
+        assert_eq!(instances.pick(&[down_key]).unwrap().key(), up_key);
+        drop(pick);
+        assert!(
+            instances
+                .shared
+                .members()
+                .iter()
+                .all(|m| m.in_flight.load(Ordering::Relaxed) == 0)
+        );
+
+        // Every instance out: calls still go somewhere, first to those they have not tried.
+        let pick = instances.pick(&[]).unwrap();
+        assert_eq!(pick.key(), up_key);
+        instances.failed(&pick);
+        assert!(
+            instances
+                .shared
+                .members()
+                .iter()
+                .all(|m| m.health.is_ejected())
+        );
+        assert_eq!(instances.pick(&[up_key]).unwrap().key(), down_key);
+        assert!(!instances.exhausted(&[up_key]));
+        assert!(instances.exhausted(&[up_key, down_key]));
+        assert!(instances.pick(&[up_key, down_key]).is_some());
+        drop(pick);
+
+        // `up`'s probe (after 100 ms) connects: back. `down`'s are refused, 100 ms after its
+        // ejection, then 200 and 400 ms apart, until something listens there: its probe at
+        // 700 ms connects.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(picked(&instances, 50), [up_key].into());
+        let _down = listen(down).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(picked(&instances, 50), [up_key, down_key].into());
+
+        // Consul drops `down`: gone, probes and all; a call never finds it again.
+        instances.remove("down");
+        assert_eq!(picked(&instances, 50), [up_key].into());
+        instances.remove("up");
+        assert!(instances.pick(&[]).is_none());
     }
 }

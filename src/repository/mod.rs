@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod client;
 pub mod discovery;
+pub mod ejection;
 pub mod error;
 pub mod health;
 pub mod jenkins;

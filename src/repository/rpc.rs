@@ -1,7 +1,9 @@
 //! The HTTP app's gRPC client (the original's `GrpcClient` in `hello_controller.go`): one shared
-//! tonic channel to the gRPC app, made once and connected lazily (never a connection per
-//! request), the per-call credentials on every call, and every call through its method's circuit
-//! breaker (`goex-breaker`), so a failing gRPC app costs the HTTP app a prompt, honest error.
+//! tonic channel to the gRPC app (with discovery, one per instance), made once and connected
+//! lazily (never a connection per request), the per-call credentials on every call, and every
+//! call through its method's circuit breaker (`goex-breaker`), so a failing gRPC app costs the
+//! HTTP app a prompt, honest error. With discovery, a call that cannot reach its instance ejects
+//! it and goes to another one (the retry rule: `TransportFailure::may_retry`).
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use tower::ServiceExt;
 use crate::meta::config::GrpcClientConfig;
 use crate::proto::hello::HelloRequest;
 use crate::proto::hello::hello_service_client::HelloServiceClient;
+use crate::repository::discovery::Instances;
+use crate::repository::ejection::Backoff;
 
 /// The full method the breaker of [`HelloRpcClient::say_hello`] guards.
 pub const SAY_HELLO: &str = "/hello.HelloService/SayHello";
@@ -55,13 +59,111 @@ pub trait HelloRpcClient: Interface {
 /// A connected (lazily) client: the channel, the credentials, the breaker.
 #[derive(Clone)]
 pub struct GrpcHello {
-    client: HelloServiceClient<Channel>,
+    backend: Backend,
     user: MetadataValue<tonic::metadata::Ascii>,
     password: MetadataValue<tonic::metadata::Ascii>,
     breaker: Breaker,
-    /// Balanced over discovered instances: an idempotent call that finds its instance gone
-    /// is sent again (to another one).
-    discovered: bool,
+}
+
+/// Where the calls go.
+#[derive(Clone)]
+enum Backend {
+    /// One address: one shared, lazily connected channel; a call is sent once.
+    Single(HelloServiceClient<Channel>),
+    /// A Consul service's passing instances (docs/discovery.md): a call that cannot reach its
+    /// instance ejects it and is sent again to another one.
+    Discovered(Instances),
+}
+
+/// Tries of one call over discovered instances, inside one breaker call.
+const MAX_TRIES: usize = 4;
+
+/// `SayHello` reads and answers, nothing more: sent twice, it does no harm. This is what lets a
+/// call whose connection broke after it was sent (it may have reached the app) go again to
+/// another instance; a method that is not idempotent would say `false` and see that error.
+const SAY_HELLO_IDEMPOTENT: bool = true;
+
+/// How a call failed in the transport (never an answer of the app).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TransportFailure {
+    /// No connection could be made (TCP or TLS refused, reset or timed out: tonic's
+    /// `ConnectError`): the call never left this process.
+    NotSent,
+    /// The connection broke with the call on it (reset, stream cut: `UNAVAILABLE`, `UNKNOWN`
+    /// or `CANCELLED` without the app's error code): it may have reached the app.
+    Broken,
+}
+
+impl TransportFailure {
+    /// The retry rule: a call that never left may go to another instance; one that may have
+    /// reached the app only when its method is idempotent. An answer of the app (it carries
+    /// the app's error code, or is another status) is never a transport failure and never
+    /// sent again.
+    fn may_retry(self, idempotent: bool) -> bool {
+        match self {
+            Self::NotSent => true,
+            Self::Broken => idempotent,
+        }
+    }
+}
+
+/// The transport failure `status` reports, if it is one.
+fn transport_failure(status: &Status) -> Option<TransportFailure> {
+    if status
+        .metadata()
+        .get(crate::server::grpc::ERROR_CODE_KEY)
+        .is_some()
+    {
+        return None;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return Some(TransportFailure::NotSent);
+        }
+        source = error.source();
+    }
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    )
+    .then_some(TransportFailure::Broken)
+}
+
+/// `SayHello` over the discovered `instances`, each try on an instance in the rotation (or,
+/// when all are ejected, one this call has not tried). A transport failure ejects the
+/// instance and, when the retry rule allows, the call goes at once to another one; only when
+/// every instance is out and tried does a try wait (10 ms times the tries so far: a restarted
+/// instance's connection is made again).
+async fn say_hello_discovered(
+    instances: &Instances,
+    request: Request<HelloRequest>,
+) -> Result<tonic::Response<crate::proto::hello::HelloResponse>, Status> {
+    let (metadata, extensions, message) = request.into_parts();
+    instances.ready().await;
+    let mut tried = Vec::with_capacity(MAX_TRIES);
+    loop {
+        let Some(pick) = instances.pick(&tried) else {
+            return Err(Status::unavailable("no passing instance"));
+        };
+        let request = Request::from_parts(metadata.clone(), extensions.clone(), message);
+        let result = HelloServiceClient::new(pick.channel())
+            .say_hello(request)
+            .await;
+        let failure = result.as_ref().err().and_then(transport_failure);
+        let Some(failure) = failure else {
+            instances.answered(&pick);
+            return result;
+        };
+        instances.failed(&pick);
+        tried.push(pick.key());
+        if tried.len() >= MAX_TRIES || !failure.may_retry(SAY_HELLO_IDEMPOTENT) {
+            return result;
+        }
+        if instances.exhausted(&tried) {
+            tokio::time::sleep(std::time::Duration::from_millis(10 * tried.len() as u64)).await;
+        }
+    }
 }
 
 impl GrpcHello {
@@ -108,14 +210,14 @@ impl GrpcHello {
         };
         // `consul://host:port/service?wait=10s` (the original's target): balanced over the
         // service's passing instances; anything else: one address.
-        let (channel, discovered) = match goex_consul::Target::parse(&config.addr) {
+        let backend = match goex_consul::Target::parse(&config.addr) {
             Some(target) => {
                 let target = target.map_err(|e| format!("grpc_client.addr: {e}"))?;
                 let agent =
                     goex_consul::ConsulClient::new(&target.agent, &consul.token, consul.timeout)
                         .map_err(|e| format!("grpc_client.addr: {e}"))?;
                 let scheme = if config.tls.enabled { "https" } else { "http" };
-                let channel = crate::repository::discovery::balanced(
+                Backend::Discovered(crate::repository::discovery::discover(
                     target,
                     agent,
                     consul.timeout,
@@ -126,11 +228,17 @@ impl GrpcHello {
                         };
                         dial(format!("{scheme}://{host}:{}", instance.port))
                     },
+                    Backoff {
+                        initial: config.ejection_initial,
+                        max: config.ejection_max,
+                    },
+                    config.connect_timeout,
                     logger.new(slog::o!("client" => "grpc")),
-                );
-                (channel, true)
+                ))
             }
-            None => (dial(config.addr.clone())?.connect_lazy(), false),
+            None => Backend::Single(HelloServiceClient::new(
+                dial(config.addr.clone())?.connect_lazy(),
+            )),
         };
         let settings = config.breaker.get("SayHello").cloned().unwrap_or_default();
         let log = logger.clone();
@@ -142,8 +250,7 @@ impl GrpcHello {
             .build()
             .map_err(|e| format!("grpc_client.breaker.SayHello: {e}"))?;
         Ok(Self {
-            client: HelloServiceClient::new(channel),
-            discovered,
+            backend,
             user: MetadataValue::try_from(config.user.as_str())
                 .map_err(|e| format!("grpc_client.user: {e}"))?,
             password: MetadataValue::try_from(config.password.expose_secret())
@@ -191,39 +298,14 @@ impl HelloRpcClient for TonicHelloClient {
         request
             .metadata_mut()
             .insert("password", hello.password.clone());
-        let client = hello.client.clone();
-        // SayHello is idempotent: with discovery, a call whose instance just left (refused,
-        // reset) goes once more, to another instance, inside the same breaker call.
-        let tries = if hello.discovered { 4 } else { 1 };
+        let backend = hello.backend.clone();
         let call = tower::service_fn(move |request: Request<HelloRequest>| {
-            let client = client.clone();
+            let backend = backend.clone();
             async move {
-                let (metadata, extensions, message) = request.into_parts();
-                let mut attempt = 1;
-                loop {
-                    let request =
-                        Request::from_parts(metadata.clone(), extensions.clone(), message);
-                    match client.clone().say_hello(request).await {
-                        // Only the transport's own failures (refused, reset, a stream cut:
-                        // UNAVAILABLE, UNKNOWN, CANCELLED without the app's error code): an
-                        // answer of the app carries its error code and is not sent again.
-                        Err(status)
-                            if matches!(
-                                status.code(),
-                                Code::Unavailable | Code::Unknown | Code::Cancelled
-                            ) && status
-                                .metadata()
-                                .get(crate::server::grpc::ERROR_CODE_KEY)
-                                .is_none()
-                                && attempt < tries =>
-                        {
-                            // A moment for the balancer to see the broken connection, so the
-                            // next try goes elsewhere.
-                            tokio::time::sleep(std::time::Duration::from_millis(10 * attempt))
-                                .await;
-                            attempt += 1;
-                        }
-                        other => return other,
+                match backend {
+                    Backend::Single(mut client) => client.say_hello(request).await,
+                    Backend::Discovered(instances) => {
+                        say_hello_discovered(&instances, request).await
                     }
                 }
             }
@@ -253,5 +335,50 @@ impl HelloRpcClient for TonicHelloClient {
             .as_ref()
             .ok()
             .map(|c| c.breaker.snapshot())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_is_sent_again_only_after_a_transport_failure() {
+        // No connection (tonic's ConnectError in the chain, as a refused or reset connect
+        // gives it): never sent, sent again whatever the method.
+        let refused = Status::from_error(Box::new(tonic::ConnectError(Box::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))));
+        assert_eq!(refused.code(), Code::Unavailable);
+        assert_eq!(transport_failure(&refused), Some(TransportFailure::NotSent));
+        assert!(TransportFailure::NotSent.may_retry(false));
+        // A broken connection: it may have reached the app; sent again only when idempotent.
+        for status in [
+            Status::unavailable("connection reset"),
+            Status::unknown("h2 protocol error"),
+            Status::cancelled("operation was canceled"),
+        ] {
+            assert_eq!(
+                transport_failure(&status),
+                Some(TransportFailure::Broken),
+                "{status:?}"
+            );
+        }
+        assert!(TransportFailure::Broken.may_retry(true));
+        assert!(!TransportFailure::Broken.may_retry(false));
+        // Answers of the app: its error code, or any other status.
+        let mut answered = Status::unavailable("database down");
+        answered.metadata_mut().insert(
+            crate::server::grpc::ERROR_CODE_KEY,
+            MetadataValue::from_static("10004"),
+        );
+        assert_eq!(transport_failure(&answered), None);
+        for status in [
+            Status::invalid_argument("id"),
+            Status::deadline_exceeded("late"),
+            Status::internal("bug"),
+        ] {
+            assert_eq!(transport_failure(&status), None, "{status:?}");
+        }
     }
 }

@@ -126,7 +126,6 @@ fn consul_overrides(addr: &str) -> Vec<(&'static str, String)> {
         ("APP__CONSUL__ENABLED", "true".into()),
         ("APP__CONSUL__ADDR", addr.to_owned()),
         ("APP__CONSUL__TOKEN", TOKEN.into()),
-        ("APP__CONSUL__CHECK__INTERVAL", "200ms".into()),
         ("APP__CONSUL__CHECK__TIMEOUT", "2s".into()),
         ("APP__CONSUL__RETRY_INITIAL", "100ms".into()),
         ("APP__CONSUL__RETRY_MAX", "200ms".into()),
@@ -313,6 +312,35 @@ async fn the_double_checks_what_the_agent_checks() {
         agent_get(&agent.addr, "/v1/health/service/x?passing").await,
         serde_json::json!([])
     );
+    // An interval below the agent's 1 s minimum is raised to it: a TCP check asking for a
+    // probe every 100 ms is probed at registration, then once a second.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let probes = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    std::thread::spawn({
+        let probes = probes.clone();
+        move || {
+            for connection in listener.incoming() {
+                if connection.is_ok() {
+                    probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    let fast = serde_json::json!({"ID": "fast-1", "Name": "fast", "Port": port,
+        "Check": {"TCP": format!("127.0.0.1:{port}"), "Interval": "100ms"}});
+    assert_eq!(
+        put("/v1/agent/service/register", Some(fast), Some(TOKEN))
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let probed = probes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=3).contains(&probed),
+        "{probed} probes in 1.5 s (every 100 ms would be 15)"
+    );
     let (status, message) = put("/v1/agent/service/deregister/nope", None, Some(TOKEN)).await;
     assert_eq!(status, 404, "{message}");
     assert_eq!(
@@ -370,11 +398,52 @@ async fn a_real_agent_when_one_is_configured() {
         .unwrap();
 }
 
-/// Three gRPC instances behind the double; the HTTP app's client dials
-/// `consul://<double>/hello?wait=2s`: calls spread over the three, a killed instance leaves the
-/// rotation with no failed call after its removal, and calls go on when Consul goes away.
+/// With Consul's own check interval (the original's 10 s): an instance killed while calls go
+/// on is ejected by the HTTP app's client at its first failed call, seconds before the agent
+/// notices, and no call fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
+async fn a_killed_instance_fails_no_call_with_checks_every_10s() {
+    failover("10s", Duration::from_secs(10)).await;
+}
+
+/// With checks at the agent's shortest interval (1 s); then the agent goes away and the calls
+/// go on over the last known instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_fails_no_call_with_checks_every_1s() {
+    let after = failover("1s", Duration::from_secs(1)).await;
+    drop(after.agent);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..100 {
+        after
+            .rpc
+            .say_hello(1)
+            .await
+            .expect("calls go on without Consul");
+    }
+}
+
+/// What [`failover`] leaves running.
+struct Survivors {
+    rpc: std::sync::Arc<dyn go_example::repository::rpc::HelloRpcClient>,
+    agent: Double,
+    _instances: Vec<crate::grpc::GrpcApp>,
+    _http: crate::helpers::TestApp,
+}
+
+/// What a loop of calls saw.
+#[derive(Default)]
+struct Tally {
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Three gRPC instances behind the double, checked every `interval`; the HTTP app's client
+/// dials `consul://<double>/hello?wait=2s`: calls spread over the three; one instance (a
+/// process of its own) SIGKILLed while a loop of calls goes on: no call fails, neither while
+/// the agent still lists it as passing (up to `interval`) nor after, and the two others take
+/// its share. Returns what still runs.
+async fn failover(interval: &str, period: Duration) -> Survivors {
     use go_example::repository::rpc::HelloRpcClient;
     use shaku::HasComponent;
     use std::sync::atomic::Ordering;
@@ -383,7 +452,7 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
     let certs = first.path().join("grpc-certs");
     let agent = double(&certs, 0);
     let mut consul = consul_overrides(&agent.addr);
-    consul.push(("APP__CONSUL__CHECK__DEREGISTER_CRITICAL_AFTER", "1s".into()));
+    consul.push(("APP__CONSUL__CHECK__INTERVAL", interval.to_owned()));
     let mut instances = vec![crate::grpc::spawn_grpc_in(first, "require", &consul).await];
     let mut shared = consul.clone();
     shared.push(("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()));
@@ -412,6 +481,7 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
         Duration::from_secs(2),
     )
     .unwrap();
+    // Each check's first probe runs at registration.
     until_passing(&client, "hello", Duration::from_secs(20), |h| {
         (h.instances.len() == 3).then_some(())
     })
@@ -431,13 +501,11 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
         ),
     ])
     .await;
-    let rpc: &dyn HelloRpcClient = http.module.resolve_ref();
+    let rpc: std::sync::Arc<dyn HelloRpcClient> = http.module.resolve();
     let served = |i: &crate::grpc::GrpcApp| i.served.load(Ordering::Relaxed);
-    // The watcher's first answer may still be on its way.
-    until_some(Duration::from_secs(10), || async {
-        rpc.say_hello(1).await.ok()
-    })
-    .await;
+    rpc.say_hello(1)
+        .await
+        .expect("the first call waits for the watcher");
     let before: Vec<u64> = instances.iter().map(served).collect();
     for _ in 0..300 {
         rpc.say_hello(1).await.expect("a call");
@@ -454,55 +522,82 @@ async fn calls_are_balanced_over_discovered_instances_and_survive_losses() {
         "spread over all three: {counts:?}"
     );
 
-    // SIGKILL the victim: its connections reset, and it stays registered until its check fails.
+    // A steady loop of calls, and the victim SIGKILLed in its middle: its connections reset,
+    // and the agent lists it as passing until its next check.
+    let tally = std::sync::Arc::new(Tally::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = tokio::spawn({
+        let (rpc, tally, stop) = (rpc.clone(), tally.clone(), stop.clone());
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                match rpc.say_hello(1).await {
+                    Ok(_) => tally.ok.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        tally
+                            .first_error
+                            .lock()
+                            .unwrap()
+                            .get_or_insert(e.to_string());
+                        tally.failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     victim.kill().unwrap();
     victim.wait().unwrap();
-    let started = std::time::Instant::now();
-    let mut failed = 0;
+    let killed = std::time::Instant::now();
+    let ok_at_kill = tally.ok.load(Ordering::Relaxed);
     let before: Vec<u64> = instances.iter().map(served).collect();
-    // 1 s of calls while Consul notices (a probe every 200 ms) and the watcher removes it.
-    let mut calls = 0;
-    let mut first_error = None;
-    while started.elapsed() < Duration::from_secs(1) {
-        calls += 1;
-        if let Err(e) = rpc.say_hello(1).await {
-            failed += 1;
-            first_error.get_or_insert(e.to_string());
-        }
-    }
-    let removal = until_passing(&client, "hello", Duration::from_secs(5), |h| {
-        (h.instances.len() == 2).then(|| started.elapsed())
+    let removal = until_passing(&client, "hello", period + Duration::from_secs(8), |h| {
+        (h.instances.len() == 2).then(|| killed.elapsed())
     })
     .await;
-    eprintln!(
-        "killed: {failed} of {calls} calls failed while it left; out of the passing set after {removal:?}"
-    );
-    assert_eq!(
-        failed, 0,
-        "idempotent calls went to another instance: {first_error:?}"
-    );
-    for _ in 0..200 {
-        rpc.say_hello(1)
-            .await
-            .expect("no failed call after the removal window");
-    }
+    let ok_at_removal = tally.ok.load(Ordering::Relaxed);
+    // Calls go on a while after: at least 2 s after the kill, 500 ms after the removal.
+    tokio::time::sleep(
+        Duration::from_millis(500).max(Duration::from_secs(2).saturating_sub(killed.elapsed())),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    looping.await.unwrap();
+    let failed = tally.failed.load(Ordering::Relaxed);
+    let after = tally.ok.load(Ordering::Relaxed) - ok_at_kill;
     let counts: Vec<u64> = instances
         .iter()
         .zip(&before)
         .map(|(i, b)| served(i) - b)
         .collect();
-    assert_eq!(
-        counts.iter().sum::<u64>(),
-        calls + 200,
-        "all went to the two: {counts:?}"
+    eprintln!(
+        "checks every {interval}: out of the passing set {removal:?} after the kill; \
+         {failed} calls failed; {} answered while it was listed, {after} after the kill, \
+         served by the two others {counts:?}",
+        ok_at_removal - ok_at_kill
     );
-    assert!(counts.iter().all(|c| *c >= 30), "{counts:?}");
-
-    // Consul goes away: the last known instances keep serving.
-    drop(agent);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for _ in 0..100 {
-        rpc.say_hello(1).await.expect("calls go on without Consul");
+    assert_eq!(
+        failed,
+        0,
+        "calls went to another instance: {:?}",
+        tally.first_error.lock().unwrap()
+    );
+    assert!(after >= 100, "the calls went on: {after} after the kill");
+    // Every call answered since the kill was served by the two others (one in flight at the
+    // kill may have been served by either side of it).
+    let total = counts.iter().sum::<u64>();
+    assert!(
+        total + 1 >= after && total <= after + 1,
+        "{after} answered, {counts:?} served by the two"
+    );
+    assert!(
+        counts.iter().all(|c| *c >= after / 4),
+        "the victim's share spread over the two: {counts:?}"
+    );
+    Survivors {
+        rpc,
+        agent,
+        _instances: instances,
+        _http: http,
     }
 }
 
@@ -584,7 +679,7 @@ async fn the_http_and_socket_apps_register_and_critical_instances_are_reaped() {
             tcp: Some(format!("127.0.0.1:{}", free_port())),
             tls_skip_verify: false,
             tls_server_name: None,
-            interval: "200ms".into(),
+            interval: "1s".into(),
             timeout: "1s".into(),
             deregister_critical_service_after: "1s".into(),
         },

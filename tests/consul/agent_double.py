@@ -18,9 +18,11 @@ Prints `listening PORT` once it serves on 127.0.0.1 (a free port). What it does 
 - Checks are really run, every `Interval`, each within its `Timeout`: `HTTP` (2xx passing, 429
   warning, anything else critical) and `GRPC` (grpc.health.v1.Health/Check with grpcio; TLS with
   `GRPCUseTLS`, trusting --ca and presenting --cert/--key; SERVING is passing) and `TCP` (a
-  connect). A service
-  critical for longer than its `DeregisterCriticalServiceAfter` (and at least --reap-floor, 60 s
-  as in Consul) is deregistered by a reaper running every --reap-every (30 s as in Consul).
+  connect). An `Interval` below 1 s runs every 1 s: the agent raises it to its minimum
+  (`checks.MinInterval`, logging "check has interval below minimum"), so a test cannot count on
+  probes a real agent never makes. A service critical for longer than its
+  `DeregisterCriticalServiceAfter` (and at least --reap-floor, 60 s as in Consul) is
+  deregistered by a reaper running every --reap-every (30 s as in Consul).
 - With --token, writes must carry it in `X-Consul-Token` (else 403 `Permission denied`); reads
   without it are answered as Consul answers the anonymous token under a deny policy: 200 with
   what it may see (nothing) and `X-Consul-Results-Filtered-By-ACLs: true`.
@@ -40,6 +42,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+# The agent's shortest check interval: shorter ones are raised to it.
+MIN_INTERVAL = 1.0
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 SERVICE_FIELDS = {"ID": str, "Name": str, "Tags": list, "Address": str, "Port": int, "Meta": dict,
                   "Check": dict}
@@ -142,6 +146,11 @@ class Agent:
     def probe_loop(self, sid, reg):
         check = reg["Check"]
         interval = check["IntervalSeconds"]
+        if interval < MIN_INTERVAL:
+            # Consul's agent does the same (checks.MinInterval), with the same warning.
+            print(f"check has interval below minimum: {sid} {check['Interval']}, running every "
+                  f"{MIN_INTERVAL:g}s", file=sys.stderr, flush=True)
+            interval = MIN_INTERVAL
         timeout = check.get("TimeoutSeconds", 10)
         while not self.stopping:
             status, output = self.probe(check, timeout)
