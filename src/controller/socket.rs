@@ -6,7 +6,7 @@
 //! pages that talk to it (`/socket/index`, `/socket/index2`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use std::future::Future;
@@ -260,10 +260,12 @@ struct ConnectionTask {
 }
 
 /// Bytes the HTTP layer has taken from the connection's response body (encoded frames), and
-/// a wake-up for a write waiting on them.
+/// a wake-up for a write waiting on them (signalled only while one waits: the notifier's lock
+/// stays off the path of a connection whose writes fit).
 #[derive(Debug, Default)]
 struct Flushed {
     bytes: AtomicU64,
+    waiting: AtomicBool,
     taken: Notify,
 }
 
@@ -291,10 +293,15 @@ impl MessageBody for CountingBody {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            this.flushed
+            let flushed = &this.flushed;
+            // SeqCst with the waiter's store and load: either it sees these bytes, or this
+            // sees it waiting.
+            flushed
                 .bytes
-                .fetch_add(chunk.len() as u64, Ordering::AcqRel);
-            this.flushed.taken.notify_waiters();
+                .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            if flushed.waiting.swap(false, Ordering::SeqCst) {
+                flushed.taken.notify_waiters();
+            }
         }
         polled
     }
@@ -313,7 +320,7 @@ impl Window {
     fn admits(&self, len: u64) -> bool {
         let in_flight = self
             .written
-            .saturating_sub(self.flushed.bytes.load(Ordering::Acquire));
+            .saturating_sub(self.flushed.bytes.load(Ordering::SeqCst));
         in_flight == 0 || in_flight + len <= self.bound
     }
 
@@ -323,6 +330,7 @@ impl Window {
             let taken = self.flushed.taken.notified();
             tokio::pin!(taken);
             taken.as_mut().enable();
+            self.flushed.waiting.store(true, Ordering::SeqCst);
             if self.admits(len) {
                 return;
             }
@@ -952,6 +960,70 @@ mod tests {
         assert_eq!(scalar(Some(&json!(18))).as_deref(), Some("18"));
         assert_eq!(scalar(Some(&json!([1]))), None);
         assert_eq!(scalar(None), None);
+    }
+
+    #[test]
+    fn the_rate_holds_a_seconds_worth_and_publishes_cost_their_deliveries() {
+        let start = Instant::now();
+        let mut rate = Rate::new(3);
+        assert!((0..3).all(|_| rate.admit(start)));
+        assert!(!rate.admit(start), "the bucket is empty");
+        let later = start + std::time::Duration::from_millis(340);
+        assert!(rate.admit(later), "a third of a second refills one");
+        assert!(!rate.admit(later));
+        // A publish to 10 members leaves the bucket in debt: the next messages wait it out.
+        let full = later + std::time::Duration::from_secs(5);
+        assert!(rate.admit(full));
+        rate.charge(10);
+        assert!(!rate.admit(full + std::time::Duration::from_secs(2)));
+        assert!(rate.admit(full + std::time::Duration::from_millis(3400)));
+    }
+
+    #[test]
+    fn frames_are_counted_as_actix_encodes_them() {
+        for (payload, encoded) in [
+            (0, 2),
+            (125, 127),
+            (126, 130),
+            (65_535, 65_539),
+            (65_536, 65_546),
+        ] {
+            assert_eq!(encoded_len(payload), encoded, "{payload}");
+            let mut buf = actix_web::web::BytesMut::new();
+            actix_http::ws::Parser::write_message(
+                &mut buf,
+                vec![0u8; payload],
+                actix_http::ws::OpCode::Text,
+                true,
+                false,
+            );
+            assert_eq!(buf.len() as u64, encoded, "{payload}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_write_window_waits_for_the_http_layer() {
+        let flushed = Arc::new(Flushed::default());
+        let mut window = Window {
+            flushed: flushed.clone(),
+            written: 0,
+            bound: 100,
+        };
+        assert!(window.admits(1_000), "nothing in flight: any frame goes");
+        window.written = 1_000;
+        assert!(!window.admits(1));
+        let waiter = window.room_for(50);
+        tokio::pin!(waiter);
+        assert!(futures_util::poll!(waiter.as_mut()).is_pending());
+        // The HTTP layer takes 950 bytes: 50 in flight, 50 more fit.
+        let mut body = CountingBody {
+            inner: BoxBody::new(actix_web::web::Bytes::from(vec![0u8; 950])),
+            flushed,
+        };
+        let _ = futures_util::poll!(std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)));
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken when the bytes were taken");
     }
 
     #[test]
