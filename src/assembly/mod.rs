@@ -59,7 +59,9 @@ use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher, HashingPolicy};
 use crate::service::sms::{SmsPolicy, SmsServiceImpl, SmsServiceImplParameters};
-use crate::service::socket::{HubLimits, HubState, SocketHubImpl, SocketHubImplParameters};
+use crate::service::socket::{
+    HubLimits, HubState, PublicRooms, SocketHubImpl, SocketHubImplParameters,
+};
 use crate::service::user::UserServiceImpl;
 
 use self::infra::Infra;
@@ -225,8 +227,13 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             .with_component_parameters::<SocketHubImpl>(SocketHubImplParameters {
                 limits: HubLimits {
                     max_connections: config.server.socket.max_connections,
+                    max_per_host: config.server.socket.max_per_address.host,
+                    max_per_network: config.server.socket.max_per_address.network,
+                    max_anonymous: config.server.socket.max_anonymous,
                     max_rooms_per_connection: config.server.socket.max_rooms_per_connection,
                     outbound_queue: config.server.socket.outbound_queue,
+                    outbound_queue_bytes: config.server.socket.outbound_queue_bytes,
+                    public_rooms: PublicRooms::new(&config.server.socket.public_rooms),
                 },
                 state: HubState::default(),
             })

@@ -37,12 +37,15 @@ impl SocketApplication {
     /// port).
     ///
     /// # Errors
-    /// A client cannot be built or the address cannot be bound.
+    /// The socket section is unusable for this profile (an empty
+    /// `server.socket.allowed_origins` in prod), a client cannot be built or the address
+    /// cannot be bound.
     pub async fn build(
         config: &AppConfig,
-        _profile: Profile,
+        profile: Profile,
         logger: &Logger,
     ) -> anyhow::Result<Self> {
+        config.server.socket.check_for_socket_app(profile)?;
         let (infra, module) = crate::cmd::assemble(config, logger).await?;
         let addr = parse_addr(&config.server.socket.addr).map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(addr)

@@ -1,10 +1,12 @@
 //! The socket app's controller (the original's `socket_controller.go`): `GET /socket_server`
-//! admits a client before the upgrade (capacity, address, origin, token), then runs one task
-//! per connection that speaks the protocol of docs/websocket.md: the original's text echo and
-//! JSON exchange, rooms, heartbeat, limits and the close codes. Also the HTTP app's two pages
-//! that talk to it (`/socket/index`, `/socket/index2`).
+//! admits a client before the upgrade (capacity, per-address and anonymous limits, address,
+//! origin, token), then runs one task per connection that speaks the protocol of
+//! docs/websocket.md: the original's text echo and JSON exchange, rooms, heartbeat, limits
+//! (message rate, bytes waiting to be written) and the close codes. Also the HTTP app's two
+//! pages that talk to it (`/socket/index`, `/socket/index2`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use std::future::Future;
@@ -12,6 +14,7 @@ use std::pin::{Pin, pin};
 use std::task::Poll;
 
 use actix_http::BoxedPayloadStream;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
@@ -23,7 +26,7 @@ use shaku::HasComponent;
 use slog::Logger;
 
 use crate::meta::config::{SocketAuth, SocketConfig};
-use crate::middleware::client_addr::client_addr;
+use crate::middleware::client_addr::{TrustedProxies, client_addr};
 use crate::middleware::jwt_auth::credentials;
 use crate::middleware::socket_admission::IpAllowList;
 use crate::middleware::socket_frame_limit::{FrameLimit, is_frame_limit_error};
@@ -31,8 +34,8 @@ use crate::server::envelope::error_frame;
 use crate::server::routes::Routes;
 use crate::service::auth::{AuthService, bearer};
 use crate::service::error::ServiceError;
-use crate::service::socket::{Connected, Connection, Frame, SocketHub};
-use tokio::sync::mpsc;
+use crate::service::socket::{Connected, Connection, Frame, Outbox, RoomFrame, SocketHub};
+use tokio::sync::Notify;
 
 /// The original's path.
 pub const SOCKET_PATH: &str = "/socket_server";
@@ -101,8 +104,13 @@ where
         )
     })?;
     let hub: Arc<dyn SocketHub> = module.resolve();
-    let slot = hub.reserve().map_err(|e| ("capacity", e))?;
     let client = client_addr(&req);
+    // Places taken before anything else is looked at, given back when `slot` drops (a refusal
+    // below, a failed upgrade, or the connection's end).
+    let mut slot = hub.reserve(client.ip).map_err(|e| match e {
+        ServiceError::Limited(_) => ("per_address", e),
+        e => ("capacity", e),
+    })?;
     if !settings.white_ips.admits(client.ip) {
         return Err((
             "address",
@@ -146,6 +154,8 @@ where
             Some(auth.authenticate(&token).await.map_err(|e| ("token", e))?)
         }
     };
+    hub.identify(&mut slot, user.as_ref().map(|u| u.id))
+        .map_err(|e| ("anonymous", e))?;
     let lang = req
         .headers()
         .get(header::ACCEPT_LANGUAGE)
@@ -164,6 +174,16 @@ where
             ServiceError::invalid("upgrade", format!("not a WebSocket upgrade: {e}")),
         )
     })?;
+    // What the HTTP layer has taken of the frames written, for the write window.
+    let flushed = Arc::new(Flushed::default());
+    let counted = flushed.clone();
+    let response = response.map_body(move |_, body| {
+        CountingBody {
+            inner: body,
+            flushed: counted,
+        }
+        .boxed()
+    });
     let stream = stream
         .max_frame_size(socket.max_frame_size)
         .aggregate_continuations()
@@ -172,9 +192,15 @@ where
         connection,
         outbox,
         shutdown,
-    } = hub.connect(slot, user.as_ref().map(|u| u.id));
+    } = hub.connect(slot);
     slog::debug!(settings.logger, "socket connected"; "connection" => connection.id(),
         "client" => %client, "user" => user.as_ref().map(|u| u.id));
+    let window = Window {
+        flushed,
+        written: 0,
+        bound: u64::try_from(socket.outbound_queue_bytes).unwrap_or(u64::MAX),
+    };
+    let rate = Rate::new(socket.max_messages_per_second);
     let task = ConnectionTask {
         hub,
         connection,
@@ -183,6 +209,8 @@ where
         lang,
         client,
         new_outbox: None,
+        window,
+        rate,
     };
     actix_web::rt::spawn(task.run(outbox, shutdown, stream));
     Ok(response)
@@ -226,7 +254,126 @@ struct ConnectionTask {
     lang: Lang,
     client: crate::middleware::client_addr::ClientAddr,
     /// The outbox a first join made, for the run loop to take.
-    new_outbox: Option<mpsc::Receiver<Frame>>,
+    new_outbox: Option<Outbox>,
+    window: Window,
+    rate: Rate,
+}
+
+/// Bytes the HTTP layer has taken from the connection's response body (encoded frames), and
+/// a wake-up for a write waiting on them (signalled only while one waits: the notifier's lock
+/// stays off the path of a connection whose writes fit).
+#[derive(Debug, Default)]
+struct Flushed {
+    bytes: AtomicU64,
+    waiting: AtomicBool,
+    taken: Notify,
+}
+
+/// The response body of an upgrade, counting what the HTTP layer takes. actix-ws's session
+/// queues 32 messages and its body encodes every queued one into a chunk, each up to
+/// `max_message_size`: without a window, a peer that stops reading would pin 64 such messages
+/// per connection past the outbox. The HTTP layer takes a chunk only when its write buffer
+/// is nearly empty, so what it has taken is what went (or is about to go) to the socket.
+struct CountingBody {
+    inner: BoxBody,
+    flushed: Arc<Flushed>,
+}
+
+impl MessageBody for CountingBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            let flushed = &this.flushed;
+            // SeqCst with the waiter's store and load: either it sees these bytes, or this
+            // sees it waiting.
+            flushed
+                .bytes
+                .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            if flushed.waiting.swap(false, Ordering::SeqCst) {
+                flushed.taken.notify_waiters();
+            }
+        }
+        polled
+    }
+}
+
+/// The write window: frame bytes handed to the session and not yet taken by the HTTP layer
+/// stay within `server.socket.outbound_queue_bytes` (a frame is always let through when none
+/// are in flight). Both sides count encoded frames ([`encoded_len`]), headers included.
+struct Window {
+    flushed: Arc<Flushed>,
+    written: u64,
+    bound: u64,
+}
+
+impl Window {
+    fn admits(&self, len: u64) -> bool {
+        let in_flight = self
+            .written
+            .saturating_sub(self.flushed.bytes.load(Ordering::SeqCst));
+        in_flight == 0 || in_flight + len <= self.bound
+    }
+
+    /// Completes once a frame of `len` bytes fits.
+    async fn room_for(&self, len: u64) {
+        loop {
+            let taken = self.flushed.taken.notified();
+            tokio::pin!(taken);
+            taken.as_mut().enable();
+            self.flushed.waiting.store(true, Ordering::SeqCst);
+            if self.admits(len) {
+                return;
+            }
+            taken.await;
+        }
+    }
+}
+
+/// `server.socket.max_messages_per_second`: a token bucket holding one second's worth. A
+/// message is taken while the bucket holds a token; a publish then costs its deliveries, and
+/// may leave the bucket in debt, which the next messages wait out.
+struct Rate {
+    per_second: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Rate {
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second);
+        Self {
+            per_second,
+            tokens: per_second,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Whether a message arriving `now` may be acted on; it costs one token.
+    fn admit(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    /// A publish that reached `deliveries` members costs them (one already taken).
+    fn charge(&mut self, deliveries: usize) {
+        self.tokens -= deliveries.saturating_sub(1) as f64;
+    }
 }
 
 /// Removes the connection from the hub and the open-connections gauge however its task ends
@@ -252,7 +399,7 @@ const SLOW_CONSUMER: End = End::Close(CloseCode::Policy, "slow consumer: outboun
 impl ConnectionTask {
     async fn run(
         mut self,
-        mut outbox: Option<mpsc::Receiver<Frame>>,
+        mut outbox: Option<Outbox>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         mut stream: actix_ws::AggregatedMessageStream,
     ) {
@@ -352,11 +499,13 @@ impl ConnectionTask {
     /// not keep the client's own messages unread).
     async fn drain<W: Future<Output = End>>(
         &mut self,
-        outbox: &mut mpsc::Receiver<Frame>,
+        outbox: &mut Outbox,
         mut interrupted: Pin<&mut W>,
     ) -> Result<(), End> {
         for _ in 0..outbox.len() {
-            let Ok(frame) = outbox.try_recv() else { break };
+            let Some(frame) = outbox.try_recv() else {
+                break;
+            };
             self.write(Outgoing::Text(frame), interrupted.as_mut())
                 .await?;
         }
@@ -369,6 +518,23 @@ impl ConnectionTask {
         message: AggregatedMessage,
         interrupted: Pin<&mut W>,
     ) -> Result<Option<End>, End> {
+        if matches!(
+            message,
+            AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) | AggregatedMessage::Ping(_)
+        ) && !self.rate.admit(Instant::now())
+        {
+            // Not acted on: answered with one small error frame (a client that floods and
+            // does not read is then dropped by the write bound).
+            let refused = ServiceError::Limited(
+                "messages per second (server.socket.max_messages_per_second)",
+            );
+            self.write(
+                Outgoing::Text(error_frame(&refused, self.lang)),
+                interrupted,
+            )
+            .await?;
+            return Ok(None);
+        }
         match message {
             AggregatedMessage::Text(text) => {
                 let reply = self.reply_to_text(&text);
@@ -453,12 +619,20 @@ impl ConnectionTask {
                     "from": format!("c{}", connection.id()),
                     "data": data,
                 });
-                if let Some(user) = connection.user() {
-                    message["user"] = json!(user);
-                }
-                let delivered = self
-                    .hub
-                    .publish(connection, &room, message.to_string().into())?;
+                // Anonymous members never see a user id.
+                let anonymous: Frame = message.to_string().into();
+                let frame = match connection.user() {
+                    Some(user) => {
+                        message["user"] = json!(user);
+                        RoomFrame {
+                            for_users: message.to_string().into(),
+                            for_anonymous: anonymous,
+                        }
+                    }
+                    None => anonymous.into(),
+                };
+                let delivered = self.hub.publish(connection, &room, frame)?;
+                self.rate.charge(delivered);
                 Ok(
                     json!({"type": "published", "room": room, "delivered": delivered})
                         .to_string()
@@ -484,25 +658,41 @@ impl ConnectionTask {
         if let (Some(m), Outgoing::Text(_) | Outgoing::Binary(_)) = (&self.settings.metrics, &out) {
             m.message_out();
         }
-        let mut send = pin!(async move {
-            match out {
-                Outgoing::Text(t) => session.text(t).await,
-                Outgoing::Binary(b) => session.binary(b).await,
-                Outgoing::Ping => session.ping(b"").await,
-                Outgoing::Pong(p) => session.pong(&p).await,
-            }
-        });
-        // Most writes find room at once: no timer, no race.
-        let sent = match std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await {
-            Poll::Ready(sent) => sent,
-            Poll::Pending => tokio::select! {
-                biased;
-                end = interrupted => return Err(end),
-                sent = tokio::time::timeout(self.settings.socket.write_timeout, send) => {
-                    sent.map_err(|_elapsed| End::Stuck)?
-                }
-            },
+        // Data frames wait for the write window; control frames (at most 127 bytes) never do.
+        let (len, data) = match &out {
+            Outgoing::Text(t) => (encoded_len(t.len()), true),
+            Outgoing::Binary(b) => (encoded_len(b.len()), true),
+            Outgoing::Ping => (encoded_len(0), false),
+            Outgoing::Pong(p) => (encoded_len(p.len().min(125)), false),
         };
+        let window = &self.window;
+        let fits = !data || window.admits(len);
+        let write_timeout = self.settings.socket.write_timeout;
+        let sent = {
+            let mut send = pin!(async move {
+                if !fits {
+                    window.room_for(len).await;
+                }
+                match out {
+                    Outgoing::Text(t) => session.text(t).await,
+                    Outgoing::Binary(b) => session.binary(b).await,
+                    Outgoing::Ping => session.ping(b"").await,
+                    Outgoing::Pong(p) => session.pong(&p).await,
+                }
+            });
+            // Most writes find room at once: no timer, no race.
+            match std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await {
+                Poll::Ready(sent) => sent,
+                Poll::Pending => tokio::select! {
+                    biased;
+                    end = interrupted => return Err(end),
+                    sent = tokio::time::timeout(write_timeout, send) => {
+                        sent.map_err(|_elapsed| End::Stuck)?
+                    }
+                },
+            }
+        };
+        self.window.written += len;
         sent.map_err(|_closed| End::Peer(None))
     }
 
@@ -571,6 +761,17 @@ enum Outgoing {
     Binary(actix_web::web::Bytes),
     Ping,
     Pong(actix_web::web::Bytes),
+}
+
+/// The bytes of a server frame (unmasked) carrying `payload` bytes, as actix-http encodes it:
+/// the write window counts exactly what the HTTP layer will take, so the two never drift.
+fn encoded_len(payload: usize) -> u64 {
+    let header = match payload {
+        0..126 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    (header + payload) as u64
 }
 
 /// The metrics label of a close code the server sends.
@@ -684,18 +885,13 @@ async fn socket_index2(req: HttpRequest, target: web::Data<PageTarget>) -> HttpR
 
 fn page(template: &str, req: &HttpRequest, target: &PageTarget) -> HttpResponse {
     let url = if target.public_url.is_empty() {
-        let info = req.connection_info();
-        let host = info.host();
+        let (scheme, host) = page_origin(req);
         // The page's host without its port; [v6] keeps its brackets.
         let host = match host.rfind(':') {
             Some(i) if !host[i..].contains(']') => &host[..i],
-            _ => host,
+            _ => host.as_str(),
         };
-        let scheme = if info.scheme() == "https" {
-            "wss"
-        } else {
-            "ws"
-        };
+        let scheme = if scheme == "https" { "wss" } else { "ws" };
         format!("{scheme}://{host}:{}{SOCKET_PATH}", target.port)
     } else {
         target.public_url.clone()
@@ -704,6 +900,34 @@ fn page(template: &str, req: &HttpRequest, target: &PageTarget) -> HttpResponse 
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(template.replace("{{socket_url}}", &html_escape(&url)))
+}
+
+/// The scheme and host the page was asked for. `Forwarded` / `X-Forwarded-Host` /
+/// `X-Forwarded-Proto` are read only from a peer in `server.http.trusted_proxies` (the rule of
+/// the client address); from anyone else they are ignored, so a client cannot point the page's
+/// socket elsewhere: the request's own `Host` and the listener's scheme.
+fn page_origin(req: &HttpRequest) -> (String, String) {
+    let trusted = req
+        .app_data::<Arc<TrustedProxies>>()
+        .zip(req.peer_addr())
+        .is_some_and(|(trusted, peer)| trusted.contains(peer.ip()));
+    if trusted {
+        let info = req.connection_info();
+        return (info.scheme().to_owned(), info.host().to_owned());
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_else(|| req.app_config().host())
+        .to_owned();
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    (scheme.to_owned(), host)
 }
 
 fn html_escape(s: &str) -> String {
@@ -736,6 +960,70 @@ mod tests {
         assert_eq!(scalar(Some(&json!(18))).as_deref(), Some("18"));
         assert_eq!(scalar(Some(&json!([1]))), None);
         assert_eq!(scalar(None), None);
+    }
+
+    #[test]
+    fn the_rate_holds_a_seconds_worth_and_publishes_cost_their_deliveries() {
+        let start = Instant::now();
+        let mut rate = Rate::new(3);
+        assert!((0..3).all(|_| rate.admit(start)));
+        assert!(!rate.admit(start), "the bucket is empty");
+        let later = start + std::time::Duration::from_millis(340);
+        assert!(rate.admit(later), "a third of a second refills one");
+        assert!(!rate.admit(later));
+        // A publish to 10 members leaves the bucket in debt: the next messages wait it out.
+        let full = later + std::time::Duration::from_secs(5);
+        assert!(rate.admit(full));
+        rate.charge(10);
+        assert!(!rate.admit(full + std::time::Duration::from_secs(2)));
+        assert!(rate.admit(full + std::time::Duration::from_millis(3400)));
+    }
+
+    #[test]
+    fn frames_are_counted_as_actix_encodes_them() {
+        for (payload, encoded) in [
+            (0, 2),
+            (125, 127),
+            (126, 130),
+            (65_535, 65_539),
+            (65_536, 65_546),
+        ] {
+            assert_eq!(encoded_len(payload), encoded, "{payload}");
+            let mut buf = actix_web::web::BytesMut::new();
+            actix_http::ws::Parser::write_message(
+                &mut buf,
+                vec![0u8; payload],
+                actix_http::ws::OpCode::Text,
+                true,
+                false,
+            );
+            assert_eq!(buf.len() as u64, encoded, "{payload}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_write_window_waits_for_the_http_layer() {
+        let flushed = Arc::new(Flushed::default());
+        let mut window = Window {
+            flushed: flushed.clone(),
+            written: 0,
+            bound: 100,
+        };
+        assert!(window.admits(1_000), "nothing in flight: any frame goes");
+        window.written = 1_000;
+        assert!(!window.admits(1));
+        let waiter = window.room_for(50);
+        tokio::pin!(waiter);
+        assert!(futures_util::poll!(waiter.as_mut()).is_pending());
+        // The HTTP layer takes 950 bytes: 50 in flight, 50 more fit.
+        let mut body = CountingBody {
+            inner: BoxBody::new(actix_web::web::Bytes::from(vec![0u8; 950])),
+            flushed,
+        };
+        let _ = futures_util::poll!(std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)));
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken when the bytes were taken");
     }
 
     #[test]

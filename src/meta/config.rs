@@ -480,6 +480,51 @@ pub struct SocketConfig {
     pub trusted_proxies: crate::middleware::client_addr::TrustedProxies,
     /// none | optional | required: access tokens (query `token` or `Authorization: Bearer`).
     pub auth: SocketAuth,
+    /// Connections open at once from one client, at two widths; more: 429 / 10008.
+    pub max_per_address: SocketAddressLimits,
+    /// Connections open at once without an access token; more: 503 / 10009.
+    pub max_anonymous: usize,
+    /// Bytes of frames waiting for one connection (its outbox, and as much again handed to the
+    /// HTTP layer but not yet written); more: close 1008 (slow consumer).
+    pub outbound_queue_bytes: usize,
+    /// Messages one connection may send per second (a publish counts its deliveries, at least
+    /// one); past it a message is answered with an error frame (10008) and not acted on.
+    pub max_messages_per_second: u32,
+    /// Rooms anonymous connections may join; every other room needs a signed-in connection.
+    /// Names, or prefixes ending in `*` (`public-*`).
+    pub public_rooms: Vec<String>,
+}
+
+/// `server.socket.max_per_address`: connections open at once per client address.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketAddressLimits {
+    /// Per IPv4 address or IPv6 /64 (one host).
+    pub host: usize,
+    /// Per IPv4 /24 or IPv6 /48 (one network: a host cannot get round `host` by using its
+    /// neighbours' addresses).
+    pub network: usize,
+}
+
+impl SocketConfig {
+    /// What the socket app alone needs of its section, checked when it starts (the HTTP and
+    /// gRPC apps load the same file and do not serve sockets).
+    ///
+    /// # Errors
+    /// In the prod profile, an empty `server.socket.allowed_origins`: the same-origin rule it
+    /// falls back to compares `Origin` with `Host`, both of which a DNS-rebinding page
+    /// controls.
+    pub fn check_for_socket_app(&self, profile: Profile) -> Result<(), ConfigError> {
+        if profile.is_releasing() && self.allowed_origins.is_empty() {
+            return Err(invalid(
+                "server.socket.allowed_origins",
+                "must list the origins of the pages that open sockets in the prod profile \
+                 (e.g. https://app.example.com): the same-origin rule of an empty list \
+                 compares Origin with Host, which DNS rebinding passes",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `grpc_client` section: how the HTTP app calls the gRPC app.
@@ -872,6 +917,26 @@ impl AppConfig {
                 "server.socket.max_rooms_per_connection",
                 self.server.socket.max_rooms_per_connection == 0,
             ),
+            (
+                "server.socket.max_per_address.host",
+                self.server.socket.max_per_address.host == 0,
+            ),
+            (
+                "server.socket.max_per_address.network",
+                self.server.socket.max_per_address.network == 0,
+            ),
+            (
+                "server.socket.max_anonymous",
+                self.server.socket.max_anonymous == 0,
+            ),
+            (
+                "server.socket.outbound_queue_bytes",
+                self.server.socket.outbound_queue_bytes == 0,
+            ),
+            (
+                "server.socket.max_messages_per_second",
+                self.server.socket.max_messages_per_second == 0,
+            ),
             // actix reads 0 as "no deadline" for the first request head.
             (
                 "server.http.client_request_timeout",
@@ -920,6 +985,20 @@ impl AppConfig {
                 "excel.export_file_name",
                 "a file name (no path separators, quotes or line breaks)",
             ));
+        }
+        for (i, room) in self.server.socket.public_rooms.iter().enumerate() {
+            let name = room.strip_suffix('*').unwrap_or(room);
+            let valid = (!name.is_empty() || room == "*")
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+            if !valid {
+                return Err(invalid(
+                    &format!("server.socket.public_rooms[{i}]"),
+                    "a room name (1 to 64 of A-Z a-z 0-9 _ . : -), a prefix ending in `*`, or `*`",
+                ));
+            }
         }
         if self.server.socket.max_frame_size > self.server.socket.max_message_size {
             return Err(invalid(
@@ -1140,6 +1219,92 @@ mod tests {
             ],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn socket_limits_must_be_positive_and_public_rooms_valid() {
+        for (var, key) in [
+            (
+                "APP__SERVER__SOCKET__MAX_PER_ADDRESS__HOST",
+                "server.socket.max_per_address.host",
+            ),
+            (
+                "APP__SERVER__SOCKET__MAX_PER_ADDRESS__NETWORK",
+                "server.socket.max_per_address.network",
+            ),
+            (
+                "APP__SERVER__SOCKET__MAX_ANONYMOUS",
+                "server.socket.max_anonymous",
+            ),
+            (
+                "APP__SERVER__SOCKET__OUTBOUND_QUEUE_BYTES",
+                "server.socket.outbound_queue_bytes",
+            ),
+            (
+                "APP__SERVER__SOCKET__MAX_MESSAGES_PER_SECOND",
+                "server.socket.max_messages_per_second",
+            ),
+        ] {
+            let message = refused(Profile::Test, &[(var, "0")]);
+            assert!(
+                message.contains(key) && message.contains("greater than 0"),
+                "{message}"
+            );
+        }
+        for bad in ["a b", "*x", "é*", "r*x"] {
+            let message = refused(
+                Profile::Test,
+                &[("APP__SERVER__SOCKET__PUBLIC_ROOMS__0", bad)],
+            );
+            assert!(
+                message.contains("server.socket.public_rooms[0]"),
+                "{bad:?}: {message}"
+            );
+        }
+        for good in ["lobby", "public-*", "*"] {
+            check_with(
+                Profile::Test,
+                &[("APP__SERVER__SOCKET__PUBLIC_ROOMS__0", good)],
+            )
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_socket_app_needs_allowed_origins_in_prod_only() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let load = |profile: Profile, vars: &[(&str, &str)]| {
+            let mut all = vec![("APP__MYSQL__DSN".to_owned(), APP_DSN.to_owned())];
+            all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+            goex_config::load_with_vars::<AppConfig>(&dir, profile, all)
+                .unwrap()
+                .settings
+        };
+        let message = load(Profile::Prod, &[])
+            .server
+            .socket
+            .check_for_socket_app(Profile::Prod)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("server.socket.allowed_origins"),
+            "{message}"
+        );
+        load(
+            Profile::Prod,
+            &[(
+                "APP__SERVER__SOCKET__ALLOWED_ORIGINS__0",
+                "https://app.example.com",
+            )],
+        )
+        .server
+        .socket
+        .check_for_socket_app(Profile::Prod)
+        .unwrap();
+        // Same-origin stays a convenience of the other profiles.
+        let mut dev = load(Profile::Dev, &[]).server.socket;
+        dev.allowed_origins = Default::default();
+        dev.check_for_socket_app(Profile::Dev).unwrap();
     }
 
     #[test]

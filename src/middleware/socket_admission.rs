@@ -264,6 +264,11 @@ impl OriginAllowList {
         Ok(Self(rules))
     }
 
+    /// No entry: only same-origin requests are admitted (refused in prod).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether a request with this `Origin` header value (`None`: no header) to `host` (the
     /// request's `Host`, for the same-origin rule) may connect. `require_origin` refuses
     /// requests without one.

@@ -40,9 +40,9 @@ pub fn status(err: &ServiceError) -> Status {
         | ServiceError::BadWorkbook(_) => Code::InvalidArgument,
         ServiceError::NotFound | ServiceError::RouteNotFound => Code::NotFound,
         ServiceError::MethodNotAllowed { .. } => Code::Unimplemented,
-        ServiceError::PayloadTooLarge { .. } | ServiceError::TooManyRequests => {
-            Code::ResourceExhausted
-        }
+        ServiceError::PayloadTooLarge { .. }
+        | ServiceError::TooManyRequests
+        | ServiceError::Limited(_) => Code::ResourceExhausted,
         ServiceError::RequestTimeout { .. } => Code::DeadlineExceeded,
         ServiceError::Conflict { .. } => Code::AlreadyExists,
         ServiceError::Unavailable { .. }

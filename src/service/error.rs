@@ -113,6 +113,9 @@ pub enum ServiceError {
     /// Too many attempts (10008).
     #[error("too many attempts")]
     TooManyRequests,
+    /// A per-client limit was reached (10008, 429); the detail names the limit's key.
+    #[error("limited: {0}")]
+    Limited(&'static str),
     /// Authenticated, or not needing to be, but not allowed: an address or origin outside an
     /// allowlist, a room one is not in (10011, 403).
     #[error("forbidden: {0}")]
@@ -164,7 +167,7 @@ impl ServiceError {
             ServiceError::SmsSend(_) => ERR_SMS_SEND,
             ServiceError::WrongCode(_) => ERR_VERIFY_CODE,
             ServiceError::Unauthorized(_) => ERR_UNAUTHORIZED,
-            ServiceError::TooManyRequests => ERR_TOO_MANY_REQUESTS,
+            ServiceError::TooManyRequests | ServiceError::Limited(_) => ERR_TOO_MANY_REQUESTS,
             ServiceError::Forbidden(_) => ERR_FORBIDDEN,
             ServiceError::AtCapacity(_) => ERR_UNAVAILABLE,
             ServiceError::Export(_) => ERR_EXPORT,
@@ -191,7 +194,9 @@ impl ServiceError {
                 Some(format!("{dependency} (circuit open: retry later)"))
             }
             ServiceError::Forbidden(reason) => Some(reason.clone()),
-            ServiceError::AtCapacity(what) => Some((*what).to_owned()),
+            ServiceError::AtCapacity(what) | ServiceError::Limited(what) => {
+                Some((*what).to_owned())
+            }
             ServiceError::NoUpload(why) => Some((*why).to_owned()),
             ServiceError::ImportRejected(report) => Some(format!(
                 "{} of {} rows are invalid; nothing was written",

@@ -1,12 +1,14 @@
-//! The socket app's state: open connections (counted against `server.socket.max_connections`),
-//! rooms and their members, connections by user, and the shutdown broadcast. The controller
-//! owns the wire protocol; this hub only moves already-encoded frames.
+//! The socket app's state: open connections (counted against `server.socket.max_connections`,
+//! per client address at two widths, and anonymous ones apart), rooms and their members (who
+//! may join which), connections by user, and the shutdown broadcast. The controller owns the
+//! wire protocol; this hub only moves already-encoded frames.
 //!
-//! Every delivery to another connection is a `try_send` into that connection's bounded
-//! outbox: a publisher never waits for a slow consumer, and a consumer whose outbox is full is
-//! told to close (1008) instead of buffering without bound.
+//! Every delivery to another connection is a `try_send` into that connection's outbox,
+//! bounded in frames and in bytes: a publisher never waits for a slow consumer, and a consumer
+//! whose outbox is full is told to close (1008) instead of buffering without bound.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -23,36 +25,146 @@ pub type Frame = ByteString;
 pub const MAX_ROOM_NAME: usize = 64;
 
 /// The hub's configured limits (`server.socket.*`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct HubLimits {
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one IPv4 address or IPv6 /64.
+    pub max_per_host: usize,
+    /// Connections open at once from one IPv4 /24 or IPv6 /48.
+    pub max_per_network: usize,
+    /// Connections open at once without a signed-in user.
+    pub max_anonymous: usize,
     /// Rooms one connection may be in.
     pub max_rooms_per_connection: usize,
     /// Frames waiting in one connection's outbox.
     pub outbound_queue: usize,
+    /// Bytes of frames waiting in one connection's outbox (a frame into an empty outbox is
+    /// always taken: one message never overflows it by itself).
+    pub outbound_queue_bytes: usize,
+    /// Rooms anonymous connections may join.
+    pub public_rooms: PublicRooms,
 }
 
 impl Default for HubLimits {
     fn default() -> Self {
         Self {
             max_connections: 25_000,
+            max_per_host: 256,
+            max_per_network: 2048,
+            max_anonymous: 20_000,
             max_rooms_per_connection: 32,
             outbound_queue: 256,
+            outbound_queue_bytes: 1 << 20,
+            public_rooms: PublicRooms::default(),
         }
     }
 }
 
-/// A place among the open connections, held from admission to disconnection.
-#[derive(Debug)]
-pub struct ConnectionSlot {
-    open: Arc<AtomicUsize>,
+/// `server.socket.public_rooms`: names, prefixes ending in `*`, or `*` (every room).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublicRooms(Vec<String>);
+
+impl PublicRooms {
+    /// The rooms of `entries` (checked when the config loads).
+    pub fn new(entries: &[String]) -> Self {
+        Self(entries.to_vec())
+    }
+
+    /// Whether anonymous connections may join `room`.
+    pub fn admits(&self, room: &str) -> bool {
+        self.0.iter().any(|entry| match entry.strip_suffix('*') {
+            Some(prefix) => room.starts_with(prefix),
+            None => entry == room,
+        })
+    }
 }
 
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+/// The two widths a client address is counted at (`server.socket.max_per_address`): its host
+/// (IPv4 /32, IPv6 /64) and its network (IPv4 /24, IPv6 /48). The tag keeps the four kinds of
+/// keys apart in one map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct AddressKey {
+    prefix_len: u8,
+    bits: u128,
+}
+
+impl AddressKey {
+    /// `(host, network)` of `ip` (IPv4-mapped IPv6 already made IPv4 by the caller).
+    fn of(ip: IpAddr) -> (Self, Self) {
+        let key = |prefix_len: u8, bits: u128| Self { prefix_len, bits };
+        match ip {
+            IpAddr::V4(v4) => {
+                let bits = u128::from(u32::from(v4));
+                (key(32, bits), key(24, bits & !0xff))
+            }
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                (
+                    key(64, bits & !(u128::MAX >> 64)),
+                    key(48, bits & !(u128::MAX >> 48)),
+                )
+            }
+        }
     }
+}
+
+/// Open connections by host and by network.
+type AddressCounts = Arc<Mutex<HashMap<AddressKey, usize>>>;
+
+/// The places an admitted client holds in the per-address counts.
+#[derive(Debug)]
+struct AddressHold {
+    counts: AddressCounts,
+    keys: [AddressKey; 2],
+}
+
+impl Drop for AddressHold {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(n) = counts.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// One place in a count, given back when dropped.
+#[derive(Debug)]
+struct CountHold(Arc<AtomicUsize>);
+
+impl CountHold {
+    /// Takes a place in `count` when it is below `max`.
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count.clone()))
+    }
+}
+
+impl Drop for CountHold {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A place among the open connections, held from admission to disconnection: in the global
+/// count, its address's counts, and (for a connection without a user) the anonymous count.
+/// Every place is taken atomically before the upgrade and given back when the slot drops,
+/// however the upgrade or the connection ends.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    _open: CountHold,
+    _address: Option<AddressHold>,
+    _anonymous: Option<CountHold>,
+    user: Option<i64>,
 }
 
 /// One open connection as the hub sees it.
@@ -66,7 +178,44 @@ pub struct Connection {
     overflowed: AtomicBool,
     overflow: Notify,
     rooms: Mutex<Vec<Arc<str>>>,
+    /// Bytes of the frames in the outbox now.
+    queued_bytes: Arc<AtomicUsize>,
+    max_queued_bytes: usize,
     _slot: ConnectionSlot,
+}
+
+/// The receiving end of a connection's outbox: frames others sent it, their bytes given back
+/// to the outbox's byte bound as they are taken.
+#[derive(Debug)]
+pub struct Outbox {
+    frames: mpsc::Receiver<Frame>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// The next frame; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let frame = self.frames.recv().await?;
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
+
+    /// A frame queued now, if any.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        let frame = self.frames.try_recv().ok()?;
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
+
+    /// Frames queued now.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether no frame is queued.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
 }
 
 /// What a delivery did.
@@ -105,16 +254,33 @@ impl Connection {
         let Some(outbox) = self.outbox.get() else {
             return Delivery::Gone;
         };
+        let len = frame.len();
+        // Bytes first: a frame into an empty outbox is always taken, any other only within
+        // the bound.
+        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > self.max_queued_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return self.overflow();
+        }
         match outbox.try_send(frame.clone()) {
             Ok(()) => Delivery::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.overflowed.swap(true, Ordering::AcqRel) {
-                    self.overflow.notify_one();
-                }
-                Delivery::Overflowed
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                self.overflow()
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                Delivery::Gone
+            }
         }
+    }
+
+    /// Marks a slow consumer: its task closes it with 1008.
+    fn overflow(&self) -> Delivery {
+        if !self.overflowed.swap(true, Ordering::AcqRel) {
+            self.overflow.notify_one();
+        }
+        Delivery::Overflowed
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, Vec<Arc<str>>> {
@@ -129,26 +295,55 @@ pub struct Connected {
     pub connection: Arc<Connection>,
     /// Frames pushed to its user, for a signed-in connection (others get theirs on the first
     /// join: [`Joined::outbox`]).
-    pub outbox: Option<mpsc::Receiver<Frame>>,
+    pub outbox: Option<Outbox>,
     /// Turns `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// A room message encoded for each kind of member: signed-in members may see who sent it,
+/// anonymous ones never see a user id.
+#[derive(Clone, Debug)]
+pub struct RoomFrame {
+    /// For members with a signed-in user.
+    pub for_users: Frame,
+    /// For anonymous members.
+    pub for_anonymous: Frame,
+}
+
+impl From<Frame> for RoomFrame {
+    /// The same frame for every member (it names no user).
+    fn from(frame: Frame) -> Self {
+        Self {
+            for_users: frame.clone(),
+            for_anonymous: frame,
+        }
+    }
+}
+
 /// The socket app's shared state.
 pub trait SocketHub: Interface {
-    /// Reserves a place for a new connection.
+    /// Reserves a place for a new connection from `client`, counted globally and against its
+    /// address at both widths, all or nothing.
     ///
     /// # Errors
-    /// [`ServiceError::AtCapacity`] at `max_connections` or while shutting down.
-    fn reserve(&self) -> Result<ConnectionSlot, ServiceError>;
+    /// [`ServiceError::AtCapacity`] at `max_connections` or while shutting down;
+    /// [`ServiceError::Limited`] at `max_per_host` or `max_per_network` for `client`.
+    fn reserve(&self, client: IpAddr) -> Result<ConnectionSlot, ServiceError>;
 
-    /// Registers an admitted connection (of `user`, when it carried a token).
-    fn connect(&self, slot: ConnectionSlot, user: Option<i64>) -> Connected;
+    /// Records who holds `slot` (`None`: anonymous, counted against `max_anonymous`).
+    ///
+    /// # Errors
+    /// [`ServiceError::AtCapacity`] at `max_anonymous` for an anonymous connection.
+    fn identify(&self, slot: &mut ConnectionSlot, user: Option<i64>) -> Result<(), ServiceError>;
+
+    /// Registers an admitted connection (of the slot's user, when it carried a token).
+    fn connect(&self, slot: ConnectionSlot) -> Connected;
 
     /// Adds `conn` to `room` (created by its first member); joining twice is a no-op.
     ///
     /// # Errors
-    /// An invalid room name, or more rooms than `max_rooms_per_connection` (10000).
+    /// An invalid room name, or more rooms than `max_rooms_per_connection` (10000); an
+    /// anonymous connection and a room outside `public_rooms` (10011).
     fn join(&self, conn: &Arc<Connection>, room: &str) -> Result<Joined, ServiceError>;
 
     /// Removes `conn` from `room` (removed with its last member).
@@ -162,7 +357,12 @@ pub trait SocketHub: Interface {
     ///
     /// # Errors
     /// `from` is not in `room` (10011).
-    fn publish(&self, from: &Connection, room: &str, frame: Frame) -> Result<usize, ServiceError>;
+    fn publish(
+        &self,
+        from: &Connection,
+        room: &str,
+        frame: RoomFrame,
+    ) -> Result<usize, ServiceError>;
 
     /// Queues `frame` for every connection of `user`; returns how many got it.
     fn send_to_user(&self, user: i64, frame: Frame) -> usize;
@@ -189,13 +389,15 @@ pub struct Joined {
     /// Members of the room, the new one included.
     pub members: usize,
     /// The connection's outbox, made by this join (its first): frames from the room arrive here.
-    pub outbox: Option<mpsc::Receiver<Frame>>,
+    pub outbox: Option<Outbox>,
 }
 
 /// The hub's mutable state, created empty with the module.
 #[derive(Debug)]
 pub struct HubState {
     open: Arc<AtomicUsize>,
+    anonymous: Arc<AtomicUsize>,
+    addresses: AddressCounts,
     next_id: AtomicU64,
     rooms: RwLock<HashMap<Arc<str>, Members>>,
     users: RwLock<HashMap<i64, Members>>,
@@ -206,6 +408,8 @@ impl Default for HubState {
     fn default() -> Self {
         Self {
             open: Arc::default(),
+            anonymous: Arc::default(),
+            addresses: AddressCounts::default(),
             next_id: AtomicU64::new(1),
             rooms: RwLock::default(),
             users: RwLock::default(),
@@ -267,34 +471,82 @@ fn not_a_member(room: &str) -> ServiceError {
 
 impl SocketHubImpl {
     /// Makes `conn`'s outbox if it has none yet; the receiver goes to its task.
-    fn open_outbox(&self, conn: &Connection) -> Option<mpsc::Receiver<Frame>> {
+    fn open_outbox(&self, conn: &Connection) -> Option<Outbox> {
         let mut receiver = None;
         conn.outbox.get_or_init(|| {
             let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
-            receiver = Some(rx);
+            receiver = Some(Outbox {
+                frames: rx,
+                queued_bytes: conn.queued_bytes.clone(),
+            });
             tx
         });
         receiver
     }
+
+    /// Takes a place for `client` at both widths, or none.
+    fn hold_address(&self, client: IpAddr) -> Result<AddressHold, ServiceError> {
+        let (host, network) = AddressKey::of(client);
+        let mut counts = self
+            .state
+            .addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if counts.get(&host).copied().unwrap_or(0) >= self.limits.max_per_host {
+            return Err(ServiceError::Limited(
+                "socket connections from one address (server.socket.max_per_address.host)",
+            ));
+        }
+        if counts.get(&network).copied().unwrap_or(0) >= self.limits.max_per_network {
+            return Err(ServiceError::Limited(
+                "socket connections from one network (server.socket.max_per_address.network)",
+            ));
+        }
+        *counts.entry(host).or_default() += 1;
+        *counts.entry(network).or_default() += 1;
+        Ok(AddressHold {
+            counts: self.state.addresses.clone(),
+            keys: [host, network],
+        })
+    }
 }
 
 impl SocketHub for SocketHubImpl {
-    fn reserve(&self) -> Result<ConnectionSlot, ServiceError> {
+    fn reserve(&self, client: IpAddr) -> Result<ConnectionSlot, ServiceError> {
         if *self.state.closing.borrow() {
             return Err(ServiceError::AtCapacity("socket server shutting down"));
         }
-        let open = &self.state.open;
         // Atomic admission: concurrent upgrades never take more than max_connections places.
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < self.limits.max_connections).then_some(n + 1)
+        let open = CountHold::take(&self.state.open, self.limits.max_connections).ok_or(
+            ServiceError::AtCapacity("socket connections (server.socket.max_connections)"),
+        )?;
+        // A refusal here drops `open`: the global place is given back.
+        let address = self.hold_address(client)?;
+        Ok(ConnectionSlot {
+            _open: open,
+            _address: Some(address),
+            _anonymous: None,
+            user: None,
         })
-        .map_err(|_| {
-            ServiceError::AtCapacity("socket connections (server.socket.max_connections)")
-        })?;
-        Ok(ConnectionSlot { open: open.clone() })
     }
 
-    fn connect(&self, slot: ConnectionSlot, user: Option<i64>) -> Connected {
+    fn identify(&self, slot: &mut ConnectionSlot, user: Option<i64>) -> Result<(), ServiceError> {
+        slot.user = user;
+        slot._anonymous = match user {
+            Some(_) => None,
+            None => Some(
+                CountHold::take(&self.state.anonymous, self.limits.max_anonymous).ok_or(
+                    ServiceError::AtCapacity(
+                        "anonymous socket connections (server.socket.max_anonymous)",
+                    ),
+                )?,
+            ),
+        };
+        Ok(())
+    }
+
+    fn connect(&self, slot: ConnectionSlot) -> Connected {
+        let user = slot.user;
         let connection = Arc::new(Connection {
             id: self.state.next_id.fetch_add(1, Ordering::Relaxed),
             user,
@@ -302,6 +554,8 @@ impl SocketHub for SocketHubImpl {
             overflowed: AtomicBool::new(false),
             overflow: Notify::new(),
             rooms: Mutex::default(),
+            queued_bytes: Arc::default(),
+            max_queued_bytes: self.limits.outbound_queue_bytes,
             _slot: slot,
         });
         let outbox = user.and_then(|_| self.open_outbox(&connection));
@@ -320,6 +574,12 @@ impl SocketHub for SocketHubImpl {
 
     fn join(&self, conn: &Arc<Connection>, room: &str) -> Result<Joined, ServiceError> {
         check_room(room)?;
+        if conn.user.is_none() && !self.limits.public_rooms.admits(room) {
+            return Err(ServiceError::Forbidden(format!(
+                "room `{room}` needs a signed-in connection (an access token); anonymous \
+                 connections join only server.socket.public_rooms"
+            )));
+        }
         let mut rooms = write(&self.state.rooms);
         let mut mine = conn.rooms();
         if let Some(members) = rooms.get(room)
@@ -366,7 +626,12 @@ impl SocketHub for SocketHubImpl {
         Ok(())
     }
 
-    fn publish(&self, from: &Connection, room: &str, frame: Frame) -> Result<usize, ServiceError> {
+    fn publish(
+        &self,
+        from: &Connection,
+        room: &str,
+        frame: RoomFrame,
+    ) -> Result<usize, ServiceError> {
         let rooms = read(&self.state.rooms);
         let members = rooms
             .get(room)
@@ -375,7 +640,13 @@ impl SocketHub for SocketHubImpl {
         Ok(members
             .values()
             .filter(|m| m.id != from.id)
-            .filter(|m| m.deliver(&frame) == Delivery::Queued)
+            .filter(|m| {
+                let frame = match m.user {
+                    Some(_) => &frame.for_users,
+                    None => &frame.for_anonymous,
+                };
+                m.deliver(frame) == Delivery::Queued
+            })
             .count())
     }
 
@@ -432,24 +703,46 @@ mod tests {
     fn hub(max_connections: usize, outbound_queue: usize) -> SocketHubImpl {
         SocketHubImpl::new(HubLimits {
             max_connections,
+            max_per_host: usize::MAX,
+            max_per_network: usize::MAX,
+            max_anonymous: usize::MAX,
             max_rooms_per_connection: 2,
             outbound_queue,
+            outbound_queue_bytes: usize::MAX,
+            public_rooms: PublicRooms::new(&["*".to_owned()]),
         })
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn localhost() -> IpAddr {
+        ip("127.0.0.1")
+    }
+
     fn connect(hub: &SocketHubImpl, user: Option<i64>) -> Connected {
-        hub.connect(hub.reserve().unwrap(), user)
+        let mut slot = hub.reserve(localhost()).unwrap();
+        hub.identify(&mut slot, user).unwrap();
+        hub.connect(slot)
+    }
+
+    fn frame(text: &str) -> RoomFrame {
+        Frame::from(text.to_owned()).into()
     }
 
     #[test]
     fn reservations_stop_at_the_limit_and_are_given_back() {
         let hub = hub(2, 4);
-        let a = hub.reserve().unwrap();
-        let _b = hub.reserve().unwrap();
-        assert!(matches!(hub.reserve(), Err(ServiceError::AtCapacity(_))));
+        let a = hub.reserve(localhost()).unwrap();
+        let _b = hub.reserve(localhost()).unwrap();
+        assert!(matches!(
+            hub.reserve(localhost()),
+            Err(ServiceError::AtCapacity(_))
+        ));
         drop(a);
         assert_eq!(hub.open_connections(), 1);
-        assert!(hub.reserve().is_ok());
+        assert!(hub.reserve(localhost()).is_ok());
     }
 
     #[test]
@@ -462,7 +755,7 @@ mod tests {
                 std::thread::spawn(move || {
                     start.wait();
                     (0..10)
-                        .filter_map(|_| hub.reserve().ok())
+                        .filter_map(|_| hub.reserve(localhost()).ok())
                         .collect::<Vec<_>>()
                 })
             })
@@ -483,7 +776,10 @@ mod tests {
         let open = connect(&hub, None);
         hub.shut_down();
         assert!(*open.shutdown.borrow());
-        assert!(matches!(hub.reserve(), Err(ServiceError::AtCapacity(_))));
+        assert!(matches!(
+            hub.reserve(localhost()),
+            Err(ServiceError::AtCapacity(_))
+        ));
     }
 
     #[test]
@@ -504,17 +800,17 @@ mod tests {
             (2, true),
             "joining twice"
         );
-        assert_eq!(hub.publish(&a.connection, "lobby", "hi".into()).unwrap(), 1);
+        assert_eq!(hub.publish(&a.connection, "lobby", frame("hi")).unwrap(), 1);
         assert_eq!(b_outbox.try_recv().unwrap(), "hi");
-        assert!(a_outbox.try_recv().is_err(), "not echoed to the sender");
+        assert!(a_outbox.try_recv().is_none(), "not echoed to the sender");
         hub.leave(&b.connection, "lobby").unwrap();
-        assert_eq!(hub.publish(&a.connection, "lobby", "x".into()).unwrap(), 0);
+        assert_eq!(hub.publish(&a.connection, "lobby", frame("x")).unwrap(), 0);
         assert!(matches!(
             hub.leave(&b.connection, "lobby"),
             Err(ServiceError::Forbidden(_))
         ));
         assert!(matches!(
-            hub.publish(&b.connection, "lobby", "x".into()),
+            hub.publish(&b.connection, "lobby", frame("x")),
             Err(ServiceError::Forbidden(_))
         ));
     }
@@ -542,7 +838,7 @@ mod tests {
         hub.join(&a.connection, "r").unwrap();
         let _slow_outbox = hub.join(&slow.connection, "r").unwrap().outbox;
         let delivered: usize = (0..5)
-            .map(|_| hub.publish(&a.connection, "r", "m".into()).unwrap())
+            .map(|_| hub.publish(&a.connection, "r", frame("m")).unwrap())
             .sum();
         assert_eq!(delivered, 2, "the outbox holds two");
         tokio::time::timeout(
@@ -570,5 +866,145 @@ mod tests {
         assert!(read(&hub.state.rooms).is_empty(), "empty rooms are removed");
         drop((a, c));
         assert_eq!(hub.open_connections(), 1);
+    }
+
+    #[test]
+    fn addresses_are_counted_per_host_and_per_network() {
+        let hub = SocketHubImpl::new(HubLimits {
+            max_per_host: 2,
+            max_per_network: 3,
+            ..HubLimits::default()
+        });
+        let a1 = hub.reserve(ip("10.0.0.1")).unwrap();
+        let _a2 = hub.reserve(ip("10.0.0.1")).unwrap();
+        let refused = hub.reserve(ip("10.0.0.1")).unwrap_err();
+        assert!(
+            refused.to_string().contains("max_per_address.host"),
+            "{refused}"
+        );
+        // A neighbour in the same /24 until the network's limit; another /24 apart.
+        let _b = hub.reserve(ip("10.0.0.2")).unwrap();
+        let refused = hub.reserve(ip("10.0.0.3")).unwrap_err();
+        assert!(
+            refused.to_string().contains("max_per_address.network"),
+            "{refused}"
+        );
+        hub.reserve(ip("10.0.1.1")).unwrap();
+        // A refusal by address gives the global place back.
+        assert_eq!(hub.open_connections(), 3);
+        drop(a1);
+        let _a3 = hub.reserve(ip("10.0.0.1")).unwrap();
+        // IPv6: one /64 is one host; /48 the network.
+        let _v1 = hub.reserve(ip("2001:db8:1:1::1")).unwrap();
+        let _v2 = hub.reserve(ip("2001:db8:1:1::2")).unwrap();
+        assert!(hub.reserve(ip("2001:db8:1:1:ffff::3")).is_err());
+        let _v3 = hub.reserve(ip("2001:db8:1:2::1")).unwrap();
+        assert!(
+            hub.reserve(ip("2001:db8:1:3::1")).is_err(),
+            "the /48 is full"
+        );
+        hub.reserve(ip("2001:db8:2::1")).unwrap();
+    }
+
+    #[test]
+    fn address_counts_are_given_back_to_the_last() {
+        let hub = SocketHubImpl::new(HubLimits {
+            max_per_host: 1,
+            ..HubLimits::default()
+        });
+        let slots: Vec<_> = (0..100)
+            .map(|i| hub.reserve(ip(&format!("10.0.{i}.1"))).unwrap())
+            .collect();
+        drop(slots);
+        assert!(
+            hub.state.addresses.lock().unwrap().is_empty(),
+            "no key outlives its connections"
+        );
+    }
+
+    #[test]
+    fn anonymous_connections_have_their_own_limit() {
+        let hub = SocketHubImpl::new(HubLimits {
+            max_anonymous: 1,
+            ..HubLimits::default()
+        });
+        let mut first = hub.reserve(localhost()).unwrap();
+        hub.identify(&mut first, None).unwrap();
+        let mut second = hub.reserve(localhost()).unwrap();
+        assert!(matches!(
+            hub.identify(&mut second, None),
+            Err(ServiceError::AtCapacity(_))
+        ));
+        hub.identify(&mut second, Some(7))
+            .expect("a user is not anonymous");
+        drop(first);
+        let mut third = hub.reserve(localhost()).unwrap();
+        hub.identify(&mut third, None).unwrap();
+    }
+
+    #[test]
+    fn anonymous_connections_join_public_rooms_only_and_never_see_users() {
+        let hub = SocketHubImpl::new(HubLimits {
+            public_rooms: PublicRooms::new(&["lobby".to_owned(), "open-*".to_owned()]),
+            ..HubLimits::default()
+        });
+        let anonymous = connect(&hub, None);
+        let user = connect(&hub, Some(1));
+        let other = connect(&hub, Some(2));
+        for room in ["private", "lobby2", "open"] {
+            assert!(matches!(
+                hub.join(&anonymous.connection, room),
+                Err(ServiceError::Forbidden(_))
+            ));
+        }
+        let mut anon_outbox = hub
+            .join(&anonymous.connection, "open-1")
+            .unwrap()
+            .outbox
+            .unwrap();
+        hub.join(&user.connection, "private").unwrap();
+        hub.join(&user.connection, "open-1").unwrap();
+        hub.join(&other.connection, "open-1").unwrap();
+        let mut other_outbox = other.outbox.unwrap();
+        let sent = RoomFrame {
+            for_users: "with user".into(),
+            for_anonymous: "without".into(),
+        };
+        assert_eq!(hub.publish(&user.connection, "open-1", sent).unwrap(), 2);
+        assert_eq!(anon_outbox.try_recv().unwrap(), "without");
+        assert_eq!(other_outbox.try_recv().unwrap(), "with user");
+    }
+
+    #[test]
+    fn the_outbox_is_bounded_in_bytes() {
+        let hub = SocketHubImpl::new(HubLimits {
+            outbound_queue_bytes: 10,
+            public_rooms: PublicRooms::new(&["*".to_owned()]),
+            ..HubLimits::default()
+        });
+        let a = connect(&hub, None);
+        let b = connect(&hub, None);
+        hub.join(&a.connection, "r").unwrap();
+        let mut outbox = hub.join(&b.connection, "r").unwrap().outbox.unwrap();
+        // Into an empty outbox a frame is taken whatever its size.
+        assert_eq!(
+            hub.publish(&a.connection, "r", frame(&"x".repeat(50)))
+                .unwrap(),
+            1
+        );
+        assert_eq!(outbox.try_recv().unwrap().len(), 50);
+        // Then within 10 bytes: 6 + 4 fit, one more byte does not.
+        assert_eq!(hub.publish(&a.connection, "r", frame("123456")).unwrap(), 1);
+        assert_eq!(hub.publish(&a.connection, "r", frame("1234")).unwrap(), 1);
+        assert!(!b.connection.overflowed.load(Ordering::Acquire));
+        assert_eq!(hub.publish(&a.connection, "r", frame("1")).unwrap(), 0);
+        assert!(
+            b.connection.overflowed.load(Ordering::Acquire),
+            "a slow consumer"
+        );
+        // Taking frames gives their bytes back.
+        outbox.try_recv().unwrap();
+        outbox.try_recv().unwrap();
+        assert_eq!(b.connection.queued_bytes.load(Ordering::Acquire), 0);
     }
 }

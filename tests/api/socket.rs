@@ -99,8 +99,11 @@ async fn connect(url: &str) -> Ws {
         .0
 }
 
-/// Connects with extra headers; `Err((status, body))` when the upgrade is refused.
-pub(crate) async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, Value)> {
+/// An upgrade request to `url` with extra headers.
+fn upgrade_request(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let mut request = url.into_client_request().unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(
@@ -108,7 +111,37 @@ pub(crate) async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<
             HeaderValue::from_bytes(value.as_bytes()).unwrap(),
         );
     }
-    match tokio_tungstenite::connect_async(request).await {
+    request
+}
+
+/// Connects with extra headers; `Err((status, body))` when the upgrade is refused.
+pub(crate) async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, Value)> {
+    upgraded(tokio_tungstenite::connect_async(upgrade_request(url, headers)).await)
+}
+
+/// Connects from the local address `source` (another loopback address: 127.0.0.2, 127.0.1.1),
+/// as a client on another host would.
+async fn connect_from(url: &str, source: &str) -> Result<Ws, (u16, Value)> {
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the URL");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let stream = socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("TCP connect");
+    upgraded(
+        tokio_tungstenite::client_async(upgrade_request(url, &[]), MaybeTlsStream::Plain(stream))
+            .await,
+    )
+}
+
+fn upgraded<R>(result: Result<(Ws, R), WsError>) -> Result<Ws, (u16, Value)> {
+    match result {
         Ok((ws, _)) => Ok(ws),
         Err(WsError::Http(response)) => {
             let body = response.body().clone().unwrap_or_default();
@@ -686,6 +719,10 @@ fn server_socket_open(port: u16, peer_port: u16) -> bool {
 async fn a_client_that_stops_reading_loses_its_socket_and_holds_its_slot_until_then() {
     let app = spawn_socket(&[
         ("APP__SERVER__SOCKET__MAX_CONNECTIONS", "1".to_owned()),
+        (
+            "APP__SERVER__SOCKET__MAX_MESSAGES_PER_SECOND",
+            "1000000".to_owned(),
+        ),
         ("APP__SERVER__SOCKET__WRITE_TIMEOUT", "1s".to_owned()),
         ("APP__SERVER__SOCKET__TCP_USER_TIMEOUT", "2s".to_owned()),
     ])
@@ -732,11 +769,18 @@ async fn a_client_that_stops_reading_loses_its_socket_and_holds_its_slot_until_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_sender_in_a_busy_room_is_not_taken_for_a_slow_reader() {
-    let app = spawn_socket(&[("APP__SERVER__SOCKET__OUTBOUND_QUEUE", "16".to_owned())]).await;
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__OUTBOUND_QUEUE", "16".to_owned()),
+        (
+            "APP__SERVER__SOCKET__MAX_MESSAGES_PER_SECOND",
+            "1000000".to_owned(),
+        ),
+    ])
+    .await;
     let mut fast = connect(&app.url()).await;
     let mut room = connect(&app.url()).await;
     for ws in [&mut fast, &mut room] {
-        send_json(ws, json!({"type": "join", "room": "busy"})).await;
+        send_json(ws, json!({"type": "join", "room": "lobby"})).await;
         assert_eq!(next_json(ws).await["type"], "joined");
     }
     // `fast` pipelines 30,000 echo requests and reads everything, while the room publishes 200
@@ -755,7 +799,7 @@ async fn a_fast_sender_in_a_busy_room_is_not_taken_for_a_slow_reader() {
         let (mut sink, mut acks) = room.split();
         let reader = tokio::spawn(async move { while let Some(Ok(_)) = acks.next().await {} });
         for i in 0..PUBLISHED {
-            let message = json!({"type": "publish", "room": "busy", "data": i});
+            let message = json!({"type": "publish", "room": "lobby", "data": i});
             sink.send(Message::text(message.to_string())).await.unwrap();
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
@@ -786,12 +830,16 @@ async fn a_slow_consumer_is_disconnected_with_1008_and_never_blocks_the_room() {
         ("APP__SERVER__SOCKET__OUTBOUND_QUEUE", "8".to_owned()),
         ("APP__SERVER__SOCKET__MAX_FRAME_SIZE", "65536".to_owned()),
         ("APP__SERVER__SOCKET__WRITE_TIMEOUT", "5s".to_owned()),
+        (
+            "APP__SERVER__SOCKET__MAX_MESSAGES_PER_SECOND",
+            "1000000".to_owned(),
+        ),
     ])
     .await;
     let mut publisher = connect(&app.url()).await;
     let mut slow = connect(&app.url()).await;
     for ws in [&mut publisher, &mut slow] {
-        send_json(ws, json!({"type": "join", "room": "firehose"})).await;
+        send_json(ws, json!({"type": "join", "room": "lobby"})).await;
         assert_eq!(next_json(ws).await["type"], "joined");
     }
     // `slow` stops reading. 60 KB messages fill the socket buffers, the session queue and
@@ -801,7 +849,7 @@ async fn a_slow_consumer_is_disconnected_with_1008_and_never_blocks_the_room() {
     let dropped_at = loop {
         send_json(
             &mut publisher,
-            json!({"type": "publish", "room": "firehose", "data": payload}),
+            json!({"type": "publish", "room": "lobby", "data": payload}),
         )
         .await;
         let answer = next_json(&mut publisher).await;
@@ -829,7 +877,7 @@ async fn shutdown_closes_every_client_with_1001_and_stops() {
     for _ in 0..3 {
         clients.push(connect(&url).await);
     }
-    send_json(&mut clients[0], json!({"type": "join", "room": "r"})).await;
+    send_json(&mut clients[0], json!({"type": "join", "room": "lobby"})).await;
     assert_eq!(next_json(&mut clients[0]).await["type"], "joined");
     let readers: Vec<_> = clients
         .into_iter()
@@ -925,7 +973,12 @@ async fn with_optional_tokens_a_malformed_authorization_is_refused_not_ignored()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_websockets_client_talks_to_it() {
-    let app = spawn_socket(&[]).await;
+    // The client joins a room of its own, `socket-client-<pid>-<n>`, anonymously.
+    let app = spawn_socket(&[(
+        "APP__SERVER__SOCKET__PUBLIC_ROOMS__0",
+        "socket-client-*".to_owned(),
+    )])
+    .await;
     let python = python_venv("socket", &[crate::helpers::WEBSOCKETS_PIN]);
     let url = app.url();
     let out = tokio::task::spawn_blocking(move || {
@@ -979,7 +1032,12 @@ async fn the_cli_client_sends_stdin_lines_and_prints_replies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pages_work_in_a_real_browser() {
-    let socket = spawn_socket(&[]).await;
+    // The page check joins a room of its own, `page-check-<n>`, anonymously.
+    let socket = spawn_socket(&[(
+        "APP__SERVER__SOCKET__PUBLIC_ROOMS__0",
+        "page-check-*".to_owned(),
+    )])
+    .await;
     // The HTTP app serves the pages, pointed at this socket app.
     let http = crate::helpers::spawn_app_with(&[(
         "APP__SERVER__SOCKET__ADDR",
@@ -1017,17 +1075,22 @@ async fn the_pages_work_in_a_real_browser() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_closes_clients_with_1001_on_sigterm_and_exits_0() {
+/// `go_example socket --env test` in a process of its own (its figures are its own), with
+/// `env` over the profile; its port once it listens.
+fn spawn_socket_process(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, u16) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = crate::helpers::app_command()
+    let mut command = crate::helpers::app_command();
+    command
         .args(["socket", "--env", "test"])
         .env("APP__SERVER__SOCKET__ADDR", "127.0.0.1:0")
-        .env("APP__SQLITE__PATH", dir.path().join("app.db"))
-        .env("APP__CERTS__DIR", dir.path().join("certs"))
-        .env("APP__LOG__FORMAT", "json")
+        .env("APP__SQLITE__PATH", dir.join("app.db"))
+        .env("APP__CERTS__DIR", dir.join("certs"))
+        .env("APP__LOG__FORMAT", "json");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -1046,6 +1109,13 @@ async fn the_binary_closes_clients_with_1001_on_sigterm_and_exits_0() {
     let port = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the server reports its port");
+    (child, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_closes_clients_with_1001_on_sigterm_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port) = spawn_socket_process(dir.path(), &[]);
     let url = format!("ws://127.0.0.1:{port}/socket_server");
     let mut clients = Vec::new();
     for _ in 0..2 {
@@ -1129,5 +1199,477 @@ async fn connections_messages_closes_and_refusals_are_counted() {
         .await,
         "{}",
         scrape().await
+    );
+}
+
+/// Registers `name` and signs in through the module: the login's `accessToken`
+/// (`Bearer <jwt>`, an `Authorization` value as it is).
+async fn sign_in(app: &SocketApp, name: &str) -> String {
+    use go_example::model::forms::{LoginForm, RegisterForm};
+    use go_example::service::auth::AuthService;
+    let auth: &dyn AuthService = app.module.resolve_ref();
+    let password = format!("Passw0rd!{name}");
+    auth.register(
+        RegisterForm {
+            username: name.into(),
+            password: password.clone(),
+            gender: 1,
+        },
+        "127.0.0.1",
+    )
+    .await
+    .expect("register");
+    auth.login(
+        LoginForm {
+            username: name.into(),
+            password,
+        },
+        "127.0.0.1",
+    )
+    .await
+    .expect("login")
+    .access_token
+}
+
+/// Fires `count` upgrades at once from `source`; the admitted connections and the refusals.
+async fn fire_from(url: &str, source: &'static str, count: usize) -> (Vec<Ws>, Vec<(u16, Value)>) {
+    let attempts: Vec<_> = (0..count)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move { connect_from(&url, source).await })
+        })
+        .collect();
+    let (mut open, mut refused) = (Vec::new(), Vec::new());
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(ws) => open.push(ws),
+            Err(refusal) => refused.push(refusal),
+        }
+    }
+    (open, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_slot_even_when_fired_at_once() {
+    // Test scale: 5 per host (IPv4 address), 8 per network (/24), 100 in all.
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__MAX_PER_ADDRESS__HOST", "5".to_owned()),
+        (
+            "APP__SERVER__SOCKET__MAX_PER_ADDRESS__NETWORK",
+            "8".to_owned(),
+        ),
+        ("APP__SERVER__SOCKET__MAX_CONNECTIONS", "100".to_owned()),
+    ])
+    .await;
+    let url = app.url();
+    let (mut held, refused) = fire_from(&url, "127.0.0.1", 20).await;
+    assert_eq!((held.len(), refused.len()), (5, 15));
+    for (status, body) in &refused {
+        assert_eq!(
+            (*status, body["error"]["code"].as_str()),
+            (429, Some("10008"))
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("server.socket.max_per_address.host"),
+            "{body}"
+        );
+    }
+    // A neighbour in the same /24 gets what is left of the network's 8, fired at once too.
+    let (neighbour, refused) = fire_from(&url, "127.0.0.2", 10).await;
+    assert_eq!((neighbour.len(), refused.len()), (3, 7));
+    assert!(
+        refused[0].1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.socket.max_per_address.network"),
+        "{:?}",
+        refused[0]
+    );
+    // Another network is admitted: the limits are per address, not global.
+    let (other, _) = fire_from(&url, "127.0.1.1", 2).await;
+    assert_eq!(other.len(), 2);
+    assert_eq!(app.open(), 10);
+    // A place is given back when a connection ends.
+    let mut first = held.pop().unwrap();
+    first.close(None).await.unwrap();
+    let _ = close_of(&mut first).await;
+    assert!(eventually(Duration::from_secs(5), async || app.open() == 9).await);
+    let mut again = connect_from(&url, "127.0.0.1")
+        .await
+        .expect("a place came back");
+    again.send(Message::text("hi")).await.unwrap();
+    assert_eq!(next_data(&mut again).await, Message::text("recv data:hi"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_address_places_are_never_leaked_by_refused_upgrades() {
+    // Test scale: 2 per host.
+    let app = spawn_socket(&[("APP__SERVER__SOCKET__MAX_PER_ADDRESS__HOST", "2".to_owned())]).await;
+    let url = app.url();
+    // Refused after the places were taken: a foreign Origin (403), a bad token (401), and
+    // requests that are not upgrades (400).
+    for _ in 0..5 {
+        let (status, _) = connect_with(&url, &[("origin", "http://evil.example")])
+            .await
+            .expect_err("refused");
+        assert_eq!(status, 403);
+        let (status, _) = connect_with(&url, &[("authorization", "Bearer garbage")])
+            .await
+            .expect_err("refused");
+        assert_eq!(status, 401);
+        let res = reqwest::get(format!("http://127.0.0.1:{}/socket_server", app.port))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+    }
+    assert_eq!(app.open(), 0);
+    let _a = connect(&url).await;
+    let _b = connect(&url).await;
+    assert_eq!(connect_with(&url, &[]).await.err().unwrap().0, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_are_counted_by_64_and_by_48() {
+    // Test scale: 2 per /64, 3 per /48; the clients' addresses come from a trusted proxy.
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__MAX_PER_ADDRESS__HOST", "2".to_owned()),
+        (
+            "APP__SERVER__SOCKET__MAX_PER_ADDRESS__NETWORK",
+            "3".to_owned(),
+        ),
+        (
+            "APP__SERVER__SOCKET__TRUSTED_PROXIES__0",
+            "127.0.0.1".to_owned(),
+        ),
+    ])
+    .await;
+    let url = app.url();
+    let from = |ip: &'static str| {
+        let url = url.clone();
+        async move { connect_with(&url, &[("x-forwarded-for", ip)]).await }
+    };
+    let mut held = Vec::new();
+    for ip in ["2001:db8:0:1::1", "2001:db8:0:1:ffff::2"] {
+        held.push(from(ip).await.expect(ip));
+    }
+    assert_eq!(
+        from("2001:db8:0:1::3").await.err().unwrap().0,
+        429,
+        "the /64 is one host"
+    );
+    held.push(from("2001:db8:0:2::1").await.expect("another /64"));
+    assert_eq!(
+        from("2001:db8:0:3::1").await.err().unwrap().0,
+        429,
+        "the /48 is full"
+    );
+    held.push(from("2001:db8:1::1").await.expect("another /48"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_connections_are_capped_and_signed_in_users_still_admitted() {
+    // Test scale: 3 anonymous connections at most, 100 in all.
+    let app = spawn_socket(&[
+        ("APP__SERVER__SOCKET__MAX_ANONYMOUS", "3".to_owned()),
+        ("APP__SERVER__SOCKET__MAX_CONNECTIONS", "100".to_owned()),
+        ("APP__SERVER__SOCKET__AUTH", "optional".to_owned()),
+    ])
+    .await;
+    let url = app.url();
+    let (anonymous, refused) = fire_from(&url, "127.0.0.1", 10).await;
+    assert_eq!((anonymous.len(), refused.len()), (3, 7));
+    for (status, body) in &refused {
+        assert_eq!(
+            (*status, body["error"]["code"].as_str()),
+            (503, Some("10009"))
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("server.socket.max_anonymous"),
+            "{body}"
+        );
+    }
+    let token = sign_in(&app, "socketcapped").await;
+    let mut signed = connect_with(&url, &[("authorization", &token)])
+        .await
+        .expect("a signed-in user is not anonymous");
+    signed.send(Message::text("hi")).await.unwrap();
+    assert_eq!(next_data(&mut signed).await, Message::text("recv data:hi"));
+    assert_eq!(app.open(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_members_join_public_rooms_only_and_never_see_user_ids() {
+    // The test profile's public rooms: `lobby`.
+    let app = spawn_socket(&[("APP__SERVER__SOCKET__AUTH", "optional".to_owned())]).await;
+    let token = sign_in(&app, "socketroomer").await;
+    let mut anonymous = connect(&app.url()).await;
+    let mut a = connect_with(&app.url(), &[("authorization", &token)])
+        .await
+        .unwrap();
+    let mut b = connect_with(&app.url(), &[("authorization", &token)])
+        .await
+        .unwrap();
+    send_json(&mut anonymous, json!({"type": "join", "room": "staff"})).await;
+    let error = next_json(&mut anonymous).await;
+    assert_eq!(error["error"]["code"], "10011", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.socket.public_rooms"),
+        "{error}"
+    );
+    for ws in [&mut a, &mut b] {
+        send_json(ws, json!({"type": "join", "room": "staff"})).await;
+        assert_eq!(next_json(ws).await["type"], "joined");
+    }
+    for ws in [&mut anonymous, &mut a, &mut b] {
+        send_json(ws, json!({"type": "join", "room": "lobby"})).await;
+        assert_eq!(next_json(ws).await["type"], "joined");
+    }
+    send_json(
+        &mut a,
+        json!({"type": "publish", "room": "lobby", "data": "hi"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut a).await["delivered"], 2);
+    let to_user = next_json(&mut b).await;
+    assert!(to_user["user"].as_i64().is_some(), "{to_user}");
+    let to_anonymous = next_json(&mut anonymous).await;
+    assert_eq!(to_anonymous["data"], "hi");
+    assert!(to_anonymous.get("user").is_none(), "{to_anonymous}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_connection_is_held_to_its_message_rate() {
+    // Test scale: 10 messages per second per connection.
+    let app = spawn_socket(&[(
+        "APP__SERVER__SOCKET__MAX_MESSAGES_PER_SECOND",
+        "10".to_owned(),
+    )])
+    .await;
+    // Three connections at once, each pipelining 30 messages: each gets its own 10.
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let url = app.url();
+            tokio::spawn(async move {
+                let mut ws = connect(&url).await;
+                for i in 0..30 {
+                    ws.feed(Message::text(format!("m{i}"))).await.unwrap();
+                }
+                ws.flush().await.unwrap();
+                let (mut echoed, mut refused) = (0, 0);
+                for _ in 0..30 {
+                    match next_data(&mut ws).await {
+                        Message::Text(t) if t.starts_with("recv data:m") => echoed += 1,
+                        Message::Text(t) => {
+                            let error: Value = serde_json::from_str(&t).unwrap();
+                            assert_eq!(error["error"]["code"], "10008", "{error}");
+                            refused += 1;
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                (echoed, refused, ws)
+            })
+        })
+        .collect();
+    let mut connections = Vec::new();
+    for client in clients {
+        let (echoed, refused, ws) = client.await.unwrap();
+        // 10, and what a slow machine refills while the burst is read (1 every 100 ms).
+        assert!((10..=12).contains(&echoed), "{echoed} echoed");
+        assert_eq!(echoed + refused, 30);
+        connections.push(ws);
+    }
+    // A second later the bucket is full again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let ws = &mut connections[0];
+    ws.send(Message::text("later")).await.unwrap();
+    assert_eq!(next_data(ws).await, Message::text("recv data:later"));
+
+    // A publish costs its deliveries: to 5 other members, two publishes spend the 10.
+    let app = spawn_socket(&[(
+        "APP__SERVER__SOCKET__MAX_MESSAGES_PER_SECOND",
+        "10".to_owned(),
+    )])
+    .await;
+    let mut members = Vec::new();
+    for _ in 0..6 {
+        let mut ws = connect(&app.url()).await;
+        send_json(&mut ws, json!({"type": "join", "room": "lobby"})).await;
+        assert_eq!(next_json(&mut ws).await["type"], "joined");
+        members.push(ws);
+    }
+    let publisher = &mut members[0];
+    for _ in 0..2 {
+        send_json(
+            publisher,
+            json!({"type": "publish", "room": "lobby", "data": 1}),
+        )
+        .await;
+        assert_eq!(next_json(publisher).await["delivered"], 5);
+    }
+    send_json(
+        publisher,
+        json!({"type": "publish", "room": "lobby", "data": 1}),
+    )
+    .await;
+    assert_eq!(next_json(publisher).await["error"]["code"], "10008");
+}
+
+/// The `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_reading_pins_a_bounded_number_of_bytes() {
+    // Test scale: 1 MiB messages, an outbox of 256 frames but 2 MiB; the app in its own process
+    // so that its memory is its own.
+    /// Kills the process however the test ends.
+    struct Process(std::process::Child);
+    impl Drop for Process {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port) = spawn_socket_process(
+        dir.path(),
+        &[
+            ("APP__SERVER__SOCKET__OUTBOUND_QUEUE", "256"),
+            ("APP__SERVER__SOCKET__OUTBOUND_QUEUE_BYTES", "2097152"),
+            ("APP__SERVER__SOCKET__MAX_FRAME_SIZE", "2097152"),
+            ("APP__SERVER__SOCKET__MAX_MESSAGE_SIZE", "2097152"),
+            ("APP__SERVER__SOCKET__WRITE_TIMEOUT", "10s"),
+        ],
+    );
+    let child = Process(child);
+    let url = format!("ws://127.0.0.1:{port}/socket_server");
+    let mut publisher = connect(&url).await;
+    let mut slow = connect(&url).await;
+    for ws in [&mut publisher, &mut slow] {
+        send_json(ws, json!({"type": "join", "room": "lobby"})).await;
+        assert_eq!(next_json(ws).await["type"], "joined");
+    }
+    // Warm up the publisher's path (buffers, allocator arenas) before the baseline.
+    send_json(&mut publisher, json!({"type": "ping"})).await;
+    next_json(&mut publisher).await;
+    let (before, _) = rss_kib(child.0.id());
+    // `slow` never reads. Each publish is 1 MiB; before the byte bound its 256-frame outbox
+    // alone pinned 256 MiB.
+    let payload = "z".repeat(1 << 20);
+    let mut published = 0;
+    loop {
+        send_json(
+            &mut publisher,
+            json!({"type": "publish", "room": "lobby", "data": payload}),
+        )
+        .await;
+        let answer = next_json(&mut publisher).await;
+        published += 1;
+        if answer["delivered"] == 0 {
+            break;
+        }
+        assert!(published < 400, "the slow member was never cut off");
+    }
+    let (after, peak) = rss_kib(child.0.id());
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    // The bound: 2 MiB outbox + 2 MiB in flight + one message read and encoded, and the
+    // allocator's slack; kernel socket buffers are not the process's memory.
+    assert!(
+        grew_mib < 48,
+        "peak RSS grew {grew_mib} MiB over {published} publishes \
+         (VmRSS {before} KiB before, {after} KiB after, VmHWM {peak} KiB)"
+    );
+    // Reading again, it finds what was queued, then the 1008 close.
+    let (code, reason) = close_of(&mut slow).await;
+    assert_eq!(code, 1008, "{reason}");
+    drop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_believe_forwarded_hosts_only_from_trusted_proxies() {
+    let forged = [
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "host=evil.example;proto=https"),
+    ];
+    let get = async |app: &crate::helpers::TestApp| {
+        let mut request = app.client.get(format!("{}/socket/index2", app.address));
+        for (name, value) in forged {
+            request = request.header(name, value);
+        }
+        request.send().await.unwrap().text().await.unwrap()
+    };
+    let socket_addr = ("APP__SERVER__SOCKET__ADDR", "127.0.0.1:30999".to_owned());
+    let app = crate::helpers::spawn_app_with(std::slice::from_ref(&socket_addr)).await;
+    let page = get(&app).await;
+    assert!(
+        page.contains("ws://127.0.0.1:30999/socket_server") && !page.contains("evil"),
+        "an untrusted client chose the page's socket: {page}"
+    );
+    // From a trusted proxy, its headers are the page's origin.
+    let proxied = crate::helpers::spawn_app_with(&[
+        socket_addr,
+        (
+            "APP__SERVER__HTTP__TRUSTED_PROXIES__0",
+            "127.0.0.1".to_owned(),
+        ),
+    ])
+    .await;
+    let page = get(&proxied).await;
+    assert!(
+        page.contains("wss://evil.example:30999/socket_server"),
+        "{page}"
+    );
+}
+
+#[test]
+fn prod_refuses_to_start_the_socket_app_without_allowed_origins() {
+    let run = |extra: &[(&str, &str)]| {
+        // Refused before any client is built: no database is needed.
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = crate::helpers::app_command();
+        command
+            .args(["socket", "--env", "prod"])
+            .env(
+                "APP__MYSQL__DSN",
+                "mysql://go_example:s3cret-pw@127.0.0.1:1/go_example",
+            )
+            .env("APP__SERVER__SOCKET__ADDR", "127.0.0.1:0")
+            .env("APP__CERTS__DIR", dir.path().join("certs"))
+            .env("APP__LOG__FILE__PATH", dir.path().join("app.log"));
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let out = command.output().expect("run go_example socket");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&[]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("server.socket.allowed_origins") && stderr.contains("DNS rebinding"),
+        "{stderr}"
     );
 }

@@ -140,7 +140,8 @@ impl SocketMetrics {
         self.messages_out.inc();
     }
 
-    /// An upgrade was refused: `capacity`, `address`, `origin`, `token` or `not_upgrade`.
+    /// An upgrade was refused: `capacity`, `per_address`, `anonymous`, `address`, `origin`,
+    /// `token` or `not_upgrade`.
     pub fn refused(&self, reason: &str) {
         self.refusals.with_label_values(&[reason]).inc();
     }
