@@ -194,6 +194,10 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
+                remote_limit: (
+                    config.grpc_client.max_per_address,
+                    config.grpc_client.address_window,
+                ),
                 mode: config.server.mode.as_str().into(),
                 value_key: config.cache_keys.hello_value.key.clone(),
             })
@@ -217,6 +221,9 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                     max_failures: config.auth.max_failures,
                     window: config.auth.failure_window,
                 }),
+                refused: Arc::new(goex_cache::ExpiringCache::new(
+                    config.auth.max_local_counters,
+                )),
                 logger: infra.logger.clone(),
             })
             .with_component_parameters::<AccountServiceImpl>(AccountServiceImplParameters {

@@ -12,6 +12,7 @@ use shaku_actix::Inject;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use crate::controller::auth::client_bucket;
 use crate::controller::extract::ValidatedQuery;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
@@ -39,7 +40,7 @@ pub trait GrpcClientController: Interface {
     ///
     /// # Errors
     /// As the service: 10002, 10003, 10004 (unreachable or circuit open).
-    async fn hello(&self, id: i32) -> Result<String, ServiceError>;
+    async fn hello(&self, id: i32, client: String) -> Result<String, ServiceError>;
 }
 
 /// [`GrpcClientController`] over the hello service.
@@ -52,8 +53,8 @@ pub struct GrpcClientControllerImpl {
 
 #[async_trait]
 impl GrpcClientController for GrpcClientControllerImpl {
-    async fn hello(&self, id: i32) -> Result<String, ServiceError> {
-        self.hello.say_hello_remote(id).await
+    async fn hello(&self, id: i32, client: String) -> Result<String, ServiceError> {
+        self.hello.say_hello_remote(id, &client).await
     }
 }
 
@@ -62,10 +63,10 @@ pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn GrpcClientController> + ?Sized,
 {
-    use goex_errors::{ERR_CALL_FUNC, ERR_CERT, ERR_DIAL};
+    use goex_errors::{ERR_CALL_FUNC, ERR_CERT, ERR_DIAL, ERR_TOO_MANY_REQUESTS};
     routes.add(
         __path_grpc_hello,
-        &[ERR_CERT, ERR_CALL_FUNC, ERR_DIAL],
+        &[ERR_CERT, ERR_CALL_FUNC, ERR_DIAL, ERR_TOO_MANY_REQUESTS],
         grpc_hello::<M>,
     );
 }
@@ -85,7 +86,8 @@ struct GrpcHelloData {
 /// Calls the gRPC app's `hello.HelloService/SayHello` through the circuit breaker
 /// (`grpc_client.breaker.SayHello`). 503 / 10004 when the gRPC app is unreachable or the
 /// breaker is open (the message says which); 502 / 10003 when the call failed there; 500 /
-/// 10002 when the client's certificates are missing.
+/// 10002 when the client's certificates are missing; 429 / 10008 past
+/// `grpc_client.max_per_address` calls from one client address (anonymous route).
 #[utoipa::path(
     get,
     path = "/grpc/hello",
@@ -97,11 +99,12 @@ struct GrpcHelloData {
 async fn grpc_hello<M>(
     controller: Inject<M, dyn GrpcClientController>,
     ValidatedQuery(query): ValidatedQuery<GrpcHelloQuery>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ServiceError>
 where
     M: ModuleInterface + HasComponent<dyn GrpcClientController> + ?Sized,
 {
-    let name = controller.hello(query.id).await?;
+    let name = controller.hello(query.id, client_bucket(&req)).await?;
     Ok(HttpResponse::Ok().json(GrpcHelloResponse {
         data: GrpcHelloData { name },
     }))

@@ -551,6 +551,11 @@ pub struct GrpcClientConfig {
     /// The longest time out between two probes (it doubles from `ejection_initial`).
     #[serde(with = "humantime_serde")]
     pub ejection_max: Duration,
+    /// `GET /grpc/hello` calls per client address per `address_window` (0: no limit).
+    pub max_per_address: i64,
+    /// The window of `max_per_address`.
+    #[serde(with = "humantime_serde")]
+    pub address_window: Duration,
 }
 
 /// The `grpc_client.tls` section.
@@ -945,6 +950,10 @@ impl AppConfig {
             (
                 "grpc_client.ejection_initial",
                 self.grpc_client.ejection_initial.is_zero(),
+            ),
+            (
+                "grpc_client.address_window",
+                self.grpc_client.address_window.is_zero(),
             ),
         ] {
             if zero {

@@ -1,12 +1,17 @@
 //! Who calls the gRPC app (issue 22): the caller a call authenticated as, put in the request's
 //! extensions by the gRPC server's auth layer for the controllers, and the check of the shared
-//! `user` / `password` metadata credentials, throttled like a password login per client bucket
-//! (failures count, a success gives its slot back) and logged at warn.
+//! `user` / `password` metadata credentials. Failed attempts count per client bucket in the
+//! throttle store (shared by the processes when Redis is on) like failed logins, and are logged
+//! at warn; past `auth.max_failures` the bucket is refused, the right password included, for the
+//! rest of the window. A right password costs no store round trip: the refused buckets are also
+//! kept in process, so the hot path of service calls stays a constant-time comparison and a
+//! map lookup. (Another instance learns of a refused bucket at its next failed attempt.)
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use goex_cache::ExpiringCache;
 use secrecy::{ExposeSecret, SecretSlice};
 use shaku::{Component, Interface};
 use slog::Logger;
@@ -74,6 +79,8 @@ pub struct CallerAuthServiceImpl {
     #[shaku(inject)]
     throttle: Arc<dyn LoginThrottleRepository>,
     credentials: Arc<ServiceCredentials>,
+    /// Client buckets refused until their window ends (bounded, O(1) eviction).
+    refused: Arc<ExpiringCache<String, ()>>,
     /// Refusals at warn.
     logger: Logger,
 }
@@ -87,22 +94,25 @@ impl CallerAuthService for CallerAuthServiceImpl {
         client: &str,
     ) -> Result<Caller, ServiceError> {
         let expected = &self.credentials;
-        // Reserved before the comparison: parallel guesses cannot all pass one check.
-        let subject = format!("grpc:{client}");
-        let count = self.throttle.reserve(&subject, expected.window).await?;
-        if count > expected.max_failures {
-            let _ = self.throttle.release(&subject).await;
-            slog::warn!(self.logger, "grpc credentials throttled"; "client" => client,
-                "limit" => expected.max_failures);
-            return Err(ServiceError::TooManyRequests);
-        }
         let user_ok = user.ct_eq(&expected.user);
         let password_ok = password.ct_eq(expected.password.expose_secret());
         // A configured empty password admits nobody by password.
-        if bool::from(user_ok & password_ok) && !expected.password.expose_secret().is_empty() {
-            // A success is no failure: the slot goes back.
-            let _ = self.throttle.release(&subject).await;
+        let right =
+            bool::from(user_ok & password_ok) && !expected.password.expose_secret().is_empty();
+        if right {
+            if self.refused.get(client).is_some() {
+                return Err(ServiceError::TooManyRequests);
+            }
             return Ok(Caller::Service);
+        }
+        // A failure counts (atomically: parallel guesses are each counted).
+        let subject = format!("grpc:{client}");
+        let count = self.throttle.reserve(&subject, expected.window).await?;
+        if count > expected.max_failures {
+            self.refused.insert(client.to_owned(), (), expected.window);
+            slog::warn!(self.logger, "grpc credentials throttled"; "client" => client,
+                "limit" => expected.max_failures);
+            return Err(ServiceError::TooManyRequests);
         }
         slog::warn!(self.logger, "grpc credentials refused"; "client" => client,
             "user" => String::from_utf8_lossy(user).chars().take(64).collect::<String>());

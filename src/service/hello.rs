@@ -10,6 +10,7 @@ use shaku::{Component, Interface};
 use crate::repository::cache::user::UserCacheRepository;
 use crate::repository::mongodb::user::{UserDocument, UserDocumentRepository};
 use crate::repository::mysql::user::UserRepository;
+use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::repository::redis::value::ValueRepository;
 use crate::repository::rpc::{HelloRpcClient, RpcError};
 use crate::service::error::ServiceError;
@@ -44,12 +45,14 @@ pub trait HelloService: Interface {
     /// when Redis is down.
     async fn say_hello(&self, id: u64) -> Result<Greeting, ServiceError>;
 
-    /// `SayHello(id)` on the gRPC app, through the client and its breaker (`GET /grpc/hello`).
+    /// `SayHello(id)` on the gRPC app, through the client and its breaker (`GET /grpc/hello`),
+    /// for `client` (an address bucket), held to `grpc_client.max_per_address`.
     ///
     /// # Errors
+    /// [`ServiceError::TooManyRequests`] past the client's allowance;
     /// [`ServiceError::Certificate`], [`ServiceError::Unavailable`] (unreachable),
     /// [`ServiceError::CircuitOpen`], [`ServiceError::Downstream`].
-    async fn say_hello_remote(&self, id: i32) -> Result<String, ServiceError>;
+    async fn say_hello_remote(&self, id: i32, client: &str) -> Result<String, ServiceError>;
 
     /// The gRPC `SayHello` answer, as the original's: `hello world` for id 1, else
     /// `hello gRPC`.
@@ -72,6 +75,10 @@ pub struct HelloServiceImpl {
     documents: Arc<dyn UserDocumentRepository>,
     #[shaku(inject)]
     rpc: Arc<dyn HelloRpcClient>,
+    #[shaku(inject)]
+    throttle: Arc<dyn LoginThrottleRepository>,
+    /// `grpc_client.max_per_address` per `grpc_client.address_window` (0: no limit).
+    remote_limit: (i64, std::time::Duration),
     /// `server.mode`, reported as `env`.
     mode: Arc<str>,
     /// `cacheKeys.helloValue.key`.
@@ -109,8 +116,17 @@ impl HelloService for HelloServiceImpl {
         })
     }
 
-    async fn say_hello_remote(&self, id: i32) -> Result<String, ServiceError> {
+    async fn say_hello_remote(&self, id: i32, client: &str) -> Result<String, ServiceError> {
         const DEPENDENCY: &str = "grpc hello.HelloService";
+        let (limit, window) = self.remote_limit;
+        if limit > 0 {
+            // Counted before the call (atomically): parallel requests cannot all pass one look.
+            let subject = format!("grpc-hello:{client}");
+            if self.throttle.reserve(&subject, window).await? > limit {
+                let _ = self.throttle.release(&subject).await;
+                return Err(ServiceError::TooManyRequests);
+            }
+        }
         self.rpc.say_hello(id).await.map_err(|e| match e {
             RpcError::Certificate(reason) => ServiceError::Certificate {
                 dependency: DEPENDENCY,

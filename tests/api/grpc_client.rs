@@ -126,3 +126,55 @@ async fn the_breaker_opens_on_a_dead_grpc_app_answers_degraded_then_closes_after
     let (_, ready) = app.get_json("/readyz").await;
     assert_eq!(ready["breakers"]["/hello.HelloService/SayHello"], "closed");
 }
+
+/// Issue 22: anonymous `/grpc/hello` floods from one client held the gRPC app's breaker open
+/// for everyone. Calls per client address are counted before the gRPC app is called (test
+/// scale: `grpc_client.max_per_address` 5): 12 at once from one address → exactly 5 reach the
+/// client (503 here: no gRPC app runs), 7 are refused 429 / 10008; another address is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_is_held_to_its_calls_per_address_in_parallel() {
+    let port = free_port();
+    let app = spawn_app_adjusted(
+        &[
+            (
+                "APP__GRPC_CLIENT__ADDR",
+                format!("https://127.0.0.1:{port}"),
+            ),
+            ("APP__GRPC_CLIENT__MAX_PER_ADDRESS", "5".to_owned()),
+            (
+                "APP__SERVER__HTTP__TRUSTED_PROXIES__0",
+                "127.0.0.1/32".to_owned(),
+            ),
+        ],
+        |_| {},
+    )
+    .await;
+    let call = |client: &'static str| {
+        let (http, url) = (app.client.clone(), format!("{}/grpc/hello", app.address));
+        async move {
+            let res = http
+                .get(url)
+                .header("X-Forwarded-For", client)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let answers = futures_util::future::join_all((0..12).map(|_| call("198.51.100.7"))).await;
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(refused.len(), 7, "{answers:?}");
+    for (_, body) in refused {
+        assert_envelope(body, "10008");
+    }
+    assert!(
+        answers
+            .iter()
+            .filter(|(s, _)| *s != 429)
+            .all(|(s, _)| *s == 503),
+        "{answers:?}"
+    );
+    let (status, body) = call("198.51.100.8").await;
+    assert_eq!(status, 503, "another address is not throttled: {body}");
+}

@@ -259,11 +259,11 @@ impl Breaker {
         let core = lock(&self.shared.core);
         let now = self.shared.clock.now();
         let window = core.window.sum(now);
-        let requests = window.hystrix_requests();
+        let (requests, errors) = window.hystrix_health(s.count_rejections);
         let error_percent = if requests == 0 {
             0.0
         } else {
-            window.hystrix_errors() as f64 * 100.0 / requests as f64
+            errors as f64 * 100.0 / requests as f64
         };
         let probe_in = (s.policy == Policy::Hystrix && core.state == State::Open)
             .then(|| (core.opened_at + s.sleep_window).saturating_sub(now));
@@ -440,8 +440,7 @@ impl Core {
     /// Closed → Open when the window holds enough requests and enough of them are errors.
     fn trip_if_unhealthy(&mut self, now: Duration, s: &Settings) -> Option<Transition> {
         let window = self.window.sum(now);
-        let requests = window.hystrix_requests();
-        let errors = window.hystrix_errors();
+        let (requests, errors) = window.hystrix_health(s.count_rejections);
         let unhealthy = requests >= u64::from(s.request_volume_threshold)
             && errors * 100 >= u64::from(s.error_percent_threshold) * requests;
         unhealthy.then(|| {

@@ -33,6 +33,7 @@ pub enum Policy {
 /// | `error_percent_threshold` | `50` | hystrix |
 /// | `sleep_window` | `5s` | hystrix |
 /// | `k` | `1.5` | sre |
+/// | `count_rejections` | `true` | hystrix |
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -67,6 +68,11 @@ pub struct Settings {
     /// more aggressive; at least 1, since below 1 a backend that accepts everything would still
     /// see calls dropped. The SRE book suggests 2, go-zero and kratos use 1.5.
     pub k: f64,
+    /// `hystrix`: whether calls rejected at `max_concurrent_requests` count as errors of the
+    /// backend, as Hystrix counts semaphore rejections (default). Off, a rejection is this
+    /// process shedding its own load: a flood of callers cannot open the breaker for everyone
+    /// while the backend answers well.
+    pub count_rejections: bool,
 }
 
 impl Default for Settings {
@@ -82,6 +88,7 @@ impl Default for Settings {
             error_percent_threshold: 50,
             sleep_window: Duration::from_millis(5000),
             k: 1.5,
+            count_rejections: true,
         }
     }
 }

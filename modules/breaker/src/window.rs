@@ -37,6 +37,14 @@ impl Counts {
         self.failures + self.timeouts + self.rejected
     }
 
+    /// `(requests, errors)` for the trip decision: [`Counts::hystrix_requests`] and
+    /// [`Counts::hystrix_errors`], rejections left out of both unless `count_rejections`.
+    pub fn hystrix_health(&self, count_rejections: bool) -> (u64, u64) {
+        let errors =
+            self.failures + self.timeouts + if count_rejections { self.rejected } else { 0 };
+        (self.successes + errors, errors)
+    }
+
     /// `sre`: every attempt the application made, including those the throttle dropped (the SRE
     /// book's `requests`).
     pub fn sre_requests(&self) -> u64 {

@@ -471,6 +471,55 @@ async fn a_burst_gets_exactly_max_concurrent_calls_through() {
     );
 }
 
+/// Issue 22: a flood of callers over `max_concurrent_requests` kept the breaker open for
+/// everyone, because rejections count as the backend's errors (as Hystrix counts them). With
+/// `count_rejections: false` they are this process shedding load: 190 rejected out of 200 at
+/// once, the backend answering all it got, and the breaker stays closed (with them counted, it
+/// trips).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rejections_left_uncounted_do_not_trip_the_breaker() {
+    for count_rejections in [false, true] {
+        let settings = Settings {
+            count_rejections,
+            ..Settings::default()
+        };
+        let (breaker, _clock, _) = manual_breaker(&settings);
+        let (svc, entered, gate) = gated(&breaker);
+        let mut results = fire(&svc, 200).await;
+        let mut refused = 0;
+        for _ in 0..190 {
+            match next(&mut results).await {
+                Err(BreakerError::Rejected) => refused += 1,
+                // Counted, the rejections trip it: later callers find it open.
+                Err(BreakerError::Open) if count_rejections => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        wait_for("ten calls to reach the backend", || {
+            entered.load(Ordering::SeqCst) == 10
+        })
+        .await;
+        gate.add_permits(10);
+        for _ in 0..10 {
+            assert!(matches!(next(&mut results).await, Ok(())));
+        }
+        if !count_rejections {
+            assert_eq!(refused, 190);
+            assert_eq!(breaker.snapshot().window.rejected, 190, "still shown");
+        }
+        let expected = if count_rejections {
+            State::Open
+        } else {
+            State::Closed
+        };
+        assert_eq!(
+            breaker.state(),
+            expected,
+            "count_rejections {count_rejections}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counts_are_exact_under_concurrency() {
     let settings = Settings {
