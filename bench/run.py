@@ -21,6 +21,10 @@ Suites:
         delivery latency of a room fan-out to 10,000 members. A fresh server process each round.
   excel  GET /excel/export of 1,000,000 users (SQLite) against Python XlsxWriter in constant_memory
         mode writing the same rows from the same database: time, server CPU, peak RSS.
+  abuse  (issue 22) the embedded default under admin workloads: login latency while a 100,000-row
+        import with --abuse-passwords 密码 rows checks, hashes and writes; GET /hello latency (wrk)
+        alone and while exports of --abuse-users users run back to back, and how many of 16
+        parallel exports are refused at excel.max_running_exports.
 """
 import argparse
 import json
@@ -546,7 +550,10 @@ def main():
     ap.add_argument("--baseline", help="an earlier go_example build, measured alongside (http suite)")
     ap.add_argument("--baseline-root", default=ROOT,
                     help="the checkout the baseline was built from (its configs/ are used)")
-    ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "socket", "excel", "all"], default="all")
+    ap.add_argument("--suite", choices=["http", "data", "metrics", "grpc", "socket", "excel", "abuse", "all"],
+                    default="all")
+    ap.add_argument("--abuse-users", type=int, default=50_000, help="users exported (abuse suite)")
+    ap.add_argument("--abuse-passwords", type=int, default=200, help="密码 rows of the import (abuse suite)")
     ap.add_argument("--excel-rows", type=int, default=1_000_000, help="users exported (excel suite)")
     ap.add_argument("--import-rows", type=int, default=100_000, help="users imported (excel suite)")
     ap.add_argument("--excel-page-size", type=int, help="excel.export_page_size (default: the profile's)")
@@ -563,11 +570,11 @@ def main():
     ap.add_argument("--ws-publishes", type=int, default=20)
     ap.add_argument("--ws-interval-ms", type=int, default=200, help="time between fan-out publishes")
     args = ap.parse_args()
-    suites = {"http", "data", "grpc", "socket", "excel"} if args.suite == "all" else {args.suite}
+    suites = {"http", "data", "grpc", "socket", "excel", "abuse"} if args.suite == "all" else {args.suite}
     need = set()
     if "http" in suites:
         need |= {"stack", "bare", "gin"}
-    if suites & {"data", "metrics", "grpc", "excel"}:
+    if suites & {"data", "metrics", "grpc", "excel", "abuse"}:
         need |= {"stack"}
     if "grpc" in suites:
         need |= {"bare_tonic", "grpc_go"}
@@ -597,6 +604,9 @@ def main():
     if args.suite in ("excel", "all"):
         print()
         figures.update(excel_suite(args, work))
+    if args.suite in ("abuse", "all"):
+        print()
+        figures.update(abuse_suite(args, work))
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
@@ -843,3 +853,146 @@ def drop_database(dsn):
 
 if __name__ == "__main__":
     main()
+
+
+def quantiles(values):
+    """(p50, p99, max) of `values` in milliseconds, or Nones."""
+    if not values:
+        return None, None, None
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return pick(0.5), pick(0.99), ordered[-1]
+
+
+def abuse_suite(args, work):
+    """Issue 22's abuse figures on the embedded default (SQLite): logins during an import, and
+    GET /hello during exports. Latencies, not ratios: what an admin's work costs everyone else."""
+    import threading
+    workdir = os.path.join(work, "abuse")
+    os.makedirs(workdir, exist_ok=True)
+    port = free_port()
+    env = stack_env(port, workdir)
+    env.update({"APP__EXCEL__TEMP_DIR": workdir, "APP__EXCEL__ASYNC_ROWS": "1000",
+                "APP__EXCEL__MAX_EXPORTS_PER_USER": "1000000", "APP__EXCEL__MAX_CREATED_PER_HOUR": "10000000",
+                "APP__LOG__LEVEL": "warning"})
+    server = Server("go_example (abuse)", [args.stack, "http", "--env", "debug"], port, env, ROOT)
+    server.start()  # migrates the database
+    server.stop()
+    seed_users(os.path.join(workdir, "bench.db"), args.abuse_users)
+    python = subprocess.run([os.path.join(ROOT, "scripts/python-venv.sh"), "excel-bench", XLSXWRITER_PIN],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    rows, every = 100_000, max(1, 100_000 // max(1, args.abuse_passwords))
+    book = os.path.join(workdir, "abuse.xlsx")
+    subprocess.run([python, os.path.join(ROOT, "bench/excel_import_file.py"), book, str(rows), str(every)],
+                   check=True)
+    with open(book, "rb") as f:
+        content_type, body = multipart("uploadFile", "abuse.xlsx", f.read())
+    env["APP__EXCEL__MAX_UPLOAD_SIZE"] = str(len(body) + 1024)
+    server.start()
+    figures = {}
+    try:
+        admin = sign_in(port, admin=(args.stack, env))
+        post_json(port, "/auth/register", {"username": "abuse0001", "password": "abuse123"})
+
+        def login_ms():
+            t0 = time.monotonic()
+            status, _ = post_json(port, "/auth/login", {"username": "abuse0001", "password": "abuse123"})
+            return (time.monotonic() - t0) * 1000, status
+
+        idle = [login_ms() for _ in range(20)]
+        # The import, and the phases its job shows while logins go on.
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/excel/import", data=body, method="POST",
+                                     headers={"Authorization": admin, "Content-Type": content_type})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            job = json.load(r)["data"]["id"]
+        phase = {"now": "checking"}
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                jr = urllib.request.Request(f"http://127.0.0.1:{port}/excel/import/{job}",
+                                            headers={"Authorization": admin})
+                with urllib.request.urlopen(jr, timeout=120) as r:
+                    view = json.load(r)["data"]
+                if view["status"] != "running":
+                    phase["now"] = view["status"]
+                    done.set()
+                elif view["written"] > 0:
+                    phase["now"] = "writing"
+                elif view["rows"] == rows:
+                    phase["now"] = "hashing"
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        during = {}
+        while not done.is_set():
+            at = phase["now"]
+            ms, status = login_ms()
+            during.setdefault(at, []).append((ms, status))
+        watcher.join(5)
+        if phase["now"] != "done":
+            raise SystemExit(f"bench: the abuse import ended {phase['now']}")
+        print(f"logins during an import of {rows:,} rows ({rows // every} with 密码) on SQLite "
+              f"(excel.password_hash_slots 1, auth.hash_concurrency = cores):")
+        print(f"{'phase':<10} {'logins':>7} {'failed':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        for name, made in [("idle", idle)] + [(k, during.get(k, [])) for k in ("checking", "hashing", "writing")]:
+            p50, p99, top = quantiles([ms for ms, _ in made])
+            failed = sum(1 for _, st in made if st != 200)
+            fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"
+            print(f"{name:<10} {len(made):>7} {failed:>7} {fmt(p50)} {fmt(p99)} {fmt(top)}")
+            figures[f"abuse_login_{name}"] = {"logins": len(made), "failed": failed, "p50_ms": p50,
+                                              "p99_ms": p99, "max_ms": top}
+
+        # GET /hello alone, then while two exports run back to back (excel.max_running_exports).
+        _, alone_p99 = wrk(port, args.seconds, 8)
+        stop = threading.Event()
+        exported = {"done": 0, "refused": 0}
+
+        def export_loop():
+            while not stop.is_set():
+                er = urllib.request.Request(f"http://127.0.0.1:{port}/excel/export", headers={"Authorization": admin})
+                try:
+                    with urllib.request.urlopen(er, timeout=300) as r:
+                        while r.read(1 << 16):
+                            pass
+                    exported["done"] += 1
+                except urllib.error.HTTPError as e:
+                    e.read()
+                    exported["refused"] += 1
+
+        loops = [threading.Thread(target=export_loop, daemon=True) for _ in range(2)]
+        for t in loops:
+            t.start()
+        time.sleep(0.5)
+        _, busy_p99 = wrk(port, args.seconds, 8)
+        stop.set()
+        for t in loops:
+            t.join(300)
+        # 16 at once: the places hold, the rest are refused at once.
+        results = []
+
+        def one():
+            er = urllib.request.Request(f"http://127.0.0.1:{port}/excel/export", headers={"Authorization": admin})
+            try:
+                with urllib.request.urlopen(er, timeout=300) as r:
+                    while r.read(1 << 16):
+                        pass
+                results.append(200)
+            except urllib.error.HTTPError as e:
+                e.read()
+                results.append(e.code)
+
+        burst = [threading.Thread(target=one) for _ in range(16)]
+        for t in burst:
+            t.start()
+        for t in burst:
+            t.join(300)
+        print(f"GET /hello p99 (wrk -c8): {alone_p99:.2f} ms alone, {busy_p99:.2f} ms while exports of "
+              f"{args.abuse_users:,} users run back to back ({exported['done']} exports done)")
+        print(f"16 parallel exports: {results.count(200)} answered, {results.count(503)} refused with 503 / 10009")
+        figures["abuse_hello_p99_ms"] = {"alone": alone_p99, "during_exports": busy_p99}
+        figures["abuse_export_burst"] = {"answered": results.count(200), "refused": results.count(503)}
+    finally:
+        server.stop()
+    return {"abuse": figures}

@@ -63,3 +63,7 @@ python3 bench/run.py --suite data "${BINS[@]}" "$@"
 echo
 # The Excel suite: the export (SQLite) against XlsxWriter, and the import into MariaDB.
 python3 bench/run.py --suite excel "${BINS[@]}" "$@"
+echo
+# Issue 22's abuse figures on the embedded default: logins during a large import, GET /hello
+# during exports, and the export places under a burst.
+python3 bench/run.py --suite abuse "${BINS[@]}" "$@"

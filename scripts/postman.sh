@@ -81,7 +81,7 @@ done
 # operator does it (docs/security.md), on the same database.
 curl -fsS -H 'Content-Type: application/json' -d '{"username":"postmanadmin1","password":"abc12345"}' \
   "http://127.0.0.1:$port/auth/register" >/dev/null
-APP__SQLITE__PATH="$work/postman.db" APP__LOG__FILE__ENABLED=false APP__LOG__LEVEL=warn \
+APP__SQLITE__PATH="$work/postman.db" APP__LOG__FILE__ENABLED=false APP__LOG__LEVEL=warning \
   "$BIN" users grant-admin postmanadmin1 --env debug
 
 status=0

@@ -109,12 +109,43 @@ async fn the_index_shows_go_tests_last_build_log_to_admins_only() {
         "the original's shape"
     );
 
-    // Not an admin: 403 / 10011; no token: 401 / 10010. Neither reaches Jenkins.
+    // Not an admin, on every route with valid input: 403 / 10011; no token: 401 / 10010.
+    // Neither reaches Jenkins.
     let other = sign_in(&app, "jenkinsuser01").await;
-    for path in ["/jenkins/index", "/jenkins/queue", "/jenkins/jobs"] {
-        let (status, body) = get(&app, path, &other).await;
-        assert_eq!(status, 403, "{path}: {body}");
-        assert_envelope(&body, "10011");
+    use reqwest::Method;
+    let routes: [(Method, &str, Option<Value>); 11] = [
+        (Method::GET, "/jenkins/index", None),
+        (Method::GET, "/jenkins/log?job=go-test", None),
+        (Method::GET, "/jenkins/queue", None),
+        (Method::DELETE, "/jenkins/queue/1", None),
+        (Method::DELETE, "/jenkins/queue", None),
+        (Method::GET, "/jenkins/jobs", None),
+        (Method::GET, "/jenkins/job?name=go-test", None),
+        (
+            Method::POST,
+            "/jenkins/folders",
+            Some(json!({"name": "team"})),
+        ),
+        (
+            Method::POST,
+            "/jenkins/jobs",
+            Some(json!({"folder": "team", "name": "deploy"})),
+        ),
+        (
+            Method::POST,
+            "/jenkins/job/rename",
+            Some(json!({"name": "go-test", "new_name": "go-test2"})),
+        ),
+        (
+            Method::POST,
+            "/jenkins/job/build",
+            Some(json!({"name": "go-test"})),
+        ),
+    ];
+    for (method, path, body) in routes {
+        let (status, answer) = call(&app, method.clone(), path, &other, body).await;
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+        assert_envelope(&answer, "10011");
     }
     let res = app
         .client
