@@ -399,19 +399,19 @@ mod tests {
     };
 
     /// A port where nothing listens (connections refused) until [`listen`].
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    /// A port bound but not listening: a connection to it is refused, and no other process (a
+    /// parallel test) can take it meanwhile, as it could a port released after a look.
+    fn reserved() -> (tokio::net::TcpSocket, u16) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        (socket, port)
     }
 
-    /// Accepts connections on `port` and holds them (enough for a plaintext HTTP/2 connect).
-    async fn listen(port: u16) -> tokio::task::JoinHandle<()> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
+    /// Accepts connections on a reserved socket and holds them (enough for a plaintext HTTP/2
+    /// connect).
+    fn listen(socket: tokio::net::TcpSocket) -> tokio::task::JoinHandle<()> {
+        let listener = socket.listen(64).unwrap();
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((socket, _)) = listener.accept().await {
@@ -442,8 +442,8 @@ mod tests {
             logger,
             CancellationToken::new(),
         );
-        let (up, down) = (free_port(), free_port());
-        let _up = listen(up).await;
+        let ((up_socket, up), (down_socket, down)) = (reserved(), reserved());
+        let _up = listen(up_socket);
         instances.upsert("up", endpoint(up));
         instances.upsert("down", endpoint(down));
         let keys: Vec<u64> = instances.shared.members().iter().map(|m| m.key).collect();
@@ -489,7 +489,7 @@ mod tests {
         // 700 ms connects.
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(picked(&instances, 50), [up_key].into());
-        let _down = listen(down).await;
+        let _down = listen(down_socket);
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(picked(&instances, 50), [up_key, down_key].into());
 
