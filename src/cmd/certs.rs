@@ -24,7 +24,9 @@ pub fn generate(out: &Path, sans: &[String], days: u32) -> anyhow::Result<String
     Ok(format!(
         "wrote {ca}, {sc}/{sk} (server: {names}), {cc}/{ck} (client) and {cak} to {dir}, valid {days} days\n\n\
          # configs/<env>/common.yaml\nserver:\n  grpc:\n    tls:\n      dir: {dir}\n\n\
-         # or from the environment\nAPP__SERVER__GRPC__TLS__DIR={dir}\n",
+         # or from the environment\nAPP__SERVER__GRPC__TLS__DIR={dir}\n\n\
+         Move {cak} out of {dir} (offline) before the apps use the folder: it signs certificates \
+         both sides trust, and the apps warn while it is there.\n",
         ca = goex_certs::CA_CERT,
         sc = goex_certs::SERVER_CERT,
         sk = goex_certs::SERVER_KEY,

@@ -55,6 +55,18 @@ impl GrpcApplication {
             slog::warn!(logger, "development certificates written: clients must trust its ca.crt";
                 "dir" => written.dir.display().to_string(), "sans" => written.sans.join(","));
         }
+        if grpc.tls.enabled {
+            check_tls_modes(
+                Path::new(&grpc.tls.dir),
+                &[
+                    goex_certs::SERVER_CERT,
+                    goex_certs::SERVER_KEY,
+                    goex_certs::CA_CERT,
+                ],
+                "server.grpc.tls.dir",
+                logger,
+            )?;
+        }
         let (infra, module) = crate::cmd::assemble(config, logger).await?;
         let addr = parse_addr(&grpc.addr).map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -135,4 +147,24 @@ impl GrpcApplication {
 pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
     let app = GrpcApplication::build(config, profile, logger).await?;
     app.run_until(shutdown_signal()).await
+}
+
+/// Refuses a private key in `dir` its group or others may read, and a certificate they may
+/// write (`goex_certs::check_modes`, at every start); warns when the CA's key sits there.
+///
+/// # Errors
+/// The first file refused, named with `key` (the config key of the folder).
+pub fn check_tls_modes(
+    dir: &Path,
+    files: &[&str],
+    key: &str,
+    logger: &Logger,
+) -> anyhow::Result<()> {
+    if let Some(ca_key) =
+        goex_certs::check_modes(dir, files).with_context(|| format!("config key `{key}`"))?
+    {
+        slog::warn!(logger, "the CA's private key is in a TLS folder the app reads: move it offline (whoever reads it can issue certificates both sides trust)";
+            "file" => ca_key.display().to_string(), "key" => key);
+    }
+    Ok(())
 }

@@ -58,6 +58,18 @@ impl Application {
             )
             .context("making development certificates (server.grpc.tls.generate_missing)")?;
         }
+        if config.grpc_client.tls.enabled {
+            crate::cmd::grpc::check_tls_modes(
+                std::path::Path::new(&config.grpc_client.tls.dir),
+                &[
+                    goex_certs::CA_CERT,
+                    goex_certs::CLIENT_CERT,
+                    goex_certs::CLIENT_KEY,
+                ],
+                "grpc_client.tls.dir",
+                logger,
+            )?;
+        }
         let infra = Infra::build(config, logger)
             .await
             .context("building clients")?;

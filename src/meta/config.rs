@@ -204,6 +204,31 @@ pub struct ConsulConfig {
     /// Consul drop it first.
     #[serde(with = "humantime_serde")]
     pub deregister_grace: Duration,
+    /// https to the agent: its CA, a client certificate and key (mTLS), the name checked.
+    pub tls: goex_consul::TlsSettings,
+    /// The networks (CIDRs) a discovered instance's address must be in to be dialled; empty:
+    /// any address (refused in prod).
+    pub allowed_networks: Vec<String>,
+}
+
+impl ConsulConfig {
+    /// `allowed_networks` parsed (a bare address is a one-address network); the entries
+    /// [`AppConfig::check`] refuses are skipped.
+    pub fn networks(&self) -> Vec<ipnet::IpNet> {
+        self.allowed_networks
+            .iter()
+            .filter_map(|n| parse_network(n).ok())
+            .collect()
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`) or one address (`10.0.0.5`, as `/32` or `/128`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a network (CIDR) or an address"))
 }
 
 /// `consul.services.*`: the service name each app registers as; empty: it does not register.
@@ -739,6 +764,16 @@ impl AppConfig {
                 "jenkins.admins",
                 "is gone: a name list in config makes an admin of whoever registers the name; \
                  remove it and make admins with `go_example users grant-admin NAME`",
+            ));
+        }
+        for network in &self.consul.allowed_networks {
+            parse_network(network).map_err(|m| invalid("consul.allowed_networks", &m))?;
+        }
+        if profile.is_releasing() && self.consul.allowed_networks.is_empty() {
+            return Err(invalid(
+                "consul.allowed_networks",
+                "must not be empty in the prod profile: list the networks discovered instances \
+                 may be dialled in",
             ));
         }
         parse_addr(&self.server.grpc.addr).map_err(|m| invalid("server.grpc.addr", m))?;
@@ -1277,6 +1312,53 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{good}: {e}"));
         }
+    }
+
+    #[test]
+    fn consul_allowed_networks_parse_and_are_required_in_prod() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let load = |profile: Profile| {
+            goex_config::load_with_vars::<AppConfig>(
+                &dir,
+                profile,
+                [("APP__MYSQL__DSN".to_owned(), APP_DSN.to_owned())],
+            )
+            .unwrap()
+            .settings
+        };
+        let mut prod = load(Profile::Prod);
+        let nets = prod.consul.networks();
+        for inside in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "172.31.0.1",
+            "192.168.1.1",
+            "fd00::1",
+        ] {
+            let ip: std::net::IpAddr = inside.parse().unwrap();
+            assert!(nets.iter().any(|n| n.contains(&ip)), "{inside}");
+        }
+        for outside in ["8.8.8.8", "172.32.0.1", "2001:4860::8888"] {
+            let ip: std::net::IpAddr = outside.parse().unwrap();
+            assert!(!nets.iter().any(|n| n.contains(&ip)), "{outside}");
+        }
+        prod.consul.allowed_networks.clear();
+        let message = prod.check(Profile::Prod).unwrap_err().to_string();
+        assert!(message.contains("consul.allowed_networks"), "{message}");
+        let mut test = load(Profile::Test);
+        test.consul.allowed_networks.clear();
+        test.check(Profile::Test).unwrap();
+        let message = refused(
+            Profile::Test,
+            &[("APP__CONSUL__ALLOWED_NETWORKS__0", "10.0.0.0/33")],
+        );
+        assert!(message.contains("consul.allowed_networks"), "{message}");
+        check_with(
+            Profile::Test,
+            &[("APP__CONSUL__ALLOWED_NETWORKS__0", "10.0.0.5")],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -280,6 +280,39 @@ async fn probe(shared: Weak<Shared>, key: u64, endpoint: Endpoint, mut at: Insta
     }
 }
 
+/// `endpoint` for the instances whose address is in one of `networks` (any address when it is
+/// empty); the others get an error naming `consul.allowed_networks`, so the watcher logs them
+/// once (per change of the instance) and never dials them. An address that is a name, not an
+/// IP address, cannot be checked: refused too (a name may resolve anywhere, at any time).
+pub fn within(
+    networks: Vec<ipnet::IpNet>,
+    endpoint: impl Fn(&Instance) -> Result<Endpoint, String> + Send + 'static,
+) -> impl Fn(&Instance) -> Result<Endpoint, String> + Send + 'static {
+    move |instance| {
+        if !networks.is_empty() {
+            let bare = instance
+                .address
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let ip = bare
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| {
+                    format!(
+                        "address {} is not an IP address: not dialled (consul.allowed_networks)",
+                        instance.address
+                    )
+                })?
+                .to_canonical();
+            if !networks.iter().any(|n| n.contains(&ip)) {
+                return Err(format!(
+                    "address {ip} is outside consul.allowed_networks: not dialled"
+                ));
+            }
+        }
+        endpoint(instance)
+    }
+}
+
 /// The passing instances of `target`, each dialled as `endpoint(instance)` builds it, ejected
 /// for `backoff` when a call cannot reach them and probed back within `probe_timeout`. The
 /// watcher runs on the current tokio runtime until the last clone is dropped.
@@ -498,5 +531,88 @@ mod tests {
         assert_eq!(picked(&instances, 50), [up_key].into());
         instances.remove("up");
         assert!(instances.pick(&[]).is_none());
+    }
+
+    /// A Consul agent double answering every health query with `body` at index 7.
+    async fn agent(body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut head, mut buf) = (Vec::new(), [0u8; 4096]);
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nX-Consul-Index: 7\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn an_instance_outside_the_allowed_networks_is_never_dialled() {
+        // Only the loopback instance may be dialled: 8.8.8.8 is outside the networks, and a
+        // name cannot be checked. Nothing here connects anywhere but loopback.
+        let agent = agent(
+            r#"[{"Node":{"Address":"8.8.8.8"},"Service":{"ID":"far","Address":"8.8.8.8","Port":50051}},
+                {"Node":{"Address":"127.0.0.1"},"Service":{"ID":"near","Address":"127.0.0.1","Port":50051}},
+                {"Node":{"Address":"10.0.0.1"},"Service":{"ID":"named","Address":"consul.example.com","Port":50051}},
+                {"Node":{"Address":"10.0.0.1"},"Service":{"ID":"mapped","Address":"::ffff:8.8.4.4","Port":50051}}]"#,
+        )
+        .await;
+        let networks = ["127.0.0.0/8", "10.0.0.0/8"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let dialled: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = Arc::clone(&dialled);
+        // Nothing is served there: only which instances are dialled matters.
+        let (_held, port) = reserved();
+        let target = Target {
+            agent: agent.clone(),
+            service: "hello".into(),
+            wait: Duration::from_secs(1),
+        };
+        let client = ConsulClient::new(
+            &agent,
+            &secrecy::SecretString::from(""),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let instances = discover(
+            target,
+            client,
+            Duration::from_secs(1),
+            within(networks, move |instance: &Instance| {
+                seen.lock().unwrap().push(instance.address.clone());
+                Ok(endpoint(port))
+            }),
+            BACKOFF,
+            Duration::from_millis(500),
+            slog::Logger::root(slog::Discard, slog::o!()),
+        );
+        tokio::time::timeout(Duration::from_secs(5), instances.ready())
+            .await
+            .unwrap();
+        // A few more answers (each at least MIN_QUERY_INTERVAL apart): still never dialled.
+        tokio::time::sleep(MIN_QUERY_INTERVAL * 3).await;
+        assert_eq!(*dialled.lock().unwrap(), ["127.0.0.1"]);
+        let members: Vec<String> = instances
+            .shared
+            .members()
+            .iter()
+            .map(|m| m.id.clone())
+            .collect();
+        assert_eq!(members, ["near"]);
     }
 }

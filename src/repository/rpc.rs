@@ -213,21 +213,25 @@ impl GrpcHello {
         let backend = match goex_consul::Target::parse(&config.addr) {
             Some(target) => {
                 let target = target.map_err(|e| format!("grpc_client.addr: {e}"))?;
-                let agent =
-                    goex_consul::ConsulClient::new(&target.agent, &consul.token, consul.timeout)
-                        .map_err(|e| format!("grpc_client.addr: {e}"))?;
+                let agent = goex_consul::ConsulClient::with_tls(
+                    &target.agent,
+                    &consul.token,
+                    consul.timeout,
+                    &consul.tls,
+                )
+                .map_err(|e| format!("grpc_client.addr: {e}"))?;
                 let scheme = if config.tls.enabled { "https" } else { "http" };
                 Backend::Discovered(crate::repository::discovery::discover(
                     target,
                     agent,
                     consul.timeout,
-                    move |instance| {
+                    crate::repository::discovery::within(consul.networks(), move |instance| {
                         let host = match instance.address.parse::<std::net::IpAddr>() {
                             Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
                             _ => instance.address.clone(),
                         };
                         dial(format!("{scheme}://{host}:{}", instance.port))
-                    },
+                    }),
                     Backoff {
                         initial: config.ejection_initial,
                         max: config.ejection_max,

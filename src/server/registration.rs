@@ -150,7 +150,8 @@ impl Registered {
         let Some(registration) = registration(config, app, bind) else {
             return Ok(None);
         };
-        let client = ConsulClient::new(&config.addr, &config.token, config.timeout)?;
+        let client =
+            ConsulClient::with_tls(&config.addr, &config.token, config.timeout, &config.tls)?;
         let logger = logger.new(
             slog::o!("consul" => config.addr.clone(), "service_id" => registration.id.clone()),
         );

@@ -603,3 +603,111 @@ async fn guessing_the_shared_password_is_throttled_per_client() {
         "nothing reached a service"
     );
 }
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(unix)]
+async fn certs_made_on_first_start_leave_no_ca_key_in_the_runtime_folder() {
+    let app = spawn_grpc("require").await;
+    assert!(app.certs.join(goex_certs::CA_CERT).exists());
+    assert!(
+        !app.certs.join(goex_certs::CA_KEY).exists(),
+        "ca.key in the runtime folder"
+    );
+    for key in [goex_certs::SERVER_KEY, goex_certs::CLIENT_KEY] {
+        assert_eq!(mode(&app.certs.join(key)), 0o600, "{key}");
+    }
+    for cert in [
+        goex_certs::CA_CERT,
+        goex_certs::SERVER_CERT,
+        goex_certs::CLIENT_CERT,
+    ] {
+        assert_eq!(mode(&app.certs.join(cert)), 0o644, "{cert}");
+    }
+    // And the set works without it: an mTLS call is served.
+    channel_and_call(&app, tls(&app.certs, true)).await.unwrap();
+}
+
+/// Why the gRPC app does not start on the certificates in `certs`.
+async fn grpc_start_error(dir: &Path, certs: &Path) -> String {
+    let config = test_config(&[
+        ("APP__SERVER__GRPC__ADDR", "127.0.0.1:0".to_owned()),
+        ("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()),
+        (
+            "APP__SQLITE__PATH",
+            dir.join("app.db").display().to_string(),
+        ),
+        ("APP__CERTS__DIR", dir.join("keys").display().to_string()),
+    ]);
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    match GrpcApplication::build(&config, Profile::Test, &logger).await {
+        Ok(_) => panic!("the gRPC app started"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(unix)]
+async fn certs_a_private_key_others_may_read_is_refused_at_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("grpc-certs");
+    goex_certs::ensure(&certs, 1).unwrap();
+    let key = certs.join(goex_certs::SERVER_KEY);
+    chmod(&key, 0o644);
+    let message = grpc_start_error(dir.path(), &certs).await;
+    assert!(
+        message.contains(&key.display().to_string())
+            && message.contains("readable by group or others")
+            && message.contains("chmod 600")
+            && message.contains("server.grpc.tls.dir"),
+        "{message}"
+    );
+    // A certificate others may write: refused too (not corrected: it may have been swapped).
+    chmod(&key, 0o600);
+    let ca = certs.join(goex_certs::CA_CERT);
+    chmod(&ca, 0o666);
+    let message = grpc_start_error(dir.path(), &certs).await;
+    assert!(
+        message.contains(&ca.display().to_string()) && message.contains("chmod 644"),
+        "{message}"
+    );
+
+    // The HTTP app's gRPC client folder: the same rule for client.key.
+    chmod(&ca, 0o644);
+    let client_key = certs.join(goex_certs::CLIENT_KEY);
+    chmod(&client_key, 0o640);
+    let config = test_config(&[
+        ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0".to_owned()),
+        (
+            "APP__SQLITE__PATH",
+            dir.path().join("app.db").display().to_string(),
+        ),
+        (
+            "APP__CERTS__DIR",
+            dir.path().join("keys").display().to_string(),
+        ),
+        ("APP__GRPC_CLIENT__TLS__DIR", certs.display().to_string()),
+    ]);
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let message =
+        match go_example::cmd::http::Application::build(&config, Profile::Test, &logger).await {
+            Ok(_) => panic!("the HTTP app started"),
+            Err(e) => format!("{e:#}"),
+        };
+    assert!(
+        message.contains(&client_key.display().to_string())
+            && message.contains("grpc_client.tls.dir"),
+        "{message}"
+    );
+}

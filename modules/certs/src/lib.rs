@@ -1,10 +1,15 @@
 //! TLS certificates for the gRPC app, made with rcgen instead of the original's openssl steps:
 //! a CA, a server certificate and a client certificate signed by it, written as the files the
 //! original used (`ca.crt`, `server.pem` / `server.key`, `client.pem` / `client.key`; the CA's
-//! key as `ca.key`). Keys are ECDSA P-256; private keys are written readable by the owner only.
+//! key as `ca.key`). Keys are ECDSA P-256; private keys are written `0600` and certificates
+//! `0644`, whether the file is new or not.
 //!
-//! [`generate`] writes a new set; [`ensure`] writes one only where none is (the debug profile
-//! makes its dev certificates so on first run).
+//! [`generate`] writes a new set, the CA's key included (the operator's CA, to be kept offline);
+//! [`ensure`] writes one only where none is (the debug and test profiles make their dev
+//! certificates so on first run) and discards the dev CA's key once it has signed: a runtime
+//! TLS folder never holds a key that can issue certificates both sides trust.
+//! [`check_modes`] refuses a private key its group or others may read and a certificate they
+//! may write, at every start.
 
 #![warn(missing_docs)]
 
@@ -20,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 
 /// The CA certificate, the trust anchor of both sides.
 pub const CA_CERT: &str = "ca.crt";
-/// The CA's private key (needed only to sign more certificates).
+/// The CA's private key (needed only to sign more certificates; never in a runtime folder).
 pub const CA_KEY: &str = "ca.key";
 /// The server's certificate chain.
 pub const SERVER_CERT: &str = "server.pem";
@@ -75,6 +80,41 @@ pub enum CertError {
     /// [`generate`] refuses to overwrite an existing set.
     #[error("{0} exists: remove it or choose another folder")]
     Exists(PathBuf),
+    /// A private key file may be read by its group or by others: refused, since whoever reads
+    /// it can impersonate the server or the client (the JWT key loader's rule).
+    #[error(
+        "private key {} is readable by group or others (mode {mode:03o}); restrict it with `chmod 600 {}`",
+        .path.display(),
+        .path.display()
+    )]
+    InsecureKey {
+        /// The private key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A certificate may be written by its group or by others: refused, not corrected, since
+    /// it may have been replaced already (a swapped `ca.crt` trusts another CA).
+    #[error(
+        "certificate {} is writable by group or others (mode {mode:03o}); restrict it with `chmod 644 {}`",
+        .path.display(),
+        .path.display()
+    )]
+    WritableCertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A file's mode could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What [`generate`] wrote.
@@ -88,12 +128,23 @@ pub struct Written {
     pub days: u32,
 }
 
-/// Writes a CA, a server and a client certificate under `dir` (created if missing), the server
-/// certificate covering `sans` (DNS names, `*.` wildcards, IP addresses), all valid for `days`.
+/// Writes a CA (its key `ca.key` included), a server and a client certificate under `dir`
+/// (created if missing), the server certificate covering `sans` (DNS names, `*.` wildcards, IP
+/// addresses), all valid for `days`. `go_example certs generate`: the operator moves `ca.key`
+/// out of the folder the apps read.
 ///
 /// # Errors
 /// A bad name, an existing `ca.crt` in `dir`, or a file that cannot be written.
 pub fn generate(dir: &Path, sans: &[String], days: u32) -> Result<Written, CertError> {
+    write_set(dir, sans, days, true)
+}
+
+fn write_set(
+    dir: &Path,
+    sans: &[String],
+    days: u32,
+    keep_ca_key: bool,
+) -> Result<Written, CertError> {
     let ca_path = dir.join(CA_CERT);
     if ca_path.exists() {
         return Err(CertError::Exists(ca_path));
@@ -131,7 +182,9 @@ pub fn generate(dir: &Path, sans: &[String], days: u32) -> Result<Written, CertE
     write(&dir.join(SERVER_KEY), &server_key.serialize_pem(), true)?;
     write(&dir.join(CLIENT_CERT), &client_cert.pem(), false)?;
     write(&dir.join(CLIENT_KEY), &client_key.serialize_pem(), true)?;
-    write(&dir.join(CA_KEY), &issuer.key().serialize_pem(), true)?;
+    if keep_ca_key {
+        write(&dir.join(CA_KEY), &issuer.key().serialize_pem(), true)?;
+    }
     // Last: its presence means the set is complete.
     write(&ca_path, &ca_cert.pem(), false)?;
     Ok(Written {
@@ -142,7 +195,9 @@ pub fn generate(dir: &Path, sans: &[String], days: u32) -> Result<Written, CertE
 }
 
 /// Writes a set with [`DEFAULT_SANS`] unless `dir` holds one already (its `ca.crt`); returns
-/// what it wrote, `None` when nothing was needed.
+/// what it wrote, `None` when nothing was needed. The dev CA's key is discarded once it has
+/// signed the two certificates (nobody needs it: a new set is one `rm -r` away), so `dir`,
+/// the runtime folder, holds no `ca.key`.
 ///
 /// # Errors
 /// As [`generate`].
@@ -151,7 +206,40 @@ pub fn ensure(dir: &Path, days: u32) -> Result<Option<Written>, CertError> {
         return Ok(None);
     }
     let sans: Vec<String> = DEFAULT_SANS.iter().map(|s| (*s).to_owned()).collect();
-    generate(dir, &sans, days).map(Some)
+    write_set(dir, &sans, days, false).map(Some)
+}
+
+/// Checks the modes of `files` in `dir` (those present; a missing one is reported by whoever
+/// reads it): a private key (`*.key`) its group or others may read is refused
+/// ([`CertError::InsecureKey`]), a certificate they may write too
+/// ([`CertError::WritableCertificate`]). The mode is the target's, so a symlink (a Kubernetes
+/// secret mount) is judged by what it points to. Returns `ca.key` when it sits in `dir`, for a
+/// warning: a runtime folder should not hold the CA's key.
+///
+/// # Errors
+/// The first file whose mode is refused, or one whose mode cannot be read.
+pub fn check_modes(dir: &Path, files: &[&str]) -> Result<Option<PathBuf>, CertError> {
+    #[cfg(unix)]
+    for name in files {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        let mode = match fs::metadata(&path) {
+            Ok(meta) => meta.permissions().mode() & 0o777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(CertError::Read { path, source }),
+        };
+        if name.ends_with(".key") {
+            if mode & 0o077 != 0 {
+                return Err(CertError::InsecureKey { path, mode });
+            }
+        } else if mode & 0o022 != 0 {
+            return Err(CertError::WritableCertificate { path, mode });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = files;
+    let ca_key = dir.join(CA_KEY);
+    Ok(ca_key.exists().then_some(ca_key))
 }
 
 fn leaf(
@@ -213,13 +301,23 @@ fn write(path: &Path, contents: &str, private: bool) -> Result<(), CertError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    if private {
+    let mode = if private { 0o600 } else { 0o644 };
+    #[cfg(unix)]
+    {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
     #[cfg(not(unix))]
     let _ = private;
     let mut file = options.open(path).map_err(err)?;
+    // The mode of `open` applies to a new file only (and through the umask): set it on the
+    // open file, before anything secret is written to it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(err)?;
+    }
     file.write_all(contents.as_bytes()).map_err(err)
 }
 
@@ -256,6 +354,83 @@ mod tests {
             Err(CertError::Exists(_))
         ));
         assert_eq!(ensure(&out, 30).unwrap(), None, "a complete set is kept");
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn the_dev_set_discards_its_ca_key_and_modes_are_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("grpc");
+        ensure(&out, 1).unwrap().expect("written");
+        assert!(out.join(CA_CERT).exists());
+        assert!(
+            !out.join(CA_KEY).exists(),
+            "the runtime folder holds no CA key"
+        );
+        for name in [SERVER_KEY, CLIENT_KEY] {
+            assert_eq!(mode(&out.join(name)), 0o600, "{name}");
+        }
+        for name in [CA_CERT, SERVER_CERT, CLIENT_CERT] {
+            assert_eq!(mode(&out.join(name)), 0o644, "{name}");
+        }
+        let all = [CA_CERT, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY];
+        assert_eq!(check_modes(&out, &all).unwrap(), None);
+
+        // An existing file written again gets the mode, not just a new one.
+        let stale = dir.path().join("stale");
+        fs::create_dir_all(&stale).unwrap();
+        fs::write(stale.join(SERVER_KEY), "old").unwrap();
+        chmod(&stale.join(SERVER_KEY), 0o644);
+        generate(&stale, &["localhost".into()], 1).unwrap();
+        assert_eq!(mode(&stale.join(SERVER_KEY)), 0o600);
+        assert_eq!(
+            mode(&stale.join(CA_KEY)),
+            0o600,
+            "certs generate keeps the operator's CA key"
+        );
+        assert_eq!(check_modes(&stale, &all).unwrap(), Some(stale.join(CA_KEY)));
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_key_others_may_read_or_a_certificate_they_may_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), 1).unwrap();
+        let all = [CA_CERT, SERVER_CERT, SERVER_KEY];
+        for wide in [0o644, 0o640, 0o604, 0o660] {
+            chmod(&dir.path().join(SERVER_KEY), wide);
+            let e = check_modes(dir.path(), &all).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, CertError::InsecureKey { .. }), "{text}");
+            assert!(
+                text.contains(&dir.path().join(SERVER_KEY).display().to_string())
+                    && text.contains("chmod 600"),
+                "{text}"
+            );
+        }
+        chmod(&dir.path().join(SERVER_KEY), 0o400);
+        check_modes(dir.path(), &all).unwrap();
+        for wide in [0o664, 0o646] {
+            chmod(&dir.path().join(CA_CERT), wide);
+            let e = check_modes(dir.path(), &all).unwrap_err();
+            assert!(matches!(e, CertError::WritableCertificate { .. }), "{e}");
+        }
+        chmod(&dir.path().join(CA_CERT), 0o444);
+        check_modes(dir.path(), &all).unwrap();
+        // Missing files are left to whoever reads them.
+        check_modes(dir.path(), &["missing.key", "missing.pem"]).unwrap();
     }
 
     #[test]

@@ -6,9 +6,13 @@
 //! - `GET /v1/health/service/:name?passing&index=&wait=`: a blocking query, answered when the
 //!   service's health changes past `index` or after `wait`, with the new `X-Consul-Index`.
 //!
-//! Every request carries `X-Consul-Token` when a token is configured.
+//! Every request carries `X-Consul-Token` when a token is configured. The client speaks https
+//! when [`TlsSettings`] name a CA or a client certificate (mTLS to the agent), follows no
+//! redirect (a 3xx is an error: the token never goes to a host the agent names), and reads at
+//! most [`MAX_ANSWER_BYTES`] of an answer (more is an error, never a partial parse).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -35,6 +39,43 @@ pub enum ConsulError {
     /// (`X-Consul-Results-Filtered-By-ACLs`), not with the truth.
     #[error("consul ACLs filtered the answer: the token may not read the service")]
     Filtered,
+    /// The answer is longer than [`MAX_ANSWER_BYTES`]: not parsed at all.
+    #[error("consul agent's answer is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The settings cannot make a client (a TLS file unreadable, `http://` with TLS files).
+    #[error("consul settings: {0}")]
+    Settings(String),
+}
+
+/// The most bytes of one answer read: a health answer for hundreds of instances is far smaller;
+/// more is a broken or hostile peer (the Jenkins client's bound too).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most bytes of a refusal's body read for its message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// `consul.tls.*`: https to the agent. Empty strings mean "not set"; with none set the client
+/// speaks plain http (unless `addr` says `https://`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of the CA that signed the agent's certificate; set: it is the only CA trusted
+    /// (else the built-in web roots).
+    pub ca_file: String,
+    /// PEM file of the client certificate presented to the agent (its `verify_incoming`).
+    pub cert_file: String,
+    /// PEM file of that certificate's private key.
+    pub key_file: String,
+    /// The name the agent's certificate is checked for; empty: the host of `addr`. With an IP
+    /// address in `addr`, that address is dialled and this name verified.
+    pub server_name: String,
+}
+
+impl TlsSettings {
+    /// Whether any TLS file is configured (the client then speaks https).
+    pub fn configured(&self) -> bool {
+        !(self.ca_file.is_empty() && self.cert_file.is_empty() && self.key_file.is_empty())
+    }
 }
 
 /// A service registration (`PUT /v1/agent/service/register`), in the agent's field names.
@@ -201,22 +242,102 @@ pub struct ConsulClient {
 
 impl ConsulClient {
     /// A client of the agent at `addr` (`127.0.0.1:8500` or `http://host:port`), with an ACL
-    /// token when `token` is not empty, connecting within `timeout`.
+    /// token when `token` is not empty, connecting within `timeout`, over plain http.
     ///
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn new(addr: &str, token: &SecretString, timeout: Duration) -> Result<Self, ConsulError> {
-        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
-            addr.trim_end_matches('/').to_owned()
-        } else {
-            format!("http://{}", addr.trim_end_matches('/'))
+        Self::with_tls(addr, token, timeout, &TlsSettings::default())
+    }
+
+    /// [`ConsulClient::new`] with `tls`: https (a bare `host:port` becomes `https://host:port`)
+    /// when it names a file, trusting its CA and presenting its client certificate.
+    ///
+    /// # Errors
+    /// [`ConsulError::Settings`]: a file unreadable or not PEM, a certificate without its key
+    /// (or the reverse), `http://` in `addr` with TLS files, a `server_name` with a host name
+    /// in `addr`.
+    pub fn with_tls(
+        addr: &str,
+        token: &SecretString,
+        timeout: Duration,
+        tls: &TlsSettings,
+    ) -> Result<Self, ConsulError> {
+        let addr = addr.trim_end_matches('/');
+        let (scheme, authority) = match addr.split_once("://") {
+            Some(("http", _)) if tls.configured() => {
+                return Err(ConsulError::Settings(format!(
+                    "consul.addr {addr} is plain http but consul.tls names files: use https:// or a bare host:port"
+                )));
+            }
+            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
+            Some((other, _)) => {
+                return Err(ConsulError::Settings(format!(
+                    "consul.addr: scheme {other} (expected http or https)"
+                )));
+            }
+            None if tls.configured() => ("https", addr),
+            None => ("http", addr),
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
+            // A 3xx is answered as an error: following it would carry X-Consul-Token to
+            // whatever host the Location names.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("goex-consul/", env!("CARGO_PKG_VERSION")));
+        let mut base = format!("{scheme}://{authority}");
+        if scheme == "https" {
+            if !tls.ca_file.is_empty() {
+                let ca =
+                    reqwest::Certificate::from_pem(&read_pem(&tls.ca_file, "consul.tls.ca_file")?)
+                        .map_err(|e| {
+                            ConsulError::Settings(format!(
+                                "consul.tls.ca_file {}: {e}",
+                                tls.ca_file
+                            ))
+                        })?;
+                builder = builder
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(ca);
+            }
+            match (tls.cert_file.is_empty(), tls.key_file.is_empty()) {
+                (true, true) => {}
+                (false, false) => {
+                    let mut pem = read_pem(&tls.cert_file, "consul.tls.cert_file")?;
+                    pem.push(b'\n');
+                    pem.extend(read_pem(&tls.key_file, "consul.tls.key_file")?);
+                    let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                        ConsulError::Settings(format!("consul.tls.cert_file / key_file: {e}"))
+                    })?;
+                    builder = builder.identity(identity);
+                }
+                _ => {
+                    return Err(ConsulError::Settings(
+                        "consul.tls.cert_file and consul.tls.key_file go together".into(),
+                    ));
+                }
+            }
+            if !tls.server_name.is_empty() {
+                // Dial the address in `addr`, verify the certificate for `server_name`.
+                let socket: std::net::SocketAddr = authority.parse().map_err(|_| {
+                    ConsulError::Settings(format!(
+                        "consul.tls.server_name needs an IP address and port in consul.addr (got {authority})"
+                    ))
+                })?;
+                builder = builder.resolve(&tls.server_name, socket);
+                base = format!("https://{}:{}", tls.server_name, socket.port());
+            }
+        }
+        let http = builder
             .build()
-            .map_err(|e| ConsulError::Unreachable(e.to_string()))?;
+            .map_err(|e| ConsulError::Settings(format!("cannot build the HTTP client: {e}")))?;
         let token = (!token.expose_secret().is_empty()).then(|| token.clone());
         Ok(Self { http, base, token })
+    }
+
+    /// The base URL requests go under (`https://127.0.0.1:8501`).
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -240,10 +361,20 @@ impl ConsulClient {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let message = response.text().await.unwrap_or_default();
+        if response.status().is_redirection() {
+            // Not followed (the token would go along): the agent never redirects its API.
+            return Err(ConsulError::Refused {
+                status,
+                message: "a redirect, not followed".into(),
+            });
+        }
+        let body = read_capped(response, MAX_ERROR_BODY)
+            .await
+            .map(|(body, _)| body)
+            .unwrap_or_default();
         Err(ConsulError::Refused {
             status,
-            message: message.chars().take(500).collect(),
+            message: String::from_utf8_lossy(&body).chars().take(500).collect(),
         })
     }
 
@@ -322,10 +453,12 @@ impl ConsulClient {
         {
             return Err(ConsulError::Filtered);
         }
-        let entries: Vec<Entry> = response
-            .json()
-            .await
-            .map_err(|e| ConsulError::Unreadable(e.to_string()))?;
+        let (body, cut) = read_capped(response, MAX_ANSWER_BYTES).await?;
+        if cut {
+            return Err(ConsulError::TooLarge(MAX_ANSWER_BYTES));
+        }
+        let entries: Vec<Entry> =
+            serde_json::from_slice(&body).map_err(|e| ConsulError::Unreadable(e.to_string()))?;
         let mut instances: Vec<Instance> = entries
             .into_iter()
             .map(|e| Instance {
@@ -344,6 +477,32 @@ impl ConsulClient {
             index: answered,
         })
     }
+}
+
+/// Reads the body chunk by chunk up to `cap` bytes; the flag says whether more was left unread.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), ConsulError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ConsulError::Unreachable(e.to_string()))?
+    {
+        let room = cap - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            return Ok((bytes, true));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((bytes, false))
+}
+
+/// A PEM file's bytes, or a settings error naming `key` and the file.
+fn read_pem(path: &str, key: &str) -> Result<Vec<u8>, ConsulError> {
+    std::fs::read(Path::new(path)).map_err(|e| ConsulError::Settings(format!("{key} {path}: {e}")))
 }
 
 /// One entry of `GET /v1/health/service/:name`.
@@ -387,6 +546,228 @@ fn encode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    /// One health entry at `address:port`.
+    fn health_body(address: &str, port: u16) -> String {
+        format!(
+            r#"[{{"Node":{{"Address":"{address}"}},"Service":{{"ID":"hello-{address}-{port}","Address":"{address}","Port":{port}}}}}]"#
+        )
+    }
+
+    /// Reads one request head, answers `head` then `body`, and returns the head read.
+    async fn answer(
+        mut io: impl AsyncRead + AsyncWrite + Unpin,
+        head: &str,
+        body: &[u8],
+    ) -> String {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = io.write_all(head.as_bytes()).await;
+        let _ = io.write_all(body).await;
+        let _ = io.shutdown().await;
+        String::from_utf8_lossy(&request).into_owned()
+    }
+
+    /// A local server answering every connection with `head` + `body`; counts connections and
+    /// keeps the request heads.
+    async fn server(
+        head: String,
+        body: Vec<u8>,
+    ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let heads: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let (c, h) = (count.clone(), Arc::clone(&heads));
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let (head, body, h) = (head.clone(), body.clone(), Arc::clone(&h));
+                tokio::spawn(async move {
+                    let request = answer(socket, &head, &body).await;
+                    h.lock().unwrap().push(request);
+                });
+            }
+        });
+        (addr, count, heads)
+    }
+
+    fn ok_head(length: usize) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: 7\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+        )
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn a_redirect_is_refused_and_the_token_never_reaches_its_target() {
+        let body = health_body("127.0.0.1", 50051);
+        let (target, target_hits, _) = server(ok_head(body.len()), body.into_bytes()).await;
+        let (agent, _, agent_heads) = server(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://{target}/v1/health/service/hello?passing\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+            Vec::new(),
+        )
+        .await;
+        let token = SecretString::from("s3cr3t-acl-token");
+        let client = ConsulClient::new(&agent, &token, SECOND).unwrap();
+        let e = client
+            .healthy("hello", 0, SECOND, SECOND)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ConsulError::Refused { status: 302, .. }), "{e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            target_hits.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+        let heads = agent_heads.lock().unwrap();
+        assert!(
+            heads[0]
+                .to_ascii_lowercase()
+                .contains("x-consul-token: s3cr3t-acl-token")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_bound_is_an_error_not_a_partial_parse() {
+        // Valid JSON (an empty list padded with spaces), one byte over the bound.
+        let mut body = vec![b' '; MAX_ANSWER_BYTES - 1];
+        body[0] = b'[';
+        body.extend_from_slice(b"]]");
+        let body_len = body.len();
+        let (agent, _, _) = server(ok_head(body_len), body).await;
+        let client = ConsulClient::new(&agent, &SecretString::from(""), SECOND).unwrap();
+        let e = client
+            .healthy("hello", 0, SECOND, Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ConsulError::TooLarge(MAX_ANSWER_BYTES)), "{e}");
+
+        // At the bound: read and parsed.
+        let mut body = vec![b' '; MAX_ANSWER_BYTES];
+        body[0] = b'[';
+        body[MAX_ANSWER_BYTES - 1] = b']';
+        let (agent, _, _) = server(ok_head(body.len()), body).await;
+        let client = ConsulClient::new(&agent, &SecretString::from(""), SECOND).unwrap();
+        let healthy = client
+            .healthy("hello", 0, SECOND, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(healthy.instances.is_empty());
+    }
+
+    /// An https agent double with the certificates `goex_certs` writes to `dir`, requiring a
+    /// client certificate signed by its CA.
+    async fn tls_server(dir: &Path, body: String) -> (String, Arc<AtomicUsize>) {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{RootCertStore, ServerConfig, server::WebPkiClientVerifier};
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(dir.join(goex_certs::CA_CERT)).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .unwrap();
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join(goex_certs::SERVER_CERT))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(dir.join(goex_certs::SERVER_KEY)).unwrap();
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = Arc::new(AtomicUsize::new(0));
+        let counted = served.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (acceptor, body, counted) = (acceptor.clone(), body.clone(), counted.clone());
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(socket).await {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        answer(tls, &ok_head(body.len()), body.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        (addr, served)
+    }
+
+    #[tokio::test]
+    async fn https_with_the_test_ca_and_a_client_certificate() {
+        let dir = std::env::temp_dir().join(format!("goex-consul-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        goex_certs::generate(&dir, &["localhost".into(), "127.0.0.1".into()], 1).unwrap();
+        let (agent, served) = tls_server(&dir, health_body("127.0.0.1", 50051)).await;
+        let file = |name: &str| dir.join(name).display().to_string();
+        let tls = TlsSettings {
+            ca_file: file(goex_certs::CA_CERT),
+            cert_file: file(goex_certs::CLIENT_CERT),
+            key_file: file(goex_certs::CLIENT_KEY),
+            server_name: String::new(),
+        };
+        let token = SecretString::from("");
+        let client = ConsulClient::with_tls(&agent, &token, SECOND, &tls).unwrap();
+        assert!(client.base_url().starts_with("https://127.0.0.1:"));
+        let healthy = client.healthy("hello", 0, SECOND, SECOND).await.unwrap();
+        assert_eq!(healthy.instances[0].address, "127.0.0.1");
+        assert_eq!(healthy.index, 7);
+
+        // The address dialled, the certificate checked for another of its names.
+        let named = TlsSettings {
+            server_name: "localhost".into(),
+            ..tls.clone()
+        };
+        let client = ConsulClient::with_tls(&agent, &token, SECOND, &named).unwrap();
+        assert!(client.base_url().starts_with("https://localhost:"));
+        client.healthy("hello", 0, SECOND, SECOND).await.unwrap();
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+
+        // Without a client certificate the agent refuses the handshake; a name the
+        // certificate lacks is refused by the client.
+        let anonymous = TlsSettings {
+            cert_file: String::new(),
+            key_file: String::new(),
+            ..tls.clone()
+        };
+        let client = ConsulClient::with_tls(&agent, &token, SECOND, &anonymous).unwrap();
+        assert!(client.healthy("hello", 0, SECOND, SECOND).await.is_err());
+        let wrong = TlsSettings {
+            server_name: "consul.example.com".into(),
+            ..tls.clone()
+        };
+        let client = ConsulClient::with_tls(&agent, &token, SECOND, &wrong).unwrap();
+        assert!(client.healthy("hello", 0, SECOND, SECOND).await.is_err());
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+
+        // Plain http with TLS files is a contradiction, refused.
+        let e =
+            ConsulClient::with_tls(&format!("http://{agent}"), &token, SECOND, &tls).unwrap_err();
+        assert!(matches!(e, ConsulError::Settings(_)), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn indexes_follow_consuls_rules() {

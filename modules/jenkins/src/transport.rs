@@ -59,6 +59,9 @@ pub(crate) struct Transport {
 impl Transport {
     pub(crate) fn new(settings: &JenkinsSettings) -> Result<Self, JenkinsError> {
         let base = base_url(&settings.host)?;
+        if !settings.username.is_empty() {
+            refuse_plain_http_off_loopback(&base)?;
+        }
         if settings.connect_timeout.is_zero() || settings.request_timeout.is_zero() {
             return Err(JenkinsError::Settings(
                 "jenkins.connect_timeout and jenkins.request_timeout must be above zero".into(),
@@ -296,6 +299,35 @@ fn base_url(host: &str) -> Result<String, JenkinsError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Basic auth is the password in clear on the wire: over `http://` it may only go to this
+/// machine (a loopback address or `localhost`, which RFC 6761 keeps on loopback). Checked at
+/// construction, so nothing is ever sent to such a host.
+fn refuse_plain_http_off_loopback(base: &str) -> Result<(), JenkinsError> {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return Ok(()); // base_url parsed it already
+    };
+    if url.scheme() != "http" {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = bare.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    if loopback {
+        return Ok(());
+    }
+    Err(JenkinsError::Settings(format!(
+        "jenkins.host: basic auth over plain http to {} would send the password in clear; \
+         use https (plain http is allowed to a loopback address only)",
+        host
+    )))
+}
+
 /// A transport failure in words, without the URL's query: connecting, timing out, reading.
 fn transport_error(method: &Method, path: &str, e: &reqwest::Error) -> JenkinsError {
     if e.is_timeout() {
@@ -450,6 +482,39 @@ pub(crate) fn next_poll(previous: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_auth_over_plain_http_goes_to_loopback_only() {
+        // Refused at construction: nothing is dialled (10.1.2.3 is never contacted).
+        for host in [
+            "http://10.1.2.3:8080",
+            "http://ci.example.com/jenkins",
+            "http://[2001:db8::1]:8080",
+        ] {
+            let e = Transport::new(&JenkinsSettings::new(host, "admin", "t0k3n"))
+                .err()
+                .unwrap_or_else(|| panic!("{host} accepted"));
+            assert!(
+                matches!(&e, JenkinsError::Settings(m) if m.contains("jenkins.host")),
+                "{host}: {e}"
+            );
+            // Anonymous access sends no credentials: allowed.
+            assert!(Transport::new(&JenkinsSettings::new(host, "", "")).is_ok());
+        }
+        for host in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9:1",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "https://ci.example.com/jenkins",
+            "https://10.1.2.3:8443",
+        ] {
+            assert!(
+                Transport::new(&JenkinsSettings::new(host, "admin", "t0k3n")).is_ok(),
+                "{host}"
+            );
+        }
+    }
 
     #[test]
     fn hosts_become_bases() {
