@@ -202,6 +202,22 @@ async fn a_password_reset_ends_the_logins_and_only_the_new_password_works() {
     access(&app, "forgetful1", "newpass99").await;
 }
 
+/// `n` exports by `token` at once: each answer's status and body.
+async fn exports_at_once(app: &TestApp, token: &str, n: usize) -> Vec<(u16, Vec<u8>)> {
+    let calls = (0..n).map(|_| {
+        let request = app
+            .client
+            .get(format!("{}/excel/export", app.address))
+            .header("Authorization", token);
+        async move {
+            let res = request.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.bytes().await.unwrap().to_vec())
+        }
+    });
+    futures_util::future::join_all(calls).await
+}
+
 /// Issue 22, attack 2 at test scale: 8 parallel exports by one admin with
 /// `excel.max_exports_per_user` 3 → exactly 3 answered, 5 refused with 429 / 10008.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,25 +230,7 @@ async fn exports_are_bounded_per_admin_in_parallel() {
     seed_user_in(&app.module, "exporter01", "abc12345").await;
     grant_admin(&app.module, "exporter01").await;
     let token = access(&app, "exporter01", "abc12345").await;
-    let calls = (0..8).map(|_| {
-        let (client, url, token) = (
-            app.client.clone(),
-            format!("{}/excel/export", app.address),
-            token.clone(),
-        );
-        async move {
-            let res = client
-                .get(url)
-                .header("Authorization", token)
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            let body = res.bytes().await.unwrap();
-            (status, body)
-        }
-    });
-    let answers = futures_util::future::join_all(calls).await;
+    let answers = exports_at_once(&app, &token, 8).await;
     assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 3);
     let refused: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
     assert_eq!(refused.len(), 5);
@@ -256,25 +254,11 @@ async fn exports_running_at_once_are_bounded() {
     seed_user_in(&app.module, "exporter02", "abc12345").await;
     grant_admin(&app.module, "exporter02").await;
     let token = access(&app, "exporter02", "abc12345").await;
-    let calls = (0..6).map(|_| {
-        let (client, url, token) = (
-            app.client.clone(),
-            format!("{}/excel/export", app.address),
-            token.clone(),
-        );
-        async move {
-            let res = client
-                .get(url)
-                .header("Authorization", token)
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            let _ = res.bytes().await;
-            status
-        }
-    });
-    let statuses = futures_util::future::join_all(calls).await;
+    let statuses: Vec<u16> = exports_at_once(&app, &token, 6)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
     assert!(
         statuses.iter().all(|s| *s == 200 || *s == 503),
         "{statuses:?}"

@@ -185,92 +185,6 @@ struct Checked {
     passwords: Vec<(u32, String)>,
 }
 
-/// The check pass: reads and validates every row, writes nothing.
-///
-/// # Errors
-/// As [`import_users`], but for the database's.
-async fn check(
-    file: File,
-    options: ImportOptions,
-    limits: &ImportLimits,
-    progress: &dyn ImportProgress,
-) -> Result<Checked, ServiceError> {
-    let (sender, mut received) = mpsc::channel::<Vec<Parsed>>(2);
-    let reader = {
-        let (zip, max_rows, batch) = (limits.zip, limits.max_rows, limits.batch_size);
-        tokio::task::spawn_blocking(move || read_guarded(file, zip, max_rows, batch, &sender))
-    };
-    let mut report = ImportReport {
-        mode: options.mode,
-        on_existing: options.on_existing,
-        ..ImportReport::default()
-    };
-    let cap = limits.max_reported_errors;
-    let mut seen: HashSet<Box<str>> = HashSet::new();
-    let mut passwords = Vec::new();
-    let mut too_many_passwords = false;
-    while let Some(chunk) = received.recv().await {
-        for parsed in chunk {
-            report.rows += 1;
-            let problems = match parsed {
-                Parsed::Good(number, candidate) => {
-                    if seen.insert(candidate.username.as_str().into()) {
-                        if let Some(password) = candidate.password {
-                            if passwords.len() == limits.max_password_rows {
-                                too_many_passwords = true;
-                            } else {
-                                passwords.push((number, password));
-                            }
-                        }
-                        continue;
-                    }
-                    vec![RowError {
-                        row: number,
-                        column: Column::Username.header().into(),
-                        reason: "the same username is on an earlier row".into(),
-                    }]
-                }
-                Parsed::Bad(problems) => problems,
-            };
-            report.invalid += 1;
-            for problem in problems {
-                report.report(problem, cap);
-            }
-        }
-        progress.advanced(report.rows, 0);
-    }
-    match reader
-        .await
-        .map_err(|e| ServiceError::Internal(Box::new(e)))?
-    {
-        Err(ReadError::Sheet(e)) => return Err(bad_workbook(e)),
-        Err(ReadError::Row(ReaderStop::TooManyRows(max))) => {
-            return Err(ServiceError::invalid(
-                "uploadFile",
-                format!("more than {max} data rows (excel.max_import_rows)"),
-            ));
-        }
-        Err(ReadError::Row(ReaderStop::Gone)) | Ok(()) => {}
-    }
-    if report.invalid > 0 && options.mode == ImportMode::AllOrNothing {
-        report.rolled_back();
-        return Err(ServiceError::ImportRejected(Box::new(report)));
-    }
-    if too_many_passwords {
-        return Err(ServiceError::invalid(
-            "uploadFile",
-            format!(
-                "more than {} rows with 密码 (excel.max_password_rows): each costs a password hash",
-                limits.max_password_rows
-            ),
-        ));
-    }
-    Ok(Checked {
-        rows: report.rows,
-        passwords,
-    })
-}
-
 /// An attempt's failure: a unique-key race worth another attempt, or final.
 enum Failure {
     Raced(RepoError),
@@ -313,6 +227,127 @@ enum Parsed {
 enum ReaderStop {
     TooManyRows(usize),
     Gone,
+}
+
+/// One pass over the file: the blocking reader, and the rows it sends told apart into valid
+/// ones (each name once) and problems, which the report counts and lists.
+struct Pass {
+    received: mpsc::Receiver<Vec<Parsed>>,
+    reader: tokio::task::JoinHandle<Result<(), ReadError<ReaderStop>>>,
+    report: ImportReport,
+    seen: HashSet<Box<str>>,
+    cap: usize,
+}
+
+impl Pass {
+    fn start(file: File, options: ImportOptions, limits: &ImportLimits) -> Self {
+        let (sender, received) = mpsc::channel::<Vec<Parsed>>(2);
+        let (zip, max_rows, batch) = (limits.zip, limits.max_rows, limits.batch_size);
+        Pass {
+            received,
+            reader: tokio::task::spawn_blocking(move || {
+                read_guarded(file, zip, max_rows, batch, &sender)
+            }),
+            report: ImportReport {
+                mode: options.mode,
+                on_existing: options.on_existing,
+                ..ImportReport::default()
+            },
+            seen: HashSet::new(),
+            cap: limits.max_reported_errors,
+        }
+    }
+
+    /// The valid rows of the next chunk, with their row numbers; `None` at the end.
+    async fn next(&mut self) -> Option<Vec<(u32, Candidate)>> {
+        let chunk = self.received.recv().await?;
+        let mut valid = Vec::with_capacity(chunk.len());
+        for parsed in chunk {
+            self.report.rows += 1;
+            let problems = match parsed {
+                Parsed::Good(number, candidate) => {
+                    if self.seen.insert(candidate.username.as_str().into()) {
+                        valid.push((number, candidate));
+                        continue;
+                    }
+                    vec![RowError {
+                        row: number,
+                        column: Column::Username.header().into(),
+                        reason: "the same username is on an earlier row".into(),
+                    }]
+                }
+                Parsed::Bad(problems) => problems,
+            };
+            self.report.invalid += 1;
+            for problem in problems {
+                self.report.report(problem, self.cap);
+            }
+        }
+        Some(valid)
+    }
+
+    /// Ends the pass (the reader stops when it is not read any more): the report, or why the
+    /// file could not be read.
+    async fn finish(self) -> Result<ImportReport, ServiceError> {
+        drop(self.received);
+        match self
+            .reader
+            .await
+            .map_err(|e| ServiceError::Internal(Box::new(e)))?
+        {
+            Err(ReadError::Sheet(e)) => Err(bad_workbook(e)),
+            Err(ReadError::Row(ReaderStop::TooManyRows(max))) => Err(ServiceError::invalid(
+                "uploadFile",
+                format!("more than {max} data rows (excel.max_import_rows)"),
+            )),
+            Err(ReadError::Row(ReaderStop::Gone)) | Ok(()) => Ok(self.report),
+        }
+    }
+}
+
+/// The check pass: reads and validates every row, writes nothing.
+///
+/// # Errors
+/// As [`import_users`], but for the database's.
+async fn check(
+    file: File,
+    options: ImportOptions,
+    limits: &ImportLimits,
+    progress: &dyn ImportProgress,
+) -> Result<Checked, ServiceError> {
+    let mut pass = Pass::start(file, options, limits);
+    let mut passwords = Vec::new();
+    let mut too_many_passwords = false;
+    while let Some(valid) = pass.next().await {
+        for (number, candidate) in valid {
+            if let Some(password) = candidate.password {
+                if passwords.len() == limits.max_password_rows {
+                    too_many_passwords = true;
+                } else {
+                    passwords.push((number, password));
+                }
+            }
+        }
+        progress.advanced(pass.report.rows, 0);
+    }
+    let mut report = pass.finish().await?;
+    if report.invalid > 0 && options.mode == ImportMode::AllOrNothing {
+        report.rolled_back();
+        return Err(ServiceError::ImportRejected(Box::new(report)));
+    }
+    if too_many_passwords {
+        return Err(ServiceError::invalid(
+            "uploadFile",
+            format!(
+                "more than {} rows with 密码 (excel.max_password_rows): each costs a password hash",
+                limits.max_password_rows
+            ),
+        ));
+    }
+    Ok(Checked {
+        rows: report.rows,
+        passwords,
+    })
 }
 
 /// The write pass: reads the checked file again and writes its valid rows in one transaction,
@@ -381,54 +416,25 @@ async fn write_counted(
     created: &mut Created<'_>,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, Failure> {
-    let (sender, mut received) = mpsc::channel::<Vec<Parsed>>(2);
-    let reader = {
-        let (zip, max_rows, batch) = (limits.zip, limits.max_rows, limits.batch_size);
-        tokio::task::spawn_blocking(move || read_guarded(file, zip, max_rows, batch, &sender))
-    };
-    let mut report = ImportReport {
-        mode: options.mode,
-        on_existing: options.on_existing,
-        ..ImportReport::default()
-    };
-    let cap = limits.max_reported_errors;
+    let mut pass = Pass::start(file, options, limits);
     let mut open: Option<Box<dyn UserImport>> = None;
-    let mut seen: HashSet<Box<str>> = HashSet::new();
+    // Only skip_invalid gets bad rows here: the check refused the others.
     let written = async {
-        while let Some(chunk) = received.recv().await {
-            let mut batch = Vec::with_capacity(chunk.len());
-            for parsed in chunk {
-                report.rows += 1;
-                let problems = match parsed {
-                    Parsed::Good(number, candidate) => {
-                        if seen.insert(candidate.username.as_str().into()) {
-                            batch.push(ImportedUser {
-                                password_hash: candidate
-                                    .password
-                                    .and_then(|_| hashes.get(&number).cloned()),
-                                username: candidate.username,
-                                gender: candidate.gender,
-                                created_at: candidate.created_at,
-                            });
-                            continue;
-                        }
-                        vec![RowError {
-                            row: number,
-                            column: Column::Username.header().into(),
-                            reason: "the same username is on an earlier row".into(),
-                        }]
-                    }
-                    Parsed::Bad(problems) => problems,
-                };
-                // Only skip_invalid gets here with bad rows: the check refused the others.
-                report.invalid += 1;
-                for problem in problems {
-                    report.report(problem, cap);
-                }
-            }
-            if batch.is_empty() {
+        while let Some(valid) = pass.next().await {
+            if valid.is_empty() {
                 continue;
             }
+            let batch: Vec<ImportedUser> = valid
+                .into_iter()
+                .map(|(number, candidate)| ImportedUser {
+                    password_hash: candidate
+                        .password
+                        .and_then(|_| hashes.get(&number).cloned()),
+                    username: candidate.username,
+                    gender: candidate.gender,
+                    created_at: candidate.created_at,
+                })
+                .collect();
             let import = match &mut open {
                 Some(import) => import,
                 None => open.insert(users.begin_import().await?),
@@ -437,6 +443,7 @@ async fn write_counted(
             // Counted once written (uncommitted): past the allowance the whole transaction is
             // rolled back, so the users it counted were never created.
             created.count(outcome.inserted).await?;
+            let report = &mut pass.report;
             report.add(outcome);
             progress.advanced(
                 report.rows,
@@ -446,35 +453,31 @@ async fn write_counted(
         Ok::<(), Failure>(())
     }
     .await;
-    // The reader ends when the channel is closed or its file is done.
-    drop(received);
-    let read = reader
-        .await
-        .map_err(|e| ServiceError::Internal(Box::new(e)))?;
-    let failure = match (written, read) {
-        (Err(e), _) => Some(e),
-        (Ok(()), Err(ReadError::Sheet(e))) => Some(bad_workbook(e).into()),
-        (Ok(()), Err(ReadError::Row(ReaderStop::TooManyRows(max)))) => Some(
-            ServiceError::invalid(
-                "uploadFile",
-                format!("more than {max} data rows (excel.max_import_rows)"),
-            )
-            .into(),
-        ),
-        (Ok(()), Err(ReadError::Row(ReaderStop::Gone))) | (Ok(()), Ok(())) => None,
-    };
-    if let Some(failure) = failure {
-        if let Some(import) = open {
-            // Best effort: a connection dropped mid-transaction is rolled back by the server.
-            let _ = import.rollback().await;
+    let read = pass.finish().await;
+    let mut report = match (written, read) {
+        (Ok(()), Ok(report)) => report,
+        (Err(failure), _) => {
+            rollback(open).await;
+            return Err(failure);
         }
-        return Err(failure);
-    }
+        (Ok(()), Err(e)) => {
+            rollback(open).await;
+            return Err(e.into());
+        }
+    };
     if let Some(import) = open {
         import.commit().await?;
     }
     report.committed = true;
     Ok(report)
+}
+
+/// Rolls an open import back, best effort: a connection dropped mid-transaction is rolled back
+/// by the server.
+async fn rollback(open: Option<Box<dyn UserImport>>) {
+    if let Some(import) = open {
+        let _ = import.rollback().await;
+    }
 }
 
 fn bad_workbook(e: SheetError) -> ServiceError {
