@@ -645,6 +645,14 @@ def http_suite(args, work):
             # An earlier build refuses keys it does not know (builds before the metrics section).
             if not os.path.exists(os.path.join(args.baseline_root, "modules", "metrics")):
                 base_env.pop("APP__METRICS__ADDR")
+            # Nor the limits the bench profile raises (issue 22) before they existed.
+            with open(os.path.join(args.baseline_root, "configs", "debug", "common.yaml")) as f:
+                known = f.read()
+            for var, section, key in [("APP__GRPC_CLIENT__MAX_PER_ADDRESS", "grpc_client", "max_per_address"),
+                                      ("APP__EXCEL__MAX_EXPORTS_PER_USER", "excel", "max_exports_per_user")]:
+                block = re.search(rf"^{section}:\n((?:[ #].*\n|\n)*)", known, re.M)
+                if not block or not re.search(rf"^  {key}:", block.group(1), re.M):
+                    base_env.pop(var, None)
             base = Server("baseline go_example", [args.baseline, "http", "--env", "debug"], base_port,
                           base_env, args.baseline_root)
             base.start()
@@ -851,8 +859,6 @@ def drop_database(dsn):
     mariadb_cli(dsn, f"DROP DATABASE IF EXISTS {dsn.rsplit('/', 1)[1]}")
 
 
-if __name__ == "__main__":
-    main()
 
 
 def quantiles(values):
@@ -899,7 +905,10 @@ def abuse_suite(args, work):
             status, _ = post_json(port, "/auth/login", {"username": "abuse0001", "password": "abuse123"})
             return (time.monotonic() - t0) * 1000, status
 
-        idle = [login_ms() for _ in range(20)]
+        idle = []
+        for _ in range(20):
+            idle.append(login_ms())
+            time.sleep(0.1)
         # The import, and the phases its job shows while logins go on.
         req = urllib.request.Request(f"http://127.0.0.1:{port}/excel/import", data=body, method="POST",
                                      headers={"Authorization": admin, "Content-Type": content_type})
@@ -926,10 +935,13 @@ def abuse_suite(args, work):
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         during = {}
+        # Ten logins a second: a steady stream, not a storm (on one core, back-to-back logins at
+        # normal priority would leave the import's nice-19 hashing next to nothing: by design).
         while not done.is_set():
             at = phase["now"]
             ms, status = login_ms()
             during.setdefault(at, []).append((ms, status))
+            time.sleep(max(0.0, 0.1 - ms / 1000))
         watcher.join(5)
         if phase["now"] != "done":
             raise SystemExit(f"bench: the abuse import ended {phase['now']}")
@@ -996,3 +1008,7 @@ def abuse_suite(args, work):
     finally:
         server.stop()
     return {"abuse": figures}
+
+
+if __name__ == "__main__":
+    main()
