@@ -212,8 +212,16 @@ impl Credentials {
     /// Checks the call's metadata: `user` + `password` (constant time, throttled per client),
     /// else `authorization: Bearer <access token>` with the single sign-on check; answers who
     /// the caller is.
-    async fn check(&self, headers: &http::HeaderMap, client: &str) -> Result<Caller, Status> {
-        if let (Some(user), Some(password)) = (headers.get("user"), headers.get("password")) {
+    /// `client` is the call's address bucket, made by the caller only when the call carries
+    /// metadata credentials (the token path needs none).
+    async fn check(
+        &self,
+        headers: &http::HeaderMap,
+        client: Option<&str>,
+    ) -> Result<Caller, Status> {
+        if let (Some(user), Some(password), Some(client)) =
+            (headers.get("user"), headers.get("password"), client)
+        {
             return self
                 .service
                 .check_service(user.as_bytes(), password.as_bytes(), client)
@@ -295,8 +303,13 @@ where
         let credentials = self.credentials.clone();
         let served = self.served.clone();
         Box::pin(async move {
-            let client = client_bucket(&request);
-            match credentials.check(request.headers(), &client).await {
+            let headers = request.headers();
+            let client = (headers.contains_key("user") && headers.contains_key("password"))
+                .then(|| client_bucket(&request));
+            match credentials
+                .check(request.headers(), client.as_deref())
+                .await
+            {
                 Ok(caller) => {
                     served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // For the controllers: who calls (tonic hands http extensions on).

@@ -168,12 +168,9 @@ impl SmsService for SmsServiceImpl {
         network: &str,
     ) -> Result<SentCode, ServiceError> {
         let p = &self.policy;
-        // A number no user has shares the unreserved part of the budget: pumping floods of
-        // fresh numbers cannot spend what users' numbers are kept.
-        let known = self.users.find_by_phone(phone).await?.is_some();
         // The address and its network first: one client cannot spread a bombing over many
-        // numbers or many addresses; then the phone's cooldown, its daily count, and the
-        // budgets of all sends.
+        // numbers or many addresses; then the phone's cooldown and its daily count. Counted
+        // before anything is looked up, so a refused flood costs no database read.
         let mut limits = vec![
             (
                 format!("sms-ip:{client}"),
@@ -188,15 +185,33 @@ impl SmsService for SmsServiceImpl {
             (format!("sms-wait:{phone}"), 1, p.resend_interval),
             (format!("sms-day:{phone}"), p.max_per_phone, p.phone_window),
         ];
+        self.admit(&limits, client).await?;
+        // Then the budgets of all sends: a number no user has shares only the unreserved part
+        // (pumping floods of fresh numbers cannot spend what users' numbers are kept).
+        let known = match self.users.find_by_phone(phone).await {
+            Ok(user) => user.is_some(),
+            Err(e) => {
+                self.release(&limits).await;
+                return Err(e.into());
+            }
+        };
+        let mut budgets = Vec::with_capacity(2);
         if !known {
-            limits.push((
+            budgets.push((
                 "sms-new:".to_owned(),
                 p.max_total - p.reserved_for_users,
                 p.total_window,
             ));
         }
-        limits.push(("sms-all:".to_owned(), p.max_total, p.total_window));
-        let spent = self.admit(&limits, client).await?;
+        budgets.push(("sms-all:".to_owned(), p.max_total, p.total_window));
+        let spent = match self.admit(&budgets, client).await {
+            Ok(spent) => spent,
+            Err(e) => {
+                self.release(&limits).await;
+                return Err(e);
+            }
+        };
+        limits.extend(budgets);
         if spent == p.max_total / 2 {
             // Once per window: the count passes this value once.
             slog::warn!(self.logger, "half of the sms budget is spent";
