@@ -16,6 +16,7 @@ use crate::controller::hello::HelloControllerImpl;
 use crate::controller::jenkins::JenkinsControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
+use crate::repository::cache::login::LoginCache;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
 use crate::repository::client::{
     CacheClientImpl, CacheClientImplParameters, DatabaseClientImpl, DatabaseClientImplParameters,
@@ -38,7 +39,9 @@ use crate::repository::redis::sms_code::{
     KvVerificationCodeRepository, KvVerificationCodeRepositoryParameters,
 };
 use crate::repository::redis::throttle::KvLoginThrottleRepository;
-use crate::repository::redis::token::{KvTokenRepository, TokenRepository};
+use crate::repository::redis::token::{
+    KvTokenRepository, KvTokenRepositoryParameters, TokenRepository,
+};
 use crate::repository::redis::value::KvValueRepository;
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::repository::sms::{
@@ -124,13 +127,20 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
     let bulk_hasher =
         Argon2BulkPasswordHasher::parameters(&hashing, config.excel.password_hash_slots)
             .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
+    let login_lookups = || infra.metrics.as_ref().map(|m| m.cache_lookups("logins"));
     let builder = match &infra.redis {
-        Some(client) => AppModule::builder().with_component_parameters::<RedisKeyValueClient>(
-            RedisKeyValueClientParameters {
+        Some(client) => AppModule::builder()
+            .with_component_parameters::<RedisKeyValueClient>(RedisKeyValueClientParameters {
                 client: client.clone(),
                 metrics: infra.metrics.as_ref().map(RedisCommandMetrics::new),
-            },
-        ),
+            })
+            .with_component_parameters::<KvTokenRepository>(KvTokenRepositoryParameters {
+                cache: LoginCache::timed(
+                    config.auth.login_cache_ttl,
+                    config.auth.login_cache_capacity,
+                    login_lookups(),
+                ),
+            }),
         // The embedded default: the same repositories over an in-process store.
         None => AppModule::builder().with_component_override::<dyn KeyValueClient>(Box::new(
             LocalKeyValueClient::new(LocalStoreLimits {
@@ -143,8 +153,15 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
     // Without Redis, login records go where every process sees them (the database), unless
     // configured to stay in memory.
     let builder = if infra.redis.is_none() && config.auth.local_logins == LocalLogins::Database {
+        // SQLite's records are kept while the file is unchanged; MySQL's are read every time.
+        let cache = match infra.database.change_watch() {
+            Some(watch) => {
+                LoginCache::versioned(watch, config.auth.login_cache_capacity, login_lookups())
+            }
+            None => LoginCache::off(),
+        };
         builder.with_component_override::<dyn TokenRepository>(Box::new(
-            DieselTokenRepository::new(infra.database.clone()),
+            DieselTokenRepository::new(infra.database.clone(), cache),
         ))
     } else {
         builder

@@ -12,6 +12,9 @@ use serde::Deserialize;
 /// The shortest non-empty `server.grpc.auth.password` prod accepts.
 pub const MIN_GRPC_PASSWORD: usize = 16;
 
+/// The longest `auth.login_cache_ttl`: how stale a Redis-backed login may be seen elsewhere.
+pub const MAX_LOGIN_CACHE_TTL: Duration = Duration::from_secs(1);
+
 /// Everything in `common.yaml`. Unknown keys are rejected so typos fail at start.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -410,6 +413,14 @@ pub struct AuthConfig {
     pub max_local_counters: u64,
     /// Most verified access tokens remembered (see `verified_token_ttl`).
     pub verified_token_capacity: u64,
+    /// Most login records each process keeps to answer the single sign-on check of protected
+    /// requests without a store round trip (docs/auth.md); 0 = none kept.
+    pub login_cache_capacity: u64,
+    /// Redis-backed logins only: how long another process's logout, newer login or revocation
+    /// may go unseen by this process (at most 1 s; 0 = read Redis on every request). SQLite's
+    /// records are cached with no staleness at all (every commit is seen), MySQL's not at all.
+    #[serde(with = "humantime_serde")]
+    pub login_cache_ttl: Duration,
 }
 
 /// Where login records live when Redis is off (`auth.local_logins`).
@@ -757,6 +768,13 @@ impl AppConfig {
             return Err(invalid(
                 "server.debug_routes",
                 "must be false in the prod profile",
+            ));
+        }
+        if self.auth.login_cache_ttl > MAX_LOGIN_CACHE_TTL {
+            return Err(invalid(
+                "auth.login_cache_ttl",
+                "must be at most 1s: a logout made through another process must take effect \
+                 within a second",
             ));
         }
         if self.jenkins.admins.is_some() {

@@ -25,7 +25,7 @@ use crate::repository::mysql::role::RoleRepository;
 use crate::repository::mysql::user::UserRepository;
 use crate::repository::redis::sms_code::{CodeCheck, VerificationCodeRepository};
 use crate::repository::redis::throttle::LoginThrottleRepository;
-use crate::repository::redis::token::{Rotation, SID, TokenRepository};
+use crate::repository::redis::token::{LoginCheck, Rotation, TokenRepository};
 use crate::service::error::ServiceError;
 use crate::service::password::PasswordHasher;
 
@@ -555,11 +555,10 @@ impl AuthService for AuthServiceImpl {
                 (token, Some(exp))
             }
         };
-        let record = self.tokens.get(token.id).await?;
-        match record.get(SID) {
-            Some(sid) if **sid == *token.sid => {}
-            Some(_) => return Err(ServiceError::LoginElsewhere),
-            None => return Err(ServiceError::Unauthorized("signed out".into())),
+        match self.tokens.check(token.id, &token.sid).await? {
+            LoginCheck::Current => {}
+            LoginCheck::Elsewhere => return Err(ServiceError::LoginElsewhere),
+            LoginCheck::SignedOut => return Err(ServiceError::Unauthorized("signed out".into())),
         }
         if let Some(exp) = fresh {
             // Remembered only once it proved current, and never past its own validity.

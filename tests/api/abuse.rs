@@ -481,34 +481,19 @@ const STORM_RSS_BOUND_MIB: u64 = 160;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_concurrent_registrations_keep_memory_bounded_and_health_answering() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = crate::helpers::app_command()
-        .args(["http", "--env", "test"])
-        .env("APP__SERVER__HTTP__ADDR", "127.0.0.1:0")
-        .env("APP__SQLITE__PATH", dir.path().join("app.db"))
-        .env("APP__CERTS__DIR", dir.path().join("certs"))
-        .env("APP__LOG__FORMAT", "json")
-        .env("APP__LOG__LEVEL", "info")
-        .env("APP__AUTH__MAX_REGISTRATIONS", "1000")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn go_example");
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("http server listening") {
-                let v: Value = serde_json::from_str(&line).unwrap();
-                let addr = v["addr"].as_str().unwrap().to_owned();
-                let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
-            }
-        }
-    });
-    let port = rx.recv_timeout(Duration::from_secs(30)).expect("port");
-    let base = format!("http://127.0.0.1:{port}");
+    let app = crate::helpers::spawn_process(&[
+        (
+            "APP__SQLITE__PATH",
+            dir.path().join("app.db").display().to_string(),
+        ),
+        (
+            "APP__CERTS__DIR",
+            dir.path().join("certs").display().to_string(),
+        ),
+        ("APP__AUTH__MAX_REGISTRATIONS", "1000".to_owned()),
+    ]);
+    let (pid, base) = (app.pid, app.address.clone());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(400)
         .build()
@@ -545,8 +530,7 @@ async fn three_hundred_concurrent_registrations_keep_memory_bounded_and_health_a
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(app);
 
     let created = answers.iter().filter(|(s, _)| *s == 201).count();
     for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {

@@ -228,3 +228,13 @@ fn prod_refuses_to_start_without_its_keys() {
     assert_ne!(code, 0);
     assert!(stderr.contains("certs.generate_missing"), "{stderr}");
 }
+
+#[test]
+fn a_login_cache_ttl_over_one_second_is_refused() {
+    let (code, stderr) = run(
+        &["http", "--env", "test"],
+        &[("APP__AUTH__LOGIN_CACHE_TTL", "2s")],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("auth.login_cache_ttl"), "{stderr}");
+}

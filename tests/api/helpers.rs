@@ -504,3 +504,59 @@ pub async fn grant_admin(module: &AppModule, username: &str) {
         .await
         .expect("grant admin");
 }
+
+/// `go_example http --env test` in a process of its own (as `make http` beside `make grpc`),
+/// on a free port: a second process on the same database, key folder or Redis as an in-process
+/// app. Killed when dropped.
+pub struct ProcessApp {
+    pub address: String,
+    pub pid: u32,
+    child: std::process::Child,
+}
+
+impl Drop for ProcessApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a [`ProcessApp`] configured by `env` only (JSON logs on stdout, at info, are how
+/// its port is learnt); waits up to 30 s for it to listen.
+pub fn spawn_process(env: &[(&str, String)]) -> ProcessApp {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut cmd = app_command();
+    cmd.args(["http", "--env", "test"])
+        .env("APP__SERVER__HTTP__ADDR", "127.0.0.1:0")
+        .env("APP__LOG__FORMAT", "json")
+        .env("APP__LOG__LEVEL", "info")
+        .env("APP__LOG__FILE__ENABLED", "false");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn go_example");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("http server listening") {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let addr = v["addr"].as_str().unwrap().to_owned();
+                let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+            }
+        }
+    });
+    let pid = child.id();
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the process app listens");
+    ProcessApp {
+        address: format!("http://127.0.0.1:{port}"),
+        pid,
+        child,
+    }
+}

@@ -17,6 +17,7 @@ mod grpc_client;
 mod hello;
 mod hygiene;
 mod jenkins;
+mod logins;
 mod metrics;
 mod mongo;
 mod mysql;

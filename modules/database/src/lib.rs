@@ -16,6 +16,7 @@
 
 pub mod group;
 pub mod session;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -331,6 +332,7 @@ pub struct Database {
     logger: Logger,
     nodes: String,
     observer: Option<Arc<dyn PoolObserver>>,
+    sqlite_path: Option<PathBuf>,
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of the primary (or the only node),
@@ -637,6 +639,7 @@ impl Database {
             logger: logger.clone(),
             nodes,
             observer: None,
+            sqlite_path: (settings.driver == Driver::Sqlite).then(|| sqlite.path.clone()),
         })
     }
 
@@ -785,6 +788,12 @@ impl Database {
     /// The pool, for [`with_connection!`].
     pub fn pool(&self) -> &DbPool {
         &self.pool
+    }
+
+    /// A [`watch::ChangeWatch`] of the SQLite file (none for MySQL), for caches that must see
+    /// every commit: each call opens a connection of its own on first use.
+    pub fn change_watch(&self) -> Option<watch::ChangeWatch> {
+        self.sqlite_path.clone().map(watch::ChangeWatch::new)
     }
 
     /// `sqlite` or `mysql`.

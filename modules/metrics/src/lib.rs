@@ -582,6 +582,15 @@ impl Metrics {
         self.inner.sms_budget_half.inc();
     }
 
+    /// The hit and miss counters of the in-process cache `cache`, resolved once, for a cache
+    /// looked up on every request (no label lookup per request).
+    pub fn cache_lookups(&self, cache: &str) -> CacheLookups {
+        CacheLookups {
+            hit: self.inner.cache.with_label_values(&[cache, "hit"]),
+            miss: self.inner.cache.with_label_values(&[cache, "miss"]),
+        }
+    }
+
     /// A lookup in the in-process cache `cache` hit or missed.
     pub fn cache_lookup(&self, cache: &str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
@@ -594,6 +603,20 @@ impl Metrics {
         // Encoding into a Vec cannot fail but for invalid metric families, which `new` rules out.
         let _ = TextEncoder::new().encode(&self.inner.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// `cache_requests_total` of one cache (see [`Metrics::cache_lookups`]).
+#[derive(Clone)]
+pub struct CacheLookups {
+    hit: IntCounter,
+    miss: IntCounter,
+}
+
+impl CacheLookups {
+    /// Counts one lookup.
+    pub fn record(&self, hit: bool) {
+        if hit { &self.hit } else { &self.miss }.inc();
     }
 }
 

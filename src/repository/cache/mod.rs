@@ -1,3 +1,4 @@
 //! Repositories over the in-process cache.
 
+pub mod login;
 pub mod user;

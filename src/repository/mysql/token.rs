@@ -14,19 +14,25 @@ use goex_database::{Database, DbError, with_write_connection};
 
 use crate::model::login::LoginRow;
 use crate::model::schema::logins;
+use crate::repository::cache::login::LoginCache;
 use crate::repository::error::RepoError;
-use crate::repository::redis::token::{LoginRecord, REFRESH_JTI, Rotation, SID, TokenRepository};
+use crate::repository::redis::token::{
+    LoginCheck, LoginRecord, REFRESH_JTI, Rotation, SID, TokenRepository,
+};
 
 /// [`TokenRepository`] over the `logins` table (MySQL or SQLite). Reads go to the primary too:
 /// a replica's lag would let a superseded login pass the single sign-on check.
 pub struct DieselTokenRepository {
     db: Database,
+    /// Records kept for [`TokenRepository::check`]: exact ones for SQLite
+    /// ([`LoginCache::versioned`]), none for MySQL.
+    cache: LoginCache,
 }
 
 impl DieselTokenRepository {
-    /// The repository over `db`.
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// The repository over `db`, keeping records in `cache`.
+    pub fn new(db: Database, cache: LoginCache) -> Self {
+        Self { db, cache }
     }
 }
 
@@ -88,6 +94,7 @@ impl TokenRepository for DieselTokenRepository {
         refresh_jti: &str,
         ttl: Duration,
     ) -> Result<(), RepoError> {
+        self.cache.forget(user_id);
         let db = &self.db;
         let now = now_ms();
         let row = LoginRow {
@@ -128,6 +135,10 @@ impl TokenRepository for DieselTokenRepository {
             .unwrap_or_default())
     }
 
+    async fn check(&self, user_id: i64, sid: &str) -> Result<LoginCheck, RepoError> {
+        self.cache.check(user_id, sid, || self.get(user_id)).await
+    }
+
     async fn rotate(
         &self,
         user_id: i64,
@@ -136,6 +147,7 @@ impl TokenRepository for DieselTokenRepository {
         next: &str,
         ttl: Duration,
     ) -> Result<Rotation, RepoError> {
+        self.cache.forget(user_id);
         let db = &self.db;
         let now = now_ms();
         let swapped = retrying(|| async {
@@ -167,6 +179,7 @@ impl TokenRepository for DieselTokenRepository {
     }
 
     async fn revoke(&self, user_id: i64, sid: &str) -> Result<bool, RepoError> {
+        self.cache.forget(user_id);
         let db = &self.db;
         let now = now_ms();
         let deleted = retrying(|| async {
@@ -186,6 +199,7 @@ impl TokenRepository for DieselTokenRepository {
     }
 
     async fn end_all(&self, user_id: i64) -> Result<(), RepoError> {
+        self.cache.forget(user_id);
         let db = &self.db;
         retrying(|| async {
             with_write_connection!(db, |conn| {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shaku::{Component, Interface};
 
+use crate::repository::cache::login::LoginCache;
 use crate::repository::error::RepoError;
 use crate::repository::kv::{HashSwap, KeyValueClient};
 
@@ -34,6 +35,28 @@ pub enum Rotation {
     SignedOut,
 }
 
+/// What [`TokenRepository::check`] found for a presented login id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginCheck {
+    /// It is the user's current login.
+    Current,
+    /// The user signed in again since (single sign-on): another login is current.
+    Elsewhere,
+    /// The user has no login (signed out, revoked or expired).
+    SignedOut,
+}
+
+impl LoginCheck {
+    /// `presented` against the `current` login id.
+    pub fn of(current: Option<&str>, presented: &str) -> Self {
+        match current {
+            Some(sid) if sid == presented => LoginCheck::Current,
+            Some(_) => LoginCheck::Elsewhere,
+            None => LoginCheck::SignedOut,
+        }
+    }
+}
+
 /// Per-user login records.
 #[async_trait]
 pub trait TokenRepository: Interface {
@@ -54,6 +77,17 @@ pub trait TokenRepository: Interface {
     /// # Errors
     /// As [`TokenRepository::start`].
     async fn get(&self, user_id: i64) -> Result<LoginRecord, RepoError>;
+    /// Whether `sid` is the user's current login: the single sign-on check of every protected
+    /// request, answered from this process's [`LoginCache`] where the store allows it.
+    ///
+    /// # Errors
+    /// As [`TokenRepository::start`].
+    async fn check(&self, user_id: i64, sid: &str) -> Result<LoginCheck, RepoError> {
+        Ok(LoginCheck::of(
+            self.get(user_id).await?.get(SID).map(String::as_str),
+            sid,
+        ))
+    }
     /// In one atomic step: when the record is login `sid` and its current refresh token is
     /// `presented`, records `next` and extends the record to `ttl`. Never writes `sid` and
     /// never creates a record.
@@ -89,6 +123,10 @@ pub trait TokenRepository: Interface {
 pub struct KvTokenRepository {
     #[shaku(inject)]
     kv: Arc<dyn KeyValueClient>,
+    /// Records kept for [`TokenRepository::check`] (Redis: `LoginCache::timed`; the in-process
+    /// store needs none).
+    #[shaku(default)]
+    cache: LoginCache,
 }
 
 fn key(user_id: i64) -> String {
@@ -104,6 +142,7 @@ impl TokenRepository for KvTokenRepository {
         refresh_jti: &str,
         ttl: Duration,
     ) -> Result<(), RepoError> {
+        self.cache.forget(user_id);
         self.kv
             .hash_set(
                 &key(user_id),
@@ -117,6 +156,10 @@ impl TokenRepository for KvTokenRepository {
         self.kv.hash_get_all(&key(user_id)).await
     }
 
+    async fn check(&self, user_id: i64, sid: &str) -> Result<LoginCheck, RepoError> {
+        self.cache.check(user_id, sid, || self.get(user_id)).await
+    }
+
     async fn rotate(
         &self,
         user_id: i64,
@@ -125,6 +168,7 @@ impl TokenRepository for KvTokenRepository {
         next: &str,
         ttl: Duration,
     ) -> Result<Rotation, RepoError> {
+        self.cache.forget(user_id);
         let swap = self
             .kv
             .hash_compare_and_swap(
@@ -145,6 +189,7 @@ impl TokenRepository for KvTokenRepository {
     }
 
     async fn revoke(&self, user_id: i64, sid: &str) -> Result<bool, RepoError> {
+        self.cache.forget(user_id);
         let swap = self
             .kv
             .hash_compare_and_swap(&key(user_id), &[(SID, sid)], None, Duration::ZERO)
@@ -153,6 +198,7 @@ impl TokenRepository for KvTokenRepository {
     }
 
     async fn end_all(&self, user_id: i64) -> Result<(), RepoError> {
+        self.cache.forget(user_id);
         self.kv.delete(&key(user_id)).await
     }
 }
