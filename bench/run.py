@@ -223,6 +223,11 @@ def login_throughput(port, work, args):
     return rps
 
 
+def warmup_seconds(args):
+    """Load before the measured rounds, per server: 2 s, 1 s in the quick run."""
+    return 1 if args.quick else 2
+
+
 def measure(servers, args, path, load=None, rounds=None):
     """Alternating rounds over started servers; the median req/s, p99 and CPU per request per
     server. `load(server, seconds)` runs the load client (wrk on `path` unless given)."""
@@ -231,7 +236,7 @@ def measure(servers, args, path, load=None, rounds=None):
             return wrk(s.port, seconds, args.connections, s.path or path, s.headers)
     results = {s.name: [] for s in servers}
     for s in servers:
-        load(s, 2)  # warm-up
+        load(s, warmup_seconds(args))
     for r in range(rounds or args.rounds):
         for s in servers:
             before = s.cpu_ticks()
@@ -620,7 +625,7 @@ def socket_suite(args, work, guard_only=False):
                 hold = ws_load(args, s, "hold", "-conns", str(args.ws_conns))
                 time.sleep(1.0)  # the closed connections are released
                 echo = ws_load(args, s, "echo", "-conns", str(args.ws_echo_conns),
-                               "-duration", f"{args.seconds}s", "-warmup", "2s")
+                               "-duration", f"{args.seconds}s", "-warmup", f"{warmup_seconds(args)}s")
                 time.sleep(1.0)
                 fan = ws_load(args, s, "fanout", "-conns", str(args.ws_conns),
                               "-publishes", str(args.ws_publishes), "-interval", f"{args.ws_interval_ms}ms")
@@ -645,7 +650,8 @@ def socket_suite(args, work, guard_only=False):
           f"ws-load on CPU 1 (median of rounds)")
     print(f"  hold: {args.ws_conns} connections, a ping frame each every 10 s; RSS per connection = "
           f"(VmRSS held and settled - VmRSS before) / N")
-    print(f"  echo: {args.ws_echo_conns} closed-loop connections, 32-byte text, {args.seconds} s after 2 s of warm-up")
+    print(f"  echo: {args.ws_echo_conns} closed-loop connections, 32-byte text, {args.seconds} s after "
+          f"{warmup_seconds(args)} s of warm-up")
     print(f"  fan-out: {args.ws_conns} members of one room, {args.ws_publishes} publishes {args.ws_interval_ms} ms "
           f"apart; latency from publish to each delivery")
     print(f"{'server':<30}{'KiB/conn':>9}{'msgs/s':>10}{'cpu us/msg':>11}{'echo p99':>9}"
@@ -883,8 +889,8 @@ def http_suite(args, work, guard_only=False):
             measured += [base, Server("baseline GET /home", [], base_port, path="/home",
                                       headers=(f"Authorization: {base_token}",), owner=base)]
         med, rounds = measure(measured, args, "/hello")
-        if not guard_only:
-            login_rps = login_throughput(stack_port, work, args)
+        # Not in the quick run: argon2id-bound by design, and no guarded row.
+        login_rps = login_throughput(stack_port, work, args) if not (guard_only or args.quick) else None
     finally:
         for s in servers:
             s.stop()
@@ -896,7 +902,8 @@ def http_suite(args, work, guard_only=False):
                                      [r[2] for r in rounds[base]], (med[ours][0], med[base][0])))
     if guard_only:
         return {"http": {"median": med}, "guard": guarded}
-    start_ms, rss_mib = startup_and_rss(args.stack, work, 5)
+    starts = 3 if args.quick else 5
+    start_ms, rss_mib = startup_and_rss(args.stack, work, starts)
 
     stack, bare, gin = med["go_example"], med["bare actix-web"], med["gin (original)"]
     print()
@@ -907,15 +914,16 @@ def http_suite(args, work, guard_only=False):
     print(f"go_example / bare actix-web: {stack[0] / bare[0]:.3f} req/s, {bare[2] / stack[2]:.3f} by CPU per request"
           f"  (goal >= 0.92 by CPU)")
     print(f"go_example / gin:            {stack[0] / gin[0]:.3f}  (goal >= 1.60)")
-    print(f"start to first 200:          {start_ms:.0f} ms (median of 5; goal <= 150 ms)")
-    print(f"idle RSS:                    {rss_mib:.1f} MiB (median of 5; goal <= 16 MiB)")
+    print(f"start to first 200:          {start_ms:.0f} ms (median of {starts}; goal <= 150 ms)")
+    print(f"idle RSS:                    {rss_mib:.1f} MiB (median of {starts}; goal <= 16 MiB)")
     metrics_ratio = stack[0] / med["go_example metrics off"][0]
     metrics_cpu = med["go_example metrics off"][2] / stack[2]
     print(f"/hello with metrics on / off: {metrics_ratio:.3f} req/s, {metrics_cpu:.3f} by server CPU per request"
           f"  (goal >= 0.97)")
     home_ratio = med["go_example GET /home"][0] / bare[0]
     print(f"GET /home (JWT + SSO check) / bare actix-web GET /hello: {home_ratio:.3f}  (goal >= 0.60)")
-    print(f"POST /auth/login: {login_rps:.0f} req/s (argon2id, OWASP cost: bounded by design)")
+    if login_rps is not None:
+        print(f"POST /auth/login: {login_rps:.0f} req/s (argon2id, OWASP cost: bounded by design)")
     if args.baseline:
         print(f"baseline: /hello {med['baseline go_example'][0] / bare[0]:.3f} of bare, "
               f"/home {med['baseline GET /home'][0] / bare[0]:.3f} of bare")
