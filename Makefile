@@ -49,8 +49,8 @@ contract: ## the API contract: /openapi.json validated, schemathesis (every chec
 diesel-check: ## `diesel migration run` + `redo` against a fresh MariaDB database; schema.rs unchanged
 	scripts/diesel-check.sh
 
-bench: ## release benchmarks: /hello vs bare actix-web vs gin, start-up time, idle RSS
-	bench/run.sh
+bench: ## release benchmarks against the Go anchors and, row by row, the baseline build (merge-base with origin/main); QUICK=1: the guard's quick run (http, grpc, socket, ~5 min); COLDSTART=1: also time a cold dev build; ARGS='--baseline REV|none'
+	bench/run.sh $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(COLDSTART)),--coldstart) $(ARGS)
 
 services-up: ## start MariaDB primary+replica, Redis single+Cluster, MongoDB on loopback (eval "$$(make -s services-up)"; make http)
 	@scripts/services.sh up
