@@ -22,6 +22,7 @@ use crate::meta::config::{ClientAuth, GrpcConfig};
 use crate::middleware::client_addr::ClientAddr;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
+use crate::server::batched_io::BatchedWrites;
 use crate::service::auth::{AuthService, bearer};
 use crate::service::caller::{Caller, CallerAuthService};
 use crate::service::error::ServiceError;
@@ -154,6 +155,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // TCP_NODELAY, as tonic's own `serve` and grpc-go set it: a unary answer leaves at once.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // The answers of the calls in flight leave together, in one TLS record and one write
+    // (batched_io.rs).
+    let incoming = futures_util::StreamExt::map(incoming, |io| io.map(BatchedWrites::new));
     let mut server = std::pin::pin!(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     }));
