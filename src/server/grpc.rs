@@ -212,23 +212,25 @@ fn client_bucket<B>(request: &http::Request<B>) -> String {
     }
 }
 
+/// The metadata keys of the shared credentials, made once (a `&str` key is parsed per lookup).
+const USER: http::HeaderName = http::HeaderName::from_static("user");
+const PASSWORD: http::HeaderName = http::HeaderName::from_static("password");
+
 impl Credentials {
     /// Checks the call's metadata: `user` + `password` (constant time, throttled per client),
     /// else `authorization: Bearer <access token>` with the single sign-on check; answers who
     /// the caller is.
-    /// `client` is the call's address bucket, made by the caller only when the call carries
-    /// metadata credentials (the token path needs none).
+    /// `service` is the call's `user` and `password` with its client's address bucket, made by
+    /// the caller only when the call carries both (the token path needs no bucket).
     async fn check(
         &self,
         headers: &http::HeaderMap,
-        client: Option<&str>,
+        service: Option<(&[u8], &[u8], String)>,
     ) -> Result<Caller, Status> {
-        if let (Some(user), Some(password), Some(client)) =
-            (headers.get("user"), headers.get("password"), client)
-        {
+        if let Some((user, password, client)) = service {
             return self
                 .service
-                .check_service(user.as_bytes(), password.as_bytes(), client)
+                .check_service(user, password, &client)
                 .await
                 .map_err(|e| status(&e));
         }
@@ -308,12 +310,17 @@ where
         let served = self.served.clone();
         Box::pin(async move {
             let headers = request.headers();
-            let client = (headers.contains_key("user") && headers.contains_key("password"))
-                .then(|| client_bucket(&request));
-            match credentials
-                .check(request.headers(), client.as_deref())
-                .await
-            {
+            let service = headers
+                .get(&USER)
+                .zip(headers.get(&PASSWORD))
+                .map(|(user, password)| {
+                    (
+                        user.as_bytes(),
+                        password.as_bytes(),
+                        client_bucket(&request),
+                    )
+                });
+            match credentials.check(headers, service).await {
                 Ok(caller) => {
                     served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // For the controllers: who calls (tonic hands http extensions on).
