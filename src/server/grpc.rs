@@ -22,6 +22,7 @@ use crate::meta::config::{ClientAuth, GrpcConfig};
 use crate::middleware::client_addr::ClientAddr;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
+use crate::server::batched_io::BatchedWrites;
 use crate::service::auth::{AuthService, bearer};
 use crate::service::caller::{Caller, CallerAuthService};
 use crate::service::error::ServiceError;
@@ -154,6 +155,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // TCP_NODELAY, as tonic's own `serve` and grpc-go set it: a unary answer leaves at once.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // The answers of the calls in flight leave together, in one TLS record and one write
+    // (batched_io.rs).
+    let incoming = futures_util::StreamExt::map(incoming, |io| io.map(BatchedWrites::new));
     let mut server = std::pin::pin!(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     }));
@@ -208,23 +212,25 @@ fn client_bucket<B>(request: &http::Request<B>) -> String {
     }
 }
 
+/// The metadata keys of the shared credentials, made once (a `&str` key is parsed per lookup).
+const USER: http::HeaderName = http::HeaderName::from_static("user");
+const PASSWORD: http::HeaderName = http::HeaderName::from_static("password");
+
 impl Credentials {
     /// Checks the call's metadata: `user` + `password` (constant time, throttled per client),
     /// else `authorization: Bearer <access token>` with the single sign-on check; answers who
     /// the caller is.
-    /// `client` is the call's address bucket, made by the caller only when the call carries
-    /// metadata credentials (the token path needs none).
+    /// `service` is the call's `user` and `password` with its client's address bucket, made by
+    /// the caller only when the call carries both (the token path needs no bucket).
     async fn check(
         &self,
         headers: &http::HeaderMap,
-        client: Option<&str>,
+        service: Option<(&[u8], &[u8], String)>,
     ) -> Result<Caller, Status> {
-        if let (Some(user), Some(password), Some(client)) =
-            (headers.get("user"), headers.get("password"), client)
-        {
+        if let Some((user, password, client)) = service {
             return self
                 .service
-                .check_service(user.as_bytes(), password.as_bytes(), client)
+                .check_service(user, password, &client)
                 .await
                 .map_err(|e| status(&e));
         }
@@ -304,12 +310,17 @@ where
         let served = self.served.clone();
         Box::pin(async move {
             let headers = request.headers();
-            let client = (headers.contains_key("user") && headers.contains_key("password"))
-                .then(|| client_bucket(&request));
-            match credentials
-                .check(request.headers(), client.as_deref())
-                .await
-            {
+            let service = headers
+                .get(&USER)
+                .zip(headers.get(&PASSWORD))
+                .map(|(user, password)| {
+                    (
+                        user.as_bytes(),
+                        password.as_bytes(),
+                        client_bucket(&request),
+                    )
+                });
+            match credentials.check(headers, service).await {
                 Ok(caller) => {
                     served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // For the controllers: who calls (tonic hands http extensions on).

@@ -1,6 +1,7 @@
 //! Servers: one file per application (the original's `internal/server`). `envelope` is where
 //! service errors meet HTTP.
 
+pub mod batched_io;
 pub mod envelope;
 pub mod grpc;
 pub mod http;

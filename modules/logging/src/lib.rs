@@ -2,13 +2,16 @@
 //! lumberjack settings), text or JSON lines, written off the request path in large chunks by a
 //! writer thread (`sink`), formatted without per-record allocation (`format`).
 //!
-//! Crates that log through `log` (actix) or `tracing` with its `log` feature (tonic, h2, hyper)
-//! reach the same sinks through `slog-stdlog`; no tracing subscriber is installed beside it.
+//! Crates that log through `log` (actix, rustls) or `tracing` (tonic, h2, hyper) reach the same
+//! sinks through one filter by target (`bridge`): their debug and trace records only when
+//! `log.targets` names them.
 
+mod bridge;
 mod format;
 pub mod request;
 mod sink;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,6 +40,11 @@ pub struct Settings {
     pub flush_interval: Duration,
     /// The rotated file sink.
     pub file: FileSettings,
+    /// Levels for other crates' records by target, a module path prefix (`h2`, `hyper`,
+    /// `rustls`, `tonic::transport`): `{h2: debug}` writes h2's debug records. Targets not named
+    /// are written at info and above (or at `level` when it is stricter), whatever `level` is.
+    #[serde(default)]
+    pub targets: BTreeMap<String, Level>,
 }
 
 /// The rotated file sink, with the original's lumberjack knobs.
@@ -84,16 +92,6 @@ impl Level {
             Level::Warning => slog::Level::Warning,
             Level::Error => slog::Level::Error,
             Level::Critical => slog::Level::Critical,
-        }
-    }
-
-    fn log(self) -> log::Level {
-        match self {
-            Level::Trace => log::Level::Trace,
-            Level::Debug => log::Level::Debug,
-            Level::Info => log::Level::Info,
-            Level::Warning => log::Level::Warn,
-            Level::Error | Level::Critical => log::Level::Error,
         }
     }
 }
@@ -154,9 +152,9 @@ impl Logging {
 
 /// Sets logging up from `settings`, tagging every record with `app` and `env`.
 ///
-/// Also routes the `log` facade (and so `tracing` events, which fall back to `log` when no
-/// subscriber is installed) into the same sinks. That bridge is process-wide by the nature of the
-/// `log` crate; the first call wins it and later calls (tests) keep their own loggers.
+/// Also routes the `log` facade and `tracing` events into the same sinks, filtered by
+/// `settings.targets`. That bridge is process-wide by the nature of both crates; the first call
+/// wins it (and its filter), and later calls (tests) get the records in their own sinks.
 ///
 /// # Errors
 /// The file sink is enabled and its file cannot be opened.
@@ -175,13 +173,22 @@ pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging
         sinks,
     )
     .map_err(|source| LoggingError::Thread { source })?;
-    let drain = drain.filter_level(settings.level.slog()).fuse();
-    let logger = Logger::root(drain, o!("app" => app, "env" => env.to_owned()));
+    let drain = std::sync::Arc::new(drain);
+    let logger = Logger::root(
+        drain.clone().filter_level(settings.level.slog()).fuse(),
+        o!("app" => app, "env" => env.to_owned()),
+    );
 
-    // Records through `log` (drivers, libraries) carry the request id too when made during one.
-    let scope = slog_scope::set_global_logger(logger.new(o!("source" => "log")).new(request::kv()));
-    // Fails only when a previous call in this process already installed the bridge.
-    let _ = slog_stdlog::init_with_level(settings.level.log());
+    // Other crates' records, past the bridge's filter by target and not `level`'s (a target
+    // named in `targets` may be more verbose). They carry the request id too when made during
+    // one.
+    let bridged = Logger::root(
+        drain.fuse(),
+        o!("app" => app, "env" => env.to_owned(), "source" => "log"),
+    )
+    .new(request::kv());
+    let scope = slog_scope::set_global_logger(bridged);
+    bridge::install(bridge::TargetFilter::new(settings.level, &settings.targets));
     Ok(Logging {
         logger,
         _scope: Some(scope),
@@ -327,14 +334,21 @@ mod tests {
             buffer_size: 1 << 20,
             flush_interval: Duration::from_millis(50),
             file: file_settings(dir.path()),
+            targets: BTreeMap::from([("named".to_owned(), Level::Trace)]),
         };
         {
             let logging = init(&settings, "test", "test").unwrap();
             slog::info!(logging.logger(), "hello from slog"; "user_id" => 7);
+            slog::debug!(logging.logger(), "debug from slog");
             log::info!("hello from log");
-            // tonic, h2 and hyper log through `tracing`; with no subscriber installed its `log`
-            // feature forwards the event to `log`, and so to the same sinks.
+            // tonic, h2 and hyper log through `tracing`: the bridge's subscriber.
             tracing::warn!(peer = "10.0.0.1", "hello from tracing");
+            // Dependencies' debug records stay out under `level: debug` unless named.
+            log::debug!(target: "hyper::proto", "debug from log");
+            tracing::debug!(target: "h2::codec", "debug from tracing");
+            let span = tracing::info_span!("a span");
+            span.in_scope(|| tracing::trace!(target: "named::inner", "trace from a named target"));
+            log::trace!(target: "named", "trace from log of a named target");
         }
         let text = std::fs::read_to_string(dir.path().join("logs/app.log")).unwrap();
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
@@ -342,7 +356,15 @@ mod tests {
         assert_eq!(first["level"], "INFO");
         assert_eq!(first["app"], "test");
         assert!(text.contains("\"user_id\":7"), "{text}");
+        assert!(text.contains("debug from slog"), "{text}");
         assert!(text.contains("hello from log"), "{text}");
         assert!(text.contains("hello from tracing"), "{text}");
+        assert!(text.contains("\"peer\":\"10.0.0.1\""), "{text}");
+        assert!(!text.contains("debug from log"), "{text}");
+        assert!(!text.contains("debug from tracing"), "{text}");
+        assert!(!text.contains("a span"), "spans are not records: {text}");
+        assert!(text.contains("trace from a named target"), "{text}");
+        assert!(text.contains("\"target\":\"named::inner\""), "{text}");
+        assert!(text.contains("trace from log of a named target"), "{text}");
     }
 }
