@@ -143,14 +143,18 @@ mod tests {
             #[allow(dead_code)]
             data_version: i64,
         }
-        let mut conn = SqliteConnection::establish(&dir.path().join("w.db").to_string_lossy()).unwrap();
+        let mut conn =
+            SqliteConnection::establish(&dir.path().join("w.db").to_string_lossy()).unwrap();
         let started = std::time::Instant::now();
         for _ in 0..n {
             diesel::sql_query("PRAGMA data_version")
                 .get_result::<Row>(&mut conn)
                 .unwrap();
         }
-        eprintln!("sql_query, prepared per call: {:?} per call", started.elapsed() / n);
+        eprintln!(
+            "sql_query, prepared per call: {:?} per call",
+            started.elapsed() / n
+        );
     }
 
     #[test]
