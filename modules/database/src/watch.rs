@@ -122,41 +122,6 @@ mod tests {
         assert_ne!(watch.version(), Some(third));
     }
 
-    /// `cargo test --release -p goex-database -- --ignored --nocapture watch_cost`
-    #[test]
-    #[ignore = "a timing, for benchmarks.md"]
-    fn watch_cost() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let _writer = open(&path);
-        let watch = ChangeWatch::new(path);
-        let n = 200_000;
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            watch.version().unwrap();
-        }
-        eprintln!("version(): {:?} per call", started.elapsed() / n);
-        // What it replaced: the same pragma prepared on every call.
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = BigInt)]
-            #[allow(dead_code)]
-            data_version: i64,
-        }
-        let mut conn =
-            SqliteConnection::establish(&dir.path().join("w.db").to_string_lossy()).unwrap();
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            diesel::sql_query("PRAGMA data_version")
-                .get_result::<Row>(&mut conn)
-                .unwrap();
-        }
-        eprintln!(
-            "sql_query, prepared per call: {:?} per call",
-            started.elapsed() / n
-        );
-    }
-
     #[test]
     fn an_unopenable_file_answers_none() {
         let watch = ChangeWatch::new(PathBuf::from("/nonexistent-dir/for/sure/x.db"));

@@ -18,10 +18,10 @@
 //! Every write of this process forgets the user's record, and a read that raced with one is not
 //! kept, so this process sees its own changes at once whatever the store.
 
-use std::future::Future;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use goex_database::watch::{ChangeWatch, DataVersion};
