@@ -560,3 +560,23 @@ pub fn spawn_process(env: &[(&str, String)]) -> ProcessApp {
         child,
     }
 }
+
+/// `GET /metrics` of the app's metrics listener: content type and text.
+pub async fn scrape(app: &TestApp) -> (String, String) {
+    let port = app
+        .metrics_port
+        .expect("the metrics listener is on in the test profile");
+    let res = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    (content_type, res.text().await.unwrap())
+}
+
+/// The value of `series` (labels in the exposition's order, alphabetical) read from the text
+/// without the Python parser: for polling.
+pub fn quick_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

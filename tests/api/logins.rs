@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ProcessApp, TestApp, assert_envelope, fresh_mysql_database, mysql_server_dsn, redis_overrides,
-    service_env, spawn_app_with, spawn_process, tokens,
+    ProcessApp, TestApp, assert_envelope, fresh_mysql_database, mysql_server_dsn, quick_value,
+    redis_overrides, scrape, service_env, spawn_app_with, spawn_process, tokens,
 };
 
 /// Either app: the in-process one or the one in its own process.
@@ -60,6 +60,12 @@ async fn home(app: &impl Peer, access: &str) -> (u16, Value) {
     call(app, "GET", "/home", Some(access), None).await
 }
 
+async fn register(app: &impl Peer, name: &str) {
+    let form = json!({ "username": name, "password": "abc123" });
+    let (status, body) = call(app, "POST", "/auth/register", None, Some(form)).await;
+    assert_eq!(status, 201, "{body}");
+}
+
 /// Signs `name` in through `app`: the access and refresh tokens.
 async fn sign_in(app: &impl Peer, name: &str) -> (String, String) {
     let form = json!({ "username": name, "password": "abc123" });
@@ -74,51 +80,34 @@ async fn log_out(app: &impl Peer, access: &str) {
 }
 
 /// `cache_requests_total{cache="logins",result="hit"}` of the in-process app.
-async fn login_cache_hits(app: &TestApp) -> u64 {
-    let port = app
-        .metrics_port
-        .expect("metrics are on in the test profile");
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| {
-            l.starts_with("go_example_cache_requests_total")
-                && l.contains("cache=\"logins\"")
-                && l.contains("result=\"hit\"")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
+async fn login_cache_hits(app: &TestApp) -> f64 {
+    let (_, text) = scrape(app).await;
+    quick_value(
+        &text,
+        r#"go_example_cache_requests_total{cache="logins",result="hit"}"#,
+    )
+    .unwrap_or(0.0)
 }
 
 /// Two processes on one store (`env`, shared keys): each change made through one is seen by
 /// the other on its next request. Returns the in-process app's cache hits, so the caller can
 /// tell that the check was answered from the cache at all.
-async fn every_change_is_seen_on_the_next_request(mut env: Vec<(&'static str, String)>) -> u64 {
+async fn every_change_is_seen_on_the_next_request(mut env: Vec<(&'static str, String)>) -> f64 {
     let keys = tempfile::tempdir().unwrap();
     env.push(("APP__CERTS__DIR", keys.path().display().to_string()));
     let here = spawn_app_with(&env).await;
     let there = spawn_process(&env);
-    let name = "ssoproc01";
-    let form = json!({ "username": name, "password": "abc123" });
-    assert_eq!(
-        call(&here, "POST", "/auth/register", None, Some(form))
-            .await
-            .0,
-        201
-    );
+    let name = "ssoproc01".to_owned();
+    register(&here, &name).await;
 
     // A login made here, checked there (twice: the second from its cache).
-    let (first, _) = sign_in(&here, name).await;
+    let (first, _) = sign_in(&here, &name).await;
     for _ in 0..2 {
         assert_eq!(home(&there, &first).await.0, 200);
         assert_eq!(home(&here, &first).await.0, 200);
     }
     // A newer login here: the first is refused there at once, the newer let through.
-    let (second, _) = sign_in(&here, name).await;
+    let (second, _) = sign_in(&here, &name).await;
     let (status, body) = home(&there, &first).await;
     assert_eq!(status, 401);
     assert_envelope(&body, "20001");
@@ -128,7 +117,7 @@ async fn every_change_is_seen_on_the_next_request(mut env: Vec<(&'static str, St
     assert_eq!(home(&there, &second).await.0, 401);
 
     // A refresh token reused here (a stolen copy) ends the login there.
-    let (third, refresh) = sign_in(&here, name).await;
+    let (third, refresh) = sign_in(&here, &name).await;
     assert_eq!(home(&there, &third).await.0, 200);
     let (status, body) = call(&here, "GET", "/auth/refresh_token", Some(&refresh), None).await;
     assert_eq!(status, 200);
@@ -139,7 +128,7 @@ async fn every_change_is_seen_on_the_next_request(mut env: Vec<(&'static str, St
     assert_eq!(home(&there, &fourth).await.0, 401);
 
     // The other way round: a login and a logout made there, seen here.
-    let (fifth, _) = sign_in(&there, name).await;
+    let (fifth, _) = sign_in(&there, &name).await;
     assert_eq!(home(&here, &fifth).await.0, 200);
     assert_eq!(home(&here, &fifth).await.0, 200);
     log_out(&there, &fifth).await;
@@ -153,7 +142,7 @@ async fn sqlite_every_process_sees_a_change_on_its_next_request() {
     let db = dir.path().join("app.db").display().to_string();
     let hits = every_change_is_seen_on_the_next_request(vec![("APP__SQLITE__PATH", db)]).await;
     assert!(
-        hits >= 2,
+        hits >= 2.0,
         "repeated checks come from the cache ({hits} hits)"
     );
 }
@@ -170,7 +159,7 @@ async fn mysql_every_process_sees_a_change_on_its_next_request() {
         ("APP__MYSQL__DSN", dsn),
     ])
     .await;
-    assert_eq!(hits, 0, "MySQL's login records are read on every request");
+    assert_eq!(hits, 0.0, "MySQL's login records are read on every request");
 }
 
 /// Redis says nothing when another process changes a record: a logout made elsewhere is seen
@@ -193,19 +182,13 @@ async fn redis_a_logout_elsewhere_is_seen_within_the_cache_ttl() {
     let here = spawn_app_with(&env).await;
     let there = spawn_process(&env);
     let name = format!("ssor{:06}", std::process::id() % 1_000_000);
-    let form = json!({ "username": name, "password": "abc123" });
-    assert_eq!(
-        call(&here, "POST", "/auth/register", None, Some(form))
-            .await
-            .0,
-        201
-    );
+    register(&here, &name).await;
 
     let (first, _) = sign_in(&there, &name).await;
     assert_eq!(home(&here, &first).await.0, 200);
     assert_eq!(home(&here, &first).await.0, 200);
     assert!(
-        login_cache_hits(&here).await >= 1,
+        login_cache_hits(&here).await >= 1.0,
         "the second check is answered in process"
     );
 

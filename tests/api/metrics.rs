@@ -18,21 +18,9 @@ use serde_json::json;
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, eventually, free_port, fresh_replicated_database, redis_overrides, seed_user,
-    service_env, spawn_app_with, unique_name,
+    TestApp, eventually, free_port, fresh_replicated_database, quick_value, redis_overrides,
+    scrape, seed_user, service_env, spawn_app_with, unique_name,
 };
-
-async fn scrape(app: &TestApp) -> (String, String) {
-    let port = app
-        .metrics_port
-        .expect("the metrics listener is on in the test profile");
-    let res = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
-    (content_type, res.text().await.unwrap())
-}
 
 /// A venv with `prometheus-client`, made once per machine (`scripts/python-venv.sh`).
 fn parser_python() -> std::path::PathBuf {
@@ -92,13 +80,6 @@ impl Scrape {
             .get(series)
             .unwrap_or_else(|| panic!("{series} missing in\n{}", self.text))
     }
-}
-
-/// The value of `series` (labels in the exposition's order, alphabetical) read from the text
-/// without the Python parser: for polling.
-fn quick_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn rand_id() -> i64 {

@@ -771,13 +771,7 @@ async fn numbers_nobody_has_cannot_spend_the_users_share_of_the_budget() {
         429,
         "the unreserved share is spent"
     );
-    let port = app.metrics_port.expect("metrics on in the test profile");
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, text) = crate::helpers::scrape(&app).await;
     assert!(
         text.contains("go_example_sms_budget_half_spent_total 1"),
         "{text}"

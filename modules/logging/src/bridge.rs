@@ -121,6 +121,32 @@ fn from_tracing(level: tracing::Level) -> SlogLevel {
     }
 }
 
+/// Where a record was made: file, line and module, when its crate said.
+type Place = (Option<&'static str>, Option<u32>, Option<&'static str>);
+
+/// Writes one record of another crate to slog-scope's logger.
+fn write(
+    level: SlogLevel,
+    target: &str,
+    (file, line, module): Place,
+    message: &fmt::Arguments<'_>,
+    values: slog::BorrowedKV<'_>,
+) {
+    let location = RecordLocation {
+        file: file.unwrap_or("<unknown>"),
+        line: line.unwrap_or(0),
+        column: 0,
+        function: "",
+        module: module.unwrap_or("<unknown>"),
+    };
+    let info = RecordStatic {
+        location: &location,
+        level,
+        tag: target,
+    };
+    slog_scope::with_logger(|logger| logger.log(&Record::new(&info, message, values)));
+}
+
 /// The `log` logger.
 struct LogBridge {
     filter: Arc<TargetFilter>,
@@ -138,25 +164,18 @@ impl log::Log for LogBridge {
         if !self.filter.allows(target, level) {
             return;
         }
-        let location = RecordLocation {
-            file: record.file_static().unwrap_or("<unknown>"),
-            line: record.line().unwrap_or(0),
-            column: 0,
-            function: "",
-            module: record.module_path_static().unwrap_or("<unknown>"),
-        };
-        let info = RecordStatic {
-            location: &location,
+        let place = (
+            record.file_static(),
+            record.line(),
+            record.module_path_static(),
+        );
+        write(
             level,
-            tag: target,
-        };
-        slog_scope::with_logger(|logger| {
-            logger.log(&Record::new(
-                &info,
-                record.args(),
-                slog::b!("target" => target),
-            ));
-        });
+            target,
+            place,
+            record.args(),
+            slog::b!("target" => target),
+        );
     }
 
     fn flush(&self) {}
@@ -213,26 +232,15 @@ impl Subscriber for TracingBridge {
         let metadata = event.metadata();
         let mut fields = EventFields::default();
         event.record(&mut fields);
-        let location = RecordLocation {
-            file: metadata.file().unwrap_or("<unknown>"),
-            line: metadata.line().unwrap_or(0),
-            column: 0,
-            function: "",
-            module: metadata.module_path().unwrap_or("<unknown>"),
-        };
-        let info = RecordStatic {
-            location: &location,
-            level: from_tracing(*metadata.level()),
-            tag: metadata.target(),
-        };
         let message = fields.message.take().unwrap_or_default();
-        slog_scope::with_logger(|logger| {
-            logger.log(&Record::new(
-                &info,
-                &format_args!("{message}"),
-                slog::b!("target" => metadata.target(), fields),
-            ));
-        });
+        let place = (metadata.file(), metadata.line(), metadata.module_path());
+        write(
+            from_tracing(*metadata.level()),
+            metadata.target(),
+            place,
+            &format_args!("{message}"),
+            slog::b!("target" => metadata.target(), fields),
+        );
     }
 
     fn enter(&self, _: &Id) {}

@@ -20,8 +20,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use goex_database::watch::{ChangeWatch, DataVersion};
@@ -70,7 +70,7 @@ enum Freshness {
 
 struct Entry {
     /// The current login's id; `None` when the user has none.
-    sid: Option<Arc<str>>,
+    sid: Option<String>,
     /// The data version the record was read at (`Versioned` only).
     version: Option<DataVersion>,
     /// When it was read (`Timed` only).
@@ -127,21 +127,13 @@ impl LoginCache {
         Fut: Future<Output = Result<LoginRecord, RepoError>>,
     {
         let Some(kept) = &self.kept else {
-            return Ok(LoginCheck::of(
-                load().await?.get(SID).map(String::as_str),
-                sid,
-            ));
+            return Ok(LoginCheck::in_record(&load().await?, sid));
         };
         let version = match &kept.freshness {
             Freshness::Versioned(watch) => match watch.version() {
                 Some(version) => Some(version),
                 // Unknown: the store answers, and nothing is kept.
-                None => {
-                    return Ok(LoginCheck::of(
-                        load().await?.get(SID).map(String::as_str),
-                        sid,
-                    ));
-                }
+                None => return Ok(LoginCheck::in_record(&load().await?, sid)),
             },
             Freshness::Timed(_) => None,
         };
@@ -162,10 +154,9 @@ impl LoginCache {
         Self::count(kept, false);
         let writes = self.writes.load(Ordering::Acquire);
         let record = load().await?;
-        let current: Option<Arc<str>> = record.get(SID).map(|s| Arc::from(s.as_str()));
-        let answer = LoginCheck::of(current.as_deref(), sid);
+        let answer = LoginCheck::in_record(&record, sid);
         let entry = Entry {
-            sid: current,
+            sid: record.get(SID).cloned(),
             version,
             read_at: Instant::now(),
         };
@@ -181,7 +172,17 @@ impl LoginCache {
         Ok(answer)
     }
 
-    /// This process changed (or is about to change) the user's record: forget it.
+    /// This process is changing the user's record: it is forgotten when the returned guard
+    /// drops, after the write (or its failure or cancellation). Forgetting before the write would
+    /// let a check that reads the old record during the write keep it.
+    pub fn changing(&self, user_id: i64) -> Changing<'_> {
+        Changing {
+            cache: self,
+            user_id,
+        }
+    }
+
+    /// This process changed the user's record: forget it.
     pub fn forget(&self, user_id: i64) {
         if let Some(kept) = &self.kept {
             let mut records = kept.write();
@@ -194,6 +195,18 @@ impl LoginCache {
         if let Some(lookups) = &kept.lookups {
             lookups.record(hit);
         }
+    }
+}
+
+/// See [`LoginCache::changing`].
+pub struct Changing<'a> {
+    cache: &'a LoginCache,
+    user_id: i64,
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        self.cache.forget(self.user_id);
     }
 }
 
@@ -258,6 +271,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(after, LoginCheck::SignedOut, "but its record was not kept");
+    }
+
+    #[tokio::test]
+    async fn a_record_read_while_this_process_changes_it_is_not_kept() {
+        let cache = LoginCache::timed(Duration::from_secs(1), 10, None);
+        let logout = cache.changing(1);
+        // A check during the logout's write reads the record from before it.
+        let during = cache
+            .check(1, "a", || async { Ok(record("a")) })
+            .await
+            .unwrap();
+        assert_eq!(during, LoginCheck::Current);
+        drop(logout);
+        let after = cache
+            .check(1, "a", || async { Ok(LoginRecord::new()) })
+            .await
+            .unwrap();
+        assert_eq!(after, LoginCheck::SignedOut, "the old record was forgotten");
     }
 
     #[tokio::test]

@@ -94,7 +94,7 @@ impl TokenRepository for DieselTokenRepository {
         refresh_jti: &str,
         ttl: Duration,
     ) -> Result<(), RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         let db = &self.db;
         let now = now_ms();
         let row = LoginRow {
@@ -147,7 +147,7 @@ impl TokenRepository for DieselTokenRepository {
         next: &str,
         ttl: Duration,
     ) -> Result<Rotation, RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         let db = &self.db;
         let now = now_ms();
         let swapped = retrying(|| async {
@@ -179,7 +179,7 @@ impl TokenRepository for DieselTokenRepository {
     }
 
     async fn revoke(&self, user_id: i64, sid: &str) -> Result<bool, RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         let db = &self.db;
         let now = now_ms();
         let deleted = retrying(|| async {
@@ -199,7 +199,7 @@ impl TokenRepository for DieselTokenRepository {
     }
 
     async fn end_all(&self, user_id: i64) -> Result<(), RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         let db = &self.db;
         retrying(|| async {
             with_write_connection!(db, |conn| {

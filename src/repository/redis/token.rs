@@ -47,6 +47,11 @@ pub enum LoginCheck {
 }
 
 impl LoginCheck {
+    /// `presented` against the login id of `record`.
+    pub fn in_record(record: &LoginRecord, presented: &str) -> Self {
+        Self::of(record.get(SID).map(String::as_str), presented)
+    }
+
     /// `presented` against the `current` login id.
     pub fn of(current: Option<&str>, presented: &str) -> Self {
         match current {
@@ -83,10 +88,7 @@ pub trait TokenRepository: Interface {
     /// # Errors
     /// As [`TokenRepository::start`].
     async fn check(&self, user_id: i64, sid: &str) -> Result<LoginCheck, RepoError> {
-        Ok(LoginCheck::of(
-            self.get(user_id).await?.get(SID).map(String::as_str),
-            sid,
-        ))
+        Ok(LoginCheck::in_record(&self.get(user_id).await?, sid))
     }
     /// In one atomic step: when the record is login `sid` and its current refresh token is
     /// `presented`, records `next` and extends the record to `ttl`. Never writes `sid` and
@@ -142,7 +144,7 @@ impl TokenRepository for KvTokenRepository {
         refresh_jti: &str,
         ttl: Duration,
     ) -> Result<(), RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         self.kv
             .hash_set(
                 &key(user_id),
@@ -168,7 +170,7 @@ impl TokenRepository for KvTokenRepository {
         next: &str,
         ttl: Duration,
     ) -> Result<Rotation, RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         let swap = self
             .kv
             .hash_compare_and_swap(
@@ -189,7 +191,7 @@ impl TokenRepository for KvTokenRepository {
     }
 
     async fn revoke(&self, user_id: i64, sid: &str) -> Result<bool, RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         let swap = self
             .kv
             .hash_compare_and_swap(&key(user_id), &[(SID, sid)], None, Duration::ZERO)
@@ -198,7 +200,7 @@ impl TokenRepository for KvTokenRepository {
     }
 
     async fn end_all(&self, user_id: i64) -> Result<(), RepoError> {
-        self.cache.forget(user_id);
+        let _forgotten_after = self.cache.changing(user_id);
         self.kv.delete(&key(user_id)).await
     }
 }
