@@ -146,6 +146,7 @@ impl GrpcApplication {
 /// Start-up or the server failed.
 pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
     let app = GrpcApplication::build(config, profile, logger).await?;
+    server::memory::after_start(config, logger);
     app.run_until(shutdown_signal()).await
 }
 

@@ -277,5 +277,6 @@ pub async fn shutdown_signal() {
 /// Start-up or the server failed.
 pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
     let app = Application::build(config, profile, logger).await?;
+    server::memory::after_start(config, logger);
     app.run_until(shutdown_signal()).await
 }

@@ -156,5 +156,6 @@ impl SocketApplication {
 /// Start-up or the server failed.
 pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
     let app = SocketApplication::build(config, profile, logger).await?;
+    server::memory::after_start(config, logger);
     app.run_until(shutdown_signal()).await
 }

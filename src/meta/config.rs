@@ -447,6 +447,8 @@ pub struct ServerConfig {
     pub readiness_timeout: Duration,
     /// Name replicas and their addresses in `/readyz` (off: states only, by position).
     pub readiness_details: bool,
+    /// Once a server listens, return start-up memory to the system (`server::memory`).
+    pub release_startup_memory: bool,
     /// The HTTP application.
     pub http: HttpConfig,
     /// The gRPC application.

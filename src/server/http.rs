@@ -119,7 +119,7 @@ pub fn serve(
     let app = move || {
         let app = App::new()
             .into_utoipa_app()
-            .configure(|cfg| routes(&mut Routes::new(cfg), surface))
+            .configure(|cfg| routes(&mut Routes::serving(cfg), surface))
             .into_app();
         let app = if surface.swagger_ui {
             app.service(openapi::swagger_ui())

@@ -5,6 +5,7 @@ pub mod batched_io;
 pub mod envelope;
 pub mod grpc;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod pprof;

@@ -23,12 +23,27 @@ pub const BEARER: &str = "bearer";
 /// Registers documented routes on an actix `ServiceConfig` (see the module docs).
 pub struct Routes<'c, 's> {
     cfg: &'c mut ServiceConfig<'s>,
+    documenting: bool,
 }
 
 impl<'c, 's> Routes<'c, 's> {
-    /// Wraps the utoipa-collecting service config of an app being built.
+    /// Wraps the utoipa-collecting service config of an app being built: routes are served
+    /// and documented.
     pub fn new(cfg: &'c mut ServiceConfig<'s>) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            documenting: true,
+        }
+    }
+
+    /// The same registrations, serving only: the operations are not built. Each server worker
+    /// builds its app this way; the document is built once, with [`Routes::new`] (building it
+    /// in every worker kept megabytes of fragments per worker thread's allocator arena).
+    pub fn serving(cfg: &'c mut ServiceConfig<'s>) -> Self {
+        Self {
+            cfg,
+            documenting: false,
+        }
     }
 
     /// Serves `handler` at the method and path of `doc` (a `__path_*` item of
@@ -59,7 +74,7 @@ impl<'c, 's> Routes<'c, 's> {
             .guard(methods)
             .route(web::route().to(handler));
         self.cfg.service(Documented {
-            doc,
+            doc: self.documenting.then_some(doc),
             errors: errors.to_vec(),
             resource,
         });
@@ -67,9 +82,9 @@ impl<'c, 's> Routes<'c, 's> {
     }
 }
 
-/// A resource together with the item documenting it.
+/// A resource together with the item documenting it (none when only serving).
 struct Documented<P> {
-    doc: P,
+    doc: Option<P>,
     errors: Vec<ErrorCode>,
     resource: Resource,
 }
@@ -82,7 +97,10 @@ impl<P: 'static> HttpServiceFactory for Documented<P> {
 
 impl<P: OpenApiFactory> OpenApiFactory for Documented<P> {
     fn paths(&self) -> Paths {
-        let mut paths = self.doc.paths();
+        let Some(doc) = &self.doc else {
+            return Paths::new();
+        };
+        let mut paths = doc.paths();
         for item in paths.paths.values_mut() {
             for operation in operations_mut(item) {
                 complete(operation, &self.errors);
@@ -92,7 +110,9 @@ impl<P: OpenApiFactory> OpenApiFactory for Documented<P> {
     }
 
     fn schemas(&self, schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        self.doc.schemas(schemas);
+        if let Some(doc) = &self.doc {
+            doc.schemas(schemas);
+        }
     }
 }
 

@@ -68,7 +68,7 @@ pub struct Argon2PasswordHasher {
     slots: Arc<Semaphore>,
     buffers: Buffers,
     acquire_timeout: Duration,
-    /// A hash of a random password with the same cost, verified for unknown users.
+    /// A hash of the same cost that no password matches, verified for unknown users.
     dummy_hash: String,
     /// Verifications run (counted in the blocking task, so a cancelled request still counts).
     verifications: Arc<AtomicU64>,
@@ -81,16 +81,10 @@ fn argon2(params: Params) -> Argon2<'static> {
 /// Why hashing failed (a bug or a corrupt stored hash, never the caller's password).
 type HashError = String;
 
-/// Hashes `password` into a PHC string with `memory` as the argon2 state.
-fn hash_with(params: &Params, password: &[u8], memory: &mut [Block]) -> Result<String, HashError> {
-    let mut salt = [0u8; 16];
-    OsRng.fill_bytes(&mut salt);
-    let mut out = [0u8; 32];
-    argon2(params.clone())
-        .hash_password_into_with_memory(password, &salt, &mut out, memory)
-        .map_err(|e| e.to_string())?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    let out = Output::new(&out).map_err(|e| e.to_string())?;
+/// The PHC string of `params` with `salt` and `output`.
+fn phc(params: &Params, salt: &[u8; 16], output: &[u8; 32]) -> Result<String, HashError> {
+    let salt = SaltString::encode_b64(salt).map_err(|e| e.to_string())?;
+    let out = Output::new(output).map_err(|e| e.to_string())?;
     Ok(format!(
         "$argon2id$v=19$m={},t={},p={}${}${}",
         params.m_cost(),
@@ -99,6 +93,28 @@ fn hash_with(params: &Params, password: &[u8], memory: &mut [Block]) -> Result<S
         salt.as_str(),
         out
     ))
+}
+
+/// A well-formed hash of the configured cost that no password matches, verified for unknown
+/// users: a random salt and a random output. Verifying it costs what verifying a real hash
+/// costs (argon2 computes the whole hash before comparing), and nothing is hashed to make it,
+/// so start-up does not allocate the hashing memory (19 MiB at the default cost).
+fn unmatchable_hash(params: &Params) -> Result<String, HashError> {
+    let (mut salt, mut output) = ([0u8; 16], [0u8; 32]);
+    OsRng.fill_bytes(&mut salt);
+    OsRng.fill_bytes(&mut output);
+    phc(params, &salt, &output)
+}
+
+/// Hashes `password` into a PHC string with `memory` as the argon2 state.
+fn hash_with(params: &Params, password: &[u8], memory: &mut [Block]) -> Result<String, HashError> {
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; 32];
+    argon2(params.clone())
+        .hash_password_into_with_memory(password, &salt, &mut out, memory)
+        .map_err(|e| e.to_string())?;
+    phc(params, &salt, &out)
 }
 
 /// Whether `password` matches the PHC string `hash`, computed in `memory` when it is large
@@ -142,11 +158,7 @@ impl Argon2PasswordHasher {
     pub fn parameters(policy: &HashingPolicy) -> Result<Argon2PasswordHasherParameters, String> {
         let params = Params::new(policy.memory_kib, policy.iterations, 1, None)
             .map_err(|e| e.to_string())?;
-        let mut buffer = vec![Block::default(); params.block_count()];
-        let mut random = [0u8; 24];
-        OsRng.fill_bytes(&mut random);
-        let dummy_hash = hash_with(&params, &random, &mut buffer)?;
-        drop(buffer);
+        let dummy_hash = unmatchable_hash(&params)?;
         let slots = match policy.concurrency {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -347,6 +359,30 @@ mod tests {
 
     fn params() -> Params {
         Params::new(64, 1, 1, None).unwrap()
+    }
+
+    #[test]
+    fn the_unknown_users_hash_has_the_configured_cost_and_matches_nothing() {
+        let params = Params::new(256, 3, 1, None).unwrap();
+        let dummy = unmatchable_hash(&params).unwrap();
+        let parsed = PasswordHash::new(&dummy).unwrap();
+        assert_eq!(parsed.algorithm, argon2::ARGON2ID_IDENT);
+        let cost = Params::try_from(&parsed).unwrap();
+        assert_eq!(
+            (cost.m_cost(), cost.t_cost(), cost.p_cost()),
+            (256, 3, 1),
+            "verifying it costs a real verification"
+        );
+        assert_eq!(parsed.hash.unwrap().len(), 32);
+        assert_ne!(
+            dummy,
+            unmatchable_hash(&params).unwrap(),
+            "random per process"
+        );
+        let mut memory = vec![Block::default(); params.block_count()];
+        for password in ["", "abc123"] {
+            assert!(!verify_with(&dummy, password.as_bytes(), &mut memory));
+        }
     }
 
     #[test]
