@@ -8,43 +8,115 @@
 //! pragma reads the shared-memory index, not the file: a few microseconds, run in place on the
 //! caller's thread (no pool checkout, no blocking-thread hop).
 
+use std::ffi::CString;
 use std::path::PathBuf;
+use std::ptr;
 use std::sync::Mutex;
 
-use diesel::connection::SimpleConnection;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::BigInt;
-use diesel::sqlite::Sqlite;
-use diesel::{Connection, QueryResult, RunQueryDsl, SqliteConnection};
+use libsqlite3_sys as ffi;
 
 /// A stamp of the database's contents: two equal stamps from one [`ChangeWatch`] mean nothing
 /// was committed in between.
 pub type DataVersion = i64;
 
-/// `PRAGMA data_version` as a query with a static id, so that diesel prepares it once per
-/// connection and keeps the statement (`sql_query` would prepare it on every call).
-#[derive(Clone, Copy, QueryId)]
-struct DataVersionQuery;
-
-impl Query for DataVersionQuery {
-    type SqlType = BigInt;
+/// The watch's own connection and its prepared `PRAGMA data_version`, on libsqlite3 directly:
+/// through diesel, the statement-cache lookup and the row iterator cost about as much again as
+/// SQLite's own step (the read runs on every protected request).
+struct Reader {
+    db: *mut ffi::sqlite3,
+    stmt: *mut ffi::sqlite3_stmt,
 }
 
-impl QueryFragment<Sqlite> for DataVersionQuery {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql("PRAGMA data_version");
-        Ok(())
+// SAFETY: the connection is opened in multi-thread mode (`SQLITE_OPEN_NOMUTEX`: usable from any
+// thread, by one at a time) and a `Reader` is only used under the watch's mutex.
+unsafe impl Send for Reader {}
+
+impl Reader {
+    /// Opens `path` (never creating it) and prepares the pragma.
+    fn open(path: &std::path::Path) -> Option<Self> {
+        let path = CString::new(path.to_str()?).ok()?;
+        let mut db = ptr::null_mut();
+        // SAFETY: valid C string and out pointer; the handle is closed by `Drop` (also when
+        // opening failed, as SQLite asks).
+        let rc = unsafe {
+            ffi::sqlite3_open_v2(
+                path.as_ptr(),
+                &mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
+                ptr::null(),
+            )
+        };
+        let mut reader = Reader {
+            db,
+            stmt: ptr::null_mut(),
+        };
+        if rc != ffi::SQLITE_OK || db.is_null() {
+            return None;
+        }
+        // Never wait: a read that cannot start at once is answered by the caller's own query.
+        // And never write.
+        let setup = c"PRAGMA busy_timeout = 0; PRAGMA query_only = ON;";
+        // SAFETY: open handle, NUL-terminated SQL, no callback.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                db,
+                setup.as_ptr(),
+                None,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return None;
+        }
+        let sql = c"PRAGMA data_version";
+        // SAFETY: open handle, NUL-terminated SQL (-1: read to the NUL), out pointer; the
+        // statement is finalized by `Drop` before the connection closes.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                db,
+                sql.as_ptr(),
+                -1,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &mut reader.stmt,
+                ptr::null_mut(),
+            )
+        };
+        (rc == ffi::SQLITE_OK && !reader.stmt.is_null()).then_some(reader)
+    }
+
+    /// One read of the pragma.
+    fn read(&mut self) -> Option<DataVersion> {
+        // SAFETY: a statement prepared on this open connection, used by one thread at a time;
+        // it is reset after every step, so each read starts (and ends) its own transaction.
+        unsafe {
+            let version = match ffi::sqlite3_step(self.stmt) {
+                ffi::SQLITE_ROW => Some(ffi::sqlite3_column_int64(self.stmt, 0)),
+                _ => None,
+            };
+            let reset = ffi::sqlite3_reset(self.stmt);
+            version.filter(|_| reset == ffi::SQLITE_OK)
+        }
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for DataVersionQuery {}
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // SAFETY: both handles come from SQLite and are released once, the statement first (so the close succeeds); finalize and close
+        // accept null.
+        unsafe {
+            ffi::sqlite3_finalize(self.stmt);
+            ffi::sqlite3_close(self.db);
+        }
+    }
+}
 
 /// Reads [`DataVersion`]s of one SQLite file (see the module's documentation).
 pub struct ChangeWatch {
     path: PathBuf,
     // Opened on first use (the file may not exist before the migrations ran), and again after
     // an error.
-    conn: Mutex<Option<SqliteConnection>>,
+    reader: Mutex<Option<Reader>>,
 }
 
 impl ChangeWatch {
@@ -52,39 +124,30 @@ impl ChangeWatch {
     pub fn new(path: PathBuf) -> Self {
         Self {
             path,
-            conn: Mutex::new(None),
+            reader: Mutex::new(None),
         }
     }
 
     /// The current stamp; `None` when it cannot be read (the file is busy being recovered, or
     /// cannot be opened): the caller then reads the data itself, as without a watch.
     pub fn version(&self) -> Option<DataVersion> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            *guard = self.open();
+            *guard = Reader::open(&self.path);
         }
-        let conn = guard.as_mut()?;
-        match DataVersionQuery.get_result::<i64>(conn) {
-            Ok(version) => Some(version),
-            Err(_) => {
-                *guard = None;
-                None
-            }
+        let version = guard.as_mut()?.read();
+        if version.is_none() {
+            *guard = None;
         }
-    }
-
-    fn open(&self) -> Option<SqliteConnection> {
-        let mut conn = SqliteConnection::establish(&self.path.to_string_lossy()).ok()?;
-        // Never wait: a read that cannot start at once is answered by the caller's own query.
-        conn.batch_execute("PRAGMA busy_timeout = 0; PRAGMA query_only = ON;")
-            .ok()?;
-        Some(conn)
+        version
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
 
     fn open(path: &std::path::Path) -> SqliteConnection {
         let mut conn = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
