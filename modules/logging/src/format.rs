@@ -73,13 +73,27 @@ fn level_name(level: slog::Level) -> &'static str {
     }
 }
 
-/// Appends one record, newline-terminated.
+/// The fields every record of a logger ends with (`env`, `app`), formatted once: written as
+/// values of the logger, they were serialised and escaped again for every record.
+pub(crate) fn fixed_fields(format: Format, pairs: &[(&'static str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &(key, value) in pairs {
+        let _ = match format {
+            Format::Json => JsonFields { out: &mut out }.emit_str(key, value),
+            Format::Text => TextFields { out: &mut out }.emit_str(key, value),
+        };
+    }
+    out
+}
+
+/// Appends one record, newline-terminated, ending with `fixed` (see [`fixed_fields`]).
 pub(crate) fn write_record(
     out: &mut Vec<u8>,
     clock: &mut Clock,
     format: Format,
     record: &Record<'_>,
     values: &OwnedKVList,
+    fixed: &[u8],
 ) {
     match format {
         Format::Json => {
@@ -92,6 +106,7 @@ pub(crate) fn write_record(
             let mut ser = JsonFields { out };
             let _ = record.kv().serialize(record, &mut ser);
             let _ = values.serialize(record, &mut ser);
+            ser.out.extend_from_slice(fixed);
             ser.out.extend_from_slice(b"}\n");
         }
         Format::Text => {
@@ -103,6 +118,7 @@ pub(crate) fn write_record(
             let mut ser = TextFields { out };
             let _ = record.kv().serialize(record, &mut ser);
             let _ = values.serialize(record, &mut ser);
+            ser.out.extend_from_slice(fixed);
             ser.out.push(b'\n');
         }
     }
@@ -329,6 +345,7 @@ mod tests {
     /// A drain that formats into a buffer, as the shared one does.
     struct Capture {
         format: Format,
+        fixed: Vec<u8>,
         out: std::sync::Mutex<(Vec<u8>, Clock)>,
     }
 
@@ -339,7 +356,7 @@ mod tests {
         fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
             let mut guard = self.out.lock().unwrap();
             let (out, clock) = &mut *guard;
-            write_record(out, clock, self.format, record, values);
+            write_record(out, clock, self.format, record, values, &self.fixed);
             Ok(())
         }
     }
@@ -349,6 +366,7 @@ mod tests {
     fn format_one(format: Format, msg: &str, value: &str) -> String {
         let capture = std::sync::Arc::new(Capture {
             format,
+            fixed: fixed_fields(format, &[("app", "go_example")]),
             out: std::sync::Mutex::new((Vec::new(), Clock::default())),
         });
         let logger = slog::Logger::root(
@@ -379,7 +397,7 @@ mod tests {
         let escaped = "alice\\r\\nINFO admin logged in\\t\\u{1b}[31m\\u{7f}\\u{85}";
         // slog serialises a record's values last to first, then the logger's.
         let expected = format!(
-            " INFO login failed for alice\\nINFO fake record, n: 7, shown: {escaped}, user: {escaped}, env: {escaped}"
+            " INFO login failed for alice\\nINFO fake record, n: 7, shown: {escaped}, user: {escaped}, env: {escaped}, app: go_example"
         );
         assert!(first.ends_with(&expected), "{first}");
         // Plain text, non-ASCII included, is copied unchanged.
@@ -389,7 +407,7 @@ mod tests {
                 .lines()
                 .next()
                 .unwrap()
-                .ends_with(" INFO héllo ©, n: 7, shown: bob é, user: bob é, env: bob é"),
+                .ends_with(" INFO héllo ©, n: 7, shown: bob é, user: bob é, env: bob é, app: go_example"),
             "{plain}"
         );
     }
@@ -401,6 +419,7 @@ mod tests {
         let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
         assert_eq!(first["msg"], "a\nb");
         assert_eq!(first["user"], "c\r\nd");
+        assert_eq!(first["app"], "go_example");
     }
 
     proptest::proptest! {

@@ -173,18 +173,18 @@ pub fn init(settings: &Settings, app: &'static str, env: &str) -> Result<Logging
         sinks,
     )
     .map_err(|source| LoggingError::Thread { source })?;
-    let drain = std::sync::Arc::new(drain);
-    let logger = Logger::root(
-        drain.clone().filter_level(settings.level.slog()).fuse(),
-        o!("app" => app, "env" => env.to_owned()),
-    );
+    // `env` and `app` end every record, formatted once (not as logger values).
+    let ours = drain.with_fixed(&[("env", env), ("app", app)]);
+    let logger = Logger::root(ours.filter_level(settings.level.slog()).fuse(), o!());
 
     // Other crates' records, past the bridge's filter by target and not `level`'s (a target
     // named in `targets` may be more verbose). They carry the request id too when made during
     // one.
     let bridged = Logger::root(
-        drain.fuse(),
-        o!("app" => app, "env" => env.to_owned(), "source" => "log"),
+        drain
+            .with_fixed(&[("source", "log"), ("env", env), ("app", app)])
+            .fuse(),
+        o!(),
     )
     .new(request::kv());
     let scope = slog_scope::set_global_logger(bridged);

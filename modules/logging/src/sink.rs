@@ -32,6 +32,19 @@ pub(crate) struct Shared {
 pub(crate) struct BufferedDrain {
     shared: Arc<Shared>,
     format: Format,
+    /// What every record of this drain ends with (`format::fixed_fields`).
+    fixed: Vec<u8>,
+}
+
+impl BufferedDrain {
+    /// A drain into the same buffer whose records end with `pairs`.
+    pub(crate) fn with_fixed(&self, pairs: &[(&'static str, &str)]) -> BufferedDrain {
+        BufferedDrain {
+            shared: self.shared.clone(),
+            format: self.format,
+            fixed: crate::format::fixed_fields(self.format, pairs),
+        }
+    }
 }
 
 impl Drain for BufferedDrain {
@@ -46,7 +59,7 @@ impl Drain for BufferedDrain {
             .unwrap_or_else(PoisonError::into_inner);
         let Pending { buf, clock, .. } = &mut *pending;
         let start = buf.len();
-        write_record(buf, clock, self.format, record, values);
+        write_record(buf, clock, self.format, record, values, &self.fixed);
         if buf.len() > self.shared.capacity {
             buf.truncate(start);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -132,6 +145,7 @@ pub(crate) fn start(
         BufferedDrain {
             shared: shared.clone(),
             format,
+            fixed: Vec::new(),
         },
         Writer {
             shared,
