@@ -19,7 +19,7 @@ use shaku::HasComponent;
 
 use crate::assembly::AppModule;
 use crate::model::role::Role;
-use crate::service::auth::{AuthService, AuthUser, bearer};
+use crate::service::auth::{AuthService, AuthUser, bearer, header_text};
 use crate::service::error::ServiceError;
 
 /// The signed-in user; extracting it authenticates the request.
@@ -33,16 +33,16 @@ pub struct AuthenticatedUserId(pub i64);
 
 /// The credentials a request carries (`Authorization: Bearer <jwt>`).
 pub fn credentials(req: &HttpRequest) -> Result<String, ServiceError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ServiceError::Unauthorized("no Authorization header".into()))?;
-    let value = value
-        .to_str()
-        .map_err(|_| ServiceError::Unauthorized("unreadable Authorization header".into()))?;
-    bearer(value)
-        .map(str::to_owned)
-        .ok_or_else(|| ServiceError::Unauthorized("not a Bearer token".into()))
+    bearer_token(req.headers().get(header::AUTHORIZATION)).map(str::to_owned)
+}
+
+/// The token of an `Authorization: Bearer <jwt>` header.
+fn bearer_token(value: Option<&header::HeaderValue>) -> Result<&str, ServiceError> {
+    let value =
+        value.ok_or_else(|| ServiceError::Unauthorized("no Authorization header".into()))?;
+    let value = header_text(value.as_bytes())
+        .ok_or_else(|| ServiceError::Unauthorized("unreadable Authorization header".into()))?;
+    bearer(value).ok_or_else(|| ServiceError::Unauthorized("not a Bearer token".into()))
 }
 
 /// An admin's request: left in the request's extensions by [`Admin`], so the request lifecycle
@@ -57,14 +57,15 @@ fn authenticate<M>(
 where
     M: HasComponent<dyn AuthService> + ?Sized + Send + Sync + 'static,
 {
-    let token = credentials(req);
+    // The header itself (its bytes are shared with the request, not copied).
+    let header = req.headers().get(header::AUTHORIZATION).cloned();
     let module = req.app_data::<Arc<M>>().cloned();
     let req = req.clone();
     Box::pin(async move {
         let module =
             module.ok_or_else(|| ServiceError::Internal("module not registered".into()))?;
         let auth: &dyn AuthService = module.resolve_ref();
-        let user = auth.authenticate(&token?).await?;
+        let user = auth.authenticate(bearer_token(header.as_ref())?).await?;
         req.extensions_mut().insert(AuthenticatedUserId(user.id));
         Ok(user)
     })

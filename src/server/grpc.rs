@@ -23,7 +23,7 @@ use crate::middleware::client_addr::ClientAddr;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
 use crate::server::batched_io::BatchedWrites;
-use crate::service::auth::{AuthService, bearer};
+use crate::service::auth::{AuthService, bearer, header_text};
 use crate::service::caller::{Caller, CallerAuthService};
 use crate::service::error::ServiceError;
 
@@ -235,10 +235,9 @@ impl Credentials {
                 .map_err(|e| status(&e));
         }
         if let (Some(auth), Some(value)) = (&self.jwt, headers.get(http::header::AUTHORIZATION)) {
-            let token =
-                value.to_str().ok().and_then(bearer).ok_or_else(|| {
-                    status(&ServiceError::Unauthorized("not a bearer token".into()))
-                })?;
+            let token = header_text(value.as_bytes())
+                .and_then(bearer)
+                .ok_or_else(|| status(&ServiceError::Unauthorized("not a bearer token".into())))?;
             return auth
                 .authenticate(token)
                 .await

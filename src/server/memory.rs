@@ -77,10 +77,7 @@ impl Mapping {
     /// Whether its pages can be dropped and faulted back unchanged: a private mapping of
     /// `exe` that the process cannot write and never wrote.
     fn droppable(&self, exe: &str) -> bool {
-        self.path == exe
-            && self.private
-            && !self.writable
-            && self.anonymous_kib == 0
+        self.path == exe && self.private && !self.writable && self.anonymous_kib == 0
     }
 }
 

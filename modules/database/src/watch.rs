@@ -58,13 +58,7 @@ impl Reader {
         let setup = c"PRAGMA busy_timeout = 0; PRAGMA query_only = ON;";
         // SAFETY: open handle, NUL-terminated SQL, no callback.
         let rc = unsafe {
-            ffi::sqlite3_exec(
-                db,
-                setup.as_ptr(),
-                None,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
+            ffi::sqlite3_exec(db, setup.as_ptr(), None, ptr::null_mut(), ptr::null_mut())
         };
         if rc != ffi::SQLITE_OK {
             return None;

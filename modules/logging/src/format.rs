@@ -403,11 +403,9 @@ mod tests {
         // Plain text, non-ASCII included, is copied unchanged.
         let plain = format_one(Format::Text, "héllo ©", "bob é");
         assert!(
-            plain
-                .lines()
-                .next()
-                .unwrap()
-                .ends_with(" INFO héllo ©, n: 7, shown: bob é, user: bob é, env: bob é, app: go_example"),
+            plain.lines().next().unwrap().ends_with(
+                " INFO héllo ©, n: 7, shown: bob é, user: bob é, env: bob é, app: go_example"
+            ),
             "{plain}"
         );
     }
