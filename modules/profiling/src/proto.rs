@@ -195,3 +195,98 @@ pub fn profile(report: &pprof::Report) -> Profile {
         period: 1_000_000_000 / frequency,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::{Duration, SystemTime};
+
+    use pprof::{Frames, Symbol};
+    use prost::Message;
+
+    use super::*;
+
+    fn symbol(name: &str, line: u32) -> Symbol {
+        Symbol {
+            name: Some(name.as_bytes().to_vec()),
+            addr: None,
+            lineno: Some(line),
+            filename: Some(format!("src/{name}.rs").into()),
+        }
+    }
+
+    fn frames(thread: &str, names: &[&str]) -> Frames {
+        Frames {
+            frames: names.iter().map(|n| vec![symbol(n, 7)]).collect(),
+            thread_name: thread.to_owned(),
+            thread_id: 1,
+            sample_timestamp: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_report_becomes_a_profile_that_decodes_as_written() {
+        let mut report = pprof::Report {
+            data: HashMap::from([
+                (frames("worker", &["leaf", "main"]), 3),
+                (frames("io", &["other", "main"]), 1),
+            ]),
+            timing: Default::default(),
+        };
+        report.timing.frequency = 100;
+        report.timing.start_time = SystemTime::UNIX_EPOCH + Duration::from_secs(2);
+        report.timing.duration = Duration::from_secs(1);
+
+        let bytes = profile(&report).encode_to_vec();
+        let decoded = Profile::decode(bytes.as_slice()).unwrap();
+        let s = |i: i64| decoded.string_table[usize::try_from(i).unwrap()].as_str();
+
+        assert_eq!(decoded.string_table[0], "");
+        assert_eq!(
+            decoded
+                .sample_type
+                .iter()
+                .map(|t| (s(t.ty), s(t.unit)))
+                .collect::<Vec<_>>(),
+            [("samples", "count"), ("cpu", "nanoseconds")]
+        );
+        assert_eq!(decoded.period, 10_000_000);
+        assert_eq!(decoded.time_nanos, 2_000_000_000);
+        assert_eq!(decoded.duration_nanos, 1_000_000_000);
+        // One function and one location per name: `main` is shared by both samples.
+        assert_eq!(decoded.function.len(), 3);
+        assert_eq!(decoded.location.len(), 3);
+        let name_of = |id: u64| {
+            let f = decoded.function.iter().find(|f| f.id == id).unwrap();
+            assert_eq!(s(f.filename), format!("src/{}.rs", s(f.name)));
+            s(f.name)
+        };
+        let mut samples: Vec<_> = decoded
+            .sample
+            .iter()
+            .map(|x| {
+                let stack: Vec<_> = x.location_id.iter().map(|&id| name_of(id)).collect();
+                let thread = s(x.label[0].str);
+                assert_eq!(s(x.label[0].key), "thread");
+                (stack, thread, x.value.clone())
+            })
+            .collect();
+        samples.sort();
+        assert_eq!(
+            samples,
+            [
+                (vec!["leaf", "main"], "worker", vec![3, 30_000_000]),
+                (vec!["other", "main"], "io", vec![1, 10_000_000]),
+            ]
+        );
+        for location in &decoded.location {
+            assert_eq!(
+                location.line,
+                [Line {
+                    function_id: location.id,
+                    line: 7
+                }]
+            );
+        }
+    }
+}
