@@ -7,10 +7,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
-use shaku_actix::Inject;
 use utoipa::ToSchema;
 
 use crate::controller::extract::ValidatedBody;
+use crate::controller::inject::Inject;
 use crate::middleware::client_addr::client_addr;
 use crate::middleware::jwt_auth::{Authenticated, credentials};
 use crate::model::forms::{LoginForm, RegisterForm, SmsLoginForm};

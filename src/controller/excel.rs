@@ -16,10 +16,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use async_trait::async_trait;
 use chrono::{Days, NaiveDate, NaiveTime};
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
-use shaku_actix::Inject;
 use utoipa::ToSchema;
 
 use crate::controller::extract::ValidatedQuery;
+use crate::controller::inject::Inject;
 use crate::middleware::jwt_auth::Admin;
 use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::forms::{ExportQuery, ImportQuery};

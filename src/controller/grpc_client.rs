@@ -8,12 +8,12 @@ use actix_web::HttpResponse;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
-use shaku_actix::Inject;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::controller::auth::client_bucket;
 use crate::controller::extract::ValidatedQuery;
+use crate::controller::inject::Inject;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::hello::HelloService;

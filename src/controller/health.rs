@@ -7,8 +7,8 @@ use actix_web::HttpResponse;
 use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
-use shaku_actix::Inject;
 
+use crate::controller::inject::Inject;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::health::{HealthService, Readiness};

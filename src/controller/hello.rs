@@ -5,9 +5,9 @@ use std::sync::Arc;
 use actix_web::HttpResponse;
 use async_trait::async_trait;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
-use shaku_actix::Inject;
 
 use crate::controller::extract::ValidatedQuery;
+use crate::controller::inject::Inject;
 use crate::model::forms::HelloQuery;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
-use shaku_actix::Inject;
 use utoipa::ToSchema;
 
 use crate::controller::extract::{ValidatedBody, ValidatedQuery};
+use crate::controller::inject::Inject;
 use crate::middleware::jwt_auth::Admin;
 use crate::model::jenkins::{
     BuildJobForm, BuildLogQuery, CreateJobForm, FolderForm, JobQuery, RenameJobForm,

@@ -12,6 +12,7 @@ pub mod grpc_client;
 pub mod health;
 pub mod hello;
 pub mod home;
+pub mod inject;
 pub mod jenkins;
 pub mod sms;
 pub mod socket;

@@ -6,11 +6,11 @@ use actix_web::{HttpRequest, HttpResponse};
 use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
-use shaku_actix::Inject;
 use utoipa::ToSchema;
 
 use crate::controller::auth::{client_bucket, client_network};
 use crate::controller::extract::ValidatedBody;
+use crate::controller::inject::Inject;
 use crate::model::forms::SendCodeForm;
 use crate::server::routes::Routes;
 use crate::service::error::ServiceError;

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use pprof::protos::Message;
+use prost::Message;
 use serde::Deserialize;
+
+mod proto;
 
 /// The `pprof` section.
 #[derive(Clone, Debug, Deserialize)]
@@ -74,10 +76,7 @@ pub async fn cpu_profile(
     let mut out = Vec::new();
     match format {
         Format::Protobuf => {
-            let profile = report
-                .pprof()
-                .map_err(|e| ProfilingError::Failed(e.to_string()))?;
-            profile
+            proto::profile(&report)
                 .encode(&mut out)
                 .map_err(|e| ProfilingError::Failed(e.to_string()))?;
         }

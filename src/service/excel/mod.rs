@@ -307,7 +307,7 @@ fn write_workbook(
     }
     let bold = Format::new().set_bold();
     let when = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
-    let sheet = workbook.add_worksheet_with_constant_memory();
+    let sheet = workbook.add_worksheet_with_constant_memory()?;
     sheet.set_name("users")?;
     for (col, (name, width)) in EXPORT_HEADER
         .iter()
