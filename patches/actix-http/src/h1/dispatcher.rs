@@ -227,6 +227,11 @@ where
     pub(super) fn is_none(&self) -> bool {
         matches!(self, State::None)
     }
+
+    /// Whether a response body is being streamed.
+    fn is_streaming(&self) -> bool {
+        matches!(self, State::SendPayload { .. } | State::SendErrorPayload { .. })
+    }
 }
 
 impl<S, B, X> fmt::Debug for State<S, B, X>
@@ -1274,6 +1279,27 @@ where
         }
     }
 
+    /// Gives back the read and write buffers while a response body is streamed and both are
+    /// empty, as the dispatcher parks: a long-lived stream that is mostly idle (a WebSocket,
+    /// server-sent events) then holds no buffer memory between its messages instead of
+    /// `2 * HW_BUFFER_SIZE`. The next read or write allocates again.
+    fn release_idle_buffers(self: Pin<&mut Self>) {
+        let this = self.project();
+
+        if !this.state.is_streaming() {
+            return;
+        }
+
+        if this.read_buf.is_empty() && this.read_buf.capacity() != 0 {
+            *this.read_buf = BytesMut::new();
+        }
+
+        if this.write_buf.is_empty() && this.write_buf.capacity() != 0 {
+            *this.write_buf = BytesMut::new();
+            *this.write_buf_needs_reset = false;
+        }
+    }
+
     /// call upgrade service with request.
     fn upgrade(self: Pin<&mut Self>, req: Request) -> U::Future {
         let this = self.project();
@@ -1493,6 +1519,8 @@ where
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
                         cx.waker().wake_by_ref();
                     }
+
+                    inner.as_mut().release_idle_buffers();
                     Poll::Pending
                 };
 

@@ -210,3 +210,58 @@ async fn buffer_above_configured_write_watermark_released() {
     // A larger watermark sets the limit directly; it is not multiplied by four.
     check_buffer_retention(512 * 1024, 256 * 1024, false, true).await;
 }
+
+/// A connection that streams a response body (a WebSocket, server-sent events) gives back its
+/// read and write buffers whenever the dispatcher parks with both empty, and allocates them
+/// again for the next chunk.
+#[actix_rt::test]
+async fn idle_streaming_body_releases_buffers() {
+    let mut io = TestBuffer::new("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+    let rx = Rc::new(Cell::new(Some(rx)));
+    let services = HttpFlow::new(
+        fn_service(move |_: Request| {
+            let mut rx = rx.take().expect("one request");
+            async move {
+                let chunks = futures_util::stream::poll_fn(move |cx| {
+                    rx.poll_recv(cx).map(|chunk| chunk.map(Ok::<_, io::Error>))
+                });
+                Ok::<_, Error>(Response::ok().set_body(crate::body::BodyStream::new(chunks)))
+            }
+        }),
+        ExpectHandler,
+        None::<UpgradeHandler>,
+    );
+    let dispatcher = Dispatcher::new(
+        io.clone(),
+        services,
+        ServiceConfig::default(),
+        None,
+        OnConnectData::default(),
+    );
+    let mut dispatcher = pin!(dispatcher);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+
+    let capacities = |dispatcher: &Dispatcher<_, _, _, _, _>| {
+        let DispatcherState::Normal { inner } = &dispatcher.inner else {
+            panic!()
+        };
+        (inner.read_buf.capacity(), inner.write_buf.capacity())
+    };
+
+    // The head is written, the body has nothing yet: both buffers are given back.
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    assert!(io.take_write_buf().starts_with(b"HTTP/1.1 200 OK"));
+    assert_eq!(capacities(&dispatcher), (0, 0));
+
+    for chunk in ["hello", "again"] {
+        tx.send(bytes::Bytes::from_static(chunk.as_bytes())).unwrap();
+        assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+        let written = io.take_write_buf();
+        assert_eq!(&written[..], format!("5\r\n{chunk}\r\n").as_bytes());
+        assert_eq!(capacities(&dispatcher), (0, 0));
+    }
+
+    // Nothing changes for a keep-alive connection between requests: see
+    // `normal_write_buffer_reused_after_flush`.
+}
