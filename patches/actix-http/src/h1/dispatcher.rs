@@ -1239,9 +1239,11 @@ where
                 return Ok(false);
             }
 
-            // grow buffer if necessary.
+            // grow buffer if necessary; one given back while idle starts small again.
             let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if remaining < LW_BUFFER_SIZE {
+            if this.read_buf.capacity() == 0 && this.state.is_streaming() {
+                this.read_buf.reserve(LW_BUFFER_SIZE);
+            } else if remaining < LW_BUFFER_SIZE {
                 this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
             }
 
@@ -1279,10 +1281,12 @@ where
         }
     }
 
-    /// Gives back the read and write buffers while a response body is streamed and both are
-    /// empty, as the dispatcher parks: a long-lived stream that is mostly idle (a WebSocket,
-    /// server-sent events) then holds no buffer memory between its messages instead of
-    /// `2 * HW_BUFFER_SIZE`. The next read or write allocates again.
+    /// Gives back empty buffers as the dispatcher parks while a response body is streamed: a
+    /// long-lived stream that is mostly idle (a WebSocket, server-sent events) then holds
+    /// almost no buffer memory between its messages instead of `2 * HW_BUFFER_SIZE`. The read
+    /// buffer is dropped (the next read starts with `LW_BUFFER_SIZE`); the write buffer only
+    /// above `LW_BUFFER_SIZE` (the next write allocates what it encodes, and a small buffer is
+    /// kept rather than allocated again for every message).
     fn release_idle_buffers(self: Pin<&mut Self>) {
         let this = self.project();
 
@@ -1294,7 +1298,7 @@ where
             *this.read_buf = BytesMut::new();
         }
 
-        if this.write_buf.is_empty() && this.write_buf.capacity() != 0 {
+        if this.write_buf.is_empty() && this.write_buf.capacity() > LW_BUFFER_SIZE {
             *this.write_buf = BytesMut::new();
             *this.write_buf_needs_reset = false;
         }

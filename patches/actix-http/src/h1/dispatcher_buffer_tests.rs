@@ -212,8 +212,8 @@ async fn buffer_above_configured_write_watermark_released() {
 }
 
 /// A connection that streams a response body (a WebSocket, server-sent events) gives back its
-/// read and write buffers whenever the dispatcher parks with both empty, and allocates them
-/// again for the next chunk.
+/// empty read buffer and its empty write buffer past `LW_BUFFER_SIZE` whenever the dispatcher
+/// parks, and still writes every chunk.
 #[actix_rt::test]
 async fn idle_streaming_body_releases_buffers() {
     let mut io = TestBuffer::new("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -259,8 +259,16 @@ async fn idle_streaming_body_releases_buffers() {
         assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
         let written = io.take_write_buf();
         assert_eq!(&written[..], format!("5\r\n{chunk}\r\n").as_bytes());
-        assert_eq!(capacities(&dispatcher), (0, 0));
+        let (read, write) = capacities(&dispatcher);
+        assert_eq!(read, 0);
+        assert!(write <= LW_BUFFER_SIZE, "kept {write} bytes");
     }
+
+    // A large chunk grows the write buffer; parked, it is given back.
+    tx.send(bytes::Bytes::from(vec![b'x'; 4 * LW_BUFFER_SIZE])).unwrap();
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(io.take_write_buf().len(), 4 * LW_BUFFER_SIZE + 8);
+    assert_eq!(capacities(&dispatcher), (0, 0));
 
     // Nothing changes for a keep-alive connection between requests: see
     // `normal_write_buffer_reused_after_flush`.
