@@ -162,8 +162,14 @@ where
         .and_then(|v| v.to_str().ok())
         .map(Lang::from_accept_language)
         .unwrap_or_default();
-    // Frame headers checked before their payloads are read (socket_frame_limit).
-    let limited = FrameLimit::new(body.into_inner(), socket.max_frame_size);
+    // Frame headers checked before their payloads are read (socket_frame_limit). Each chunk is
+    // copied out of the HTTP layer's read buffer: the patched actix-http gives that buffer
+    // back when the connection parks (docs/decisions.md), and a chunk still pointing into
+    // it would keep its 8 KiB alive in actix-ws's frame buffer until the next message.
+    let owned = body
+        .into_inner()
+        .map(|chunk| chunk.map(|c| actix_web::web::Bytes::copy_from_slice(&c)));
+    let limited = FrameLimit::new(owned, socket.max_frame_size);
     let mut limited = dev::Payload::from(Box::pin(limited) as BoxedPayloadStream);
     let body = web::Payload::from_request(&req, &mut limited)
         .await
@@ -174,16 +180,6 @@ where
             ServiceError::invalid("upgrade", format!("not a WebSocket upgrade: {e}")),
         )
     })?;
-    // What the HTTP layer has taken of the frames written, for the write window.
-    let flushed = Arc::new(Flushed::default());
-    let counted = flushed.clone();
-    let response = response.map_body(move |_, body| {
-        CountingBody {
-            inner: body,
-            flushed: counted,
-        }
-        .boxed()
-    });
     let stream = stream
         .max_frame_size(socket.max_frame_size)
         .aggregate_continuations()
@@ -193,6 +189,20 @@ where
         outbox,
         shutdown,
     } = hub.connect(slot);
+    // What the HTTP layer has taken of the frames written, for the write window; the body
+    // also takes the room frames straight from the outbox.
+    let flushed = Arc::new(Flushed::default());
+    let counted = flushed.clone();
+    let metrics = settings.metrics.clone();
+    let response = response.map_body(move |_, body| {
+        ConnectionBody {
+            inner: body,
+            flushed: counted,
+            rooms: outbox,
+            metrics,
+        }
+        .boxed()
+    });
     slog::debug!(settings.logger, "socket connected"; "connection" => connection.id(),
         "client" => %client, "user" => user.as_ref().map(|u| u.id));
     let window = Window {
@@ -208,11 +218,10 @@ where
         settings: settings.into_inner(),
         lang,
         client,
-        new_outbox: None,
         window,
         rate,
     };
-    actix_web::rt::spawn(task.run(outbox, shutdown, stream));
+    actix_web::rt::spawn(task.run(shutdown, stream));
     Ok(response)
 }
 
@@ -253,47 +262,110 @@ struct ConnectionTask {
     settings: Arc<SocketSettings>,
     lang: Lang,
     client: crate::middleware::client_addr::ClientAddr,
-    /// The outbox a first join made, for the run loop to take.
-    new_outbox: Option<Outbox>,
     window: Window,
     rate: Rate,
 }
 
-/// Bytes the HTTP layer has taken from the connection's response body (encoded frames), and
-/// a wake-up for a write waiting on them (signalled only while one waits: the notifier's lock
-/// stays off the path of a connection whose writes fit).
+/// Bytes the HTTP layer has taken from the connection's session (encoded frames), and a
+/// wake-up for a write waiting on them (signalled only while one waits: the notifier's lock
+/// stays off the path of a connection whose writes fit). Also the hand-over of the outbox a
+/// first join makes, from the connection's task to its body.
 #[derive(Debug, Default)]
 struct Flushed {
     bytes: AtomicU64,
     waiting: AtomicBool,
     taken: Notify,
+    new_outbox: std::sync::Mutex<Option<Outbox>>,
+    has_new_outbox: AtomicBool,
 }
 
-/// The response body of an upgrade, counting what the HTTP layer takes. actix-ws's session
-/// queues 32 messages and its body encodes every queued one into a chunk, each up to
-/// `max_message_size`: without a window, a peer that stops reading would pin 64 such messages
-/// per connection past the outbox. The HTTP layer takes a chunk only when its write buffer
-/// is nearly empty, so what it has taken is what went (or is about to go) to the socket.
-struct CountingBody {
+impl Flushed {
+    /// Gives the body the outbox a first join made. The join's answer, written next, wakes
+    /// the body, which takes it then.
+    fn hand_over(&self, outbox: Outbox) {
+        *self.new_outbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(outbox);
+        self.has_new_outbox.store(true, Ordering::Release);
+    }
+}
+
+/// Room frames written into one chunk at most (more wait for the next poll).
+const ROOM_CHUNK: usize = 16 * 1024;
+
+/// The response body of an upgrade: the session's frames (answers, pings, the close), counted
+/// as the HTTP layer takes them, and the room frames, taken straight from the connection's
+/// outbox. A delivery thus wakes only the HTTP layer, not the connection's task as well (one
+/// hop, as gorilla's hub → writer), and the outbox's bounds still hold: a frame leaves the
+/// outbox only when the HTTP layer asks for more, which it does only when its write buffer is
+/// nearly empty; a member that stops reading leaves its frames in the outbox until it
+/// overflows (1008).
+///
+/// actix-ws's session queues 32 messages and its body encodes every queued one into a chunk,
+/// each up to `max_message_size`: without a window, a peer that stops reading would pin 64
+/// such messages per connection past the outbox. What the HTTP layer has taken is what went
+/// (or is about to go) to the socket.
+struct ConnectionBody {
     inner: BoxBody,
     flushed: Arc<Flushed>,
+    /// The connection's outbox once it has one.
+    rooms: Option<Outbox>,
+    metrics: Option<goex_metrics::SocketMetrics>,
 }
 
-impl MessageBody for CountingBody {
-    type Error = Box<dyn std::error::Error>;
-
-    fn size(&self) -> BodySize {
-        self.inner.size()
+impl ConnectionBody {
+    /// The room frames queued now, encoded into one chunk (none: `Pending`, or the outbox is
+    /// gone).
+    fn poll_rooms(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<actix_web::web::Bytes>> {
+        if self.rooms.is_none() && self.flushed.has_new_outbox.load(Ordering::Acquire) {
+            self.rooms = self
+                .flushed
+                .new_outbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+        }
+        let Some(rooms) = self.rooms.as_mut() else {
+            return Poll::Pending;
+        };
+        let mut chunk = actix_web::web::BytesMut::new();
+        while chunk.len() < ROOM_CHUNK {
+            match rooms.poll_recv(cx) {
+                Poll::Ready(Some(frame)) => {
+                    if let Some(m) = &self.metrics {
+                        m.message_out();
+                    }
+                    actix_http::ws::Parser::write_message(
+                        &mut chunk,
+                        frame.as_bytes(),
+                        actix_http::ws::OpCode::Text,
+                        true,
+                        false,
+                    );
+                }
+                Poll::Ready(None) => {
+                    self.rooms = None;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if chunk.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(chunk.freeze()))
+        }
     }
 
-    fn poll_next(
-        self: Pin<&mut Self>,
+    /// The session's next chunk, counted.
+    fn poll_session(
+        &mut self,
         cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_next(cx);
+    ) -> Poll<Option<Result<actix_web::web::Bytes, Box<dyn std::error::Error>>>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            let flushed = &this.flushed;
+            let flushed = &self.flushed;
             // SeqCst with the waiter's store and load: either it sees these bytes, or this
             // sees it waiting.
             flushed
@@ -304,6 +376,29 @@ impl MessageBody for CountingBody {
             }
         }
         polled
+    }
+}
+
+impl MessageBody for ConnectionBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        // The session first, the rooms only while it has nothing: once it has written its
+        // close frame it ends, and nothing follows. Neither starves the other: the connection's
+        // task runs on this thread, so while the HTTP layer polls, the session can only empty
+        // (one chunk takes all it holds) and the rooms get the next poll.
+        let this = self.get_mut();
+        match this.poll_session(cx) {
+            Poll::Pending => this.poll_rooms(cx).map(|c| c.map(Ok)),
+            polled => polled,
+        }
     }
 }
 
@@ -399,7 +494,6 @@ const SLOW_CONSUMER: End = End::Close(CloseCode::Policy, "slow consumer: outboun
 impl ConnectionTask {
     async fn run(
         mut self,
-        mut outbox: Option<Outbox>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         mut stream: actix_ws::AggregatedMessageStream,
     ) {
@@ -455,25 +549,11 @@ impl ConnectionTask {
                     {
                         m.message_in();
                     }
+                    // Room frames do not pass here: the response body takes them from the
+                    // outbox (ConnectionBody).
                     match self.answer(message, interrupted.as_mut()).await {
                         Ok(None) => {}
                         Ok(Some(end)) | Err(end) => break end,
-                    }
-                    if outbox.is_none() {
-                        outbox = self.new_outbox.take();
-                    }
-                    // What the rooms sent meanwhile goes out before the next message is read:
-                    // a client that sends fast is not taken for one that reads slowly.
-                    if let Some(outbox) = outbox.as_mut()
-                        && let Err(end) = self.drain(outbox, interrupted.as_mut()).await
-                    {
-                        break end;
-                    }
-                }
-                frame = async { outbox.as_mut()?.recv().await }, if outbox.is_some() => {
-                    let Some(frame) = frame else { break End::Peer(None) };
-                    if let Err(end) = self.write(Outgoing::Text(frame), interrupted.as_mut()).await {
-                        break end;
                     }
                 }
                 () = &mut timer => {
@@ -493,23 +573,6 @@ impl ConnectionTask {
         };
         self.finish(end, stream).await;
         drop(registered);
-    }
-
-    /// Writes the frames queued in `outbox` now (no more: a room that keeps publishing must
-    /// not keep the client's own messages unread).
-    async fn drain<W: Future<Output = End>>(
-        &mut self,
-        outbox: &mut Outbox,
-        mut interrupted: Pin<&mut W>,
-    ) -> Result<(), End> {
-        for _ in 0..outbox.len() {
-            let Some(frame) = outbox.try_recv() else {
-                break;
-            };
-            self.write(Outgoing::Text(frame), interrupted.as_mut())
-                .await?;
-        }
-        Ok(())
     }
 
     /// Answers one message; `Ok(Some(end))` when it ends the connection.
@@ -598,8 +661,8 @@ impl ConnectionTask {
         match kind.as_str() {
             "join" => {
                 let joined = self.hub.join(connection, &room)?;
-                if joined.outbox.is_some() {
-                    self.new_outbox = joined.outbox;
+                if let Some(outbox) = joined.outbox {
+                    self.window.flushed.hand_over(outbox);
                 }
                 Ok(
                     json!({"type": "joined", "room": room, "members": joined.members})
@@ -1001,6 +1064,96 @@ mod tests {
         }
     }
 
+    /// A member of room `r` (its outbox) and another that publishes there.
+    fn room_of_two() -> (
+        crate::service::socket::SocketHubImpl,
+        Arc<Connection>,
+        Outbox,
+    ) {
+        let hub = crate::service::socket::SocketHubImpl::new(crate::service::socket::HubLimits {
+            public_rooms: crate::service::socket::PublicRooms::new(&["r".to_owned()]),
+            ..Default::default()
+        });
+        let mut members = (0..2).map(|_| {
+            let mut slot = hub.reserve("127.0.0.1".parse().unwrap()).unwrap();
+            hub.identify(&mut slot, None).unwrap();
+            let connection = hub.connect(slot).connection;
+            let outbox = hub.join(&connection, "r").unwrap().outbox.unwrap();
+            (connection, outbox)
+        });
+        let (_, member) = members.next().unwrap();
+        let (publisher, _) = members.next().unwrap();
+        (hub, publisher, member)
+    }
+
+    #[tokio::test]
+    async fn the_body_writes_room_frames_while_the_session_has_none() {
+        let (hub, publisher, member) = room_of_two();
+        let flushed = Arc::new(Flushed::default());
+        flushed.hand_over(member);
+        let session =
+            futures_util::stream::pending::<Result<actix_web::web::Bytes, std::io::Error>>();
+        let mut body = ConnectionBody {
+            inner: BoxBody::new(actix_web::body::BodyStream::new(session)),
+            flushed: flushed.clone(),
+            rooms: None,
+            metrics: None,
+        };
+        let mut next = || {
+            futures_util::FutureExt::now_or_never(std::future::poll_fn(|cx| {
+                Poll::Ready(Pin::new(&mut body).poll_next(cx))
+            }))
+            .unwrap()
+        };
+        assert!(next().is_pending(), "nothing yet");
+        for text in ["one", "two"] {
+            assert_eq!(
+                hub.publish(&publisher, "r", Frame::from(text).into())
+                    .unwrap(),
+                1
+            );
+        }
+        let Poll::Ready(Some(Ok(chunk))) = next() else {
+            panic!("the room frames")
+        };
+        // Both frames in one chunk, as actix-http encodes a server's text frames.
+        assert_eq!(&chunk[..], b"\x81\x03one\x81\x03two");
+        assert!(next().is_pending());
+        assert_eq!(
+            flushed.bytes.load(Ordering::SeqCst),
+            0,
+            "the window counts the session only"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_follows_the_end_of_the_session() {
+        let (hub, publisher, member) = room_of_two();
+        assert_eq!(
+            hub.publish(&publisher, "r", Frame::from("late").into())
+                .unwrap(),
+            1
+        );
+        let mut body = ConnectionBody {
+            // A session that writes one chunk (its close frame, say) and ends.
+            inner: BoxBody::new(actix_web::web::Bytes::from_static(b"\x88\x00")),
+            flushed: Arc::default(),
+            rooms: Some(member),
+            metrics: None,
+        };
+        let mut next = || {
+            futures_util::FutureExt::now_or_never(std::future::poll_fn(|cx| {
+                Poll::Ready(Pin::new(&mut body).poll_next(cx))
+            }))
+            .unwrap()
+        };
+        assert!(matches!(next(), Poll::Ready(Some(Ok(c))) if &c[..] == b"\x88\x00"));
+        assert!(
+            matches!(next(), Poll::Ready(None)),
+            "the room frame is not written"
+        );
+    }
+
     #[tokio::test]
     async fn the_write_window_waits_for_the_http_layer() {
         let flushed = Arc::new(Flushed::default());
@@ -1016,9 +1169,11 @@ mod tests {
         tokio::pin!(waiter);
         assert!(futures_util::poll!(waiter.as_mut()).is_pending());
         // The HTTP layer takes 950 bytes: 50 in flight, 50 more fit.
-        let mut body = CountingBody {
+        let mut body = ConnectionBody {
             inner: BoxBody::new(actix_web::web::Bytes::from(vec![0u8; 950])),
             flushed,
+            rooms: None,
+            metrics: None,
         };
         let _ = futures_util::poll!(std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)));
         tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
