@@ -20,6 +20,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::repository::ejection::{Backoff, Health};
+use crate::repository::thread_channel::ThreadChannel;
 
 /// The shortest time between two queries that did not advance the index.
 pub const MIN_QUERY_INTERVAL: Duration = Duration::from_millis(200);
@@ -54,25 +55,28 @@ struct Member {
     id: String,
     /// Unique to this entry: an instance that leaves and comes back is a new entry.
     key: u64,
-    endpoint: Endpoint,
-    /// The instance's own connection (reconnecting by itself when it breaks).
-    channel: Channel,
+    /// The instance's connections, one per calling thread (each reconnecting by itself when it
+    /// breaks); replaced by fresh ones when a probe brings the instance back.
+    channel: Arc<ThreadChannel>,
     in_flight: Arc<AtomicUsize>,
     health: Health,
 }
 
 /// The instance a call goes to: its connection, counted in flight until dropped.
 pub struct Pick {
-    channel: Channel,
+    channel: Arc<ThreadChannel>,
     key: u64,
     epoch: u64,
     in_flight: Arc<AtomicUsize>,
 }
 
 impl Pick {
-    /// The instance's connection.
+    /// The instance's connection on this thread.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
     pub fn channel(&self) -> Channel {
-        self.channel.clone()
+        self.channel.get()
     }
 
     /// The entry picked, for [`Instances::pick`]'s `tried`.
@@ -181,7 +185,7 @@ impl Instances {
         let probe = probe(
             Arc::downgrade(&self.shared),
             member.key,
-            member.endpoint.clone(),
+            member.channel.endpoint().clone(),
             probe_at,
         );
         drop(members);
@@ -200,8 +204,7 @@ impl Instances {
         let member = Member {
             id: id.to_owned(),
             key: self.shared.next_key.fetch_add(1, Ordering::Relaxed),
-            channel: endpoint.connect_lazy(),
-            endpoint,
+            channel: Arc::new(ThreadChannel::new(endpoint)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             health: Health::new(self.shared.backoff),
         };
@@ -238,8 +241,9 @@ impl Shared {
 
 /// Probes the ejected entry `key` at `at`, and again after each failure (backoff doubling up to
 /// `ejection_max`), until a connection (TCP, TLS with the client's settings, HTTP/2) succeeds:
-/// the entry then takes that connection and is back in the rotation. Ends when the entry or
-/// the instances are gone.
+/// the entry is then back in the rotation with fresh connections (the probe's only proves the
+/// instance is back: each calling thread makes its own, `ThreadChannel`, as for a new entry).
+/// Ends when the entry or the instances are gone.
 async fn probe(shared: Weak<Shared>, key: u64, endpoint: Endpoint, mut at: Instant) {
     loop {
         tokio::time::sleep_until(at.into()).await;
@@ -256,8 +260,8 @@ async fn probe(shared: Weak<Shared>, key: u64, endpoint: Endpoint, mut at: Insta
             return;
         };
         match connected {
-            Ok(Ok(channel)) => {
-                member.channel = channel;
+            Ok(Ok(_connected)) => {
+                member.channel = Arc::new(ThreadChannel::new(endpoint.clone()));
                 member.health.probed(true, now);
                 slog::info!(shared.logger, "instance back in the rotation: a probe connected";
                     "id" => &member.id);

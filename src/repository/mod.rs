@@ -14,3 +14,4 @@ pub mod mysql;
 pub mod redis;
 pub mod rpc;
 pub mod sms;
+pub mod thread_channel;

@@ -1,6 +1,6 @@
-//! The HTTP app's gRPC client (the original's `GrpcClient` in `hello_controller.go`): one shared
-//! tonic channel to the gRPC app (with discovery, one per instance), made once and connected
-//! lazily (never a connection per request), the per-call credentials on every call, and every
+//! The HTTP app's gRPC client (the original's `GrpcClient` in `hello_controller.go`): a tonic
+//! channel to the gRPC app (with discovery, one per instance) per calling thread, made on its
+//! first call and connected lazily (never a connection per request; `thread_channel`), the per-call credentials on every call, and every
 //! call through its method's circuit breaker (`goex-breaker`), so a failing gRPC app costs the
 //! HTTP app a prompt, honest error. With discovery, a call that cannot reach its instance ejects
 //! it and goes to another one (the retry rule: `TransportFailure::may_retry`).
@@ -12,7 +12,7 @@ use goex_breaker::{Breaker, BreakerError, BreakerService, Outcome, Snapshot};
 use secrecy::ExposeSecret;
 use shaku::{Component, Interface};
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
 use tower::ServiceExt;
 
@@ -21,6 +21,7 @@ use crate::proto::hello::HelloRequest;
 use crate::proto::hello::hello_service_client::HelloServiceClient;
 use crate::repository::discovery::Instances;
 use crate::repository::ejection::Backoff;
+use crate::repository::thread_channel::ThreadChannel;
 
 /// The full method the breaker of [`HelloRpcClient::say_hello`] guards.
 pub const SAY_HELLO: &str = "/hello.HelloService/SayHello";
@@ -68,8 +69,9 @@ pub struct GrpcHello {
 /// Where the calls go.
 #[derive(Clone)]
 enum Backend {
-    /// One address: one shared, lazily connected channel; a call is sent once.
-    Single(HelloServiceClient<Channel>),
+    /// One address: a lazily connected channel per calling thread (`thread_channel`); a call
+    /// is sent once.
+    Single(Arc<ThreadChannel>),
     /// A Consul service's passing instances (docs/discovery.md): a call that cannot reach its
     /// instance ejects it and is sent again to another one.
     Discovered(Instances),
@@ -240,9 +242,7 @@ impl GrpcHello {
                     logger.new(slog::o!("client" => "grpc")),
                 ))
             }
-            None => Backend::Single(HelloServiceClient::new(
-                dial(config.addr.clone())?.connect_lazy(),
-            )),
+            None => Backend::Single(Arc::new(ThreadChannel::new(dial(config.addr.clone())?))),
         };
         let settings = config.breaker.get("SayHello").cloned().unwrap_or_default();
         let log = logger.clone();
@@ -307,7 +307,11 @@ impl HelloRpcClient for TonicHelloClient {
             let backend = backend.clone();
             async move {
                 match backend {
-                    Backend::Single(mut client) => client.say_hello(request).await,
+                    Backend::Single(channel) => {
+                        HelloServiceClient::new(channel.get())
+                            .say_hello(request)
+                            .await
+                    }
                     Backend::Discovered(instances) => {
                         say_hello_discovered(&instances, request).await
                     }

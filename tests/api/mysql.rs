@@ -105,3 +105,79 @@ async fn migrate_command_creates_the_users_table() {
         "migrated1"
     );
 }
+
+/// The server id of a connection checked out of the app's primary pool (and given back).
+async fn pooled_connection_id(app: &crate::helpers::TestApp) -> u64 {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Unsigned;
+    use diesel_async::RunQueryDsl;
+    use go_example::repository::client::DatabaseClient;
+    use goex_database::DbPool;
+    let db: &dyn DatabaseClient = app.module.resolve_ref();
+    let DbPool::Mysql(pool) = db.database().pool() else {
+        panic!("mysql")
+    };
+    let mut conn = pool.get().await.unwrap();
+    diesel::select(sql::<Unsigned<diesel::sql_types::BigInt>>(
+        "CONNECTION_ID()",
+    ))
+    .get_result(&mut *conn)
+    .await
+    .unwrap()
+}
+
+/// Kills connection `id` on the server and waits until it is gone.
+async fn kill(server: &str, id: u64) {
+    use diesel::dsl::sql;
+    use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
+    let mut admin = AsyncMysqlConnection::establish(server).await.unwrap();
+    admin.batch_execute(&format!("KILL {id}")).await.unwrap();
+    for _ in 0..200 {
+        let left: i64 = diesel::select(sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id})"
+        )))
+        .get_result(&mut admin)
+        .await
+        .unwrap();
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("connection {id} still listed after KILL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_in_steady_use_is_not_checked_and_a_dead_one_never_goes_back() {
+    use goex_database::recycle::VERIFY_AFTER;
+    let Some(server) = mysql_server_dsn() else {
+        return;
+    };
+    let dsn = fresh_mysql_database(&server).await;
+    let mut overrides = mysql_overrides(&dsn);
+    // One connection: every statement below runs on the same one, or on its replacement.
+    overrides.push(("APP__MYSQL__MAX_OPEN", "1".into()));
+    overrides.push(("APP__MYSQL__MAX_IDLE", "1".into()));
+    let app = spawn_app_with(&overrides).await;
+    let id = seed_user(&app, "steady01").await;
+    let users: &dyn UserRepository = app.module.resolve_ref();
+    assert!(users.find(id).await.unwrap().is_some());
+
+    // Killed by the server while in steady use: the next statement goes out on it unchecked
+    // (no `SELECT 1` first) and fails; the connection does not go back to the pool, so the
+    // statement after gets a new one.
+    let first = pooled_connection_id(&app).await;
+    kill(&server, first).await;
+    let failed = users.find(id).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(users.find(id).await.unwrap().is_some());
+    let second = pooled_connection_id(&app).await;
+    assert_ne!(first, second);
+
+    // Killed while idle for longer than VERIFY_AFTER: checked before use, replaced, and the
+    // statement succeeds.
+    kill(&server, second).await;
+    tokio::time::sleep(VERIFY_AFTER + std::time::Duration::from_millis(200)).await;
+    assert!(users.find(id).await.unwrap().is_some());
+    assert_ne!(pooled_connection_id(&app).await, second);
+}

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::{AsyncMysqlConnection, SimpleAsyncConnection};
+use crate::recycle::MysqlPool;
+use diesel_async::SimpleAsyncConnection;
 use serde::Deserialize;
 use slog::Logger;
 
@@ -29,7 +29,7 @@ pub enum ReadPolicy {
 pub struct Replica {
     label: String,
     node: usize,
-    pub(crate) pool: Pool<AsyncMysqlConnection>,
+    pub(crate) pool: MysqlPool,
     weight: u32,
     healthy: AtomicBool,
     in_flight: AtomicUsize,
@@ -37,12 +37,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub(crate) fn new(
-        label: String,
-        node: usize,
-        pool: Pool<AsyncMysqlConnection>,
-        weight: u32,
-    ) -> Self {
+    pub(crate) fn new(label: String, node: usize, pool: MysqlPool, weight: u32) -> Self {
         Self {
             label,
             node,
@@ -70,7 +65,7 @@ impl Replica {
     }
 
     /// The replica's pool.
-    pub fn pool(&self) -> &Pool<AsyncMysqlConnection> {
+    pub fn pool(&self) -> &MysqlPool {
         &self.pool
     }
 
@@ -272,19 +267,23 @@ pub(crate) type SharedSet = Arc<ReplicaSet>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel_async::AsyncMysqlConnection;
 
     fn set(weights: &[u32], policy: ReadPolicy) -> ReplicaSet {
         let replicas = weights
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let manager = diesel_async::pooled_connection::AsyncDieselConnectionManager::<
-                    AsyncMysqlConnection,
-                >::new(format!("mysql://u@127.0.0.1:1/{i}"));
+                let manager = crate::recycle::MysqlManager::new(
+                    diesel_async::pooled_connection::AsyncDieselConnectionManager::<
+                        AsyncMysqlConnection,
+                    >::new(format!("mysql://u@127.0.0.1:1/{i}")),
+                    crate::recycle::VERIFY_AFTER,
+                );
                 Replica::new(
                     format!("r{i}"),
                     i + 1,
-                    Pool::builder(manager).build().unwrap(),
+                    MysqlPool::builder(manager).build().unwrap(),
                     *w,
                 )
             })

@@ -15,6 +15,7 @@
 //! dependency points from the assembly to both crates, never from a client crate to another.
 
 pub mod group;
+pub mod recycle;
 pub mod session;
 pub mod watch;
 
@@ -28,7 +29,9 @@ use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{ConnectionError, DatabaseErrorKind};
 use diesel_async::pooled_connection::PoolError as ManagerError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection,
@@ -317,7 +320,7 @@ impl From<PoolError> for DbError {
 #[derive(Clone)]
 pub enum DbPool {
     /// MySQL / MariaDB.
-    Mysql(Pool<AsyncMysqlConnection>),
+    Mysql(recycle::MysqlPool),
     /// Embedded SQLite.
     Sqlite(Pool<SqliteAsync>),
 }
@@ -375,9 +378,13 @@ macro_rules! with_read_connection {
                 let in_flight = replica.begin_read();
                 let first = match db.checkout(replica.node(), replica.pool()).await {
                     Ok(mut guard) => {
-                        let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
-                        db.bounded(async { $body.map_err($crate::DbError::from) })
-                            .await
+                        let result = {
+                            let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
+                            db.bounded(async { $body.map_err($crate::DbError::from) })
+                                .await
+                        };
+                        $crate::recycle::settle(guard, &result);
+                        result
                     }
                     Err(e) => Err(e),
                 };
@@ -407,9 +414,13 @@ macro_rules! __on_pool {
         match $pool {
             $crate::DbPool::Mysql(pool) => match $db.checkout($crate::PRIMARY_NODE, pool).await {
                 Ok(mut guard) => {
-                    let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
-                    $db.bounded(async { $body.map_err($crate::DbError::from) })
-                        .await
+                    let result = {
+                        let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
+                        $db.bounded(async { $body.map_err($crate::DbError::from) })
+                            .await
+                    };
+                    $crate::recycle::settle(guard, &result);
+                    result
                 }
                 Err(e) => Err(e),
             },
@@ -486,7 +497,7 @@ impl<M: deadpool::managed::Manager> Drop for PooledCall<M> {
 /// back. A SQLite one's transaction is driven with [`sqlite_blocking`].
 pub enum HeldConnection {
     /// MySQL / MariaDB.
-    Mysql(PooledCall<AsyncDieselConnectionManager<AsyncMysqlConnection>>),
+    Mysql(PooledCall<recycle::MysqlManager>),
     /// Embedded SQLite.
     Sqlite(SqliteCall),
 }
@@ -841,7 +852,7 @@ impl Database {
         match &self.pool {
             DbPool::Mysql(pool) => {
                 let conn = pool.get().await?;
-                let mut harness = AsyncMigrationHarness::new(Object::take(conn));
+                let mut harness = AsyncMigrationHarness::new(deadpool::managed::Object::take(conn));
                 run(&mut harness, mysql)
             }
             DbPool::Sqlite(pool) => {
@@ -879,6 +890,9 @@ fn sqlite_pool(
         .is_debug
         .then(|| logger.new(slog::o!("db" => "sqlite")));
     let mut config = ManagerConfig::<SqliteAsync>::default();
+    // No `SELECT 1` on each checkout (diesel-async's default, `Verified`): a connection to a
+    // local file does not go away, and the check cost a blocking-pool hop per checkout.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         let sql_log = sql_log.clone();
@@ -917,7 +931,7 @@ fn mysql_pool(
     mysql: &MysqlSettings,
     dsn: &str,
     logger: &Logger,
-) -> Result<Pool<AsyncMysqlConnection>, DbError> {
+) -> Result<recycle::MysqlPool, DbError> {
     let url = mysql_url(dsn)?;
     let sql_log = mysql
         .is_debug
@@ -940,9 +954,11 @@ fn mysql_pool(
             Ok(conn)
         })
     });
-    let manager =
-        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
-    let pool = Pool::builder(manager)
+    let manager = recycle::MysqlManager::new(
+        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config),
+        recycle::VERIFY_AFTER,
+    );
+    let pool = deadpool::managed::Pool::builder(manager)
         .max_size(mysql.max_open.max(1))
         .wait_timeout(Some(settings.acquire_timeout))
         .create_timeout(Some(mysql.connect_timeout))
@@ -956,7 +972,7 @@ fn mysql_pool(
 
 /// Enforces `max_idle` and `max_lifetime` on idle connections once a second, the way Go's
 /// `database/sql` does (deadpool itself only bounds the total).
-fn spawn_reaper(pool: Pool<AsyncMysqlConnection>, max_idle: usize, max_lifetime: Duration) {
+fn spawn_reaper(pool: recycle::MysqlPool, max_idle: usize, max_lifetime: Duration) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
