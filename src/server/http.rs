@@ -127,7 +127,7 @@ pub fn serve(
             app
         };
         app
-            // Registered as Arc<AppModule> itself, not web::Data: shaku_actix looks it up so.
+            // Registered as Arc<AppModule> itself, not web::Data: `controller::inject` looks it up so.
             .app_data(module.clone())
             .app_data(trusted.clone())
             .app_data(table.clone())
