@@ -112,6 +112,15 @@ pub struct DatabaseSettings {
     /// hang requests).
     #[serde(with = "humantime_serde")]
     pub query_timeout: Duration,
+    /// A MySQL connection idle longer than this is checked (`SELECT 1`) before it is handed
+    /// out; one used more recently is trusted (a dead one is dropped by the statement that
+    /// finds it: `recycle`).
+    #[serde(with = "humantime_serde", default = "default_verify_idle_after")]
+    pub verify_idle_after: Duration,
+}
+
+fn default_verify_idle_after() -> Duration {
+    recycle::VERIFY_AFTER
 }
 
 /// The `sqlite` section.
@@ -956,7 +965,7 @@ fn mysql_pool(
     });
     let manager = recycle::MysqlManager::new(
         AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config),
-        recycle::VERIFY_AFTER,
+        settings.verify_idle_after,
     );
     let pool = deadpool::managed::Pool::builder(manager)
         .max_size(mysql.max_open.max(1))
@@ -1163,6 +1172,7 @@ mod tests {
             migrate_on_start: false,
             acquire_timeout: Duration::from_millis(200),
             query_timeout: Duration::from_secs(2),
+            verify_idle_after: Duration::from_secs(1),
         };
         let sqlite = SqliteSettings {
             path: ":memory:".into(),
