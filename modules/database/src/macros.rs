@@ -1,6 +1,10 @@
 //! The connection macros repositories use: one body, compiled once per backend, run on a
 //! pooled (or held) connection within `database.query_timeout`. Exported at the crate root.
 
+// What the docs below link to.
+#[cfg(doc)]
+use crate::{HeldConnection, session, with_read_connection, with_write_connection};
+
 /// Runs `$body` with `$conn` bound to a pooled connection of the primary (or the only node),
 /// without marking the session: pings, migrations, reads that must see the latest data.
 /// Writes use [`with_write_connection!`], reads [`with_read_connection!`]. The body is compiled

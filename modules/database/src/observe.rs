@@ -8,6 +8,9 @@ use diesel::connection::{Instrumentation, InstrumentationEvent};
 use slog::Logger;
 
 use crate::AcquireFailure;
+// What the docs below link to.
+#[cfg(doc)]
+use crate::{Database, with_connection, with_read_connection, with_write_connection};
 
 /// Told of every checkout made by [`with_connection!`], [`with_write_connection!`] and
 /// [`with_read_connection!`] (the application's metrics implement it). Called on the request

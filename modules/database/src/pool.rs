@@ -20,6 +20,9 @@ use crate::{
     SqliteAsync, SqliteCall, SqliteSettings, group, node_label, recycle, session, watch,
     with_connection,
 };
+// What the docs below link to.
+#[cfg(doc)]
+use crate::{on_held, sqlite_blocking};
 
 /// A pool of one backend or the other. Repositories match on it through [`with_connection!`].
 #[derive(Clone)]
