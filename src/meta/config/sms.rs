@@ -62,6 +62,13 @@ pub struct SmsConfig {
 }
 
 impl SmsConfig {
+    /// Of `max_total`, the codes only numbers that already belong to users may take (numbers
+    /// nobody has, the usual SMS-pumping targets, share the rest): `reserved_share` of it,
+    /// rounded up so a share of a small budget still keeps at least one.
+    pub fn reserved_for_users(&self) -> i64 {
+        (self.max_total as f64 * self.reserved_share).ceil() as i64
+    }
+
     /// `sms.*`.
     pub(super) fn check(&self, profile: Profile) -> Result<(), ConfigError> {
         if !(0.0..1.0).contains(&self.reserved_share) {
