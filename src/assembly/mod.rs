@@ -43,6 +43,7 @@ use crate::repository::redis::token::{
     KvTokenRepository, KvTokenRepositoryParameters, TokenRepository,
 };
 use crate::repository::redis::value::KvValueRepository;
+use crate::repository::registration::{ConsulServiceRegistry, ConsulServiceRegistryParameters};
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::repository::sms::{
     AlibabaSmsSender, AlibabaSmsSenderParameters, LogSmsSender, SmsSender,
@@ -61,6 +62,7 @@ use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher, HashingPolicy};
+use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParameters};
 use crate::service::sms::{SmsPolicy, SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{
     HubLimits, HubState, PublicRooms, SocketHubImpl, SocketHubImplParameters,
@@ -81,12 +83,13 @@ module! {
             // repositories
             DieselUserRepository, DieselRoleRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
-            KvVerificationCodeRepository,
+            KvVerificationCodeRepository, ConsulServiceRegistry,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, AccountServiceImpl,
             CallerAuthServiceImpl,
             Argon2PasswordHasher, Argon2BulkPasswordHasher,
             UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
+            ProfilingServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
@@ -344,6 +347,14 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,
                 details: config.server.readiness_details,
+            })
+            .with_component_parameters::<ConsulServiceRegistry>(ConsulServiceRegistryParameters {
+                client: infra.consul.clone(),
+                config: config.consul.clone(),
+                logger: infra.logger.clone(),
+            })
+            .with_component_parameters::<ProfilingServiceImpl>(ProfilingServiceImplParameters {
+                settings: config.pprof.clone(),
             })
             .build(),
     )

@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use goex_config::Profile;
+use shaku::HasComponent;
 use slog::Logger;
 
 use crate::assembly::{AppModule, infra::Infra};
 use crate::cmd::http::shutdown_signal;
 use crate::meta::config::{AppConfig, parse_addr};
+use crate::repository::registration::{App, ServiceRegistry};
 use crate::server;
 
 /// A built gRPC application, bound but not yet serving.
@@ -109,13 +111,12 @@ impl GrpcApplication {
     /// The TLS files cannot be read, or the server fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let bound = self.listener.local_addr()?;
-        let registered = server::registration::Registered::start(
-            &self.config.consul,
-            server::registration::App::Grpc {
+        let registry: &dyn ServiceRegistry = self.module.resolve_ref();
+        let registered = registry.register(
+            App::Grpc {
                 tls: self.config.server.grpc.tls.enabled,
             },
             bound,
-            &self.logger,
         )?;
         // Out of Consul first, then drain: clients stop picking this instance while its
         // in-flight calls finish.

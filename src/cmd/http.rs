@@ -8,10 +8,12 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use goex_config::Profile;
+use shaku::HasComponent;
 use slog::Logger;
 
 use crate::assembly::{self, AppModule, infra::Infra};
 use crate::meta::config::{AppConfig, parse_addr};
+use crate::repository::registration::{App, ServiceRegistry};
 use crate::server;
 
 /// A built HTTP application, bound but not yet running (zero2prod's `Application`).
@@ -23,8 +25,8 @@ pub struct Application {
     metrics: Option<(Server, u16)>,
     infra: Infra,
     logger: Logger,
-    /// `consul.*` and the bound address, for the registration made when serving.
-    consul: (crate::meta::config::ConsulConfig, std::net::SocketAddr),
+    /// The bound address, for the registration made when serving.
+    bound: std::net::SocketAddr,
 }
 
 impl Application {
@@ -105,7 +107,7 @@ impl Application {
         slog::info!(logger, "http server listening"; "addr" => format!("{}:{port}", addr.ip()));
 
         let pprof = if config.pprof.enabled && !profile.is_releasing() {
-            start_pprof(config, logger)?
+            start_pprof(config, module.clone(), logger)?
         } else {
             None
         };
@@ -121,7 +123,7 @@ impl Application {
             metrics,
             infra,
             logger: logger.clone(),
-            consul: (config.consul.clone(), bound),
+            bound,
         })
     }
 
@@ -165,12 +167,8 @@ impl Application {
         if let Some((pprof, _)) = self.pprof {
             tokio::spawn(pprof);
         }
-        let registered = server::registration::Registered::start(
-            &self.consul.0,
-            server::registration::App::Http,
-            self.consul.1,
-            &self.logger,
-        )?;
+        let registry: &dyn ServiceRegistry = self.module.resolve_ref();
+        let registered = registry.register(App::Http, self.bound)?;
         let mut server = tokio::spawn(self.server);
         let result = tokio::select! {
             r = &mut server => r,
@@ -201,7 +199,6 @@ impl Application {
 /// answer 503 until it is back, and the next start creates the indexes.
 async fn ensure_indexes(module: &AppModule, logger: &Logger) {
     use crate::repository::mongodb::user::UserDocumentRepository;
-    use shaku::HasComponent;
     let documents: &dyn UserDocumentRepository = module.resolve_ref();
     if documents.enabled() {
         match documents.ensure_indexes().await {
@@ -234,12 +231,16 @@ fn bind_side_listener(
 }
 
 /// The profiling listener, when its port can be had.
-fn start_pprof(config: &AppConfig, logger: &Logger) -> anyhow::Result<Option<(Server, u16)>> {
+fn start_pprof(
+    config: &AppConfig,
+    module: Arc<AppModule>,
+    logger: &Logger,
+) -> anyhow::Result<Option<(Server, u16)>> {
     let Some((listener, port)) = bind_side_listener(&config.pprof.addr, "profiling", logger)?
     else {
         return Ok(None);
     };
-    Ok(Some((server::pprof::serve(listener, &config.pprof)?, port)))
+    Ok(Some((server::pprof::serve(listener, module)?, port)))
 }
 
 /// The metrics listener, when its port can be had: the application serves without its metrics

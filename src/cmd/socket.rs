@@ -15,6 +15,7 @@ use slog::Logger;
 use crate::assembly::{AppModule, infra::Infra};
 use crate::cmd::http::shutdown_signal;
 use crate::meta::config::{AppConfig, parse_addr};
+use crate::repository::registration::{App, ServiceRegistry};
 use crate::server;
 use crate::service::socket::SocketHub;
 
@@ -28,8 +29,8 @@ pub struct SocketApplication {
     logger: Logger,
     progress_every: std::time::Duration,
     stale_after: std::time::Duration,
-    /// `consul.*` and the bound address, for the registration made when serving.
-    consul: (crate::meta::config::ConsulConfig, std::net::SocketAddr),
+    /// The bound address, for the registration made when serving.
+    bound: std::net::SocketAddr,
 }
 
 impl SocketApplication {
@@ -79,7 +80,7 @@ impl SocketApplication {
             logger: logger.clone(),
             progress_every: config.excel.progress_poll_interval,
             stale_after: crate::service::excel::jobs::stale_after(config.excel.import_timeout),
-            consul: (config.consul.clone(), bound),
+            bound,
         })
     }
 
@@ -119,12 +120,8 @@ impl SocketApplication {
             self.stale_after,
             self.logger.clone(),
         ));
-        let registered = server::registration::Registered::start(
-            &self.consul.0,
-            server::registration::App::Socket,
-            self.consul.1,
-            &self.logger,
-        )?;
+        let registry: &dyn ServiceRegistry = self.module.resolve_ref();
+        let registered = registry.register(App::Socket, self.bound)?;
         let mut server = tokio::spawn(self.server);
         let result = tokio::select! {
             r = &mut server => r,

@@ -9,15 +9,15 @@ use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::extract::ValidatedBody;
-use crate::controller::inject::Inject;
-use crate::middleware::client_addr::client_addr;
-use crate::middleware::jwt_auth::{Authenticated, credentials};
 use crate::model::forms::{LoginForm, RegisterForm, SmsLoginForm};
 use crate::model::user::UserView;
-use crate::server::routes::Routes;
 use crate::service::auth::{AuthService, AuthUser, TokenPair};
 use crate::service::error::ServiceError;
+use crate::web::auth::{Authenticated, credentials};
+use crate::web::client_addr::client_bucket;
+use crate::web::extract::ValidatedBody;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The auth controller.
 #[async_trait]
@@ -99,7 +99,7 @@ impl AuthController for AuthControllerImpl {
 /// Registers `/auth/*`.
 pub fn routes<M>(routes: &mut Routes)
 where
-    M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn AuthController> + HasComponent<dyn AuthService> + ?Sized,
 {
     use goex_errors::{
         ERR_CONFLICT, ERR_DIAL, ERR_LOGIN, ERR_NOT_FOUND, ERR_REFRESH_TOKEN, ERR_TOO_MANY_REQUESTS,
@@ -283,10 +283,10 @@ where
 )]
 async fn logout<M>(
     controller: Inject<M, dyn AuthController>,
-    Authenticated(user): Authenticated,
+    Authenticated { user, .. }: Authenticated<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn AuthController> + HasComponent<dyn AuthService> + ?Sized,
 {
     controller.logout(user).await?;
     Ok(HttpResponse::Ok().json(LoggedOutResponse {
@@ -306,15 +306,4 @@ fn tokens_response(pair: &TokenPair) -> HttpResponse {
                 message: "OK",
             },
         })
-}
-
-/// The client address bucket a request is throttled and logged by: the peer, or what a
-/// trusted proxy says (never the client's own claim); IPv6 by /64.
-pub fn client_bucket(req: &HttpRequest) -> String {
-    client_addr(req).bucket()
-}
-
-/// The wider bucket of the request's client (IPv4 /24, IPv6 /48; see `ClientAddr::network`).
-pub fn client_network(req: &HttpRequest) -> String {
-    client_addr(req).network()
 }

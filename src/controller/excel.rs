@@ -18,16 +18,16 @@ use chrono::{Days, NaiveDate, NaiveTime};
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::extract::ValidatedQuery;
-use crate::controller::inject::Inject;
-use crate::middleware::jwt_auth::Admin;
 use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::forms::{ExportQuery, ImportQuery};
 use crate::model::user::UserFilter;
-use crate::server::routes::Routes;
 use crate::service::auth::AuthService;
 use crate::service::error::ServiceError;
 use crate::service::excel::{ExcelService, ExportFile, ImportOptions, ImportSlot, ImportStarted};
+use crate::web::auth::Admin;
+use crate::web::extract::ValidatedQuery;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The xlsx media type.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";

@@ -11,12 +11,12 @@ use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::controller::auth::client_bucket;
-use crate::controller::extract::ValidatedQuery;
-use crate::controller::inject::Inject;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::hello::HelloService;
+use crate::web::client_addr::client_bucket;
+use crate::web::extract::ValidatedQuery;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// `?id=` for `/grpc/hello`: the id sent to `SayHello`.
 #[derive(Clone, Debug, Deserialize, Validate, IntoParams)]

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 
-use crate::controller::inject::Inject;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::health::{HealthService, Readiness};
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The health controller.
 #[async_trait]

@@ -6,12 +6,12 @@ use actix_web::HttpResponse;
 use async_trait::async_trait;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 
-use crate::controller::extract::ValidatedQuery;
-use crate::controller::inject::Inject;
 use crate::model::forms::HelloQuery;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::hello::{Greeting, HelloService};
+use crate::web::extract::ValidatedQuery;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The hello controller.
 #[async_trait]

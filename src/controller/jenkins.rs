@@ -9,18 +9,18 @@ use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::extract::{ValidatedBody, ValidatedQuery};
-use crate::controller::inject::Inject;
-use crate::middleware::jwt_auth::Admin;
 use crate::model::jenkins::{
     BuildJobForm, BuildLogQuery, CreateJobForm, FolderForm, JobQuery, RenameJobForm,
 };
-use crate::server::routes::Routes;
 use crate::service::auth::AuthService;
 use crate::service::error::ServiceError;
 use crate::service::jenkins::{
     BuildLog, JenkinsItem, JenkinsService, JobDetail, JobStatus, PendingBuild,
 };
+use crate::web::auth::Admin;
+use crate::web::extract::{ValidatedBody, ValidatedQuery};
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The Jenkins controller: the routes call the service it holds.
 pub trait JenkinsController: Interface {

@@ -8,13 +8,13 @@ use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::auth::{client_bucket, client_network};
-use crate::controller::extract::ValidatedBody;
-use crate::controller::inject::Inject;
 use crate::model::forms::SendCodeForm;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::sms::{SentCode, SmsService};
+use crate::web::client_addr::{client_bucket, client_network};
+use crate::web::extract::ValidatedBody;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The SMS controller.
 #[async_trait]

@@ -26,15 +26,16 @@ use shaku::HasComponent;
 use slog::Logger;
 
 use crate::meta::config::{SocketAuth, SocketConfig};
-use crate::middleware::client_addr::{TrustedProxies, client_addr};
-use crate::middleware::jwt_auth::credentials;
-use crate::middleware::socket_admission::IpAllowList;
-use crate::middleware::socket_frame_limit::{FrameLimit, is_frame_limit_error};
-use crate::server::envelope::error_frame;
-use crate::server::routes::Routes;
+use crate::meta::socket_admission::IpAllowList;
+use crate::meta::trusted_proxies::TrustedProxies;
 use crate::service::auth::{AuthService, bearer};
 use crate::service::error::ServiceError;
 use crate::service::socket::{Connected, Connection, Frame, Outbox, RoomFrame, SocketHub};
+use crate::web::auth::credentials;
+use crate::web::client_addr::client_addr;
+use crate::web::envelope::error_frame;
+use crate::web::routes::Routes;
+use crate::web::socket_frame_limit::{FrameLimit, is_frame_limit_error};
 use tokio::sync::Notify;
 
 /// The original's path.
@@ -261,7 +262,7 @@ struct ConnectionTask {
     session: Session,
     settings: Arc<SocketSettings>,
     lang: Lang,
-    client: crate::middleware::client_addr::ClientAddr,
+    client: crate::web::client_addr::ClientAddr,
     window: Window,
     rate: Rate,
 }

@@ -8,10 +8,10 @@ use tonic::{Request, Response, Status};
 
 use crate::proto::user::user_service_server::UserService as UserRpcService;
 use crate::proto::user::{GetUserRequest, User};
-use crate::server::grpc::status;
 use crate::service::caller::Caller;
 use crate::service::error::ServiceError;
 use crate::service::user::UserService;
+use crate::web::envelope::status;
 
 /// `GetUser` over the user service.
 pub struct UserRpc {
