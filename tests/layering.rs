@@ -18,7 +18,7 @@ const ASSEMBLY: &str = "assembly";
 const CMD: &str = "cmd";
 
 /// Crates in `modules/` that talk to something outside the process (or sample it): only
-/// repositories and services use them, never `server/`.
+/// repositories and services use them, never `server/`, a controller or the edge kit.
 const CLIENT_CRATES: &[&str] = &[
     "goex_breaker",
     "goex_cache",
@@ -48,6 +48,12 @@ fn forbidden(layer: &str) -> Vec<(&'static str, &'static str)> {
         rules.push((MIDDLEWARE, "nothing below controller/ imports middleware/"));
         rules.push((ASSEMBLY, "nothing below controller/ imports the assembly"));
     }
+    if [SERVER, CONTROLLER, MIDDLEWARE, WEB].contains(&layer) {
+        rules.push((
+            REPOSITORY,
+            "the edge reaches repositories only through services",
+        ));
+    }
     match layer {
         // (And sideways: a controller imports only its own feature, see `check`.)
         CONTROLLER => {
@@ -74,7 +80,6 @@ fn forbidden(layer: &str) -> Vec<(&'static str, &'static str)> {
             rules.push((SERVICE, "config sits below services"));
             rules.push((REPOSITORY, "config sits below repositories"));
         }
-        SERVER => rules.push((REPOSITORY, "servers use the module, never a repository")),
         _ => {}
     }
     rules
@@ -124,13 +129,13 @@ fn check(path: &Path, text: &str) -> Vec<Violation> {
             }
         }
     }
-    if layer == SERVER {
+    if [SERVER, CONTROLLER, WEB].contains(&layer) {
         for (line, name) in identifiers(&code) {
             if CLIENT_CRATES.contains(&name.as_str()) {
                 found.push(Violation {
                     line,
                     target: name,
-                    rule: "server/ uses no client crate: go through a component of the module",
+                    rule: "the edge uses no client crate: go through a component of the module",
                 });
             }
         }
@@ -491,7 +496,7 @@ fn controllers_import_only_their_own_feature() {
 }
 
 #[test]
-fn server_names_no_client_crate() {
+fn the_edge_names_no_client_crate() {
     let text = "use goex_consul::ConsulClient;\nfn f() { goex_profiling::cpu_profile(); }\n\
                 use goex_errors::ERR_PARAM;";
     assert_eq!(
@@ -501,7 +506,25 @@ fn server_names_no_client_crate() {
             (2, "goex_profiling".to_owned())
         ]
     );
+    assert_eq!(planted("controller/debug.rs", text).len(), 2);
+    assert_eq!(planted("web/envelope.rs", text).len(), 2);
     assert!(planted("repository/registration.rs", text).is_empty());
+    assert!(planted("service/profiling.rs", text).is_empty());
+}
+
+#[test]
+fn the_edge_reaches_repositories_through_services() {
+    let text = "use crate::repository::mysql::user::UserRepository;";
+    for edge in [
+        "server/http.rs",
+        "controller/a.rs",
+        "web/a.rs",
+        "middleware/a.rs",
+    ] {
+        assert_eq!(planted(edge, text).len(), 1, "{edge}");
+    }
+    assert!(planted("service/user.rs", text).is_empty());
+    assert!(planted("cmd/users.rs", text).is_empty());
 }
 
 #[test]
