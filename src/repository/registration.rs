@@ -289,6 +289,26 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_without_a_client_fails_only_an_app_that_registers() {
+        let registry = ConsulServiceRegistry {
+            client: Arc::new(Err("consul.*: unreadable CA".to_owned())),
+            config: config(),
+            logger: Logger::root(slog::Discard, slog::o!()),
+        };
+        let bind: SocketAddr = "10.1.2.3:50051".parse().unwrap();
+        // The http app has no service name by default: nothing to register, nothing to fail.
+        assert!(registry.register(App::Http, bind).unwrap().is_none());
+        let Some(err) = registry.register(App::Grpc { tls: true }, bind).err() else {
+            panic!("registered without a client");
+        };
+        let RepoError::Unavailable { dependency, source } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(dependency, "consul");
+        assert!(source.to_string().contains("unreadable CA"), "{source}");
+    }
+
+    #[test]
     fn the_originals_registration_by_default() {
         let bind: SocketAddr = "10.1.2.3:50051".parse().unwrap();
         let r = registration(&config(), App::Grpc { tls: true }, bind).unwrap();
