@@ -48,6 +48,12 @@ fn forbidden(layer: &str) -> Vec<(&'static str, &'static str)> {
         rules.push((MIDDLEWARE, "nothing below controller/ imports middleware/"));
         rules.push((ASSEMBLY, "nothing below controller/ imports the assembly"));
     }
+    if [SERVICE, REPOSITORY, MODEL, META].contains(&layer) {
+        rules.push((
+            WEB,
+            "the edge kit sits above services; config imports no edge type",
+        ));
+    }
     if [SERVER, CONTROLLER, MIDDLEWARE, WEB].contains(&layer) {
         rules.push((
             REPOSITORY,
@@ -76,7 +82,6 @@ fn forbidden(layer: &str) -> Vec<(&'static str, &'static str)> {
             rules.push((REPOSITORY, "models sit below repositories"));
         }
         META => {
-            rules.push((WEB, "config imports no edge type"));
             rules.push((SERVICE, "config sits below services"));
             rules.push((REPOSITORY, "config sits below repositories"));
         }
@@ -462,6 +467,11 @@ fn each_layer_has_its_own_rules() {
     assert!(planted("cmd/http.rs", server).is_empty());
     assert!(planted("assembly/mod.rs", server).is_empty());
     assert!(planted("lib.rs", server).is_empty());
+
+    let web = "use crate::web::envelope::status;";
+    for below in ["service/a.rs", "repository/a.rs", "model/a.rs", "meta/a.rs"] {
+        assert_eq!(planted(below, web).len(), 1, "{below}");
+    }
 
     let service = "use crate::service::sms::masked;";
     assert_eq!(planted("repository/sms.rs", service).len(), 1);
