@@ -10,11 +10,16 @@ use shaku::module;
 
 use crate::controller::auth::AuthControllerImpl;
 use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters, UploadLimits};
+use crate::controller::grpc::hello::HelloRpcControllerImpl;
+use crate::controller::grpc::user::UserRpcControllerImpl;
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
 use crate::controller::jenkins::JenkinsControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
+use crate::controller::socket::{
+    SocketControllerImpl, SocketControllerImplParameters, SocketSettings,
+};
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
 use crate::repository::cache::login::LoginCache;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
@@ -53,6 +58,7 @@ use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameter
 use crate::service::caller::{
     CallerAuthServiceImpl, CallerAuthServiceImplParameters, ServiceCredentials,
 };
+use crate::service::excel::progress::{ImportProgressPushImpl, ImportProgressPushImplParameters};
 use crate::service::excel::sheet::ZipLimits;
 use crate::service::excel::{
     ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits, ImportLimits, ImportOptions,
@@ -89,11 +95,12 @@ module! {
             CallerAuthServiceImpl,
             Argon2PasswordHasher, Argon2BulkPasswordHasher,
             UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
-            ProfilingServiceImpl,
+            ProfilingServiceImpl, ImportProgressPushImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
-            JenkinsControllerImpl,
+            JenkinsControllerImpl, HelloRpcControllerImpl, UserRpcControllerImpl,
+            SocketControllerImpl,
         ],
         providers = []
     }
@@ -343,6 +350,19 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             .with_component_parameters::<JenkinsServiceImpl>(JenkinsServiceImplParameters {
                 default_job: config.jenkins.default_job.clone(),
                 job_template: JOB_TEMPLATE.into(),
+            })
+            .with_component_parameters::<SocketControllerImpl>(SocketControllerImplParameters {
+                settings: Arc::new(SocketSettings {
+                    socket: config.server.socket.clone(),
+                    white_ips: config.common.socket_white_ip_list.clone(),
+                    logger: infra.logger.clone(),
+                    metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
+                }),
+            })
+            .with_component_parameters::<ImportProgressPushImpl>(ImportProgressPushImplParameters {
+                every: config.excel.progress_poll_interval,
+                stale_after: crate::service::excel::jobs::stale_after(config.excel.import_timeout),
+                logger: infra.logger.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,

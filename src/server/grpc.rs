@@ -15,8 +15,8 @@ use tonic::Status;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::assembly::AppModule;
-use crate::controller::grpc::hello::HelloRpc;
-use crate::controller::grpc::user::UserRpc;
+use crate::controller::grpc::hello::HelloRpcController;
+use crate::controller::grpc::user::UserRpcController;
 use crate::meta::config::{ClientAuth, GrpcConfig};
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
@@ -71,8 +71,12 @@ pub async fn serve(
         )?)?;
     }
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<HelloServiceServer<HelloRpc>>().await;
-    health.set_serving::<UserServiceServer<UserRpc>>().await;
+    health
+        .set_serving::<HelloServiceServer<Arc<dyn HelloRpcController>>>()
+        .await;
+    health
+        .set_serving::<UserServiceServer<Arc<dyn UserRpcController>>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -81,6 +85,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    // The controllers, resolved from the module (components like every HTTP controller).
+    let hello: Arc<dyn HelloRpcController> = module.resolve();
+    let users: Arc<dyn UserRpcController> = module.resolve();
     let auth = CallAuthLayer {
         served,
         credentials: Arc::new(Credentials {
@@ -95,12 +102,10 @@ pub async fn serve(
         .add_optional_service(config.reflection.then_some(reflection_v1))
         .add_optional_service(config.reflection.then_some(reflection_v1alpha))
         .add_service(
-            HelloServiceServer::new(HelloRpc::new(&*module))
-                .max_decoding_message_size(config.max_message_size),
+            HelloServiceServer::new(hello).max_decoding_message_size(config.max_message_size),
         )
         .add_service(
-            UserServiceServer::new(UserRpc::new(&*module))
-                .max_decoding_message_size(config.max_message_size),
+            UserServiceServer::new(users).max_decoding_message_size(config.max_message_size),
         );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
