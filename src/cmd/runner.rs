@@ -16,8 +16,8 @@ use slog::Logger;
 
 use crate::assembly::{AppModule, infra::Infra};
 use crate::meta::config::{AppConfig, parse_addr};
-use crate::server;
 use crate::repository::registration::{App, ServiceRegistry};
+use crate::server;
 
 /// What an app tells the runner: the parts of its lifecycle that differ from the others'.
 #[async_trait::async_trait]

@@ -15,9 +15,9 @@ use goex_errors::Lang;
 use super::SocketSettings;
 use super::limits::{Rate, Window, encoded_len};
 use super::protocol::{ECHO_PREFIX, protocol_end};
-use crate::web::envelope::error_frame;
 use crate::service::error::ServiceError;
 use crate::service::socket::{Connection, Frame, SocketHub};
+use crate::web::envelope::error_frame;
 
 /// Why a connection ends.
 #[derive(Debug)]

@@ -14,8 +14,8 @@ use actix_web::{FromRequest, HttpRequest, dev, web};
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
-use crate::web::socket_frame_limit::FrameLimit;
 use crate::service::socket::Outbox;
+use crate::web::socket_frame_limit::FrameLimit;
 
 /// The upgrade's body with frame headers checked before their payloads are read
 /// (`socket_frame_limit`, `server.socket.max_frame_size`). Each chunk is copied out of the

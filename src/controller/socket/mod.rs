@@ -23,14 +23,14 @@ use slog::Logger;
 
 use self::connection::ConnectionTask;
 use self::limits::{ConnectionBody, Flushed, Rate, Window, frame_limited};
-use crate::web::inject::Inject;
 use crate::meta::config::{SocketAuth, SocketConfig};
-use crate::web::client_addr::client_addr;
-use crate::web::auth::credentials;
 use crate::meta::socket_admission::IpAllowList;
 use crate::service::auth::{AuthService, bearer};
 use crate::service::error::ServiceError;
 use crate::service::socket::{Connected, SocketHub};
+use crate::web::auth::credentials;
+use crate::web::client_addr::client_addr;
+use crate::web::inject::Inject;
 
 pub use self::pages::{PageTarget, page_routes};
 

@@ -7,10 +7,10 @@ use bytestring::ByteString;
 use serde_json::{Map, Value, json};
 
 use super::connection::{ConnectionTask, End};
-use crate::web::socket_frame_limit::is_frame_limit_error;
-use crate::web::envelope::error_frame;
 use crate::service::error::ServiceError;
 use crate::service::socket::{Frame, RoomFrame};
+use crate::web::envelope::error_frame;
+use crate::web::socket_frame_limit::is_frame_limit_error;
 
 impl ConnectionTask {
     /// The reply to a text message (docs/websocket.md, "Messages").
