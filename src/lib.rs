@@ -1,6 +1,7 @@
 //! go_example-rs: the go_example web architecture in Rust. Layers, one way only:
 //! `server → controller → service → repository → client` (`modules/`), wired by shaku in
-//! `assembly`.
+//! `assembly`; `middleware` and the edge kit `web` sit beside and below the controllers
+//! (tests/layering.rs holds the rules).
 
 pub mod assembly;
 pub mod cmd;
@@ -12,3 +13,4 @@ pub mod proto;
 pub mod repository;
 pub mod server;
 pub mod service;
+pub mod web;

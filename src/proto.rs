@@ -15,3 +15,8 @@ pub mod user {
 
 /// The encoded `FileDescriptorSet` of every proto, for the reflection service.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+
+/// The metadata key carrying the unified error code of a failed call (`10000`, `20001`, ...):
+/// part of the protocol, set by the server (`web::envelope::status`) and read by the client
+/// (`repository::rpc`).
+pub const ERROR_CODE_KEY: &str = "x-error-code";

@@ -62,6 +62,10 @@ pub struct Infra {
     pub jenkins: std::sync::Arc<Result<goex_jenkins::JenkinsClient, String>>,
     /// The HMAC key of stored SMS code digests.
     pub sms_code_secret: secrecy::SecretSlice<u8>,
+    /// The Consul agent's client for registrations (never connected at start), or why there is
+    /// none (`consul.enabled` off, or unusable `consul.*` settings: an app that registers fails
+    /// to start with the reason).
+    pub consul: std::sync::Arc<Result<goex_consul::ConsulClient, String>>,
 }
 
 /// `alibaba_sms.*` and `alibaba_sms_code.*` as a client, or why not.
@@ -156,7 +160,15 @@ impl Infra {
         if let Err(reason) = jenkins.as_ref() {
             slog::info!(logger, "Jenkins not available: /jenkins/* answer 10004"; "reason" => reason);
         }
+        let consul = std::sync::Arc::new(if config.consul.enabled {
+            let c = &config.consul;
+            goex_consul::ConsulClient::with_tls(&c.addr, &c.token, c.timeout, &c.tls)
+                .map_err(|e| format!("consul.*: {e}"))
+        } else {
+            Err("consul.enabled is off".to_owned())
+        });
         Ok(Infra {
+            consul,
             jenkins,
             sms,
             sms_code_secret: sms_code_secret(config, logger),

@@ -10,11 +10,16 @@ use shaku::module;
 
 use crate::controller::auth::AuthControllerImpl;
 use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters, UploadLimits};
+use crate::controller::grpc::hello::HelloRpcControllerImpl;
+use crate::controller::grpc::user::UserRpcControllerImpl;
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
 use crate::controller::jenkins::JenkinsControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
+use crate::controller::socket::{
+    SocketControllerImpl, SocketControllerImplParameters, SocketSettings,
+};
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
 use crate::repository::cache::login::LoginCache;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
@@ -43,6 +48,7 @@ use crate::repository::redis::token::{
     KvTokenRepository, KvTokenRepositoryParameters, TokenRepository,
 };
 use crate::repository::redis::value::KvValueRepository;
+use crate::repository::registration::{ConsulServiceRegistry, ConsulServiceRegistryParameters};
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::repository::sms::{
     AlibabaSmsSender, AlibabaSmsSenderParameters, LogSmsSender, SmsSender,
@@ -52,6 +58,7 @@ use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameter
 use crate::service::caller::{
     CallerAuthServiceImpl, CallerAuthServiceImplParameters, ServiceCredentials,
 };
+use crate::service::excel::progress::{ImportProgressPushImpl, ImportProgressPushImplParameters};
 use crate::service::excel::sheet::ZipLimits;
 use crate::service::excel::{
     ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits, ImportLimits, ImportOptions,
@@ -61,6 +68,7 @@ use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher, HashingPolicy};
+use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParameters};
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{
     HubLimits, HubState, PublicRooms, SocketHubImpl, SocketHubImplParameters,
@@ -81,16 +89,18 @@ module! {
             // repositories
             DieselUserRepository, DieselRoleRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
-            KvVerificationCodeRepository,
+            KvVerificationCodeRepository, ConsulServiceRegistry,
             // services
             HelloServiceImpl, HealthServiceImpl, AuthServiceImpl, AccountServiceImpl,
             CallerAuthServiceImpl,
             Argon2PasswordHasher, Argon2BulkPasswordHasher,
             UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
+            ProfilingServiceImpl, ImportProgressPushImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
-            JenkinsControllerImpl,
+            JenkinsControllerImpl, HelloRpcControllerImpl, UserRpcControllerImpl,
+            SocketControllerImpl,
         ],
         providers = []
     }
@@ -328,9 +338,30 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 default_job: config.jenkins.default_job.clone(),
                 job_template: JOB_TEMPLATE.into(),
             })
+            .with_component_parameters::<SocketControllerImpl>(SocketControllerImplParameters {
+                settings: Arc::new(SocketSettings {
+                    socket: config.server.socket.clone(),
+                    white_ips: config.common.socket_white_ip_list.clone(),
+                    logger: infra.logger.clone(),
+                    metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
+                }),
+            })
+            .with_component_parameters::<ImportProgressPushImpl>(ImportProgressPushImplParameters {
+                every: config.excel.progress_poll_interval,
+                stale_after: crate::service::excel::jobs::stale_after(config.excel.import_timeout),
+                logger: infra.logger.clone(),
+            })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 timeout: config.server.readiness_timeout,
                 details: config.server.readiness_details,
+            })
+            .with_component_parameters::<ConsulServiceRegistry>(ConsulServiceRegistryParameters {
+                client: infra.consul.clone(),
+                config: config.consul.clone(),
+                logger: infra.logger.clone(),
+            })
+            .with_component_parameters::<ProfilingServiceImpl>(ProfilingServiceImplParameters {
+                settings: config.pprof.clone(),
             })
             .build(),
     )

@@ -1,41 +1,41 @@
 //! `go_example grpc`: builds the clients and the module, serves the gRPC app until SIGINT or
 //! SIGTERM, drains in-flight calls, closes the pools.
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
+use futures_util::future::BoxFuture;
 use goex_config::Profile;
 use slog::Logger;
 
 use crate::assembly::{AppModule, infra::Infra};
-use crate::cmd::http::shutdown_signal;
+use crate::cmd::runner::{self, Bound, MainServer, Served};
 use crate::meta::config::{AppConfig, parse_addr};
 use crate::server;
 
 /// A built gRPC application, bound but not yet serving.
-pub struct GrpcApplication {
-    listener: tokio::net::TcpListener,
-    port: u16,
-    module: Arc<AppModule>,
-    infra: Infra,
-    config: AppConfig,
-    logger: Logger,
-    served: Arc<std::sync::atomic::AtomicU64>,
+pub type GrpcApplication = runner::Application<Grpc>;
+
+/// The gRPC app's part of the lifecycle.
+pub struct Grpc {
+    served: Arc<AtomicU64>,
 }
 
 impl GrpcApplication {
-    /// Builds clients and the module, makes development certificates when configured and
-    /// missing, and binds `server.grpc.addr` (port 0 picks a free port).
-    ///
-    /// # Errors
-    /// A client cannot be built, certificates cannot be made, or the address cannot be bound.
-    pub async fn build(
-        config: &AppConfig,
-        profile: Profile,
-        logger: &Logger,
-    ) -> anyhow::Result<Self> {
+    /// Calls served so far (authenticated calls to the app's services; health checks and
+    /// reflection not counted).
+    pub fn calls_served(&self) -> Arc<AtomicU64> {
+        self.app().served.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Served for Grpc {
+    /// Refuses prod without `server.grpc.auth.password`; makes development certificates when
+    /// configured and missing; checks the TLS files' modes.
+    fn check(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
         let grpc = &config.server.grpc;
         if profile.is_releasing()
             && secrecy::ExposeSecret::expose_secret(&grpc.auth.password).is_empty()
@@ -67,76 +67,47 @@ impl GrpcApplication {
                 logger,
             )?;
         }
-        let (infra, module) = crate::cmd::assemble(config, logger).await?;
+        Ok(())
+    }
+
+    async fn bind(
+        config: &AppConfig,
+        _profile: Profile,
+        _infra: &Infra,
+        module: &Arc<AppModule>,
+        logger: &Logger,
+    ) -> anyhow::Result<Bound<Self>> {
+        let grpc = &config.server.grpc;
         let addr = parse_addr(&grpc.addr).map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding server.grpc.addr {addr}"))?;
-        let port = listener.local_addr()?.port();
-        slog::info!(logger, "grpc server listening"; "addr" => format!("{}:{port}", addr.ip()),
+        let bound = listener.local_addr()?;
+        slog::info!(logger, "grpc server listening"; "addr" => format!("{}:{}", addr.ip(), bound.port()),
             "tls" => grpc.tls.enabled, "client_auth" => ?grpc.tls.client_auth);
-        Ok(Self {
-            listener,
-            port,
-            module,
-            infra,
-            config: config.clone(),
-            logger: logger.clone(),
-            served: Arc::default(),
-        })
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Calls served so far (authenticated calls to the app's services; health checks and
-    /// reflection not counted).
-    pub fn calls_served(&self) -> Arc<std::sync::atomic::AtomicU64> {
-        self.served.clone()
-    }
-
-    /// The built module.
-    pub fn module(&self) -> Arc<AppModule> {
-        self.module.clone()
-    }
-
-    /// Serves until `shutdown` completes, drains in-flight calls within
-    /// `server.grpc.shutdown_timeout`, and closes the pools.
-    ///
-    /// # Errors
-    /// The TLS files cannot be read, or the server fails.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let bound = self.listener.local_addr()?;
-        let registered = server::registration::Registered::start(
-            &self.config.consul,
-            server::registration::App::Grpc {
-                tls: self.config.server.grpc.tls.enabled,
-            },
-            bound,
-            &self.logger,
-        )?;
-        // Out of Consul first, then drain: clients stop picking this instance while its
-        // in-flight calls finish.
-        let shutdown = async move {
-            shutdown.await;
-            if let Some(registered) = registered {
-                registered.stop().await;
+        let served = Arc::<AtomicU64>::default();
+        let serve = {
+            let (grpc, module, logger, served) =
+                (grpc.clone(), module.clone(), logger.clone(), served.clone());
+            move |shutdown: BoxFuture<'static, ()>| -> BoxFuture<'static, anyhow::Result<()>> {
+                Box::pin(async move {
+                    server::grpc::serve(listener, &grpc, module, &logger, served, shutdown).await
+                })
             }
         };
-        let result = server::grpc::serve(
-            self.listener,
-            &self.config.server.grpc,
-            self.module,
-            &self.logger,
-            self.served,
-            shutdown,
-        )
-        .await;
-        self.infra.close().await;
-        slog::info!(self.logger, "grpc server exited");
-        result
+        Ok(Bound {
+            server: MainServer::UntilStopped(Box::new(serve)),
+            addr: bound,
+            registration: crate::repository::registration::App::Grpc {
+                tls: grpc.tls.enabled,
+            },
+            side: Vec::new(),
+            background: Vec::new(),
+            // server::grpc::serve logs the drain itself.
+            draining: Box::new(|_| {}),
+            exited: Box::new(|logger| slog::info!(logger, "grpc server exited")),
+            app: Grpc { served },
+        })
     }
 }
 
@@ -145,9 +116,7 @@ impl GrpcApplication {
 /// # Errors
 /// Start-up or the server failed.
 pub async fn run(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
-    let app = GrpcApplication::build(config, profile, logger).await?;
-    server::memory::after_start(config, logger);
-    app.run_until(shutdown_signal()).await
+    runner::run::<Grpc>(config, profile, logger).await
 }
 
 /// Refuses a private key in `dir` its group or others may read, and a certificate they may

@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod migrate;
+pub mod runner;
 pub mod socket;
 pub mod socket_client;
 pub mod users;
@@ -168,8 +169,8 @@ fn parse_algorithm(s: &str) -> Result<goex_jwt::Algorithm, String> {
     }
 }
 
-/// What the grpc and socket apps start from: the clients (with start-up migrations applied when
-/// configured) and the module assembled on them.
+/// What the commands that use the database start from: the clients (with start-up migrations
+/// applied when configured) and the module assembled on them.
 ///
 /// # Errors
 /// A client cannot be built or a migration fails.
@@ -180,14 +181,46 @@ pub async fn assemble(
     crate::assembly::infra::Infra,
     Arc<crate::assembly::AppModule>,
 )> {
+    assemble_with(config, logger, |_| {}).await
+}
+
+/// [`assemble`] for the served apps, which log each migration they apply (the one-shot
+/// commands keep their standard output for their answer).
+///
+/// # Errors
+/// As [`assemble`].
+pub async fn assemble_logged(
+    config: &crate::meta::config::AppConfig,
+    logger: &slog::Logger,
+) -> anyhow::Result<(
+    crate::assembly::infra::Infra,
+    Arc<crate::assembly::AppModule>,
+)> {
+    assemble_with(config, logger, |version| {
+        slog::info!(logger, "migration applied"; "version" => version);
+    })
+    .await
+}
+
+async fn assemble_with(
+    config: &crate::meta::config::AppConfig,
+    logger: &slog::Logger,
+    applied: impl Fn(&str),
+) -> anyhow::Result<(
+    crate::assembly::infra::Infra,
+    Arc<crate::assembly::AppModule>,
+)> {
     let infra = crate::assembly::infra::Infra::build(config, logger)
         .await
         .context("building clients")?;
     if config.database.migrate_on_start {
-        infra
+        for version in infra
             .migrate()
             .await
-            .context("applying start-up migrations")?;
+            .context("applying start-up migrations")?
+        {
+            applied(&version);
+        }
     }
     let module = crate::assembly::build(config, &infra);
     Ok((infra, module))

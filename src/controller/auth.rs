@@ -9,52 +9,55 @@ use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::extract::ValidatedBody;
-use crate::controller::inject::Inject;
-use crate::middleware::client_addr::client_addr;
-use crate::middleware::jwt_auth::{Authenticated, credentials};
 use crate::model::forms::{LoginForm, RegisterForm, SmsLoginForm};
 use crate::model::user::UserView;
-use crate::server::routes::Routes;
 use crate::service::auth::{AuthService, AuthUser, TokenPair};
 use crate::service::error::ServiceError;
+use crate::web::auth::{Authenticated, credentials};
+use crate::web::client_addr::client_bucket;
+use crate::web::extract::ValidatedBody;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
-/// The auth controller.
-#[async_trait]
+/// The auth controller: one method per route, each given the request (for the client
+/// address) and the route's validated input, answering the HTTP response.
+#[async_trait(?Send)]
 pub trait AuthController: Interface {
-    /// `POST /auth/register`.
+    /// `POST /auth/register`: 201 with the user.
     ///
     /// # Errors
     /// As the service.
-    async fn register(&self, form: RegisterForm, client: String) -> Result<UserView, ServiceError>;
-    /// `POST /auth/login`.
+    async fn register(
+        &self,
+        req: &HttpRequest,
+        form: RegisterForm,
+    ) -> Result<HttpResponse, ServiceError>;
+    /// `POST /auth/login`: the token pair.
     ///
     /// # Errors
     /// As the service.
-    async fn login(&self, form: LoginForm, client: String) -> Result<TokenPair, ServiceError>;
-    /// `POST /auth/login_sms`.
+    async fn login(&self, req: &HttpRequest, form: LoginForm)
+    -> Result<HttpResponse, ServiceError>;
+    /// `POST /auth/login_sms`: the token pair.
     ///
     /// # Errors
     /// As the service.
     async fn login_sms(
         &self,
+        req: &HttpRequest,
         form: SmsLoginForm,
-        client: String,
-    ) -> Result<TokenPair, ServiceError>;
-    /// `GET /auth/refresh_token`.
+    ) -> Result<HttpResponse, ServiceError>;
+    /// `GET /auth/refresh_token`: the refresh token of the `Authorization` header swapped for
+    /// a new pair.
     ///
     /// # Errors
-    /// As the service.
-    async fn refresh(
-        &self,
-        refresh_token: String,
-        client: String,
-    ) -> Result<TokenPair, ServiceError>;
+    /// 401 / 10012 without a refresh token; as the service.
+    async fn refresh(&self, req: &HttpRequest) -> Result<HttpResponse, ServiceError>;
     /// `POST /auth/logout`.
     ///
     /// # Errors
     /// As the service.
-    async fn logout(&self, user: AuthUser) -> Result<(), ServiceError>;
+    async fn logout(&self, user: AuthUser) -> Result<HttpResponse, ServiceError>;
 }
 
 /// [`AuthController`] over the auth service.
@@ -65,41 +68,54 @@ pub struct AuthControllerImpl {
     auth: Arc<dyn AuthService>,
 }
 
-#[async_trait]
+#[async_trait(?Send)]
 impl AuthController for AuthControllerImpl {
-    async fn register(&self, form: RegisterForm, client: String) -> Result<UserView, ServiceError> {
-        self.auth.register(form, &client).await
+    async fn register(
+        &self,
+        req: &HttpRequest,
+        form: RegisterForm,
+    ) -> Result<HttpResponse, ServiceError> {
+        let data = self.auth.register(form, &client_bucket(req)).await?;
+        Ok(HttpResponse::Created().json(RegisteredResponse { data }))
     }
 
-    async fn login(&self, form: LoginForm, client: String) -> Result<TokenPair, ServiceError> {
-        self.auth.login(form, &client).await
+    async fn login(
+        &self,
+        req: &HttpRequest,
+        form: LoginForm,
+    ) -> Result<HttpResponse, ServiceError> {
+        let pair = self.auth.login(form, &client_bucket(req)).await?;
+        Ok(tokens_response(&pair))
     }
 
     async fn login_sms(
         &self,
+        req: &HttpRequest,
         form: SmsLoginForm,
-        client: String,
-    ) -> Result<TokenPair, ServiceError> {
-        self.auth.login_sms(form, &client).await
+    ) -> Result<HttpResponse, ServiceError> {
+        let pair = self.auth.login_sms(form, &client_bucket(req)).await?;
+        Ok(tokens_response(&pair))
     }
 
-    async fn refresh(
-        &self,
-        refresh_token: String,
-        client: String,
-    ) -> Result<TokenPair, ServiceError> {
-        self.auth.refresh(&refresh_token, &client).await
+    async fn refresh(&self, req: &HttpRequest) -> Result<HttpResponse, ServiceError> {
+        let token =
+            credentials(req).map_err(|_| ServiceError::RefreshFailed("no refresh token"))?;
+        let pair = self.auth.refresh(&token, &client_bucket(req)).await?;
+        Ok(tokens_response(&pair))
     }
 
-    async fn logout(&self, user: AuthUser) -> Result<(), ServiceError> {
-        self.auth.logout(&user).await
+    async fn logout(&self, user: AuthUser) -> Result<HttpResponse, ServiceError> {
+        self.auth.logout(&user).await?;
+        Ok(HttpResponse::Ok().json(LoggedOutResponse {
+            data: LoggedOut { message: "OK" },
+        }))
     }
 }
 
 /// Registers `/auth/*`.
 pub fn routes<M>(routes: &mut Routes)
 where
-    M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn AuthController> + HasComponent<dyn AuthService> + ?Sized,
 {
     use goex_errors::{
         ERR_CONFLICT, ERR_DIAL, ERR_LOGIN, ERR_NOT_FOUND, ERR_REFRESH_TOKEN, ERR_TOO_MANY_REQUESTS,
@@ -190,9 +206,7 @@ async fn register<M>(
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    let client = client_bucket(&req);
-    let data = controller.register(form, client).await?;
-    Ok(HttpResponse::Created().json(RegisteredResponse { data }))
+    controller.register(&req, form).await
 }
 
 /// Signs in: a new access and refresh token; any older login of the user ends (single sign-on).
@@ -217,8 +231,7 @@ async fn login<M>(
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    let pair = controller.login(form, client_bucket(&req)).await?;
-    Ok(tokens_response(&pair))
+    controller.login(&req, form).await
 }
 
 /// Signs in with the code `POST /sms/send-code` sent to the phone: a token pair as from
@@ -245,8 +258,7 @@ async fn login_sms<M>(
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    let pair = controller.login_sms(form, client_bucket(&req)).await?;
-    Ok(tokens_response(&pair))
+    controller.login_sms(&req, form).await
 }
 
 /// Swaps the refresh token (sent as `Authorization: Bearer <refresh jwt>`) for a new pair;
@@ -267,9 +279,7 @@ async fn refresh<M>(
 where
     M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
 {
-    let token = credentials(&req).map_err(|_| ServiceError::RefreshFailed("no refresh token"))?;
-    let pair = controller.refresh(token, client_bucket(&req)).await?;
-    Ok(tokens_response(&pair))
+    controller.refresh(&req).await
 }
 
 /// Ends the login the access token belongs to.
@@ -283,15 +293,12 @@ where
 )]
 async fn logout<M>(
     controller: Inject<M, dyn AuthController>,
-    Authenticated(user): Authenticated,
+    Authenticated { user, .. }: Authenticated<M>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn AuthController> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn AuthController> + HasComponent<dyn AuthService> + ?Sized,
 {
-    controller.logout(user).await?;
-    Ok(HttpResponse::Ok().json(LoggedOutResponse {
-        data: LoggedOut { message: "OK" },
-    }))
+    controller.logout(user).await
 }
 
 /// The original's response, never stored by a browser or proxy cache (RFC 6749 §5.1).
@@ -306,15 +313,4 @@ fn tokens_response(pair: &TokenPair) -> HttpResponse {
                 message: "OK",
             },
         })
-}
-
-/// The client address bucket a request is throttled and logged by: the peer, or what a
-/// trusted proxy says (never the client's own claim); IPv6 by /64.
-pub fn client_bucket(req: &HttpRequest) -> String {
-    client_addr(req).bucket()
-}
-
-/// The wider bucket of the request's client (IPv4 /24, IPv6 /48; see `ClientAddr::network`).
-pub fn client_network(req: &HttpRequest) -> String {
-    client_addr(req).network()
 }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::controller::extract::{ValidatedBody, ValidatedQuery};
 use crate::model::forms::RegisterForm;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
+use crate::web::extract::{ValidatedBody, ValidatedQuery};
+use crate::web::routes::Routes;
 
 /// `?ms=` for `/debug/slow`.
 #[derive(Debug, Deserialize, Validate, IntoParams)]

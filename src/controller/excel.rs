@@ -18,60 +18,52 @@ use chrono::{Days, NaiveDate, NaiveTime};
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::extract::ValidatedQuery;
-use crate::controller::inject::Inject;
-use crate::middleware::jwt_auth::Admin;
 use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::forms::{ExportQuery, ImportQuery};
 use crate::model::user::UserFilter;
-use crate::server::routes::Routes;
 use crate::service::auth::AuthService;
 use crate::service::error::ServiceError;
-use crate::service::excel::{ExcelService, ExportFile, ImportOptions, ImportSlot, ImportStarted};
+use crate::service::excel::{ExcelService, ImportOptions, ImportStarted};
+use crate::web::auth::Admin;
+use crate::web::extract::ValidatedQuery;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The xlsx media type.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-/// The Excel controller.
-#[async_trait]
+/// The Excel controller: one method per route, each given the route's validated input and
+/// the admin who asks, answering the HTTP response.
+#[async_trait(?Send)]
 pub trait ExcelController: Interface {
-    /// `GET /excel/export`: the workbook and its file name.
+    /// `GET /excel/export`: the workbook as an attachment, streamed with its length.
     ///
     /// # Errors
     /// As the service.
-    async fn export(
-        &self,
-        admin: i64,
-        query: ExportQuery,
-    ) -> Result<(ExportFile, &str), ServiceError>;
+    async fn export(&self, admin: i64, query: ExportQuery) -> Result<HttpResponse, ServiceError>;
 
-    /// `POST /excel/import`: imports the uploaded workbook with the query's options (the
-    /// configured ones where it has none).
+    /// `POST /excel/import`: takes a place (uploads being received count against
+    /// `excel.max_running_imports` too), receives the upload, imports it with the query's
+    /// options (the configured ones where it has none): 200 with the report, or 202 with the
+    /// job when it goes on in the background.
     ///
     /// # Errors
-    /// As the service.
+    /// 503 / 10009 at `excel.max_running_imports`; the upload's refusals
+    /// ([`ServiceError::PayloadTooLarge`], [`ServiceError::RequestTimeout`],
+    /// [`ServiceError::NoUpload`]); as the service.
     async fn import(
         &self,
-        slot: ImportSlot,
-        user: i64,
-        file: File,
+        req: &HttpRequest,
+        payload: web::Payload,
+        admin: i64,
         query: ImportQuery,
-    ) -> Result<ImportStarted, ServiceError>;
+    ) -> Result<HttpResponse, ServiceError>;
 
-    /// A place for an import, taken before its upload is received.
-    ///
-    /// # Errors
-    /// 503 / 10009 at `excel.max_running_imports`.
-    fn reserve_import(&self) -> Result<ImportSlot, ServiceError>;
-
-    /// `GET /excel/import/{id}`: the job of `user`.
+    /// `GET /excel/import/{id}`: the job of `admin`.
     ///
     /// # Errors
     /// As the service.
-    async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError>;
-
-    /// How uploads are received.
-    fn upload_limits(&self) -> &UploadLimits;
+    async fn job(&self, admin: i64, id: &str) -> Result<HttpResponse, ServiceError>;
 }
 
 /// How `POST /excel/import` receives its body (`excel.max_upload_size`, `upload_timeout`,
@@ -100,43 +92,55 @@ pub struct ExcelControllerImpl {
     upload: UploadLimits,
 }
 
-#[async_trait]
+#[async_trait(?Send)]
 impl ExcelController for ExcelControllerImpl {
-    async fn export(
-        &self,
-        admin: i64,
-        query: ExportQuery,
-    ) -> Result<(ExportFile, &str), ServiceError> {
-        let filter = filter_of(&query);
-        Ok((self.excel.export(admin, filter).await?, &self.file_name))
-    }
-
-    fn reserve_import(&self) -> Result<ImportSlot, ServiceError> {
-        self.excel.reserve_import()
+    async fn export(&self, admin: i64, query: ExportQuery) -> Result<HttpResponse, ServiceError> {
+        let workbook = self.excel.export(admin, filter_of(&query)).await?;
+        let body = tokio_util::io::ReaderStream::with_capacity(
+            tokio::fs::File::from_std(workbook.file),
+            64 * 1024,
+        );
+        Ok(HttpResponse::Ok()
+            .content_type(XLSX)
+            .insert_header(attachment(&self.file_name))
+            // Personal data: never kept by a browser or proxy cache.
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header(("X-Rows", workbook.rows.to_string()))
+            .no_chunking(workbook.len)
+            .streaming(body))
     }
 
     async fn import(
         &self,
-        slot: ImportSlot,
-        user: i64,
-        file: File,
+        req: &HttpRequest,
+        payload: web::Payload,
+        admin: i64,
         query: ImportQuery,
-    ) -> Result<ImportStarted, ServiceError> {
+    ) -> Result<HttpResponse, ServiceError> {
+        // The place first: uploads being received count against excel.max_running_imports too.
+        let slot = self.excel.reserve_import()?;
+        let file = receive_upload(req, payload, &self.upload).await?;
         let options = ImportOptions {
             mode: query.mode.unwrap_or(self.import_defaults.mode),
             on_existing: query
                 .on_existing
                 .unwrap_or(self.import_defaults.on_existing),
         };
-        self.excel.import(slot, user, file, options).await
+        match self.excel.import(slot, admin, file, options).await? {
+            ImportStarted::Finished(report) => {
+                Ok(HttpResponse::Ok().json(ImportResponse { data: report }))
+            }
+            ImportStarted::Running(job) => Ok(HttpResponse::Accepted()
+                .insert_header((header::LOCATION, format!("/excel/import/{}", job.id)))
+                .json(ImportJobResponse { data: job })),
+        }
     }
 
-    async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError> {
-        self.excel.job(user, id).await
-    }
-
-    fn upload_limits(&self) -> &UploadLimits {
-        &self.upload
+    async fn job(&self, admin: i64, id: &str) -> Result<HttpResponse, ServiceError> {
+        let job = self.excel.job(admin, id).await?;
+        Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(ImportJobResponse { data: job }))
     }
 }
 
@@ -254,17 +258,7 @@ async fn import<M>(
 where
     M: ModuleInterface + HasComponent<dyn ExcelController> + HasComponent<dyn AuthService> + ?Sized,
 {
-    // The place first: uploads being received count against excel.max_running_imports too.
-    let slot = controller.reserve_import()?;
-    let file = receive_upload(&req, payload, controller.upload_limits()).await?;
-    match controller.import(slot, admin.id, file, query).await? {
-        ImportStarted::Finished(report) => {
-            Ok(HttpResponse::Ok().json(ImportResponse { data: report }))
-        }
-        ImportStarted::Running(job) => Ok(HttpResponse::Accepted()
-            .insert_header((header::LOCATION, format!("/excel/import/{}", job.id)))
-            .json(ImportJobResponse { data: job })),
-    }
+    controller.import(&req, payload, admin.id, query).await
 }
 
 /// The job id in `GET /excel/import/{id}`.
@@ -295,10 +289,7 @@ async fn import_job<M>(
 where
     M: ModuleInterface + HasComponent<dyn ExcelController> + HasComponent<dyn AuthService> + ?Sized,
 {
-    let job = controller.job(admin.id, &path.id).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(ImportJobResponse { data: job }))
+    controller.job(admin.id, &path.id).await
 }
 
 /// The form field holding the workbook (the original's name).
@@ -435,19 +426,7 @@ async fn export<M>(
 where
     M: ModuleInterface + HasComponent<dyn ExcelController> + HasComponent<dyn AuthService> + ?Sized,
 {
-    let (workbook, file_name) = controller.export(admin.id, query).await?;
-    let body = tokio_util::io::ReaderStream::with_capacity(
-        tokio::fs::File::from_std(workbook.file),
-        64 * 1024,
-    );
-    Ok(HttpResponse::Ok()
-        .content_type(XLSX)
-        .insert_header(attachment(file_name))
-        // Personal data: never kept by a browser or proxy cache.
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Rows", workbook.rows.to_string()))
-        .no_chunking(workbook.len)
-        .streaming(body))
+    controller.export(admin.id, query).await
 }
 
 /// `Content-Disposition: attachment` with an ASCII `filename` and the UTF-8 `filename*`

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use actix_web::HttpRequest;
 
-use crate::server::routes::RouteTable;
 use crate::service::error::ServiceError;
+use crate::web::routes::RouteTable;
 
 /// The app's default service. A request that matched a resource's pattern but none of its
 /// routes reaches here with a match pattern set: that is a wrong method, not a wrong path.

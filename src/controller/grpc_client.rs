@@ -4,19 +4,19 @@
 
 use std::sync::Arc;
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::controller::auth::client_bucket;
-use crate::controller::extract::ValidatedQuery;
-use crate::controller::inject::Inject;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::hello::HelloService;
+use crate::web::client_addr::client_bucket;
+use crate::web::extract::ValidatedQuery;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// `?id=` for `/grpc/hello`: the id sent to `SayHello`.
 #[derive(Clone, Debug, Deserialize, Validate, IntoParams)]
@@ -34,13 +34,18 @@ fn default_id() -> i32 {
 }
 
 /// The gRPC-client controller.
-#[async_trait]
+#[async_trait(?Send)]
 pub trait GrpcClientController: Interface {
-    /// Calls `SayHello(id)`.
+    /// `GET /grpc/hello?id=`: calls `SayHello(id)` for the client of `req` (its address
+    /// bucket, held to `grpc_client.max_per_address`), and answers the name.
     ///
     /// # Errors
-    /// As the service: 10002, 10003, 10004 (unreachable or circuit open).
-    async fn hello(&self, id: i32, client: String) -> Result<String, ServiceError>;
+    /// As the service: 10002, 10003, 10004 (unreachable or circuit open), 10008.
+    async fn hello(
+        &self,
+        req: &HttpRequest,
+        query: GrpcHelloQuery,
+    ) -> Result<HttpResponse, ServiceError>;
 }
 
 /// [`GrpcClientController`] over the hello service.
@@ -51,10 +56,20 @@ pub struct GrpcClientControllerImpl {
     hello: Arc<dyn HelloService>,
 }
 
-#[async_trait]
+#[async_trait(?Send)]
 impl GrpcClientController for GrpcClientControllerImpl {
-    async fn hello(&self, id: i32, client: String) -> Result<String, ServiceError> {
-        self.hello.say_hello_remote(id, &client).await
+    async fn hello(
+        &self,
+        req: &HttpRequest,
+        query: GrpcHelloQuery,
+    ) -> Result<HttpResponse, ServiceError> {
+        let name = self
+            .hello
+            .say_hello_remote(query.id, &client_bucket(req))
+            .await?;
+        Ok(HttpResponse::Ok().json(GrpcHelloResponse {
+            data: GrpcHelloData { name },
+        }))
     }
 }
 
@@ -104,8 +119,5 @@ async fn grpc_hello<M>(
 where
     M: ModuleInterface + HasComponent<dyn GrpcClientController> + ?Sized,
 {
-    let name = controller.hello(query.id, client_bucket(&req)).await?;
-    Ok(HttpResponse::Ok().json(GrpcHelloResponse {
-        data: GrpcHelloData { name },
-    }))
+    controller.hello(&req, query).await
 }

@@ -8,19 +8,19 @@ use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 
-use crate::controller::inject::Inject;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::health::{HealthService, Readiness};
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The health controller.
 #[async_trait]
 pub trait HealthController: Interface {
-    /// Readiness of every dependency.
+    /// `GET /readyz`: the readiness of every dependency as JSON.
     ///
     /// # Errors
     /// [`ServiceError::Unavailable`] naming a dependency that is down.
-    async fn ready(&self) -> Result<Readiness, ServiceError>;
+    async fn ready(&self) -> Result<HttpResponse, ServiceError>;
 }
 
 /// [`HealthController`] over the health service.
@@ -33,8 +33,9 @@ pub struct HealthControllerImpl {
 
 #[async_trait]
 impl HealthController for HealthControllerImpl {
-    async fn ready(&self) -> Result<Readiness, ServiceError> {
-        self.health.readiness().await
+    async fn ready(&self) -> Result<HttpResponse, ServiceError> {
+        let readiness = self.health.readiness().await?;
+        Ok(HttpResponse::Ok().json(readiness))
     }
 }
 
@@ -81,5 +82,5 @@ async fn ready<M>(controller: Inject<M, dyn HealthController>) -> Result<HttpRes
 where
     M: ModuleInterface + HasComponent<dyn HealthController> + ?Sized,
 {
-    Ok(HttpResponse::Ok().json(controller.ready().await?))
+    controller.ready().await
 }

@@ -6,21 +6,21 @@ use actix_web::HttpResponse;
 use async_trait::async_trait;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 
-use crate::controller::extract::ValidatedQuery;
-use crate::controller::inject::Inject;
 use crate::model::forms::HelloQuery;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::hello::{Greeting, HelloService};
+use crate::web::extract::ValidatedQuery;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The hello controller.
 #[async_trait]
 pub trait HelloController: Interface {
-    /// Answers `GET /hello?id=`.
+    /// Answers `GET /hello?id=`: the greeting as JSON.
     ///
     /// # Errors
     /// Whatever the service fails with.
-    async fn say(&self, query: HelloQuery) -> Result<Greeting, ServiceError>;
+    async fn say(&self, query: HelloQuery) -> Result<HttpResponse, ServiceError>;
 }
 
 /// [`HelloController`] over the hello service.
@@ -33,8 +33,9 @@ pub struct HelloControllerImpl {
 
 #[async_trait]
 impl HelloController for HelloControllerImpl {
-    async fn say(&self, query: HelloQuery) -> Result<Greeting, ServiceError> {
-        self.hello.say_hello(query.id).await
+    async fn say(&self, query: HelloQuery) -> Result<HttpResponse, ServiceError> {
+        let greeting = self.hello.say_hello(query.id).await?;
+        Ok(HttpResponse::Ok().json(greeting))
     }
 }
 
@@ -62,5 +63,5 @@ async fn say<M>(
 where
     M: ModuleInterface + HasComponent<dyn HelloController> + ?Sized,
 {
-    Ok(HttpResponse::Ok().json(controller.say(query).await?))
+    controller.say(query).await
 }

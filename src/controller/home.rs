@@ -2,14 +2,18 @@
 
 use actix_web::HttpResponse;
 use serde::Serialize;
+use shaku::{HasComponent, ModuleInterface};
 
-use crate::middleware::jwt_auth::Authenticated;
-use crate::server::routes::Routes;
-use crate::service::auth::AuthUser;
+use crate::service::auth::{AuthService, AuthUser};
+use crate::web::auth::Authenticated;
+use crate::web::routes::Routes;
 
 /// Registers `/home`.
-pub fn routes(routes: &mut Routes) {
-    routes.add(__path_home, &[], home);
+pub fn routes<M>(routes: &mut Routes)
+where
+    M: ModuleInterface + HasComponent<dyn AuthService> + ?Sized,
+{
+    routes.add(__path_home, &[], home::<M>);
 }
 
 /// `{"data": {"userInfo": ...}}`, the original's shape.
@@ -33,7 +37,10 @@ struct HomeData {
     security(("bearer" = [])),
     responses((status = 200, description = "The user the access token belongs to.", body = HomeResponse)),
 )]
-async fn home(Authenticated(user): Authenticated) -> HttpResponse {
+async fn home<M>(Authenticated { user, .. }: Authenticated<M>) -> HttpResponse
+where
+    M: ModuleInterface + HasComponent<dyn AuthService> + ?Sized,
+{
     HttpResponse::Ok().json(HomeResponse {
         data: HomeData { user_info: user },
     })

@@ -5,27 +5,94 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
+use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::extract::{ValidatedBody, ValidatedQuery};
-use crate::controller::inject::Inject;
-use crate::middleware::jwt_auth::Admin;
 use crate::model::jenkins::{
     BuildJobForm, BuildLogQuery, CreateJobForm, FolderForm, JobQuery, RenameJobForm,
 };
-use crate::server::routes::Routes;
 use crate::service::auth::AuthService;
 use crate::service::error::ServiceError;
 use crate::service::jenkins::{
     BuildLog, JenkinsItem, JenkinsService, JobDetail, JobStatus, PendingBuild,
 };
+use crate::web::auth::Admin;
+use crate::web::extract::{ValidatedBody, ValidatedQuery};
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
-/// The Jenkins controller: the routes call the service it holds.
+/// The Jenkins controller: one method per route, each given the route's validated input and
+/// answering the HTTP response.
+#[async_trait]
 pub trait JenkinsController: Interface {
-    /// The Jenkins service.
-    fn jenkins(&self) -> &dyn JenkinsService;
+    /// `GET /jenkins/index`: the console of the newest build of the job (default
+    /// `jenkins.default_job`).
+    ///
+    /// # Errors
+    /// As the service.
+    async fn index(&self, query: BuildLogQuery) -> Result<HttpResponse, ServiceError>;
+
+    /// `GET /jenkins/log`: a page of a build's console.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn log(&self, query: BuildLogQuery) -> Result<HttpResponse, ServiceError>;
+
+    /// `GET /jenkins/queue`.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn queue(&self) -> Result<HttpResponse, ServiceError>;
+
+    /// `DELETE /jenkins/queue/{id}`.
+    ///
+    /// # Errors
+    /// 400 / 10000 for an id that is not one; as the service.
+    async fn cancel(&self, id: u64) -> Result<HttpResponse, ServiceError>;
+
+    /// `DELETE /jenkins/queue`.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn cancel_all(&self) -> Result<HttpResponse, ServiceError>;
+
+    /// `GET /jenkins/jobs`.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn jobs(&self) -> Result<HttpResponse, ServiceError>;
+
+    /// `GET /jenkins/job`.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn job(&self, query: JobQuery) -> Result<HttpResponse, ServiceError>;
+
+    /// `POST /jenkins/folders`: 201.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn create_folder(&self, form: FolderForm) -> Result<HttpResponse, ServiceError>;
+
+    /// `POST /jenkins/jobs`: 201.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn create_job(&self, form: CreateJobForm) -> Result<HttpResponse, ServiceError>;
+
+    /// `POST /jenkins/job/rename`.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn rename(&self, form: RenameJobForm) -> Result<HttpResponse, ServiceError>;
+
+    /// `POST /jenkins/job/build`: 202 with the queue id.
+    ///
+    /// # Errors
+    /// As the service.
+    async fn build(&self, form: BuildJobForm) -> Result<HttpResponse, ServiceError>;
 }
 
 /// [`JenkinsController`] over the Jenkins service.
@@ -36,9 +103,79 @@ pub struct JenkinsControllerImpl {
     jenkins: Arc<dyn JenkinsService>,
 }
 
+#[async_trait]
 impl JenkinsController for JenkinsControllerImpl {
-    fn jenkins(&self) -> &dyn JenkinsService {
-        self.jenkins.as_ref()
+    async fn index(&self, query: BuildLogQuery) -> Result<HttpResponse, ServiceError> {
+        let jenkins = &self.jenkins;
+        let job = query.job.as_deref().unwrap_or(jenkins.default_job());
+        let page = jenkins.build_log(job, query.build, query.start).await?;
+        Ok(HttpResponse::Ok().json(IndexResponse {
+            data: IndexLog { log: page.log },
+        }))
+    }
+
+    async fn log(&self, query: BuildLogQuery) -> Result<HttpResponse, ServiceError> {
+        let jenkins = &self.jenkins;
+        let job = query.job.as_deref().unwrap_or(jenkins.default_job());
+        Ok(ok(jenkins.build_log(job, query.build, query.start).await?))
+    }
+
+    async fn queue(&self) -> Result<HttpResponse, ServiceError> {
+        let items = self.jenkins.pending().await?;
+        Ok(HttpResponse::Ok().json(QueueResponse {
+            data: QueueItems { items },
+        }))
+    }
+
+    async fn cancel(&self, id: u64) -> Result<HttpResponse, ServiceError> {
+        if id == 0 || i64::try_from(id).is_err() {
+            return Err(ServiceError::invalid("id", "a queue id: 1 to 2^63-1"));
+        }
+        self.jenkins.cancel(id).await?;
+        Ok(HttpResponse::Ok().json(CancelledResponse {
+            data: Cancelled {
+                cancelled: vec![id],
+            },
+        }))
+    }
+
+    async fn cancel_all(&self) -> Result<HttpResponse, ServiceError> {
+        let cancelled = self.jenkins.cancel_all().await?;
+        Ok(HttpResponse::Ok().json(CancelledResponse {
+            data: Cancelled { cancelled },
+        }))
+    }
+
+    async fn jobs(&self) -> Result<HttpResponse, ServiceError> {
+        let jobs = self.jenkins.statuses().await?;
+        Ok(HttpResponse::Ok().json(JobsResponse {
+            data: JobStatuses { jobs },
+        }))
+    }
+
+    async fn job(&self, query: JobQuery) -> Result<HttpResponse, ServiceError> {
+        Ok(ok(self.jenkins.job(&query.name).await?))
+    }
+
+    async fn create_folder(&self, form: FolderForm) -> Result<HttpResponse, ServiceError> {
+        let data = self.jenkins.create_folder(&form.name).await?;
+        Ok(HttpResponse::Created().json(Data { data }))
+    }
+
+    async fn create_job(&self, form: CreateJobForm) -> Result<HttpResponse, ServiceError> {
+        let data = self.jenkins.create_job(&form.folder, &form.name).await?;
+        Ok(HttpResponse::Created().json(Data { data }))
+    }
+
+    async fn rename(&self, form: RenameJobForm) -> Result<HttpResponse, ServiceError> {
+        Ok(ok(self.jenkins.rename(&form.name, &form.new_name).await?))
+    }
+
+    async fn build(&self, form: BuildJobForm) -> Result<HttpResponse, ServiceError> {
+        let queue_id = self.jenkins.build(&form.name, &form.params).await?;
+        Ok(HttpResponse::Accepted().json(QueuedResponse {
+            data: Queued { queue_id },
+        }))
     }
 }
 
@@ -164,12 +301,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let jenkins = controller.jenkins();
-    let job = query.job.as_deref().unwrap_or(jenkins.default_job());
-    let page = jenkins.build_log(job, query.build, query.start).await?;
-    Ok(HttpResponse::Ok().json(IndexResponse {
-        data: IndexLog { log: page.log },
-    }))
+    controller.index(query).await
 }
 
 /// A page of a build's console: from `start`, up to `jenkins.max_console_bytes`; while `more`
@@ -194,9 +326,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let jenkins = controller.jenkins();
-    let job = query.job.as_deref().unwrap_or(jenkins.default_job());
-    Ok(ok(jenkins.build_log(job, query.build, query.start).await?))
+    controller.log(query).await
 }
 
 /// The builds waiting in the queue (the original's pending queue ids, with why they wait).
@@ -218,10 +348,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let items = controller.jenkins().pending().await?;
-    Ok(HttpResponse::Ok().json(QueueResponse {
-        data: QueueItems { items },
-    }))
+    controller.queue().await
 }
 
 /// A queue id in the path.
@@ -254,15 +381,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    if path.id == 0 || i64::try_from(path.id).is_err() {
-        return Err(ServiceError::invalid("id", "a queue id: 1 to 2^63-1"));
-    }
-    controller.jenkins().cancel(path.id).await?;
-    Ok(HttpResponse::Ok().json(CancelledResponse {
-        data: Cancelled {
-            cancelled: vec![path.id],
-        },
-    }))
+    controller.cancel(path.id).await
 }
 
 /// Cancels every waiting build; an item that left the queue meanwhile is skipped.
@@ -284,10 +403,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let cancelled = controller.jenkins().cancel_all().await?;
-    Ok(HttpResponse::Ok().json(CancelledResponse {
-        data: Cancelled { cancelled },
-    }))
+    controller.cancel_all().await
 }
 
 /// The latest status of every top-level job: 1 the last build succeeded, 2 it failed, 0 never
@@ -310,10 +426,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let jobs = controller.jenkins().statuses().await?;
-    Ok(HttpResponse::Ok().json(JobsResponse {
-        data: JobStatuses { jobs },
-    }))
+    controller.jobs().await
 }
 
 /// One job: its status (as `GET /jenkins/jobs`), the next build number and the last build.
@@ -337,7 +450,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    Ok(ok(controller.jenkins().job(&query.name).await?))
+    controller.job(query).await
 }
 
 /// Creates a folder, and its missing parents (JSON or form body).
@@ -364,8 +477,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let data = controller.jenkins().create_folder(&form.name).await?;
-    Ok(HttpResponse::Created().json(Data { data }))
+    controller.create_folder(form).await
 }
 
 /// Creates a job in a folder from the template `assets/jenkins/job.xml` (a string parameter
@@ -393,11 +505,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let data = controller
-        .jenkins()
-        .create_job(&form.folder, &form.name)
-        .await?;
-    Ok(HttpResponse::Created().json(Data { data }))
+    controller.create_job(form).await
 }
 
 /// Renames a job by full path (the original's `a/job/b/job/c` form accepted).
@@ -424,10 +532,7 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    Ok(ok(controller
-        .jenkins()
-        .rename(&form.name, &form.new_name)
-        .await?))
+    controller.rename(form).await
 }
 
 /// Starts a build with parameters (JSON body): 202 with its queue id.
@@ -451,8 +556,5 @@ where
         + HasComponent<dyn AuthService>
         + ?Sized,
 {
-    let queue_id = controller.jenkins().build(&form.name, &form.params).await?;
-    Ok(HttpResponse::Accepted().json(QueuedResponse {
-        data: Queued { queue_id },
-    }))
+    controller.build(form).await
 }

@@ -5,14 +5,13 @@
 pub mod auth;
 pub mod debug;
 pub mod excel;
-pub mod extract;
 pub mod fallback;
 pub mod grpc;
 pub mod grpc_client;
 pub mod health;
 pub mod hello;
 pub mod home;
-pub mod inject;
 pub mod jenkins;
+pub mod pprof;
 pub mod sms;
 pub mod socket;

@@ -8,27 +8,28 @@ use serde::Serialize;
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
-use crate::controller::auth::{client_bucket, client_network};
-use crate::controller::extract::ValidatedBody;
-use crate::controller::inject::Inject;
 use crate::model::forms::SendCodeForm;
-use crate::server::routes::Routes;
 use crate::service::error::ServiceError;
 use crate::service::sms::{SentCode, SmsService};
+use crate::web::client_addr::{client_bucket, client_network};
+use crate::web::extract::ValidatedBody;
+use crate::web::inject::Inject;
+use crate::web::routes::Routes;
 
 /// The SMS controller.
-#[async_trait]
+#[async_trait(?Send)]
 pub trait SmsController: Interface {
-    /// `POST /sms/send-code`.
+    /// `POST /sms/send-code`: sends a code to the form's phone for the client of `req` (its
+    /// address bucket and network, each held to its allowance), and answers when it expires
+    /// and when another may be sent.
     ///
     /// # Errors
     /// As the service.
     async fn send_code(
         &self,
+        req: &HttpRequest,
         form: SendCodeForm,
-        client: String,
-        network: String,
-    ) -> Result<SentCode, ServiceError>;
+    ) -> Result<HttpResponse, ServiceError>;
 }
 
 /// [`SmsController`] over the SMS service.
@@ -39,15 +40,24 @@ pub struct SmsControllerImpl {
     sms: Arc<dyn SmsService>,
 }
 
-#[async_trait]
+#[async_trait(?Send)]
 impl SmsController for SmsControllerImpl {
     async fn send_code(
         &self,
+        req: &HttpRequest,
         form: SendCodeForm,
-        client: String,
-        network: String,
-    ) -> Result<SentCode, ServiceError> {
-        self.sms.send_code(&form.phone, &client, &network).await
+    ) -> Result<HttpResponse, ServiceError> {
+        let sent: SentCode = self
+            .sms
+            .send_code(&form.phone, &client_bucket(req), &client_network(req))
+            .await?;
+        Ok(HttpResponse::Ok().json(CodeSentResponse {
+            data: CodeSent {
+                message: "OK",
+                expires_in: sent.expires_in,
+                resend_after: sent.resend_after,
+            },
+        }))
     }
 }
 
@@ -104,14 +114,5 @@ async fn send_code<M>(
 where
     M: ModuleInterface + HasComponent<dyn SmsController> + ?Sized,
 {
-    let sent = controller
-        .send_code(form, client_bucket(&req), client_network(&req))
-        .await?;
-    Ok(HttpResponse::Ok().json(CodeSentResponse {
-        data: CodeSent {
-            message: "OK",
-            expires_in: sent.expires_in,
-            resend_after: sent.resend_after,
-        },
-    }))
+    controller.send_code(&req, form).await
 }

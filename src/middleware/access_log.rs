@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::http::{Method, StatusCode};
 use slog::Logger;
 
-use crate::middleware::client_addr::ClientAddr;
+use crate::web::client_addr::ClientAddr;
 
 /// What the record says about the request.
 pub struct Request<'a> {

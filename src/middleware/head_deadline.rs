@@ -12,7 +12,7 @@
 //! `keep_alive + client_request_timeout` of the last byte of the previous response. The
 //! lifecycle middleware tells it that a head is complete ([`HeadClock::request_started`],
 //! reached through the connection data). While a request is being handled nothing here
-//! applies: bodies have `server.http.body_timeout` (`controller::extract`), handlers their own
+//! applies: bodies have `server.http.body_timeout` (`web::extract`), handlers their own
 //! timeouts.
 //!
 //! The hot path is two `Cell` writes and one clock read per request; the timer is allocated

@@ -1,8 +1,8 @@
 //! The one middleware every request passes: it gives the request its id (`request_id`), catches
 //! a panicking handler (`catch_panic`), turns every error into the unified envelope in the
-//! client's language and logs it once (`error_envelope`), echoes the id on the response, and
-//! writes the access record (`access_log`). It resolves the client's address once
-//! (`client_addr`), tells the connection that a request head is complete (`head_deadline`), and
+//! client's language and logs it once (`web::envelope::OutgoingError`), echoes the id on the
+//! response, and writes the access record (`access_log`). It resolves the client's address once
+//! (`web::client_addr`), tells the connection that a request head is complete (`head_deadline`), and
 //! when read-your-writes is on, runs the request as a database session (`X-Session-Id`, else the
 //! request id), so its reads follow its writes to the primary.
 //!
@@ -28,16 +28,17 @@ use futures_util::future::LocalBoxFuture;
 use goex_metrics::RouteMetrics;
 use slog::Logger;
 
+use crate::meta::trusted_proxies::TrustedProxies;
 use crate::middleware::access_log::{self, PeerText};
 use crate::middleware::catch_panic::panic_error;
-use crate::middleware::client_addr::{self, TrustedProxies};
-use crate::middleware::error_envelope::OutgoingError;
 use crate::middleware::head_deadline::HeadClock;
-use crate::middleware::jwt_auth::{AdminRequest, AuthenticatedUserId};
 use crate::middleware::request_id::{
     REQUEST_ID_HEADER, RequestIdGenerator, SESSION_ID_HEADER, acceptable,
 };
 use crate::service::audit;
+use crate::web::auth::{AdminRequest, AuthenticatedUserId};
+use crate::web::client_addr;
+use crate::web::envelope::OutgoingError;
 
 /// The `route` label of requests no route matched (404s: their paths are not labels).
 const UNMATCHED_ROUTE: &str = "unmatched";

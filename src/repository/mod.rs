@@ -12,6 +12,7 @@ pub mod kv;
 pub mod mongodb;
 pub mod mysql;
 pub mod redis;
+pub mod registration;
 pub mod rpc;
 pub mod sms;
 pub mod thread_channel;

@@ -113,7 +113,7 @@ impl TransportFailure {
 fn transport_failure(status: &Status) -> Option<TransportFailure> {
     if status
         .metadata()
-        .get(crate::server::grpc::ERROR_CODE_KEY)
+        .get(crate::proto::ERROR_CODE_KEY)
         .is_some()
     {
         return None;
@@ -377,7 +377,7 @@ mod tests {
         // Answers of the app: its error code, or any other status.
         let mut answered = Status::unavailable("database down");
         answered.metadata_mut().insert(
-            crate::server::grpc::ERROR_CODE_KEY,
+            crate::proto::ERROR_CODE_KEY,
             MetadataValue::from_static("10004"),
         );
         assert_eq!(transport_failure(&answered), None);

@@ -88,7 +88,7 @@ impl SmsSender for LogSmsSender {
     async fn send_code(&self, phone: &str, code: &str) -> Result<(), SmsError> {
         let logged = async {
             slog::info!(self.logger, "sms code (log provider: not sent)";
-                "phone" => crate::service::sms::masked(phone), "code" => code);
+                "phone" => goex_sms::masked(phone), "code" => code);
             Ok(())
         };
         goex_metrics::timed(self.metrics.as_ref(), SmsError::kind, logged).await

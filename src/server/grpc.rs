@@ -2,7 +2,7 @@
 //! `user.UserService` over TLS (client certificates none, requested or required), every call
 //! authenticated by one layer ([`CallAuth`]) instead of inside each method, the standard
 //! `grpc.health.v1.Health` and reflection (v1 and v1alpha). `ServiceError` becomes a
-//! `tonic::Status` here and nowhere else ([`status`]).
+//! `tonic::Status` in the edge kit and nowhere else (`web::envelope::status`).
 
 use std::future::Future;
 use std::path::Path;
@@ -11,70 +11,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use shaku::HasComponent;
-use tonic::metadata::MetadataValue;
+use tonic::Status;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Code, Status};
 
 use crate::assembly::AppModule;
-use crate::controller::grpc::hello::HelloRpc;
-use crate::controller::grpc::user::UserRpc;
+use crate::controller::grpc::hello::HelloRpcController;
+use crate::controller::grpc::user::UserRpcController;
 use crate::meta::config::{ClientAuth, GrpcConfig};
-use crate::middleware::client_addr::ClientAddr;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
 use crate::server::batched_io::BatchedWrites;
 use crate::service::auth::{AuthService, bearer, header_text};
 use crate::service::caller::{Caller, CallerAuthService};
 use crate::service::error::ServiceError;
-
-/// The metadata key carrying the unified error code of a failed call (`10000`, `20001`, ...).
-pub const ERROR_CODE_KEY: &str = "x-error-code";
-
-/// The one mapping from a service error to a gRPC status: the gRPC code that means the same,
-/// the English message (with the public detail), and the envelope code in [`ERROR_CODE_KEY`].
-/// 5xx internals never reach the message.
-pub fn status(err: &ServiceError) -> Status {
-    let code = match err {
-        ServiceError::InvalidInput { .. }
-        | ServiceError::NoUpload(_)
-        | ServiceError::ImportRejected(_)
-        | ServiceError::BadWorkbook(_) => Code::InvalidArgument,
-        ServiceError::NotFound | ServiceError::RouteNotFound => Code::NotFound,
-        ServiceError::MethodNotAllowed { .. } => Code::Unimplemented,
-        ServiceError::PayloadTooLarge { .. }
-        | ServiceError::TooManyRequests
-        | ServiceError::Limited(_) => Code::ResourceExhausted,
-        ServiceError::RequestTimeout { .. } => Code::DeadlineExceeded,
-        ServiceError::Conflict { .. } => Code::AlreadyExists,
-        ServiceError::Unavailable { .. }
-        | ServiceError::CircuitOpen { .. }
-        | ServiceError::AtCapacity(_) => Code::Unavailable,
-        ServiceError::Forbidden(_) => Code::PermissionDenied,
-        ServiceError::Downstream { .. }
-        | ServiceError::DownstreamSaid { .. }
-        | ServiceError::SmsSend(_) => Code::Unknown,
-        ServiceError::LoginFailed
-        | ServiceError::LoginElsewhere
-        | ServiceError::LoginExpired
-        | ServiceError::RefreshFailed(_)
-        | ServiceError::WrongCode(_)
-        | ServiceError::Unauthorized(_) => Code::Unauthenticated,
-        ServiceError::Panic(_)
-        | ServiceError::Internal(_)
-        | ServiceError::Certificate { .. }
-        | ServiceError::Export(_) => Code::Internal,
-    };
-    let envelope = err.code();
-    let message = match err.public_detail() {
-        Some(detail) => format!("{}: {detail}", envelope.en),
-        None => envelope.en.to_owned(),
-    };
-    let mut status = Status::new(code, message);
-    if let Ok(value) = MetadataValue::try_from(envelope.code.to_string()) {
-        status.metadata_mut().insert(ERROR_CODE_KEY, value);
-    }
-    status
-}
+use crate::web::client_addr::ClientAddr;
+use crate::web::envelope::status;
 
 /// The TLS configuration of `server.grpc.tls`, read from its folder.
 ///
@@ -120,8 +71,12 @@ pub async fn serve(
         )?)?;
     }
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<HelloServiceServer<HelloRpc>>().await;
-    health.set_serving::<UserServiceServer<UserRpc>>().await;
+    health
+        .set_serving::<HelloServiceServer<Arc<dyn HelloRpcController>>>()
+        .await;
+    health
+        .set_serving::<UserServiceServer<Arc<dyn UserRpcController>>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -130,6 +85,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    // The controllers, resolved from the module (components like every HTTP controller).
+    let hello: Arc<dyn HelloRpcController> = module.resolve();
+    let users: Arc<dyn UserRpcController> = module.resolve();
     let auth = CallAuthLayer {
         served,
         credentials: Arc::new(Credentials {
@@ -144,12 +102,10 @@ pub async fn serve(
         .add_optional_service(config.reflection.then_some(reflection_v1))
         .add_optional_service(config.reflection.then_some(reflection_v1alpha))
         .add_service(
-            HelloServiceServer::new(HelloRpc::new(&*module))
-                .max_decoding_message_size(config.max_message_size),
+            HelloServiceServer::new(hello).max_decoding_message_size(config.max_message_size),
         )
         .add_service(
-            UserServiceServer::new(UserRpc::new(&*module))
-                .max_decoding_message_size(config.max_message_size),
+            UserServiceServer::new(users).max_decoding_message_size(config.max_message_size),
         );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -17,27 +17,24 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa_actix_web::AppExt;
 
 use crate::assembly::AppModule;
-use crate::controller::{
-    self,
-    extract::{BodyLimit, BodyTimeout},
-    socket::PageTarget,
-};
+use crate::controller::{self, socket::PageTarget};
 use crate::meta::config::HttpConfig;
 use crate::middleware::access_log::PeerText;
 use crate::middleware::head_deadline::DeadlineStream;
 use crate::middleware::lifecycle::RequestLifecycle;
 use crate::middleware::request_id::RequestIdGenerator;
 use crate::server::openapi;
-use crate::server::routes::{RouteTable, Routes};
 use crate::service::error::ServiceError;
+use crate::web::extract::{BodyLimit, BodyTimeout};
+use crate::web::routes::{RouteTable, Routes};
 
 /// Registers every route of the HTTP app (the original's `httpServer.Register`); each route
-/// is documented as it is registered (`server::routes`).
+/// is documented as it is registered (`web::routes`).
 pub fn routes(routes: &mut Routes, surface: Surface) {
     controller::hello::routes::<AppModule>(routes);
     controller::health::routes::<AppModule>(routes);
     // Before auth: fuzzers test in document order, and logout ends the session they test with.
-    controller::home::routes(routes);
+    controller::home::routes::<AppModule>(routes);
     controller::auth::routes::<AppModule>(routes);
     controller::sms::routes::<AppModule>(routes);
     controller::jenkins::routes::<AppModule>(routes);
@@ -127,7 +124,7 @@ pub fn serve(
             app
         };
         app
-            // Registered as Arc<AppModule> itself, not web::Data: `controller::inject` looks it up so.
+            // Registered as Arc<AppModule> itself, not web::Data: `web::inject` looks it up so.
             .app_data(module.clone())
             .app_data(trusted.clone())
             .app_data(table.clone())
@@ -187,7 +184,7 @@ pub fn serve(
             .on_connect_ext(|io: &DeadlineStream, data: &mut Extensions| {
                 data.insert(io.clock());
                 if let Some(peer) = io.peer_addr() {
-                    let client = crate::middleware::client_addr::ClientAddr::new(peer.ip());
+                    let client = crate::web::client_addr::ClientAddr::new(peer.ip());
                     data.insert(PeerText(client.to_string().into()));
                 }
             })

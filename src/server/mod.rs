@@ -1,16 +1,13 @@
-//! Servers: one file per application (the original's `internal/server`). `envelope` is where
-//! service errors meet HTTP.
+//! Servers: one file per application (the original's `internal/server`). Errors meet the wire in
+//! the edge kit (`crate::web::envelope`), not here.
 
 pub mod batched_io;
-pub mod envelope;
 pub mod grpc;
 pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod pprof;
-pub mod registration;
-pub mod routes;
 pub mod socket;
 
 use std::net::TcpListener;

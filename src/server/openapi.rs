@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the HTTP app, generated from the code: the routes, their
 //! request and response types and their error codes come from the registrations in
-//! [`crate::server::routes`]; this file adds what is the document's own (title, version, tags,
+//! [`crate::web::routes`]; this file adds what is the document's own (title, version, tags,
 //! the bearer scheme, the error envelope) and serves it at `/openapi.json`, with Swagger UI at
 //! `/swagger-ui/` outside prod.
 
@@ -10,7 +10,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::server::routes::{BEARER, Routes};
+use crate::web::routes::{BEARER, Routes};
 
 /// The parts of the document that are not a route's.
 #[derive(OpenApi)]

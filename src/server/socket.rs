@@ -1,6 +1,7 @@
 //! The socket app's server (the original's `server/socket.go`): the upgrade route composed from
 //! the socket controller, the request lifecycle middleware (request ids, the envelope for
-//! refusals, access records), and the listener. Handlers resolve the hub from the built module.
+//! refusals, access records), and the listener. The route resolves the socket controller from
+//! the built module.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use actix_web::{App, HttpServer, web};
 use slog::Logger;
 
 use crate::assembly::AppModule;
-use crate::controller::{self, socket::SocketSettings};
+use crate::controller;
 use crate::meta::config::AppConfig;
 use crate::middleware::lifecycle::RequestLifecycle;
 use crate::middleware::request_id::RequestIdGenerator;
@@ -29,12 +30,6 @@ pub fn serve(
     metrics: Option<goex_metrics::Metrics>,
 ) -> std::io::Result<Server> {
     let socket = &config.server.socket;
-    let settings = web::Data::new(SocketSettings {
-        socket: socket.clone(),
-        white_ips: config.common.socket_white_ip_list.clone(),
-        logger: logger.clone(),
-        metrics: metrics.as_ref().map(goex_metrics::Metrics::socket),
-    });
     let trusted = Arc::new(socket.trusted_proxies.clone());
     let user_timeout = socket.tcp_user_timeout;
     let on_connect_logger = logger.clone();
@@ -45,7 +40,6 @@ pub fn serve(
             // Registered as Arc<AppModule> itself, not web::Data: handlers look it up so.
             .app_data(module.clone())
             .app_data(trusted.clone())
-            .app_data(settings.clone())
             .configure(controller::socket::routes::<AppModule>)
             .default_service(web::to(controller::fallback::no_route))
             .wrap(RequestLifecycle::new(

@@ -378,7 +378,7 @@ impl AuthServiceImpl {
 /// A throttle subject as logs show it: phone numbers masked.
 fn loggable(subject: &str) -> String {
     match subject.strip_prefix("phone:") {
-        Some(phone) => format!("phone:{}", crate::service::sms::masked(phone)),
+        Some(phone) => format!("phone:{}", goex_sms::masked(phone)),
         None => subject.to_owned(),
     }
 }
@@ -552,7 +552,7 @@ impl AuthService for AuthServiceImpl {
         };
         if let Some(why) = refused {
             // The reservations stay: they are the failures counted.
-            slog::warn!(self.logger, "sms login refused"; "phone" => crate::service::sms::masked(&phone), "client" => client, "why" => &why);
+            slog::warn!(self.logger, "sms login refused"; "phone" => goex_sms::masked(&phone), "client" => client, "why" => &why);
             return Err(ServiceError::WrongCode(why));
         }
         counted("accepted");

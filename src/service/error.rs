@@ -1,5 +1,5 @@
 //! The service layer's one error type, and its mapping to the unified error codes. The HTTP
-//! envelope (`server::envelope`) and, later, `tonic::Status` are rendered from it and nowhere else.
+//! envelope and `tonic::Status` are rendered from it in `web::envelope` and nowhere else.
 
 use goex_errors::ErrorCode;
 

@@ -59,6 +59,13 @@ pub trait HelloService: Interface {
     fn rpc_greeting(&self, id: i32) -> &'static str {
         if id == 1 { "hello world" } else { "hello gRPC" }
     }
+
+    /// Creates the indexes of the user documents [`HelloService::say_hello`] reads (the HTTP
+    /// app, at start); `Ok(false)` when MongoDB is off.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unavailable`] when MongoDB cannot be reached.
+    async fn ensure_document_indexes(&self) -> Result<bool, ServiceError>;
 }
 
 /// [`HelloService`] over the user repositories.
@@ -114,6 +121,14 @@ impl HelloService for HelloServiceImpl {
             value,
             document,
         })
+    }
+
+    async fn ensure_document_indexes(&self) -> Result<bool, ServiceError> {
+        if !self.documents.enabled() {
+            return Ok(false);
+        }
+        self.documents.ensure_indexes().await?;
+        Ok(true)
     }
 
     async fn say_hello_remote(&self, id: i32, client: &str) -> Result<String, ServiceError> {

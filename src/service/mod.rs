@@ -10,6 +10,7 @@ pub mod health;
 pub mod hello;
 pub mod jenkins;
 pub mod password;
+pub mod profiling;
 pub mod sms;
 pub mod socket;
 pub mod user;

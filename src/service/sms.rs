@@ -68,14 +68,6 @@ pub struct SmsServiceImpl {
     metrics: Option<goex_metrics::Metrics>,
 }
 
-/// A phone number as logs show it: the first three and last four digits (`138****8000`).
-pub fn masked(phone: &str) -> String {
-    match (phone.get(..3), phone.get(phone.len().saturating_sub(4)..)) {
-        (Some(head), Some(tail)) if phone.len() > 7 => format!("{head}****{tail}"),
-        _ => "****".to_owned(),
-    }
-}
-
 /// A uniformly drawn six-digit code (rejection sampling: no modulo bias).
 pub fn new_code() -> String {
     // The largest multiple of a million below 2^32.
@@ -236,12 +228,6 @@ fn describe(e: &SmsError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phones_are_masked_in_logs() {
-        assert_eq!(masked("13800138000"), "138****8000");
-        assert_eq!(masked("1380"), "****");
-    }
 
     #[test]
     fn codes_are_six_digits_and_spread_over_the_range() {

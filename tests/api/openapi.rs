@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use go_example::server::http::{Surface, document};
-use go_example::server::routes::RouteTable;
+use go_example::web::routes::RouteTable;
 use serde_json::Value;
 
 use crate::helpers::{manifest_dir, spawn_app, spawn_app_with};

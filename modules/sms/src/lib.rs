@@ -303,6 +303,14 @@ fn send_error(e: reqwest::Error) -> SmsError {
     }
 }
 
+/// A phone number as logs show it: the first three and last four digits (`138****8000`).
+pub fn masked(phone: &str) -> String {
+    match (phone.get(..3), phone.get(phone.len().saturating_sub(4)..)) {
+        (Some(head), Some(tail)) if phone.len() > 7 => format!("{head}****{tail}"),
+        _ => "****".to_owned(),
+    }
+}
+
 /// An error and its causes on one line (reqwest's own message omits the cause).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -318,6 +326,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phones_are_masked_in_logs() {
+        assert_eq!(masked("13800138000"), "138****8000");
+        assert_eq!(masked("1380"), "****");
+    }
 
     const MESSAGE: Message<'static> = Message {
         phone_numbers: "13800138000",

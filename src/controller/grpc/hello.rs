@@ -2,29 +2,27 @@
 
 use std::sync::Arc;
 
-use shaku::HasComponent;
+use shaku::{Component, Interface};
 use tonic::{Request, Response, Status};
 
-use crate::proto::hello::hello_service_server::HelloService as HelloRpcService;
+use crate::proto::hello::hello_service_server::HelloService as HelloRpc;
 use crate::proto::hello::{HelloRequest, HelloResponse};
 use crate::service::hello::HelloService;
 
+/// The `hello.HelloService` controller: the trait tonic generates from `proto/hello/hello.proto`,
+/// made a shaku interface.
+pub trait HelloRpcController: HelloRpc + Interface {}
+
 /// `SayHello` over the hello service.
-pub struct HelloRpc {
+#[derive(Component)]
+#[shaku(interface = HelloRpcController)]
+pub struct HelloRpcControllerImpl {
+    #[shaku(inject)]
     hello: Arc<dyn HelloService>,
 }
 
-impl HelloRpc {
-    /// The controller with its service resolved from `module`.
-    pub fn new<M: HasComponent<dyn HelloService> + ?Sized>(module: &M) -> Self {
-        Self {
-            hello: module.resolve(),
-        }
-    }
-}
-
 #[tonic::async_trait]
-impl HelloRpcService for HelloRpc {
+impl HelloRpc for HelloRpcControllerImpl {
     async fn say_hello(
         &self,
         request: Request<HelloRequest>,
@@ -34,5 +32,19 @@ impl HelloRpcService for HelloRpc {
             id,
             name: self.hello.rpc_greeting(id).to_owned(),
         }))
+    }
+}
+
+impl HelloRpcController for HelloRpcControllerImpl {}
+
+/// The component as the module hands it out: tonic's generated server takes a sized service,
+/// so the resolved `Arc<dyn HelloRpcController>` is one.
+#[tonic::async_trait]
+impl HelloRpc for Arc<dyn HelloRpcController> {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloResponse>, Status> {
+        (**self).say_hello(request).await
     }
 }

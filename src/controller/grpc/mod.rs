@@ -1,6 +1,7 @@
-//! The gRPC app's controllers: each implements a generated tonic service over the services it
-//! resolves from the built shaku module (the same services the HTTP controllers use). Errors
-//! become a `tonic::Status` in one place, `server::grpc::status`.
+//! The gRPC app's controllers: each a component of the module (`assembly`) implementing a
+//! generated tonic service over the services it injects (the same services the HTTP
+//! controllers use); `server::grpc` resolves them. Errors become a `tonic::Status` in one
+//! place, `web::envelope::status`.
 
 pub mod hello;
 pub mod user;

@@ -3,32 +3,30 @@
 
 use std::sync::Arc;
 
-use shaku::HasComponent;
+use shaku::{Component, Interface};
 use tonic::{Request, Response, Status};
 
-use crate::proto::user::user_service_server::UserService as UserRpcService;
+use crate::proto::user::user_service_server::UserService as UserRpc;
 use crate::proto::user::{GetUserRequest, User};
-use crate::server::grpc::status;
 use crate::service::caller::Caller;
 use crate::service::error::ServiceError;
 use crate::service::user::UserService;
+use crate::web::envelope::status;
+
+/// The `user.UserService` controller: the trait tonic generates from `proto/user/user.proto`,
+/// made a shaku interface.
+pub trait UserRpcController: UserRpc + Interface {}
 
 /// `GetUser` over the user service.
-pub struct UserRpc {
+#[derive(Component)]
+#[shaku(interface = UserRpcController)]
+pub struct UserRpcControllerImpl {
+    #[shaku(inject)]
     users: Arc<dyn UserService>,
 }
 
-impl UserRpc {
-    /// The controller with its service resolved from `module`.
-    pub fn new<M: HasComponent<dyn UserService> + ?Sized>(module: &M) -> Self {
-        Self {
-            users: module.resolve(),
-        }
-    }
-}
-
 #[tonic::async_trait]
-impl UserRpcService for UserRpc {
+impl UserRpc for UserRpcControllerImpl {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         // The auth layer put the caller here; a call without one never reaches this.
         let Some(caller) = request.extensions().get::<Caller>().cloned() else {
@@ -44,5 +42,16 @@ impl UserRpcService for UserRpc {
             username: user.username,
             gender: i32::from(user.gender),
         }))
+    }
+}
+
+impl UserRpcController for UserRpcControllerImpl {}
+
+/// The component as the module hands it out: tonic's generated server takes a sized service,
+/// so the resolved `Arc<dyn UserRpcController>` is one.
+#[tonic::async_trait]
+impl UserRpc for Arc<dyn UserRpcController> {
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        (**self).get_user(request).await
     }
 }

@@ -78,7 +78,7 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` is believed;
     /// empty: the peer address is the client. Parsed at load: a bad entry or a `/0` fails it.
-    pub trusted_proxies: crate::middleware::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::meta::trusted_proxies::TrustedProxies,
     /// Serve the OpenAPI 3.1 document at `/openapi.json`.
     pub openapi: bool,
     /// Serve Swagger UI at `/swagger-ui/` (needs `openapi`). Never in prod; the loader refuses

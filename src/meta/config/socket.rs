@@ -61,12 +61,12 @@ pub struct SocketConfig {
     pub max_rooms_per_connection: usize,
     /// Origins admitted (docs/websocket.md): full origins, hosts, `*.` subdomains, or `*`.
     /// Empty: same-origin requests only.
-    pub allowed_origins: crate::middleware::socket_admission::OriginAllowList,
+    pub allowed_origins: crate::meta::socket_admission::OriginAllowList,
     /// Refuse requests without an `Origin` header (non-browser clients send none).
     pub require_origin: bool,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` is believed (as
     /// `server.http.trusted_proxies`).
-    pub trusted_proxies: crate::middleware::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::meta::trusted_proxies::TrustedProxies,
     /// none | optional | required: access tokens (query `token` or `Authorization: Bearer`).
     pub auth: SocketAuth,
     /// Connections open at once from one client, at two widths; more: 429 / 10008.
@@ -194,5 +194,5 @@ impl SocketConfig {
 pub struct CommonConfig {
     /// Client addresses the socket app admits: addresses, CIDRs, or IPv4 with whole-octet `*`
     /// (`192.168.163.*`). Empty admits everyone (the original's rule).
-    pub socket_white_ip_list: crate::middleware::socket_admission::IpAllowList,
+    pub socket_white_ip_list: crate::meta::socket_admission::IpAllowList,
 }

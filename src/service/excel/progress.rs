@@ -12,12 +12,51 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use shaku::{Component, Interface};
 use slog::Logger;
 
 use super::jobs::{millis, now_ms};
 use crate::model::excel::ImportJobView;
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::service::socket::SocketHub;
+
+/// The push of import progress to the socket app's connections, started by the socket app for
+/// as long as it serves.
+#[async_trait]
+pub trait ImportProgressPush: Interface {
+    /// Pushes progress until the returned future is dropped ([`push_progress`]).
+    async fn run(&self);
+}
+
+/// [`ImportProgressPush`] over the hub and the import jobs.
+#[derive(Component)]
+#[shaku(interface = ImportProgressPush)]
+pub struct ImportProgressPushImpl {
+    #[shaku(inject)]
+    hub: Arc<dyn SocketHub>,
+    #[shaku(inject)]
+    jobs: Arc<dyn ImportJobRepository>,
+    /// `excel.progress_poll_interval`.
+    every: Duration,
+    /// When a running job counts as stale (`jobs::stale_after` of `excel.import_timeout`).
+    stale_after: Duration,
+    logger: Logger,
+}
+
+#[async_trait]
+impl ImportProgressPush for ImportProgressPushImpl {
+    async fn run(&self) {
+        push_progress(
+            self.hub.clone(),
+            self.jobs.clone(),
+            self.every,
+            self.stale_after,
+            self.logger.clone(),
+        )
+        .await;
+    }
+}
 
 /// The frame for `job`.
 pub fn frame(job: &ImportJobView) -> String {

@@ -26,73 +26,11 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{HttpMessage, HttpRequest};
-use ipnet::IpNet;
-use serde::Deserialize;
+
+use crate::meta::trusted_proxies::{TrustedProxies, canonical};
 
 /// The `X-Forwarded-For` header name.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
-/// The networks whose forwarding headers are believed; parsed once, at config load.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "Vec<String>")]
-pub struct TrustedProxies(Vec<IpNet>);
-
-impl TrustedProxies {
-    /// Parses CIDRs (`10.0.0.0/8`, `fd00::/8`) and bare addresses (`127.0.0.1`, `::1`).
-    ///
-    /// # Errors
-    /// The first entry that is neither, or a `/0` network (trusting every address would let
-    /// any client choose its address).
-    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
-        let mut nets = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let entry = entry.as_ref().trim();
-            let net = match entry.parse::<IpNet>() {
-                Ok(net) => net,
-                Err(_) => entry.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
-                    format!("`{entry}` is neither an IP address nor a CIDR (e.g. 10.0.0.0/8)")
-                })?,
-            };
-            if net.prefix_len() == 0 {
-                return Err(format!(
-                    "`{entry}` trusts every address: any client could choose its own address"
-                ));
-            }
-            nets.push(normalize_net(net.trunc()));
-        }
-        Ok(Self(nets))
-    }
-
-    /// No proxy is trusted: the peer is always the client.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether `ip` (IPv4-mapped addresses as IPv4) is a trusted proxy.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
-    }
-}
-
-impl TryFrom<Vec<String>> for TrustedProxies {
-    type Error = String;
-
-    fn try_from(entries: Vec<String>) -> Result<Self, String> {
-        Self::parse(&entries)
-    }
-}
-
-/// `::ffff:10.0.0.0/104` is `10.0.0.0/8`: peers are compared as IPv4.
-pub(crate) fn normalize_net(net: IpNet) -> IpNet {
-    match net {
-        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
-            None => net,
-        },
-        other => other,
-    }
-}
 
 /// A request's client, as far as this server can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -173,6 +111,17 @@ pub fn client_addr(req: &HttpRequest) -> ClientAddr {
         Some(trusted) => resolve(peer, req.headers(), trusted),
         None => ClientAddr::new(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
     }
+}
+
+/// The client address bucket a request is throttled and logged by: the peer, or what a
+/// trusted proxy says (never the client's own claim); IPv6 by /64.
+pub fn client_bucket(req: &HttpRequest) -> String {
+    client_addr(req).bucket()
+}
+
+/// The wider bucket of the request's client (IPv4 /24, IPv6 /48; see `ClientAddr::network`).
+pub fn client_network(req: &HttpRequest) -> String {
+    client_addr(req).network()
 }
 
 /// Resolves the client from the TCP `peer`, the request `headers` and the `trusted` proxies
@@ -350,14 +299,6 @@ fn unquote(value: &str) -> Option<String> {
     Some(out)
 }
 
-/// IPv4-mapped IPv6 as IPv4; everything else unchanged.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,24 +331,6 @@ mod tests {
     }
 
     const PROXY: &[&str] = &["10.0.0.0/8", "::1"];
-
-    #[test]
-    fn trusted_proxies_accept_cidrs_and_addresses_and_refuse_the_rest() {
-        let t = trusted(&["10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1", "10.1.2.3/8"]);
-        assert!(t.contains(ip("10.200.0.1")));
-        assert!(t.contains(ip("192.168.1.7")) && !t.contains(ip("192.168.1.8")));
-        assert!(t.contains(ip("fd12::1")) && t.contains(ip("::1")));
-        assert!(
-            t.contains(ip("::ffff:10.0.0.1")),
-            "mapped peers count as IPv4"
-        );
-        assert!(trusted(&["::ffff:10.0.0.0/104"]).contains(ip("10.9.9.9")));
-        for bad in ["", "nope", "10.0.0.0/33", "1.2.3.4:80", "0.0.0.0/0", "::/0"] {
-            assert!(TrustedProxies::parse(&[bad]).is_err(), "{bad:?}");
-        }
-        let e = TrustedProxies::parse(&["10.0.0.0/8", "x"]).unwrap_err();
-        assert!(e.contains("`x`"), "{e}");
-    }
 
     #[test]
     fn headers_are_ignored_unless_the_peer_is_trusted() {

@@ -6,12 +6,12 @@
 //! `10.1.0.1` admitted `110.1.0.10`, and it never looked at `Origin`.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::middleware::client_addr::normalize_net;
+use crate::meta::trusted_proxies::{canonical, normalize_net};
 
 /// One entry of the client-address allowlist.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,16 +65,6 @@ fn bad_ip_entry(entry: &str) -> String {
         "`{entry}` is neither an IP address, a CIDR (10.0.0.0/8) nor an IPv4 address with \
          whole-octet wildcards (192.168.163.*)"
     )
-}
-
-/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) as IPv4, as the HTTP app's client address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), |v4: Ipv4Addr| IpAddr::V4(v4)),
-        v4 => v4,
-    }
 }
 
 /// The client-address allowlist; empty admits everyone (the original's rule).
@@ -311,6 +301,8 @@ impl TryFrom<Vec<String>> for OriginAllowList {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
     use proptest::prelude::*;
 

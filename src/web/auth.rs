@@ -17,14 +17,26 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use shaku::HasComponent;
 
-use crate::assembly::AppModule;
 use crate::model::role::Role;
 use crate::service::auth::{AuthService, AuthUser, bearer, header_text};
 use crate::service::error::ServiceError;
 
-/// The signed-in user; extracting it authenticates the request.
-#[derive(Clone, Debug)]
-pub struct Authenticated(pub AuthUser);
+/// The signed-in user; extracting it authenticates the request against the `dyn AuthService`
+/// of the module `M` registered with the app. Generic over the module so that it names no
+/// concrete assembly.
+pub struct Authenticated<M: ?Sized> {
+    /// The user.
+    pub user: AuthUser,
+    module: PhantomData<fn() -> Box<M>>,
+}
+
+impl<M: ?Sized> Deref for Authenticated<M> {
+    type Target = AuthUser;
+
+    fn deref(&self) -> &AuthUser {
+        &self.user
+    }
+}
 
 /// The id of the user a request authenticated as, left in the request's extensions by
 /// [`Authenticated`] for the access record (`user_id`).
@@ -71,13 +83,21 @@ where
     })
 }
 
-impl FromRequest for Authenticated {
+impl<M> FromRequest for Authenticated<M>
+where
+    M: HasComponent<dyn AuthService> + ?Sized + Send + Sync + 'static,
+{
     type Error = ServiceError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ServiceError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let user = authenticate::<AppModule>(req);
-        Box::pin(async move { Ok(Authenticated(user.await?)) })
+        let user = authenticate::<M>(req);
+        Box::pin(async move {
+            Ok(Authenticated {
+                user: user.await?,
+                module: PhantomData,
+            })
+        })
     }
 }
 

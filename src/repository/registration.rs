@@ -1,15 +1,18 @@
-//! An app's registration in Consul (docs/discovery.md): made in the background when the app
-//! starts, retried with backoff while the agent refuses or cannot be reached (the server runs
-//! regardless), removed when the app stops gracefully.
+//! An app's registration in the service registry, Consul (docs/discovery.md): made in the
+//! background when the app starts, retried with backoff while the agent refuses or cannot be
+//! reached (the server runs regardless), removed when the app stops gracefully. Behind
+//! [`ServiceRegistry`], so the servers and commands name no Consul client.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use goex_consul::{Check, ConsulClient, Registration, duration};
+use shaku::{Component, Interface};
 use slog::Logger;
 
 use crate::meta::config::ConsulConfig;
+use crate::repository::error::RepoError;
 
 /// Which app registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +26,49 @@ pub enum App {
     Http,
     /// `GET /healthz` of the socket app.
     Socket,
+}
+
+/// Registers the running app so that clients find it.
+pub trait ServiceRegistry: Interface {
+    /// Starts registering `app` (bound at `bind`) in the background; `None` when it does not
+    /// register (Consul off, or no service name for the app). Call it inside the runtime.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the registry's client could not be built from config.
+    fn register(&self, app: App, bind: SocketAddr) -> Result<Option<Registered>, RepoError>;
+}
+
+/// [`ServiceRegistry`] over the Consul agent of `consul.*`.
+#[derive(Component)]
+#[shaku(interface = ServiceRegistry)]
+pub struct ConsulServiceRegistry {
+    /// The agent's client (built by the assembly's infra when `consul.enabled`), or why there
+    /// is none: reported only by an app that registers.
+    client: Arc<Result<ConsulClient, String>>,
+    config: ConsulConfig,
+    logger: Logger,
+}
+
+impl ServiceRegistry for ConsulServiceRegistry {
+    fn register(&self, app: App, bind: SocketAddr) -> Result<Option<Registered>, RepoError> {
+        let Some(registration) = registration(&self.config, app, bind) else {
+            return Ok(None);
+        };
+        let client = self
+            .client
+            .as_ref()
+            .as_ref()
+            .map_err(|reason| RepoError::Unavailable {
+                dependency: "consul",
+                source: reason.clone().into(),
+            })?;
+        Ok(Some(Registered::start(
+            client.clone(),
+            registration,
+            &self.config,
+            &self.logger,
+        )))
+    }
 }
 
 /// A running registration.
@@ -137,21 +183,13 @@ fn local_address_towards(target: SocketAddr) -> Option<IpAddr> {
 }
 
 impl Registered {
-    /// Starts registering `app` (bound at `bind`); `None` when it does not register.
-    ///
-    /// # Errors
-    /// The Consul client cannot be built.
-    pub fn start(
+    /// Starts the task that registers `registration` with `client` and keeps it registered.
+    fn start(
+        client: ConsulClient,
+        registration: Registration,
         config: &ConsulConfig,
-        app: App,
-        bind: SocketAddr,
         logger: &Logger,
-    ) -> anyhow::Result<Option<Registered>> {
-        let Some(registration) = registration(config, app, bind) else {
-            return Ok(None);
-        };
-        let client =
-            ConsulClient::with_tls(&config.addr, &config.token, config.timeout, &config.tls)?;
+    ) -> Registered {
         let logger = logger.new(
             slog::o!("consul" => config.addr.clone(), "service_id" => registration.id.clone()),
         );
@@ -196,14 +234,14 @@ impl Registered {
                 }
             }
         });
-        Ok(Some(Registered {
+        Registered {
             client,
             id,
             sent,
             task,
             config: config.clone(),
             logger,
-        }))
+        }
     }
 
     /// Stops the registration task (waiting for it, so no request of it lands later) and
@@ -248,6 +286,26 @@ mod tests {
         .consul;
         c.enabled = true;
         c
+    }
+
+    #[test]
+    fn a_registry_without_a_client_fails_only_an_app_that_registers() {
+        let registry = ConsulServiceRegistry {
+            client: Arc::new(Err("consul.*: unreadable CA".to_owned())),
+            config: config(),
+            logger: Logger::root(slog::Discard, slog::o!()),
+        };
+        let bind: SocketAddr = "10.1.2.3:50051".parse().unwrap();
+        // The http app has no service name by default: nothing to register, nothing to fail.
+        assert!(registry.register(App::Http, bind).unwrap().is_none());
+        let Some(err) = registry.register(App::Grpc { tls: true }, bind).err() else {
+            panic!("registered without a client");
+        };
+        let RepoError::Unavailable { dependency, source } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(dependency, "consul");
+        assert!(source.to_string().contains("unreadable CA"), "{source}");
     }
 
     #[test]
