@@ -50,7 +50,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let logging = goex_logging::init(&config.log, APP_NAME, profile.as_str())
         .context("setting up logging")?;
     let logger = logging.logger().clone();
-    slog::info!(logger, "configuration loaded"; "file" => loaded.file.display().to_string(),
+    slog::info!(logger, "configuration loaded"; "base" => loaded.base.display().to_string(),
+        "file" => loaded.file.display().to_string(),
         "overrides" => loaded.overrides.iter().map(|(var, _)| var.as_str()).collect::<Vec<_>>().join(","));
     install_panic_hook(&logger);
 

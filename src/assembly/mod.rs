@@ -69,7 +69,7 @@ use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher, HashingPolicy};
 use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParameters};
-use crate::service::sms::{SmsPolicy, SmsServiceImpl, SmsServiceImplParameters};
+use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{
     HubLimits, HubState, PublicRooms, SocketHubImpl, SocketHubImplParameters,
 };
@@ -326,20 +326,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 },
             )
             .with_component_parameters::<SmsServiceImpl>(SmsServiceImplParameters {
-                policy: SmsPolicy {
-                    code_ttl: config.sms.code_ttl,
-                    resend_interval: config.sms.resend_interval,
-                    max_per_phone: config.sms.max_per_phone,
-                    phone_window: config.sms.phone_window,
-                    max_per_address: config.sms.max_per_address,
-                    address_window: config.sms.address_window,
-                    max_total: config.sms.max_total,
-                    total_window: config.sms.total_window,
-                    max_per_network: config.sms.max_per_network,
-                    // Rounded up: a share of a small budget still keeps at least one.
-                    reserved_for_users: (config.sms.max_total as f64 * config.sms.reserved_share)
-                        .ceil() as i64,
-                },
+                sms: config.sms.clone(),
                 logger: infra.logger.clone(),
                 metrics: infra.metrics.clone(),
             })

@@ -27,7 +27,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PROFILE")]
     pub env: Option<String>,
 
-    /// Folder holding one `<profile>/common.yaml` per profile.
+    /// Folder holding `base.yaml` (every key) and one `<profile>/common.yaml` overlay per profile.
     #[arg(long, global = true, value_name = "DIR", default_value = "configs")]
     pub config_dir: PathBuf,
 

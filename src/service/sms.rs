@@ -12,39 +12,12 @@ use goex_sms::SmsError;
 use shaku::{Component, Interface};
 use slog::Logger;
 
+use crate::meta::config::SmsConfig;
 use crate::repository::mysql::user::UserRepository;
 use crate::repository::redis::sms_code::VerificationCodeRepository;
 use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::repository::sms::SmsSender;
 use crate::service::error::ServiceError;
-
-/// `sms.*`: lifetimes and limits of codes.
-#[derive(Clone, Debug)]
-pub struct SmsPolicy {
-    /// How long a code is good for.
-    pub code_ttl: Duration,
-    /// One code per phone per this interval.
-    pub resend_interval: Duration,
-    /// Codes per phone per [`SmsPolicy::phone_window`].
-    pub max_per_phone: i64,
-    /// The window of `max_per_phone` (a day).
-    pub phone_window: Duration,
-    /// Codes per client address per [`SmsPolicy::address_window`].
-    pub max_per_address: i64,
-    /// The window of `max_per_address`.
-    pub address_window: Duration,
-    /// Codes sent by this service to any phone per [`SmsPolicy::total_window`]: a budget that
-    /// caps what many addresses together can spend.
-    pub max_total: i64,
-    /// The window of `max_total`.
-    pub total_window: Duration,
-    /// Codes per wider client network (IPv4 /24, IPv6 /48) per `address_window`: one client
-    /// holding many addresses (a whole IPv6 /48 is common) is held to it.
-    pub max_per_network: i64,
-    /// Of `max_total`, the codes only numbers that already belong to users may take: numbers
-    /// nobody has (the usual SMS-pumping targets) share the rest.
-    pub reserved_for_users: i64,
-}
 
 /// What a sent code tells the caller: when it expires and when another may be asked for. Never
 /// the code.
@@ -87,7 +60,8 @@ pub struct SmsServiceImpl {
     sender: Arc<dyn SmsSender>,
     #[shaku(inject)]
     users: Arc<dyn UserRepository>,
-    policy: SmsPolicy,
+    /// `sms.*`: lifetimes and limits of codes, as configured.
+    sms: SmsConfig,
     /// Refusals at warn (SMS bombing shows here).
     logger: Logger,
     /// Throttle hits, when metrics are on.
@@ -159,7 +133,7 @@ impl SmsService for SmsServiceImpl {
         client: &str,
         network: &str,
     ) -> Result<SentCode, ServiceError> {
-        let p = &self.policy;
+        let p = &self.sms;
         // The address and its network first: one client cannot spread a bombing over many
         // numbers or many addresses; then the phone's cooldown and its daily count. Counted
         // before anything is looked up, so a refused flood costs no database read.
@@ -191,7 +165,7 @@ impl SmsService for SmsServiceImpl {
         if !known {
             budgets.push((
                 "sms-new:".to_owned(),
-                p.max_total - p.reserved_for_users,
+                p.max_total - p.reserved_for_users(),
                 p.total_window,
             ));
         }

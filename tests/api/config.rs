@@ -28,18 +28,19 @@ fn an_unknown_environment_key_names_itself_and_the_variable() {
     assert!(stderr.contains("APP__SERVER__HTTP__ADRR"), "{stderr}");
 }
 
-#[test]
-fn a_bad_key_in_the_file_names_itself_and_the_file() {
+/// Runs the http app on a copy of `configs/` whose files `edit` changed; its stderr.
+fn run_with_files(edit: impl FnOnce(&std::path::Path)) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    let original =
-        std::fs::read_to_string(manifest_dir().join("configs/test/common.yaml")).unwrap();
+    let configs = manifest_dir().join("configs");
+    std::fs::copy(configs.join("base.yaml"), dir.path().join("base.yaml")).unwrap();
     std::fs::create_dir_all(dir.path().join("test")).unwrap();
-    std::fs::write(
+    std::fs::copy(
+        configs.join("test/common.yaml"),
         dir.path().join("test/common.yaml"),
-        original.replacen("  max_connections:", "  max_conections:", 1),
     )
     .unwrap();
-    let (code, stderr) = run(
+    edit(dir.path());
+    run(
         &[
             "http",
             "--env",
@@ -48,9 +49,53 @@ fn a_bad_key_in_the_file_names_itself_and_the_file() {
             dir.path().to_str().unwrap(),
         ],
         &[],
-    );
+    )
+}
+
+#[test]
+fn a_bad_key_in_a_file_names_itself_and_that_file() {
+    // In the profile's overlay: the overlay is named.
+    let (code, stderr) = run_with_files(|dir| {
+        let overlay = dir.join("test/common.yaml");
+        let original = std::fs::read_to_string(&overlay).unwrap();
+        std::fs::write(
+            &overlay,
+            original.replacen("  http:\n", "  http:\n    max_conections: 5\n", 1),
+        )
+        .unwrap();
+    });
     assert_ne!(code, 0);
     assert!(stderr.contains("server.http.max_conections"), "{stderr}");
+    assert!(stderr.contains("test/common.yaml"), "{stderr}");
+
+    // In the base: the base is named.
+    let (code, stderr) = run_with_files(|dir| {
+        let base = dir.join("base.yaml");
+        let original = std::fs::read_to_string(&base).unwrap();
+        std::fs::write(
+            &base,
+            original.replacen("  max_connections:", "  max_conections:", 1),
+        )
+        .unwrap();
+    });
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.http.max_conections"), "{stderr}");
+    assert!(stderr.contains("base.yaml"), "{stderr}");
+}
+
+#[test]
+fn a_value_that_fails_a_check_names_the_overlay_that_set_it() {
+    let (code, stderr) = run_with_files(|dir| {
+        let overlay = dir.join("test/common.yaml");
+        let original = std::fs::read_to_string(&overlay).unwrap();
+        std::fs::write(
+            &overlay,
+            original.replacen("    addr: \":8080\"", "    addr: nowhere", 1),
+        )
+        .unwrap();
+    });
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.http.addr"), "{stderr}");
     assert!(stderr.contains("test/common.yaml"), "{stderr}");
 }
 

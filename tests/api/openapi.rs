@@ -2,6 +2,8 @@
 //! registers (its route table, read from the registration itself) is in the document, is served
 //! with a status the document lists, and has a request in the Postman collection; the rules the
 //! document states are the rules the validators apply; Swagger UI is served outside prod only.
+//! The served document is pinned by `tests/golden/openapi.json`: an API change updates it in the
+//! same commit (`UPDATE_GOLDEN=1 cargo nextest run --test api golden`).
 
 use std::collections::BTreeSet;
 
@@ -111,6 +113,41 @@ async fn every_registered_route_is_documented_served_and_in_the_postman_collecti
         assert!(
             operation["responses"].get(&status).is_some(),
             "{method} {path} answered {status}, which its operation does not list"
+        );
+    }
+}
+
+/// The committed copy of the served document, pretty-printed (keys in the served order).
+const GOLDEN: &str = "tests/golden/openapi.json";
+/// Set to `1` to rewrite [`GOLDEN`] from the served document instead of comparing.
+const UPDATE_GOLDEN: &str = "UPDATE_GOLDEN";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_document_is_the_golden_one() {
+    let app = spawn_app().await;
+    let res = app.get("/openapi.json").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let served: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    let path = manifest_dir().join(GOLDEN);
+    if std::env::var(UPDATE_GOLDEN).is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &pretty).unwrap();
+        return;
+    }
+    let golden = std::fs::read_to_string(&path).unwrap_or_default();
+    if golden != pretty {
+        let first_difference = golden
+            .lines()
+            .zip(pretty.lines())
+            .enumerate()
+            .find(|(_, (want, got))| want != got)
+            .map(|(i, (want, got))| format!("line {}: golden `{want}`, served `{got}`", i + 1))
+            .unwrap_or_else(|| "one is a prefix of the other".to_owned());
+        panic!(
+            "/openapi.json differs from {GOLDEN} ({first_difference}). If the API change is \
+             intended, regenerate it with `{UPDATE_GOLDEN}=1 cargo nextest run --test api \
+             the_served_document_is_the_golden_one` and commit it with the change."
         );
     }
 }

@@ -1,14 +1,17 @@
-//! Loads `configs/<env>/common.yaml` overlaid with `APP__SECTION__KEY` environment variables into
-//! one typed struct, once, failing with a message that names the key and where it came from.
+//! Loads `configs/base.yaml`, overlaid with the profile's `configs/<env>/common.yaml`, overlaid
+//! with `APP__SECTION__KEY` environment variables, into one typed struct, once, failing with a
+//! message that names the key and the file or variable that set it.
+//!
+//! Layering: a map merges key by key; a list or a scalar replaces the value below it; an
+//! overlay's `[]` or `{}` clears the base value (prod's empty allow lists rely on it).
 //!
 //! This is the only crate of the project that reads the process environment.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use config::{Config, File, FileFormat, Value, ValueKind};
+use config::{Config, FileFormat, Format, Map, Source, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 /// Prefix of overriding environment variables: `APP__SERVER__HTTP__ADDR=127.0.0.1:18080`.
@@ -123,23 +126,57 @@ pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// A loaded configuration and the file it came from.
+/// A loaded configuration and the files it came from.
 #[derive(Debug)]
 pub struct Loaded<T> {
     /// The typed settings.
     pub settings: T,
-    /// The YAML file that was read.
+    /// The profile's overlay that was read (`<dir>/<profile>/common.yaml`).
     pub file: PathBuf,
+    /// The base every profile starts from (`<dir>/base.yaml`).
+    pub base: PathBuf,
     /// The environment variables that overrode keys, as (variable, dotted key).
     pub overrides: Vec<(String, String)>,
+    /// The merged file tree, each value tagged with the file that set it: where a key came from.
+    tree: Map<String, Value>,
 }
 
-/// Path of a profile's file: `<dir>/<profile>/common.yaml`.
+impl<T> Loaded<T> {
+    /// Where `key` (dotted, lists as `[i]`: `mysql.replicas[1].dsn`) was set: the environment
+    /// variable that overrode it, else the file that set it (or its nearest parent).
+    pub fn origin_of(&self, key: &str) -> String {
+        origin_of(&self.tree, &self.overrides, key)
+    }
+
+    /// Names where the key of a failed semantic check ([`ConfigError::Invalid`]) was set, so the
+    /// message says which file or variable to fix; other errors pass through.
+    pub fn locate(&self, err: ConfigError) -> ConfigError {
+        match err {
+            ConfigError::Invalid { key, message } => ConfigError::Key {
+                origin: self.origin_of(&key),
+                key,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Name of the file every profile starts from, directly under the config directory.
+pub const BASE_FILE: &str = "base.yaml";
+
+/// Path of the base file: `<dir>/base.yaml`.
+pub fn base_file(dir: &Path) -> PathBuf {
+    dir.join(BASE_FILE)
+}
+
+/// Path of a profile's overlay: `<dir>/<profile>/common.yaml`.
 pub fn profile_file(dir: &Path, profile: Profile) -> PathBuf {
     dir.join(profile.as_str()).join("common.yaml")
 }
 
-/// Loads `<dir>/<profile>/common.yaml` overlaid with the process's `APP__...` variables.
+/// Loads `<dir>/base.yaml`, overlaid with `<dir>/<profile>/common.yaml`, overlaid with the
+/// process's `APP__...` variables.
 ///
 /// # Errors
 /// See [`ConfigError`]: a missing file, bad YAML, or a missing, unknown or mistyped key.
@@ -156,22 +193,12 @@ pub fn load_with_vars<T: DeserializeOwned>(
     profile: Profile,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded<T>, ConfigError> {
+    let base = base_file(dir);
     let file = profile_file(dir, profile);
-    let file_error = |e: config::ConfigError| ConfigError::File {
-        file: file.clone(),
-        message: e.to_string(),
-    };
-    let base = Config::builder()
-        .add_source(
-            File::from(file.as_path())
-                .format(FileFormat::Yaml)
-                .required(true),
-        )
-        .build()
-        .map_err(file_error)?;
-    let tree: BTreeMap<String, Value> = base.clone().try_deserialize().map_err(file_error)?;
+    let mut tree = read_tree(&base)?;
+    merge_tables(&mut tree, read_tree(&file)?);
 
-    let mut builder = Config::builder().add_source(base);
+    let mut builder = Config::builder().add_source(Tree(tree.clone()));
     let mut overrides = Vec::new();
     for (name, value) in vars {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -191,28 +218,118 @@ pub fn load_with_vars<T: DeserializeOwned>(
             })?;
         overrides.push((name, key));
     }
-    let merged = builder.build().map_err(file_error)?;
+    let merged = builder.build().map_err(|e| ConfigError::File {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
 
     match serde_path_to_error::deserialize::<_, T>(merged) {
         Ok(settings) => Ok(Loaded {
             settings,
             file,
+            base,
             overrides,
+            tree,
         }),
         Err(err) => {
             let key = err.path().to_string();
-            let origin = overrides
-                .iter()
-                .find(|(_, k)| key == *k || key.starts_with(&format!("{k}.")))
-                .map(|(var, _)| format!("environment variable {var}"))
-                .unwrap_or_else(|| file.display().to_string());
             Err(ConfigError::Key {
+                origin: origin_of(&tree, &overrides, &key),
                 key,
-                origin,
                 message: clean_message(&err.into_inner()),
             })
         }
     }
+}
+
+/// Reads one YAML file into a tree whose every value names that file as its origin.
+fn read_tree(file: &Path) -> Result<Map<String, Value>, ConfigError> {
+    let file_error = |message: String| ConfigError::File {
+        file: file.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| file_error(e.to_string()))?;
+    let origin = file.display().to_string();
+    Format::parse(&FileFormat::Yaml, Some(&origin), &text).map_err(|e| file_error(e.to_string()))
+}
+
+/// Lays `overlay` over `base`: a map merges key by key, anything else (a scalar, a list, an
+/// empty map) replaces the base value whole, so an overlay's `[]` or `{}` clears it. The root
+/// always merges (an overlay holding only comments changes nothing).
+fn merge_tables(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+    for (key, value) in overlay {
+        let origin = value.origin().map(str::to_owned);
+        match (base.get_mut(&key), value.kind) {
+            (Some(below), ValueKind::Table(above))
+                if !above.is_empty() && matches!(below.kind, ValueKind::Table(_)) =>
+            {
+                if let ValueKind::Table(below) = &mut below.kind {
+                    merge_tables(below, above);
+                }
+            }
+            (_, kind) => {
+                base.insert(key, Value::new(origin.as_ref(), kind));
+            }
+        }
+    }
+}
+
+/// The merged tree as one source of the config crate, which then applies the overrides.
+#[derive(Clone, Debug)]
+struct Tree(Map<String, Value>);
+
+impl Source for Tree {
+    fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Where `key` was set: the variable that overrode it (or a parent of it), else the origin of
+/// the deepest value of the tree on its path.
+fn origin_of(tree: &Map<String, Value>, overrides: &[(String, String)], key: &str) -> String {
+    if let Some((var, _)) = overrides.iter().find(|(_, k)| {
+        key == k
+            || key
+                .strip_prefix(k.as_str())
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    }) {
+        return format!("environment variable {var}");
+    }
+    let mut origin = None;
+    let mut current: Option<&Value> = None;
+    for part in key.split('.') {
+        let (name, indexes) = part.split_once('[').unwrap_or((part, ""));
+        current = match current {
+            None => tree.get(name),
+            Some(Value {
+                kind: ValueKind::Table(t),
+                ..
+            }) => t.get(name),
+            Some(_) => None,
+        };
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            let index = index.trim_end_matches(']').parse::<usize>().ok();
+            current = match (current, index) {
+                (
+                    Some(Value {
+                        kind: ValueKind::Array(items),
+                        ..
+                    }),
+                    Some(i),
+                ) => items.get(i),
+                _ => None,
+            };
+        }
+        match current {
+            Some(value) => origin = value.origin().or(origin),
+            None => break,
+        }
+    }
+    origin.unwrap_or("the config files").to_owned()
 }
 
 /// Maps `SERVER`, `HTTP`, `ADDR` onto the file's own spelling (`server.http.addr`, or
@@ -220,8 +337,8 @@ pub fn load_with_vars<T: DeserializeOwned>(
 /// are not. A numeric segment indexes a list: `APP__MYSQL__REPLICAS__0__DSN` sets
 /// `mysql.replicas[0].dsn`, creating the entry if the file has fewer. Segments the file does not
 /// have are lower-cased, and the typed struct then rejects or accepts them.
-fn resolve_key(tree: &BTreeMap<String, Value>, segments: &[&str]) -> String {
-    let mut current: Option<ValueKind> = Some(ValueKind::Table(tree.clone().into_iter().collect()));
+fn resolve_key(tree: &Map<String, Value>, segments: &[&str]) -> String {
+    let mut current: Option<ValueKind> = Some(ValueKind::Table(tree.clone()));
     let mut out: Vec<String> = Vec::with_capacity(segments.len());
     for seg in segments {
         if let (Ok(index), Some(last)) = (seg.parse::<usize>(), out.last_mut()) {
@@ -266,6 +383,7 @@ fn clean_message(err: &config::ConfigError) -> String {
 mod tests {
     use super::*;
     use serde::Deserialize;
+    use std::collections::BTreeMap;
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -282,9 +400,11 @@ mod tests {
         workers: u16,
     }
 
-    fn write(dir: &Path, body: &str) {
+    /// Writes `base.yaml` and the test profile's overlay.
+    fn write(dir: &Path, base: &str, overlay: &str) {
         std::fs::create_dir_all(dir.join("test")).unwrap();
-        std::fs::write(dir.join("test/common.yaml"), body).unwrap();
+        std::fs::write(dir.join("base.yaml"), base).unwrap();
+        std::fs::write(dir.join("test/common.yaml"), overlay).unwrap();
     }
 
     fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -296,10 +416,13 @@ mod tests {
     const GOOD: &str =
         "server:\n  addr: \":8080\"\n  workers: 2\ncacheKeys:\n  userInfo: \"u:{}\"\n";
 
+    /// An overlay holding only comments: the profile is the base.
+    const NOTHING: &str = "# nothing differs\n";
+
     #[test]
     fn env_overrides_file_values_with_double_underscores() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), GOOD);
+        write(dir.path(), GOOD, NOTHING);
         let loaded: Loaded<Root> = load_with_vars(
             dir.path(),
             Profile::Test,
@@ -315,6 +438,91 @@ mod tests {
         assert_eq!(loaded.settings.server.workers, 2);
         assert_eq!(loaded.settings.cache_keys["userInfo"], "user:{}");
         assert_eq!(loaded.overrides.len(), 2);
+        assert_eq!(
+            loaded.origin_of("server.addr"),
+            "environment variable APP__SERVER__ADDR"
+        );
+        assert!(loaded.origin_of("server.workers").ends_with("base.yaml"));
+    }
+
+    #[test]
+    fn maps_merge_key_by_key_and_scalars_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            GOOD,
+            "server:\n  workers: 8\ncacheKeys:\n  helloValue: \"h:{}\"\n",
+        );
+        let loaded: Loaded<Root> = load_with_vars(dir.path(), Profile::Test, vars(&[])).unwrap();
+        let root = &loaded.settings;
+        assert_eq!(
+            (root.server.addr.as_str(), root.server.workers),
+            (":8080", 8)
+        );
+        assert_eq!(
+            root.cache_keys,
+            BTreeMap::from([
+                ("helloValue".to_owned(), "h:{}".to_owned()),
+                ("userInfo".to_owned(), "u:{}".to_owned()),
+            ])
+        );
+        assert!(
+            loaded
+                .origin_of("server.workers")
+                .ends_with("test/common.yaml")
+        );
+        assert!(loaded.origin_of("server.addr").ends_with("base.yaml"));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Lists {
+        origins: Vec<String>,
+        rooms: Vec<String>,
+        meta: BTreeMap<String, String>,
+        tags: BTreeMap<String, String>,
+    }
+
+    const LISTS: &str = "\
+origins: [a, b, c]
+rooms:
+  - lobby
+meta:
+  team: core
+  tier: gold
+tags:
+  env: base
+";
+
+    #[test]
+    fn lists_replace_whole_and_empty_lists_and_maps_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            LISTS,
+            "origins: [z]\nrooms: []\nmeta: {}\ntags:\n  zone: eu\n",
+        );
+        let loaded: Loaded<Lists> = load_with_vars(dir.path(), Profile::Test, vars(&[])).unwrap();
+        let lists = loaded.settings;
+        // Not merged by position: `[z]` over `[a, b, c]` is `[z]`.
+        assert_eq!(lists.origins, ["z"]);
+        assert!(lists.rooms.is_empty(), "[] clears the base list");
+        assert!(lists.meta.is_empty(), "{{}} clears the base map");
+        assert_eq!(
+            lists.tags,
+            BTreeMap::from([
+                ("env".to_owned(), "base".to_owned()),
+                ("zone".to_owned(), "eu".to_owned()),
+            ])
+        );
+        // A variable still sets one entry of a list the overlay cleared.
+        let loaded: Loaded<Lists> = load_with_vars(
+            dir.path(),
+            Profile::Test,
+            vars(&[("APP__ROOMS__0", "hall")]),
+        )
+        .unwrap();
+        assert_eq!(loaded.settings.rooms, ["hall"]);
     }
 
     #[test]
@@ -332,7 +540,11 @@ mod tests {
             replicas: Vec<Node>,
         }
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "replicas:\n  - dsn: a\n    weight: 1\n");
+        write(
+            dir.path(),
+            "replicas:\n  - dsn: a\n    weight: 1\n",
+            NOTHING,
+        );
         let loaded: Loaded<Lists> = load_with_vars(
             dir.path(),
             Profile::Test,
@@ -350,28 +562,52 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_names_itself_and_the_file() {
+    fn an_unknown_key_names_itself_and_the_file_that_set_it() {
         let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), GOOD, "server:\n  adrr: x\n");
+        let text = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("server.adrr"), "{text}");
+        assert!(text.contains("test/common.yaml"), "{text}");
+
         write(
             dir.path(),
             "server:\n  addr: \":8080\"\n  workers: 2\n  adrr: x\ncacheKeys: {}\n",
+            NOTHING,
         );
-        let err = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[])).unwrap_err();
-        let text = err.to_string();
+        let text = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("server.adrr"), "{text}");
+        assert!(text.contains("base.yaml"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_overlay_that_set_it() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), GOOD, "server:\n  workers: many\n");
+        let text = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("server.workers"), "{text}");
         assert!(text.contains("test/common.yaml"), "{text}");
     }
 
     #[test]
-    fn missing_and_mistyped_keys_name_themselves() {
+    fn missing_and_mistyped_keys_name_themselves_and_the_variable() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "server:\n  addr: \":8080\"\ncacheKeys: {}\n");
+        write(
+            dir.path(),
+            "server:\n  addr: \":8080\"\ncacheKeys: {}\n",
+            NOTHING,
+        );
         let text = load_with_vars::<Root>(dir.path(), Profile::Test, vars(&[]))
             .unwrap_err()
             .to_string();
         assert!(text.contains("workers"), "{text}");
 
-        write(dir.path(), GOOD);
+        write(dir.path(), GOOD, NOTHING);
         let text = load_with_vars::<Root>(
             dir.path(),
             Profile::Test,
@@ -384,8 +620,34 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_named() {
+    fn a_failed_check_is_located_at_the_file_or_variable() {
         let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), GOOD, "server:\n  addr: nowhere\n");
+        let loaded: Loaded<Root> = load_with_vars(
+            dir.path(),
+            Profile::Test,
+            vars(&[("APP__SERVER__WORKERS", "0")]),
+        )
+        .unwrap();
+        let addr = loaded
+            .locate(invalid("server.addr", "not host:port"))
+            .to_string();
+        assert!(
+            addr.contains("server.addr") && addr.contains("test/common.yaml"),
+            "{addr}"
+        );
+        let workers = loaded.locate(invalid("server.workers", "zero")).to_string();
+        assert!(workers.contains("APP__SERVER__WORKERS"), "{workers}");
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = load_with_vars::<Root>(dir.path(), Profile::Prod, vars(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("base.yaml"), "{text}");
+        write(dir.path(), GOOD, NOTHING);
         let text = load_with_vars::<Root>(dir.path(), Profile::Prod, vars(&[]))
             .unwrap_err()
             .to_string();

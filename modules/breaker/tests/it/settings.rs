@@ -17,7 +17,8 @@ struct Root {
 fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Root, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("test")).unwrap();
-    std::fs::write(dir.path().join("test/common.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("base.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("test/common.yaml"), "").unwrap();
     let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     load_with_vars::<Root>(dir.path(), Profile::Test, vars).map(|l| l.settings)
 }
