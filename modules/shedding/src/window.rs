@@ -62,13 +62,13 @@ impl Window {
             self.buckets[((self.current + step) % len) as usize] = Bucket::default();
         }
         self.current = index;
-        let current_slot = (index % len) as usize;
+        // The current bucket was just emptied, so this summarises the closed ones only.
         let mut summary = Summary {
             max_pass: 0,
             min_rt_nanos: None,
         };
-        for (slot, bucket) in self.buckets.iter().enumerate() {
-            if slot == current_slot || bucket.passes == 0 {
+        for bucket in &self.buckets {
+            if bucket.passes == 0 {
                 continue;
             }
             summary.max_pass = summary.max_pass.max(bucket.passes);
