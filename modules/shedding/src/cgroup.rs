@@ -122,7 +122,7 @@ fn quota_along(version: CgroupVersion, dir: &Path, mount: &Path) -> Option<f64> 
 
 /// The cgroup path of the CPU controller in `/proc/self/cgroup`: for v1 the line whose
 /// controller list holds `cpu` (`4:cpu,cpuacct:/docker/abc`), for v2 the `0::/path` line.
-pub fn cpu_cgroup_path(proc_cgroup: &str, version: CgroupVersion) -> Option<String> {
+pub(crate) fn cpu_cgroup_path(proc_cgroup: &str, version: CgroupVersion) -> Option<String> {
     proc_cgroup.lines().find_map(|line| {
         let mut fields = line.splitn(3, ':');
         let id = fields.next()?;
@@ -141,7 +141,7 @@ pub fn cpu_cgroup_path(proc_cgroup: &str, version: CgroupVersion) -> Option<Stri
 ///
 /// A line reads `id parent major:minor root mount_point options [optional...] - fstype source
 /// super_options`.
-pub fn cgroup_mount(mountinfo: &str, version: CgroupVersion) -> Option<(String, String)> {
+pub(crate) fn cgroup_mount(mountinfo: &str, version: CgroupVersion) -> Option<(String, String)> {
     mountinfo.lines().find_map(|line| {
         let (before, after) = line.split_once(" - ")?;
         let fields: Vec<&str> = before.split(' ').collect();
@@ -159,7 +159,7 @@ pub fn cgroup_mount(mountinfo: &str, version: CgroupVersion) -> Option<(String, 
 
 /// The directory of cgroup `path` under a hierarchy mounted at `mount` from `root`. A path
 /// outside the mount's root (a container that sees its host's path) is the mount itself.
-pub fn join_cgroup(mount: &str, root: &str, path: &str) -> PathBuf {
+pub(crate) fn join_cgroup(mount: &str, root: &str, path: &str) -> PathBuf {
     let relative = if root == "/" {
         Some(path)
     } else {
@@ -179,7 +179,7 @@ pub fn join_cgroup(mount: &str, root: &str, path: &str) -> PathBuf {
 
 /// CPUs granted by cgroup v1's `cpu.cfs_quota_us` and `cpu.cfs_period_us`; `None` when the
 /// quota is `-1` (unlimited) or either file does not hold a positive number.
-pub fn parse_cfs_quota(quota_us: &str, period_us: &str) -> Option<f64> {
+pub(crate) fn parse_cfs_quota(quota_us: &str, period_us: &str) -> Option<f64> {
     let quota: i64 = quota_us.trim().parse().ok()?;
     let period: i64 = period_us.trim().parse().ok()?;
     (quota > 0 && period > 0).then(|| quota as f64 / period as f64)
@@ -187,7 +187,7 @@ pub fn parse_cfs_quota(quota_us: &str, period_us: &str) -> Option<f64> {
 
 /// CPUs granted by cgroup v2's `cpu.max` (`$MAX $PERIOD`, `max` when unlimited; the period may
 /// be left out, 100000 µs); `None` when unlimited or unreadable.
-pub fn parse_cpu_max(cpu_max: &str) -> Option<f64> {
+pub(crate) fn parse_cpu_max(cpu_max: &str) -> Option<f64> {
     let mut fields = cpu_max.split_whitespace();
     let quota: i64 = fields.next()?.parse().ok()?; // `max` fails here: unlimited
     let period: i64 = match fields.next() {

@@ -1,9 +1,9 @@
 //! The CPU reading the shedder decides on: a [`CpuSource`], in production [`ProcessCpu`] (this
 //! process's CPU time over the CPUs it may use, smoothed), in tests [`ManualCpu`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::CpuLimit;
@@ -100,7 +100,7 @@ struct Shared {
     reading: Arc<AtomicU64>,
     limit: CpuLimit,
     /// Dropped with the last clone: the sampler's `recv_timeout` then sees the channel closed.
-    _stop: Mutex<Sender<()>>,
+    _stop: Sender<()>,
 }
 
 impl ProcessCpu {
@@ -138,7 +138,7 @@ impl ProcessCpu {
             shared: Arc::new(Shared {
                 reading,
                 limit,
-                _stop: Mutex::new(stop),
+                _stop: stop,
             }),
         })
     }
@@ -220,5 +220,26 @@ mod tests {
         assert!(weak.upgrade().is_some());
         drop(cpu);
         assert!(weak.upgrade().is_none());
+        // The sampler sees its channel closed and ends (no other test here starts one).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sampler_threads() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the sampler thread is still running"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Threads of this process named as the sampler (`comm` keeps 15 bytes of the name).
+    fn sampler_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|name| name.trim() == "goex-cpu-sample")
+            })
+            .count()
     }
 }

@@ -68,10 +68,7 @@ mod settings;
 mod shedder;
 mod window;
 
-pub use cgroup::{
-    CgroupVersion, CpuLimit, cgroup_mount, cpu_cgroup_path, join_cgroup, parse_cfs_quota,
-    parse_cpu_max,
-};
+pub use cgroup::{CgroupVersion, CpuLimit};
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use cpu::{CpuMeter, CpuSource, ManualCpu, ProcessCpu};
 pub use settings::{Settings, SettingsError};
