@@ -86,6 +86,10 @@ impl Shedder {
     /// A shedder on this process's CPU ([`ProcessCpu`], whose sampler thread starts here) and
     /// the monotonic clock; a pass-through one when `settings.enabled` is off.
     ///
+    /// Each call starts its own sampler thread; shedders that should share one reading (two
+    /// apps in one process) take clones of one [`ProcessCpu`] through
+    /// [`with_sources`](Shedder::with_sources).
+    ///
     /// # Errors
     /// A setting out of range, or the CPU sampler cannot start.
     pub fn new(settings: &Settings) -> Result<Shedder, Error> {
