@@ -54,7 +54,7 @@ use crate::repository::sms::{
     AlibabaSmsSender, AlibabaSmsSenderParameters, LogSmsSender, SmsSender,
 };
 use crate::service::account::{AccountServiceImpl, AccountServiceImplParameters};
-use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
+use crate::service::auth::{AuthServiceImpl, AuthServiceImplParameters};
 use crate::service::caller::{
     CallerAuthServiceImpl, CallerAuthServiceImplParameters, ServiceCredentials,
 };
@@ -114,18 +114,6 @@ const JOB_TEMPLATE: &str = include_str!("../../assets/jenkins/job.xml");
 /// # Panics
 /// When `auth.argon2_*` are not valid argon2 parameters (checked when the config loads).
 pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
-    let policy = AuthPolicy {
-        access_ttl: config.auth.access_ttl,
-        refresh_ttl: config.auth.refresh_ttl,
-        max_failures: config.auth.max_failures,
-        failure_window: config.auth.failure_window,
-        max_registrations: config.auth.max_registrations,
-        registration_window: config.auth.registration_window,
-        leeway: config.auth.leeway,
-        verified_for: config.auth.verified_token_ttl,
-        sms_max_attempts: config.sms.max_attempts,
-        sms_register: config.sms.register_on_login,
-    };
     let hashing = HashingPolicy {
         memory_kib: config.auth.argon2_memory_kib,
         iterations: config.auth.argon2_iterations,
@@ -230,7 +218,8 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             })
             .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters {
                 keys: infra.keys.clone(),
-                policy,
+                auth: config.auth.clone(),
+                sms: config.sms.clone(),
                 verified: Arc::new(goex_cache::ExpiringCache::new(
                     config.auth.verified_token_capacity,
                 )),
