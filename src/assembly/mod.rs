@@ -18,9 +18,7 @@ use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
 use crate::controller::jenkins::JenkinsControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
-use crate::controller::socket::{
-    SocketControllerImpl, SocketControllerImplParameters, SocketSettings,
-};
+use crate::controller::socket::{SocketControllerImpl, SocketControllerImplParameters};
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
 use crate::repository::cache::login::LoginCache;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
@@ -161,8 +159,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         SmsProvider::Alibaba => {
             builder.with_component_parameters::<AlibabaSmsSender>(AlibabaSmsSenderParameters {
                 client: infra.sms.clone(),
-                sign_name: config.alibaba_sms_code.sign_name.trim().to_owned(),
-                template_code: config.alibaba_sms_code.template_code.trim().to_owned(),
+                code: config.alibaba_sms_code.clone(),
                 metrics: sms_metrics("alibaba"),
                 logger: infra.logger.clone(),
             })
@@ -196,12 +193,9 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
-                remote_limit: (
-                    config.grpc_client.max_per_address,
-                    config.grpc_client.address_window,
-                ),
+                grpc_client: config.grpc_client.clone(),
+                cache_keys: config.cache_keys.clone(),
                 mode: config.server.mode.as_str().into(),
-                value_key: config.cache_keys.hello_value.key.clone(),
             })
             .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters {
                 keys: infra.keys.clone(),
@@ -254,24 +248,21 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.as_ref().map(JenkinsMetrics::new),
             })
             .with_component_parameters::<JenkinsServiceImpl>(JenkinsServiceImplParameters {
-                default_job: config.jenkins.default_job.clone(),
+                config: config.jenkins.clone(),
                 job_template: JOB_TEMPLATE.into(),
             })
             .with_component_parameters::<SocketControllerImpl>(SocketControllerImplParameters {
-                settings: Arc::new(SocketSettings {
-                    socket: config.server.socket.clone(),
-                    white_ips: config.common.socket_white_ip_list.clone(),
-                    logger: infra.logger.clone(),
-                    metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
-                }),
+                socket: Arc::new(config.server.socket.clone()),
+                common: config.common.clone(),
+                logger: infra.logger.clone(),
+                metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
             })
             .with_component_parameters::<ImportProgressPushImpl>(ImportProgressPushImplParameters {
                 excel,
                 logger: infra.logger.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
-                timeout: config.server.readiness_timeout,
-                details: config.server.readiness_details,
+                server: Arc::new(config.server.clone()),
             })
             .with_component_parameters::<ConsulServiceRegistry>(ConsulServiceRegistryParameters {
                 client: infra.consul.clone(),
