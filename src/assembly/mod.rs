@@ -17,6 +17,7 @@ use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
 use crate::controller::jenkins::JenkinsControllerImpl;
+use crate::controller::pprof::PprofControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
 use crate::controller::socket::{SocketControllerImpl, SocketControllerImplParameters};
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
@@ -91,7 +92,7 @@ module! {
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
             JenkinsControllerImpl, HelloRpcControllerImpl, UserRpcControllerImpl,
-            SocketControllerImpl,
+            SocketControllerImpl, PprofControllerImpl,
         ],
         providers = []
     }
