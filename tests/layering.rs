@@ -18,7 +18,7 @@ const ASSEMBLY: &str = "assembly";
 const CMD: &str = "cmd";
 
 /// Crates in `modules/` that talk to something outside the process (or sample it): only
-/// repositories and services use them, never `server/`, a controller or the edge kit.
+/// repositories and services use them, never `server/`, a controller, middleware or the edge kit.
 const CLIENT_CRATES: &[&str] = &[
     "goex_breaker",
     "goex_cache",
@@ -134,7 +134,7 @@ fn check(path: &Path, text: &str) -> Vec<Violation> {
             }
         }
     }
-    if [SERVER, CONTROLLER, WEB].contains(&layer) {
+    if [SERVER, CONTROLLER, MIDDLEWARE, WEB].contains(&layer) {
         for (line, name) in identifiers(&code) {
             if CLIENT_CRATES.contains(&name.as_str()) {
                 found.push(Violation {
@@ -518,6 +518,14 @@ fn the_edge_names_no_client_crate() {
     );
     assert_eq!(planted("controller/debug.rs", text).len(), 2);
     assert_eq!(planted("web/envelope.rs", text).len(), 2);
+    assert_eq!(planted("middleware/lifecycle.rs", text).len(), 2);
+    // The request's consistency session goes through the service that names it.
+    let session = "fn f() { goex_database::session::scope(key, call) }
+                   fn g() { crate::service::session::scope(key, call) }";
+    assert_eq!(
+        planted("middleware/lifecycle.rs", session),
+        [(1, "goex_database".to_owned())]
+    );
     assert!(planted("repository/registration.rs", text).is_empty());
     assert!(planted("service/profiling.rs", text).is_empty());
 }

@@ -7,19 +7,19 @@ pub mod metrics;
 use std::sync::Arc;
 
 use shaku::module;
+use tokio::sync::Semaphore;
 
 use crate::controller::auth::AuthControllerImpl;
-use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters, UploadLimits};
+use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters};
 use crate::controller::grpc::hello::HelloRpcControllerImpl;
 use crate::controller::grpc::user::UserRpcControllerImpl;
 use crate::controller::grpc_client::GrpcClientControllerImpl;
 use crate::controller::health::HealthControllerImpl;
 use crate::controller::hello::HelloControllerImpl;
 use crate::controller::jenkins::JenkinsControllerImpl;
+use crate::controller::pprof::PprofControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
-use crate::controller::socket::{
-    SocketControllerImpl, SocketControllerImplParameters, SocketSettings,
-};
+use crate::controller::socket::{SocketControllerImpl, SocketControllerImplParameters};
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
 use crate::repository::cache::login::LoginCache;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
@@ -54,25 +54,17 @@ use crate::repository::sms::{
     AlibabaSmsSender, AlibabaSmsSenderParameters, LogSmsSender, SmsSender,
 };
 use crate::service::account::{AccountServiceImpl, AccountServiceImplParameters};
-use crate::service::auth::{AuthPolicy, AuthServiceImpl, AuthServiceImplParameters};
-use crate::service::caller::{
-    CallerAuthServiceImpl, CallerAuthServiceImplParameters, ServiceCredentials,
-};
+use crate::service::auth::{AuthServiceImpl, AuthServiceImplParameters};
+use crate::service::caller::{CallerAuthServiceImpl, CallerAuthServiceImplParameters};
 use crate::service::excel::progress::{ImportProgressPushImpl, ImportProgressPushImplParameters};
-use crate::service::excel::sheet::ZipLimits;
-use crate::service::excel::{
-    ExcelServiceImpl, ExcelServiceImplParameters, ExportLimits, ImportLimits, ImportOptions,
-    JobLimits,
-};
+use crate::service::excel::{ExcelServiceImpl, ExcelServiceImplParameters, RunningJobs};
 use crate::service::health::{HealthServiceImpl, HealthServiceImplParameters};
 use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
-use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher, HashingPolicy};
+use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher};
 use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParameters};
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
-use crate::service::socket::{
-    HubLimits, HubState, PublicRooms, SocketHubImpl, SocketHubImplParameters,
-};
+use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
 
 use self::infra::Infra;
@@ -100,7 +92,7 @@ module! {
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
             JenkinsControllerImpl, HelloRpcControllerImpl, UserRpcControllerImpl,
-            SocketControllerImpl,
+            SocketControllerImpl, PprofControllerImpl,
         ],
         providers = []
     }
@@ -114,29 +106,11 @@ const JOB_TEMPLATE: &str = include_str!("../../assets/jenkins/job.xml");
 /// # Panics
 /// When `auth.argon2_*` are not valid argon2 parameters (checked when the config loads).
 pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
-    let policy = AuthPolicy {
-        access_ttl: config.auth.access_ttl,
-        refresh_ttl: config.auth.refresh_ttl,
-        max_failures: config.auth.max_failures,
-        failure_window: config.auth.failure_window,
-        max_registrations: config.auth.max_registrations,
-        registration_window: config.auth.registration_window,
-        leeway: config.auth.leeway,
-        verified_for: config.auth.verified_token_ttl,
-        sms_max_attempts: config.sms.max_attempts,
-        sms_register: config.sms.register_on_login,
-    };
-    let hashing = HashingPolicy {
-        memory_kib: config.auth.argon2_memory_kib,
-        iterations: config.auth.argon2_iterations,
-        concurrency: config.auth.hash_concurrency,
-        acquire_timeout: config.auth.hash_acquire_timeout,
-    };
-    let hasher = Argon2PasswordHasher::parameters(&hashing)
+    let hasher = Argon2PasswordHasher::parameters(&config.auth)
         .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
-    let bulk_hasher =
-        Argon2BulkPasswordHasher::parameters(&hashing, config.excel.password_hash_slots)
-            .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
+    let bulk_hasher = Argon2BulkPasswordHasher::parameters(&config.auth, &config.excel)
+        .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
+    let excel = Arc::new(config.excel.clone());
     let login_lookups = || infra.metrics.as_ref().map(|m| m.cache_lookups("logins"));
     let builder = match &infra.redis {
         Some(client) => AppModule::builder()
@@ -186,8 +160,7 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
         SmsProvider::Alibaba => {
             builder.with_component_parameters::<AlibabaSmsSender>(AlibabaSmsSenderParameters {
                 client: infra.sms.clone(),
-                sign_name: config.alibaba_sms_code.sign_name.trim().to_owned(),
-                template_code: config.alibaba_sms_code.template_code.trim().to_owned(),
+                code: config.alibaba_sms_code.clone(),
                 metrics: sms_metrics("alibaba"),
                 logger: infra.logger.clone(),
             })
@@ -221,16 +194,14 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
-                remote_limit: (
-                    config.grpc_client.max_per_address,
-                    config.grpc_client.address_window,
-                ),
+                grpc_client: config.grpc_client.clone(),
+                cache_keys: config.cache_keys.clone(),
                 mode: config.server.mode.as_str().into(),
-                value_key: config.cache_keys.hello_value.key.clone(),
             })
             .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters {
                 keys: infra.keys.clone(),
-                policy,
+                auth: config.auth.clone(),
+                sms: config.sms.clone(),
                 verified: Arc::new(goex_cache::ExpiringCache::new(
                     config.auth.verified_token_capacity,
                 )),
@@ -238,16 +209,8 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<CallerAuthServiceImpl>(CallerAuthServiceImplParameters {
-                credentials: Arc::new(ServiceCredentials {
-                    user: config.server.grpc.auth.user.clone().into_bytes(),
-                    password: secrecy::SecretSlice::from(
-                        secrecy::ExposeSecret::expose_secret(&config.server.grpc.auth.password)
-                            .as_bytes()
-                            .to_vec(),
-                    ),
-                    max_failures: config.auth.max_failures,
-                    window: config.auth.failure_window,
-                }),
+                grpc_auth: config.server.grpc.auth.clone(),
+                auth: config.auth.clone(),
                 refused: Arc::new(goex_cache::ExpiringCache::new(
                     config.auth.max_local_counters,
                 )),
@@ -259,66 +222,17 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             .with_component_parameters::<Argon2PasswordHasher>(hasher)
             .with_component_parameters::<Argon2BulkPasswordHasher>(bulk_hasher)
             .with_component_parameters::<SocketHubImpl>(SocketHubImplParameters {
-                limits: HubLimits {
-                    max_connections: config.server.socket.max_connections,
-                    max_per_host: config.server.socket.max_per_address.host,
-                    max_per_network: config.server.socket.max_per_address.network,
-                    max_anonymous: config.server.socket.max_anonymous,
-                    max_rooms_per_connection: config.server.socket.max_rooms_per_connection,
-                    outbound_queue: config.server.socket.outbound_queue,
-                    outbound_queue_bytes: config.server.socket.outbound_queue_bytes,
-                    public_rooms: PublicRooms::new(&config.server.socket.public_rooms),
-                },
+                socket: Arc::new(config.server.socket.clone()),
                 state: HubState::default(),
             })
             .with_component_parameters::<ExcelServiceImpl>(ExcelServiceImplParameters {
-                limits: ExportLimits {
-                    page_size: config.excel.export_page_size,
-                    max_rows: config.excel.max_export_rows,
-                    temp_dir: config.excel_temp_dir(),
-                    running: Arc::new(tokio::sync::Semaphore::new(
-                        config.excel.max_running_exports,
-                    )),
-                    max_per_user: config.excel.max_exports_per_user,
-                    user_window: config.excel.exports_window,
-                },
-                import_limits: ImportLimits {
-                    max_rows: config.excel.max_import_rows,
-                    batch_size: config.excel.import_batch_size,
-                    max_reported_errors: config.excel.max_reported_errors,
-                    zip: ZipLimits {
-                        max_entries: config.excel.max_zip_entries,
-                        max_unpacked: config.excel.max_unpacked_size,
-                        max_ratio: config.excel.max_compression_ratio,
-                        max_shared_strings: config.excel.max_shared_strings_size,
-                    },
-                    timeout: config.excel.import_timeout,
-                    max_password_rows: config.excel.max_password_rows,
-                },
-                job_limits: JobLimits {
-                    async_rows: config.excel.async_rows,
-                    running: Arc::new(tokio::sync::Semaphore::new(
-                        config.excel.max_running_imports,
-                    )),
-                    retention: config.excel.job_retention,
-                    stale_after: crate::service::excel::jobs::stale_after(
-                        config.excel.import_timeout,
-                    ),
-                    local: crate::service::excel::jobs::RunningJobs::default(),
-                },
-                created_per_hour: config.excel.max_created_per_hour,
+                excel: excel.clone(),
+                running_exports: Arc::new(Semaphore::new(config.excel.max_running_exports)),
+                running_imports: Arc::new(Semaphore::new(config.excel.max_running_imports)),
+                running_jobs: RunningJobs::default(),
             })
             .with_component_parameters::<ExcelControllerImpl>(ExcelControllerImplParameters {
-                file_name: config.excel.export_file_name.clone(),
-                import_defaults: ImportOptions {
-                    mode: config.excel.import_mode,
-                    on_existing: config.excel.on_existing,
-                },
-                upload: UploadLimits {
-                    max_size: config.excel.max_upload_size,
-                    timeout: config.excel.upload_timeout,
-                    temp_dir: config.excel_temp_dir(),
-                },
+                config: excel.clone(),
             })
             .with_component_parameters::<KvVerificationCodeRepository>(
                 KvVerificationCodeRepositoryParameters {
@@ -335,25 +249,21 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.as_ref().map(JenkinsMetrics::new),
             })
             .with_component_parameters::<JenkinsServiceImpl>(JenkinsServiceImplParameters {
-                default_job: config.jenkins.default_job.clone(),
+                config: config.jenkins.clone(),
                 job_template: JOB_TEMPLATE.into(),
             })
             .with_component_parameters::<SocketControllerImpl>(SocketControllerImplParameters {
-                settings: Arc::new(SocketSettings {
-                    socket: config.server.socket.clone(),
-                    white_ips: config.common.socket_white_ip_list.clone(),
-                    logger: infra.logger.clone(),
-                    metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
-                }),
+                socket: Arc::new(config.server.socket.clone()),
+                common: config.common.clone(),
+                logger: infra.logger.clone(),
+                metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
             })
             .with_component_parameters::<ImportProgressPushImpl>(ImportProgressPushImplParameters {
-                every: config.excel.progress_poll_interval,
-                stale_after: crate::service::excel::jobs::stale_after(config.excel.import_timeout),
+                excel,
                 logger: infra.logger.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
-                timeout: config.server.readiness_timeout,
-                details: config.server.readiness_details,
+                server: Arc::new(config.server.clone()),
             })
             .with_component_parameters::<ConsulServiceRegistry>(ConsulServiceRegistryParameters {
                 client: infra.consul.clone(),

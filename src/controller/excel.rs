@@ -4,10 +4,8 @@
 
 use std::cell::Cell;
 use std::fs::File;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::http::header::{
     self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
@@ -18,6 +16,7 @@ use chrono::{Days, NaiveDate, NaiveTime};
 use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use utoipa::ToSchema;
 
+use crate::meta::config::ExcelConfig;
 use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::forms::{ExportQuery, ImportQuery};
 use crate::model::user::UserFilter;
@@ -66,30 +65,15 @@ pub trait ExcelController: Interface {
     async fn job(&self, admin: i64, id: &str) -> Result<HttpResponse, ServiceError>;
 }
 
-/// How `POST /excel/import` receives its body (`excel.max_upload_size`, `upload_timeout`,
-/// `temp_dir`).
-#[derive(Clone, Debug)]
-pub struct UploadLimits {
-    /// The whole multipart body, bytes.
-    pub max_size: u64,
-    /// The whole body's arrival.
-    pub timeout: Duration,
-    /// Where the upload is kept; `None`: the system's temp directory.
-    pub temp_dir: Option<PathBuf>,
-}
-
 /// [`ExcelController`] over the Excel service.
 #[derive(Component)]
 #[shaku(interface = ExcelController)]
 pub struct ExcelControllerImpl {
     #[shaku(inject)]
     excel: Arc<dyn ExcelService>,
-    /// `excel.export_file_name`.
-    file_name: String,
-    /// `excel.import_mode` and `excel.on_existing`.
-    import_defaults: ImportOptions,
-    /// `excel.max_upload_size`, ...
-    upload: UploadLimits,
+    /// `excel.*`: the export's file name, the import's default options and how its upload
+    /// is received.
+    config: Arc<ExcelConfig>,
 }
 
 #[async_trait(?Send)]
@@ -102,7 +86,7 @@ impl ExcelController for ExcelControllerImpl {
         );
         Ok(HttpResponse::Ok()
             .content_type(XLSX)
-            .insert_header(attachment(&self.file_name))
+            .insert_header(attachment(&self.config.export_file_name))
             // Personal data: never kept by a browser or proxy cache.
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header(("X-Rows", workbook.rows.to_string()))
@@ -119,12 +103,10 @@ impl ExcelController for ExcelControllerImpl {
     ) -> Result<HttpResponse, ServiceError> {
         // The place first: uploads being received count against excel.max_running_imports too.
         let slot = self.excel.reserve_import()?;
-        let file = receive_upload(req, payload, &self.upload).await?;
+        let file = receive_upload(req, payload, &self.config).await?;
         let options = ImportOptions {
-            mode: query.mode.unwrap_or(self.import_defaults.mode),
-            on_existing: query
-                .on_existing
-                .unwrap_or(self.import_defaults.on_existing),
+            mode: query.mode.unwrap_or(self.config.import_mode),
+            on_existing: query.on_existing.unwrap_or(self.config.on_existing),
         };
         match self.excel.import(slot, admin, file, options).await? {
             ImportStarted::Finished(report) => {
@@ -302,25 +284,25 @@ pub const UPLOAD_FIELD: &str = "uploadFile";
 async fn receive_upload(
     req: &HttpRequest,
     payload: web::Payload,
-    limits: &UploadLimits,
+    excel: &ExcelConfig,
 ) -> Result<File, ServiceError> {
     use futures_util::{StreamExt, TryStreamExt};
     use tokio::io::AsyncWriteExt;
 
     let too_large = || ServiceError::PayloadTooLarge {
-        limit: usize::try_from(limits.max_size).unwrap_or(usize::MAX),
+        limit: usize::try_from(excel.max_upload_size).unwrap_or(usize::MAX),
     };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limits.max_size) {
+    if declared.is_some_and(|len| len > excel.max_upload_size) {
         return Err(too_large());
     }
     let overflowed = Rc::new(Cell::new(false));
     let counted = {
-        let (overflowed, max) = (overflowed.clone(), limits.max_size);
+        let (overflowed, max) = (overflowed.clone(), excel.max_upload_size);
         let mut total: u64 = 0;
         payload.map(move |chunk| {
             let chunk = chunk?;
@@ -333,7 +315,7 @@ async fn receive_upload(
         })
     };
     let internal = |e: std::io::Error| ServiceError::Internal(Box::new(e));
-    let file = match &limits.temp_dir {
+    let file = match &excel.temp_path() {
         Some(dir) => tempfile::tempfile_in(dir),
         None => tempfile::tempfile(),
     }
@@ -357,9 +339,9 @@ async fn receive_upload(
         }
         Ok::<_, actix_multipart::MultipartError>(Ok(found))
     };
-    match tokio::time::timeout(limits.timeout, receive).await {
+    match tokio::time::timeout(excel.upload_timeout, receive).await {
         Err(_) => Err(ServiceError::RequestTimeout {
-            timeout: limits.timeout,
+            timeout: excel.upload_timeout,
         }),
         Ok(_) if overflowed.get() => Err(too_large()),
         Ok(Ok(Err(e))) => Err(internal(e)),

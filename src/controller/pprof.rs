@@ -3,9 +3,12 @@
 //! and `GET /debug/pprof/flamegraph?seconds=N` (SVG), over the profiling service. Served on
 //! their own listener (`server::pprof`), so not in the OpenAPI document.
 
+use std::sync::Arc;
+
 use actix_web::{HttpResponse, web};
+use async_trait::async_trait;
 use serde::Deserialize;
-use shaku::{HasComponent, ModuleInterface};
+use shaku::{Component, HasComponent, Interface, ModuleInterface};
 use validator::Validate;
 
 use crate::service::error::ServiceError;
@@ -25,10 +28,56 @@ fn default_seconds() -> u64 {
     30
 }
 
+/// The profiling controller.
+#[async_trait]
+pub trait PprofController: Interface {
+    /// `GET /debug/pprof/profile`: a CPU profile of `seconds`, pprof protobuf, as an
+    /// attachment.
+    ///
+    /// # Errors
+    /// As [`ProfilingService::cpu_profile`].
+    async fn profile(&self, seconds: u64) -> Result<HttpResponse, ServiceError>;
+    /// `GET /debug/pprof/flamegraph`: a CPU flamegraph of `seconds`, SVG.
+    ///
+    /// # Errors
+    /// As [`ProfilingService::cpu_profile`].
+    async fn flamegraph(&self, seconds: u64) -> Result<HttpResponse, ServiceError>;
+}
+
+/// [`PprofController`] over the profiling service.
+#[derive(Component)]
+#[shaku(interface = PprofController)]
+pub struct PprofControllerImpl {
+    #[shaku(inject)]
+    profiling: Arc<dyn ProfilingService>,
+}
+
+#[async_trait]
+impl PprofController for PprofControllerImpl {
+    async fn profile(&self, seconds: u64) -> Result<HttpResponse, ServiceError> {
+        let body = self
+            .profiling
+            .cpu_profile(seconds, ProfileFormat::Protobuf)
+            .await?;
+        Ok(HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header(("Content-Disposition", "attachment; filename=\"profile.pb\""))
+            .body(body))
+    }
+
+    async fn flamegraph(&self, seconds: u64) -> Result<HttpResponse, ServiceError> {
+        let body = self
+            .profiling
+            .cpu_profile(seconds, ProfileFormat::Flamegraph)
+            .await?;
+        Ok(HttpResponse::Ok().content_type("image/svg+xml").body(body))
+    }
+}
+
 /// Registers the profiling routes.
 pub fn routes<M>(cfg: &mut web::ServiceConfig)
 where
-    M: ModuleInterface + HasComponent<dyn ProfilingService> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn PprofController> + ?Sized,
 {
     cfg.route("/debug/pprof/", web::get().to(index))
         .route("/debug/pprof/profile", web::get().to(protobuf::<M>))
@@ -46,30 +95,21 @@ async fn index() -> HttpResponse {
 }
 
 async fn protobuf<M>(
-    profiling: Inject<M, dyn ProfilingService>,
+    controller: Inject<M, dyn PprofController>,
     ValidatedQuery(q): ValidatedQuery<ProfileQuery>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn ProfilingService> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn PprofController> + ?Sized,
 {
-    let body = profiling
-        .cpu_profile(q.seconds, ProfileFormat::Protobuf)
-        .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header(("Content-Disposition", "attachment; filename=\"profile.pb\""))
-        .body(body))
+    controller.profile(q.seconds).await
 }
 
 async fn flamegraph<M>(
-    profiling: Inject<M, dyn ProfilingService>,
+    controller: Inject<M, dyn PprofController>,
     ValidatedQuery(q): ValidatedQuery<ProfileQuery>,
 ) -> Result<HttpResponse, ServiceError>
 where
-    M: ModuleInterface + HasComponent<dyn ProfilingService> + ?Sized,
+    M: ModuleInterface + HasComponent<dyn PprofController> + ?Sized,
 {
-    let body = profiling
-        .cpu_profile(q.seconds, ProfileFormat::Flamegraph)
-        .await?;
-    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(body))
+    controller.flamegraph(q.seconds).await
 }

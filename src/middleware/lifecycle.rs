@@ -35,7 +35,7 @@ use crate::middleware::head_deadline::HeadClock;
 use crate::middleware::request_id::{
     REQUEST_ID_HEADER, RequestIdGenerator, SESSION_ID_HEADER, acceptable,
 };
-use crate::service::audit;
+use crate::service::{audit, session};
 use crate::web::auth::{AdminRequest, AuthenticatedUserId};
 use crate::web::client_addr;
 use crate::web::envelope::OutgoingError;
@@ -190,7 +190,7 @@ where
         let (method, uri) = (req.method().clone(), req.uri().clone());
         // The request id for every record made while the request is served (and its envelope).
         let scoped_id = Arc::<str>::from(id.to_str().unwrap_or("-"));
-        let session = factory.sessions.then(|| {
+        let session_key = factory.sessions.then(|| {
             match req
                 .headers()
                 .get(&SESSION_ID_HEADER)
@@ -202,8 +202,8 @@ where
         });
         let call = self.service.call(req);
         // Either, not a box: the common case (no session) costs no allocation.
-        let fut = match session {
-            Some(key) => Either::Left(goex_database::session::scope(key, call)),
+        let fut = match session_key {
+            Some(key) => Either::Left(session::scope(key, call)),
             None => Either::Right(call),
         };
         let fut = AssertUnwindSafe(fut).catch_unwind();

@@ -8,6 +8,8 @@ use goex_sms::{AlibabaSms, Message, SmsError};
 use shaku::{Component, Interface};
 use slog::Logger;
 
+use crate::meta::config::AlibabaSmsCodeConfig;
+
 /// Sends verification codes.
 #[async_trait]
 pub trait SmsSender: Interface {
@@ -27,10 +29,8 @@ pub struct AlibabaSmsSender {
     /// The client; `Err` when `alibaba_sms.*` cannot make one (every send fails with it, the
     /// app still starts).
     client: std::sync::Arc<Result<AlibabaSms, String>>,
-    /// `alibaba_sms_code.sign_name`.
-    sign_name: String,
-    /// `alibaba_sms_code.template_code`.
-    template_code: String,
+    /// `alibaba_sms_code.*`: the approved signature and template.
+    code: AlibabaSmsCodeConfig,
     /// Latency and failures, when metrics are on.
     metrics: Option<CallMetrics>,
     /// A refused send is logged with the provider's code and request id.
@@ -52,8 +52,9 @@ impl SmsSender for AlibabaSmsSender {
         let template_param = serde_json::json!({ "code": code }).to_string();
         let message = Message {
             phone_numbers: phone,
-            sign_name: &self.sign_name,
-            template_code: &self.template_code,
+            // Trimmed: an approved name pasted with a stray space would be refused.
+            sign_name: self.code.sign_name.trim(),
+            template_code: self.code.template_code.trim(),
             template_param: &template_param,
         };
         let sent =

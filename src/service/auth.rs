@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use shaku::{Component, Interface};
 use slog::Logger;
 
+use crate::meta::config::{AuthConfig, SmsConfig};
 use crate::model::forms::{LoginForm, RegisterForm, SmsLoginForm};
 use crate::model::role::{Role, Roles};
 use crate::model::user::{NewUser, UserView};
@@ -91,32 +92,6 @@ impl AuthUser {
     }
 }
 
-/// Token lifetimes and throttling limits (`auth.*`).
-#[derive(Clone, Debug)]
-pub struct AuthPolicy {
-    /// Access token lifetime.
-    pub access_ttl: Duration,
-    /// Refresh token lifetime.
-    pub refresh_ttl: Duration,
-    /// Failed (or in-flight) logins per username and per address before 429.
-    pub max_failures: i64,
-    /// Their window.
-    pub failure_window: Duration,
-    /// Registrations per address before 429.
-    pub max_registrations: i64,
-    /// Their window.
-    pub registration_window: Duration,
-    /// Clock skew tolerated on `exp`.
-    pub leeway: Duration,
-    /// How long a verified access token is remembered at most.
-    pub verified_for: Duration,
-    /// Wrong tries an SMS code allows before it is spent (`sms.max_attempts`).
-    pub sms_max_attempts: u32,
-    /// Whether an SMS login with a number no user has creates that user
-    /// (`sms.register_on_login`).
-    pub sms_register: bool,
-}
-
 /// The auth use cases.
 #[async_trait]
 pub trait AuthService: Interface {
@@ -186,8 +161,10 @@ pub struct AuthServiceImpl {
     roles: Arc<dyn RoleRepository>,
     /// The signing and verifying keys, parsed once at start.
     keys: Arc<KeyRing>,
-    /// Lifetimes and limits.
-    policy: AuthPolicy,
+    /// `auth.*`: token lifetimes, throttling limits, as configured.
+    auth: AuthConfig,
+    /// `sms.*`: how many wrong tries a code allows and whether an SMS login registers.
+    sms: SmsConfig,
     /// Access tokens whose signature and claims were verified and whose login was current,
     /// until they expire: an RSA verification costs far more than the rest of a request.
     /// Revocation is unaffected: the login record is checked on every request. Bounded, with
@@ -261,11 +238,11 @@ impl AuthServiceImpl {
         Ok(TokenPair {
             access_token: format!(
                 "{BEARER}{}",
-                sign(&claims(ACCESS, &ids.access, self.policy.access_ttl))?
+                sign(&claims(ACCESS, &ids.access, self.auth.access_ttl))?
             ),
             refresh_token: format!(
                 "{BEARER}{}",
-                sign(&claims(REFRESH, &ids.refresh, self.policy.refresh_ttl))?
+                sign(&claims(REFRESH, &ids.refresh, self.auth.refresh_ttl))?
             ),
         })
     }
@@ -319,7 +296,7 @@ impl AuthServiceImpl {
         let sid = random_id();
         let ids = PairIds::new();
         self.tokens
-            .start(user_id, &sid, &ids.refresh, self.policy.refresh_ttl)
+            .start(user_id, &sid, &ids.refresh, self.auth.refresh_ttl)
             .await?;
         let roles = self.roles.roles_of(user_id).await?;
         self.sign_pair(user_id, username, roles, &sid, &ids)
@@ -328,7 +305,7 @@ impl AuthServiceImpl {
     /// The user an accepted SMS code signs in: the phone's, or a new one named by the phone
     /// (or, when that name is someone else's, a random one).
     async fn phone_user(&self, phone: &str) -> Result<crate::model::user::User, ServiceError> {
-        if !self.policy.sms_register {
+        if !self.sms.register_on_login {
             return self
                 .users
                 .find_by_phone(phone)
@@ -424,8 +401,8 @@ impl AuthService for AuthServiceImpl {
         let subject = [format!("register:{client}")];
         self.admit(
             &subject,
-            self.policy.max_registrations,
-            self.policy.registration_window,
+            self.auth.max_registrations,
+            self.auth.registration_window,
             client,
             "registration",
         )
@@ -472,8 +449,8 @@ impl AuthService for AuthServiceImpl {
         if let Err(e) = self
             .admit(
                 &subjects,
-                self.policy.max_failures,
-                self.policy.failure_window,
+                self.auth.max_failures,
+                self.auth.failure_window,
                 client,
                 "login",
             )
@@ -518,15 +495,15 @@ impl AuthService for AuthServiceImpl {
         };
         self.admit(
             &subjects,
-            self.policy.max_failures,
-            self.policy.failure_window,
+            self.auth.max_failures,
+            self.auth.failure_window,
             client,
             "login_sms",
         )
         .await?;
         let check = match self
             .codes
-            .check(&phone, &form.code, self.policy.sms_max_attempts)
+            .check(&phone, &form.code, self.sms.max_attempts)
             .await
         {
             Ok(check) => check,
@@ -578,11 +555,11 @@ impl AuthService for AuthServiceImpl {
         if let Some(exp) = fresh {
             // Remembered only once it proved current, and never past its own validity.
             let valid_for =
-                Duration::from_secs((exp + self.policy.leeway.as_secs()).saturating_sub(now()));
+                Duration::from_secs((exp + self.auth.leeway.as_secs()).saturating_sub(now()));
             self.verified.insert(
                 access_token.to_owned(),
                 token.clone(),
-                valid_for.min(self.policy.verified_for),
+                valid_for.min(self.auth.verified_token_ttl),
             );
         }
         Ok(AuthUser {
@@ -613,7 +590,7 @@ impl AuthService for AuthServiceImpl {
                 &claims.sid,
                 &claims.jti,
                 &ids.refresh,
-                self.policy.refresh_ttl,
+                self.auth.refresh_ttl,
             )
             .await?;
         match rotation {

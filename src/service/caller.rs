@@ -8,15 +8,15 @@
 //! map lookup. (Another instance learns of a refused bucket at its next failed attempt.)
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use goex_cache::ExpiringCache;
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::ExposeSecret;
 use shaku::{Component, Interface};
 use slog::Logger;
 use subtle::ConstantTimeEq;
 
+use crate::meta::config::{AuthConfig, GrpcAuthConfig};
 use crate::model::role::Role;
 use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::service::auth::AuthUser;
@@ -42,19 +42,6 @@ impl Caller {
     }
 }
 
-/// The shared credentials and their throttle (`server.grpc.auth.*`, `auth.max_failures`,
-/// `auth.failure_window`).
-pub struct ServiceCredentials {
-    /// The `user` metadata value.
-    pub user: Vec<u8>,
-    /// The `password` metadata value; empty: password auth is off.
-    pub password: SecretSlice<u8>,
-    /// Failed attempts per client bucket per window before `RESOURCE_EXHAUSTED`.
-    pub max_failures: i64,
-    /// Their window.
-    pub window: Duration,
-}
-
 /// Checks the metadata credentials of gRPC calls.
 #[async_trait]
 pub trait CallerAuthService: Interface {
@@ -78,7 +65,10 @@ pub trait CallerAuthService: Interface {
 pub struct CallerAuthServiceImpl {
     #[shaku(inject)]
     throttle: Arc<dyn LoginThrottleRepository>,
-    credentials: Arc<ServiceCredentials>,
+    /// `server.grpc.auth.*`: the shared `user` / `password` credentials.
+    grpc_auth: GrpcAuthConfig,
+    /// `auth.max_failures` and `auth.failure_window`: the credentials' throttle.
+    auth: AuthConfig,
     /// Client buckets refused until their window ends (bounded, O(1) eviction).
     refused: Arc<ExpiringCache<String, ()>>,
     /// Refusals at warn.
@@ -93,12 +83,11 @@ impl CallerAuthService for CallerAuthServiceImpl {
         password: &[u8],
         client: &str,
     ) -> Result<Caller, ServiceError> {
-        let expected = &self.credentials;
-        let user_ok = user.ct_eq(&expected.user);
-        let password_ok = password.ct_eq(expected.password.expose_secret());
+        let expected_password = self.grpc_auth.password.expose_secret().as_bytes();
+        let user_ok = user.ct_eq(self.grpc_auth.user.as_bytes());
+        let password_ok = password.ct_eq(expected_password);
         // A configured empty password admits nobody by password.
-        let right =
-            bool::from(user_ok & password_ok) && !expected.password.expose_secret().is_empty();
+        let right = bool::from(user_ok & password_ok) && !expected_password.is_empty();
         if right {
             if self.refused.get(client).is_some() {
                 return Err(ServiceError::TooManyRequests);
@@ -107,11 +96,12 @@ impl CallerAuthService for CallerAuthServiceImpl {
         }
         // A failure counts (atomically: parallel guesses are each counted).
         let subject = format!("grpc:{client}");
-        let count = self.throttle.reserve(&subject, expected.window).await?;
-        if count > expected.max_failures {
-            self.refused.insert(client.to_owned(), (), expected.window);
+        let window = self.auth.failure_window;
+        let count = self.throttle.reserve(&subject, window).await?;
+        if count > self.auth.max_failures {
+            self.refused.insert(client.to_owned(), (), window);
             slog::warn!(self.logger, "grpc credentials throttled"; "client" => client,
-                "limit" => expected.max_failures);
+                "limit" => self.auth.max_failures);
             return Err(ServiceError::TooManyRequests);
         }
         slog::warn!(self.logger, "grpc credentials refused"; "client" => client,

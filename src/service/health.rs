@@ -3,12 +3,12 @@
 use crate::repository::rpc::HelloRpcClient;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, Interface};
 
+use crate::meta::config::ServerConfig;
 use crate::repository::health::{DATABASE, DependencyProbe};
 use crate::repository::kv::REDIS;
 use crate::repository::mongodb::user::MONGODB;
@@ -47,10 +47,9 @@ pub struct HealthServiceImpl {
     probe: Arc<dyn DependencyProbe>,
     #[shaku(inject)]
     rpc: Arc<dyn HelloRpcClient>,
-    /// How long one dependency may take to answer.
-    timeout: Duration,
-    /// Name replicas by address (`server.readiness_details`); off: by position only.
-    details: bool,
+    /// `server.*`: how long one dependency may take to answer (`readiness_timeout`) and
+    /// whether replicas are named by address (`readiness_details`; off: by position only).
+    server: Arc<ServerConfig>,
 }
 
 /// Names of critical dependencies as the error carries them.
@@ -66,7 +65,7 @@ fn static_name(name: &str) -> &'static str {
 #[async_trait]
 impl HealthService for HealthServiceImpl {
     async fn readiness(&self) -> Result<Readiness, ServiceError> {
-        let statuses = self.probe.check(self.timeout).await;
+        let statuses = self.probe.check(self.server.readiness_timeout).await;
         if let Some(down) = statuses.iter().find(|s| s.critical && !s.up) {
             return Err(ServiceError::Unavailable {
                 dependency: static_name(&down.name),
@@ -84,7 +83,7 @@ impl HealthService for HealthServiceImpl {
             .into_iter()
             .map(|s| {
                 let name = match s.detailed_name {
-                    Some(detailed) if self.details => detailed,
+                    Some(detailed) if self.server.readiness_details => detailed,
                     _ => s.name,
                 };
                 (name, if s.up { "up" } else { "down" })
@@ -102,6 +101,7 @@ impl HealthService for HealthServiceImpl {
 mod tests {
     use super::*;
     use crate::repository::health::DependencyStatus;
+    use std::time::Duration;
 
     struct Fixed(Vec<DependencyStatus>);
 
@@ -145,8 +145,11 @@ mod tests {
                 status("database_replica_1", Some("10.0.0.6:3306"), false, false),
             ])),
             rpc: Arc::new(NoRpc),
-            timeout: Duration::from_secs(1),
-            details,
+            server: Arc::new(ServerConfig {
+                readiness_timeout: Duration::from_secs(1),
+                readiness_details: details,
+                ..crate::meta::config::shipped_test_profile().server
+            }),
         }
     }
 

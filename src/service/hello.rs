@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, Interface};
 
+use crate::meta::config::{CacheKeys, GrpcClientConfig};
 use crate::repository::cache::user::UserCacheRepository;
 use crate::repository::mongodb::user::{UserDocument, UserDocumentRepository};
 use crate::repository::mysql::user::UserRepository;
@@ -84,12 +85,13 @@ pub struct HelloServiceImpl {
     rpc: Arc<dyn HelloRpcClient>,
     #[shaku(inject)]
     throttle: Arc<dyn LoginThrottleRepository>,
-    /// `grpc_client.max_per_address` per `grpc_client.address_window` (0: no limit).
-    remote_limit: (i64, std::time::Duration),
-    /// `server.mode`, reported as `env`.
+    /// `grpc_client.*`: `max_per_address` remote calls per `address_window` (0: no limit).
+    grpc_client: GrpcClientConfig,
+    /// `cacheKeys.*`: the key of the value `/hello` reads (`helloValue.key`).
+    cache_keys: CacheKeys,
+    /// `server.mode`, reported as `env` (shared, not copied per request: the one value of
+    /// `server.*` this service reads).
     mode: Arc<str>,
-    /// `cacheKeys.helloValue.key`.
-    value_key: String,
 }
 
 #[async_trait]
@@ -108,7 +110,11 @@ impl HelloService for HelloServiceImpl {
                 },
             },
         };
-        let value = self.values.get(&self.value_key).await?.unwrap_or_default();
+        let value = self
+            .values
+            .get(&self.cache_keys.hello_value.key)
+            .await?
+            .unwrap_or_default();
         let document = match (self.documents.enabled(), i64::try_from(id)) {
             (true, Ok(id)) if id > 0 => Some(self.documents.get_user_info(id).await?),
             (true, _) => Some(None),
@@ -133,7 +139,10 @@ impl HelloService for HelloServiceImpl {
 
     async fn say_hello_remote(&self, id: i32, client: &str) -> Result<String, ServiceError> {
         const DEPENDENCY: &str = "grpc hello.HelloService";
-        let (limit, window) = self.remote_limit;
+        let (limit, window) = (
+            self.grpc_client.max_per_address,
+            self.grpc_client.address_window,
+        );
         if limit > 0 {
             // Counted before the call (atomically): parallel requests cannot all pass one look.
             let subject = format!("grpc-hello:{client}");

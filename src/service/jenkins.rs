@@ -13,6 +13,7 @@ use serde::Serialize;
 use shaku::{Component, Interface};
 use utoipa::ToSchema;
 
+use crate::meta::config::JenkinsConfig;
 use crate::repository::jenkins::JenkinsRepository;
 use crate::service::error::ServiceError;
 
@@ -176,8 +177,8 @@ pub trait JenkinsService: Interface {
 pub struct JenkinsServiceImpl {
     #[shaku(inject)]
     jenkins: Arc<dyn JenkinsRepository>,
-    /// `jenkins.default_job`.
-    default_job: String,
+    /// `jenkins.*`: the job used when none is named (`default_job`).
+    config: JenkinsConfig,
     /// The job template's `config.xml`.
     job_template: Arc<str>,
 }
@@ -218,7 +219,7 @@ fn jenkins_error(e: JenkinsError) -> ServiceError {
 #[async_trait]
 impl JenkinsService for JenkinsServiceImpl {
     fn default_job(&self) -> &str {
-        &self.default_job
+        &self.config.default_job
     }
 
     async fn build_log(

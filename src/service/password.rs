@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use shaku::{Component, Interface};
 use tokio::sync::Semaphore;
 
+use crate::meta::config::{AuthConfig, ExcelConfig};
 use crate::service::error::ServiceError;
 
 /// The dependency name in 503 answers when every hashing slot stays busy.
@@ -41,19 +42,6 @@ pub trait PasswordHasher: Interface {
     async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ServiceError>;
     /// Verifications run so far (for tests and metrics).
     fn verifications(&self) -> u64;
-}
-
-/// The hasher's cost and bounds (`auth.argon2_*`, `auth.hash_*`).
-#[derive(Clone, Copy, Debug)]
-pub struct HashingPolicy {
-    /// argon2id memory in KiB.
-    pub memory_kib: u32,
-    /// argon2id passes.
-    pub iterations: u32,
-    /// Slots: hashes and verifications running at once (0 = one per CPU core).
-    pub concurrency: usize,
-    /// Longest wait for a slot.
-    pub acquire_timeout: Duration,
 }
 
 /// Memory buffers of the free slots.
@@ -151,15 +139,15 @@ fn verify_with(hash: &str, password: &[u8], memory: &mut [Block]) -> bool {
 }
 
 impl Argon2PasswordHasher {
-    /// The component's parameters for `policy`.
+    /// The component's parameters: the cost and slots `auth.argon2_*`, `auth.hash_*` say.
     ///
     /// # Errors
     /// The argon2 parameters are invalid (the config check refuses them first).
-    pub fn parameters(policy: &HashingPolicy) -> Result<Argon2PasswordHasherParameters, String> {
-        let params = Params::new(policy.memory_kib, policy.iterations, 1, None)
+    pub fn parameters(auth: &AuthConfig) -> Result<Argon2PasswordHasherParameters, String> {
+        let params = Params::new(auth.argon2_memory_kib, auth.argon2_iterations, 1, None)
             .map_err(|e| e.to_string())?;
         let dummy_hash = unmatchable_hash(&params)?;
-        let slots = match policy.concurrency {
+        let slots = match auth.hash_concurrency {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
@@ -168,7 +156,7 @@ impl Argon2PasswordHasher {
             slots: Arc::new(Semaphore::new(slots)),
             // Slots allocate their buffers on first use: an idle process holds none.
             buffers: Arc::new(Mutex::new(Vec::new())),
-            acquire_timeout: policy.acquire_timeout,
+            acquire_timeout: auth.hash_acquire_timeout,
             dummy_hash,
             verifications: Arc::new(AtomicU64::new(0)),
         })
@@ -265,18 +253,19 @@ pub struct Argon2BulkPasswordHasher {
 }
 
 impl Argon2BulkPasswordHasher {
-    /// The component's parameters: `policy`'s cost on `threads` threads (at least 1).
+    /// The component's parameters: `auth.argon2_*`'s cost on `excel.password_hash_slots`
+    /// threads (at least 1).
     ///
     /// # Errors
     /// The argon2 parameters are invalid (the config check refuses them first).
     pub fn parameters(
-        policy: &HashingPolicy,
-        threads: usize,
+        auth: &AuthConfig,
+        excel: &ExcelConfig,
     ) -> Result<Argon2BulkPasswordHasherParameters, String> {
         Ok(Argon2BulkPasswordHasherParameters {
-            params: Params::new(policy.memory_kib, policy.iterations, 1, None)
+            params: Params::new(auth.argon2_memory_kib, auth.argon2_iterations, 1, None)
                 .map_err(|e| e.to_string())?,
-            threads: threads.max(1),
+            threads: excel.password_hash_slots.max(1),
             running: Arc::new(Semaphore::new(1)),
         })
     }
@@ -409,11 +398,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_slot_that_stays_busy_answers_unavailable_and_memory_is_per_slot() {
-        let hasher = Argon2PasswordHasher::parameters(&HashingPolicy {
-            memory_kib: 64,
-            iterations: 1,
-            concurrency: 1,
-            acquire_timeout: Duration::from_millis(50),
+        let hasher = Argon2PasswordHasher::parameters(&AuthConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            hash_concurrency: 1,
+            hash_acquire_timeout: Duration::from_millis(50),
+            ..crate::meta::config::shipped_test_profile().auth
         })
         .unwrap();
         let held = hasher.slots.clone().acquire_owned().await.unwrap();
@@ -440,11 +430,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_user_without_a_password_matches_nothing_at_a_real_hashs_cost() {
-        let p = Argon2PasswordHasher::parameters(&HashingPolicy {
-            memory_kib: 64,
-            iterations: 1,
-            concurrency: 1,
-            acquire_timeout: Duration::from_secs(5),
+        let p = Argon2PasswordHasher::parameters(&AuthConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            hash_concurrency: 1,
+            hash_acquire_timeout: Duration::from_secs(5),
+            ..crate::meta::config::shipped_test_profile().auth
         })
         .unwrap();
         let h = Argon2PasswordHasher {

@@ -17,6 +17,9 @@ use futures_util::task::AtomicWaker;
 use shaku::{Component, Interface};
 use tokio::sync::{mpsc, watch};
 
+#[cfg(test)]
+use crate::meta::config::SocketAddressLimits;
+use crate::meta::config::SocketConfig;
 use crate::service::error::ServiceError;
 
 /// An encoded text frame, shared by every member it goes to (no copy per member).
@@ -24,62 +27,6 @@ pub type Frame = ByteString;
 
 /// The most characters in a room name.
 pub const MAX_ROOM_NAME: usize = 64;
-
-/// The hub's configured limits (`server.socket.*`).
-#[derive(Clone, Debug)]
-pub struct HubLimits {
-    /// Connections open at once.
-    pub max_connections: usize,
-    /// Connections open at once from one IPv4 address or IPv6 /64.
-    pub max_per_host: usize,
-    /// Connections open at once from one IPv4 /24 or IPv6 /48.
-    pub max_per_network: usize,
-    /// Connections open at once without a signed-in user.
-    pub max_anonymous: usize,
-    /// Rooms one connection may be in.
-    pub max_rooms_per_connection: usize,
-    /// Frames waiting in one connection's outbox.
-    pub outbound_queue: usize,
-    /// Bytes of frames waiting in one connection's outbox (a frame into an empty outbox is
-    /// always taken: one message never overflows it by itself).
-    pub outbound_queue_bytes: usize,
-    /// Rooms anonymous connections may join.
-    pub public_rooms: PublicRooms,
-}
-
-impl Default for HubLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 25_000,
-            max_per_host: 256,
-            max_per_network: 2048,
-            max_anonymous: 20_000,
-            max_rooms_per_connection: 32,
-            outbound_queue: 256,
-            outbound_queue_bytes: 1 << 20,
-            public_rooms: PublicRooms::default(),
-        }
-    }
-}
-
-/// `server.socket.public_rooms`: names, prefixes ending in `*`, or `*` (every room).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PublicRooms(Vec<String>);
-
-impl PublicRooms {
-    /// The rooms of `entries` (checked when the config loads).
-    pub fn new(entries: &[String]) -> Self {
-        Self(entries.to_vec())
-    }
-
-    /// Whether anonymous connections may join `room`.
-    pub fn admits(&self, room: &str) -> bool {
-        self.0.iter().any(|entry| match entry.strip_suffix('*') {
-            Some(prefix) => room.starts_with(prefix),
-            None => entry == room,
-        })
-    }
-}
 
 /// The two widths a client address is counted at (`server.socket.max_per_address`): its host
 /// (IPv4 /32, IPv6 /64) and its network (IPv4 /24, IPv6 /48). The tag keeps the four kinds of
@@ -441,18 +388,38 @@ impl Default for HubState {
 #[derive(Component)]
 #[shaku(interface = SocketHub)]
 pub struct SocketHubImpl {
-    limits: HubLimits,
+    /// `server.socket.*`: the hub's limits and public rooms, as configured.
+    socket: Arc<SocketConfig>,
     #[shaku(default)]
     state: HubState,
 }
 
 impl SocketHubImpl {
-    /// A hub with `limits` (tests; the module builds its own).
-    pub fn new(limits: HubLimits) -> Self {
+    /// A hub held to `socket` (tests; the module builds its own).
+    pub fn new(socket: SocketConfig) -> Self {
         Self {
-            limits,
+            socket: Arc::new(socket),
             state: HubState::default(),
         }
+    }
+}
+
+/// The shipped section with the limits the hub's tests assume unless they set their own
+/// (roomy, and no public room).
+#[cfg(test)]
+pub(crate) fn test_section() -> SocketConfig {
+    SocketConfig {
+        max_connections: 25_000,
+        max_per_address: SocketAddressLimits {
+            host: 256,
+            network: 2048,
+        },
+        max_anonymous: 20_000,
+        max_rooms_per_connection: 32,
+        outbound_queue: 256,
+        outbound_queue_bytes: 1 << 20,
+        public_rooms: Vec::new(),
+        ..crate::meta::config::shipped_test_profile().server.socket
     }
 }
 
@@ -493,7 +460,7 @@ impl SocketHubImpl {
     fn open_outbox(&self, conn: &Connection) -> Option<Outbox> {
         let mut receiver = None;
         conn.outbox.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
+            let (tx, rx) = mpsc::channel(self.socket.outbound_queue);
             receiver = Some(Outbox {
                 frames: rx,
                 queued_bytes: conn.queued_bytes.clone(),
@@ -511,12 +478,12 @@ impl SocketHubImpl {
             .addresses
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if counts.get(&host).copied().unwrap_or(0) >= self.limits.max_per_host {
+        if counts.get(&host).copied().unwrap_or(0) >= self.socket.max_per_address.host {
             return Err(ServiceError::Limited(
                 "socket connections from one address (server.socket.max_per_address.host)",
             ));
         }
-        if counts.get(&network).copied().unwrap_or(0) >= self.limits.max_per_network {
+        if counts.get(&network).copied().unwrap_or(0) >= self.socket.max_per_address.network {
             return Err(ServiceError::Limited(
                 "socket connections from one network (server.socket.max_per_address.network)",
             ));
@@ -536,7 +503,7 @@ impl SocketHub for SocketHubImpl {
             return Err(ServiceError::AtCapacity("socket server shutting down"));
         }
         // Atomic admission: concurrent upgrades never take more than max_connections places.
-        let open = CountHold::take(&self.state.open, self.limits.max_connections).ok_or(
+        let open = CountHold::take(&self.state.open, self.socket.max_connections).ok_or(
             ServiceError::AtCapacity("socket connections (server.socket.max_connections)"),
         )?;
         // A refusal here drops `open`: the global place is given back.
@@ -554,7 +521,7 @@ impl SocketHub for SocketHubImpl {
         slot._anonymous = match user {
             Some(_) => None,
             None => Some(
-                CountHold::take(&self.state.anonymous, self.limits.max_anonymous).ok_or(
+                CountHold::take(&self.state.anonymous, self.socket.max_anonymous).ok_or(
                     ServiceError::AtCapacity(
                         "anonymous socket connections (server.socket.max_anonymous)",
                     ),
@@ -574,7 +541,7 @@ impl SocketHub for SocketHubImpl {
             overflow: AtomicWaker::new(),
             rooms: Mutex::default(),
             queued_bytes: Arc::default(),
-            max_queued_bytes: self.limits.outbound_queue_bytes,
+            max_queued_bytes: self.socket.outbound_queue_bytes,
             _slot: slot,
         });
         let outbox = user.and_then(|_| self.open_outbox(&connection));
@@ -593,7 +560,7 @@ impl SocketHub for SocketHubImpl {
 
     fn join(&self, conn: &Arc<Connection>, room: &str) -> Result<Joined, ServiceError> {
         check_room(room)?;
-        if conn.user.is_none() && !self.limits.public_rooms.admits(room) {
+        if conn.user.is_none() && !self.socket.is_public_room(room) {
             return Err(ServiceError::Forbidden(format!(
                 "room `{room}` needs a signed-in connection (an access token); anonymous \
                  connections join only server.socket.public_rooms"
@@ -609,12 +576,12 @@ impl SocketHub for SocketHubImpl {
                 outbox: None,
             });
         }
-        if mine.len() >= self.limits.max_rooms_per_connection {
+        if mine.len() >= self.socket.max_rooms_per_connection {
             return Err(ServiceError::invalid(
                 "room",
                 format!(
                     "at most {} rooms per connection (server.socket.max_rooms_per_connection)",
-                    self.limits.max_rooms_per_connection
+                    self.socket.max_rooms_per_connection
                 ),
             ));
         }
@@ -720,15 +687,18 @@ mod tests {
     use super::*;
 
     fn hub(max_connections: usize, outbound_queue: usize) -> SocketHubImpl {
-        SocketHubImpl::new(HubLimits {
+        SocketHubImpl::new(SocketConfig {
             max_connections,
-            max_per_host: usize::MAX,
-            max_per_network: usize::MAX,
+            max_per_address: SocketAddressLimits {
+                host: usize::MAX,
+                network: usize::MAX,
+            },
             max_anonymous: usize::MAX,
             max_rooms_per_connection: 2,
             outbound_queue,
             outbound_queue_bytes: usize::MAX,
-            public_rooms: PublicRooms::new(&["*".to_owned()]),
+            public_rooms: vec!["*".to_owned()],
+            ..test_section()
         })
     }
 
@@ -889,10 +859,12 @@ mod tests {
 
     #[test]
     fn addresses_are_counted_per_host_and_per_network() {
-        let hub = SocketHubImpl::new(HubLimits {
-            max_per_host: 2,
-            max_per_network: 3,
-            ..HubLimits::default()
+        let hub = SocketHubImpl::new(SocketConfig {
+            max_per_address: SocketAddressLimits {
+                host: 2,
+                network: 3,
+            },
+            ..test_section()
         });
         let a1 = hub.reserve(ip("10.0.0.1")).unwrap();
         let _a2 = hub.reserve(ip("10.0.0.1")).unwrap();
@@ -927,9 +899,12 @@ mod tests {
 
     #[test]
     fn address_counts_are_given_back_to_the_last() {
-        let hub = SocketHubImpl::new(HubLimits {
-            max_per_host: 1,
-            ..HubLimits::default()
+        let hub = SocketHubImpl::new(SocketConfig {
+            max_per_address: SocketAddressLimits {
+                host: 1,
+                network: 2048,
+            },
+            ..test_section()
         });
         let slots: Vec<_> = (0..100)
             .map(|i| hub.reserve(ip(&format!("10.0.{i}.1"))).unwrap())
@@ -943,9 +918,9 @@ mod tests {
 
     #[test]
     fn anonymous_connections_have_their_own_limit() {
-        let hub = SocketHubImpl::new(HubLimits {
+        let hub = SocketHubImpl::new(SocketConfig {
             max_anonymous: 1,
-            ..HubLimits::default()
+            ..test_section()
         });
         let mut first = hub.reserve(localhost()).unwrap();
         hub.identify(&mut first, None).unwrap();
@@ -963,9 +938,9 @@ mod tests {
 
     #[test]
     fn anonymous_connections_join_public_rooms_only_and_never_see_users() {
-        let hub = SocketHubImpl::new(HubLimits {
-            public_rooms: PublicRooms::new(&["lobby".to_owned(), "open-*".to_owned()]),
-            ..HubLimits::default()
+        let hub = SocketHubImpl::new(SocketConfig {
+            public_rooms: vec!["lobby".to_owned(), "open-*".to_owned()],
+            ..test_section()
         });
         let anonymous = connect(&hub, None);
         let user = connect(&hub, Some(1));
@@ -996,10 +971,10 @@ mod tests {
 
     #[test]
     fn the_outbox_is_bounded_in_bytes() {
-        let hub = SocketHubImpl::new(HubLimits {
+        let hub = SocketHubImpl::new(SocketConfig {
             outbound_queue_bytes: 10,
-            public_rooms: PublicRooms::new(&["*".to_owned()]),
-            ..HubLimits::default()
+            public_rooms: vec!["*".to_owned()],
+            ..test_section()
         });
         let a = connect(&hub, None);
         let b = connect(&hub, None);

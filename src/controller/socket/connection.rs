@@ -12,9 +12,9 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use futures_util::{FutureExt, StreamExt};
 use goex_errors::Lang;
 
-use super::SocketSettings;
 use super::limits::{Rate, Window, encoded_len};
 use super::protocol::{ECHO_PREFIX, protocol_end};
+use crate::meta::config::SocketConfig;
 use crate::service::error::ServiceError;
 use crate::service::socket::{Connection, Frame, SocketHub};
 use crate::web::envelope::error_frame;
@@ -35,7 +35,10 @@ pub(super) struct ConnectionTask {
     pub(super) hub: Arc<dyn SocketHub>,
     pub(super) connection: Arc<Connection>,
     pub(super) session: Session,
-    pub(super) settings: Arc<SocketSettings>,
+    /// `server.socket.*`.
+    pub(super) socket: Arc<SocketConfig>,
+    pub(super) logger: slog::Logger,
+    pub(super) metrics: Option<goex_metrics::SocketMetrics>,
     pub(super) lang: Lang,
     pub(super) client: crate::web::client_addr::ClientAddr,
     pub(super) window: Window,
@@ -68,17 +71,18 @@ impl ConnectionTask {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         mut stream: actix_ws::AggregatedMessageStream,
     ) {
-        if let Some(m) = &self.settings.metrics {
+        if let Some(m) = &self.metrics {
             m.connected();
         }
         let registered = Registered {
             hub: self.hub.clone(),
             connection: self.connection.clone(),
-            metrics: self.settings.metrics.clone(),
+            metrics: self.metrics.clone(),
         };
         let connection = self.connection.clone();
-        let settings = self.settings.clone();
-        let cfg = &settings.socket;
+        let socket = self.socket.clone();
+        let cfg = &*socket;
+        let metrics = self.metrics.clone();
         let (ping_every, idle) = (cfg.ping_interval, cfg.idle_timeout);
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + ping_every;
@@ -116,7 +120,7 @@ impl ConnectionTask {
                         last_heard = Instant::now();
                     }
                     if let (Some(m), AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)) =
-                        (&settings.metrics, &message)
+                        (&metrics, &message)
                     {
                         m.message_in();
                     }
@@ -199,7 +203,7 @@ impl ConnectionTask {
         interrupted: Pin<&mut W>,
     ) -> Result<(), End> {
         let session = &mut self.session;
-        if let (Some(m), Outgoing::Text(_) | Outgoing::Binary(_)) = (&self.settings.metrics, &out) {
+        if let (Some(m), Outgoing::Text(_) | Outgoing::Binary(_)) = (&self.metrics, &out) {
             m.message_out();
         }
         // Data frames wait for the write window; control frames (at most 127 bytes) never do.
@@ -211,7 +215,7 @@ impl ConnectionTask {
         };
         let window = &self.window;
         let fits = !data || window.admits(len);
-        let write_timeout = self.settings.socket.write_timeout;
+        let write_timeout = self.socket.write_timeout;
         let sent = {
             let mut send = pin!(async move {
                 if !fits {
@@ -245,8 +249,8 @@ impl ConnectionTask {
     /// until the kernel gives up on it (`server.socket.tcp_user_timeout`), and until then it
     /// counts against `server.socket.max_connections`.
     async fn finish(self, end: End, stream: actix_ws::AggregatedMessageStream) {
-        let socket = &self.settings.socket;
-        if let Some(m) = &self.settings.metrics {
+        let socket = &self.socket;
+        if let Some(m) = &self.metrics {
             let code = match &end {
                 End::Close(code, _) => close_label(*code),
                 End::Peer(_) => "peer",
@@ -256,7 +260,7 @@ impl ConnectionTask {
         }
         let reason = match end {
             End::Close(code, description) => {
-                slog::debug!(self.settings.logger, "socket closing"; "connection" => self.connection.id(),
+                slog::debug!(self.logger, "socket closing"; "connection" => self.connection.id(),
                     "code" => u16::from(code), "reason" => description);
                 Some(CloseReason {
                     code,
@@ -265,7 +269,7 @@ impl ConnectionTask {
             }
             // Echo the peer's close (RFC 6455 §5.5.1).
             End::Peer(reason) => {
-                slog::debug!(self.settings.logger, "socket closed by peer"; "connection" => self.connection.id(),
+                slog::debug!(self.logger, "socket closed by peer"; "connection" => self.connection.id(),
                     "code" => reason.as_ref().map(|r| u16::from(r.code)));
                 reason.map(|r| CloseReason {
                     code: r.code,
@@ -273,7 +277,7 @@ impl ConnectionTask {
                 })
             }
             End::Stuck => {
-                slog::info!(self.settings.logger, "socket dropped: the client stopped reading";
+                slog::info!(self.logger, "socket dropped: the client stopped reading";
                     "connection" => self.connection.id(), "client" => %self.client);
                 drop(self.session);
                 Self::linger(stream, socket.write_timeout + socket.tcp_user_timeout * 2).await;

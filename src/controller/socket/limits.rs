@@ -304,9 +304,9 @@ mod tests {
         Arc<Connection>,
         Outbox,
     ) {
-        let hub = crate::service::socket::SocketHubImpl::new(crate::service::socket::HubLimits {
-            public_rooms: crate::service::socket::PublicRooms::new(&["r".to_owned()]),
-            ..Default::default()
+        let hub = crate::service::socket::SocketHubImpl::new(crate::meta::config::SocketConfig {
+            public_rooms: vec!["r".to_owned()],
+            ..crate::service::socket::test_section()
         });
         let mut members = (0..2).map(|_| {
             let mut slot = hub.reserve("127.0.0.1".parse().unwrap()).unwrap();

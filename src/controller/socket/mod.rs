@@ -23,8 +23,7 @@ use slog::Logger;
 
 use self::connection::ConnectionTask;
 use self::limits::{ConnectionBody, Flushed, Rate, Window, frame_limited};
-use crate::meta::config::{SocketAuth, SocketConfig};
-use crate::meta::socket_admission::IpAllowList;
+use crate::meta::config::{CommonConfig, SocketAuth, SocketConfig};
 use crate::service::auth::{AuthService, bearer};
 use crate::service::error::ServiceError;
 use crate::service::socket::{Connected, SocketHub};
@@ -36,19 +35,6 @@ pub use self::pages::{PageTarget, page_routes};
 
 /// The original's path.
 pub const SOCKET_PATH: &str = "/socket_server";
-
-/// Everything the controller needs from config (`assembly` builds it).
-#[derive(Clone, Debug)]
-pub struct SocketSettings {
-    /// `server.socket.*`.
-    pub socket: SocketConfig,
-    /// `common.socket_white_ip_list`.
-    pub white_ips: IpAllowList,
-    /// Where records go.
-    pub logger: Logger,
-    /// The socket series, when metrics are on.
-    pub metrics: Option<goex_metrics::SocketMetrics>,
-}
 
 /// The socket app's controller.
 #[async_trait(?Send)]
@@ -76,7 +62,14 @@ pub struct SocketControllerImpl {
     hub: Arc<dyn SocketHub>,
     #[shaku(inject)]
     auth: Arc<dyn AuthService>,
-    settings: Arc<SocketSettings>,
+    /// `server.socket.*`: admission, frame and queue limits, timers.
+    socket: Arc<SocketConfig>,
+    /// `common.*`: the client addresses admitted (`socket_white_ip_list`).
+    common: CommonConfig,
+    /// Where records go.
+    logger: Logger,
+    /// The socket series, when metrics are on.
+    metrics: Option<goex_metrics::SocketMetrics>,
 }
 
 #[async_trait(?Send)]
@@ -89,7 +82,7 @@ impl SocketController for SocketControllerImpl {
         self.admit_and_upgrade(req, body)
             .await
             .map_err(|(reason, e)| {
-                if let Some(m) = &self.settings.metrics {
+                if let Some(m) = &self.metrics {
                     m.refused(reason);
                 }
                 e
@@ -104,7 +97,6 @@ impl SocketControllerImpl {
         req: HttpRequest,
         body: web::Payload,
     ) -> Result<HttpResponse, (&'static str, ServiceError)> {
-        let settings = &self.settings;
         let hub = self.hub.clone();
         let client = client_addr(&req);
         // Places taken before anything else is looked at, given back when `slot` drops (a refusal
@@ -113,7 +105,7 @@ impl SocketControllerImpl {
             ServiceError::Limited(_) => ("per_address", e),
             e => ("capacity", e),
         })?;
-        if !settings.white_ips.admits(client.ip) {
+        if !self.common.socket_white_ip_list.admits(client.ip) {
             return Err((
                 "address",
                 ServiceError::Forbidden("client address not in common.socket_white_ip_list".into()),
@@ -127,7 +119,7 @@ impl SocketControllerImpl {
             .headers()
             .get(header::HOST)
             .and_then(|v| v.to_str().ok());
-        let socket = &settings.socket;
+        let socket = &*self.socket;
         if !socket
             .allowed_origins
             .admits(origin, host, socket.require_origin)
@@ -188,7 +180,7 @@ impl SocketControllerImpl {
         // also takes the room frames straight from the outbox.
         let flushed = Arc::new(Flushed::default());
         let counted = flushed.clone();
-        let metrics = settings.metrics.clone();
+        let metrics = self.metrics.clone();
         let response = response.map_body(move |_, body| {
             ConnectionBody {
                 inner: body,
@@ -198,7 +190,7 @@ impl SocketControllerImpl {
             }
             .boxed()
         });
-        slog::debug!(settings.logger, "socket connected"; "connection" => connection.id(),
+        slog::debug!(self.logger, "socket connected"; "connection" => connection.id(),
             "client" => %client, "user" => user.as_ref().map(|u| u.id));
         let window = Window {
             flushed,
@@ -210,7 +202,9 @@ impl SocketControllerImpl {
             hub,
             connection,
             session,
-            settings: settings.clone(),
+            socket: self.socket.clone(),
+            logger: self.logger.clone(),
+            metrics: self.metrics.clone(),
             lang,
             client,
             window,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use goex_config::{ConfigError, invalid};
 use serde::Deserialize;
 
-use super::{AppConfig, refuse_zero};
+use super::refuse_zero;
 
 /// Rows of an xlsx sheet below its header row.
 pub const EXCEL_MAX_DATA_ROWS: usize = 1_048_575;
@@ -134,11 +134,18 @@ impl ExcelConfig {
     }
 }
 
-impl AppConfig {
+impl ExcelConfig {
     /// `excel.temp_dir`, `None` when empty (the system's temp directory).
-    pub fn excel_temp_dir(&self) -> Option<std::path::PathBuf> {
-        Some(self.excel.temp_dir.trim())
+    pub fn temp_path(&self) -> Option<std::path::PathBuf> {
+        Some(self.temp_dir.trim())
             .filter(|d| !d.is_empty())
             .map(std::path::PathBuf::from)
+    }
+
+    /// When a running import job counts as abandoned: an import cannot outlive
+    /// `import_timeout`, so one still running a minute past it lost its process (and its
+    /// transaction with it).
+    pub fn import_stale_after(&self) -> Duration {
+        self.import_timeout + Duration::from_secs(60)
     }
 }

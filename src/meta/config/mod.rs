@@ -128,6 +128,16 @@ impl AppConfig {
     }
 }
 
+/// The shipped `test` profile (base.yaml and its overlay, no environment), for unit tests that
+/// need a section as configured: sections have no `Default`, base.yaml holds every default.
+#[cfg(test)]
+pub(crate) fn shipped_test_profile() -> AppConfig {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    goex_config::load_with_vars::<AppConfig>(&dir, Profile::Test, Vec::new())
+        .unwrap_or_else(|e| panic!("test profile: {e}"))
+        .settings
+}
+
 /// Refuses the first key whose flag says its value is zero (or negative): zero would turn a
 /// throttle off or make every request time out at once.
 fn refuse_zero(zero_keys: &[(&str, bool)]) -> Result<(), ConfigError> {

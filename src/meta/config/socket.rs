@@ -96,6 +96,17 @@ pub struct SocketAddressLimits {
 }
 
 impl SocketConfig {
+    /// Whether anonymous connections may join `room`: `public_rooms` names it, or one of its
+    /// entries ending in `*` is a prefix of it (`*` alone: every room).
+    pub fn is_public_room(&self, room: &str) -> bool {
+        self.public_rooms
+            .iter()
+            .any(|entry| match entry.strip_suffix('*') {
+                Some(prefix) => room.starts_with(prefix),
+                None => entry == room,
+            })
+    }
+
     /// What the socket app alone needs of its section, checked when it starts (the HTTP and
     /// gRPC apps load the same file and do not serve sockets).
     ///

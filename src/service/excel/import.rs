@@ -22,6 +22,7 @@ use chrono::NaiveDateTime;
 use tokio::sync::mpsc;
 
 use super::sheet::{self, Column, Flow, ReadError, Row, SheetError, Value, ZipLimits};
+use crate::meta::config::ExcelConfig;
 use crate::meta::validator::{validate_password, validate_username};
 use crate::model::excel::{ImportMode, ImportReport, ImportedUser, OnExisting, RowError};
 use crate::model::forms::canonical_username;
@@ -30,23 +31,6 @@ use crate::repository::mysql::user::{UserImport, UserRepository};
 use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::service::error::ServiceError;
 use crate::service::password::BulkPasswordHasher;
-
-/// The import's limits (`excel.*`).
-#[derive(Clone, Debug)]
-pub struct ImportLimits {
-    /// Data rows at most.
-    pub max_rows: usize,
-    /// Rows per statement.
-    pub batch_size: usize,
-    /// Problems listed in the report at most.
-    pub max_reported_errors: usize,
-    /// The zip-bomb limits.
-    pub zip: ZipLimits,
-    /// The longest an import may take, its three phases together.
-    pub timeout: Duration,
-    /// Rows with a 密码 one import may hold (each costs an argon2 hash).
-    pub max_password_rows: usize,
-}
 
 /// The users an admin's imports may create per hour (`excel.max_created_per_hour`), counted in
 /// the throttle store (shared by the processes when Redis is on).
@@ -107,7 +91,7 @@ pub async fn import_users(
     hasher: Arc<dyn BulkPasswordHasher>,
     file: File,
     options: ImportOptions,
-    limits: &ImportLimits,
+    excel: &ExcelConfig,
     budget: Option<&CreationBudget>,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, ServiceError> {
@@ -117,7 +101,7 @@ pub async fn import_users(
     };
     // One deadline for every phase and attempt: a job is never shown abandoned while it runs.
     let whole = async {
-        let checked = check(copy(&file)?, options, limits, progress).await?;
+        let checked = check(copy(&file)?, options, excel, progress).await?;
         let (rows, passwords): (Vec<u32>, Vec<String>) = checked.passwords.into_iter().unzip();
         let hashes: HashMap<u32, String> = rows
             .into_iter()
@@ -130,7 +114,7 @@ pub async fn import_users(
                 &hashes,
                 copy(&file)?,
                 options,
-                limits,
+                excel,
                 budget,
                 &Progress {
                     inner: progress,
@@ -151,14 +135,14 @@ pub async fn import_users(
             }
         }
     };
-    tokio::time::timeout(limits.timeout, whole)
+    tokio::time::timeout(excel.import_timeout, whole)
         .await
         .unwrap_or_else(|_| {
             Err(ServiceError::Unavailable {
                 dependency: "database",
                 source: format!(
                     "the import outlived excel.import_timeout ({:?})",
-                    limits.timeout
+                    excel.import_timeout
                 )
                 .into(),
             })
@@ -240,9 +224,13 @@ struct Pass {
 }
 
 impl Pass {
-    fn start(file: File, options: ImportOptions, limits: &ImportLimits) -> Self {
+    fn start(file: File, options: ImportOptions, excel: &ExcelConfig) -> Self {
         let (sender, received) = mpsc::channel::<Vec<Parsed>>(2);
-        let (zip, max_rows, batch) = (limits.zip, limits.max_rows, limits.batch_size);
+        let (zip, max_rows, batch) = (
+            ZipLimits::of(excel),
+            excel.max_import_rows,
+            excel.import_batch_size,
+        );
         Pass {
             received,
             reader: tokio::task::spawn_blocking(move || {
@@ -254,7 +242,7 @@ impl Pass {
                 ..ImportReport::default()
             },
             seen: HashSet::new(),
-            cap: limits.max_reported_errors,
+            cap: excel.max_reported_errors,
         }
     }
 
@@ -312,16 +300,16 @@ impl Pass {
 async fn check(
     file: File,
     options: ImportOptions,
-    limits: &ImportLimits,
+    excel: &ExcelConfig,
     progress: &dyn ImportProgress,
 ) -> Result<Checked, ServiceError> {
-    let mut pass = Pass::start(file, options, limits);
+    let mut pass = Pass::start(file, options, excel);
     let mut passwords = Vec::new();
     let mut too_many_passwords = false;
     while let Some(valid) = pass.next().await {
         for (number, candidate) in valid {
             if let Some(password) = candidate.password {
-                if passwords.len() == limits.max_password_rows {
+                if passwords.len() == excel.max_password_rows {
                     too_many_passwords = true;
                 } else {
                     passwords.push((number, password));
@@ -340,7 +328,7 @@ async fn check(
             "uploadFile",
             format!(
                 "more than {} rows with 密码 (excel.max_password_rows): each costs a password hash",
-                limits.max_password_rows
+                excel.max_password_rows
             ),
         ));
     }
@@ -357,12 +345,12 @@ async fn write(
     hashes: &HashMap<u32, String>,
     file: File,
     options: ImportOptions,
-    limits: &ImportLimits,
+    excel: &ExcelConfig,
     budget: Option<&CreationBudget>,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, Failure> {
     let mut created = Created { budget, kept: 0 };
-    let outcome = write_counted(users, hashes, file, options, limits, &mut created, progress).await;
+    let outcome = write_counted(users, hashes, file, options, excel, &mut created, progress).await;
     if outcome.is_err() {
         // Nothing was written: the users this attempt counted were not created.
         created.give_back(created.kept).await;
@@ -412,11 +400,11 @@ async fn write_counted(
     hashes: &HashMap<u32, String>,
     file: File,
     options: ImportOptions,
-    limits: &ImportLimits,
+    excel: &ExcelConfig,
     created: &mut Created<'_>,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, Failure> {
-    let mut pass = Pass::start(file, options, limits);
+    let mut pass = Pass::start(file, options, excel);
     let mut open: Option<Box<dyn UserImport>> = None;
     // Only skip_invalid gets bad rows here: the check refused the others.
     let written = async {

@@ -10,28 +10,13 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use super::import::{CreationBudget, ImportLimits, ImportOptions, ImportProgress, import_users};
+use super::import::{CreationBudget, ImportOptions, ImportProgress, import_users};
+use crate::meta::config::ExcelConfig;
 use crate::model::excel::{ImportJobRow, ImportJobView, ImportReport, JobStatus};
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::repository::mysql::user::UserRepository;
 use crate::service::error::ServiceError;
 use crate::service::password::BulkPasswordHasher;
-
-/// How jobs run (`excel.async_rows`, `max_running_imports`, `job_retention`).
-#[derive(Clone, Debug)]
-pub struct JobLimits {
-    /// Rows read after which the request stops waiting: 202 and the job.
-    pub async_rows: usize,
-    /// Imports running at once in this process; more: 503 / 10009.
-    pub running: Arc<Semaphore>,
-    /// How long finished jobs are kept.
-    pub retention: Duration,
-    /// A job still running this long after it started is abandoned
-    /// ([`stale_after`]`(excel.import_timeout)`).
-    pub stale_after: Duration,
-    /// The jobs this process runs, with their live progress.
-    pub local: RunningJobs,
-}
 
 /// The jobs a process runs: their progress as it is now, even where the database cannot
 /// store it while they run (SQLite).
@@ -51,12 +36,6 @@ impl RunningJobs {
     fn progress(&self, id: &str) -> Option<(usize, usize)> {
         self.lock().get(id).map(|seen| *seen.borrow())
     }
-}
-
-/// When a running job counts as abandoned: an import cannot outlive `import_timeout`, so one
-/// still running a minute past it lost its process (and its transaction with it).
-pub fn stale_after(import_timeout: Duration) -> Duration {
-    import_timeout + Duration::from_secs(60)
 }
 
 /// How long a job's end is retried when it cannot be stored (the stale window's margin).
@@ -103,8 +82,8 @@ pub struct JobParts {
     pub hasher: Arc<dyn BulkPasswordHasher>,
     /// The jobs.
     pub jobs: Arc<dyn ImportJobRepository>,
-    /// The import's limits.
-    pub limits: ImportLimits,
+    /// `excel.*`: the import's limits, how long jobs are kept and when a request stops waiting.
+    pub excel: Arc<ExcelConfig>,
     /// The users the importing admin may still create.
     pub budget: CreationBudget,
 }
@@ -117,10 +96,9 @@ pub struct ImportSlot(tokio::sync::OwnedSemaphorePermit);
 /// Takes a place for an import.
 ///
 /// # Errors
-/// 503 / 10009 at `excel.max_running_imports`.
-pub fn reserve(job_limits: &JobLimits) -> Result<ImportSlot, ServiceError> {
-    job_limits
-        .running
+/// 503 / 10009 at `excel.max_running_imports` (the places of `running`).
+pub fn reserve(running: &Arc<Semaphore>) -> Result<ImportSlot, ServiceError> {
+    running
         .clone()
         .try_acquire_owned()
         .map(ImportSlot)
@@ -134,7 +112,7 @@ pub fn reserve(job_limits: &JobLimits) -> Result<ImportSlot, ServiceError> {
 /// the import's own errors when it ends within the request.
 pub async fn start(
     parts: JobParts,
-    job_limits: &JobLimits,
+    local: &RunningJobs,
     slot: ImportSlot,
     user: i64,
     file: File,
@@ -143,7 +121,7 @@ pub async fn start(
     let permit = slot.0;
     let now = now_ms();
     // Old jobs go as new ones come.
-    let retention = i64::try_from(job_limits.retention.as_millis()).unwrap_or(i64::MAX);
+    let retention = millis(parts.excel.job_retention);
     // Best effort: an old job left for the next import is no failure of this one.
     let _ = parts.jobs.prune(now.saturating_sub(retention)).await;
     let row = ImportJobRow {
@@ -159,7 +137,8 @@ pub async fn start(
     parts.jobs.create(&row).await?;
     let (progress, mut seen) = watch::channel((0usize, 0usize));
     let id = row.id.clone();
-    let local = job_limits.local.clone();
+    let async_rows = parts.excel.async_rows;
+    let local = local.clone();
     local.lock().insert(id.clone(), seen.clone());
     let mut task = tokio::spawn(async move {
         let outcome = run(parts, &id, file, options, progress).await;
@@ -174,7 +153,7 @@ pub async fn start(
             biased;
             changed = seen.changed(), if seen.has_changed().is_ok() => {
                 let (rows, written) = *seen.borrow_and_update();
-                if changed.is_ok() && rows > job_limits.async_rows {
+                if changed.is_ok() && rows > async_rows {
                     // The task goes on detached; the caller gets the job.
                     let mut view = ImportJobView::of(&row, now_ms(), i64::MAX);
                     view.rows = rows as u64;
@@ -207,7 +186,7 @@ async fn run(
         parts.hasher.clone(),
         file,
         options,
-        &parts.limits,
+        &parts.excel,
         Some(&parts.budget),
         &watched,
     );
@@ -278,7 +257,8 @@ fn failure_json(e: &ServiceError) -> String {
 /// 404 / 10005 when there is no such job or it is someone else's.
 pub async fn view(
     jobs: &dyn ImportJobRepository,
-    job_limits: &JobLimits,
+    excel: &ExcelConfig,
+    local: &RunningJobs,
     user: i64,
     id: &str,
 ) -> Result<ImportJobView, ServiceError> {
@@ -287,9 +267,9 @@ pub async fn view(
         .await?
         .filter(|row| row.user_id == user)
         .ok_or(ServiceError::NotFound)?;
-    let mut view = ImportJobView::of(&row, now_ms(), millis(job_limits.stale_after));
+    let mut view = ImportJobView::of(&row, now_ms(), millis(excel.import_stale_after()));
     if view.status == JobStatus::Running
-        && let Some((rows, written)) = job_limits.local.progress(id)
+        && let Some((rows, written)) = local.progress(id)
     {
         view.rows = rows as u64;
         view.written = written as u64;

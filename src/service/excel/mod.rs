@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod progress;
 pub mod sheet;
 
+use crate::meta::config::ExcelConfig;
 use crate::model::excel::{ImportJobView, ImportReport};
 use crate::model::user::{UserFilter, UserListing};
 use crate::repository::mysql::import_job::ImportJobRepository;
@@ -30,29 +31,11 @@ use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::service::error::ServiceError;
 use crate::service::password::BulkPasswordHasher;
 
-pub use self::import::{CreationBudget, ImportLimits, ImportOptions, ImportProgress};
-pub use self::jobs::{ImportSlot, ImportStarted, JobLimits};
+pub use self::import::{CreationBudget, ImportOptions, ImportProgress};
+pub use self::jobs::{ImportSlot, ImportStarted, RunningJobs};
 
 /// The export's columns (the original's names, its 密码 column dropped).
 pub const EXPORT_HEADER: [&str; 4] = ["用户Id", "用户名", "性别", "创建时间"];
-
-/// The export's limits (`excel.*`).
-#[derive(Clone, Debug)]
-pub struct ExportLimits {
-    /// Users per database query.
-    pub page_size: usize,
-    /// Most users in one export.
-    pub max_rows: usize,
-    /// Where the workbook spills; `None`: the system's temp directory.
-    pub temp_dir: Option<PathBuf>,
-    /// Exports being written at once (`excel.max_running_exports`; more: 503 / 10009).
-    pub running: Arc<tokio::sync::Semaphore>,
-    /// Exports one user may start per `user_window` (`excel.max_exports_per_user`; more: 429 /
-    /// 10008).
-    pub max_per_user: i64,
-    /// The window of `max_per_user` (`excel.exports_window`).
-    pub user_window: std::time::Duration,
-}
 
 /// A finished workbook in an anonymous temp file (gone when dropped), at its start.
 #[derive(Debug)]
@@ -138,11 +121,14 @@ pub struct ExcelServiceImpl {
     jobs: Arc<dyn ImportJobRepository>,
     #[shaku(inject)]
     throttle: Arc<dyn LoginThrottleRepository>,
-    limits: ExportLimits,
-    import_limits: ImportLimits,
-    job_limits: JobLimits,
-    /// `excel.max_created_per_hour`: users one admin's imports may create per hour.
-    created_per_hour: i64,
+    /// `excel.*`: the export's and the import's limits, as configured.
+    excel: Arc<ExcelConfig>,
+    /// Exports being written at once in this process (`excel.max_running_exports` places).
+    running_exports: Arc<tokio::sync::Semaphore>,
+    /// Imports running at once in this process (`excel.max_running_imports` places).
+    running_imports: Arc<tokio::sync::Semaphore>,
+    /// The import jobs this process runs, with their live progress.
+    running_jobs: RunningJobs,
 }
 
 /// Why the export failed to write: 30000.
@@ -171,28 +157,27 @@ impl ExcelService for ExcelServiceImpl {
         // The place first (free to ask), then the admin's allowance (counted, given back when
         // no place was had: a refusal costs the allowance nothing).
         let _place = self
-            .limits
-            .running
+            .running_exports
             .clone()
             .try_acquire_owned()
             .map_err(|_| ServiceError::AtCapacity("excel.max_running_exports"))?;
         let subject = format!("excel-export:{admin}");
         let count = self
             .throttle
-            .reserve(&subject, self.limits.user_window)
+            .reserve(&subject, self.excel.exports_window)
             .await?;
-        if count > self.limits.max_per_user {
+        if count > self.excel.max_exports_per_user {
             // Best effort: a failure only leaves the count higher.
             let _ = self.throttle.release(&subject).await;
             return Err(ServiceError::TooManyRequests);
         }
         // A client that goes away drops this future: the pages stop, the writer sees the
         // listing end unfinished and drops its file.
-        export_users(self.users.clone(), filter, self.limits.clone(), &|_| ()).await
+        export_users(self.users.clone(), filter, &self.excel, &|_| ()).await
     }
 
     fn reserve_import(&self) -> Result<ImportSlot, ServiceError> {
-        jobs::reserve(&self.job_limits)
+        jobs::reserve(&self.running_imports)
     }
 
     async fn import(
@@ -206,15 +191,15 @@ impl ExcelService for ExcelServiceImpl {
             users: self.users.clone(),
             hasher: self.hasher.clone(),
             jobs: self.jobs.clone(),
-            limits: self.import_limits.clone(),
+            excel: self.excel.clone(),
             budget: CreationBudget {
                 throttle: self.throttle.clone(),
                 subject: format!("excel-created:{user}"),
-                limit: self.created_per_hour,
+                limit: self.excel.max_created_per_hour,
                 window: std::time::Duration::from_secs(3600),
             },
         };
-        jobs::start(parts, &self.job_limits, slot, user, file, options).await
+        jobs::start(parts, &self.running_jobs, slot, user, file, options).await
     }
 
     async fn import_now(
@@ -229,7 +214,7 @@ impl ExcelService for ExcelServiceImpl {
             self.hasher.clone(),
             file,
             options,
-            &self.import_limits,
+            &self.excel,
             None,
             progress,
         )
@@ -241,11 +226,11 @@ impl ExcelService for ExcelServiceImpl {
         filter: UserFilter,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<ExportFile, ServiceError> {
-        export_users(self.users.clone(), filter, self.limits.clone(), progress).await
+        export_users(self.users.clone(), filter, &self.excel, progress).await
     }
 
     async fn job(&self, user: i64, id: &str) -> Result<ImportJobView, ServiceError> {
-        jobs::view(&*self.jobs, &self.job_limits, user, id).await
+        jobs::view(&*self.jobs, &self.excel, &self.running_jobs, user, id).await
     }
 }
 
@@ -253,25 +238,25 @@ impl ExcelService for ExcelServiceImpl {
 async fn export_users(
     users: Arc<dyn UserRepository>,
     filter: UserFilter,
-    limits: ExportLimits,
+    excel: &ExcelConfig,
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<ExportFile, ServiceError> {
     // Two pages in flight at most: the database and the writer overlap, memory stays flat.
     let (pages, received) = mpsc::channel::<Vec<UserListing>>(2);
-    let temp_dir = limits.temp_dir.clone();
+    let temp_dir = excel.temp_path();
     let writer = tokio::task::spawn_blocking(move || write_workbook(received, temp_dir));
-    let page_size = i64::try_from(limits.page_size).unwrap_or(i64::MAX);
+    let page_size = i64::try_from(excel.export_page_size).unwrap_or(i64::MAX);
     let (mut after, mut rows) = (0, 0);
     loop {
         let page = users.page(&filter, after, page_size).await?;
-        let last_page = page.len() < limits.page_size;
+        let last_page = page.len() < excel.export_page_size;
         rows += page.len();
-        if rows > limits.max_rows {
+        if rows > excel.max_export_rows {
             return Err(ServiceError::invalid(
                 "",
                 format!(
                     "more than {} users match (excel.max_export_rows): narrow the filter",
-                    limits.max_rows
+                    excel.max_export_rows
                 ),
             ));
         }

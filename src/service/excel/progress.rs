@@ -17,6 +17,7 @@ use shaku::{Component, Interface};
 use slog::Logger;
 
 use super::jobs::{millis, now_ms};
+use crate::meta::config::ExcelConfig;
 use crate::model::excel::ImportJobView;
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::service::socket::SocketHub;
@@ -37,10 +38,9 @@ pub struct ImportProgressPushImpl {
     hub: Arc<dyn SocketHub>,
     #[shaku(inject)]
     jobs: Arc<dyn ImportJobRepository>,
-    /// `excel.progress_poll_interval`.
-    every: Duration,
-    /// When a running job counts as stale (`jobs::stale_after` of `excel.import_timeout`).
-    stale_after: Duration,
+    /// `excel.*`: how often to look (`progress_poll_interval`) and when a running job counts
+    /// as stale (from `import_timeout`).
+    excel: Arc<ExcelConfig>,
     logger: Logger,
 }
 
@@ -50,8 +50,8 @@ impl ImportProgressPush for ImportProgressPushImpl {
         push_progress(
             self.hub.clone(),
             self.jobs.clone(),
-            self.every,
-            self.stale_after,
+            self.excel.progress_poll_interval,
+            self.excel.import_stale_after(),
             self.logger.clone(),
         )
         .await;

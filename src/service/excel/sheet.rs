@@ -8,6 +8,8 @@ use std::io::{BufReader, Seek, SeekFrom};
 use calamine::{DataRef, Reader, Xlsx};
 use chrono::NaiveDateTime;
 
+use crate::meta::config::ExcelConfig;
+
 /// Zip-bomb limits (`excel.max_zip_entries`, `max_unpacked_size`, `max_compression_ratio`).
 #[derive(Clone, Copy, Debug)]
 pub struct ZipLimits {
@@ -20,6 +22,19 @@ pub struct ZipLimits {
     /// Unpacked bytes of `xl/sharedStrings.xml` at most: calamine holds every shared string in
     /// memory (about three times its XML).
     pub max_shared_strings: u64,
+}
+
+impl ZipLimits {
+    /// The limits `excel.max_zip_entries`, `max_unpacked_size`, `max_compression_ratio` and
+    /// `max_shared_strings_size` say.
+    pub fn of(excel: &ExcelConfig) -> Self {
+        ZipLimits {
+            max_entries: excel.max_zip_entries,
+            max_unpacked: excel.max_unpacked_size,
+            max_ratio: excel.max_compression_ratio,
+            max_shared_strings: excel.max_shared_strings_size,
+        }
+    }
 }
 
 /// Entries smaller than this unpacked are not held to the ratio: a few kilobytes of repeated
