@@ -19,7 +19,9 @@ use crate::controller::hello::HelloControllerImpl;
 use crate::controller::jenkins::JenkinsControllerImpl;
 use crate::controller::pprof::PprofControllerImpl;
 use crate::controller::sms::SmsControllerImpl;
-use crate::controller::socket::{SocketControllerImpl, SocketControllerImplParameters};
+use crate::controller::socket::{
+    SocketControllerImpl, SocketControllerImplParameters, SocketShared,
+};
 use crate::meta::config::{AppConfig, LocalLogins, SmsProvider};
 use crate::repository::cache::login::LoginCache;
 use crate::repository::cache::user::{MokaUserCache, MokaUserCacheParameters};
@@ -253,10 +255,12 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 job_template: JOB_TEMPLATE.into(),
             })
             .with_component_parameters::<SocketControllerImpl>(SocketControllerImplParameters {
-                socket: Arc::new(config.server.socket.clone()),
+                shared: Arc::new(SocketShared {
+                    socket: config.server.socket.clone(),
+                    logger: infra.logger.clone(),
+                    metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
+                }),
                 common: config.common.clone(),
-                logger: infra.logger.clone(),
-                metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
             })
             .with_component_parameters::<ImportProgressPushImpl>(ImportProgressPushImplParameters {
                 excel,

@@ -12,9 +12,9 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use futures_util::{FutureExt, StreamExt};
 use goex_errors::Lang;
 
+use super::SocketShared;
 use super::limits::{Rate, Window, encoded_len};
 use super::protocol::{ECHO_PREFIX, protocol_end};
-use crate::meta::config::SocketConfig;
 use crate::service::error::ServiceError;
 use crate::service::socket::{Connection, Frame, SocketHub};
 use crate::web::envelope::error_frame;
@@ -35,10 +35,8 @@ pub(super) struct ConnectionTask {
     pub(super) hub: Arc<dyn SocketHub>,
     pub(super) connection: Arc<Connection>,
     pub(super) session: Session,
-    /// `server.socket.*`.
-    pub(super) socket: Arc<SocketConfig>,
-    pub(super) logger: slog::Logger,
-    pub(super) metrics: Option<goex_metrics::SocketMetrics>,
+    /// `server.socket.*`, the logger and the metrics.
+    pub(super) shared: Arc<SocketShared>,
     pub(super) lang: Lang,
     pub(super) client: crate::web::client_addr::ClientAddr,
     pub(super) window: Window,
@@ -71,18 +69,18 @@ impl ConnectionTask {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         mut stream: actix_ws::AggregatedMessageStream,
     ) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.shared.metrics {
             m.connected();
         }
         let registered = Registered {
             hub: self.hub.clone(),
             connection: self.connection.clone(),
-            metrics: self.metrics.clone(),
+            metrics: self.shared.metrics.clone(),
         };
         let connection = self.connection.clone();
-        let socket = self.socket.clone();
-        let cfg = &*socket;
-        let metrics = self.metrics.clone();
+        let shared = self.shared.clone();
+        let cfg = &shared.socket;
+        let metrics = &shared.metrics;
         let (ping_every, idle) = (cfg.ping_interval, cfg.idle_timeout);
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + ping_every;
@@ -120,7 +118,7 @@ impl ConnectionTask {
                         last_heard = Instant::now();
                     }
                     if let (Some(m), AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)) =
-                        (&metrics, &message)
+                        (metrics, &message)
                     {
                         m.message_in();
                     }
@@ -203,7 +201,7 @@ impl ConnectionTask {
         interrupted: Pin<&mut W>,
     ) -> Result<(), End> {
         let session = &mut self.session;
-        if let (Some(m), Outgoing::Text(_) | Outgoing::Binary(_)) = (&self.metrics, &out) {
+        if let (Some(m), Outgoing::Text(_) | Outgoing::Binary(_)) = (&self.shared.metrics, &out) {
             m.message_out();
         }
         // Data frames wait for the write window; control frames (at most 127 bytes) never do.
@@ -215,7 +213,7 @@ impl ConnectionTask {
         };
         let window = &self.window;
         let fits = !data || window.admits(len);
-        let write_timeout = self.socket.write_timeout;
+        let write_timeout = self.shared.socket.write_timeout;
         let sent = {
             let mut send = pin!(async move {
                 if !fits {
@@ -249,8 +247,8 @@ impl ConnectionTask {
     /// until the kernel gives up on it (`server.socket.tcp_user_timeout`), and until then it
     /// counts against `server.socket.max_connections`.
     async fn finish(self, end: End, stream: actix_ws::AggregatedMessageStream) {
-        let socket = &self.socket;
-        if let Some(m) = &self.metrics {
+        let socket = &self.shared.socket;
+        if let Some(m) = &self.shared.metrics {
             let code = match &end {
                 End::Close(code, _) => close_label(*code),
                 End::Peer(_) => "peer",
@@ -260,7 +258,7 @@ impl ConnectionTask {
         }
         let reason = match end {
             End::Close(code, description) => {
-                slog::debug!(self.logger, "socket closing"; "connection" => self.connection.id(),
+                slog::debug!(self.shared.logger, "socket closing"; "connection" => self.connection.id(),
                     "code" => u16::from(code), "reason" => description);
                 Some(CloseReason {
                     code,
@@ -269,7 +267,7 @@ impl ConnectionTask {
             }
             // Echo the peer's close (RFC 6455 §5.5.1).
             End::Peer(reason) => {
-                slog::debug!(self.logger, "socket closed by peer"; "connection" => self.connection.id(),
+                slog::debug!(self.shared.logger, "socket closed by peer"; "connection" => self.connection.id(),
                     "code" => reason.as_ref().map(|r| u16::from(r.code)));
                 reason.map(|r| CloseReason {
                     code: r.code,
@@ -277,7 +275,7 @@ impl ConnectionTask {
                 })
             }
             End::Stuck => {
-                slog::info!(self.logger, "socket dropped: the client stopped reading";
+                slog::info!(self.shared.logger, "socket dropped: the client stopped reading";
                     "connection" => self.connection.id(), "client" => %self.client);
                 drop(self.session);
                 Self::linger(stream, socket.write_timeout + socket.tcp_user_timeout * 2).await;
