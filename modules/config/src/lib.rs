@@ -338,32 +338,43 @@ fn origin_of(tree: &Map<String, Value>, overrides: &[(String, String)], key: &st
 /// `mysql.replicas[0].dsn`, creating the entry if the file has fewer. Segments the file does not
 /// have are lower-cased, and the typed struct then rejects or accepts them.
 fn resolve_key(tree: &Map<String, Value>, segments: &[&str]) -> String {
-    let mut current: Option<ValueKind> = Some(ValueKind::Table(tree.clone()));
+    /// Where the walk stands in the tree (borrowed: nothing is copied per variable).
+    enum At<'a> {
+        Table(&'a Map<String, Value>),
+        Array(&'a [Value]),
+        /// A scalar, or a path the file does not have.
+        Outside,
+    }
+    fn at(kind: &ValueKind) -> At<'_> {
+        match kind {
+            ValueKind::Table(t) => At::Table(t),
+            ValueKind::Array(items) => At::Array(items),
+            _ => At::Outside,
+        }
+    }
+    let mut current = At::Table(tree);
     let mut out: Vec<String> = Vec::with_capacity(segments.len());
     for seg in segments {
         if let (Ok(index), Some(last)) = (seg.parse::<usize>(), out.last_mut()) {
             last.push_str(&format!("[{index}]"));
             current = match current {
-                Some(ValueKind::Array(items)) => items.into_iter().nth(index).map(|v| v.kind),
-                _ => None,
+                At::Array(items) => items.get(index).map_or(At::Outside, |v| at(&v.kind)),
+                _ => At::Outside,
             };
             continue;
         }
-        let found = match &current {
-            Some(ValueKind::Table(t)) => t
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(seg))
-                .map(|(k, v)| (k.clone(), v.kind.clone())),
+        let found = match current {
+            At::Table(t) => t.iter().find(|(k, _)| k.eq_ignore_ascii_case(seg)),
             _ => None,
         };
         match found {
-            Some((k, kind)) => {
-                out.push(k);
-                current = Some(kind);
+            Some((k, v)) => {
+                out.push(k.clone());
+                current = at(&v.kind);
             }
             None => {
                 out.push(seg.to_ascii_lowercase());
-                current = None;
+                current = At::Outside;
             }
         }
     }
