@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod jenkins;
 pub mod kv;
+pub mod rate_limit;
 pub mod mongodb;
 pub mod mysql;
 pub mod redis;
