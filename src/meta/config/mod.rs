@@ -12,6 +12,7 @@ mod excel;
 mod grpc;
 mod grpc_client;
 mod jenkins;
+mod rate_limit;
 mod server;
 mod sms;
 mod socket;
@@ -34,6 +35,7 @@ pub use excel::{EXCEL_MAX_DATA_ROWS, ExcelConfig, MAX_IMPORT_BATCH};
 pub use grpc::{ClientAuth, GrpcAuthConfig, GrpcConfig, GrpcTlsConfig, MIN_GRPC_PASSWORD};
 pub use grpc_client::{GrpcClientConfig, GrpcClientTlsConfig};
 pub use jenkins::JenkinsConfig;
+pub use rate_limit::{OnStoreError, RateLimitConfig};
 pub use server::{HttpConfig, ServerConfig};
 pub use sms::{AlibabaSmsCodeConfig, SmsConfig, SmsProvider};
 pub use socket::{CommonConfig, SocketAddressLimits, SocketAuth, SocketConfig};
@@ -87,6 +89,8 @@ pub struct AppConfig {
     /// The approved sign name and template of the code message (the original's
     /// `alibaba_sms_code.*`).
     pub alibaba_sms_code: AlibabaSmsCodeConfig,
+    /// Request rate limits by route group (docs/overload.md).
+    pub rate_limit: RateLimitConfig,
 }
 
 /// A loaded configuration with where it came from.
@@ -122,6 +126,7 @@ impl AppConfig {
         sms::check_alibaba_sms(&self.alibaba_sms)?;
         self.excel.check()?;
         self.grpc_client.check()?;
+        self.rate_limit.check()?;
         telemetry::check_metrics(&self.metrics)?;
         telemetry::check_pprof(&self.pprof)?;
         database::check_mysql_accounts(&self.database, &self.mysql, profile)
