@@ -42,6 +42,9 @@ use crate::repository::mysql::import_job::DieselImportJobRepository;
 use crate::repository::mysql::role::DieselRoleRepository;
 use crate::repository::mysql::token::DieselTokenRepository;
 use crate::repository::mysql::user::DieselUserRepository;
+use crate::repository::rate_limit::RateLimitStore;
+use crate::repository::rate_limit::memory::MemoryRateLimitStore;
+use crate::repository::rate_limit::redis::{RateLimitStoreMetrics, RedisRateLimitStore};
 use crate::repository::redis::sms_code::{
     KvVerificationCodeRepository, KvVerificationCodeRepositoryParameters,
 };
@@ -77,9 +80,10 @@ module! {
         components = [
             // clients
             // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off,
-            // AlibabaSmsSender by LogSmsSender when sms.provider is log)
+            // RedisRateLimitStore by MemoryRateLimitStore, AlibabaSmsSender by LogSmsSender
+            // when sms.provider is log)
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
-            TonicHelloClient, AlibabaSmsSender, RestJenkinsRepository,
+            TonicHelloClient, AlibabaSmsSender, RestJenkinsRepository, RedisRateLimitStore,
             // repositories
             DieselUserRepository, DieselRoleRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
@@ -116,6 +120,14 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
     let login_lookups = || infra.metrics.as_ref().map(|m| m.cache_lookups("logins"));
     let builder = match &infra.redis {
         Some(client) => AppModule::builder()
+            // Shared by every instance; when Redis does not answer, rate_limit.on_store_error.
+            .with_component_parameters::<RedisRateLimitStore>(RedisRateLimitStore::parameters(
+                client.clone(),
+                config.rate_limit.clone(),
+                MemoryRateLimitStore::new(&config.rate_limit),
+                infra.metrics.as_ref().map(RateLimitStoreMetrics::new),
+                infra.logger.clone(),
+            ))
             .with_component_parameters::<RedisKeyValueClient>(RedisKeyValueClientParameters {
                 client: client.clone(),
                 metrics: infra.metrics.as_ref().map(RedisCommandMetrics::new),
@@ -128,13 +140,17 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 ),
             }),
         // The embedded default: the same repositories over an in-process store.
-        None => AppModule::builder().with_component_override::<dyn KeyValueClient>(Box::new(
-            LocalKeyValueClient::new(LocalStoreLimits {
-                values: config.cache.max_capacity as usize,
-                logins: config.auth.max_local_logins,
-                counters: config.auth.max_local_counters,
-            }),
-        )),
+        None => AppModule::builder()
+            .with_component_override::<dyn KeyValueClient>(Box::new(LocalKeyValueClient::new(
+                LocalStoreLimits {
+                    values: config.cache.max_capacity as usize,
+                    logins: config.auth.max_local_logins,
+                    counters: config.auth.max_local_counters,
+                },
+            )))
+            .with_component_override::<dyn RateLimitStore>(Box::new(MemoryRateLimitStore::new(
+                &config.rate_limit,
+            ))),
     };
     // Without Redis, login records go where every process sees them (the database), unless
     // configured to stay in memory.

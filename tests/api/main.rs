@@ -23,6 +23,7 @@ mod mongo;
 mod mysql;
 mod openapi;
 mod pprof;
+mod rate_limit_store;
 mod redis;
 mod redis_cluster;
 mod replica;

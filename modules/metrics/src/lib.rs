@@ -65,6 +65,7 @@ struct Inner {
     jenkins: CallFamily,
     sms_codes: IntCounterVec,
     socket: SocketMetrics,
+    rate_limit_store_fallbacks: IntCounterVec,
 }
 
 /// The socket app's series, resolved once: a message costs one atomic add.
@@ -418,6 +419,15 @@ impl Metrics {
             family.register(&registry)?;
         }
         let socket = SocketMetrics::new(&registry)?;
+        let rate_limit_store_fallbacks = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_store_fallbacks_total",
+                "Rate-limit spends that Redis did not answer, by rule and by what decided instead \
+                 (rate_limit.on_store_error: local, allow or deny)",
+            ),
+            &["rule", "action"],
+        )?;
+        registry.register(Box::new(rate_limit_store_fallbacks.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -439,6 +449,7 @@ impl Metrics {
                 jenkins,
                 sms_codes,
                 socket,
+                rate_limit_store_fallbacks,
             }),
         })
     }
@@ -595,6 +606,15 @@ impl Metrics {
     pub fn cache_lookup(&self, cache: &str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.inner.cache.with_label_values(&[cache, result]).inc();
+    }
+
+    /// Redis did not answer a spend of rate-limit rule `rule` (a name from config) and
+    /// `action` (`local`, `allow` or `deny`) decided instead.
+    pub fn rate_limit_store_fallback(&self, rule: &str, action: &str) {
+        self.inner
+            .rate_limit_store_fallbacks
+            .with_label_values(&[rule, action])
+            .inc();
     }
 
     /// Every metric in the Prometheus text format.

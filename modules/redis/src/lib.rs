@@ -19,7 +19,7 @@ use deadpool_redis::redis::{self, FromRedisValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-pub use deadpool_redis::redis::{Cmd, Pipeline, cmd, pipe};
+pub use deadpool_redis::redis::{Cmd, Pipeline, Script, ScriptInvocation, cmd, pipe};
 
 /// `single` or `cluster`.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -245,6 +245,25 @@ impl RedisClient {
         self.bounded(async |conn: &mut Connection| match conn {
             Connection::Single(c) => pipeline.query_async(c).await,
             Connection::Cluster(c) => pipeline.query_async(c).await,
+        })
+        .await
+    }
+
+    /// Runs a Lua script by its SHA1 (`EVALSHA`) within `command_timeout`. A node that does not
+    /// hold it (`NOSCRIPT`: restarted, failed over, flushed, or new to the cluster) gets it with
+    /// `SCRIPT LOAD` (in cluster mode on every master) and the call is sent once more, so the
+    /// script's text crosses the wire only when a node lacks it. In cluster mode the script's
+    /// keys must share one slot.
+    ///
+    /// # Errors
+    /// As [`RedisClient::query`].
+    pub async fn invoke_script<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        self.bounded(async |conn: &mut Connection| match conn {
+            Connection::Single(c) => invocation.invoke_async(c).await,
+            Connection::Cluster(c) => invocation.invoke_async(c).await,
         })
         .await
     }

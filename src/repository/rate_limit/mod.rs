@@ -6,6 +6,9 @@
 //! (`service::rate_limit`); this layer only spends a key's allowance atomically and says what is
 //! left.
 
+pub mod memory;
+pub mod redis;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
