@@ -56,9 +56,8 @@ fn client(mode: Mode, addrs: &str) -> RedisClient {
     .expect("a redis client")
 }
 
-/// Makes every pooled connection of `store` (one spend per slot, in turn) and loads the
-/// script, as a running instance has them: connections are made on first use, and 200
-/// parallel first spends would each make one (a Cluster connection reaches all six nodes).
+/// Makes every pooled connection of `store` (one spend per slot, in turn), as a running
+/// instance has them (the cold start has its own test).
 async fn warm_up(store: &Arc<dyn RateLimitStore>, rule: &str) {
     for _ in 0..POOL_SIZE {
         let decision = store
@@ -172,6 +171,34 @@ async fn cluster_admits_exactly_20_of_200_parallel_spends() {
         return;
     };
     exactly_20_of_200(Mode::Cluster, &addrs).await;
+}
+
+/// A client that has not connected yet (an instance just started under load): 200 parallel
+/// first spends wait for the pool's connections, none falls back.
+async fn cold_start(mode: Mode, addrs: &str) {
+    let store = instance(mode, addrs, OnStoreError::Deny, None);
+    let decisions = spend_in_parallel(&[store], &rule("cold"), "ip:198.51.100.7", 200).await;
+    assert!(
+        decisions.iter().all(|d| d.store == "redis"),
+        "{decisions:?}"
+    );
+    assert_eq!(admitted(&decisions), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_decides_a_cold_start_burst() {
+    let Some(addr) = service_env("APP__REDIS__ADDRS__0") else {
+        return;
+    };
+    cold_start(Mode::Single, &addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_decides_a_cold_start_burst() {
+    let Some(addrs) = service_env("GOEX_REDIS_CLUSTER_ADDRS") else {
+        return;
+    };
+    cold_start(Mode::Cluster, &addrs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -137,18 +137,29 @@ impl Factory {
 struct Connections {
     factory: Factory,
     slots: Vec<Mutex<Option<Connection>>>,
+    /// One connect at a time per slot: the commands that find a slot empty wait for its one
+    /// new connection instead of each making their own (a burst of 200 first commands would
+    /// otherwise open 200 connections, each reaching every node of a Cluster, and time out).
+    connecting: Vec<tokio::sync::Mutex<()>>,
     next: AtomicUsize,
     connect_timeout: Duration,
 }
 
 impl Connections {
-    async fn get(&self) -> Result<(usize, Connection), RedisError> {
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let cached = self.slots[slot]
+    fn cached(&self, slot: usize) -> Option<Connection> {
+        self.slots[slot]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(conn) = cached {
+            .clone()
+    }
+
+    async fn get(&self) -> Result<(usize, Connection), RedisError> {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        if let Some(conn) = self.cached(slot) {
+            return Ok((slot, conn));
+        }
+        let _connecting = self.connecting[slot].lock().await;
+        if let Some(conn) = self.cached(slot) {
             return Ok((slot, conn));
         }
         let conn = match tokio::time::timeout(self.connect_timeout, self.factory.create()).await {
@@ -210,6 +221,9 @@ impl RedisClient {
             factory,
             slots: (0..settings.pool_size.max(1))
                 .map(|_| Mutex::new(None))
+                .collect(),
+            connecting: (0..settings.pool_size.max(1))
+                .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             next: AtomicUsize::new(0),
             connect_timeout: settings.connect_timeout,
