@@ -356,7 +356,7 @@ pub fn assert_envelope(body: &Value, code: &str) -> String {
 pub type Records = Arc<Mutex<Vec<HashMap<String, String>>>>;
 
 /// A drain keeping every record's message and fields.
-pub struct Capture(Records);
+pub struct Capture(pub Records);
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
 

@@ -19,7 +19,8 @@ use goex_redis::{Mode, RedisClient, Settings, cmd};
 use shaku::HasComponent;
 
 use crate::helpers::{
-    eventually, free_port, redis_overrides, service_env, spawn_app, spawn_app_with, unique_name,
+    Capture, Records, eventually, free_port, redis_overrides, service_env, spawn_app,
+    spawn_app_with, unique_name,
 };
 
 /// The rule: 1 per minute, burst 20.
@@ -78,13 +79,29 @@ fn instance(
     on_store_error: OnStoreError,
     metrics: Option<&goex_metrics::Metrics>,
 ) -> Arc<dyn RateLimitStore> {
+    logged_instance(
+        mode,
+        addrs,
+        on_store_error,
+        metrics,
+        slog::Logger::root(slog::Discard, slog::o!()),
+    )
+}
+
+fn logged_instance(
+    mode: Mode,
+    addrs: &str,
+    on_store_error: OnStoreError,
+    metrics: Option<&goex_metrics::Metrics>,
+    logger: slog::Logger,
+) -> Arc<dyn RateLimitStore> {
     let config = config(on_store_error);
     Arc::new(RedisRateLimitStore::new(
         client(mode, addrs),
         config.clone(),
         MemoryRateLimitStore::new(&config),
         metrics.map(RateLimitStoreMetrics::new),
-        slog::Logger::root(slog::Discard, slog::o!()),
+        logger,
     ))
 }
 
@@ -328,7 +345,14 @@ async fn when_redis_is_stopped_on_store_error_decides_and_is_counted() {
     let server = private_redis(port);
     let addr = format!("127.0.0.1:{port}");
     let metrics = goex_metrics::Metrics::new().unwrap();
-    let local = instance(Mode::Single, &addr, OnStoreError::Local, Some(&metrics));
+    let records = Records::default();
+    let local = logged_instance(
+        Mode::Single,
+        &addr,
+        OnStoreError::Local,
+        Some(&metrics),
+        slog::Logger::root(Capture(records.clone()), slog::o!()),
+    );
     let allow = instance(Mode::Single, &addr, OnStoreError::Allow, Some(&metrics));
     let deny = instance(Mode::Single, &addr, OnStoreError::Deny, Some(&metrics));
     let rule = rule("fallback");
@@ -372,6 +396,24 @@ async fn when_redis_is_stopped_on_store_error_decides_and_is_counted() {
     );
     assert_eq!(admitted(&decisions), 20);
     assert_eq!(fallbacks(&metrics, &rule, "local"), 200);
+    // Said once, not 200 times: the next line of this rule is 10 s away.
+    let warned: Vec<_> = records
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("rule") == Some(&rule))
+        .cloned()
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(
+        warned[0]["msg"],
+        "rate-limit store unavailable: falling back"
+    );
+    assert_eq!(warned[0]["action"], "local");
+    assert!(
+        warned[0]["error"].contains("redis unavailable"),
+        "{warned:?}"
+    );
 
     let allowed = allow.spend(bucket("ip:198.51.100.7")).await;
     assert_eq!(
