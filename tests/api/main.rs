@@ -29,6 +29,7 @@ mod replica;
 mod request_ids;
 mod roles;
 mod secrets;
+mod shedding;
 mod shutdown;
 mod slow_client;
 mod sms;
