@@ -68,6 +68,7 @@ use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher};
 use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParameters};
+use crate::service::rate_limit::RateLimitServiceImpl;
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
@@ -93,7 +94,7 @@ module! {
             CallerAuthServiceImpl,
             Argon2PasswordHasher, Argon2BulkPasswordHasher,
             UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
-            ProfilingServiceImpl, ImportProgressPushImpl,
+            ProfilingServiceImpl, ImportProgressPushImpl, RateLimitServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
@@ -212,7 +213,6 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
                 metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
-                grpc_client: config.grpc_client.clone(),
                 cache_keys: config.cache_keys.clone(),
                 mode: config.server.mode.as_str().into(),
             })
@@ -293,6 +293,10 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             .with_component_parameters::<ProfilingServiceImpl>(ProfilingServiceImplParameters {
                 settings: config.pprof.clone(),
             })
+            .with_component_parameters::<RateLimitServiceImpl>(RateLimitServiceImpl::parameters(
+                &config.rate_limit,
+                infra.metrics.as_ref(),
+            ))
             .build(),
     )
 }

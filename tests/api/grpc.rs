@@ -89,7 +89,7 @@ pub(crate) async fn spawn_grpc_in(
     }
 }
 
-fn tls(certs: &Path, with_client_cert: bool) -> ClientTlsConfig {
+pub(crate) fn tls(certs: &Path, with_client_cert: bool) -> ClientTlsConfig {
     let ca = std::fs::read(certs.join("ca.crt")).unwrap();
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
@@ -103,7 +103,10 @@ fn tls(certs: &Path, with_client_cert: bool) -> ClientTlsConfig {
     tls
 }
 
-async fn channel(app: &GrpcApp, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
+pub(crate) async fn channel(
+    app: &GrpcApp,
+    tls: ClientTlsConfig,
+) -> Result<Channel, tonic::transport::Error> {
     Channel::from_shared(format!("https://127.0.0.1:{}", app.port))
         .unwrap()
         .tls_config(tls)?
@@ -112,7 +115,7 @@ async fn channel(app: &GrpcApp, tls: ClientTlsConfig) -> Result<Channel, tonic::
         .await
 }
 
-fn with_password<T>(message: T, password: &str) -> Request<T> {
+pub(crate) fn with_password<T>(message: T, password: &str) -> Request<T> {
     let mut request = Request::new(message);
     request
         .metadata_mut()
@@ -123,7 +126,7 @@ fn with_password<T>(message: T, password: &str) -> Request<T> {
     request
 }
 
-fn error_code(status: &tonic::Status) -> &str {
+pub(crate) fn error_code(status: &tonic::Status) -> &str {
     status
         .metadata()
         .get("x-error-code")
@@ -502,7 +505,7 @@ async fn a_message_over_max_message_size_is_refused_as_out_of_range() {
 }
 
 /// An access token of `name` (registered with password abc123 first), admin when `admin`.
-async fn grpc_token(app: &GrpcApp, name: &str, admin: bool) -> (i64, String) {
+pub(crate) async fn grpc_token(app: &GrpcApp, name: &str, admin: bool) -> (i64, String) {
     let id = seed_user_in(&app.module, name, "abc123").await;
     if admin {
         crate::helpers::grant_admin(&app.module, name).await;
@@ -516,7 +519,7 @@ async fn grpc_token(app: &GrpcApp, name: &str, admin: bool) -> (i64, String) {
     )
 }
 
-fn with_token<T>(message: T, token: &str) -> Request<T> {
+pub(crate) fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request
         .metadata_mut()
