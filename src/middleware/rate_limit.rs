@@ -198,8 +198,10 @@ where
 /// request's route is matched again.
 const PATH_CACHE_MAX: usize = 1024;
 
-/// A worker's routes by method and path (`None`: not limited).
-type PathCache = HashMap<(Method, String), Option<Rc<RouteRules>>, foldhash::fast::RandomState>;
+/// A worker's routes by method, then path (`None`: not limited); looked up without copying the
+/// path.
+type PathCache = HashMap<Method, PathRules, foldhash::fast::RandomState>;
+type PathRules = HashMap<String, Option<Rc<RouteRules>>, foldhash::fast::RandomState>;
 
 /// The middleware service (one per worker).
 pub struct RateLimitMiddleware<S> {
@@ -214,9 +216,13 @@ pub struct RateLimitMiddleware<S> {
 impl<S> RateLimitMiddleware<S> {
     /// The rules of the request's route, if it is limited.
     fn route_rules(&self, req: &ServiceRequest) -> Option<Rc<RouteRules>> {
-        let key = (req.method().clone(), req.path().to_owned());
-        if let Some(known) = self.paths.borrow().get(&key) {
-            return known.clone();
+        let known = self
+            .paths
+            .borrow()
+            .get(req.method())
+            .and_then(|paths| paths.get(req.path()).cloned());
+        if let Some(known) = known {
+            return known;
         }
         let found = req.match_pattern().and_then(|template| {
             self.plan
@@ -225,8 +231,11 @@ impl<S> RateLimitMiddleware<S> {
                 .cloned()
         });
         let mut paths = self.paths.borrow_mut();
-        if paths.len() < PATH_CACHE_MAX {
-            paths.insert(key, found.clone());
+        if paths.values().map(HashMap::len).sum::<usize>() < PATH_CACHE_MAX {
+            paths
+                .entry(req.method().clone())
+                .or_default()
+                .insert(req.path().to_owned(), found.clone());
         }
         found
     }
