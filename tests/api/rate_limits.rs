@@ -358,15 +358,12 @@ async fn two_instances_on_one_redis_cluster_share_a_rule() {
     }
 }
 
-/// Overrides adding a gRPC rule (after the three shipped ones) on `/hello.HelloService/`.
-fn grpc_rule(burst: u32, key: &str) -> Vec<(&'static str, String)> {
+/// Overrides adding a gRPC rule (after the three shipped ones) on the methods under `prefix`.
+fn grpc_rule(prefix: &str, burst: u32, key: &str) -> Vec<(&'static str, String)> {
     vec![
         ("APP__RATE_LIMIT__ENABLED", "true".to_owned()),
         ("APP__RATE_LIMIT__RULES__3__NAME", unique_name("rlgrpc")),
-        (
-            "APP__RATE_LIMIT__RULES__3__GRPC",
-            "/hello.HelloService/".to_owned(),
-        ),
+        ("APP__RATE_LIMIT__RULES__3__GRPC", prefix.to_owned()),
         ("APP__RATE_LIMIT__RULES__3__RATE", "1".to_owned()),
         ("APP__RATE_LIMIT__RULES__3__PERIOD", "1m".to_owned()),
         ("APP__RATE_LIMIT__RULES__3__BURST", burst.to_string()),
@@ -387,11 +384,11 @@ fn service_call(forwarded: Option<&str>) -> tonic::Request<HelloRequest> {
 }
 
 /// 200 parallel calls from one peer against 1 per minute with burst 20 on the gRPC app:
-/// exactly 20 answered, 180 `RESOURCE_EXHAUSTED` with 10008 and `retry-after`; health is never
-/// counted.
+/// exactly 20 answered, 180 `RESOURCE_EXHAUSTED` with 10008 and `retry-after`; the health
+/// service is never counted, though the rule covers every method.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_grpc_app_admits_exactly_the_burst_of_parallel_calls() {
-    let app = spawn_grpc_with("none", &grpc_rule(20, "address")).await;
+    let app = spawn_grpc_with("none", &grpc_rule("/", 20, "address")).await;
     let client = HelloServiceClient::new(channel(&app, tls(&app.certs, false)).await.unwrap());
     let answers = join_all((0..200).map(|_| {
         let mut client = client.clone();
@@ -429,7 +426,7 @@ async fn the_grpc_app_admits_exactly_the_burst_of_parallel_calls() {
 /// with the service credentials; a signed-in caller's claim is ignored (its peer counts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_address_is_believed_only_from_the_service_credentials() {
-    let app = spawn_grpc_with("none", &grpc_rule(1, "address")).await;
+    let app = spawn_grpc_with("none", &grpc_rule("/hello.HelloService/", 1, "address")).await;
     let mut client = HelloServiceClient::new(channel(&app, tls(&app.certs, false)).await.unwrap());
     assert!(
         client
@@ -471,7 +468,7 @@ async fn a_forwarded_address_is_believed_only_from_the_service_credentials() {
 /// two end users have a bucket each on the gRPC app, though every call comes from one process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_app_forwards_the_end_user_address_to_the_grpc_app() {
-    let grpc = spawn_grpc_with("none", &grpc_rule(1, "address")).await;
+    let grpc = spawn_grpc_with("none", &grpc_rule("/hello.HelloService/", 1, "address")).await;
     let http = spawn_app_adjusted(
         &[
             (
