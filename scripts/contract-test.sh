@@ -44,8 +44,7 @@ APP__SERVER__HTTP__ACCESS_LOG=false \
 APP__JENKINS__HOST="http://127.0.0.1:$jenkins_port" \
 APP__JENKINS__USERNAME=goexample \
 APP__JENKINS__PASSWORD=contract-jenkins-token \
-APP__EXCEL__MAX_EXPORTS_PER_USER=1000000 \
-APP__GRPC_CLIENT__MAX_PER_ADDRESS=0 \
+APP__RATE_LIMIT__ENABLED=false \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
 url="http://127.0.0.1:$port"

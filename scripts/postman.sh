@@ -50,6 +50,9 @@ sms_pid=$double_pid sms_port=$double_port
 start_double jenkins "$work" python3 tests/jenkins/jenkins_double.py --port 0 \
   --user goexample --token postman-jenkins-token --seed-job go-test
 jenkins_pid=$double_pid jenkins_port=$double_port
+# The rate-limit rule of GET /hello?id= (the first of base.yaml's rules, named here so that a
+# reordered file fails loudly) tightened to 3 an hour: the collection's hello folder spends
+# exactly 3 and asserts the 429 / 10008 of the fourth (docs/rate-limits.md).
 # The gRPC app first: GET /grpc/hello calls it (and the HTTP app reuses its certificates).
 . scripts/grpc-app.sh
 start_grpc_app "$BIN" "$work"
@@ -68,6 +71,11 @@ APP__ALIBABA_SMS__ACCESS_KEY_ID=LTAI5tPostman \
 APP__ALIBABA_SMS__ACCESS_KEY_SECRET=postman-secret \
 APP__ALIBABA_SMS_CODE__SIGN_NAME=阿里云短信测试 \
 APP__ALIBABA_SMS_CODE__TEMPLATE_CODE=SMS_154950909 \
+APP__RATE_LIMIT__ENABLED=true \
+APP__RATE_LIMIT__RULES__0__NAME=hello-by-id \
+APP__RATE_LIMIT__RULES__0__RATE=1 \
+APP__RATE_LIMIT__RULES__0__PERIOD=1h \
+APP__RATE_LIMIT__RULES__0__BURST=3 \
   "$BIN" http --env debug >"$work/app.log" 2>&1 &
 pid=$!
 

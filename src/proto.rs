@@ -20,3 +20,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 /// part of the protocol, set by the server (`web::envelope::status`) and read by the client
 /// (`repository::rpc`).
 pub const ERROR_CODE_KEY: &str = "x-error-code";
+
+/// The metadata key in which the HTTP app forwards the address of the end user a call is made
+/// for (`GET /grpc/hello`); the gRPC app's rate limits believe it only from a caller with the
+/// shared service credentials (`middleware::grpc_rate_limit`).
+pub const FORWARDED_CLIENT_KEY: &str = "x-goex-client-addr";

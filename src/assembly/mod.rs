@@ -71,6 +71,7 @@ use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParame
 use crate::service::shedding::{
     AdaptiveLoadShedding, AdaptiveLoadSheddingParameters, SheddingSources,
 };
+use crate::service::rate_limit::RateLimitServiceImpl;
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
@@ -97,6 +98,7 @@ module! {
             Argon2PasswordHasher, Argon2BulkPasswordHasher,
             UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
             ProfilingServiceImpl, ImportProgressPushImpl, AdaptiveLoadShedding,
+            RateLimitServiceImpl,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
@@ -241,7 +243,6 @@ pub fn build_customized(
                 metrics: infra.metrics.clone(),
             })
             .with_component_parameters::<HelloServiceImpl>(HelloServiceImplParameters {
-                grpc_client: config.grpc_client.clone(),
                 cache_keys: config.cache_keys.clone(),
                 mode: config.server.mode.as_str().into(),
             })
@@ -322,6 +323,10 @@ pub fn build_customized(
             .with_component_parameters::<ProfilingServiceImpl>(ProfilingServiceImplParameters {
                 settings: config.pprof.clone(),
             })
+            .with_component_parameters::<RateLimitServiceImpl>(RateLimitServiceImpl::parameters(
+                &config.rate_limit,
+                infra.metrics.as_ref(),
+            ))
             .build(),
     )
 }

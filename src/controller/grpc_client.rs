@@ -13,7 +13,7 @@ use validator::Validate;
 
 use crate::service::error::ServiceError;
 use crate::service::hello::HelloService;
-use crate::web::client_addr::client_bucket;
+use crate::web::client_addr::client_addr;
 use crate::web::extract::ValidatedQuery;
 use crate::web::inject::Inject;
 use crate::web::routes::Routes;
@@ -36,11 +36,11 @@ fn default_id() -> i32 {
 /// The gRPC-client controller.
 #[async_trait(?Send)]
 pub trait GrpcClientController: Interface {
-    /// `GET /grpc/hello?id=`: calls `SayHello(id)` for the client of `req` (its address
-    /// bucket, held to `grpc_client.max_per_address`), and answers the name.
+    /// `GET /grpc/hello?id=`: calls `SayHello(id)` for the client of `req` (its address is
+    /// forwarded to the gRPC app), and answers the name.
     ///
     /// # Errors
-    /// As the service: 10002, 10003, 10004 (unreachable or circuit open), 10008.
+    /// As the service: 10002, 10003, 10004 (unreachable or circuit open).
     async fn hello(
         &self,
         req: &HttpRequest,
@@ -65,7 +65,7 @@ impl GrpcClientController for GrpcClientControllerImpl {
     ) -> Result<HttpResponse, ServiceError> {
         let name = self
             .hello
-            .say_hello_remote(query.id, &client_bucket(req))
+            .say_hello_remote(query.id, client_addr(req).ip)
             .await?;
         Ok(HttpResponse::Ok().json(GrpcHelloResponse {
             data: GrpcHelloData { name },
@@ -78,10 +78,10 @@ pub fn routes<M>(routes: &mut Routes)
 where
     M: ModuleInterface + HasComponent<dyn GrpcClientController> + ?Sized,
 {
-    use goex_errors::{ERR_CALL_FUNC, ERR_CERT, ERR_DIAL, ERR_TOO_MANY_REQUESTS};
+    use goex_errors::{ERR_CALL_FUNC, ERR_CERT, ERR_DIAL};
     routes.add(
         __path_grpc_hello,
-        &[ERR_CERT, ERR_CALL_FUNC, ERR_DIAL, ERR_TOO_MANY_REQUESTS],
+        &[ERR_CERT, ERR_CALL_FUNC, ERR_DIAL],
         grpc_hello::<M>,
     );
 }
@@ -101,8 +101,8 @@ struct GrpcHelloData {
 /// Calls the gRPC app's `hello.HelloService/SayHello` through the circuit breaker
 /// (`grpc_client.breaker.SayHello`). 503 / 10004 when the gRPC app is unreachable or the
 /// breaker is open (the message says which); 502 / 10003 when the call failed there; 500 /
-/// 10002 when the client's certificates are missing; 429 / 10008 past
-/// `grpc_client.max_per_address` calls from one client address (anonymous route).
+/// 10002 when the client's certificates are missing. Anonymous; calls per client address are
+/// the `rate_limit` rule `grpc-hello` (429 / 10008 past it).
 #[utoipa::path(
     get,
     path = "/grpc/hello",

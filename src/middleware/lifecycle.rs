@@ -39,6 +39,7 @@ use crate::service::{audit, session};
 use crate::web::auth::{AdminRequest, AuthenticatedUserId};
 use crate::web::client_addr;
 use crate::web::envelope::OutgoingError;
+use crate::web::rate_limit;
 
 /// The `route` label of requests no route matched (404s: their paths are not labels).
 const UNMATCHED_ROUTE: &str = "unmatched";
@@ -220,7 +221,11 @@ where
                         out.log(&factory.logger, &method, uri.path());
                         match out.replacement(e) {
                             None => Ok(res.map_into_left_body()),
-                            Some(body) => Ok(res.into_response(body).map_into_right_body()),
+                            Some(mut body) => {
+                                // The route's rate-limit headers stay on the re-rendered error.
+                                rate_limit::carry_headers(res.headers(), body.headers_mut());
+                                Ok(res.into_response(body).map_into_right_body())
+                            }
                         }
                     }
                 },

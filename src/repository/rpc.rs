@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use goex_breaker::{Breaker, BreakerError, BreakerService, Outcome, Snapshot};
 use secrecy::ExposeSecret;
 use shaku::{Component, Interface};
+use std::net::IpAddr;
+
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
@@ -51,7 +53,17 @@ pub trait HelloRpcClient: Interface {
     ///
     /// # Errors
     /// See [`RpcError`].
-    async fn say_hello(&self, id: i32) -> Result<String, RpcError>;
+    async fn say_hello(&self, id: i32) -> Result<String, RpcError> {
+        self.say_hello_for(id, None).await
+    }
+
+    /// `SayHello(id)` for the end user at `client`, forwarded in
+    /// [`FORWARDED_CLIENT_KEY`](crate::proto::FORWARDED_CLIENT_KEY) so that the gRPC app's rate
+    /// limits count that user, not this app.
+    ///
+    /// # Errors
+    /// See [`RpcError`].
+    async fn say_hello_for(&self, id: i32, client: Option<IpAddr>) -> Result<String, RpcError>;
 
     /// The breaker's state and window, for `/readyz`.
     fn breaker(&self) -> Option<Snapshot>;
@@ -291,7 +303,7 @@ pub struct TonicHelloClient {
 
 #[async_trait]
 impl HelloRpcClient for TonicHelloClient {
-    async fn say_hello(&self, id: i32) -> Result<String, RpcError> {
+    async fn say_hello_for(&self, id: i32, client: Option<IpAddr>) -> Result<String, RpcError> {
         let hello = self
             .client
             .as_ref()
@@ -302,6 +314,11 @@ impl HelloRpcClient for TonicHelloClient {
         request
             .metadata_mut()
             .insert("password", hello.password.clone());
+        if let Some(value) = client.and_then(|ip| MetadataValue::try_from(ip.to_string()).ok()) {
+            request
+                .metadata_mut()
+                .insert(crate::proto::FORWARDED_CLIENT_KEY, value);
+        }
         let backend = hello.backend.clone();
         let call = tower::service_fn(move |request: Request<HelloRequest>| {
             let backend = backend.clone();

@@ -20,6 +20,7 @@ use crate::assembly::AppModule;
 use crate::controller::grpc::hello::HelloRpcController;
 use crate::controller::grpc::user::UserRpcController;
 use crate::meta::config::{ClientAuth, GrpcConfig};
+use crate::middleware::grpc_rate_limit::GrpcRateLimitLayer;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
 use crate::server::batched_io::BatchedWrites;
@@ -112,6 +113,8 @@ pub async fn serve(
         // Outermost: a shed call costs no credential check.
         .layer(shed)
         .layer(auth)
+        // Inside the auth layer (tonic stacks later layers inside): the caller is known.
+        .layer(GrpcRateLimitLayer::new(module.resolve()))
         .add_service(health_service)
         // Off in prod by default (server.grpc.reflection): it maps the API for anyone.
         .add_optional_service(config.reflection.then_some(reflection_v1))

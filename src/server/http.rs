@@ -12,6 +12,7 @@ use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
 use actix_web::dev::{AppConfig, Extensions, Server, fn_service};
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, web};
+use shaku::HasComponent;
 use slog::Logger;
 use utoipa::openapi::OpenApi as Document;
 use utoipa_actix_web::AppExt;
@@ -22,11 +23,13 @@ use crate::meta::config::HttpConfig;
 use crate::middleware::access_log::PeerText;
 use crate::middleware::head_deadline::DeadlineStream;
 use crate::middleware::lifecycle::RequestLifecycle;
+use crate::middleware::rate_limit::{self, RateLimit};
 use crate::middleware::request_id::RequestIdGenerator;
 use crate::middleware::shedding::Shedding;
 use crate::server::openapi;
 use crate::service::error::ServiceError;
 use crate::service::shedding::LoadShedding;
+use crate::service::rate_limit::RateLimitService;
 use crate::web::extract::{BodyLimit, BodyTimeout};
 use crate::web::routes::{RouteTable, Routes};
 
@@ -113,7 +116,10 @@ pub fn serve(
     // The process's adaptive load shedder (its CPU sampler starts here when `shedding.enabled`).
     let shedding: &dyn LoadShedding = shaku::HasComponent::resolve_ref(module.as_ref());
     let shedder = shedding.shedder("http").map_err(std::io::Error::other)?;
-    let doc = document(surface);
+    let rate_limits: Arc<dyn RateLimitService> = module.resolve();
+    let mut doc = document(surface);
+    rate_limit::document(&mut doc, rate_limits.as_ref());
+    let limiter = RateLimit::new(&doc, rate_limits);
     let table = Arc::new(RouteTable::from_document(&doc));
     let doc_json = openapi::DocumentJson(web::Bytes::from(
         doc.to_json().map_err(std::io::Error::other)?,
@@ -152,6 +158,9 @@ pub fn serve(
                     .error_handler(|e, _| ServiceError::invalid("path", e.to_string()).into()),
             )
             .default_service(web::to(controller::fallback::no_route))
+            // Inside the lifecycle (a refusal is its envelope, logged and counted like any) and
+            // inside the shedder: a request shed at once spends no allowance and no Redis call.
+            .wrap(limiter.clone())
             // Inside the lifecycle: a shed request still gets its id, envelope and record.
             .wrap(Shedding::new(shedder.clone()))
             .wrap(RequestLifecycle::new(

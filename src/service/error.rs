@@ -116,6 +116,10 @@ pub enum ServiceError {
     /// A per-client limit was reached (10008, 429); the detail names the limit's key.
     #[error("limited: {0}")]
     Limited(&'static str),
+    /// A `rate_limit` rule refused the request (10008, 429): the decision says when to retry
+    /// (`Retry-After`) and fills the `RateLimit-*` headers.
+    #[error("rate limited ({} s to wait)", .0.retry_after.as_secs_f64().ceil())]
+    RateLimited(crate::repository::rate_limit::Decision),
     /// Authenticated, or not needing to be, but not allowed: an address or origin outside an
     /// allowlist, a room one is not in (10011, 403).
     #[error("forbidden: {0}")]
@@ -171,7 +175,9 @@ impl ServiceError {
             ServiceError::SmsSend(_) => ERR_SMS_SEND,
             ServiceError::WrongCode(_) => ERR_VERIFY_CODE,
             ServiceError::Unauthorized(_) => ERR_UNAUTHORIZED,
-            ServiceError::TooManyRequests | ServiceError::Limited(_) => ERR_TOO_MANY_REQUESTS,
+            ServiceError::TooManyRequests
+            | ServiceError::Limited(_)
+            | ServiceError::RateLimited(_) => ERR_TOO_MANY_REQUESTS,
             ServiceError::Forbidden(_) => ERR_FORBIDDEN,
             ServiceError::AtCapacity(_) => ERR_UNAVAILABLE,
             ServiceError::ServerBusy => ERR_SERVER_BUSY,

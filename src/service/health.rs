@@ -109,7 +109,11 @@ mod tests {
 
     #[async_trait]
     impl HelloRpcClient for NoRpc {
-        async fn say_hello(&self, _: i32) -> Result<String, crate::repository::rpc::RpcError> {
+        async fn say_hello_for(
+            &self,
+            _: i32,
+            _: Option<std::net::IpAddr>,
+        ) -> Result<String, crate::repository::rpc::RpcError> {
             Err(crate::repository::rpc::RpcError::Open(
                 crate::repository::rpc::SAY_HELLO,
             ))

@@ -1,17 +1,17 @@
 //! `/hello`: the original's greeting with cache-aside user lookup
 //! (local cache, then the database, then fill the cache).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use shaku::{Component, Interface};
 
-use crate::meta::config::{CacheKeys, GrpcClientConfig};
+use crate::meta::config::CacheKeys;
 use crate::repository::cache::user::UserCacheRepository;
 use crate::repository::mongodb::user::{UserDocument, UserDocumentRepository};
 use crate::repository::mysql::user::UserRepository;
-use crate::repository::redis::throttle::LoginThrottleRepository;
 use crate::repository::redis::value::ValueRepository;
 use crate::repository::rpc::{HelloRpcClient, RpcError};
 use crate::service::error::ServiceError;
@@ -47,13 +47,13 @@ pub trait HelloService: Interface {
     async fn say_hello(&self, id: u64) -> Result<Greeting, ServiceError>;
 
     /// `SayHello(id)` on the gRPC app, through the client and its breaker (`GET /grpc/hello`),
-    /// for `client` (an address bucket), held to `grpc_client.max_per_address`.
+    /// for the end user at `client` (forwarded to the gRPC app, whose rate limits count it).
+    /// How many calls one address may make is the `rate_limit` rule `grpc-hello`.
     ///
     /// # Errors
-    /// [`ServiceError::TooManyRequests`] past the client's allowance;
     /// [`ServiceError::Certificate`], [`ServiceError::Unavailable`] (unreachable),
     /// [`ServiceError::CircuitOpen`], [`ServiceError::Downstream`].
-    async fn say_hello_remote(&self, id: i32, client: &str) -> Result<String, ServiceError>;
+    async fn say_hello_remote(&self, id: i32, client: IpAddr) -> Result<String, ServiceError>;
 
     /// The gRPC `SayHello` answer, as the original's: `hello world` for id 1, else
     /// `hello gRPC`.
@@ -83,10 +83,6 @@ pub struct HelloServiceImpl {
     documents: Arc<dyn UserDocumentRepository>,
     #[shaku(inject)]
     rpc: Arc<dyn HelloRpcClient>,
-    #[shaku(inject)]
-    throttle: Arc<dyn LoginThrottleRepository>,
-    /// `grpc_client.*`: `max_per_address` remote calls per `address_window` (0: no limit).
-    grpc_client: GrpcClientConfig,
     /// `cacheKeys.*`: the key of the value `/hello` reads (`helloValue.key`).
     cache_keys: CacheKeys,
     /// `server.mode`, reported as `env` (shared, not copied per request: the one value of
@@ -137,36 +133,27 @@ impl HelloService for HelloServiceImpl {
         Ok(true)
     }
 
-    async fn say_hello_remote(&self, id: i32, client: &str) -> Result<String, ServiceError> {
+    async fn say_hello_remote(&self, id: i32, client: IpAddr) -> Result<String, ServiceError> {
         const DEPENDENCY: &str = "grpc hello.HelloService";
-        let (limit, window) = (
-            self.grpc_client.max_per_address,
-            self.grpc_client.address_window,
-        );
-        if limit > 0 {
-            // Counted before the call (atomically): parallel requests cannot all pass one look.
-            let subject = format!("grpc-hello:{client}");
-            if self.throttle.reserve(&subject, window).await? > limit {
-                let _ = self.throttle.release(&subject).await;
-                return Err(ServiceError::TooManyRequests);
-            }
-        }
-        self.rpc.say_hello(id).await.map_err(|e| match e {
-            RpcError::Certificate(reason) => ServiceError::Certificate {
-                dependency: DEPENDENCY,
-                reason,
-            },
-            RpcError::Unreachable(_) => ServiceError::Unavailable {
-                dependency: DEPENDENCY,
-                source: Box::new(e),
-            },
-            RpcError::Open(_) => ServiceError::CircuitOpen {
-                dependency: DEPENDENCY,
-            },
-            RpcError::Call(_) => ServiceError::Downstream {
-                dependency: DEPENDENCY,
-                source: Box::new(e),
-            },
-        })
+        self.rpc
+            .say_hello_for(id, Some(client))
+            .await
+            .map_err(|e| match e {
+                RpcError::Certificate(reason) => ServiceError::Certificate {
+                    dependency: DEPENDENCY,
+                    reason,
+                },
+                RpcError::Unreachable(_) => ServiceError::Unavailable {
+                    dependency: DEPENDENCY,
+                    source: Box::new(e),
+                },
+                RpcError::Open(_) => ServiceError::CircuitOpen {
+                    dependency: DEPENDENCY,
+                },
+                RpcError::Call(_) => ServiceError::Downstream {
+                    dependency: DEPENDENCY,
+                    source: Box::new(e),
+                },
+            })
     }
 }

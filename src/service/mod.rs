@@ -11,6 +11,7 @@ pub mod hello;
 pub mod jenkins;
 pub mod password;
 pub mod profiling;
+pub mod rate_limit;
 pub mod session;
 pub mod shedding;
 pub mod sms;

@@ -3,6 +3,9 @@
 //! [`Admin`] runs only when that user also has the `admin` role (else 403 / 10011), and the
 //! request is then recorded in the audit trail ([`AdminRequest`]).
 //!
+//! A route's rate-limit rules keyed by user spend their buckets here, once the token passed
+//! (`web::rate_limit`).
+//!
 //! Authorization is checked here and nowhere else: a route states its caller by the extractor it
 //! takes (none: anonymous; [`Authenticated`]: a user; [`Admin`]: an admin).
 
@@ -20,6 +23,7 @@ use shaku::HasComponent;
 use crate::model::role::Role;
 use crate::service::auth::{AuthService, AuthUser, bearer, header_text};
 use crate::service::error::ServiceError;
+use crate::web::rate_limit;
 
 /// The signed-in user; extracting it authenticates the request against the `dyn AuthService`
 /// of the module `M` registered with the app. Generic over the module so that it names no
@@ -77,9 +81,23 @@ where
         let module =
             module.ok_or_else(|| ServiceError::Internal("module not registered".into()))?;
         let auth: &dyn AuthService = module.resolve_ref();
-        let user = auth.authenticate(bearer_token(header.as_ref())?).await?;
-        req.extensions_mut().insert(AuthenticatedUserId(user.id));
-        Ok(user)
+        let checked = match bearer_token(header.as_ref()) {
+            Ok(token) => auth.authenticate(token).await,
+            Err(e) => Err(e),
+        };
+        // The route's user-keyed rate limits: by this user once the token passed, else by the
+        // client's address (a refusal then answers 429 rather than 401).
+        match checked {
+            Ok(user) => {
+                req.extensions_mut().insert(AuthenticatedUserId(user.id));
+                rate_limit::spend_pending(&req, Some(user.id)).await?;
+                Ok(user)
+            }
+            Err(e) => {
+                rate_limit::spend_pending(&req, None).await?;
+                Err(e)
+            }
+        }
     })
 }
 

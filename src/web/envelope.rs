@@ -41,6 +41,9 @@ pub fn render(err: &ServiceError, lang: Lang) -> HttpResponse {
         envelope.error.details = serde_json::to_value(report).ok();
     }
     let mut res = respond(code, envelope);
+    if let ServiceError::RateLimited(decision) = err {
+        crate::web::rate_limit::insert_headers(res.headers_mut(), decision);
+    }
     if let ServiceError::MethodNotAllowed { allow } = err
         && !allow.is_empty()
         && let Ok(allow) = HeaderValue::from_str(allow)
@@ -128,7 +131,8 @@ pub fn status(err: &ServiceError) -> Status {
         ServiceError::PayloadTooLarge { .. }
         | ServiceError::TooManyRequests
         | ServiceError::Limited(_)
-        | ServiceError::ServerBusy => Code::ResourceExhausted,
+        | ServiceError::ServerBusy
+        | ServiceError::RateLimited(_) => Code::ResourceExhausted,
         ServiceError::RequestTimeout { .. } => Code::DeadlineExceeded,
         ServiceError::Conflict { .. } => Code::AlreadyExists,
         ServiceError::Unavailable { .. }

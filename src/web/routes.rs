@@ -197,6 +197,60 @@ fn complete(operation: &mut Operation, own: &[ErrorCode], sheddable: bool) {
     }
 }
 
+/// Documents that a rate-limit rule can refuse `operation`: 429 / 10008 with `Retry-After`,
+/// and the `RateLimit-*` headers on every response (not required: they are sent only while
+/// `rate_limit.enabled`).
+pub fn document_rate_limited(operation: &mut Operation) {
+    use goex_errors::ERR_TOO_MANY_REQUESTS;
+    let responses = &mut operation.responses.responses;
+    let status = ERR_TOO_MANY_REQUESTS.status.to_string();
+    let refused = responses
+        .entry(status)
+        .or_insert_with(|| RefOr::T(error_response(429, &[ERR_TOO_MANY_REQUESTS])));
+    if let RefOr::T(refused) = refused {
+        refused
+            .headers
+            .entry("X-Request-Id".to_owned())
+            .or_insert_with(request_id_header);
+        refused.headers.insert(
+            "Retry-After".to_owned(),
+            header_doc("Seconds to wait before retrying.", true),
+        );
+    }
+    for response in responses.values_mut() {
+        if let RefOr::T(response) = response {
+            for (name, text) in [
+                (
+                    "RateLimit-Limit",
+                    "The requests the tightest bucket of this route's rate limits holds.",
+                ),
+                (
+                    "RateLimit-Remaining",
+                    "The requests that bucket could still take at once.",
+                ),
+                (
+                    "RateLimit-Reset",
+                    "Seconds until that bucket is full again.",
+                ),
+            ] {
+                response
+                    .headers
+                    .insert(name.to_owned(), header_doc(text, false));
+            }
+        }
+    }
+}
+
+/// A header object with a string schema (integer seconds or counts are sent as digits).
+fn header_doc(description: &str, required: bool) -> utoipa::openapi::header::Header {
+    serde_json::from_value(json!({
+        "description": description,
+        "required": required,
+        "schema": { "type": "string" },
+    }))
+    .unwrap_or_else(|e| unreachable!("a literal header object: {e}"))
+}
+
 fn request_id_header() -> utoipa::openapi::header::Header {
     serde_json::from_value(json!({
         "description": "The request's id (the client's own when it sent a sane one): \

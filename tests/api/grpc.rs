@@ -523,7 +523,7 @@ async fn a_message_over_max_message_size_is_refused_as_out_of_range() {
 }
 
 /// An access token of `name` (registered with password abc123 first), admin when `admin`.
-async fn grpc_token(app: &GrpcApp, name: &str, admin: bool) -> (i64, String) {
+pub(crate) async fn grpc_token(app: &GrpcApp, name: &str, admin: bool) -> (i64, String) {
     let id = seed_user_in(&app.module, name, "abc123").await;
     if admin {
         crate::helpers::grant_admin(&app.module, name).await;
@@ -537,7 +537,7 @@ async fn grpc_token(app: &GrpcApp, name: &str, admin: bool) -> (i64, String) {
     )
 }
 
-fn with_token<T>(message: T, token: &str) -> Request<T> {
+pub(crate) fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request
         .metadata_mut()

@@ -128,9 +128,10 @@ async fn the_breaker_opens_on_a_dead_grpc_app_answers_degraded_then_closes_after
 }
 
 /// Issue 22: anonymous `/grpc/hello` floods from one client held the gRPC app's breaker open
-/// for everyone. Calls per client address are counted before the gRPC app is called (test
-/// scale: `grpc_client.max_per_address` 5): 12 at once from one address → exactly 5 reach the
-/// client (503 here: no gRPC app runs), 7 are refused 429 / 10008; another address is not.
+/// for everyone. Calls per client address are counted before the gRPC app is called (the
+/// rate-limit rule `grpc-hello`, at test scale burst 5): 12 at once from one address → exactly
+/// 5 reach the client (503 here: no gRPC app runs), 7 are refused 429 / 10008; another address
+/// is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_is_held_to_its_calls_per_address_in_parallel() {
     let port = free_port();
@@ -140,13 +141,21 @@ async fn one_client_is_held_to_its_calls_per_address_in_parallel() {
                 "APP__GRPC_CLIENT__ADDR",
                 format!("https://127.0.0.1:{port}"),
             ),
-            ("APP__GRPC_CLIENT__MAX_PER_ADDRESS", "5".to_owned()),
+            ("APP__RATE_LIMIT__ENABLED", "true".to_owned()),
             (
                 "APP__SERVER__HTTP__TRUSTED_PROXIES__0",
                 "127.0.0.1/32".to_owned(),
             ),
         ],
-        |_| {},
+        |config| {
+            let calls = config
+                .rate_limit
+                .rules
+                .iter_mut()
+                .find(|r| r.name == "grpc-hello")
+                .expect("the shipped rule");
+            calls.burst = 5;
+        },
     )
     .await;
     let call = |client: &'static str| {

@@ -24,6 +24,7 @@ mod mysql;
 mod openapi;
 mod pprof;
 mod rate_limit_store;
+mod rate_limits;
 mod redis;
 mod redis_cluster;
 mod replica;

@@ -8,8 +8,10 @@
 use std::collections::BTreeSet;
 
 use go_example::server::http::{Surface, document};
+use go_example::service::rate_limit::RateLimitService;
 use go_example::web::routes::RouteTable;
 use serde_json::Value;
+use shaku::HasComponent;
 
 use crate::helpers::{manifest_dir, spawn_app, spawn_app_with};
 
@@ -67,7 +69,10 @@ async fn every_registered_route_is_documented_served_and_in_the_postman_collecti
     let app = spawn_app().await;
     let (status, served) = app.get_json("/openapi.json").await;
     assert_eq!(status, 200);
-    let doc = document(FULL);
+    let mut doc = document(FULL);
+    // The served document also lists the 429 of the configured rate-limit rules.
+    let rules: std::sync::Arc<dyn RateLimitService> = app.module.resolve();
+    go_example::middleware::rate_limit::document(&mut doc, rules.as_ref());
     let table = RouteTable::from_document(&doc);
     let routes: Vec<(String, String)> = table
         .routes()

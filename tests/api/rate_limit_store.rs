@@ -35,6 +35,7 @@ fn config(on_store_error: OnStoreError) -> RateLimitConfig {
         on_store_error,
         max_keys: 1000,
         eviction_interval: Duration::from_secs(60),
+        rules: Vec::new(),
     }
 }
 

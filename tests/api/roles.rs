@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, app_command, assert_envelope, get_with, grant_admin, seed_user_in, spawn_app_with,
-    spawn_logged, tokens,
+    TestApp, app_command, assert_envelope, get_with, grant_admin, seed_user_in, spawn_app_adjusted,
+    spawn_app_with, spawn_logged, tokens,
 };
 
 /// Signs `name` in over HTTP: its access token (`Bearer ...`).
@@ -218,17 +218,31 @@ async fn exports_at_once(app: &TestApp, token: &str, n: usize) -> Vec<(u16, Vec<
     futures_util::future::join_all(calls).await
 }
 
-/// Issue 22, attack 2 at test scale: 8 parallel exports by one admin with
-/// `excel.max_exports_per_user` 3 → exactly 3 answered, 5 refused with 429 / 10008.
+/// Issue 22, attack 2 at test scale: 8 parallel exports by one admin with the rate-limit rule
+/// `excel-export` (keyed by user) at burst 3 → exactly 3 answered, 5 refused with 429 / 10008;
+/// another admin on the same address has exports of their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_are_bounded_per_admin_in_parallel() {
-    let app = spawn_app_with(&[
-        ("APP__EXCEL__MAX_EXPORTS_PER_USER", "3".to_owned()),
-        ("APP__EXCEL__MAX_RUNNING_EXPORTS", "16".to_owned()),
-    ])
+    let app = spawn_app_adjusted(
+        &[
+            ("APP__RATE_LIMIT__ENABLED", "true".to_owned()),
+            ("APP__EXCEL__MAX_RUNNING_EXPORTS", "16".to_owned()),
+        ],
+        |config| {
+            let exports = config
+                .rate_limit
+                .rules
+                .iter_mut()
+                .find(|r| r.name == "excel-export")
+                .expect("the shipped rule");
+            exports.burst = 3;
+        },
+    )
     .await;
     seed_user_in(&app.module, "exporter01", "abc12345").await;
     grant_admin(&app.module, "exporter01").await;
+    seed_user_in(&app.module, "exporter03", "abc12345").await;
+    grant_admin(&app.module, "exporter03").await;
     let token = access(&app, "exporter01", "abc12345").await;
     let answers = exports_at_once(&app, &token, 8).await;
     assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 3);
@@ -237,6 +251,9 @@ async fn exports_are_bounded_per_admin_in_parallel() {
     for (_, body) in refused {
         assert_envelope(&serde_json::from_slice(body).unwrap(), "10008");
     }
+    let other = access(&app, "exporter03", "abc12345").await;
+    let answers = exports_at_once(&app, &other, 1).await;
+    assert_eq!(answers[0].0, 200, "another admin's own bucket");
 }
 
 /// `excel.max_running_exports` at test scale (1): while one export is being written, the others

@@ -69,6 +69,7 @@ struct Inner {
     shedding_decisions: IntCounterVec,
     socket: SocketMetrics,
     rate_limit_store_fallbacks: IntCounterVec,
+    rate_limit_decisions: IntCounterVec,
 }
 
 /// The socket app's series, resolved once: a message costs one atomic add.
@@ -500,6 +501,14 @@ impl Metrics {
             &["rule", "action"],
         )?;
         registry.register(Box::new(rate_limit_store_fallbacks.clone()))?;
+        let rate_limit_decisions = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_decisions_total",
+                "Requests a rate-limit rule decided, by rule and outcome (allowed, refused)",
+            ),
+            &["rule", "outcome"],
+        )?;
+        registry.register(Box::new(rate_limit_decisions.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -523,6 +532,7 @@ impl Metrics {
                 shedding_decisions,
                 socket,
                 rate_limit_store_fallbacks,
+                rate_limit_decisions,
             }),
         })
     }
@@ -729,6 +739,16 @@ impl Metrics {
             .inc();
     }
 
+    /// The `rate_limit_decisions_total` series of one rule, resolved once (a decision costs
+    /// one atomic add).
+    pub fn rate_limit_decisions(&self, rule: &str) -> RateLimitDecisions {
+        let family = &self.inner.rate_limit_decisions;
+        RateLimitDecisions {
+            allowed: family.with_label_values(&[rule, "allowed"]),
+            refused: family.with_label_values(&[rule, "refused"]),
+        }
+    }
+
     /// Every metric in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -749,6 +769,25 @@ impl CacheLookups {
     /// Counts one lookup.
     pub fn record(&self, hit: bool) {
         if hit { &self.hit } else { &self.miss }.inc();
+    }
+}
+
+/// `rate_limit_decisions_total` of one rule (see [`Metrics::rate_limit_decisions`]).
+#[derive(Clone, Debug)]
+pub struct RateLimitDecisions {
+    allowed: IntCounter,
+    refused: IntCounter,
+}
+
+impl RateLimitDecisions {
+    /// Counts one decision.
+    pub fn record(&self, allowed: bool) {
+        if allowed {
+            &self.allowed
+        } else {
+            &self.refused
+        }
+        .inc();
     }
 }
 

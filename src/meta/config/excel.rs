@@ -62,11 +62,6 @@ pub struct ExcelConfig {
     pub max_running_imports: usize,
     /// Exports being written at once in one process; more: 503 / 10009.
     pub max_running_exports: usize,
-    /// Exports one admin may start per `exports_window`; more: 429 / 10008.
-    pub max_exports_per_user: i64,
-    /// The window of `max_exports_per_user`.
-    #[serde(with = "humantime_serde")]
-    pub exports_window: Duration,
     /// Users one admin's imports may create per hour; more: 429 / 10008, nothing written.
     pub max_created_per_hour: i64,
     /// Threads an import hashes its passwords on, at the lowest OS priority (never the login
@@ -93,8 +88,6 @@ impl ExcelConfig {
             ("excel.max_import_rows", self.max_import_rows == 0),
             ("excel.import_batch_size", self.import_batch_size == 0),
             ("excel.max_running_exports", self.max_running_exports == 0),
-            ("excel.max_exports_per_user", self.max_exports_per_user <= 0),
-            ("excel.exports_window", self.exports_window.is_zero()),
             ("excel.max_created_per_hour", self.max_created_per_hour <= 0),
             ("excel.import_timeout", self.import_timeout.is_zero()),
             ("excel.max_zip_entries", self.max_zip_entries == 0),

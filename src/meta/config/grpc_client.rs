@@ -31,23 +31,15 @@ pub struct GrpcClientConfig {
     /// The longest time out between two probes (it doubles from `ejection_initial`).
     #[serde(with = "humantime_serde")]
     pub ejection_max: Duration,
-    /// `GET /grpc/hello` calls per client address per `address_window` (0: no limit).
-    pub max_per_address: i64,
-    /// The window of `max_per_address`.
-    #[serde(with = "humantime_serde")]
-    pub address_window: Duration,
 }
 
 impl GrpcClientConfig {
     /// `grpc_client.*`.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
-        refuse_zero(&[
-            (
-                "grpc_client.ejection_initial",
-                self.ejection_initial.is_zero(),
-            ),
-            ("grpc_client.address_window", self.address_window.is_zero()),
-        ])?;
+        refuse_zero(&[(
+            "grpc_client.ejection_initial",
+            self.ejection_initial.is_zero(),
+        )])?;
         if self.ejection_max < self.ejection_initial {
             return Err(invalid(
                 "grpc_client.ejection_max",

@@ -464,3 +464,102 @@ fn prod_refuses_root_and_empty_mysql_passwords_without_printing_them() {
     )
     .unwrap();
 }
+
+#[test]
+fn rate_limit_rules_are_checked_naming_the_key() {
+    /// The variables, the key the error names, and a word of its reason.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &[("APP__RATE_LIMIT__RULES__1__NAME", "hello-by-id")],
+            "rate_limit.rules[1].name",
+            "unique",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__BURST", "0")],
+            "rate_limit.rules[0].burst",
+            "greater than 0",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__PERIOD", "0s")],
+            "rate_limit.rules[0].period",
+            "greater than 0",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__IPV4_PREFIX", "33")],
+            "rate_limit.rules[0].ipv4_prefix",
+            "1..=32",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__IPV6_PREFIX__0", "0")],
+            "rate_limit.rules[0].ipv6_prefix",
+            "1..=128",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__METHODS__0", "get")],
+            "rate_limit.rules[0].methods",
+            "not one of",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__KEY", "ip")],
+            "rate_limit.rules[0].key",
+            "does not have variant",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__ROUTE", "hello")],
+            "rate_limit.rules[0].route",
+            "starts with /",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__TAG", "hello")],
+            "rate_limit.rules[0].tag",
+            "not both",
+        ),
+        (
+            &[
+                ("APP__RATE_LIMIT__RULES__3__NAME", "nothing"),
+                ("APP__RATE_LIMIT__RULES__3__RATE", "1"),
+                ("APP__RATE_LIMIT__RULES__3__PERIOD", "1s"),
+                ("APP__RATE_LIMIT__RULES__3__BURST", "1"),
+            ],
+            "rate_limit.rules[3].route",
+            "route, tag or grpc",
+        ),
+        (
+            &[("APP__RATE_LIMIT__RULES__0__RULE", "x")],
+            "rate_limit.rules[0]",
+            "unknown field",
+        ),
+    ];
+    for (vars, key, why) in cases {
+        let message = refused(Profile::Test, vars);
+        assert!(
+            message.contains(key) && message.contains(why),
+            "{vars:?}: {message}"
+        );
+    }
+    // A width list, and one width spelled as digits, are accepted; so is a gRPC-only rule.
+    check_with(
+        Profile::Test,
+        &[
+            ("APP__RATE_LIMIT__RULES__0__IPV4_PREFIX__0", "32"),
+            ("APP__RATE_LIMIT__RULES__0__IPV4_PREFIX__1", "24"),
+            ("APP__RATE_LIMIT__RULES__1__IPV6_PREFIX", "48"),
+            ("APP__RATE_LIMIT__RULES__3__NAME", "grpc-users"),
+            ("APP__RATE_LIMIT__RULES__3__GRPC", "/user.UserService/"),
+            ("APP__RATE_LIMIT__RULES__3__RATE", "10"),
+            ("APP__RATE_LIMIT__RULES__3__PERIOD", "1s"),
+            ("APP__RATE_LIMIT__RULES__3__BURST", "10"),
+            ("APP__RATE_LIMIT__RULES__3__KEY", "both"),
+        ],
+    )
+    .unwrap();
+    let config = shipped(Profile::Prod);
+    let names: Vec<&str> = config
+        .rate_limit
+        .rules
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["hello-by-id", "excel-export", "grpc-hello"]);
+}

@@ -428,6 +428,7 @@ mod tests {
             on_store_error: OnStoreError::Local,
             max_keys,
             eviction_interval,
+            rules: Vec::new(),
         }
     }
 

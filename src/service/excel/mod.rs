@@ -51,14 +51,15 @@ pub struct ExportFile {
 /// Excel import and export.
 #[async_trait]
 pub trait ExcelService: Interface {
-    /// Writes the users matching `filter` as an xlsx workbook, for `admin`: one of
-    /// `excel.max_running_exports` places, and one of the admin's `excel.max_exports_per_user`.
+    /// Writes the users matching `filter` as an xlsx workbook, in one of
+    /// `excel.max_running_exports` places. (How many one admin may start is the `rate_limit`
+    /// rule `excel-export`, spent before the route's handler runs.)
     ///
     /// # Errors
     /// 400 / 10000 past `excel.max_export_rows`; 503 / 10004 when the database cannot be
     /// read; 500 / 30000 when the workbook cannot be written; 503 / 10009 when every place is
-    /// taken; 429 / 10008 past the admin's allowance.
-    async fn export(&self, admin: i64, filter: UserFilter) -> Result<ExportFile, ServiceError>;
+    /// taken.
+    async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError>;
 
     /// Imports the users of the uploaded workbook `file` for `user` ([`import::import_users`])
     /// as a job that the caller waits for while it is small ([`jobs`]).
@@ -153,24 +154,12 @@ impl From<ExportError> for ServiceError {
 
 #[async_trait]
 impl ExcelService for ExcelServiceImpl {
-    async fn export(&self, admin: i64, filter: UserFilter) -> Result<ExportFile, ServiceError> {
-        // The place first (free to ask), then the admin's allowance (counted, given back when
-        // no place was had: a refusal costs the allowance nothing).
+    async fn export(&self, filter: UserFilter) -> Result<ExportFile, ServiceError> {
         let _place = self
             .running_exports
             .clone()
             .try_acquire_owned()
             .map_err(|_| ServiceError::AtCapacity("excel.max_running_exports"))?;
-        let subject = format!("excel-export:{admin}");
-        let count = self
-            .throttle
-            .reserve(&subject, self.excel.exports_window)
-            .await?;
-        if count > self.excel.max_exports_per_user {
-            // Best effort: a failure only leaves the count higher.
-            let _ = self.throttle.release(&subject).await;
-            return Err(ServiceError::TooManyRequests);
-        }
         // A client that goes away drops this future: the pages stop, the writer sees the
         // listing end unfinished and drops its file.
         export_users(self.users.clone(), filter, &self.excel, &|_| ()).await
