@@ -99,7 +99,7 @@ def stack_env(port, workdir):
         "APP__LOG__LEVEL": "info",
         "APP__LOG__FILE__PATH": os.path.join(workdir, "logs", "go_example.log"),
         # No rate-limit rule refuses what the suites offer, so no row measures refusals
-        # (issue 22; the rules are docs/rate-limits.md).
+        # (issue 22; the rules are docs/overload.md).
         "APP__RATE_LIMIT__ENABLED": "false",
     })
     return env

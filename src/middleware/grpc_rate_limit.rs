@@ -1,4 +1,4 @@
-//! The rate limits of the gRPC app (`rate_limit.rules` with `grpc:`, docs/rate-limits.md): a
+//! The rate limits of the gRPC app (`rate_limit.rules` with `grpc:`, docs/overload.md): a
 //! tower layer inside the auth layer, so the caller is known. A refused call is
 //! `RESOURCE_EXHAUSTED` with 10008 in `x-error-code` and `retry-after` (seconds) in its
 //! metadata.

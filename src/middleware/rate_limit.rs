@@ -1,4 +1,4 @@
-//! The rate limits of the HTTP app (`rate_limit.rules`, docs/rate-limits.md): our own actix
+//! The rate limits of the HTTP app (`rate_limit.rules`, docs/overload.md): our own actix
 //! middleware (not `actix-governor`, which is GPL-3.0). It sits inside the request lifecycle, so
 //! a refusal is the unified envelope (429 / 10008 with `Retry-After`) with the request id, in
 //! the access log and the route's metrics.

@@ -1,4 +1,4 @@
-//! The rate-limit rules (`rate_limit.rules`, docs/rate-limits.md) applied: which rules a request
+//! The rate-limit rules (`rate_limit.rules`, docs/overload.md) applied: which rules a request
 //! matches (HTTP by route template, OpenAPI tag, query parameter and method; gRPC by full method
 //! path), which buckets it spends (the client address at each of the rule's prefix widths, the
 //! user id, or both) through the [`RateLimitStore`], and the tightest decision of them all.

@@ -1,4 +1,4 @@
-//! Rate limits (`rate_limit.rules`, docs/rate-limits.md) through the HTTP app: exact admitted
+//! Rate limits (`rate_limit.rules`, docs/overload.md) through the HTTP app: exact admitted
 //! counts from requests fired in parallel (in process, on Redis single and on Redis Cluster),
 //! one rule shared by two instances on one Redis, the `RateLimit-*` and `Retry-After` headers
 //! and 429 / 10008, keys by user and by address, routes never counted, and the metric; the

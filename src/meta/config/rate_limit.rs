@@ -25,7 +25,7 @@ pub struct RateLimitConfig {
     /// How often idle keys (buckets that are full again) are evicted from the in-process store.
     #[serde(with = "humantime_serde")]
     pub eviction_interval: Duration,
-    /// The rules, each with a unique `name` (docs/rate-limits.md).
+    /// The rules, each with a unique `name` (docs/overload.md).
     #[serde(default)]
     pub rules: Vec<RateLimitRule>,
 }
@@ -67,7 +67,7 @@ impl RateLimitConfig {
 
 /// One rule of `rate_limit.rules`: which requests it counts (`route`, `tag`, `grpc`, narrowed by
 /// `query` and `methods`), how they are keyed (`key`, with the address widths), and its quota
-/// (`rate` per `period`, `burst` at once). docs/rate-limits.md.
+/// (`rate` per `period`, `burst` at once). docs/overload.md.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitRule {
