@@ -849,6 +849,11 @@ def coldstart_suite(args, work):
     return {"coldstart": {"seconds": elapsed, "goal_s": COLD_START_GOAL_S}}
 
 
+# The path the rate-limit pricing row measures: the default rule `hello-by-id` applies to it, and
+# id 0 names no user, so the request reads no database (the same work as GET /hello).
+LIMITED_PATH = "/hello?id=0"
+
+
 def http_suite(args, work, guard_only=False):
     """GET /hello: go_example vs bare actix-web vs gin, /home, metrics off, start-up and idle RSS;
     with a baseline, its /hello and /home beside ours. `guard_only`: ours and the baseline only
@@ -897,6 +902,22 @@ def http_suite(args, work, guard_only=False):
             rh_token = sign_in(rh_port)
             measured.append(Server("go_example GET /home redis", [], rh_port, path="/home",
                                    headers=(f"Authorization: {rh_token}",), owner=rh))
+            # The price of the rate limiter (issue 25): the default rules on, `hello-by-id` (the
+            # rule GET /hello?id= meets) at a rate far above what wrk offers, so every request
+            # spends from its bucket and none is refused; beside the same path with limits off.
+            rl_port = free_port()
+            rl_dir = os.path.join(work, "rate-limits-on")
+            os.makedirs(rl_dir, exist_ok=True)
+            rl_env = stack_env(rl_port, rl_dir)
+            rl_env.update({"APP__RATE_LIMIT__ENABLED": "true", "APP__RATE_LIMIT__RULES__0__NAME": "hello-by-id",
+                           "APP__RATE_LIMIT__RULES__0__RATE": "1000000000", "APP__RATE_LIMIT__RULES__0__PERIOD": "1s",
+                           "APP__RATE_LIMIT__RULES__0__BURST": "1000000"})
+            rl = Server("go_example rate limits on", [args.stack, "http", "--env", "debug"], rl_port, rl_env, ROOT,
+                        path=LIMITED_PATH)
+            rl.start()
+            servers.append(rl)
+            measured += [rl, Server("go_example rate limits off", [], stack_port, path=LIMITED_PATH,
+                                    owner=servers[0])]
         measured.append(home)
         if args.baseline:
             base_port = free_port()
@@ -948,6 +969,9 @@ def http_suite(args, work, guard_only=False):
     redis_home = med["go_example GET /home redis"]
     print(f"GET /home, Redis single / bare actix-web GET /hello:   {redis_home[0] / bare[0]:.3f} req/s, "
           f"{bare[2] / redis_home[2]:.3f} by CPU  (goal >= 0.60; Redis on the load client's CPU)")
+    limits_on, limits_off = med["go_example rate limits on"], med["go_example rate limits off"]
+    print(f"GET {LIMITED_PATH}, default rate-limit rules on (limit above the offered rate) / off: "
+          f"{limits_on[0] / limits_off[0]:.3f} req/s, {limits_off[2] / limits_on[2]:.3f} by CPU  (the limiter's price)")
     if login_rps is not None:
         print(f"POST /auth/login: {login_rps:.0f} req/s (argon2id, OWASP cost: bounded by design)")
     if args.baseline:
@@ -955,7 +979,7 @@ def http_suite(args, work, guard_only=False):
               f"/home {med['baseline GET /home'][0] / bare[0]:.3f} of bare")
     return {"http": {"median": med, "ratio_bare": stack[0] / bare[0], "ratio_gin": stack[0] / gin[0],
                      "ratio_home": home_ratio, "login_rps": login_rps, "ratio_metrics": metrics_ratio,
-                     "startup_ms": start_ms, "idle_rss_mib": rss_mib}, "guard": guarded}
+                     "ratio_rate_limits": limits_off[2] / limits_on[2], "startup_ms": start_ms, "idle_rss_mib": rss_mib}, "guard": guarded}
 
 
 XLSXWRITER_PIN = "XlsxWriter==3.2.9"
