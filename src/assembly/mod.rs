@@ -68,10 +68,10 @@ use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher};
 use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParameters};
+use crate::service::rate_limit::RateLimitServiceImpl;
 use crate::service::shedding::{
     AdaptiveLoadShedding, AdaptiveLoadSheddingParameters, SheddingSources,
 };
-use crate::service::rate_limit::RateLimitServiceImpl;
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;

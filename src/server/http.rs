@@ -28,8 +28,8 @@ use crate::middleware::request_id::RequestIdGenerator;
 use crate::middleware::shedding::Shedding;
 use crate::server::openapi;
 use crate::service::error::ServiceError;
-use crate::service::shedding::LoadShedding;
 use crate::service::rate_limit::RateLimitService;
+use crate::service::shedding::LoadShedding;
 use crate::web::extract::{BodyLimit, BodyTimeout};
 use crate::web::routes::{RouteTable, Routes};
 
