@@ -29,6 +29,7 @@ const CLIENT_CRATES: &[&str] = &[
     "goex_mongo",
     "goex_profiling",
     "goex_redis",
+    "goex_shedding",
     "goex_sms",
 ];
 

@@ -6,7 +6,7 @@ pub mod metrics;
 
 use std::sync::Arc;
 
-use shaku::module;
+use shaku::{ModuleBuilder, module};
 use tokio::sync::Semaphore;
 
 use crate::controller::auth::AuthControllerImpl;
@@ -66,6 +66,9 @@ use crate::service::hello::{HelloServiceImpl, HelloServiceImplParameters};
 use crate::service::jenkins::{JenkinsServiceImpl, JenkinsServiceImplParameters};
 use crate::service::password::{Argon2BulkPasswordHasher, Argon2PasswordHasher};
 use crate::service::profiling::{ProfilingServiceImpl, ProfilingServiceImplParameters};
+use crate::service::shedding::{
+    AdaptiveLoadShedding, AdaptiveLoadSheddingParameters, SheddingSources,
+};
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
@@ -90,7 +93,7 @@ module! {
             CallerAuthServiceImpl,
             Argon2PasswordHasher, Argon2BulkPasswordHasher,
             UserServiceImpl, SocketHubImpl, ExcelServiceImpl, SmsServiceImpl, JenkinsServiceImpl,
-            ProfilingServiceImpl, ImportProgressPushImpl,
+            ProfilingServiceImpl, ImportProgressPushImpl, AdaptiveLoadShedding,
             // controllers
             HelloControllerImpl, HealthControllerImpl, AuthControllerImpl,
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
@@ -105,11 +108,29 @@ module! {
 /// The job `POST /jenkins/jobs` creates (the original's `assets/job.xml`).
 const JOB_TEMPLATE: &str = include_str!("../../assets/jenkins/job.xml");
 
+/// Changes made to the module before it is built: tests put a component in place of the
+/// assembled one (`with_component_override`) for states real servers cannot be put in on
+/// demand, such as an overloaded CPU.
+pub type Customize<'a> =
+    Box<dyn FnOnce(ModuleBuilder<AppModule>, &Infra) -> ModuleBuilder<AppModule> + Send + 'a>;
+
 /// Builds the module from config and the built clients.
 ///
 /// # Panics
 /// When `auth.argon2_*` are not valid argon2 parameters (checked when the config loads).
 pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
+    build_customized(config, infra, Box::new(|builder, _| builder))
+}
+
+/// [`build`], with `customize` applied to the builder before the module is built.
+///
+/// # Panics
+/// As [`build`].
+pub fn build_customized(
+    config: &AppConfig,
+    infra: &Infra,
+    customize: Customize<'_>,
+) -> Arc<AppModule> {
     let hasher = Argon2PasswordHasher::parameters(&config.auth)
         .unwrap_or_else(|e| panic!("auth.argon2_* rejected by argon2: {e}"));
     let bulk_hasher = Argon2BulkPasswordHasher::parameters(&config.auth, &config.excel)
@@ -173,6 +194,14 @@ pub fn build(config: &AppConfig, infra: &Infra) -> Arc<AppModule> {
             LogSmsSender::new(infra.logger.clone(), sms_metrics("log")),
         )),
     };
+    let builder =
+        builder.with_component_parameters::<AdaptiveLoadShedding>(AdaptiveLoadSheddingParameters {
+            settings: config.shedding.clone(),
+            sources: SheddingSources::Process,
+            metrics: infra.metrics.clone(),
+            started: Default::default(),
+        });
+    let builder = customize(builder, infra);
     Arc::new(
         builder
             .with_component_parameters::<DatabaseClientImpl>(DatabaseClientImplParameters {

@@ -181,7 +181,7 @@ pub async fn assemble(
     crate::assembly::infra::Infra,
     Arc<crate::assembly::AppModule>,
 )> {
-    assemble_with(config, logger, |_| {}).await
+    assemble_with(config, logger, |_| {}, Box::new(|builder, _| builder)).await
 }
 
 /// [`assemble`] for the served apps, which log each migration they apply (the one-shot
@@ -196,9 +196,30 @@ pub async fn assemble_logged(
     crate::assembly::infra::Infra,
     Arc<crate::assembly::AppModule>,
 )> {
-    assemble_with(config, logger, |version| {
-        slog::info!(logger, "migration applied"; "version" => version);
-    })
+    assemble_logged_customized(config, logger, Box::new(|builder, _| builder)).await
+}
+
+/// [`assemble_logged`], with `customize` applied to the module before it is built (tests put
+/// components in place of the assembled ones).
+///
+/// # Errors
+/// As [`assemble`].
+pub async fn assemble_logged_customized(
+    config: &crate::meta::config::AppConfig,
+    logger: &slog::Logger,
+    customize: crate::assembly::Customize<'_>,
+) -> anyhow::Result<(
+    crate::assembly::infra::Infra,
+    Arc<crate::assembly::AppModule>,
+)> {
+    assemble_with(
+        config,
+        logger,
+        |version| {
+            slog::info!(logger, "migration applied"; "version" => version);
+        },
+        customize,
+    )
     .await
 }
 
@@ -206,6 +227,7 @@ async fn assemble_with(
     config: &crate::meta::config::AppConfig,
     logger: &slog::Logger,
     applied: impl Fn(&str),
+    customize: crate::assembly::Customize<'_>,
 ) -> anyhow::Result<(
     crate::assembly::infra::Infra,
     Arc<crate::assembly::AppModule>,
@@ -222,7 +244,7 @@ async fn assemble_with(
             applied(&version);
         }
     }
-    let module = crate::assembly::build(config, &infra);
+    let module = crate::assembly::build_customized(config, &infra, customize);
     Ok((infra, module))
 }
 

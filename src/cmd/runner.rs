@@ -126,9 +126,24 @@ impl<A: Served> Application<A> {
         profile: Profile,
         logger: &Logger,
     ) -> anyhow::Result<Self> {
+        Self::build_customized(config, profile, logger, Box::new(|builder, _| builder)).await
+    }
+
+    /// [`Application::build`], with `customize` applied to the module before it is built
+    /// (tests put a component in place of the assembled one: `assembly::Customize`).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_customized(
+        config: &AppConfig,
+        profile: Profile,
+        logger: &Logger,
+        customize: crate::assembly::Customize<'_>,
+    ) -> anyhow::Result<Self> {
         let logger = &A::logger(logger);
         A::check(config, profile, logger)?;
-        let (infra, module) = crate::cmd::assemble_logged(config, logger).await?;
+        let (infra, module) =
+            crate::cmd::assemble_logged_customized(config, logger, customize).await?;
         let bound = A::bind(config, profile, &infra, &module, logger).await?;
         Ok(Self {
             server: bound.server,

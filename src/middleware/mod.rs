@@ -7,3 +7,4 @@ pub mod catch_panic;
 pub mod head_deadline;
 pub mod lifecycle;
 pub mod request_id;
+pub mod shedding;

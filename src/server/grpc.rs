@@ -27,6 +27,7 @@ use crate::server::batched_io::BatchedWrites;
 use crate::service::auth::{AuthService, bearer, header_text};
 use crate::service::caller::{Caller, CallerAuthService};
 use crate::service::error::ServiceError;
+use crate::service::shedding::{Admission, AppShedder, LoadShedding};
 use crate::web::client_addr::ClientAddr;
 use crate::web::envelope::status;
 
@@ -68,7 +69,12 @@ pub async fn serve(
     served: Arc<std::sync::atomic::AtomicU64>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let mut builder = Server::builder().max_concurrent_streams(Some(config.max_concurrent_streams));
+    let mut builder = Server::builder()
+        .max_concurrent_streams(Some(config.max_concurrent_streams))
+        // The static backstop under the adaptive shedder: tonic answers a call over the
+        // connection's limit RESOURCE_EXHAUSTED at once (docs/overload.md).
+        .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
+        .load_shed(config.load_shed);
     if config.tls.enabled {
         builder = builder.tls_config(tls_config(
             Path::new(&config.tls.dir),
@@ -119,7 +125,14 @@ pub async fn serve(
             jwt: config.auth.jwt.then(|| module.resolve()),
         }),
     };
+    // The process's adaptive load shedder (its CPU sampler starts here when `shedding.enabled`).
+    let shedding: &dyn LoadShedding = module.resolve_ref();
+    let shed = ShedLayer {
+        shedder: shedding.shedder("grpc")?,
+    };
     let router = builder
+        // Outermost: a shed call costs no credential check.
+        .layer(shed)
         .layer(auth)
         .add_service(health_service)
         // Off in prod by default (server.grpc.reflection): it maps the API for anyone.
@@ -312,4 +325,125 @@ where
             }
         })
     }
+}
+
+/// Health checks are never shed: an overloaded instance still answers its orchestrator.
+fn never_shed(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
+}
+
+/// The layer that asks the app's load shedder about every call but health checks
+/// (docs/overload.md): a dropped call is answered `RESOURCE_EXHAUSTED` with `x-error-code:
+/// 10015` at once, before its message is read or its credentials checked.
+#[derive(Clone)]
+struct ShedLayer {
+    shedder: AppShedder,
+}
+
+impl<S> tower::Layer<S> for ShedLayer {
+    type Service = ShedCalls<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ShedCalls {
+            inner,
+            shedder: self.shedder.clone(),
+        }
+    }
+}
+
+/// [`ShedLayer`]'s service.
+#[derive(Clone)]
+pub struct ShedCalls<S> {
+    inner: S,
+    shedder: AppShedder,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for ShedCalls<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ShedCall<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if !self.shedder.is_enabled() || never_shed(request.uri().path()) {
+            return ShedCall::Through {
+                fut: self.inner.call(request),
+            };
+        }
+        match self.shedder.admit() {
+            Ok(admission) => ShedCall::Tracked {
+                fut: self.inner.call(request),
+                admission: Some(admission),
+            },
+            Err(busy) => ShedCall::Dropped {
+                status: Some(status(&busy)),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`ShedCalls`]: the inner service's, reported to the shedder when
+    /// admitted, or the refusal.
+    #[project = ShedCallProj]
+    pub enum ShedCall<F> {
+        /// Shedding off, or a health check.
+        Through { #[pin] fut: F },
+        /// Admitted: reported when the answer's head is ready.
+        Tracked { #[pin] fut: F, admission: Option<Admission> },
+        /// Refused.
+        Dropped { status: Option<Status> },
+    }
+}
+
+impl<F, E> Future for ShedCall<F>
+where
+    F: Future<Output = Result<http::Response<tonic::body::Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ShedCallProj::Through { fut } => fut.poll(cx),
+            ShedCallProj::Tracked { fut, admission } => {
+                let result = std::task::ready!(fut.poll(cx));
+                if let Some(admission) = admission.take() {
+                    admission.finish(match &result {
+                        Ok(response) => server_failure(response),
+                        Err(_) => true,
+                    });
+                }
+                Poll::Ready(result)
+            }
+            ShedCallProj::Dropped { status } => Poll::Ready(Ok(status
+                .take()
+                .unwrap_or_else(|| self::status(&ServiceError::ServerBusy))
+                .into_http())),
+        }
+    }
+}
+
+/// Whether a call's answer is a server-side failure, the gRPC codes of an HTTP 5xx: an error
+/// answered at once carries its `grpc-status` in the head (a trailers-only answer); a call
+/// that answers a message has its status in the trailers, and counts as served.
+fn server_failure(response: &http::Response<tonic::body::Body>) -> bool {
+    use tonic::Code;
+    let Some(code) = response.headers().get("grpc-status") else {
+        return false;
+    };
+    let code = Code::from_bytes(code.as_bytes());
+    matches!(
+        code,
+        Code::Unknown
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+            | Code::DeadlineExceeded
+    )
 }

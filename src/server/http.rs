@@ -23,8 +23,10 @@ use crate::middleware::access_log::PeerText;
 use crate::middleware::head_deadline::DeadlineStream;
 use crate::middleware::lifecycle::RequestLifecycle;
 use crate::middleware::request_id::RequestIdGenerator;
+use crate::middleware::shedding::Shedding;
 use crate::server::openapi;
 use crate::service::error::ServiceError;
+use crate::service::shedding::LoadShedding;
 use crate::web::extract::{BodyLimit, BodyTimeout};
 use crate::web::routes::{RouteTable, Routes};
 
@@ -108,6 +110,9 @@ pub fn serve(
         openapi: http.openapi,
         swagger_ui: http.swagger_ui,
     };
+    // The process's adaptive load shedder (its CPU sampler starts here when `shedding.enabled`).
+    let shedding: &dyn LoadShedding = shaku::HasComponent::resolve_ref(module.as_ref());
+    let shedder = shedding.shedder("http").map_err(std::io::Error::other)?;
     let doc = document(surface);
     let table = Arc::new(RouteTable::from_document(&doc));
     let doc_json = openapi::DocumentJson(web::Bytes::from(
@@ -147,6 +152,8 @@ pub fn serve(
                     .error_handler(|e, _| ServiceError::invalid("path", e.to_string()).into()),
             )
             .default_service(web::to(controller::fallback::no_route))
+            // Inside the lifecycle: a shed request still gets its id, envelope and record.
+            .wrap(Shedding::new(shedder.clone()))
             .wrap(RequestLifecycle::new(
                 &logger,
                 access_log,

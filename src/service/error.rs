@@ -123,6 +123,10 @@ pub enum ServiceError {
     /// The service is at a configured capacity or shutting down (10009, 503).
     #[error("at capacity: {0}")]
     AtCapacity(&'static str),
+    /// The process is overloaded: the adaptive load shedder refused the request before its
+    /// work began (10015, 503 with `Retry-After`; gRPC `RESOURCE_EXHAUSTED`).
+    #[error("load shed: the server is busy")]
+    ServerBusy,
     /// The Excel export could not be written (30000, 500). The body stays generic.
     #[error("export failed")]
     Export(#[source] BoxError),
@@ -170,6 +174,7 @@ impl ServiceError {
             ServiceError::TooManyRequests | ServiceError::Limited(_) => ERR_TOO_MANY_REQUESTS,
             ServiceError::Forbidden(_) => ERR_FORBIDDEN,
             ServiceError::AtCapacity(_) => ERR_UNAVAILABLE,
+            ServiceError::ServerBusy => ERR_SERVER_BUSY,
             ServiceError::Export(_) => ERR_EXPORT,
             ServiceError::NoUpload(_) | ServiceError::ImportRejected(_) => ERR_IMPORT,
             ServiceError::BadWorkbook(_) => ERR_FILE_PARSE,

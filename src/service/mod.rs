@@ -13,6 +13,7 @@ pub mod jenkins;
 pub mod password;
 pub mod profiling;
 pub mod session;
+pub mod shedding;
 pub mod sms;
 pub mod socket;
 pub mod user;

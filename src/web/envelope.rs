@@ -127,7 +127,8 @@ pub fn status(err: &ServiceError) -> Status {
         ServiceError::MethodNotAllowed { .. } => Code::Unimplemented,
         ServiceError::PayloadTooLarge { .. }
         | ServiceError::TooManyRequests
-        | ServiceError::Limited(_) => Code::ResourceExhausted,
+        | ServiceError::Limited(_)
+        | ServiceError::ServerBusy => Code::ResourceExhausted,
         ServiceError::RequestTimeout { .. } => Code::DeadlineExceeded,
         ServiceError::Conflict { .. } => Code::AlreadyExists,
         ServiceError::Unavailable { .. }
@@ -212,7 +213,9 @@ impl OutgoingError {
     /// Logs the error once; the request id comes from the request scope (see
     /// `goex_logging::request`).
     pub fn log(&self, logger: &Logger, method: &Method, path: &str) {
-        if self.status.is_server_error() {
+        // A shed request is the server protecting itself, not a failure: an error record for
+        // each would add log writes to an overloaded process (the shedding metrics count them).
+        if self.status.is_server_error() && self.code != goex_errors::ERR_SERVER_BUSY.code {
             slog::error!(logger, "request failed"; "method" => method.as_str(),
                 "path" => path, "status" => self.status.as_u16(), "code" => self.code, "error" => &self.summary);
         } else {

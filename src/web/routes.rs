@@ -20,6 +20,17 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// The security scheme name protected routes declare (`security(("bearer" = []))`).
 pub const BEARER: &str = "bearer";
 
+/// The probes (`GET /healthz`, `GET /readyz`): never shed (docs/overload.md), so an
+/// overloaded instance still tells its orchestrator that it lives and whether it is ready,
+/// instead of being restarted for refusing the probe. (The metrics have their own listener.)
+pub const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Whether `path` (a request's path, or a route's template) is one of [`PROBE_PATHS`].
+#[inline]
+pub fn is_probe(path: &str) -> bool {
+    PROBE_PATHS.contains(&path)
+}
+
 /// Registers documented routes on an actix `ServiceConfig` (see the module docs).
 pub struct Routes<'c, 's> {
     cfg: &'c mut ServiceConfig<'s>,
@@ -101,9 +112,10 @@ impl<P: OpenApiFactory> OpenApiFactory for Documented<P> {
             return Paths::new();
         };
         let mut paths = doc.paths();
-        for item in paths.paths.values_mut() {
+        for (path, item) in &mut paths.paths {
+            let sheddable = !is_probe(path);
             for operation in operations_mut(item) {
-                complete(operation, &self.errors);
+                complete(operation, &self.errors, sheddable);
             }
         }
         paths
@@ -145,8 +157,9 @@ fn actix_method(method: HttpMethod) -> Method {
 }
 
 /// Adds the implied error codes and one response per error status, and the request-id header
-/// to every response.
-fn complete(operation: &mut Operation, own: &[ErrorCode]) {
+/// to every response. A `sheddable` route (all but the probes) may answer 503 / 10015 when
+/// the load shedder is on.
+fn complete(operation: &mut Operation, own: &[ErrorCode], sheddable: bool) {
     use goex_errors::*;
     let mut codes = own.to_vec();
     if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
@@ -159,6 +172,9 @@ fn complete(operation: &mut Operation, own: &[ErrorCode]) {
         codes.extend([ERR_UNAUTHORIZED, ERR_LOGIN_REMOTE, ERR_LOGIN_FAILURE]);
     }
     codes.push(ERR_SYSTEM);
+    if sheddable {
+        codes.push(ERR_SERVER_BUSY);
+    }
 
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
     for code in codes {

@@ -27,7 +27,7 @@ use crate::helpers::{
 pub(crate) struct GrpcApp {
     pub(crate) port: u16,
     pub(crate) certs: PathBuf,
-    module: std::sync::Arc<go_example::assembly::AppModule>,
+    pub(crate) module: std::sync::Arc<go_example::assembly::AppModule>,
     pub(crate) stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub(crate) done: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Calls it served (authenticated, to its services).
@@ -50,6 +50,19 @@ pub(crate) async fn spawn_grpc_in(
     client_auth: &str,
     extra: &[(&str, String)],
 ) -> GrpcApp {
+    spawn_grpc_customized(dir, client_auth, extra, |_| Box::new(|builder, _| builder)).await
+}
+
+/// [`spawn_grpc_in`], with the module changed before it is built by what `customize` makes
+/// of the configuration (a component in place of the assembled one).
+pub(crate) async fn spawn_grpc_customized(
+    dir: TempDir,
+    client_auth: &str,
+    extra: &[(&str, String)],
+    customize: impl FnOnce(
+        &go_example::meta::config::AppConfig,
+    ) -> go_example::assembly::Customize<'static>,
+) -> GrpcApp {
     let certs = dir.path().join("grpc-certs");
     let mut overrides = vec![
         ("APP__SERVER__GRPC__ADDR", "127.0.0.1:0".to_owned()),
@@ -71,9 +84,10 @@ pub(crate) async fn spawn_grpc_in(
     overrides.extend(extra.iter().cloned());
     let config = test_config(&overrides);
     let logger = slog::Logger::root(slog::Discard, slog::o!());
-    let app = GrpcApplication::build(&config, Profile::Test, &logger)
-        .await
-        .expect("grpc app builds");
+    let app =
+        GrpcApplication::build_customized(&config, Profile::Test, &logger, customize(&config))
+            .await
+            .expect("grpc app builds");
     let port = app.port();
     let module = app.module();
     let served = app.calls_served();
@@ -92,7 +106,7 @@ pub(crate) async fn spawn_grpc_in(
     }
 }
 
-fn tls(certs: &Path, with_client_cert: bool) -> ClientTlsConfig {
+pub(crate) fn tls(certs: &Path, with_client_cert: bool) -> ClientTlsConfig {
     let ca = std::fs::read(certs.join("ca.crt")).unwrap();
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
@@ -106,7 +120,10 @@ fn tls(certs: &Path, with_client_cert: bool) -> ClientTlsConfig {
     tls
 }
 
-async fn channel(app: &GrpcApp, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
+pub(crate) async fn channel(
+    app: &GrpcApp,
+    tls: ClientTlsConfig,
+) -> Result<Channel, tonic::transport::Error> {
     Channel::from_shared(format!("https://127.0.0.1:{}", app.port))
         .unwrap()
         .tls_config(tls)?
@@ -115,7 +132,7 @@ async fn channel(app: &GrpcApp, tls: ClientTlsConfig) -> Result<Channel, tonic::
         .await
 }
 
-fn with_password<T>(message: T, password: &str) -> Request<T> {
+pub(crate) fn with_password<T>(message: T, password: &str) -> Request<T> {
     let mut request = Request::new(message);
     request
         .metadata_mut()
@@ -126,7 +143,7 @@ fn with_password<T>(message: T, password: &str) -> Request<T> {
     request
 }
 
-fn error_code(status: &tonic::Status) -> &str {
+pub(crate) fn error_code(status: &tonic::Status) -> &str {
     status
         .metadata()
         .get("x-error-code")

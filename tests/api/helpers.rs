@@ -87,6 +87,16 @@ pub async fn spawn_app_adjusted(
     extra: &[(&str, String)],
     adjust: impl FnOnce(&mut AppConfig),
 ) -> TestApp {
+    spawn_app_customized(extra, adjust, |_| Box::new(|builder, _| builder)).await
+}
+
+/// [`spawn_app_adjusted`], with the module changed before it is built by what `customize`
+/// makes of the final configuration (a component in place of the assembled one).
+pub async fn spawn_app_customized(
+    extra: &[(&str, String)],
+    adjust: impl FnOnce(&mut AppConfig),
+    customize: impl FnOnce(&AppConfig) -> go_example::assembly::Customize<'static>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut overrides = vec![
         ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0".to_owned()),
@@ -108,7 +118,7 @@ pub async fn spawn_app_adjusted(
     let mut config = test_config(&overrides);
     adjust(&mut config);
     let logger = slog::Logger::root(slog::Discard, slog::o!());
-    let app = Application::build(&config, Profile::Test, &logger)
+    let app = Application::build_customized(&config, Profile::Test, &logger, customize(&config))
         .await
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());

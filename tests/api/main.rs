@@ -30,6 +30,7 @@ mod replica;
 mod request_ids;
 mod roles;
 mod secrets;
+mod shedding;
 mod shutdown;
 mod slow_client;
 mod sms;

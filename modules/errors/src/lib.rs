@@ -268,6 +268,9 @@ pub const ERR_REQUEST_TIMEOUT: ErrorCode =
     ErrorCode::new(10012, 408, "请求超时", "Request timeout");
 /// 10013 资源已存在: a record with the same unique key exists (a taken username).
 pub const ERR_CONFLICT: ErrorCode = ErrorCode::new(10013, 409, "资源已存在", "Already exists");
+/// 10015 服务繁忙: the process is overloaded and refused the request at once, without doing
+/// its work (adaptive load shedding, docs/overload.md); retry after `Retry-After`.
+pub const ERR_SERVER_BUSY: ErrorCode = ErrorCode::new(10015, 503, "服务繁忙", "Server busy");
 
 /// Every code, for documentation checks and clients that want the table.
 pub const ALL: &[ErrorCode] = &[
@@ -286,6 +289,7 @@ pub const ALL: &[ErrorCode] = &[
     ERR_FORBIDDEN,
     ERR_REQUEST_TIMEOUT,
     ERR_CONFLICT,
+    ERR_SERVER_BUSY,
     ERR_LOGIN,
     ERR_LOGIN_REMOTE,
     ERR_LOGIN_FAILURE,

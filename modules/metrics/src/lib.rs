@@ -64,6 +64,7 @@ struct Inner {
     sms_send: CallFamily,
     jenkins: CallFamily,
     sms_codes: IntCounterVec,
+    shedding_decisions: IntCounterVec,
     socket: SocketMetrics,
 }
 
@@ -289,6 +290,66 @@ impl Collector for PoolCollector {
     }
 }
 
+/// The load shedder's decision counters of one app, resolved once: a decision costs one
+/// atomic add.
+#[derive(Clone, Debug)]
+pub struct SheddingDecisions {
+    admitted: IntCounter,
+    dropped: IntCounter,
+}
+
+impl SheddingDecisions {
+    /// Counts one decision.
+    pub fn record(&self, admitted: bool) {
+        if admitted {
+            &self.admitted
+        } else {
+            &self.dropped
+        }
+        .inc();
+    }
+}
+
+/// The load shedder's numbers at the instant of a scrape.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SheddingSample {
+    /// The smoothed CPU reading, 0 to 1.
+    pub cpu: f64,
+    /// The estimated capacity, in requests in flight.
+    pub capacity: f64,
+}
+
+/// The shedder's gauges, read when scraped (the sampler publishes every 250 ms; a scrape
+/// reads the latest, and the requests pay nothing for it).
+struct SheddingCollector {
+    cpu: prometheus::Gauge,
+    capacity: prometheus::Gauge,
+    read: Box<dyn Fn() -> Option<SheddingSample> + Send + Sync>,
+}
+
+impl Collector for SheddingCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.cpu
+            .desc()
+            .into_iter()
+            .chain(self.capacity.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let Some(sample) = (self.read)() else {
+            return Vec::new();
+        };
+        self.cpu.set(sample.cpu);
+        self.capacity.set(sample.capacity);
+        self.cpu
+            .collect()
+            .into_iter()
+            .chain(self.capacity.collect())
+            .collect()
+    }
+}
+
 /// The metrics of one route and method, with its status counters made on first use.
 pub struct RouteMetrics {
     labels: [String; 2],
@@ -414,6 +475,15 @@ impl Metrics {
             &["outcome"],
         )?;
         registry.register(Box::new(sms_codes.clone()))?;
+        let shedding_decisions = IntCounterVec::new(
+            Opts::new(
+                "shedding_decisions_total",
+                "Requests the adaptive load shedder decided on, by app and outcome (admitted, \
+                 dropped)",
+            ),
+            &["app", "outcome"],
+        )?;
+        registry.register(Box::new(shedding_decisions.clone()))?;
         for family in [&redis, &mongodb, &pool_acquire, &sms_send, &jenkins] {
             family.register(&registry)?;
         }
@@ -438,6 +508,7 @@ impl Metrics {
                 sms_send,
                 jenkins,
                 sms_codes,
+                shedding_decisions,
                 socket,
             }),
         })
@@ -476,6 +547,45 @@ impl Metrics {
     /// `locked` (too many wrong tries).
     pub fn sms_code_checked(&self, outcome: &str) {
         self.inner.sms_codes.with_label_values(&[outcome]).inc();
+    }
+
+    /// The load shedder's decision counters of `app` (`http`, `grpc`), both exported from now
+    /// on (at 0), so `rate()` sees the first drop.
+    pub fn shedding_decisions(&self, app: &str) -> SheddingDecisions {
+        let family = &self.inner.shedding_decisions;
+        SheddingDecisions {
+            admitted: family.with_label_values(&[app, "admitted"]),
+            dropped: family.with_label_values(&[app, "dropped"]),
+        }
+    }
+
+    /// Registers the load shedder's gauges, read from `read` at each scrape:
+    /// `process_cpu_usage` (its smoothed CPU reading, 0 to 1, of what this process may use)
+    /// and `shedding_capacity` (its estimate of the requests it can have in flight). `read`
+    /// answering `None` (a shedder that is off) leaves them out.
+    ///
+    /// # Errors
+    /// The gauges are registered already (one shedder per registry).
+    pub fn shedding_state(
+        &self,
+        read: impl Fn() -> Option<SheddingSample> + Send + Sync + 'static,
+    ) -> Result<(), MetricsError> {
+        let cpu = prometheus::Gauge::new(
+            "process_cpu_usage",
+            "The load shedder's smoothed CPU reading: this process's CPU time over the CPUs it \
+             may use (affinity, cgroup quota), 0 to 1",
+        )?;
+        let capacity = prometheus::Gauge::new(
+            "shedding_capacity",
+            "The load shedder's estimate of the requests this process can have in flight \
+             (best passes per bucket x lowest response time), before scaling for the CPU",
+        )?;
+        self.inner.registry.register(Box::new(SheddingCollector {
+            cpu,
+            capacity,
+            read: Box::new(read),
+        }))?;
+        Ok(())
     }
 
     /// Registers the pool gauges of a database's `nodes` (their labels, such as `primary` or
@@ -692,6 +802,41 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn shedding_decisions_and_gauges_are_rendered() {
+        use std::sync::Mutex;
+        let m = Metrics::new().unwrap();
+        let decisions = m.shedding_decisions("http");
+        decisions.record(true);
+        decisions.record(true);
+        decisions.record(false);
+        let sample = Arc::new(Mutex::new(Some(SheddingSample {
+            cpu: 0.95,
+            capacity: 12.5,
+        })));
+        let read = {
+            let sample = sample.clone();
+            move || *sample.lock().unwrap()
+        };
+        m.shedding_state(read).unwrap();
+        let text = m.render();
+        for line in [
+            r#"go_example_shedding_decisions_total{app="http",outcome="admitted"} 2"#,
+            r#"go_example_shedding_decisions_total{app="http",outcome="dropped"} 1"#,
+            "go_example_process_cpu_usage 0.95",
+            "go_example_shedding_capacity 12.5",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        *sample.lock().unwrap() = None;
+        let text = m.render();
+        assert!(!text.contains("go_example_process_cpu_usage"), "{text}");
+        assert!(
+            m.shedding_state(|| None).is_err(),
+            "one shedder per registry"
+        );
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub struct GrpcConfig {
     pub max_message_size: usize,
     /// Most calls served at once on one connection (HTTP/2 streams); more wait.
     pub max_concurrent_streams: u32,
+    /// The static backstop under the adaptive shedder: calls one connection may have in the
+    /// handlers at once (tonic's `concurrency_limit_per_connection`).
+    pub concurrency_limit_per_connection: usize,
+    /// A call over `concurrency_limit_per_connection` is answered `RESOURCE_EXHAUSTED` at once
+    /// (tonic's `load_shed`) instead of waiting for a free slot.
+    pub load_shed: bool,
     /// Transport security.
     pub tls: GrpcTlsConfig,
     /// Per-call credentials.
@@ -61,6 +67,10 @@ impl GrpcConfig {
             (
                 "server.grpc.max_concurrent_streams",
                 self.max_concurrent_streams == 0,
+            ),
+            (
+                "server.grpc.concurrency_limit_per_connection",
+                self.concurrency_limit_per_connection == 0,
             ),
         ])
     }

@@ -14,6 +14,7 @@ mod grpc_client;
 mod jenkins;
 mod rate_limit;
 mod server;
+mod shedding;
 mod sms;
 mod socket;
 mod telemetry;
@@ -91,6 +92,8 @@ pub struct AppConfig {
     pub alibaba_sms_code: AlibabaSmsCodeConfig,
     /// Request rate limits by route group (docs/overload.md).
     pub rate_limit: RateLimitConfig,
+    /// Adaptive load shedding of the HTTP and gRPC apps (docs/overload.md): on in prod.
+    pub shedding: goex_shedding::Settings,
 }
 
 /// A loaded configuration with where it came from.
@@ -127,6 +130,7 @@ impl AppConfig {
         self.excel.check()?;
         self.grpc_client.check()?;
         self.rate_limit.check()?;
+        shedding::check_shedding(&self.shedding)?;
         telemetry::check_metrics(&self.metrics)?;
         telemetry::check_pprof(&self.pprof)?;
         database::check_mysql_accounts(&self.database, &self.mysql, profile)
