@@ -109,8 +109,8 @@ module! {
 const JOB_TEMPLATE: &str = include_str!("../../assets/jenkins/job.xml");
 
 /// Changes made to the module before it is built: tests put a component in place of the
-/// assembled one (`with_component_override`) for states real servers cannot be put in on
-/// demand, such as an overloaded CPU.
+/// assembled one (`with_component_override`, which wins over any parameters) for states real
+/// servers cannot be put in on demand, such as an overloaded CPU.
 pub type Customize<'a> =
     Box<dyn FnOnce(ModuleBuilder<AppModule>, &Infra) -> ModuleBuilder<AppModule> + Send + 'a>;
 

@@ -73,7 +73,7 @@ impl Served for Grpc {
     async fn bind(
         config: &AppConfig,
         _profile: Profile,
-        _infra: &Infra,
+        infra: &Infra,
         module: &Arc<AppModule>,
         logger: &Logger,
     ) -> anyhow::Result<Bound<Self>> {
@@ -105,13 +105,22 @@ impl Served for Grpc {
                 })
             }
         };
+        // Its own metrics listener (metrics.grpc_addr): the load shedder's decisions and readings.
+        let mut side = Vec::new();
+        if let Some(metrics) = &infra.metrics {
+            side.extend(runner::start_metrics(
+                &config.metrics.grpc_addr,
+                metrics.clone(),
+                logger,
+            )?);
+        }
         Ok(Bound {
             server: MainServer::UntilStopped(Box::new(serve)),
             addr: bound,
             registration: crate::repository::registration::App::Grpc {
                 tls: grpc.tls.enabled,
             },
-            side: Vec::new(),
+            side,
             background: Vec::new(),
             // server::grpc::serve logs the drain itself.
             draining: Box::new(|_| {}),

@@ -1,5 +1,7 @@
 //! The gRPC application (the original's `internal/server/grpc.go`): `hello.HelloService` and
 //! `user.UserService` over TLS (client certificates none, requested or required), every call
+//! but health checks asked of the load shedder first ([`ShedCalls`]; tonic's per-connection
+//! limit under it), every call
 //! authenticated by one layer ([`CallAuth`]) instead of inside each method, the standard
 //! `grpc.health.v1.Health` and reflection (v1 and v1alpha), and with `server.debug_routes` the
 //! benchmark's `bench.Burn`. `ServiceError` becomes a

@@ -3,7 +3,7 @@
 //! its app's shedder and names no sampler. The decisions are counted and the shedder's CPU
 //! reading and capacity exposed on the metrics listener.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use goex_metrics::{Metrics, SheddingDecisions, SheddingSample};
 use goex_shedding::{Admitted, ManualClock, ManualCpu, Settings, Shedder};
@@ -47,9 +47,10 @@ pub struct AdaptiveLoadShedding {
     settings: Settings,
     sources: SheddingSources,
     metrics: Option<Metrics>,
-    /// The process's shedder once an app asked for it.
+    /// The process's shedder once an app asked for it. In an `Arc` so the gauges can hold it
+    /// weakly: the metrics registry may outlive the app, its sampler must not.
     #[shaku(default)]
-    started: Mutex<Option<Shedder>>,
+    started: Mutex<Option<Arc<Shedder>>>,
 }
 
 impl AdaptiveLoadShedding {
@@ -64,7 +65,7 @@ impl AdaptiveLoadShedding {
         }
     }
 
-    fn start(&self) -> Result<Shedder, ServiceError> {
+    fn start(&self) -> Result<Arc<Shedder>, ServiceError> {
         let internal = |e: Box<dyn std::error::Error + Send + Sync>| ServiceError::Internal(e);
         let shedder = match &self.sources {
             SheddingSources::Process => {
@@ -75,11 +76,12 @@ impl AdaptiveLoadShedding {
                     .map_err(|e| internal(e.into()))?
             }
         };
+        let shedder = Arc::new(shedder);
         if let Some(metrics) = self.metrics.as_ref().filter(|_| shedder.is_enabled()) {
-            let read = shedder.clone();
+            let read = Arc::downgrade(&shedder);
             metrics
                 .shedding_state(move || {
-                    read.snapshot().map(|s| SheddingSample {
+                    read.upgrade()?.snapshot().map(|s| SheddingSample {
                         cpu: s.cpu,
                         capacity: s.capacity,
                     })
@@ -94,8 +96,8 @@ impl LoadShedding for AdaptiveLoadShedding {
     fn shedder(&self, app: &'static str) -> Result<AppShedder, ServiceError> {
         let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
         let shedder = match &*started {
-            Some(shedder) => shedder.clone(),
-            None => started.insert(self.start()?).clone(),
+            Some(shedder) => Shedder::clone(shedder),
+            None => Shedder::clone(started.insert(self.start()?)),
         };
         let decisions = match (&self.metrics, shedder.is_enabled()) {
             (Some(metrics), true) => Some(metrics.shedding_decisions(app)),

@@ -32,6 +32,8 @@ pub(crate) struct GrpcApp {
     pub(crate) done: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Calls it served (authenticated, to its services).
     pub(crate) served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Its metrics listener (`metrics.grpc_addr`).
+    pub(crate) metrics_port: Option<u16>,
     _dir: TempDir,
 }
 
@@ -91,6 +93,7 @@ pub(crate) async fn spawn_grpc_customized(
     let port = app.port();
     let module = app.module();
     let served = app.calls_served();
+    let metrics_port = app.metrics_port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
@@ -102,6 +105,7 @@ pub(crate) async fn spawn_grpc_customized(
         stop: Some(stop),
         done,
         served,
+        metrics_port,
         _dir: dir,
     }
 }

@@ -272,6 +272,33 @@ async fn an_overloaded_grpc_app_answers_resource_exhausted_10015_and_health_serv
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
+    // The gRPC app's own metrics listener.
+    let port = app.metrics_port.expect("metrics.grpc_addr is bound");
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, value) in [
+        (
+            r#"go_example_shedding_decisions_total{app="grpc",outcome="admitted"}"#,
+            1.0,
+        ),
+        (
+            r#"go_example_shedding_decisions_total{app="grpc",outcome="dropped"}"#,
+            2.0,
+        ),
+        ("go_example_process_cpu_usage", 0.95),
+        ("go_example_shedding_capacity", 10.0),
+    ] {
+        assert_eq!(
+            quick_value(&text, series),
+            Some(value),
+            "{series} in\n{text}"
+        );
+    }
+
     readings.recover(held);
     client.say_hello(call()).await.expect("admitted again");
 }

@@ -29,6 +29,8 @@ pub struct Settings {
     pub addr: String,
     /// The socket app's metrics listener (its own port: both apps may run on one host).
     pub socket_addr: String,
+    /// The gRPC app's metrics listener (its own port, likewise).
+    pub grpc_addr: String,
 }
 
 /// Why the metrics could not be set up.

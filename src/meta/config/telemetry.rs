@@ -10,6 +10,7 @@ pub(super) fn check_metrics(metrics: &goex_metrics::Settings) -> Result<(), Conf
     if metrics.enabled {
         parse_addr(&metrics.addr).map_err(|m| invalid("metrics.addr", m))?;
         parse_addr(&metrics.socket_addr).map_err(|m| invalid("metrics.socket_addr", m))?;
+        parse_addr(&metrics.grpc_addr).map_err(|m| invalid("metrics.grpc_addr", m))?;
     }
     Ok(())
 }
