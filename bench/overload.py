@@ -257,10 +257,13 @@ def suite(args, work, kit):
         env = kit.stack_env(http_port, workdir)
         env.update({
             "APP__SERVER__GRPC__ADDR": f"127.0.0.1:{grpc_port}", "APP__SERVER__GRPC__TLS__DIR": certs,
+            # The HTTP app's metrics listener, and the gRPC app's own where the build has one.
             "APP__METRICS__ADDR": f"127.0.0.1:{metrics_port}",
             # The request's own cost, not a log record's: no access log, warnings only.
             "APP__SERVER__HTTP__ACCESS_LOG": "false", "APP__LOG__LEVEL": "warning",
         })
+        if section_key(yaml, "metrics", "grpc_addr") is not None:
+            env["APP__METRICS__GRPC_ADDR"] = f"127.0.0.1:{metrics_port}"
         if rate_limits:
             env["APP__RATE_LIMIT__ENABLED"] = "false"
         if shedding:
@@ -395,7 +398,7 @@ def print_table(kind, capacity, unloaded, runs, threshold, warmup, seconds):
     print(f"goals: goodput ≥ {GOALS[3]:.2f} of capacity at 3x, ≥ {GOALS[10]:.2f} at 10x; p99 admitted ≤ "
           f"{P99_GOAL:.0f} x unloaded p99 ({P99_GOAL * unloaded:.2f} ms); the CPU reading reaches "
           f"shedding.cpu_threshold at 3x")
-    if kind == "grpc" and any(not r["shed_counted_by_server"] for r in runs.values()):
+    if kind == "grpc" and any(enabled and not r["shed_counted_by_server"] for (_, enabled), r in runs.items()):
         print("note: gRPC shed answers estimated as those neither OK nor late (no shedding_decisions_total "
               "on this app's metrics listener)")
 
