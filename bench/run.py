@@ -29,6 +29,10 @@ Suites (`--suite a,b`; default all; every binary option defaults to where bench/
         import with --abuse-passwords 密码 rows checks, hashes and writes; GET /hello latency (wrk)
         alone and while exports of --abuse-users users run back to back, and how many of 16
         parallel exports are refused at excel.max_running_exports.
+  overload  (issue 25) the adaptive load shedder on the HTTP and the gRPC app: capacity on a
+        CPU-bound route (GET /debug/burn?ms=1, bench.Burn), then h2load open loop at 3x and 10x
+        capacity with shedding on and off: goodput within 1 s, p99 of admitted requests, drops,
+        the shedder's CPU reading (bench/overload.py; --quick: 3x only, 5 s measured).
   coldstart  (only with --suite coldstart) `cargo build --bin go_example` on an empty target dir.
 
 The guard (bench/guard.py): the http, grpc and socket suites also start a baseline build (by
@@ -54,6 +58,7 @@ import time
 import urllib.request
 
 import guard
+import overload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -708,7 +713,7 @@ BINARIES = {
     "gorilla_ws": os.path.join(CACHE, "gorilla-ws", "gorilla-ws"),
     "ws_load": os.path.join(CACHE, "ws-load", "ws-load"),
 }
-SUITES = ["http", "data", "metrics", "grpc", "socket", "excel", "abuse", "coldstart"]
+SUITES = ["http", "data", "metrics", "grpc", "socket", "excel", "abuse", "overload", "coldstart"]
 # The suites whose rows are compared with the baseline build.
 GUARDED = ["http", "grpc", "socket"]
 COLD_START_GOAL_S = 200
@@ -759,6 +764,12 @@ def main():
     ap.add_argument("--ws-echo-conns", type=int, default=100)
     ap.add_argument("--ws-publishes", type=int, default=20)
     ap.add_argument("--ws-interval-ms", type=int, default=200, help="time between fan-out publishes")
+    ap.add_argument("--overload-seconds", type=int,
+                    help="measured seconds of each open-loop run (overload suite; default 20, --quick 5)")
+    ap.add_argument("--overload-apps", default="http,grpc", help="the apps the overload suite measures")
+    ap.add_argument("--overload-warmup", type=int,
+                    help="seconds of load before each measured open-loop run, while the shedder's CPU "
+                         "reading climbs (overload suite; default 15, --quick 12)")
     args = ap.parse_args()
     args.rounds = args.rounds or (2 if args.quick else 5)
     args.seconds = args.seconds or (4 if args.quick else 8)
@@ -767,11 +778,11 @@ def main():
     unknown = [s for s in chosen if s not in SUITES + ["all"]]
     if unknown:
         raise SystemExit(f"bench: unknown suite {', '.join(unknown)} (of {', '.join(SUITES)}, all)")
-    suites = {"http", "data", "grpc", "socket", "excel", "abuse"} if "all" in chosen else set(chosen)
+    suites = {"http", "data", "grpc", "socket", "excel", "abuse", "overload"} if "all" in chosen else set(chosen)
     need = set()
     if "http" in suites:
         need |= {"stack", "bare", "gin"}
-    if suites & {"data", "metrics", "grpc", "excel", "abuse"}:
+    if suites & {"data", "metrics", "grpc", "excel", "abuse", "overload"}:
         need |= {"stack"}
     if "data" in suites:
         need |= {"gin_data"}
@@ -784,12 +795,15 @@ def main():
         raise SystemExit(f"bench: missing {'; '.join(absent)} (bench/run.sh builds them)")
     if suites & {"http", "data", "metrics"} and not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing")
+    if suites & {"grpc", "overload"} and not shutil.which("h2load"):
+        raise SystemExit("bench: h2load is missing (Debian: nghttp2-client)")
     # The baseline build (built once and cached when it is a commit), for the guarded suites only.
     args.baseline = guard.resolve(args.baseline, args.baseline_root) if suites & set(GUARDED) else None
 
     work = tempfile.mkdtemp(prefix="goex-bench-")
     run = {"http": http_suite, "data": data_suite, "metrics": metrics_suite, "grpc": grpc_suite,
-           "socket": socket_suite, "excel": excel_suite, "abuse": abuse_suite, "coldstart": coldstart_suite}
+           "socket": socket_suite, "excel": excel_suite, "abuse": abuse_suite, "coldstart": coldstart_suite,
+           "overload": lambda args, work: overload.suite(args, work, sys.modules[__name__])}
     figures, rows = {}, []
     for i, name in enumerate(s for s in SUITES if s in suites):
         if i:

@@ -86,6 +86,10 @@ fi
 python3 bench/run.py --suite http,grpc,socket "${BINS[@]}" "${guard_args[@]}" ${pass[@]+"${pass[@]}"} \
   || verdict=$?
 [ $verdict = 0 ] || [ $verdict = 3 ] || exit $verdict
+echo
+# Issue 25's overload figures (the shedder at 3x and 10x capacity, HTTP and gRPC): before the
+# test servers start, on a quiet CPU 0 like the guarded suites.
+python3 bench/run.py --suite overload "${BINS[@]}" ${pass[@]+"${pass[@]}"}
 
 # The data suite needs the real servers; stop them afterwards only if this script started them.
 started_services=0

@@ -1,5 +1,6 @@
 //! The gRPC code generated from `proto/` at build time (see `build.rs`): the original's
-//! `hello.HelloService` and `user.UserService`, their messages, servers and clients.
+//! `hello.HelloService` and `user.UserService`, their messages, servers and clients, and the
+//! benchmark-only `bench.Burn` (served with `server.debug_routes`).
 
 /// `proto/hello/hello.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -13,8 +14,19 @@ pub mod user {
     tonic::include_proto!("user");
 }
 
-/// The encoded `FileDescriptorSet` of every proto, for the reflection service.
+/// `proto/bench/bench.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod bench {
+    tonic::include_proto!("bench");
+}
+
+/// The encoded `FileDescriptorSet` of the API's protos (hello, user), for the reflection service.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of `proto/bench`, registered with reflection only where
+/// `bench.Burn` is served.
+pub const BENCH_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/bench_descriptor.bin"));
 
 /// The metadata key carrying the unified error code of a failed call (`10000`, `20001`, ...):
 /// part of the protocol, set by the server (`web::envelope::status`) and read by the client

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::controller::auth::AuthControllerImpl;
 use crate::controller::excel::{ExcelControllerImpl, ExcelControllerImplParameters};
+use crate::controller::grpc::bench::BurnRpcControllerImpl;
 use crate::controller::grpc::hello::HelloRpcControllerImpl;
 use crate::controller::grpc::user::UserRpcControllerImpl;
 use crate::controller::grpc_client::GrpcClientControllerImpl;
@@ -104,6 +105,7 @@ module! {
             GrpcClientControllerImpl, ExcelControllerImpl, SmsControllerImpl,
             JenkinsControllerImpl, HelloRpcControllerImpl, UserRpcControllerImpl,
             SocketControllerImpl, PprofControllerImpl,
+            BurnRpcControllerImpl,
         ],
         providers = []
     }

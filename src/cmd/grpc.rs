@@ -86,12 +86,22 @@ impl Served for Grpc {
         slog::info!(logger, "grpc server listening"; "addr" => format!("{}:{}", addr.ip(), bound.port()),
             "tls" => grpc.tls.enabled, "client_auth" => ?grpc.tls.client_auth);
         let served = Arc::<AtomicU64>::default();
+        let debug_routes = config.server.debug_routes;
         let serve = {
             let (grpc, module, logger, served) =
                 (grpc.clone(), module.clone(), logger.clone(), served.clone());
             move |shutdown: BoxFuture<'static, ()>| -> BoxFuture<'static, anyhow::Result<()>> {
                 Box::pin(async move {
-                    server::grpc::serve(listener, &grpc, module, &logger, served, shutdown).await
+                    server::grpc::serve(
+                        listener,
+                        &grpc,
+                        debug_routes,
+                        module,
+                        &logger,
+                        served,
+                        shutdown,
+                    )
+                    .await
                 })
             }
         };

@@ -3,7 +3,8 @@
 //! but health checks asked of the load shedder first ([`ShedCalls`]; tonic's per-connection
 //! limit under it), every call
 //! authenticated by one layer ([`CallAuth`]) instead of inside each method, the standard
-//! `grpc.health.v1.Health` and reflection (v1 and v1alpha). `ServiceError` becomes a
+//! `grpc.health.v1.Health` and reflection (v1 and v1alpha), and with `server.debug_routes` the
+//! benchmark's `bench.Burn`. `ServiceError` becomes a
 //! `tonic::Status` in the edge kit and nowhere else (`web::envelope::status`).
 
 use std::future::Future;
@@ -17,10 +18,12 @@ use tonic::Status;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::assembly::AppModule;
+use crate::controller::grpc::bench::BurnRpcController;
 use crate::controller::grpc::hello::HelloRpcController;
 use crate::controller::grpc::user::UserRpcController;
 use crate::meta::config::{ClientAuth, GrpcConfig};
 use crate::middleware::grpc_rate_limit::GrpcRateLimitLayer;
+use crate::proto::bench::burn_server::BurnServer;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
 use crate::server::batched_io::BatchedWrites;
@@ -55,13 +58,15 @@ pub fn tls_config(dir: &Path, client_auth: ClientAuth) -> std::io::Result<Server
 }
 
 /// Serves the gRPC app on `listener` until `shutdown` completes, then lets in-flight calls
-/// finish within `server.grpc.shutdown_timeout`.
+/// finish within `server.grpc.shutdown_timeout`. `debug_routes` (`server.debug_routes`, never
+/// in prod) adds the benchmark's `bench.Burn`.
 ///
 /// # Errors
 /// The TLS files cannot be read, or the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: &GrpcConfig,
+    debug_routes: bool,
     module: Arc<AppModule>,
     logger: &slog::Logger,
     served: Arc<std::sync::atomic::AtomicU64>,
@@ -86,17 +91,36 @@ pub async fn serve(
     health
         .set_serving::<UserServiceServer<Arc<dyn UserRpcController>>>()
         .await;
+    // bench.Burn is listed (and health-checked) only where it is served.
+    let bench = debug_routes.then_some(crate::proto::BENCH_FILE_DESCRIPTOR_SET);
+    if debug_routes {
+        health
+            .set_serving::<BurnServer<Arc<dyn BurnRpcController>>>()
+            .await;
+    }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let reflection_v1 = match bench {
+        Some(set) => reflection_v1.register_encoded_file_descriptor_set(set),
+        None => reflection_v1,
+    }
+    .build_v1()?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let reflection_v1alpha = match bench {
+        Some(set) => reflection_v1alpha.register_encoded_file_descriptor_set(set),
+        None => reflection_v1alpha,
+    }
+    .build_v1alpha()?;
     // The controllers, resolved from the module (components like every HTTP controller).
     let hello: Arc<dyn HelloRpcController> = module.resolve();
     let users: Arc<dyn UserRpcController> = module.resolve();
+    let burn = debug_routes.then(|| {
+        let burn: Arc<dyn BurnRpcController> = module.resolve();
+        BurnServer::new(burn)
+    });
     let auth = CallAuthLayer {
         served,
         credentials: Arc::new(Credentials {
@@ -124,7 +148,9 @@ pub async fn serve(
         )
         .add_service(
             UserServiceServer::new(users).max_decoding_message_size(config.max_message_size),
-        );
+        )
+        // The overload benchmark's CPU-bound call (server.debug_routes; never in prod).
+        .add_optional_service(burn);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // TCP_NODELAY, as tonic's own `serve` and grpc-go set it: a unary answer leaves at once.

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod burn;
 pub mod caller;
 pub mod error;
 pub mod excel;

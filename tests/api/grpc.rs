@@ -1,11 +1,14 @@
 //! The gRPC app: TLS and mTLS handshakes, per-call auth (metadata and access tokens, a
 //! superseded login refused), the original's answers, `GetUser`, health, reflection, errors
-//! with their envelope code, and a graceful stop.
+//! with their envelope code, a graceful stop, and the benchmark's `bench.Burn` (served only
+//! with `server.debug_routes`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use go_example::cmd::grpc::GrpcApplication;
+use go_example::proto::bench::BurnRequest;
+use go_example::proto::bench::burn_client::BurnClient;
 use go_example::proto::hello::HelloRequest;
 use go_example::proto::hello::hello_service_client::HelloServiceClient;
 use go_example::proto::user::GetUserRequest;
@@ -366,6 +369,7 @@ async fn a_python_grpcio_client_calls_say_hello_health_and_reflection_over_mtls(
     );
     assert_eq!(answer["anonymous"], "UNAUTHENTICATED");
     assert_eq!(answer["anonymous_code"], "10010");
+    assert_eq!(answer["burn"], serde_json::json!({ "burned_ms": 1 }));
     assert_eq!(answer["health"], "SERVING");
     let services: Vec<&str> = answer["services"]
         .as_array()
@@ -377,6 +381,7 @@ async fn a_python_grpcio_client_calls_say_hello_health_and_reflection_over_mtls(
         "grpc.health.v1.Health",
         "hello.HelloService",
         "user.UserService",
+        "bench.Burn",
     ] {
         assert!(services.contains(&expected), "{services:?}");
     }
@@ -731,4 +736,68 @@ async fn certs_a_private_key_others_may_read_is_refused_at_start_naming_it() {
             && message.contains("grpc_client.tls.dir"),
         "{message}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burn_burns_with_credentials_and_refuses_ms_outside_1_to_100() {
+    let app = spawn_grpc("none").await;
+    let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
+    let mut burn = BurnClient::new(channel.clone());
+    let started = std::time::Instant::now();
+    let answer = burn
+        .burn(with_password(BurnRequest { ms: 20 }, "root123"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.burned_ms, 20);
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    for bad in [0, 101] {
+        let refused = burn
+            .burn(with_password(BurnRequest { ms: bad }, "root123"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "ms={bad}");
+        assert_eq!(error_code(&refused), "10000");
+    }
+    // Behind the same auth layer as every other service.
+    let anonymous = burn
+        .burn(Request::new(BurnRequest { ms: 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let serving = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "bench.Burn".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burn_is_absent_without_debug_routes() {
+    let app = spawn_grpc_with("none", &[("APP__SERVER__DEBUG_ROUTES", "false".to_owned())]).await;
+    let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
+    let absent = BurnClient::new(channel.clone())
+        .burn(with_password(BurnRequest { ms: 1 }, "root123"))
+        .await
+        .unwrap_err();
+    assert_eq!(absent.code(), Code::Unimplemented, "{absent:?}");
+    // The other services are served as ever, and health does not know bench.Burn.
+    let hello = HelloServiceClient::new(channel.clone())
+        .say_hello(with_password(HelloRequest { id: 1 }, "root123"))
+        .await
+        .unwrap();
+    assert_eq!(hello.into_inner().name, "hello world");
+    let unknown = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "bench.Burn".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod abuse;
 mod auth;
+mod burn;
 mod client_addr;
 mod config;
 mod discovery;

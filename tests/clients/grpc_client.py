@@ -4,8 +4,8 @@
 
 Dials 127.0.0.1:PORT over TLS trusting CERTS_DIR/ca.crt (server name www.example.com, as the
 original's client), presenting CERTS_DIR/client.pem, and prints one JSON object: SayHello with
-the user/password metadata, SayHello without credentials, the health service, and the services
-reflection lists. The messages are encoded by hand (field 1 varint, field 2 string): no code is
+the user/password metadata, SayHello without credentials, the benchmark's bench.Burn (served with
+server.debug_routes), the health service, and the services reflection lists. The messages are encoded by hand (field 1 varint, field 2 string): no code is
 generated from the protos, so the wire format itself is what is checked.
 """
 import json
@@ -81,6 +81,13 @@ def main():
         except grpc.RpcError as e:
             result["anonymous"] = e.code().name
             result["anonymous_code"] = dict(e.trailing_metadata() or ()).get("x-error-code")
+        # bench.Burn's request and answer are one varint field 1, as SayHello's id.
+        burn = channel.unary_unary(
+            "/bench.Burn/Burn",
+            request_serializer=encode_hello_request,
+            response_deserializer=lambda data: {"burned_ms": decode_hello_response(data)["id"]},
+        )
+        result["burn"] = burn(1, metadata=[("user", "root"), ("password", "root123")], timeout=5)
         health = health_pb2_grpc.HealthStub(channel)
         answer = health.Check(health_pb2.HealthCheckRequest(service="hello.HelloService"), timeout=5)
         result["health"] = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)

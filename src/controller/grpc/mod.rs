@@ -3,5 +3,6 @@
 //! controllers use); `server::grpc` resolves them. Errors become a `tonic::Status` in one
 //! place, `web::envelope::status`.
 
+pub mod bench;
 pub mod hello;
 pub mod user;
