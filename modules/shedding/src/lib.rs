@@ -73,3 +73,4 @@ pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use cpu::{CpuMeter, CpuSource, ManualCpu, ProcessCpu};
 pub use settings::{Settings, SettingsError};
 pub use shedder::{Admitted, DEFAULT_MIN_RT, Dropped, Error, IN_FLIGHT_BETA, Shedder, Snapshot};
+pub use window::RT_FLOOR_SLOTS;
