@@ -26,6 +26,9 @@
 //! - **Capacity** (Little's law): the most passes of a bucket × buckets per second × the lowest
 //!   average response time of a bucket (in seconds), at least 1. With no pass in the window the
 //!   response time is taken as 1 s ([`DEFAULT_MIN_RT`]) and the best count as 1: 10 by default.
+//! - **Response-time floor** (not in go-zero): the lowest average response time of a bucket over
+//!   `rt_floor_window` (60 s), kept in [`RT_FLOOR_SLOTS`] coarse slots; the capacity takes it
+//!   instead of the window's lowest when lower (never when the window has no pass).
 //! - **In flight.** An atomic count of admitted requests not yet ended, and its smoothed value,
 //!   `avg = avg × 0.9 + in_flight × 0.1` ([`IN_FLIGHT_BETA`]) each time a request ends.
 //! - **Overload.** The CPU reading (0 to 1) is at or over `cpu_threshold` (0.9), or a request
@@ -44,7 +47,13 @@
 //!
 //! Differences from go-zero: response times are kept in nanoseconds, not rounded up to whole
 //! milliseconds, and the summary of the closed buckets is computed once as a bucket closes
-//! rather than on every decision.
+//! rather than on every decision. And the floor: under an overload longer than the window,
+//! every bucket's response time holds the queueing of what was admitted, so go-zero's lowest
+//! average is about in-flight × service time and its estimate stays near the in-flight count
+//! at which dropping began; the floor remembers the response time from before the queue (or
+//! any quieter moment of the horizon), so the queue cannot prop the estimate up. The price: a
+//! service that genuinely got slower is underestimated (old response time × new throughput)
+//! until its faster past leaves the horizon; `rt_floor_window: 0s` restores go-zero's estimate.
 //!
 //! # Cost per request
 //!
@@ -73,3 +82,4 @@ pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use cpu::{CpuMeter, CpuSource, ManualCpu, ProcessCpu};
 pub use settings::{Settings, SettingsError};
 pub use shedder::{Admitted, DEFAULT_MIN_RT, Dropped, Error, IN_FLIGHT_BETA, Shedder, Snapshot};
+pub use window::RT_FLOOR_SLOTS;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 /// | `sample_interval` | `250ms` | how often [`ProcessCpu`](crate::ProcessCpu) reads the CPU time |
 /// | `ema_beta` | `0.95` | weight of the previous reading in the CPU moving average |
 /// | `min_factor` | `0.1` | the capacity is never scaled below this share |
+/// | `rt_floor_window` | `60s` | how long the lowest response time seen is remembered for the capacity (not go-zero's; `0s` turns it off) |
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -50,10 +51,18 @@ pub struct Settings {
     /// 100 %: even a saturated process admits this share of its estimated capacity. Above 0,
     /// at most 1.
     pub min_factor: f64,
+    /// How long the lowest average response time of a bucket is remembered after the window
+    /// forgot it (not in go-zero). The capacity uses the lower of the window's lowest and this
+    /// floor, so queueing that began after the floor was seen cannot inflate the estimate
+    /// during a long overload; a service that genuinely got slower is underestimated until
+    /// its faster past leaves this horizon. Zero turns it off (go-zero's estimate); otherwise
+    /// from `window` to 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub rt_floor_window: Duration,
 }
 
 impl Default for Settings {
-    /// go-zero's constants.
+    /// go-zero's constants, and a response-time floor over 60 s.
     fn default() -> Self {
         Settings {
             enabled: true,
@@ -64,6 +73,7 @@ impl Default for Settings {
             sample_interval: Duration::from_millis(250),
             ema_beta: 0.95,
             min_factor: 0.1,
+            rt_floor_window: Duration::from_secs(60),
         }
     }
 }
@@ -113,6 +123,15 @@ impl Settings {
         if !(self.min_factor > 0.0 && self.min_factor <= 1.0) {
             return fail("min_factor", "must be above 0 and at most 1");
         }
+        if !self.rt_floor_window.is_zero()
+            && (self.rt_floor_window < self.window
+                || self.rt_floor_window > Duration::from_secs(3600))
+        {
+            return fail(
+                "rt_floor_window",
+                "must be 0s (off) or from the window's length to 1h",
+            );
+        }
         Ok(())
     }
 
@@ -136,13 +155,14 @@ mod tests {
         assert_eq!(s.cool_off, Duration::from_secs(1));
         assert_eq!(s.sample_interval, Duration::from_millis(250));
         assert_eq!((s.ema_beta, s.min_factor), (0.95, 0.1));
+        assert_eq!(s.rt_floor_window, Duration::from_secs(60));
         assert_eq!(s.validate(), Ok(()));
     }
 
     #[test]
     fn validate_names_the_key_out_of_range() {
         type Spoil = fn(&mut Settings);
-        let cases: [(&str, Spoil); 12] = [
+        let cases: [(&str, Spoil); 14] = [
             ("cpu_threshold", |s| s.cpu_threshold = 0.0),
             ("cpu_threshold", |s| s.cpu_threshold = 1.0),
             ("cpu_threshold", |s| s.cpu_threshold = f64::NAN),
@@ -159,6 +179,12 @@ mod tests {
             ("ema_beta", |s| s.ema_beta = -0.1),
             ("min_factor", |s| s.min_factor = 0.0),
             ("min_factor", |s| s.min_factor = 1.5),
+            ("rt_floor_window", |s| {
+                s.rt_floor_window = Duration::from_secs(4)
+            }),
+            ("rt_floor_window", |s| {
+                s.rt_floor_window = Duration::from_secs(3601)
+            }),
         ];
         for (key, spoil) in cases {
             let mut s = Settings::default();

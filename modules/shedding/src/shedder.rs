@@ -126,7 +126,11 @@ impl Shedder {
                 in_flight: AtomicU64::new(0),
                 avg_in_flight: AtomicU64::new(0f64.to_bits()),
                 last_drop: AtomicU64::new(0),
-                window: Mutex::new(Window::new(settings.buckets, settings.bucket_width())),
+                window: Mutex::new(Window::new(
+                    settings.buckets,
+                    settings.bucket_width(),
+                    settings.rt_floor_window,
+                )),
             })),
         })
     }
@@ -218,7 +222,8 @@ impl Inner {
     }
 
     /// Little's law: the best passes per bucket × buckets per second × the lowest average
-    /// response time in seconds, which is `max_pass × min_rt / bucket width`; at least 1.
+    /// response time in seconds (the window's, or the floor when lower), which is
+    /// `max_pass × min_rt / bucket width`; at least 1.
     fn capacity(&self, now: Duration) -> f64 {
         let (summary, width) = {
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
@@ -250,12 +255,16 @@ impl Inner {
     }
 }
 
-/// The capacity estimate from a window summary and the bucket width in nanoseconds.
+/// The capacity estimate from a window summary and the bucket width in nanoseconds. The floor
+/// only lowers a response time the window has: with no pass in the window there is no history
+/// to correct, and the estimate is go-zero's default.
 fn capacity(summary: Summary, width_nanos: u64) -> f64 {
     let max_pass = summary.max_pass.max(1) as f64;
-    let min_rt = summary
-        .min_rt_nanos
-        .unwrap_or(DEFAULT_MIN_RT.as_nanos() as f64);
+    let min_rt = match (summary.min_rt_nanos, summary.rt_floor_nanos) {
+        (Some(window), Some(floor)) => window.min(floor),
+        (Some(window), None) => window,
+        (None, _) => DEFAULT_MIN_RT.as_nanos() as f64,
+    };
     (max_pass * min_rt / width_nanos as f64).max(1.0)
 }
 

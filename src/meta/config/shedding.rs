@@ -95,6 +95,11 @@ mod tests {
             ),
             ("APP__SHEDDING__EMA_BETA", "1", "shedding.ema_beta"),
             ("APP__SHEDDING__MIN_FACTOR", "0", "shedding.min_factor"),
+            (
+                "APP__SHEDDING__RT_FLOOR_WINDOW",
+                "1s",
+                "shedding.rt_floor_window",
+            ),
         ] {
             // Refused whether on or off: the value is wrong in any profile.
             for profile in [Profile::Test, Profile::Prod] {

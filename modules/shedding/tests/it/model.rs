@@ -1,13 +1,14 @@
 //! A property test: the shedder against a reference model that recomputes everything from the
-//! full history on each decision (every pass kept with its time, the window's buckets rebuilt
-//! from them), over random sequences of clock moves, CPU readings, admissions and outcomes,
-//! under random settings. (Measured when written: about 7,000 drops over the 256 cases, so the
+//! full history on each decision (every pass kept with its time, the window's buckets and the
+//! response-time floor's buckets rebuilt from them), over random sequences of clock moves, CPU
+//! readings, admissions and outcomes, under random settings. (Measured when written: about 7,000 drops over the 256 cases, so the
 //! dropping paths are exercised, not only admissions.)
 
 use std::time::Duration;
 
 use goex_shedding::{
-    Admitted, DEFAULT_MIN_RT, IN_FLIGHT_BETA, ManualClock, ManualCpu, Settings, Shedder,
+    Admitted, DEFAULT_MIN_RT, IN_FLIGHT_BETA, ManualClock, ManualCpu, RT_FLOOR_SLOTS, Settings,
+    Shedder,
 };
 use proptest::prelude::*;
 
@@ -34,19 +35,30 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn settings() -> impl Strategy<Value = Settings> {
-    (1u32..=8, 10u64..=200, 0u64..=1500, 50u32..=95, 5u32..=100).prop_map(
-        |(buckets, width_ms, cool_off_ms, threshold, min_factor)| Settings {
-            buckets,
-            window: Duration::from_millis(width_ms) * buckets,
-            cool_off: Duration::from_millis(cool_off_ms),
-            cpu_threshold: threshold as f64 / 100.0,
-            min_factor: min_factor as f64 / 100.0,
-            ..Settings::default()
-        },
+    (
+        (1u32..=8, 10u64..=200, 0u64..=1500, 50u32..=95, 5u32..=100),
+        // The floor's horizon: off, or 1 to 20 windows plus up to 999 ms.
+        prop_oneof![Just(None), (1u32..=20, 0u64..1000).prop_map(Some)],
     )
+        .prop_map(
+            |((buckets, width_ms, cool_off_ms, threshold, min_factor), floor)| {
+                let window = Duration::from_millis(width_ms) * buckets;
+                Settings {
+                    buckets,
+                    window,
+                    cool_off: Duration::from_millis(cool_off_ms),
+                    cpu_threshold: threshold as f64 / 100.0,
+                    min_factor: min_factor as f64 / 100.0,
+                    rt_floor_window: floor.map_or(Duration::ZERO, |(windows, extra_ms)| {
+                        window * windows + Duration::from_millis(extra_ms)
+                    }),
+                    ..Settings::default()
+                }
+            },
+        )
 }
 
-/// go-zero's algorithm as plainly as it can be written.
+/// go-zero's algorithm, with the response-time floor, as plainly as it can be written.
 struct Model {
     settings: Settings,
     width: u64,
@@ -70,25 +82,49 @@ impl Model {
         }
     }
 
+    /// A closed bucket's pass count and average response time; `None` without a pass.
+    fn bucket(&self, bucket: u64) -> Option<(u64, f64)> {
+        let (count, sum) = self
+            .passes
+            .iter()
+            .filter(|(at, _)| at / self.width == bucket)
+            .fold((0u64, 0u64), |(n, s), (_, rt)| (n + 1, s + rt));
+        (count > 0).then(|| (count, sum as f64 / count as f64))
+    }
+
+    /// The floor: the lowest average of every closed bucket that started in one of the last
+    /// `RT_FLOOR_SLOTS` slots of `rt_floor_window / RT_FLOOR_SLOTS` (the current one included).
+    fn rt_floor(&self, now: u64) -> Option<f64> {
+        let slot = self.settings.rt_floor_window.as_nanos() as u64 / RT_FLOOR_SLOTS;
+        if slot == 0 {
+            return None;
+        }
+        let current = now / self.width;
+        let now_slot = current * self.width / slot;
+        (0..current)
+            .filter(|b| now_slot - b * self.width / slot < RT_FLOOR_SLOTS)
+            .filter_map(|b| self.bucket(b).map(|(_, avg)| avg))
+            .reduce(f64::min)
+    }
+
     fn capacity(&self, now: u64) -> f64 {
         let current = now / self.width;
         let oldest = current.saturating_sub(u64::from(self.settings.buckets) - 1);
         let mut max_pass = 0u64;
         let mut min_rt: Option<f64> = None;
         for bucket in oldest..current {
-            let (count, sum) = self
-                .passes
-                .iter()
-                .filter(|(at, _)| at / self.width == bucket)
-                .fold((0u64, 0u64), |(n, s), (_, rt)| (n + 1, s + rt));
-            if count == 0 {
+            let Some((count, avg)) = self.bucket(bucket) else {
                 continue;
-            }
+            };
             max_pass = max_pass.max(count);
-            let avg = sum as f64 / count as f64;
             min_rt = Some(min_rt.map_or(avg, |m: f64| m.min(avg)));
         }
-        let min_rt = min_rt.unwrap_or(DEFAULT_MIN_RT.as_nanos() as f64);
+        // The floor lowers the window's response time; it never stands in for an empty window.
+        let min_rt = match (min_rt, self.rt_floor(now)) {
+            (Some(window), Some(floor)) => window.min(floor),
+            (Some(window), None) => window,
+            (None, _) => DEFAULT_MIN_RT.as_nanos() as f64,
+        };
         (max_pass.max(1) as f64 * min_rt / self.width as f64).max(1.0)
     }
 

@@ -1,5 +1,6 @@
 //! The state machine on hand-built histories: go-zero's defaults (threshold 90 %, 50 × 100 ms
-//! window, 1 s cool-off, factor floor 0.1), a [`ManualCpu`] and a [`ManualClock`].
+//! window, 1 s cool-off, factor floor 0.1) and the response-time floor over 60 s, a
+//! [`ManualCpu`] and a [`ManualClock`].
 
 use std::time::Duration;
 
@@ -101,6 +102,64 @@ fn the_window_forgets_after_five_seconds() {
     assert_eq!(r.capacity(), 10.0, "back to the no-history default");
     let s = r.shedder.snapshot().unwrap();
     assert_eq!((s.in_flight, s.hot), (0, false));
+}
+
+/// Light load (20 passes of 10 ms per bucket for 1 s), then a long overload in which the same
+/// throughput answers each request 80 ms late because of the queue in front of it.
+fn light_then_queueing(r: &Rig, overload_buckets: usize) {
+    r.warm(20, 10, 10);
+    assert!((r.capacity() - 2.0).abs() < 1e-9, "{}", r.capacity());
+    r.warm(20, 80, overload_buckets);
+}
+
+#[test]
+fn queueing_during_a_long_overload_does_not_prop_the_capacity_up() {
+    let r = rig();
+    light_then_queueing(&r, 100); // 10 s: the window holds only the queued buckets
+    assert!(
+        (r.capacity() - 2.0).abs() < 1e-9,
+        "the floor remembers 10 ms: {}",
+        r.capacity()
+    );
+    let _held = r.hold(6);
+    r.settle();
+    r.cpu.set(0.95); // limit 2 × 0.5 = 1
+    assert!(r.shedder.allow().is_err());
+
+    // go-zero's estimate follows the queueing: 20 × 80 ms / 100 ms = 16, limit 8.
+    let r = rig_with(Settings {
+        rt_floor_window: Duration::ZERO,
+        ..Settings::default()
+    })
+    .unwrap();
+    light_then_queueing(&r, 100);
+    assert!((r.capacity() - 16.0).abs() < 1e-9, "{}", r.capacity());
+    let _held = r.hold(6);
+    r.settle();
+    r.cpu.set(0.95);
+    assert!(
+        r.shedder.allow().is_ok(),
+        "6 in flight, under the limit of 8"
+    );
+}
+
+#[test]
+fn the_floor_ages_out_after_its_horizon() {
+    // The fast buckets started in the floor's first 5 s slot; it leaves the 60 s horizon when
+    // the clock reaches 60 s, and a service that stays slower is then estimated as it is.
+    let r = rig();
+    light_then_queueing(&r, 589); // to 59.9 s
+    assert!((r.capacity() - 2.0).abs() < 1e-9, "{}", r.capacity());
+    r.warm(20, 80, 1); // 60 s
+    assert!((r.capacity() - 16.0).abs() < 1e-9, "{}", r.capacity());
+}
+
+#[test]
+fn the_floor_never_stands_in_for_an_empty_window() {
+    let r = rig();
+    r.warm(20, 10, 5);
+    r.clock.advance(5_400 * MS); // the window is empty, the floor still holds 10 ms
+    assert_eq!(r.capacity(), 10.0, "the no-history default");
 }
 
 #[test]
