@@ -590,3 +590,33 @@ pub fn quick_value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// A `redis-server` of a test's own on `port` (no persistence), killed when dropped: for
+/// tests that stop their Redis, which the shared servers must never be.
+pub struct PrivateRedis(pub std::process::Child);
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a [`PrivateRedis`] on `port`.
+pub fn private_redis(port: u16) -> PrivateRedis {
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/services.sh installs it)");
+    PrivateRedis(child)
+}

@@ -5,7 +5,6 @@
 //! The Cluster tests run in the `redis-cluster` group (.config/nextest.toml): another test of
 //! that group kills a master.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +18,8 @@ use goex_redis::{Mode, RedisClient, Settings, cmd};
 use shaku::HasComponent;
 
 use crate::helpers::{
-    Capture, Records, eventually, free_port, redis_overrides, service_env, spawn_app,
-    spawn_app_with, unique_name,
+    Capture, Records, eventually, free_port, private_redis, redis_overrides, service_env,
+    spawn_app, spawn_app_with, unique_name,
 };
 
 /// The rule: 1 per minute, burst 20.
@@ -295,33 +294,6 @@ async fn decisions_say_what_is_left_and_idle_keys_expire_when_full() {
         ttl_ms <= 30_000 && ttl_ms > 29_000,
         "expires when full: {ttl_ms} ms"
     );
-}
-
-struct PrivateRedis(Child);
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn private_redis(port: u16) -> PrivateRedis {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/services.sh installs it)");
-    PrivateRedis(child)
 }
 
 /// `rate_limit_store_fallbacks_total{rule,action}` as rendered.

@@ -1,7 +1,6 @@
 //! Values and login records in a real Redis (`scripts/services.sh up`), the in-process store of
 //! the embedded default, and Redis failures answered as 503 / 10004 without hangs.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use go_example::repository::redis::token::TokenRepository;
@@ -9,8 +8,8 @@ use go_example::repository::redis::value::ValueRepository;
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, assert_envelope, eventually, free_port, redis_overrides, service_env, spawn_app,
-    spawn_app_with, unique_name,
+    TestApp, assert_envelope, eventually, free_port, private_redis, redis_overrides, service_env,
+    spawn_app, spawn_app_with, unique_name,
 };
 
 fn unique(prefix: &str) -> String {
@@ -120,33 +119,6 @@ async fn hello_reports_the_redis_value() {
 async fn the_embedded_default_keeps_values_in_process() {
     let app = spawn_app().await;
     exercise_repositories(&app, false).await;
-}
-
-struct PrivateRedis(Child);
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn private_redis(port: u16) -> PrivateRedis {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/services.sh installs it)");
-    PrivateRedis(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
