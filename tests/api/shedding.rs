@@ -204,29 +204,23 @@ async fn off_as_in_the_test_profile_nothing_is_dropped_or_measured() {
     );
 }
 
-/// Threads of this process named as the CPU sampler (`comm` keeps 15 bytes of the name).
-fn sampler_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|name| name.trim() == "goex-cpu-sample")
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_sampler_runs_with_the_app_and_ends_when_it_stops() {
     // nextest runs each test in its own process: no other app samples here.
-    let before = sampler_threads();
+    let before = goex_shedding::running_samplers();
     let app = crate::helpers::spawn_app_with(&vars(&ON)).await;
-    assert_eq!(sampler_threads(), before + 1, "one sampler for the app");
+    assert_eq!(
+        goex_shedding::running_samplers(),
+        before + 1,
+        "one sampler for the app"
+    );
     assert_eq!(app.get("/hello").await.status().as_u16(), 200);
     drop(app);
     assert!(
-        eventually(Duration::from_secs(10), async || sampler_threads()
-            == before)
+        eventually(
+            Duration::from_secs(10),
+            async || goex_shedding::running_samplers() == before
+        )
         .await,
         "the sampler outlived the app"
     );

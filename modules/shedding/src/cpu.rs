@@ -103,6 +103,26 @@ struct Shared {
     _stop: Sender<()>,
 }
 
+/// The name of the thread [`ProcessCpu::start`] samples on.
+pub const SAMPLER_THREAD: &str = "goex-cpu-sampler";
+
+/// The CPU sampler threads running in this process now (from `/proc/self/task`; 0 where it
+/// cannot be read): each [`ProcessCpu`] holds one until its last clone is dropped, so a caller
+/// can check that the samplers of stopped apps have ended.
+pub fn running_samplers() -> usize {
+    // `comm` keeps the first 15 bytes of a thread's name.
+    let comm = &SAMPLER_THREAD[..SAMPLER_THREAD.len().min(15)];
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.trim() == comm)
+        })
+        .count()
+}
+
 impl ProcessCpu {
     /// Discovers the CPU limit and starts the sampler thread.
     ///
@@ -117,7 +137,7 @@ impl ProcessCpu {
         let mut meter = CpuMeter::new(settings.ema_beta);
         let published = reading.clone();
         std::thread::Builder::new()
-            .name("goex-cpu-sampler".into())
+            .name(SAMPLER_THREAD.into())
             .spawn(move || {
                 let mut since = Instant::now();
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
@@ -222,24 +242,12 @@ mod tests {
         assert!(weak.upgrade().is_none());
         // The sampler sees its channel closed and ends (no other test here starts one).
         let deadline = Instant::now() + Duration::from_secs(5);
-        while sampler_threads() > 0 {
+        while running_samplers() > 0 {
             assert!(
                 Instant::now() < deadline,
                 "the sampler thread is still running"
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-    }
-
-    /// Threads of this process named as the sampler (`comm` keeps 15 bytes of the name).
-    fn sampler_threads() -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|task| {
-                std::fs::read_to_string(task.path().join("comm"))
-                    .is_ok_and(|name| name.trim() == "goex-cpu-sample")
-            })
-            .count()
     }
 }

@@ -79,7 +79,7 @@ mod window;
 
 pub use cgroup::{CgroupVersion, CpuLimit};
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use cpu::{CpuMeter, CpuSource, ManualCpu, ProcessCpu};
+pub use cpu::{CpuMeter, CpuSource, ManualCpu, ProcessCpu, SAMPLER_THREAD, running_samplers};
 pub use settings::{Settings, SettingsError};
 pub use shedder::{Admitted, DEFAULT_MIN_RT, Dropped, Error, IN_FLIGHT_BETA, Shedder, Snapshot};
 pub use window::RT_FLOOR_SLOTS;
