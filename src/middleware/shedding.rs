@@ -113,7 +113,10 @@ where
         match self.project() {
             ShedProj::Through { fut } => fut.poll(cx),
             ShedProj::Tracked { fut, admission } => {
-                let result = ready!(fut.poll(cx));
+                let result = match admission {
+                    Some(admission) => ready!(admission.poll(fut, cx)),
+                    None => ready!(fut.poll(cx)),
+                };
                 let status = match &result {
                     Ok(res) => res.status(),
                     Err(e) => e.as_response_error().status_code(),

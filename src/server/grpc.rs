@@ -417,7 +417,10 @@ where
         match self.project() {
             ShedCallProj::Through { fut } => fut.poll(cx),
             ShedCallProj::Tracked { fut, admission } => {
-                let result = std::task::ready!(fut.poll(cx));
+                let result = std::task::ready!(match admission {
+                    Some(admission) => admission.poll(fut, cx),
+                    None => fut.poll(cx),
+                });
                 if let Some(admission) = admission.take() {
                     admission.finish(match &result {
                         Ok(response) => server_failure(response),

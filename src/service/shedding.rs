@@ -152,6 +152,18 @@ impl AppShedder {
 pub struct Admission(Admitted);
 
 impl Admission {
+    /// Polls the request's future, leaving its waits in the run queue out of the response
+    /// time the shedder learns from (`goex_shedding::Admitted::poll_timed`): poll it through
+    /// this every time.
+    #[inline]
+    pub fn poll<F: std::future::Future>(
+        &mut self,
+        fut: std::pin::Pin<&mut F>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.0.poll_timed(fut, cx)
+    }
+
     /// The request was served (any answer but a server-side failure, as go-zero counts): its
     /// response time teaches the shedder the process's capacity.
     pub fn pass(self) {

@@ -37,7 +37,16 @@
 //! - **Drop** when overloaded and both the in-flight count and its smoothed value exceed the
 //!   capacity × `factor`, where `factor = (1 − cpu) / (1 − cpu_threshold)` kept within
 //!   [`min_factor` (0.1), 1]: 1 up to the threshold, shrinking as the CPU climbs to 100 %, but
-//!   a saturated process still admits a tenth of its estimate. Each drop renews the cool-off.
+//!   a saturated process still admits a tenth of its estimate. The scaled limit is never under
+//!   1 (not in go-zero, where it can be): under 1 a request is admitted only onto an empty
+//!   process, and the CPU idles from each end to the next arrival. Each drop renews the
+//!   cool-off.
+//! - **Response time** (not go-zero's wall time when the request's future is polled through
+//!   [`Admitted::poll_timed`]): the wall time less the request's waits to run, from its
+//!   admission to its first poll and from each wake to the poll that follows, which under
+//!   overload is the run queue. Waits that are not wakes are not seen: tokio's `yield_now`
+//!   defers its wake until the runtime next polls its I/O driver, so part of a yielding
+//!   request's queueing is still counted.
 //! - **CPU** ([`ProcessCpu`]): every `sample_interval` (250 ms) the CPU time this process used
 //!   (user + system) over the wall time elapsed, divided by the CPUs it may use (its affinity
 //!   mask, capped by its cgroup quota: v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`, v2
@@ -57,9 +66,11 @@
 //!
 //! # Cost per request
 //!
-//! No allocation. Under the threshold and outside the cool-off, a decision is two clock/CPU
-//! reads and three atomic operations; over it, a short mutex section reading the cached window
-//! summary. Each pass takes the window's mutex for a counter update.
+//! No allocation to decide and record. Under the threshold and outside the cool-off, a
+//! decision is two clock/CPU reads and three atomic operations; over it, a short mutex section
+//! reading the cached window summary. Each pass takes the window's mutex for a counter update.
+//! Polling through [`Admitted::poll_timed`] adds one allocation per admitted request (the
+//! waker that notes its wakes) and two clock reads per poll.
 //!
 //! # Determinism
 //!
@@ -73,6 +84,7 @@
 mod cgroup;
 mod clock;
 mod cpu;
+mod queueing;
 mod settings;
 mod shedder;
 mod window;

@@ -1,12 +1,16 @@
 //! The shedder: admits or drops each request ([`Shedder::allow`]) and learns from each outcome
 //! ([`Admitted::pass`], [`Admitted::fail`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::clock::{Clock, MonotonicClock};
 use crate::cpu::{CpuSource, ProcessCpu};
+use crate::queueing::Queueing;
 use crate::settings::{Settings, SettingsError};
 use crate::window::{Summary, Window};
 
@@ -76,9 +80,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The in-flight count over which requests are dropped when overloaded or hot:
-    /// `capacity * factor`.
+    /// `capacity * factor`, at least 1.
     pub fn limit(&self) -> f64 {
-        self.capacity * self.factor
+        limit(self.capacity, self.factor)
     }
 }
 
@@ -157,6 +161,7 @@ impl Shedder {
             return Ok(Admitted {
                 inner: None,
                 start: Duration::ZERO,
+                queueing: Queueing::default(),
             });
         };
         let now = inner.clock.now();
@@ -169,6 +174,7 @@ impl Shedder {
         Ok(Admitted {
             inner: Some(inner.clone()),
             start: now,
+            queueing: Queueing::default(),
         })
     }
 
@@ -202,7 +208,7 @@ impl Inner {
         if cpu < self.cpu_threshold && !self.hot(now) {
             return false;
         }
-        let limit = self.capacity(now) * self.factor(cpu);
+        let limit = limit(self.capacity(now), self.factor(cpu));
         let in_flight = self.in_flight.load(Ordering::Relaxed) as f64;
         self.avg_in_flight() > limit && in_flight > limit
     }
@@ -237,8 +243,8 @@ impl Inner {
     }
 
     /// One admitted request ended: one fewer in flight, the smoothed count moved towards the
-    /// new count, and a pass (with its response time) recorded in the window.
-    fn finish(&self, pass_started: Option<Duration>) {
+    /// new count, and a pass (with its response time less `waited`) recorded in the window.
+    fn finish(&self, pass_started: Option<Duration>, waited: Duration) {
         let in_flight = self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
         let _ = self
             .avg_in_flight
@@ -250,9 +256,17 @@ impl Inner {
         if let Some(start) = pass_started {
             let now = self.clock.now();
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-            window.record(now, now.saturating_sub(start));
+            window.record(now, now.saturating_sub(start).saturating_sub(waited));
         }
     }
+}
+
+/// The in-flight count over which an overloaded process drops: the capacity scaled by the
+/// CPU factor, never under one. Under one (go-zero lets the factor take it there), a request
+/// is admitted only when none is in flight, and the CPU idles from each end to the next
+/// arrival; one allows a request to wait behind the one running and no more.
+fn limit(capacity: f64, factor: f64) -> f64 {
+    (capacity * factor).max(1.0)
 }
 
 /// The capacity estimate from a window summary and the bucket width in nanoseconds. The floor
@@ -276,20 +290,43 @@ fn capacity(summary: Summary, width_nanos: u64) -> f64 {
 pub struct Admitted {
     inner: Option<Arc<Inner>>,
     start: Duration,
+    queueing: Queueing,
 }
 
 impl Admitted {
-    /// The request was served: counts a pass with its response time.
+    /// Polls the request's future `fut` on its behalf, so the time it waits to run after each
+    /// wake (the run queue, under overload) is left out of the response time it passes with:
+    /// the shedder learns the service time, not the queue. Poll the request's future through
+    /// this on every poll, or never (then the whole wall time counts).
+    ///
+    /// Costs one allocation on the first poll (the waker that notes the wakes) and two clock
+    /// reads a poll; a disabled shedder polls `fut` as it is.
+    pub fn poll_timed<F: Future>(
+        &mut self,
+        fut: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        let Some(inner) = &self.inner else {
+            return fut.poll(cx);
+        };
+        let waker = self
+            .queueing
+            .before_poll(&inner.clock, self.start, cx.waker());
+        fut.poll(&mut Context::from_waker(waker))
+    }
+
+    /// The request was served: counts a pass with its response time (less its waits to run,
+    /// when polled through [`poll_timed`](Admitted::poll_timed)).
     pub fn pass(mut self) {
         if let Some(inner) = self.inner.take() {
-            inner.finish(Some(self.start));
+            inner.finish(Some(self.start), self.queueing.waited());
         }
     }
 
     /// The request failed: only leaves the in-flight count.
     pub fn fail(mut self) {
         if let Some(inner) = self.inner.take() {
-            inner.finish(None);
+            inner.finish(None, Duration::ZERO);
         }
     }
 }
@@ -297,7 +334,7 @@ impl Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            inner.finish(None);
+            inner.finish(None, Duration::ZERO);
         }
     }
 }

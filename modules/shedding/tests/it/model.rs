@@ -141,7 +141,8 @@ impl Model {
 
     fn allow(&mut self, now: u64, cpu: f64) -> bool {
         if cpu >= self.settings.cpu_threshold || self.hot(now) {
-            let limit = self.capacity(now) * self.factor(cpu);
+            // Never under one request in flight.
+            let limit = (self.capacity(now) * self.factor(cpu)).max(1.0);
             if self.avg > limit && self.in_flight as f64 > limit {
                 self.last_drop = Some(now);
                 return false;

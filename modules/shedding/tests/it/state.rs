@@ -341,3 +341,159 @@ fn the_production_shedder_starts_on_this_process() {
     assert!((0.0..=1.0).contains(&s.cpu));
     assert_eq!(s.in_flight, 0);
 }
+
+#[test]
+fn the_scaled_limit_never_falls_under_one_request() {
+    // A capacity of 2 (20 passes of 10 ms per bucket) at 100 % CPU: 2 × 0.1 = 0.2, held at 1.
+    let r = rig();
+    r.warm(20, 10, 5);
+    r.cpu.set(1.0);
+    assert!((r.capacity() - 2.0).abs() < 1e-9, "{}", r.capacity());
+    assert_eq!(r.limit(), 1.0);
+    for (held, dropped) in [(1, false), (2, true)] {
+        let r = rig();
+        r.warm(20, 10, 5);
+        let _held = r.hold(held);
+        r.settle();
+        r.cpu.set(1.0);
+        assert_eq!(r.shedder.allow().is_err(), dropped, "{held} in flight");
+    }
+}
+
+mod timed {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::*;
+
+    /// A request's work: pending until woken through the waker it was last polled with.
+    #[derive(Default)]
+    struct Parked {
+        waker: Arc<Mutex<Option<Waker>>>,
+        ready: bool,
+    }
+
+    impl Future for Parked {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.ready {
+                return Poll::Ready(());
+            }
+            self.ready = true;
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// The task polling the request: counts its wakes.
+    #[derive(Default)]
+    struct Task(Mutex<u32>);
+
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {
+            *self.0.lock().unwrap() += 1;
+        }
+    }
+
+    /// `n` requests admitted at once: `before_first_poll` until their first poll, then parked
+    /// `elsewhere` (a database), then `queued` between their wake and the poll that ends them.
+    /// Returns the tasks that polled them.
+    fn serve(
+        r: &Rig,
+        n: usize,
+        [before_first_poll, elsewhere, queued]: [Duration; 3],
+        timed: bool,
+    ) -> Vec<Arc<Task>> {
+        let mut requests: Vec<(Admitted, Pin<Box<Parked>>, Arc<Task>)> = (0..n)
+            .map(|_| (r.admit(), Box::pin(Parked::default()), Arc::default()))
+            .collect();
+        let poll = |(admitted, work, task): &mut (Admitted, Pin<Box<Parked>>, Arc<Task>)| {
+            let waker = Waker::from(task.clone());
+            let mut cx = Context::from_waker(&waker);
+            if timed {
+                admitted.poll_timed(work.as_mut(), &mut cx)
+            } else {
+                work.as_mut().poll(&mut cx)
+            }
+        };
+        r.clock.advance(before_first_poll);
+        assert!(requests.iter_mut().all(|r| poll(r).is_pending()));
+        r.clock.advance(elsewhere);
+        for (_, work, _) in &requests {
+            work.waker.lock().unwrap().take().expect("parked").wake();
+        }
+        r.clock.advance(queued);
+        assert!(requests.iter_mut().all(|r| poll(r).is_ready()));
+        requests
+            .into_iter()
+            .map(|(admitted, _, task)| {
+                admitted.pass();
+                task
+            })
+            .collect()
+    }
+
+    /// The response time learned from 20 such requests in each of 5 buckets, read back from
+    /// the capacity (20 × rt / 100 ms).
+    fn learned_rt_ms(waits_ms: [u32; 3], timed: bool) -> f64 {
+        let r = rig();
+        let spent: u32 = waits_ms.iter().sum();
+        for _ in 0..5 {
+            for task in serve(&r, 20, waits_ms.map(|ms| ms * MS), timed) {
+                assert_eq!(
+                    *task.0.lock().unwrap(),
+                    1,
+                    "the polling task was woken once"
+                );
+            }
+            r.clock.advance((100 - spent) * MS);
+        }
+        r.capacity() / 20.0 * 100.0
+    }
+
+    #[test]
+    fn waits_to_run_are_left_out_of_the_response_time_and_waits_elsewhere_are_not() {
+        // 2 ms before the first poll and 5 ms after the wake are the run queue; the 10 ms
+        // parked are the request's own (its database).
+        let rt = learned_rt_ms([2, 10, 5], true);
+        assert!((rt - 10.0).abs() < 1e-6, "{rt}");
+        // Polled as it is, the whole wall time counts, as in go-zero.
+        let rt = learned_rt_ms([2, 10, 5], false);
+        assert!((rt - 17.0).abs() < 1e-6, "{rt}");
+    }
+
+    #[test]
+    fn a_wake_after_the_request_ended_is_harmless() {
+        let r = rig();
+        let task = Arc::new(Task::default());
+        let waker = Waker::from(task.clone());
+        let mut admitted = r.admit();
+        let mut work = Box::pin(Parked::default());
+        let parked = work.waker.clone();
+        assert!(
+            admitted
+                .poll_timed(work.as_mut(), &mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        admitted.pass();
+        parked.lock().unwrap().take().unwrap().wake();
+        assert_eq!(*task.0.lock().unwrap(), 1);
+        assert_eq!(r.shedder.snapshot().unwrap().in_flight, 0);
+    }
+
+    #[test]
+    fn a_disabled_shedder_polls_the_future_as_it_is() {
+        let shedder = Shedder::disabled();
+        let mut admitted = shedder.allow().unwrap();
+        let mut work = Box::pin(Parked::default());
+        let task = Arc::new(Task::default());
+        let waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(admitted.poll_timed(work.as_mut(), &mut cx).is_pending());
+        let stored = work.waker.lock().unwrap().clone().unwrap();
+        assert!(stored.will_wake(&waker), "the caller's own waker");
+        admitted.pass();
+    }
+}
