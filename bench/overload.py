@@ -54,6 +54,9 @@ IN_FLIGHT_S = 1.2
 # max(10 ms, 1/rps), so above 100 a client sends a few per tick, below it its requests come in
 # bursts of one tick apart; more clients keep the offer smooth.
 RPS_PER_CLIENT = 200
+# h2load processes an open-loop offer is spread over, their starts a fraction of a timer tick
+# apart (h2load_staggered).
+STAGGER_GROUPS = 16
 # HTTP/2 streams per gRPC connection (server.grpc.max_concurrent_streams is 200).
 GRPC_STREAMS = 100
 # Closed-loop concurrency levels of the capacity measurement.
@@ -78,16 +81,62 @@ def section_key(text, section, key):
     return k.group(1) if k else None
 
 
-def h2load(argv, log=None):
-    """Runs h2load (pinned to CPU 1): its summary figures. `log` is written afresh (h2load
-    appends to it)."""
+def h2load_cmd(argv, log=None):
+    """The h2load command line (pinned to CPU 1); `log` is removed first (h2load appends)."""
     if log and os.path.exists(log):
         os.remove(log)
-    cmd = ["taskset", "-c", "1", "h2load", "-t1", *argv] + (["--log-file", log] if log else [])
+    return ["taskset", "-c", "1", "h2load", "-t1", *argv] + (["--log-file", log] if log else [])
+
+
+def h2load(argv, log=None):
+    """Runs h2load: its summary figures. `log` is written afresh."""
+    cmd = h2load_cmd(argv, log)
     out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0 and "finished in" not in out.stdout:
-        raise SystemExit(f"bench: h2load failed: {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
-    text = out.stdout
+    return summary_of(cmd, out.returncode, out.stdout, out.stderr)
+
+
+def h2load_staggered(target, clients, streams, seconds, per_client, log=None):
+    """An open-loop offer of `clients` × `per_client` req/s from STAGGER_GROUPS h2load processes
+    whose starts are spread over one tick of h2load's --rps timer, so their requests interleave
+    instead of arriving in one burst per tick: one h2load starts all its clients at once, and
+    their timers fire together (every max(10 ms, 1/rps)), which makes the offer a burst of
+    `clients` requests per tick. Summaries are summed and the logs joined into `log`."""
+    groups = min(clients, STAGGER_GROUPS)
+    tick = max(0.010, 1.0 / per_client)
+    procs = []
+    start = time.monotonic()
+    for i in range(groups):
+        count = clients // groups + (1 if i < clients % groups else 0)
+        part = f"{log}.{i}" if log else None
+        cmd = h2load_cmd(target.argv(count, streams, seconds, rps=per_client), part)
+        delay = start + i * tick / groups - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        procs.append((cmd, part, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    total = None
+    if log and os.path.exists(log):
+        os.remove(log)
+    for cmd, part, proc in procs:
+        out, err = proc.communicate()
+        summary = summary_of(cmd, proc.returncode, out, err)
+        if total is None:
+            total = summary
+        else:
+            for key in ("done", "failed", "errored", "2xx", "5xx", "data_bytes", "rps"):
+                total[key] += summary[key]
+            total["text"] += summary["text"]
+        if part:
+            with open(part) as src, open(log, "a") as dst:
+                dst.write(src.read())
+            os.remove(part)
+    return total
+
+
+def summary_of(cmd, returncode, stdout, stderr):
+    """The figures of one h2load run's summary."""
+    if returncode != 0 and "finished in" not in stdout:
+        raise SystemExit(f"bench: h2load failed: {' '.join(cmd)}\n{stdout}\n{stderr}")
+    text = stdout
     done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                      r"(\d+) errored", text)
     status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
@@ -336,9 +385,9 @@ def open_loop(target, rate, warmup, seconds, log, metrics_port):
     scraper.start()
     try:
         if warmup > 0:
-            h2load(target.argv(clients, streams, warmup, rps=per_client))
+            h2load_staggered(target, clients, streams, warmup, per_client)
         before = scraper.scrape()
-        summary = h2load(target.argv(clients, streams, seconds, rps=per_client), log)
+        summary = h2load_staggered(target, clients, streams, seconds, per_client, log)
         after = scraper.scrape()
     finally:
         scraper.stop()
