@@ -202,6 +202,9 @@ impl<A: Served> Application<A> {
         // Profiling stops before the server drains; metrics are scraped until the last request
         // drained, then stopped.
         let (mut before_drain, mut after_drain) = (Vec::new(), Vec::new());
+        // Every side listener once more at the end, whichever way the server ended (stopped
+        // through its own handle, or failed, the shutdown future never completes).
+        let every_side: Vec<_> = self.side.iter().map(|s| s.server.handle()).collect();
         for side in self.side {
             match side.side {
                 Side::Profiling => before_drain.push(side.server.handle()),
@@ -252,6 +255,9 @@ impl<A: Served> Application<A> {
                 result
             }
         };
+        for h in &every_side {
+            h.stop(false).await;
+        }
         for task in background {
             task.abort();
         }

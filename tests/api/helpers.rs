@@ -40,6 +40,13 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops the server through its handle, as `Drop` does, and waits for it to stop.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.handle.clone();

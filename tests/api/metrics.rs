@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use go_example::repository::client::DatabaseClient;
 use go_example::repository::mongodb::user::{UserDocument, UserDocumentRepository};
@@ -492,4 +492,25 @@ async fn metrics_can_be_switched_off() {
     let app = spawn_app_with(&[("APP__METRICS__ENABLED", "false".to_owned())]).await;
     assert!(app.metrics_port.is_none());
     assert_eq!(app.get("/hello").await.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_stopped_through_its_handle_stops_its_metrics_listener() {
+    let app = spawn_app_with(&[]).await;
+    let port = app.metrics_port.expect("metrics on in the test profile");
+    let (text, _) = scrape(&app).await;
+    assert!(!text.is_empty(), "serving before the stop");
+    app.stop().await;
+    // The side listener is stopped after the server ended: its port refuses within 5 s.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the metrics listener on {port} still accepts after the app stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
