@@ -325,6 +325,7 @@ mod tests {
             on_store_error: crate::meta::config::OnStoreError::Local,
             max_keys: 10,
             eviction_interval: Duration::from_secs(60),
+            fallback_log_interval: Duration::from_secs(10),
             rules,
         };
         let p = RateLimitServiceImpl::parameters(&config, None);

@@ -504,7 +504,10 @@ async fn an_app_stopped_through_its_handle_stops_its_metrics_listener() {
     // The side listener is stopped after the server ended: its port refuses within 5 s.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
             break;
         }
         assert!(

@@ -34,6 +34,7 @@ fn config(on_store_error: OnStoreError) -> RateLimitConfig {
         on_store_error,
         max_keys: 1000,
         eviction_interval: Duration::from_secs(60),
+        fallback_log_interval: Duration::from_secs(10),
         rules: Vec::new(),
     }
 }

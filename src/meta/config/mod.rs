@@ -36,7 +36,9 @@ pub use excel::{EXCEL_MAX_DATA_ROWS, ExcelConfig, MAX_IMPORT_BATCH};
 pub use grpc::{ClientAuth, GrpcAuthConfig, GrpcConfig, GrpcTlsConfig, MIN_GRPC_PASSWORD};
 pub use grpc_client::{GrpcClientConfig, GrpcClientTlsConfig};
 pub use jenkins::JenkinsConfig;
-pub use rate_limit::{OnStoreError, PrefixWidths, RateLimitConfig, RateLimitRule, RuleKey};
+pub use rate_limit::{
+    MAX_RULES, OnStoreError, PrefixWidths, RateLimitConfig, RateLimitRule, RuleKey,
+};
 pub use server::{HttpConfig, ServerConfig};
 pub use sms::{AlibabaSmsCodeConfig, SmsConfig, SmsProvider};
 pub use socket::{CommonConfig, SocketAddressLimits, SocketAuth, SocketConfig};

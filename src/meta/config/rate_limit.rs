@@ -25,6 +25,11 @@ pub struct RateLimitConfig {
     /// How often idle keys (buckets that are full again) are evicted from the in-process store.
     #[serde(with = "humantime_serde")]
     pub eviction_interval: Duration,
+    /// While Redis does not answer, each rule logs one warning per this long (the line counts
+    /// the fallbacks it stands for), so a flood is not a log line per request. `0s` logs every
+    /// fallback.
+    #[serde(with = "humantime_serde")]
+    pub fallback_log_interval: Duration,
     /// The rules, each with a unique `name` (docs/overload.md).
     #[serde(default)]
     pub rules: Vec<RateLimitRule>,
@@ -42,9 +47,19 @@ pub enum OnStoreError {
     Deny,
 }
 
+/// The most rules `rate_limit.rules` may name: a store keeps a table per rule name and stops
+/// counting new names past this many, so a config with more is refused at start instead.
+pub const MAX_RULES: usize = 1024;
+
 impl RateLimitConfig {
     /// `rate_limit.*`.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if self.rules.len() > MAX_RULES {
+            return Err(invalid(
+                "rate_limit.rules",
+                format!("{} rules; at most {MAX_RULES}", self.rules.len()),
+            ));
+        }
         refuse_zero(&[
             ("rate_limit.max_keys", self.max_keys == 0),
             (

@@ -466,6 +466,23 @@ fn prod_refuses_root_and_empty_mysql_passwords_without_printing_them() {
 }
 
 #[test]
+fn more_rate_limit_rules_than_a_store_keeps_are_refused() {
+    let mut config = shipped(Profile::Test);
+    let rule = config.rate_limit.rules[0].clone();
+    config.rate_limit.rules = (0..=MAX_RULES)
+        .map(|i| RateLimitRule {
+            name: format!("rule-{i}"),
+            ..rule.clone()
+        })
+        .collect();
+    let message = config.check(Profile::Test).unwrap_err().to_string();
+    assert!(message.contains("rate_limit.rules"), "{message}");
+    assert!(message.contains("at most 1024"), "{message}");
+    config.rate_limit.rules.pop();
+    config.check(Profile::Test).unwrap();
+}
+
+#[test]
 fn rate_limit_rules_are_checked_naming_the_key() {
     /// The variables, the key the error names, and a word of its reason.
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);

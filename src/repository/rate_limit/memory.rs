@@ -31,10 +31,11 @@ use crate::meta::config::RateLimitConfig;
 /// [`Decision::store`] and [`RateLimitStore::backend`] of this store.
 pub const MEMORY: &str = "memory";
 
-/// The most rules one store keeps. Rules come from config (a handful); a spend under a rule
-/// name past this many is admitted uncounted rather than growing the table (a programming
-/// error, never a client's doing: clients choose keys, not rule names).
-pub const MAX_RULES: usize = 1024;
+/// The most rules one store keeps: the config's own bound (`rate_limit.rules` is refused at
+/// start with more). A spend under a rule name past this many (a programming error, never a
+/// client's doing: clients choose keys, not rule names) is admitted uncounted rather than
+/// growing the table.
+pub use crate::meta::config::MAX_RULES;
 
 /// [`RateLimitStore`] in process. Each rule has its own governor limiter (a rule's quota is
 /// fixed), created on its first spend; each limiter keeps at most `max_keys` client keys. When a
@@ -428,6 +429,7 @@ mod tests {
             on_store_error: OnStoreError::Local,
             max_keys,
             eviction_interval,
+            fallback_log_interval: Duration::from_secs(10),
             rules: Vec::new(),
         }
     }

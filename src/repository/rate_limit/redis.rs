@@ -24,10 +24,6 @@ pub const FALLBACK: &str = "fallback";
 /// The prefix of every bucket's key: `rl:{<rule>:<key>}`.
 pub const KEY_PREFIX: &str = "rl:";
 
-/// At most one warn log per rule in this long while Redis does not answer (each one says how
-/// many fallbacks it stands for): a flood must not become a log line per request.
-pub const WARN_EVERY: Duration = Duration::from_secs(10);
-
 /// GCRA (the algorithm governor runs in process), in one step on the node that owns the key,
 /// on that node's clock (`TIME`), so every instance sees one clock per bucket.
 /// KEYS[1]: the bucket, holding its theoretical arrival time (TAT) in µs since the epoch.
@@ -173,7 +169,10 @@ impl RedisRateLimitStore {
                 .metrics
                 .rate_limit_store_fallback(bucket.rule, action);
         }
-        if let Some(suppressed) = self.warnings.due(bucket.rule) {
+        if let Some(suppressed) = self
+            .warnings
+            .due(bucket.rule, self.config.fallback_log_interval)
+        {
             slog::warn!(self.logger, "rate-limit store unavailable: falling back";
                 "rule" => bucket.rule, "action" => action, "error" => %error,
                 "fallbacks_not_logged" => suppressed);
@@ -230,13 +229,14 @@ impl RateLimitStore for RedisRateLimitStore {
 pub struct FallbackWarnings(Mutex<HashMap<Box<str>, (Instant, u64)>>);
 
 impl FallbackWarnings {
-    /// `Some(fallbacks not logged since the last line)` when `rule` may log again.
-    fn due(&self, rule: &str) -> Option<u64> {
+    /// `Some(fallbacks not logged since the last line)` when `rule` may log again, at most
+    /// once per `every` (`rate_limit.fallback_log_interval`).
+    fn due(&self, rule: &str, every: Duration) -> Option<u64> {
         let mut warned = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let full = warned.len() >= MAX_RULES;
         match warned.get_mut(rule) {
-            Some((last, suppressed)) if now.duration_since(*last) < WARN_EVERY => {
+            Some((last, suppressed)) if now.duration_since(*last) < every => {
                 *suppressed += 1;
                 None
             }
@@ -268,14 +268,18 @@ mod tests {
 
     #[test]
     fn a_rule_warns_once_per_period_and_counts_the_rest() {
+        const EVERY: Duration = Duration::from_secs(10);
         let warnings = FallbackWarnings::default();
-        assert_eq!(warnings.due("a"), Some(0));
-        assert_eq!(warnings.due("a"), None);
-        assert_eq!(warnings.due("a"), None);
-        assert_eq!(warnings.due("b"), Some(0), "rules are counted apart");
+        assert_eq!(warnings.due("a", EVERY), Some(0));
+        assert_eq!(warnings.due("a", EVERY), None);
+        assert_eq!(warnings.due("a", EVERY), None);
+        assert_eq!(warnings.due("b", EVERY), Some(0), "rules are counted apart");
         // As if the period had passed.
-        warnings.0.lock().unwrap().get_mut("a").unwrap().0 -= WARN_EVERY;
-        assert_eq!(warnings.due("a"), Some(2));
-        assert_eq!(warnings.due("a"), None);
+        warnings.0.lock().unwrap().get_mut("a").unwrap().0 -= EVERY;
+        assert_eq!(warnings.due("a", EVERY), Some(2));
+        assert_eq!(warnings.due("a", EVERY), None);
+        // At 0s every fallback is logged.
+        assert_eq!(warnings.due("a", Duration::ZERO), Some(1));
+        assert_eq!(warnings.due("a", Duration::ZERO), Some(0));
     }
 }
