@@ -199,16 +199,15 @@ impl<A: Served> Application<A> {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        // Profiling stops before the server drains; metrics are scraped until the last request
-        // drained, then stopped.
-        let (mut before_drain, mut after_drain) = (Vec::new(), Vec::new());
-        // Every side listener once more at the end, whichever way the server ended (stopped
-        // through its own handle, or failed, the shutdown future never completes).
+        // Profiling stops before the server drains; every side listener (metrics, scraped until
+        // the last request drained) stops once the server ended, whichever way it ended: drained
+        // after the shutdown, stopped through its own handle, or failed (then the shutdown
+        // future never completes).
+        let mut before_drain = Vec::new();
         let every_side: Vec<_> = self.side.iter().map(|s| s.server.handle()).collect();
         for side in self.side {
-            match side.side {
-                Side::Profiling => before_drain.push(side.server.handle()),
-                Side::Metrics => after_drain.push(side.server.handle()),
+            if side.side == Side::Profiling {
+                before_drain.push(side.server.handle());
             }
             tokio::spawn(side.server);
         }
@@ -237,9 +236,6 @@ impl<A: Served> Application<A> {
                     r = &mut server => r,
                     () = deregistered => {
                         handle.stop(true).await;
-                        for h in &after_drain {
-                            h.stop(false).await;
-                        }
                         server.await
                     }
                 };
@@ -247,13 +243,7 @@ impl<A: Served> Application<A> {
                     .context("server task")
                     .and_then(|r| r.context("server"))
             }
-            MainServer::UntilStopped(serve) => {
-                let result = serve(Box::pin(deregistered)).await;
-                for h in &after_drain {
-                    h.stop(false).await;
-                }
-                result
-            }
+            MainServer::UntilStopped(serve) => serve(Box::pin(deregistered)).await,
         };
         for h in &every_side {
             h.stop(false).await;

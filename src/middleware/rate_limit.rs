@@ -26,7 +26,6 @@ use actix_web::http::Method;
 use futures_util::FutureExt;
 use futures_util::future::{Either, LocalBoxFuture};
 use utoipa::openapi::OpenApi as Document;
-use utoipa::openapi::path::Operation;
 
 use crate::meta::config::RuleKey;
 use crate::service::error::ServiceError;
@@ -35,6 +34,7 @@ use crate::web::client_addr::client_addr;
 use crate::web::rate_limit::{
     PendingUserSpend, RateLimitSeen, insert_headers, record, spend_pending,
 };
+use crate::web::routes::{operations, operations_mut};
 
 /// The OpenAPI tag of the routes never counted (liveness and readiness).
 const NEVER_COUNTED_TAG: &str = "health";
@@ -52,20 +52,6 @@ struct RouteRules {
 #[derive(Debug, Default)]
 struct RateLimitPlan {
     routes: HashMap<(Method, String), Rc<RouteRules>, foldhash::fast::RandomState>,
-}
-
-/// The methods of a path item with their operations.
-fn operations(item: &utoipa::openapi::PathItem) -> [(Method, Option<&Operation>); 8] {
-    [
-        (Method::GET, item.get.as_ref()),
-        (Method::PUT, item.put.as_ref()),
-        (Method::POST, item.post.as_ref()),
-        (Method::DELETE, item.delete.as_ref()),
-        (Method::OPTIONS, item.options.as_ref()),
-        (Method::HEAD, item.head.as_ref()),
-        (Method::PATCH, item.patch.as_ref()),
-        (Method::TRACE, item.trace.as_ref()),
-    ]
 }
 
 /// A route some rules can limit.
@@ -118,16 +104,9 @@ pub fn document(doc: &mut Document, service: &dyn RateLimitService) {
         let Some(item) = doc.paths.paths.get_mut(&template) else {
             continue;
         };
-        let operation = match method {
-            Method::GET => item.get.as_mut(),
-            Method::PUT => item.put.as_mut(),
-            Method::POST => item.post.as_mut(),
-            Method::DELETE => item.delete.as_mut(),
-            Method::OPTIONS => item.options.as_mut(),
-            Method::HEAD => item.head.as_mut(),
-            Method::PATCH => item.patch.as_mut(),
-            _ => item.trace.as_mut(),
-        };
+        let operation = operations_mut(item)
+            .into_iter()
+            .find_map(|(m, operation)| (m == method).then_some(operation).flatten());
         if let Some(operation) = operation {
             crate::web::routes::document_rate_limited(operation);
         }

@@ -114,8 +114,10 @@ impl<P: OpenApiFactory> OpenApiFactory for Documented<P> {
         let mut paths = doc.paths();
         for (path, item) in &mut paths.paths {
             let sheddable = !is_probe(path);
-            for operation in operations_mut(item) {
-                complete(operation, &self.errors, sheddable);
+            for (_, operation) in operations_mut(item) {
+                if let Some(operation) = operation {
+                    complete(operation, &self.errors, sheddable);
+                }
             }
         }
         paths
@@ -128,19 +130,35 @@ impl<P: OpenApiFactory> OpenApiFactory for Documented<P> {
     }
 }
 
-fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+/// A path item's operations by method (every method OpenAPI has, in one order; `None`: not
+/// served).
+pub fn operations(item: &utoipa::openapi::PathItem) -> [(Method, Option<&Operation>); 8] {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.options.as_mut(),
-        item.head.as_mut(),
-        item.patch.as_mut(),
-        item.trace.as_mut(),
+        (Method::GET, item.get.as_ref()),
+        (Method::PUT, item.put.as_ref()),
+        (Method::POST, item.post.as_ref()),
+        (Method::DELETE, item.delete.as_ref()),
+        (Method::OPTIONS, item.options.as_ref()),
+        (Method::HEAD, item.head.as_ref()),
+        (Method::PATCH, item.patch.as_ref()),
+        (Method::TRACE, item.trace.as_ref()),
     ]
-    .into_iter()
-    .flatten()
+}
+
+/// [`operations`], to change them.
+pub fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> [(Method, Option<&mut Operation>); 8] {
+    [
+        (Method::GET, item.get.as_mut()),
+        (Method::PUT, item.put.as_mut()),
+        (Method::POST, item.post.as_mut()),
+        (Method::DELETE, item.delete.as_mut()),
+        (Method::OPTIONS, item.options.as_mut()),
+        (Method::HEAD, item.head.as_mut()),
+        (Method::PATCH, item.patch.as_mut()),
+        (Method::TRACE, item.trace.as_mut()),
+    ]
 }
 
 fn actix_method(method: HttpMethod) -> Method {
@@ -322,19 +340,10 @@ impl RouteTable {
     pub fn from_document(doc: &OpenApi) -> Self {
         let mut methods = BTreeMap::new();
         for (path, item) in &doc.paths.paths {
-            let served: Vec<Method> = [
-                (Method::GET, item.get.is_some()),
-                (Method::PUT, item.put.is_some()),
-                (Method::POST, item.post.is_some()),
-                (Method::DELETE, item.delete.is_some()),
-                (Method::OPTIONS, item.options.is_some()),
-                (Method::HEAD, item.head.is_some()),
-                (Method::PATCH, item.patch.is_some()),
-                (Method::TRACE, item.trace.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(m, on)| on.then_some(m))
-            .collect();
+            let served: Vec<Method> = operations(item)
+                .into_iter()
+                .filter_map(|(m, operation)| operation.map(|_| m))
+                .collect();
             methods.insert(path.clone(), served);
         }
         Self { methods }
