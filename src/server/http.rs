@@ -185,6 +185,7 @@ pub fn serve(
     let draining = builder.graceful_shutdown_signal();
     let (keep_alive, head_timeout) = (http.keep_alive, http.client_request_timeout);
     let next_head = keep_alive + head_timeout;
+    let nodelay = http.tcp_nodelay;
     let builder = builder.listen("go_example-http", listener, move || {
         let draining = draining.clone();
         let service = HttpService::build()
@@ -213,6 +214,11 @@ pub fn serve(
             ));
         fn_service(move |io: TcpStream| {
             let peer = io.peer_addr().ok();
+            if nodelay {
+                // A socket that refuses the option still serves: only its answers' timing
+                // differs.
+                let _ = io.set_nodelay(true);
+            }
             ready(Ok::<_, DispatchError>((
                 DeadlineStream::new(io, next_head),
                 peer,

@@ -84,6 +84,8 @@ impl AdaptiveLoadShedding {
                     read.upgrade()?.snapshot().map(|s| SheddingSample {
                         cpu: s.cpu,
                         capacity: s.capacity,
+                        in_flight: s.in_flight as f64,
+                        limit: s.limit(),
                     })
                 })
                 .map_err(|e| internal(e.into()))?;
@@ -212,6 +214,7 @@ mod tests {
         // With no history the capacity is 10 (1 pass x 1 s / 100 ms): 11 in flight at 95 %.
         cpu.set(0.95);
         let held: Vec<Admission> = (0..11).map(|_| http.admit().unwrap()).collect();
+        // The smoothed count, moved by each admission, is 4.8 of the limit's 5.
         assert!(again.admit().is_ok(), "the smoothed count is still low");
         drop(held);
         let text = metrics.render();
@@ -220,6 +223,8 @@ mod tests {
             r#"go_example_shedding_decisions_total{app="http",outcome="dropped"} 0"#,
             "go_example_process_cpu_usage 0.95",
             "go_example_shedding_capacity 10",
+            "go_example_shedding_in_flight 0",
+            "go_example_shedding_limit 5",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

@@ -321,36 +321,35 @@ pub struct SheddingSample {
     pub cpu: f64,
     /// The estimated capacity, in requests in flight.
     pub capacity: f64,
+    /// Requests admitted and not yet ended.
+    pub in_flight: f64,
+    /// The in-flight count over which an overloaded process drops (the capacity scaled for
+    /// the CPU reading, at least 1).
+    pub limit: f64,
 }
 
 /// The shedder's gauges, read when scraped (the sampler publishes every 250 ms; a scrape
 /// reads the latest, and the requests pay nothing for it).
 struct SheddingCollector {
-    cpu: prometheus::Gauge,
-    capacity: prometheus::Gauge,
+    /// `process_cpu_usage`, `shedding_capacity`, `shedding_in_flight`, `shedding_limit`.
+    gauges: [prometheus::Gauge; 4],
     read: Box<dyn Fn() -> Option<SheddingSample> + Send + Sync>,
 }
 
 impl Collector for SheddingCollector {
     fn desc(&self) -> Vec<&Desc> {
-        self.cpu
-            .desc()
-            .into_iter()
-            .chain(self.capacity.desc())
-            .collect()
+        self.gauges.iter().flat_map(Collector::desc).collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         let Some(sample) = (self.read)() else {
             return Vec::new();
         };
-        self.cpu.set(sample.cpu);
-        self.capacity.set(sample.capacity);
-        self.cpu
-            .collect()
-            .into_iter()
-            .chain(self.capacity.collect())
-            .collect()
+        let values = [sample.cpu, sample.capacity, sample.in_flight, sample.limit];
+        for (gauge, value) in self.gauges.iter().zip(values) {
+            gauge.set(value);
+        }
+        self.gauges.iter().flat_map(Collector::collect).collect()
     }
 }
 
@@ -583,9 +582,11 @@ impl Metrics {
     }
 
     /// Registers the load shedder's gauges, read from `read` at each scrape:
-    /// `process_cpu_usage` (its smoothed CPU reading, 0 to 1, of what this process may use)
-    /// and `shedding_capacity` (its estimate of the requests it can have in flight). `read`
-    /// answering `None` (a shedder that is off) leaves them out.
+    /// `process_cpu_usage` (its smoothed CPU reading, 0 to 1, of what this process may use),
+    /// `shedding_capacity` (its estimate of the requests it can have in flight),
+    /// `shedding_in_flight` (the requests it admitted that have not ended) and `shedding_limit`
+    /// (the in-flight count over which it drops when overloaded). `read` answering `None` (a
+    /// shedder that is off) leaves them out.
     ///
     /// # Errors
     /// The gauges are registered already (one shedder per registry).
@@ -603,9 +604,17 @@ impl Metrics {
             "The load shedder's estimate of the requests this process can have in flight \
              (best passes per bucket x lowest response time), before scaling for the CPU",
         )?;
+        let in_flight = prometheus::Gauge::new(
+            "shedding_in_flight",
+            "Requests the load shedder admitted that have not ended",
+        )?;
+        let limit = prometheus::Gauge::new(
+            "shedding_limit",
+            "The in-flight count over which the load shedder drops when overloaded: its \
+             capacity estimate scaled for the CPU reading, at least 1",
+        )?;
         self.inner.registry.register(Box::new(SheddingCollector {
-            cpu,
-            capacity,
+            gauges: [cpu, capacity, in_flight, limit],
             read: Box::new(read),
         }))?;
         Ok(())
@@ -876,6 +885,8 @@ mod tests {
         let sample = Arc::new(Mutex::new(Some(SheddingSample {
             cpu: 0.95,
             capacity: 12.5,
+            in_flight: 7.0,
+            limit: 6.25,
         })));
         let read = {
             let sample = sample.clone();
@@ -888,6 +899,8 @@ mod tests {
             r#"go_example_shedding_decisions_total{app="http",outcome="dropped"} 1"#,
             "go_example_process_cpu_usage 0.95",
             "go_example_shedding_capacity 12.5",
+            "go_example_shedding_in_flight 7",
+            "go_example_shedding_limit 6.25",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

@@ -30,7 +30,9 @@
 //!   `rt_floor_window` (60 s), kept in [`RT_FLOOR_SLOTS`] coarse slots; the capacity takes it
 //!   instead of the window's lowest when lower (never when the window has no pass).
 //! - **In flight.** An atomic count of admitted requests not yet ended, and its smoothed value,
-//!   `avg = avg × 0.9 + in_flight × 0.1` ([`IN_FLIGHT_BETA`]) each time a request ends.
+//!   `avg = avg × 0.9 + in_flight × 0.1` ([`IN_FLIGHT_BETA`]) each time a request is admitted
+//!   or ends (go-zero moves it only as requests end: a burst that arrives faster than requests
+//!   end is then admitted whole, however far over the limit, before the smoothed count moves).
 //! - **Overload.** The CPU reading (0 to 1) is at or over `cpu_threshold` (0.9), or a request
 //!   was dropped less than `cool_off` (1 s) ago, so shedding does not flap as the smoothed CPU
 //!   reading wavers around the threshold.

@@ -14,8 +14,8 @@ use crate::queueing::Queueing;
 use crate::settings::{Settings, SettingsError};
 use crate::window::{Summary, Window};
 
-/// Weight of the previous value in the smoothed in-flight count, updated as each request ends
-/// (go-zero's `flyingBeta`).
+/// Weight of the previous value in the smoothed in-flight count, updated as each request is
+/// admitted and as each ends (go-zero's `flyingBeta`; go-zero updates it only at the end).
 pub const IN_FLIGHT_BETA: f64 = 0.9;
 
 /// The response time assumed while the window holds no pass (go-zero's `defaultMinRt`): large,
@@ -170,7 +170,8 @@ impl Shedder {
             inner.last_drop.store(stamp, Ordering::Relaxed);
             return Err(Dropped);
         }
-        inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        let in_flight = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        inner.smooth_in_flight(in_flight);
         Ok(Admitted {
             inner: Some(inner.clone()),
             start: now,
@@ -238,6 +239,18 @@ impl Inner {
         capacity(summary, width)
     }
 
+    /// Moves the smoothed in-flight count towards `in_flight`, the count just after a request
+    /// was admitted or ended.
+    fn smooth_in_flight(&self, in_flight: u64) {
+        let _ = self
+            .avg_in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let avg = f64::from_bits(bits);
+                let next = avg * IN_FLIGHT_BETA + in_flight as f64 * (1.0 - IN_FLIGHT_BETA);
+                Some(next.to_bits())
+            });
+    }
+
     fn avg_in_flight(&self) -> f64 {
         f64::from_bits(self.avg_in_flight.load(Ordering::Relaxed))
     }
@@ -246,13 +259,7 @@ impl Inner {
     /// new count, and a pass (with its response time less `waited`) recorded in the window.
     fn finish(&self, pass_started: Option<Duration>, waited: Duration) {
         let in_flight = self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
-        let _ = self
-            .avg_in_flight
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                let avg = f64::from_bits(bits);
-                let next = avg * IN_FLIGHT_BETA + in_flight as f64 * (1.0 - IN_FLIGHT_BETA);
-                Some(next.to_bits())
-            });
+        self.smooth_in_flight(in_flight);
         if let Some(start) = pass_started {
             let now = self.clock.now();
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);

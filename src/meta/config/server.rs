@@ -71,6 +71,9 @@ pub struct HttpConfig {
     pub client_request_timeout: Duration,
     /// Most connections served at once per worker.
     pub max_connections: usize,
+    /// Send each answer at once (`TCP_NODELAY`, as Go's net/http does), instead of holding a
+    /// small one until the client acknowledges the last (Nagle).
+    pub tcp_nodelay: bool,
     /// Write one access-log record per request.
     pub access_log: bool,
     /// Time a client has to send a whole request body before 408 / 10012.

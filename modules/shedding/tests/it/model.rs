@@ -149,12 +149,18 @@ impl Model {
             }
         }
         self.in_flight += 1;
+        self.smooth();
         true
+    }
+
+    /// The smoothed count moves at each admission and each end.
+    fn smooth(&mut self) {
+        self.avg = self.avg * IN_FLIGHT_BETA + self.in_flight as f64 * (1.0 - IN_FLIGHT_BETA);
     }
 
     fn end(&mut self, now: u64, pass_started: Option<u64>) {
         self.in_flight -= 1;
-        self.avg = self.avg * IN_FLIGHT_BETA + self.in_flight as f64 * (1.0 - IN_FLIGHT_BETA);
+        self.smooth();
         if let Some(start) = pass_started {
             self.passes.push((now, now - start));
         }

@@ -283,11 +283,23 @@ fn both_the_current_and_the_smoothed_counts_must_exceed_the_limit() {
     let r = rig();
     r.warm(20, 50, 5);
     r.settle(); // smoothed count near 0
-    let _burst = r.hold(30); // current 30, smoothed unchanged until requests end
-    r.cpu.set(0.95);
+    // Under the threshold: 11 admitted at once, the smoothed count rising with each
+    // admission towards the current count (0.47 → 4.97).
+    let _burst = r.hold(11);
+    let s = r.shedder.snapshot().unwrap();
+    assert_eq!(s.in_flight, 11);
+    assert!((4.0..5.0).contains(&s.avg_in_flight), "{}", s.avg_in_flight);
+    r.cpu.set(0.95); // limit 5: the count is over it, the smoothed count not yet
+    let twelfth = r.shedder.allow();
+    assert!(twelfth.is_ok(), "a sudden burst alone is not shed");
     assert!(
-        r.shedder.allow().is_ok(),
-        "a sudden burst alone is not shed"
+        r.shedder.snapshot().unwrap().avg_in_flight > 5.0,
+        "that admission moved the smoothed count over the limit"
+    );
+    assert_eq!(
+        r.shedder.allow().unwrap_err(),
+        Dropped,
+        "a burst is shed once the smoothed count has caught up"
     );
 }
 
