@@ -177,6 +177,11 @@ where
 /// request's route is matched again.
 const PATH_CACHE_MAX: usize = 1024;
 
+/// Longest path a worker remembers, in bytes: a request head may be 128 KiB, and a client
+/// sending a thousand long paths must not make every worker keep 128 MiB of them. With both
+/// bounds a worker's memo holds at most 256 KiB of paths.
+const PATH_CACHE_MAX_LEN: usize = 256;
+
 /// A worker's routes by method, then path (`None`: not limited); looked up without copying the
 /// path.
 type PathCache = HashMap<Method, PathRules, foldhash::fast::RandomState>;
@@ -210,7 +215,7 @@ impl<S> RateLimitMiddleware<S> {
                 .cloned()
         });
         let mut paths = self.paths.borrow_mut();
-        if paths.values().map(HashMap::len).sum::<usize>() < PATH_CACHE_MAX {
+        if remembers(req.path(), paths.values().map(HashMap::len).sum()) {
             paths
                 .entry(req.method().clone())
                 .or_default()
@@ -218,6 +223,11 @@ impl<S> RateLimitMiddleware<S> {
         }
         found
     }
+}
+
+/// Whether a worker remembers `path`'s route with `cached` paths remembered already.
+fn remembers(path: &str, cached: usize) -> bool {
+    path.len() <= PATH_CACHE_MAX_LEN && cached < PATH_CACHE_MAX
 }
 
 type PassThrough<F, B> = futures_util::future::Map<
@@ -309,5 +319,25 @@ where
             }
             Ok(res.map_into_left_body())
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PATH_CACHE_MAX, PATH_CACHE_MAX_LEN, remembers};
+
+    #[test]
+    fn the_path_memo_is_bounded_in_count_and_in_bytes() {
+        let short = "/users/42";
+        assert!(remembers(short, 0));
+        assert!(remembers(short, PATH_CACHE_MAX - 1));
+        assert!(!remembers(short, PATH_CACHE_MAX), "full");
+        let longest = format!("/{}", "a".repeat(PATH_CACHE_MAX_LEN - 1));
+        assert!(remembers(&longest, 0));
+        let long = format!("/{}", "a".repeat(PATH_CACHE_MAX_LEN));
+        assert!(
+            !remembers(&long, 0),
+            "a path over the length bound is matched each time"
+        );
     }
 }
