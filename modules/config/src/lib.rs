@@ -1,6 +1,7 @@
 //! Loads `configs/base.yaml`, overlaid with the profile's `configs/<env>/common.yaml`, overlaid
-//! with `APP__SECTION__KEY` environment variables, into one typed struct, once, failing with a
-//! message that names the key and the file or variable that set it.
+//! with `APP__SECTION__KEY` environment variables (and standard variables other tools define,
+//! such as `OTEL_SERVICE_NAME`, mapped onto keys below them: [`Alias`]), into one typed struct,
+//! once, failing with a message that names the key and the file or variable that set it.
 //!
 //! Layering: a map merges key by key; a list or a scalar replaces the value below it; an
 //! overlay's `[]` or `{}` clears the base value (prod's empty allow lists rely on it).
@@ -184,6 +185,19 @@ pub fn load<T: DeserializeOwned>(dir: &Path, profile: Profile) -> Result<Loaded<
     load_with_vars(dir, profile, std::env::vars())
 }
 
+/// Like [`load`], with standard variables mapped onto keys by `aliases` (see
+/// [`load_with_aliases`]).
+///
+/// # Errors
+/// See [`load`].
+pub fn load_aliased<T: DeserializeOwned>(
+    dir: &Path,
+    profile: Profile,
+    aliases: &[Alias],
+) -> Result<Loaded<T>, ConfigError> {
+    load_with_aliases(dir, profile, std::env::vars(), aliases)
+}
+
 /// Like [`load`], with the environment given explicitly (for tests and tools).
 ///
 /// # Errors
@@ -193,6 +207,30 @@ pub fn load_with_vars<T: DeserializeOwned>(
     profile: Profile,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded<T>, ConfigError> {
+    load_with_aliases(dir, profile, vars, &[])
+}
+
+/// A standard variable another tool defines (`OTEL_SERVICE_NAME`) that sets keys of ours: the
+/// value goes to each key, below the `APP__...` variables, which win.
+#[derive(Clone, Copy, Debug)]
+pub struct Alias {
+    /// The variable's name, exactly.
+    pub var: &'static str,
+    /// The dotted keys it sets, spelled as in the files.
+    pub keys: &'static [&'static str],
+}
+
+/// Like [`load_with_vars`], with `aliases` mapping standard variables onto keys. An error in a
+/// value an alias set names that variable.
+///
+/// # Errors
+/// See [`load`].
+pub fn load_with_aliases<T: DeserializeOwned>(
+    dir: &Path,
+    profile: Profile,
+    vars: impl IntoIterator<Item = (String, String)>,
+    aliases: &[Alias],
+) -> Result<Loaded<T>, ConfigError> {
     let base = base_file(dir);
     let file = profile_file(dir, profile);
     let mut tree = read_tree(&base)?;
@@ -200,6 +238,23 @@ pub fn load_with_vars<T: DeserializeOwned>(
 
     let mut builder = Config::builder().add_source(Tree(tree.clone()));
     let mut overrides = Vec::new();
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
+    // Aliases first: an `APP__` variable for the same key, set after, replaces the value.
+    for alias in aliases {
+        let Some((name, value)) = vars.iter().find(|(name, _)| name == alias.var) else {
+            continue;
+        };
+        for key in alias.keys {
+            builder = builder
+                .set_override(*key, value.as_str())
+                .map_err(|e| ConfigError::Key {
+                    key: (*key).to_owned(),
+                    origin: format!("environment variable {name}"),
+                    message: e.to_string(),
+                })?;
+            overrides.push((name.clone(), (*key).to_owned()));
+        }
+    }
     for (name, value) in vars {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -291,7 +346,8 @@ impl Source for Tree {
 /// Where `key` was set: the variable that overrode it (or a parent of it), else the origin of
 /// the deepest value of the tree on its path.
 fn origin_of(tree: &Map<String, Value>, overrides: &[(String, String)], key: &str) -> String {
-    if let Some((var, _)) = overrides.iter().find(|(_, k)| {
+    // The last override of a key is the one that took effect (aliases come before `APP__`).
+    if let Some((var, _)) = overrides.iter().rev().find(|(_, k)| {
         key == k
             || key
                 .strip_prefix(k.as_str())
@@ -649,6 +705,70 @@ tags:
         );
         let workers = loaded.locate(invalid("server.workers", "zero")).to_string();
         assert!(workers.contains("APP__SERVER__WORKERS"), "{workers}");
+    }
+
+    #[test]
+    fn aliases_set_their_keys_below_app_variables_and_name_themselves() {
+        const ALIASES: &[Alias] = &[
+            Alias {
+                var: "STD_ADDR",
+                keys: &["server.addr"],
+            },
+            Alias {
+                var: "STD_WORKERS",
+                keys: &["server.workers"],
+            },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), GOOD, NOTHING);
+        let loaded: Loaded<Root> = load_with_aliases(
+            dir.path(),
+            Profile::Test,
+            vars(&[("STD_ADDR", "10.0.0.1:1"), ("STD_WORKERS", "7")]),
+            ALIASES,
+        )
+        .unwrap();
+        assert_eq!(loaded.settings.server.addr, "10.0.0.1:1");
+        assert_eq!(loaded.settings.server.workers, 7);
+        assert_eq!(
+            loaded.origin_of("server.addr"),
+            "environment variable STD_ADDR"
+        );
+        // The `APP__` variable wins, whichever order the environment lists them in.
+        for order in [
+            vars(&[
+                ("APP__SERVER__ADDR", "127.0.0.1:2"),
+                ("STD_ADDR", "10.0.0.1:1"),
+            ]),
+            vars(&[
+                ("STD_ADDR", "10.0.0.1:1"),
+                ("APP__SERVER__ADDR", "127.0.0.1:2"),
+            ]),
+        ] {
+            let loaded: Loaded<Root> =
+                load_with_aliases(dir.path(), Profile::Test, order, ALIASES).unwrap();
+            assert_eq!(loaded.settings.server.addr, "127.0.0.1:2");
+            assert_eq!(
+                loaded.origin_of("server.addr"),
+                "environment variable APP__SERVER__ADDR"
+            );
+        }
+        // Without aliases, the standard variable is nobody's.
+        let plain: Loaded<Root> =
+            load_with_vars(dir.path(), Profile::Test, vars(&[("STD_ADDR", "x:1")])).unwrap();
+        assert_eq!(plain.settings.server.addr, ":8080");
+        let text = load_with_aliases::<Root>(
+            dir.path(),
+            Profile::Test,
+            vars(&[("STD_WORKERS", "many")]),
+            ALIASES,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.contains("server.workers") && text.contains("STD_WORKERS"),
+            "{text}"
+        );
     }
 
     #[test]
