@@ -1,0 +1,303 @@
+//! OpenTelemetry tracing for the served apps (docs/tracing.md): the `tracing` section, the
+//! tracer provider exporting over OTLP/gRPC through a bounded batch queue, W3C `traceparent` /
+//! `tracestate` extraction, and the span context of the request a task serves (a task-local,
+//! beside `goex_logging::request`'s request id).
+//!
+//! Cross-cutting like `goex-metrics`: the edge (middleware, servers) and the assembly use it.
+//! Spans are made through the `opentelemetry` API itself (no `tracing-opentelemetry`). The SDK is
+//! given everything explicitly (an empty resource builder, the sampler, the batch config, the
+//! endpoint), so the configuration module alone maps `OTEL_*` variables onto `tracing.*`.
+
+mod settings;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator as _, RandomIdGenerator, Sampler,
+    SdkTracer, SdkTracerProvider, SpanExporter, SpanLimits,
+};
+
+pub use opentelemetry::KeyValue;
+pub use opentelemetry::propagation::Extractor;
+pub use opentelemetry::trace::{SpanContext, SpanId, TraceId};
+pub use settings::{Protocol, ServiceNames, Settings, parse_attributes};
+
+/// The instrumentation scope of every span the project makes.
+const SCOPE: &str = "go_example";
+
+/// Why tracing could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TracingError {
+    /// `tracing.endpoint` is not a URI the gRPC client can use.
+    #[error("tracing.endpoint `{endpoint}`: {message}")]
+    Endpoint {
+        /// The configured endpoint.
+        endpoint: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The OTLP exporter refused its configuration.
+    #[error("the OTLP exporter: {0}")]
+    Exporter(String),
+}
+
+/// Who the spans are from: the resource every span of the process carries.
+#[derive(Clone, Copy, Debug)]
+pub struct Service<'a> {
+    /// `service.name` (`tracing.service_name.<app>`).
+    pub name: &'a str,
+    /// `service.version`.
+    pub version: &'a str,
+    /// `deployment.environment.name` (the profile), unless `resource_attributes` names one.
+    pub environment: &'a str,
+}
+
+/// The process's tracer, or nothing when tracing is off: a cheap clone either way.
+#[derive(Clone, Default)]
+pub struct Tracing(Option<Arc<Inner>>);
+
+struct Inner {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    propagator: TraceContextPropagator,
+    trust_incoming: bool,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Tracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracing")
+            .field("on", &self.is_on())
+            .finish()
+    }
+}
+
+impl Tracing {
+    /// Tracing off: no span is made, nothing is allocated.
+    pub fn off() -> Self {
+        Self(None)
+    }
+
+    /// The tracer of `settings` for `service`, exporting over OTLP/gRPC; off when
+    /// `settings.enabled` is. Connects lazily: a collector that is down fails no start.
+    ///
+    /// Call it inside the Tokio runtime that serves the app: the gRPC channel's worker runs
+    /// there (the SDK's batch thread only hands it requests).
+    ///
+    /// # Errors
+    /// The endpoint is unusable, or the exporter refuses its configuration.
+    pub fn new(settings: &Settings, service: &Service<'_>) -> Result<Self, TracingError> {
+        if !settings.enabled {
+            return Ok(Self::off());
+        }
+        let endpoint_error = |message: String| TracingError::Endpoint {
+            endpoint: settings.endpoint.clone(),
+            message,
+        };
+        let uri: http::Uri = settings
+            .endpoint
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| endpoint_error(e.to_string()))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(endpoint_error(
+                "expected http://host:port (TLS to the collector is not supported: send to a \
+                 local collector or agent)"
+                    .into(),
+            ));
+        }
+        // Our own channel: its connection attempt and each call are bounded by the export
+        // timeout, and the exporter reads no `OTEL_EXPORTER_OTLP_ENDPOINT` itself.
+        let channel = tonic::transport::Endpoint::from(uri)
+            .connect_timeout(settings.export_timeout)
+            .timeout(settings.export_timeout)
+            .connect_lazy();
+        use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_channel(channel)
+            .with_timeout(settings.export_timeout)
+            .build()
+            .map_err(|e| TracingError::Exporter(e.to_string()))?;
+        Ok(Self::with_exporter(settings, service, exporter))
+    }
+
+    /// The tracer of `settings` for `service`, handing its spans to `exporter` through the
+    /// same bounded batch queue (tests give an exporter that keeps them).
+    pub fn with_exporter<E: SpanExporter + 'static>(
+        settings: &Settings,
+        service: &Service<'_>,
+        exporter: E,
+    ) -> Self {
+        // Every value given, so the SDK's `OTEL_BSP_*` defaults are never the ones used.
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(settings.queue_size)
+            .with_max_export_batch_size(settings.batch_size)
+            .with_scheduled_delay(settings.scheduled_delay)
+            .build();
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource(settings, service))
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                settings.sample_ratio,
+            ))))
+            .with_id_generator(RandomIdGenerator::default())
+            .with_span_limits(SpanLimits::default())
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer(SCOPE);
+        Self(Some(Arc::new(Inner {
+            provider,
+            tracer,
+            propagator: TraceContextPropagator::new(),
+            trust_incoming: settings.trust_incoming,
+            // An export in flight may take the export timeout and one more try.
+            shutdown_timeout: settings.export_timeout.saturating_mul(2),
+        })))
+    }
+
+    /// Whether spans are made.
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether any client's `traceparent` is believed (`tracing.trust_incoming`).
+    pub fn trusts_incoming(&self) -> bool {
+        self.0.as_ref().is_some_and(|inner| inner.trust_incoming)
+    }
+
+    /// Starts the server span of a request, named `name` until [`ServerSpan::rename`] (a
+    /// static name: nothing is allocated for a span that is not recorded). With `incoming`,
+    /// the span continues the W3C trace context in those headers (a missing or malformed
+    /// `traceparent` starts a new trace); `None` when tracing is off.
+    pub fn server_span(
+        &self,
+        name: &'static str,
+        incoming: Option<&dyn Extractor>,
+    ) -> Option<ServerSpan> {
+        let inner = self.0.as_ref()?;
+        let parent = match incoming {
+            Some(headers) => {
+                use opentelemetry::propagation::TextMapPropagator as _;
+                inner.propagator.extract(headers)
+            }
+            None => Context::new(),
+        };
+        let span = inner
+            .tracer
+            .span_builder(Cow::Borrowed(name))
+            .with_kind(SpanKind::Server)
+            .start_with_context(&inner.tracer, &parent);
+        Some(ServerSpan(span))
+    }
+
+    /// Exports every finished span now (blocking work, run off the runtime's threads).
+    pub async fn force_flush(&self) {
+        if let Some(inner) = self.0.clone() {
+            let _ = tokio::task::spawn_blocking(move || inner.provider.force_flush()).await;
+        }
+    }
+
+    /// Exports the spans still queued and stops the batch thread, within twice the export
+    /// timeout; later spans are not recorded. Called once the server drained.
+    ///
+    /// # Errors
+    /// A message when the last export failed or did not finish in time (the spans are lost).
+    pub async fn shutdown(&self) -> Result<(), String> {
+        let Some(inner) = self.0.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            inner.provider.shutdown_with_timeout(inner.shutdown_timeout)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The resource: ours (`service.*`, the environment, the instance), then the configured
+/// attributes over them, then `service.name` (which `OTEL_SERVICE_NAME` sets, as the
+/// specification gives it precedence).
+fn resource(settings: &Settings, service: &Service<'_>) -> Resource {
+    let mut attributes = std::collections::BTreeMap::new();
+    attributes.insert("service.version".to_owned(), service.version.to_owned());
+    attributes.insert(
+        "deployment.environment.name".to_owned(),
+        service.environment.to_owned(),
+    );
+    let instance = match settings.instance_id.trim() {
+        "" => RandomIdGenerator::default().new_trace_id().to_string(),
+        id => id.to_owned(),
+    };
+    attributes.insert("service.instance.id".to_owned(), instance);
+    attributes.extend(settings.resource_attributes.clone());
+    attributes.remove("service.name");
+    Resource::builder_empty()
+        .with_attributes(attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)))
+        .with_service_name(service.name.to_owned())
+        .build()
+}
+
+/// The server span of one request: named, described and ended by the edge that serves it.
+#[derive(Debug)]
+pub struct ServerSpan(opentelemetry_sdk::trace::Span);
+
+impl ServerSpan {
+    /// Its ids, for the request's logs, envelope and child spans.
+    pub fn context(&self) -> &SpanContext {
+        self.0.span_context()
+    }
+
+    /// Whether it is recorded (sampled): the only case worth naming and describing it.
+    pub fn is_recording(&self) -> bool {
+        self.0.is_recording()
+    }
+
+    /// Gives it its final name (the route, known once routed).
+    pub fn rename(&mut self, name: String) {
+        self.0.update_name(name);
+    }
+
+    /// Adds attributes.
+    pub fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
+        self.0.set_attributes(attributes);
+    }
+
+    /// Marks it failed, with `description` (not shown to clients: an error kind, never
+    /// internals).
+    pub fn set_error(&mut self, description: impl Into<Cow<'static, str>>) {
+        self.0
+            .set_status(opentelemetry::trace::Status::error(description));
+    }
+
+    /// Ends it now (it would end when dropped).
+    pub fn end(mut self) {
+        self.0.end();
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: SpanContext;
+}
+
+/// Runs `future` with `span` as the current span (the parent of the spans it makes).
+pub fn scope<F: Future>(span: SpanContext, future: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(span, future)
+}
+
+/// The span of the request the current task serves, if traced.
+pub fn current() -> Option<SpanContext> {
+    CURRENT.try_with(SpanContext::clone).ok()
+}
+
+#[cfg(test)]
+mod tests;

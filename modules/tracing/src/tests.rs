@@ -1,0 +1,270 @@
+//! The tracer against exporters that keep, or never finish, what they are given.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{SpanKind, Status, TraceFlags};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::SpanData;
+
+use super::*;
+
+/// Keeps every exported span.
+#[derive(Clone, Debug, Default)]
+struct Keep(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for Keep {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+/// A collector that accepts and never answers: every export waits forever.
+#[derive(Clone, Debug, Default)]
+struct Silent;
+
+impl SpanExporter for Silent {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        std::future::pending().await
+    }
+}
+
+fn settings(ratio: f64) -> Settings {
+    Settings {
+        enabled: true,
+        endpoint: "http://127.0.0.1:4317".into(),
+        protocol: Protocol::Grpc,
+        sample_ratio: ratio,
+        service_name: ServiceNames {
+            http: "go_example-http".into(),
+            grpc: "go_example-grpc".into(),
+            socket: "go_example-socket".into(),
+        },
+        resource_attributes: BTreeMap::from([("service.namespace".into(), "shop".into())]),
+        instance_id: "i-1".into(),
+        export_timeout: Duration::from_secs(1),
+        batch_size: 8,
+        queue_size: 16,
+        scheduled_delay: Duration::from_secs(60),
+        trust_incoming: false,
+    }
+}
+
+const SERVICE: Service<'static> = Service {
+    name: "go_example-http",
+    version: "1.2.3",
+    environment: "test",
+};
+
+struct Headers(HashMap<&'static str, &'static str>);
+
+impl Extractor for Headers {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).copied()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().copied().collect()
+    }
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+fn traceparent(flags: &str) -> Headers {
+    let value: &'static str = format!("00-{TRACE}-{PARENT}-{flags}").leak();
+    Headers(HashMap::from([
+        ("traceparent", value),
+        ("tracestate", "vendor=1"),
+    ]))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn off_makes_no_span() {
+    let tracing = Tracing::new(
+        &Settings {
+            enabled: false,
+            ..settings(1.0)
+        },
+        &SERVICE,
+    )
+    .unwrap();
+    assert!(!tracing.is_on());
+    assert!(tracing.server_span("GET", None).is_none());
+    assert!(current().is_none());
+    tracing.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sampled_span_continues_the_incoming_trace_and_is_exported_with_its_resource() {
+    let kept = Keep::default();
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone());
+    let mut span = tracing
+        .server_span("GET", Some(&traceparent("01")))
+        .unwrap();
+    assert!(span.is_recording());
+    let cx = span.context().clone();
+    assert_eq!(cx.trace_id().to_string(), TRACE);
+    assert_eq!(cx.trace_state().header(), "vendor=1");
+    span.rename("GET /hello".into());
+    span.set_attributes([KeyValue::new("http.response.status_code", 500_i64)]);
+    span.set_error("500");
+    span.end();
+    tracing.shutdown().await.unwrap();
+    let spans = kept.0.lock().unwrap();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let span = &spans[0];
+    assert_eq!(span.name, "GET /hello");
+    assert_eq!(span.span_kind, SpanKind::Server);
+    assert_eq!(span.span_context, cx);
+    assert_eq!(span.parent_span_id.to_string(), PARENT);
+    assert!(span.parent_span_is_remote);
+    assert!(matches!(span.status, Status::Error { .. }));
+    assert_eq!(span.instrumentation_scope.name(), "go_example");
+    assert!(
+        span.attributes
+            .contains(&KeyValue::new("http.response.status_code", 500_i64))
+    );
+}
+
+#[test]
+fn the_resource_holds_the_service_the_environment_and_the_configured_attributes() {
+    let mut configured = settings(1.0);
+    configured
+        .resource_attributes
+        .insert("service.name".into(), "not this".into());
+    let resource = resource(&configured, &SERVICE);
+    let get = |key: &'static str| resource.get(&opentelemetry::Key::from_static_str(key));
+    assert_eq!(get("service.name").unwrap().as_str(), "go_example-http");
+    assert_eq!(get("service.version").unwrap().as_str(), "1.2.3");
+    assert_eq!(get("deployment.environment.name").unwrap().as_str(), "test");
+    assert_eq!(get("service.instance.id").unwrap().as_str(), "i-1");
+    assert_eq!(get("service.namespace").unwrap().as_str(), "shop");
+    // No detector ran: nothing from the process or the environment.
+    assert_eq!(resource.len(), 5, "{resource:?}");
+    let generated = super::resource(
+        &Settings {
+            instance_id: String::new(),
+            ..settings(1.0)
+        },
+        &SERVICE,
+    );
+    let id = generated
+        .get(&opentelemetry::Key::from_static_str("service.instance.id"))
+        .unwrap();
+    assert_eq!(id.as_str().len(), 32, "a random id: {id}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ratio_zero_makes_ids_but_exports_nothing() {
+    let kept = Keep::default();
+    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, kept.clone());
+    let span = tracing.server_span("GET", None).unwrap();
+    assert!(!span.is_recording());
+    assert!(
+        span.context().is_valid(),
+        "logs and envelopes still get ids"
+    );
+    assert!(!span.context().is_sampled());
+    span.end();
+    tracing.shutdown().await.unwrap();
+    assert!(kept.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sampling_follows_the_parent() {
+    let kept = Keep::default();
+    // Ratio 1, but the caller did not sample: neither do we.
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone());
+    let span = tracing
+        .server_span("GET", Some(&traceparent("00")))
+        .unwrap();
+    assert!(!span.is_recording());
+    assert_eq!(span.context().trace_id().to_string(), TRACE);
+    // Ratio 0, but the caller sampled: so do we.
+    let tracing0 = Tracing::with_exporter(&settings(0.0), &SERVICE, kept.clone());
+    let span0 = tracing0
+        .server_span("GET", Some(&traceparent("01")))
+        .unwrap();
+    assert!(span0.is_recording());
+    assert_eq!(span0.context().trace_flags(), TraceFlags::SAMPLED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_traceparent_starts_a_new_trace() {
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, Keep::default());
+    for bad in [
+        "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "garbage",
+    ] {
+        let headers = Headers(HashMap::from([("traceparent", bad)]));
+        let span = tracing.server_span("GET", Some(&headers)).unwrap();
+        assert!(span.context().is_valid(), "{bad}");
+        assert_ne!(span.context().trace_id().to_string(), TRACE, "{bad}");
+        assert!(span.is_recording(), "a new root at ratio 1: {bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_collector_never_blocks_a_span_and_the_queue_stays_bounded() {
+    let tracing = Tracing::with_exporter(
+        &Settings {
+            scheduled_delay: Duration::from_millis(5),
+            ..settings(1.0)
+        },
+        &SERVICE,
+        Silent,
+    );
+    let started = Instant::now();
+    // Far more than the queue holds while the one export in flight never returns: each
+    // `end` must drop, not wait.
+    for _ in 0..20_000 {
+        tracing.server_span("GET", None).unwrap().end();
+    }
+    let spent = started.elapsed();
+    assert!(
+        spent < Duration::from_secs(10),
+        "{spent:?} for 20,000 spans"
+    );
+    // The stuck export keeps the batch thread: shutting down gives up after its bound.
+    let started = Instant::now();
+    assert!(tracing.shutdown().await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_current_span_is_there_inside_the_scope_only() {
+    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, Keep::default());
+    let span = tracing.server_span("GET", None).unwrap();
+    let cx = span.context().clone();
+    let seen = scope(cx.clone(), async {
+        tokio::task::yield_now().await;
+        current()
+    })
+    .await;
+    assert_eq!(seen, Some(cx));
+    assert!(current().is_none());
+}
+
+#[test]
+fn settings_read_attributes_as_a_map_or_as_otel_text() {
+    let yaml_like = serde_json::json!({
+        "enabled": true, "endpoint": "http://c:4317", "protocol": "grpc", "sample_ratio": 0.5,
+        "service_name": {"http": "h", "grpc": "g", "socket": "s"},
+        "resource_attributes": {"service.namespace": "shop", "replicas": 3},
+        "instance_id": "", "export_timeout": "2s", "batch_size": 512, "queue_size": 2048,
+        "scheduled_delay": "5s", "trust_incoming": false
+    });
+    let parsed: Settings = serde_json::from_value(yaml_like.clone()).unwrap();
+    assert_eq!(parsed.resource_attributes["replicas"], "3");
+    assert_eq!(parsed.export_timeout, Duration::from_secs(2));
+    let mut text = yaml_like;
+    text["resource_attributes"] = "a=1,b=2".into();
+    let parsed: Settings = serde_json::from_value(text.clone()).unwrap();
+    assert_eq!(parsed.resource_attributes.len(), 2);
+    text["protocol"] = "http/json".into();
+    assert!(serde_json::from_value::<Settings>(text).is_err());
+}
