@@ -34,6 +34,9 @@ pub enum InfraError {
     /// The metrics registry could not be built.
     #[error("{0}")]
     Metrics(#[from] goex_metrics::MetricsError),
+    /// The tracer could not be built from `tracing.*`.
+    #[error("tracing: {0}")]
+    Tracing(#[from] goex_tracing::TracingError),
 }
 
 /// Every client the module's components receive.
@@ -66,6 +69,9 @@ pub struct Infra {
     /// none (`consul.enabled` off, or unusable `consul.*` settings: an app that registers fails
     /// to start with the reason).
     pub consul: std::sync::Arc<Result<goex_consul::ConsulClient, String>>,
+    /// The tracer of the served app, when `tracing.enabled` (off for the one-shot commands);
+    /// flushed and stopped by [`Infra::close`].
+    pub tracing: goex_tracing::Tracing,
 }
 
 /// `alibaba_sms.*` and `alibaba_sms_code.*` as a client, or why not.
@@ -100,10 +106,32 @@ fn sms_code_secret(config: &AppConfig, logger: &Logger) -> secrecy::SecretSlice<
 
 impl Infra {
     /// Builds every client. Connections are lazy: a server that is down does not fail this.
+    /// Nothing is traced (the one-shot commands).
     ///
     /// # Errors
     /// A client's settings are unusable.
     pub async fn build(config: &AppConfig, logger: &Logger) -> Result<Infra, InfraError> {
+        Self::build_traced(config, logger, None).await
+    }
+
+    /// [`Infra::build`] for a served app, tracing as `service` when `tracing.enabled`. The
+    /// exporter's channel is made here, inside the runtime that serves the app.
+    ///
+    /// # Errors
+    /// As [`Infra::build`], or `tracing.*` is unusable.
+    pub async fn build_traced(
+        config: &AppConfig,
+        logger: &Logger,
+        service: Option<goex_tracing::Service<'_>>,
+    ) -> Result<Infra, InfraError> {
+        let tracing = match service {
+            Some(service) => goex_tracing::Tracing::new(&config.tracing, &service)?,
+            None => goex_tracing::Tracing::off(),
+        };
+        if tracing.is_on() {
+            slog::info!(logger, "tracing on"; "endpoint" => &config.tracing.endpoint,
+                "sample_ratio" => config.tracing.sample_ratio);
+        }
         let metrics = config
             .metrics
             .enabled
@@ -180,6 +208,7 @@ impl Infra {
             keys,
             logger: logger.clone(),
             metrics,
+            tracing,
         })
     }
 
@@ -194,7 +223,8 @@ impl Infra {
             .await?)
     }
 
-    /// Closes pools (the wire cleanup functions).
+    /// Closes pools (the wire cleanup functions) and exports the last spans: called once the
+    /// server drained, so the spans of its last requests are sent.
     pub async fn close(&self) {
         if let Some(mongo) = &self.mongo {
             mongo.close().await;
@@ -202,6 +232,9 @@ impl Infra {
         self.database.close();
         if let Some(redis) = &self.redis {
             redis.close();
+        }
+        if let Err(e) = self.tracing.shutdown().await {
+            slog::warn!(self.logger, "the last spans were not exported"; "error" => e);
         }
     }
 }

@@ -37,6 +37,10 @@ impl Served for Http {
         base.new(goex_logging::request::kv())
     }
 
+    fn traced_as(names: &goex_tracing::ServiceNames) -> Option<&str> {
+        Some(&names.http)
+    }
+
     fn check(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
         if config.redis.enabled && !config.redis.has_password() {
             // Not refused: a Redis on a private network without AUTH is a choice some make.
@@ -94,6 +98,7 @@ impl Served for Http {
             module.clone(),
             logger,
             infra.metrics.clone(),
+            infra.tracing.clone(),
         )
         .context("starting the HTTP server")?;
         slog::info!(logger, "http server listening"; "addr" => format!("{}:{}", bound.ip(), bound.port()));

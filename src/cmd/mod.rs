@@ -181,7 +181,7 @@ pub async fn assemble(
     crate::assembly::infra::Infra,
     Arc<crate::assembly::AppModule>,
 )> {
-    assemble_with(config, logger, |_| {}, Box::new(|builder, _| builder)).await
+    assemble_with(config, logger, |_| {}, None, Box::new(|builder, _| builder)).await
 }
 
 /// [`assemble`] for the served apps, which log each migration they apply (the one-shot
@@ -196,17 +196,19 @@ pub async fn assemble_logged(
     crate::assembly::infra::Infra,
     Arc<crate::assembly::AppModule>,
 )> {
-    assemble_logged_customized(config, logger, Box::new(|builder, _| builder)).await
+    assemble_logged_customized(config, logger, None, Box::new(|builder, _| builder)).await
 }
 
-/// [`assemble_logged`], with `customize` applied to the module before it is built (tests put
-/// components in place of the assembled ones).
+/// [`assemble_logged`], traced as `traced_as` (a served app, when `tracing.enabled`), with
+/// `customize` applied to the module before it is built (tests put components in place of the
+/// assembled ones).
 ///
 /// # Errors
 /// As [`assemble`].
 pub async fn assemble_logged_customized(
     config: &crate::meta::config::AppConfig,
     logger: &slog::Logger,
+    traced_as: Option<goex_tracing::Service<'_>>,
     customize: crate::assembly::Customize<'_>,
 ) -> anyhow::Result<(
     crate::assembly::infra::Infra,
@@ -218,6 +220,7 @@ pub async fn assemble_logged_customized(
         |version| {
             slog::info!(logger, "migration applied"; "version" => version);
         },
+        traced_as,
         customize,
     )
     .await
@@ -227,12 +230,13 @@ async fn assemble_with(
     config: &crate::meta::config::AppConfig,
     logger: &slog::Logger,
     applied: impl Fn(&str),
+    traced_as: Option<goex_tracing::Service<'_>>,
     customize: crate::assembly::Customize<'_>,
 ) -> anyhow::Result<(
     crate::assembly::infra::Infra,
     Arc<crate::assembly::AppModule>,
 )> {
-    let infra = crate::assembly::infra::Infra::build(config, logger)
+    let infra = crate::assembly::infra::Infra::build_traced(config, logger, traced_as)
         .await
         .context("building clients")?;
     if config.database.migrate_on_start {

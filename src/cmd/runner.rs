@@ -27,6 +27,12 @@ pub trait Served: Sized + Send + 'static {
         base.clone()
     }
 
+    /// The app's `service.name` among `tracing.service_name`, when it makes spans (the
+    /// apps that do not yet make any stay untraced).
+    fn traced_as(_names: &goex_tracing::ServiceNames) -> Option<&str> {
+        None
+    }
+
     /// Checks made before anything is built (config for this profile, certificates).
     ///
     /// # Errors
@@ -142,8 +148,14 @@ impl<A: Served> Application<A> {
     ) -> anyhow::Result<Self> {
         let logger = &A::logger(logger);
         A::check(config, profile, logger)?;
+        let traced_as =
+            A::traced_as(&config.tracing.service_name).map(|name| goex_tracing::Service {
+                name,
+                version: env!("CARGO_PKG_VERSION"),
+                environment: profile.as_str(),
+            });
         let (infra, module) =
-            crate::cmd::assemble_logged_customized(config, logger, customize).await?;
+            crate::cmd::assemble_logged_customized(config, logger, traced_as, customize).await?;
         let bound = A::bind(config, profile, &infra, &module, logger).await?;
         Ok(Self {
             server: bound.server,

@@ -4,7 +4,10 @@
 //! response, and writes the access record (`access_log`). It resolves the client's address once
 //! (`web::client_addr`), tells the connection that a request head is complete (`head_deadline`), and
 //! when read-your-writes is on, runs the request as a database session (`X-Session-Id`, else the
-//! request id), so its reads follow its writes to the primary.
+//! request id), so its reads follow its writes to the primary. When tracing is on, it runs the
+//! request as an OpenTelemetry server span (docs/tracing.md): named after its route, continuing
+//! the caller's W3C trace only when the caller is believed, its ids on every log record and
+//! error envelope of the request.
 //!
 //! One layer instead of four: each layer costs a boxed future per request, and the whole stack
 //! is held to 90 % of a bare actix-web server's throughput (docs/benchmarks.md).
@@ -20,12 +23,14 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::error::InternalError;
-use actix_web::http::{Method, StatusCode, header};
+use actix_web::http::{Method, StatusCode, Version, header};
 use actix_web::{Error, HttpMessage, HttpRequest};
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use futures_util::future::LocalBoxFuture;
+use goex_logging::request::TraceIds;
 use goex_metrics::RouteMetrics;
+use goex_tracing::{Extractor, KeyValue, ServerSpan};
 use slog::Logger;
 
 use crate::meta::trusted_proxies::TrustedProxies;
@@ -53,6 +58,7 @@ pub struct RequestLifecycle {
     ids: Arc<RequestIdGenerator>,
     trusted: Arc<TrustedProxies>,
     metrics: Option<goex_metrics::Metrics>,
+    tracing: goex_tracing::Tracing,
 }
 
 impl RequestLifecycle {
@@ -74,8 +80,96 @@ impl RequestLifecycle {
             ids,
             trusted,
             metrics,
+            tracing: goex_tracing::Tracing::off(),
         }
     }
+
+    /// Runs each request as a server span of `tracing` (off: no span, nothing allocated).
+    pub fn traced(mut self, tracing: goex_tracing::Tracing) -> Self {
+        self.tracing = tracing;
+        self
+    }
+}
+
+/// The W3C headers the caller sent, read through actix's own header map (http 0.2 names, not
+/// the `http` 1 map the OpenTelemetry crates know).
+struct IncomingHeaders<'a>(&'a header::HeaderMap);
+
+impl Extractor for IncomingHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The header that carries a caller's trace context (W3C Trace Context).
+const TRACEPARENT: &str = "traceparent";
+
+/// The span name before routing: the method, static (semantic conventions: `HTTP` for a method
+/// they do not know), so a span that is not recorded costs no allocation for its name.
+fn span_method(method: &Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("HTTP")
+}
+
+/// What a recorded span says of the request once answered: its route (the template, never the
+/// raw path), the HTTP semantic-convention attributes, and an error status on 5xx (a 4xx is
+/// the client's failure, not the server's, for a server span).
+struct Described<'a> {
+    method: &'a Method,
+    path: &'a str,
+    route: Option<String>,
+    status: StatusCode,
+    client: std::net::IpAddr,
+    version: Version,
+    user_agent: Option<header::HeaderValue>,
+}
+
+fn describe(span: &mut ServerSpan, request: Described<'_>) {
+    let method = span_method(request.method);
+    let mut attributes = vec![
+        KeyValue::new(
+            "http.request.method",
+            if method == "HTTP" { "_OTHER" } else { method },
+        ),
+        KeyValue::new("url.path", request.path.to_owned()),
+        KeyValue::new("url.scheme", "http"),
+        KeyValue::new(
+            "http.response.status_code",
+            i64::from(request.status.as_u16()),
+        ),
+        KeyValue::new("client.address", request.client.to_string()),
+        KeyValue::new(
+            "network.protocol.version",
+            match request.version {
+                Version::HTTP_10 => "1.0",
+                Version::HTTP_2 => "2",
+                _ => "1.1",
+            },
+        ),
+    ];
+    if let Some(agent) = request.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
+        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+    }
+    // No route matched: the span keeps its name, the method.
+    if let Some(route) = request.route {
+        span.rename(format!("{method} {route}"));
+        attributes.push(KeyValue::new("http.route", route));
+    }
+    if request.status.is_server_error() {
+        let kind = request.status.as_u16().to_string();
+        attributes.push(KeyValue::new("error.type", kind.clone()));
+        span.set_error(kind);
+    }
+    span.set_attributes(attributes);
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequestLifecycle
@@ -172,6 +266,40 @@ where
         let routes = self.routes.clone();
         let peer = req.peer_addr().map(|a| a.ip());
         let client = client_addr::resolve(peer, req.headers(), &factory.trusted);
+        // The server span, when tracing is on. The caller's trace is continued only when it is
+        // believed: any caller with `tracing.trust_incoming`, else a trusted proxy.
+        let span = match factory.tracing.is_on() {
+            false => None,
+            true => {
+                let headers = IncomingHeaders(req.headers());
+                let believed = req.headers().contains_key(TRACEPARENT)
+                    && (factory.tracing.trusts_incoming()
+                        || peer.is_some_and(|ip| factory.trusted.contains(ip)));
+                let incoming = believed.then_some(&headers as &dyn Extractor);
+                factory
+                    .tracing
+                    .server_span(span_method(req.method()), incoming)
+            }
+        };
+        let trace = span.as_ref().map(|span| {
+            let cx = span.context();
+            TraceIds {
+                trace_id: cx.trace_id().to_bytes(),
+                span_id: cx.span_id().to_bytes(),
+            }
+        });
+        // Only what a recorded span describes is kept for it.
+        let recording = span.as_ref().is_some_and(ServerSpan::is_recording);
+        // The route's template comes from the app's resource map by path, so it is known here
+        // already, and for a request that ends without a response (a panic) too.
+        let (version, user_agent, route) = match recording {
+            true => (
+                req.version(),
+                req.headers().get(header::USER_AGENT).cloned(),
+                req.match_pattern(),
+            ),
+            false => (Version::HTTP_11, None, None),
+        };
         if !factory.trusted.is_empty() {
             // Headers were (maybe) parsed: keep the answer for `client_addr()`. Without trusted
             // proxies it is the peer, recomputed for free, so the hot path allocates nothing.
@@ -208,93 +336,117 @@ where
             None => Either::Right(call),
         };
         let fut = AssertUnwindSafe(fut).catch_unwind();
-        Box::pin(goex_logging::request::scope(scoped_id, async move {
-            let outcome = match fut.await {
-                Ok(result) => result,
-                Err(panic) => Err(panic_error(panic.as_ref()).into()),
-            };
-            let result: Result<Self::Response, Error> = match outcome {
-                Ok(res) => match res.response().error() {
-                    None => Ok(res.map_into_left_body()),
-                    Some(e) => {
-                        let out = OutgoingError::of(e, res.status(), accept_language.as_ref());
-                        out.log(&factory.logger, &method, uri.path());
-                        match out.replacement(e) {
-                            None => Ok(res.map_into_left_body()),
-                            Some(mut body) => {
-                                // The route's rate-limit headers stay on the re-rendered error.
-                                rate_limit::carry_headers(res.headers(), body.headers_mut());
-                                Ok(res.into_response(body).map_into_right_body())
+        // The span is the handler's current span (the parent of the spans it makes).
+        let fut = match &span {
+            Some(span) => Either::Left(goex_tracing::scope(span.context().clone(), fut)),
+            None => Either::Right(fut),
+        };
+        Box::pin(goex_logging::request::scope_traced(
+            scoped_id,
+            trace,
+            async move {
+                let outcome = match fut.await {
+                    Ok(result) => result,
+                    Err(panic) => Err(panic_error(panic.as_ref()).into()),
+                };
+                let result: Result<Self::Response, Error> = match outcome {
+                    Ok(res) => match res.response().error() {
+                        None => Ok(res.map_into_left_body()),
+                        Some(e) => {
+                            let out = OutgoingError::of(e, res.status(), accept_language.as_ref());
+                            out.log(&factory.logger, &method, uri.path());
+                            match out.replacement(e) {
+                                None => Ok(res.map_into_left_body()),
+                                Some(mut body) => {
+                                    // The route's rate-limit headers stay on the re-rendered error.
+                                    rate_limit::carry_headers(res.headers(), body.headers_mut());
+                                    Ok(res.into_response(body).map_into_right_body())
+                                }
                             }
                         }
-                    }
-                },
-                Err(e) => {
-                    let status = e.as_response_error().status_code();
-                    let out = OutgoingError::of(&e, status, accept_language.as_ref());
-                    out.log(&factory.logger, &method, uri.path());
-                    let mut body = out.envelope(&e);
-                    body.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
-                    Err(InternalError::from_response(out.summary, body).into())
-                }
-            };
-            let (status, user, admin) = match &result {
-                Ok(res) => {
-                    let extensions = res.request().extensions();
-                    (
-                        res.status(),
-                        factory
-                            .access_log
-                            .then(|| extensions.get::<AuthenticatedUserId>().map(|u| u.0)),
-                        extensions.get::<AdminRequest>().copied(),
-                    )
-                }
-                Err(e) => (e.as_response_error().status_code(), None, None),
-            };
-            // An admin's request leaves its audit record whatever the access log does.
-            if let (Some(AdminRequest(actor)), Ok(res)) = (admin, &result) {
-                let action = match res.request().match_pattern() {
-                    Some(pattern) => format!("{method} {pattern}"),
-                    None => format!("{method} {}", uri.path()),
-                };
-                let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-                let actor = audit::Actor {
-                    id: actor.to_string(),
-                    client: client.to_string(),
-                };
-                audit::record(&factory.logger, &actor, &action, target, status.as_str());
-            }
-            // One clock read for the metrics and the access record.
-            let elapsed = started.elapsed();
-            if let Some(metrics) = &factory.metrics {
-                let seconds = elapsed.as_secs_f64();
-                match &result {
-                    Ok(res) => routes.record(metrics, res.request(), &method, status, seconds),
-                    Err(_) => metrics.request_finished(
-                        UNMATCHED_ROUTE,
-                        method.as_str(),
-                        status.as_str(),
-                        seconds,
-                    ),
-                }
-            }
-            let result = result.map(|mut res| {
-                res.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
-                res
-            });
-            if factory.access_log {
-                let request = access_log::Request {
-                    method: &method,
-                    path: uri.path(),
-                    client: match &peer_text {
-                        Some(PeerText(text)) => access_log::Client::Formatted(text),
-                        None => access_log::Client::Resolved(client),
                     },
-                    user_id: user.flatten(),
+                    Err(e) => {
+                        let status = e.as_response_error().status_code();
+                        let out = OutgoingError::of(&e, status, accept_language.as_ref());
+                        out.log(&factory.logger, &method, uri.path());
+                        let mut body = out.envelope(&e);
+                        body.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+                        Err(InternalError::from_response(out.summary, body).into())
+                    }
                 };
-                access_log::record(&factory.logger, &request, status, elapsed);
-            }
-            result
-        }))
+                let (status, user, admin) = match &result {
+                    Ok(res) => {
+                        let extensions = res.request().extensions();
+                        (
+                            res.status(),
+                            factory
+                                .access_log
+                                .then(|| extensions.get::<AuthenticatedUserId>().map(|u| u.0)),
+                            extensions.get::<AdminRequest>().copied(),
+                        )
+                    }
+                    Err(e) => (e.as_response_error().status_code(), None, None),
+                };
+                // An admin's request leaves its audit record whatever the access log does.
+                if let (Some(AdminRequest(actor)), Ok(res)) = (admin, &result) {
+                    let action = match res.request().match_pattern() {
+                        Some(pattern) => format!("{method} {pattern}"),
+                        None => format!("{method} {}", uri.path()),
+                    };
+                    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+                    let actor = audit::Actor {
+                        id: actor.to_string(),
+                        client: client.to_string(),
+                    };
+                    audit::record(&factory.logger, &actor, &action, target, status.as_str());
+                }
+                // One clock read for the metrics and the access record.
+                let elapsed = started.elapsed();
+                if let Some(metrics) = &factory.metrics {
+                    let seconds = elapsed.as_secs_f64();
+                    match &result {
+                        Ok(res) => routes.record(metrics, res.request(), &method, status, seconds),
+                        Err(_) => metrics.request_finished(
+                            UNMATCHED_ROUTE,
+                            method.as_str(),
+                            status.as_str(),
+                            seconds,
+                        ),
+                    }
+                }
+                if let Some(mut span) = span {
+                    if recording {
+                        let request = Described {
+                            method: &method,
+                            path: uri.path(),
+                            route,
+                            status,
+                            client: client.ip,
+                            version,
+                            user_agent,
+                        };
+                        describe(&mut span, request);
+                    }
+                    span.end();
+                }
+                let result = result.map(|mut res| {
+                    res.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+                    res
+                });
+                if factory.access_log {
+                    let request = access_log::Request {
+                        method: &method,
+                        path: uri.path(),
+                        client: match &peer_text {
+                            Some(PeerText(text)) => access_log::Client::Formatted(text),
+                            None => access_log::Client::Resolved(client),
+                        },
+                        user_id: user.flatten(),
+                    };
+                    access_log::record(&factory.logger, &request, status, elapsed);
+                }
+                result
+            },
+        ))
     }
 }

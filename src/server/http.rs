@@ -92,6 +92,7 @@ pub fn serve(
     module: Arc<AppModule>,
     logger: &Logger,
     metrics: Option<goex_metrics::Metrics>,
+    tracing: goex_tracing::Tracing,
 ) -> std::io::Result<Server> {
     let http: &HttpConfig = &config.server.http;
     let debug_routes = config.server.debug_routes;
@@ -163,14 +164,17 @@ pub fn serve(
             .wrap(limiter.clone())
             // Inside the lifecycle: a shed request still gets its id, envelope and record.
             .wrap(Shedding::new(shedder.clone()))
-            .wrap(RequestLifecycle::new(
-                &logger,
-                access_log,
-                read_your_writes,
-                ids.clone(),
-                trusted.clone(),
-                metrics.clone(),
-            ))
+            .wrap(
+                RequestLifecycle::new(
+                    &logger,
+                    access_log,
+                    read_your_writes,
+                    ids.clone(),
+                    trusted.clone(),
+                    metrics.clone(),
+                )
+                .traced(tracing.clone()),
+            )
     };
 
     let addr = listener.local_addr()?;

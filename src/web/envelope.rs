@@ -61,6 +61,9 @@ pub fn render_code(code: ErrorCode, lang: Lang, detail: Option<&str>) -> HttpRes
 fn respond(code: ErrorCode, mut envelope: goex_errors::Envelope) -> HttpResponse {
     // Rendered while the request is served (the lifecycle middleware's scope).
     envelope.error.request_id = goex_logging::request::current().map(|id| id.to_string());
+    // Only a traced request has trace ids in its scope: with tracing off this stays `None`.
+    envelope.error.trace_id =
+        goex_logging::request::current_trace().map(|ids| ids.trace_hex().to_string());
     let status = StatusCode::from_u16(code.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
     res.insert_header((

@@ -37,4 +37,5 @@ mod shutdown;
 mod slow_client;
 mod sms;
 mod socket;
+mod tracing;
 mod validation;

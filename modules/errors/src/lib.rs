@@ -102,6 +102,7 @@ impl ErrorCode {
                 popup_content: String::new(),
                 refresh_url: None,
                 request_id: None,
+                trace_id: None,
                 details: None,
             },
         }
@@ -118,6 +119,7 @@ impl ErrorCode {
                 popup_content: content.to_owned(),
                 refresh_url: None,
                 request_id: None,
+                trace_id: None,
                 details: None,
             },
         }
@@ -154,6 +156,11 @@ pub struct EnvelopeBody {
     /// The id of the request that failed (its `X-Request-Id`), for a user to quote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The trace the failed request belongs to (32 hex digits), when tracing is on: the key
+    /// to find its spans in Jaeger or Tempo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub trace_id: Option<String>,
     /// Structured detail some codes carry (30001: the refused import's report, its bad rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]

@@ -96,6 +96,8 @@ pub struct AppConfig {
     pub rate_limit: RateLimitConfig,
     /// Adaptive load shedding of the HTTP and gRPC apps (docs/overload.md): on in prod.
     pub shedding: goex_shedding::Settings,
+    /// OpenTelemetry tracing (docs/tracing.md): off by default.
+    pub tracing: goex_tracing::Settings,
 }
 
 /// A loaded configuration with where it came from.
@@ -108,7 +110,28 @@ impl AppConfig {
     /// A missing or malformed file, an unknown, missing or mistyped key, or a value that fails
     /// the checks below; every message names the key and the file or variable that set it.
     pub fn load(dir: &Path, profile: Profile) -> Result<LoadedConfig, ConfigError> {
-        let loaded: LoadedConfig = goex_config::load(dir, profile)?;
+        Self::checked(
+            goex_config::load_aliased(dir, profile, telemetry::ENV_ALIASES)?,
+            profile,
+        )
+    }
+
+    /// [`AppConfig::load`] with the environment given explicitly (tests).
+    ///
+    /// # Errors
+    /// As [`AppConfig::load`].
+    pub fn load_with_vars(
+        dir: &Path,
+        profile: Profile,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<LoadedConfig, ConfigError> {
+        Self::checked(
+            goex_config::load_with_aliases(dir, profile, vars, telemetry::ENV_ALIASES)?,
+            profile,
+        )
+    }
+
+    fn checked(loaded: LoadedConfig, profile: Profile) -> Result<LoadedConfig, ConfigError> {
         // A failed check names the file or variable that set the key, as a parse error does.
         loaded
             .settings
@@ -135,6 +158,7 @@ impl AppConfig {
         shedding::check_shedding(&self.shedding)?;
         telemetry::check_metrics(&self.metrics)?;
         telemetry::check_pprof(&self.pprof)?;
+        telemetry::check_tracing(&self.tracing)?;
         database::check_mysql_accounts(&self.database, &self.mysql, profile)
     }
 }

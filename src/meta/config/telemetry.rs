@@ -1,5 +1,6 @@
-//! `metrics.*` and `pprof.*`: the listeners that observe the process (their settings types
-//! live in `goex_metrics` and `goex_profiling`; what this app requires of them is here).
+//! `metrics.*`, `pprof.*` and `tracing.*`: what observes the process (their settings types
+//! live in `goex_metrics`, `goex_profiling` and `goex_tracing`; what this app requires of them
+//! is here, with the `OTEL_*` variables mapped onto `tracing.*`).
 
 use goex_config::{ConfigError, invalid};
 
@@ -29,6 +30,86 @@ pub(super) fn check_pprof(pprof: &goex_profiling::Settings) -> Result<(), Config
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The standard OpenTelemetry variables the SDK would read itself, mapped onto `tracing.*`
+/// (the SDK is given every value explicitly, so it reads none): an `APP__TRACING__...`
+/// variable for the same key wins.
+pub(super) const ENV_ALIASES: &[goex_config::Alias] = &[
+    goex_config::Alias {
+        var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        keys: &["tracing.endpoint"],
+    },
+    goex_config::Alias {
+        var: "OTEL_SERVICE_NAME",
+        // Each process reads its own.
+        keys: &[
+            "tracing.service_name.http",
+            "tracing.service_name.grpc",
+            "tracing.service_name.socket",
+        ],
+    },
+    goex_config::Alias {
+        var: "OTEL_RESOURCE_ATTRIBUTES",
+        keys: &["tracing.resource_attributes"],
+    },
+];
+
+/// `tracing.*`: looked at only when tracing is on, so a disabled section never stops a start.
+pub(super) fn check_tracing(tracing: &goex_tracing::Settings) -> Result<(), ConfigError> {
+    if !tracing.enabled {
+        return Ok(());
+    }
+    let endpoint = tracing.endpoint.trim();
+    match endpoint.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+        Ok(uri) if uri.scheme_str() == Some("https") => {
+            return Err(invalid(
+                "tracing.endpoint",
+                format!(
+                    "`{endpoint}`: TLS to the collector is not supported; send to a collector or \
+                     agent on a trusted network over http://"
+                ),
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                "tracing.endpoint",
+                format!("`{endpoint}` is not http://host:port"),
+            ));
+        }
+    }
+    if !(0.0..=1.0).contains(&tracing.sample_ratio) {
+        return Err(invalid(
+            "tracing.sample_ratio",
+            format!("{} is not between 0 and 1", tracing.sample_ratio),
+        ));
+    }
+    for (key, name) in [
+        ("tracing.service_name.http", &tracing.service_name.http),
+        ("tracing.service_name.grpc", &tracing.service_name.grpc),
+        ("tracing.service_name.socket", &tracing.service_name.socket),
+    ] {
+        if name.trim().is_empty() {
+            return Err(invalid(key, "must not be empty"));
+        }
+    }
+    super::refuse_zero(&[
+        ("tracing.export_timeout", tracing.export_timeout.is_zero()),
+        ("tracing.batch_size", tracing.batch_size == 0),
+        ("tracing.queue_size", tracing.queue_size == 0),
+        ("tracing.scheduled_delay", tracing.scheduled_delay.is_zero()),
+    ])?;
+    if tracing.batch_size > tracing.queue_size {
+        return Err(invalid(
+            "tracing.batch_size",
+            format!(
+                "{} is more than tracing.queue_size ({}): a batch is taken from the queue",
+                tracing.batch_size, tracing.queue_size
+            ),
+        ));
     }
     Ok(())
 }

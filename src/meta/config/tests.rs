@@ -580,3 +580,144 @@ fn rate_limit_rules_are_checked_naming_the_key() {
         .collect();
     assert_eq!(names, ["hello-by-id", "excel-export", "grpc-hello"]);
 }
+
+/// Loads the test profile as the binary does (`OTEL_*` aliases included), checks and all.
+fn load_traced(vars: &[(&str, &str)]) -> Result<LoadedConfig, ConfigError> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    AppConfig::load_with_vars(&dir, Profile::Test, vars)
+}
+
+#[test]
+fn tracing_is_off_by_default_in_every_profile() {
+    for profile in Profile::ALL {
+        let tracing = shipped(profile).tracing;
+        assert!(!tracing.enabled, "{profile}");
+        assert!(tracing.queue_size >= tracing.batch_size, "{profile}");
+    }
+}
+
+#[test]
+fn otel_variables_set_tracing_keys_and_app_variables_win() {
+    let loaded = load_traced(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+        ("OTEL_SERVICE_NAME", "shop"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.namespace=eu,deployment.environment.name=staging",
+        ),
+    ])
+    .unwrap();
+    let tracing = &loaded.settings.tracing;
+    assert_eq!(tracing.endpoint, "http://collector:4317");
+    assert_eq!(
+        [
+            &tracing.service_name.http,
+            &tracing.service_name.grpc,
+            &tracing.service_name.socket
+        ],
+        ["shop"; 3]
+    );
+    assert_eq!(tracing.resource_attributes["service.namespace"], "eu");
+    assert_eq!(
+        tracing.resource_attributes["deployment.environment.name"],
+        "staging"
+    );
+    assert_eq!(
+        loaded.origin_of("tracing.endpoint"),
+        "environment variable OTEL_EXPORTER_OTLP_ENDPOINT"
+    );
+
+    let loaded = load_traced(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+        ("APP__TRACING__ENDPOINT", "http://agent:4317"),
+        ("OTEL_SERVICE_NAME", "shop"),
+        ("APP__TRACING__SERVICE_NAME__GRPC", "shop-rpc"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "a=1"),
+        ("APP__TRACING__RESOURCE_ATTRIBUTES", "b=2"),
+    ])
+    .unwrap();
+    let tracing = &loaded.settings.tracing;
+    assert_eq!(tracing.endpoint, "http://agent:4317");
+    assert_eq!(tracing.service_name.http, "shop");
+    assert_eq!(tracing.service_name.grpc, "shop-rpc");
+    assert_eq!(
+        tracing.resource_attributes.keys().collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!(
+        loaded.origin_of("tracing.endpoint"),
+        "environment variable APP__TRACING__ENDPOINT"
+    );
+
+    // Without the aliases (goex_config's plain loader) the standard variables are nobody's.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let plain = goex_config::load_with_vars::<AppConfig>(
+        &dir,
+        Profile::Test,
+        [("OTEL_SERVICE_NAME".to_owned(), "shop".to_owned())],
+    )
+    .unwrap();
+    assert_eq!(plain.settings.tracing.service_name.http, "go_example-http");
+}
+
+#[test]
+fn a_bad_otel_value_names_the_variable() {
+    let text = load_traced(&[
+        ("APP__TRACING__ENABLED", "true"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("tracing.endpoint") && text.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{text}"
+    );
+    let text = load_traced(&[("OTEL_RESOURCE_ATTRIBUTES", "novalue")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("tracing.resource_attributes") && text.contains("OTEL_RESOURCE_ATTRIBUTES"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tracing_values_are_checked_when_on_only() {
+    let on = ("APP__TRACING__ENABLED", "true");
+    for (vars, key) in [
+        (
+            vec![on, ("APP__TRACING__SAMPLE_RATIO", "1.5")],
+            "tracing.sample_ratio",
+        ),
+        (
+            vec![on, ("APP__TRACING__SAMPLE_RATIO", "-0.1")],
+            "tracing.sample_ratio",
+        ),
+        (
+            vec![on, ("APP__TRACING__ENDPOINT", "https://c:4317")],
+            "tracing.endpoint",
+        ),
+        (
+            vec![on, ("APP__TRACING__BATCH_SIZE", "0")],
+            "tracing.batch_size",
+        ),
+        (
+            vec![on, ("APP__TRACING__QUEUE_SIZE", "100")],
+            "tracing.batch_size",
+        ),
+        (
+            vec![on, ("APP__TRACING__EXPORT_TIMEOUT", "0s")],
+            "tracing.export_timeout",
+        ),
+        (
+            vec![on, ("APP__TRACING__SERVICE_NAME__HTTP", " ")],
+            "tracing.service_name.http",
+        ),
+    ] {
+        let text = refused(Profile::Test, &vars);
+        assert!(text.contains(key), "{vars:?}: {text}");
+    }
+    check_with(Profile::Test, &[("APP__TRACING__SAMPLE_RATIO", "7")]).unwrap();
+    check_with(Profile::Test, &[on]).unwrap();
+}

@@ -1,0 +1,430 @@
+//! OpenTelemetry tracing of the HTTP app (docs/tracing.md) against a real OTLP/gRPC receiver,
+//! the collector double (tests/otlp/collector_double.py on PyPI's `opentelemetry-proto` and
+//! `grpcio`): the server span of a request, its parent when the caller is believed, its status,
+//! the trace id in the envelope and in the request's log records, sampling, a collector that
+//! never answers, and the flush on graceful shutdown.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{
+    eventually, manifest_dir, python_venv, spawn_app_with, spawn_logged, test_config,
+};
+
+/// The double's packages, tested together (grpcio as the other Python gRPC peers pin it).
+const OTLP_PACKAGES: &[&str] = &[
+    "grpcio==1.85.1",
+    "protobuf==7.36.2",
+    "opentelemetry-proto==1.45.2",
+];
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// OTLP's span kinds and status codes, as the double stores them.
+const KIND_SERVER: i64 = 2;
+const STATUS_UNSET: i64 = 0;
+const STATUS_ERROR: i64 = 2;
+
+/// The collector double, stopped when dropped.
+struct Collector {
+    child: Child,
+    endpoint: String,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collector() -> Collector {
+    let python = python_venv("otlp", OTLP_PACKAGES);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spans.jsonl");
+    let mut child = Command::new(python)
+        .arg(manifest_dir().join("tests/otlp/collector_double.py"))
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the collector double starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("the collector double said {line:?}"))
+        .to_owned();
+    Collector {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        out,
+        _dir: dir,
+    }
+}
+
+impl Collector {
+    /// Every span received so far.
+    fn spans(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
+            .collect()
+    }
+
+    /// The spans of `trace_id`, once at least one arrived (the batch is sent every 100 ms).
+    async fn trace(&self, trace_id: &str) -> Vec<Value> {
+        let of_trace = |spans: Vec<Value>| -> Vec<Value> {
+            spans
+                .into_iter()
+                .filter(|s| s["trace_id"] == trace_id)
+                .collect()
+        };
+        eventually(Duration::from_secs(10), async || {
+            !of_trace(self.spans()).is_empty()
+        })
+        .await;
+        let spans = of_trace(self.spans());
+        assert!(
+            !spans.is_empty(),
+            "no span of trace {trace_id} in {:?}",
+            self.spans()
+        );
+        spans
+    }
+}
+
+/// Tracing on, exporting to `endpoint` every 100 ms, with `extra`.
+fn traced(endpoint: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
+        ("APP__TRACING__ENABLED", "true".to_owned()),
+        ("APP__TRACING__ENDPOINT", endpoint.to_owned()),
+        ("APP__TRACING__SCHEDULED_DELAY", "100ms".to_owned()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    vars
+}
+
+fn traceparent(trace: &str, parent: &str, flags: &str) -> String {
+    format!("00-{trace}-{parent}-{flags}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_believed_traceparent_makes_a_server_span_of_that_trace_named_by_route() {
+    let collector = collector();
+    let app = spawn_app_with(&traced(
+        &collector.endpoint,
+        &[("APP__TRACING__TRUST_INCOMING", "true")],
+    ))
+    .await;
+    let res = app
+        .client
+        .get(format!("{}/excel/import/123", app.address))
+        .header("traceparent", traceparent(TRACE, PARENT, "01"))
+        .header("user-agent", "tracing-test/1")
+        .send()
+        .await
+        .unwrap();
+    // A route that wants a user: a 4xx, the client's failure, not the server's.
+    assert_eq!(res.status().as_u16(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["trace_id"], TRACE, "{body}");
+
+    let spans = collector.trace(TRACE).await;
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let span = &spans[0];
+    // The template, never the raw path (bounded span names).
+    assert_eq!(span["name"], "GET /excel/import/{id}", "{span}");
+    assert_eq!(span["kind"], KIND_SERVER);
+    assert_eq!(span["parent_span_id"], PARENT);
+    assert_eq!(span["status_code"], STATUS_UNSET, "{span}");
+    let attributes = &span["attributes"];
+    assert_eq!(attributes["http.request.method"], "GET");
+    assert_eq!(attributes["http.route"], "/excel/import/{id}");
+    assert_eq!(attributes["url.path"], "/excel/import/123");
+    assert_eq!(attributes["url.scheme"], "http");
+    assert_eq!(attributes["http.response.status_code"], 401);
+    assert_eq!(attributes["client.address"], "127.0.0.1");
+    assert_eq!(attributes["network.protocol.version"], "1.1");
+    assert_eq!(attributes["user_agent.original"], "tracing-test/1");
+    assert!(attributes.get("error.type").is_none(), "{span}");
+    let resource = &span["resource"];
+    assert_eq!(resource["service.name"], "go_example-http");
+    assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(resource["deployment.environment.name"], "test");
+    assert_eq!(span["scope"], "go_example");
+
+    // A success answers no envelope; its span is there all the same.
+    let other = "0af7651916cd43dd8448eb211c80319c";
+    let res = app
+        .client
+        .get(format!("{}/hello", app.address))
+        .header("traceparent", traceparent(other, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let spans = collector.trace(other).await;
+    assert_eq!(spans[0]["name"], "GET /hello");
+    assert_eq!(spans[0]["attributes"]["http.response.status_code"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_span_is_an_error_and_the_envelope_and_logs_carry_its_ids() {
+    let collector = collector();
+    let vars = traced(&collector.endpoint, &[]);
+    let vars: Vec<(&'static str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_logged(&vars).await;
+    let res = app
+        .client
+        .get(format!("{}/debug/panic", app.address))
+        .header("x-request-id", "traced-panic-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500);
+    let body: Value = res.json().await.unwrap();
+    let trace_id = body["error"]["trace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no trace_id in {body}"))
+        .to_owned();
+    assert_eq!(trace_id.len(), 32, "{trace_id}");
+    assert_eq!(body["error"]["request_id"], "traced-panic-1");
+
+    let spans = collector.trace(&trace_id).await;
+    let span = &spans[0];
+    assert_eq!(span["name"], "GET /debug/panic");
+    assert_eq!(span["status_code"], STATUS_ERROR, "{span}");
+    assert_eq!(span["attributes"]["error.type"], "500");
+    assert_eq!(span["attributes"]["http.response.status_code"], 500);
+    // No caller trace: a root.
+    assert_eq!(span["parent_span_id"], "");
+    let span_id = span["span_id"].as_str().unwrap();
+
+    // The error record and the access record of the request carry both ids.
+    let records = || -> Vec<_> {
+        app.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("request_id").is_some_and(|id| id == "traced-panic-1"))
+            .cloned()
+            .collect()
+    };
+    eventually(Duration::from_secs(5), async || {
+        records().iter().any(|r| r["msg"] == "request")
+    })
+    .await;
+    let records = records();
+    for msg in ["request failed", "request"] {
+        let record = records
+            .iter()
+            .find(|r| r["msg"] == msg)
+            .unwrap_or_else(|| panic!("no {msg:?} record in {records:?}"));
+        assert_eq!(record.get("trace_id"), Some(&trace_id), "{record:?}");
+        assert_eq!(
+            record.get("span_id").map(String::as_str),
+            Some(span_id),
+            "{record:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_is_believed_only_from_trusted_proxies_or_when_configured() {
+    let collector = collector();
+    // Default: no trusted proxy, trust_incoming off. The client's trace is not continued.
+    let app = spawn_app_with(&traced(&collector.endpoint, &[])).await;
+    let res = app
+        .client
+        .get(format!("{}/nope", app.address))
+        .header("traceparent", traceparent(TRACE, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let body: Value = res.json().await.unwrap();
+    let own = body["error"]["trace_id"].as_str().unwrap().to_owned();
+    assert_ne!(own, TRACE);
+    let spans = collector.trace(&own).await;
+    assert_eq!(spans[0]["parent_span_id"], "", "{spans:?}");
+    // No route: named by the method alone.
+    assert_eq!(spans[0]["name"], "GET");
+    assert!(spans[0]["attributes"].get("http.route").is_none());
+    drop(app);
+
+    // The same request through a trusted proxy (loopback) continues the caller's trace.
+    let trusted = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let app = spawn_app_with(&traced(
+        &collector.endpoint,
+        &[("APP__SERVER__HTTP__TRUSTED_PROXIES__0", "127.0.0.1/32")],
+    ))
+    .await;
+    let res = app
+        .client
+        .get(format!("{}/nope", app.address))
+        .header("traceparent", traceparent(trusted, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["trace_id"], trusted, "{body}");
+    let spans = collector.trace(trusted).await;
+    assert_eq!(spans[0]["parent_span_id"], PARENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_ratio_zero_nothing_is_sent_but_ids_are_still_given() {
+    let collector = collector();
+    let app = spawn_app_with(&traced(
+        &collector.endpoint,
+        &[
+            ("APP__TRACING__SAMPLE_RATIO", "0"),
+            ("APP__TRACING__TRUST_INCOMING", "true"),
+        ],
+    ))
+    .await;
+    let mut unsampled = Vec::new();
+    for path in ["/hello", "/nope", "/debug/panic"] {
+        for _ in 0..5 {
+            let res = app.get(path).await;
+            if res.status().as_u16() >= 400 {
+                let body: Value = res.json().await.unwrap();
+                unsampled.push(body["error"]["trace_id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(unsampled.len(), 10);
+    // A caller that sampled its trace is followed (parent-based): this span is sent, after
+    // the others were made, through the same queue.
+    let res = app
+        .client
+        .get(format!("{}/hello", app.address))
+        .header("traceparent", traceparent(TRACE, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    collector.trace(TRACE).await;
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 1, "only the followed trace: {spans:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracing_off_adds_nothing_to_envelopes_or_logs() {
+    let app = spawn_logged(&[]).await;
+    let res = app
+        .client
+        .get(format!("{}/debug/panic", app.address))
+        .header("x-request-id", "untraced-1")
+        .header("traceparent", traceparent(TRACE, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"].get("trace_id").is_none(), "{body}");
+    let records = || -> Vec<_> {
+        app.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("request_id").is_some_and(|id| id == "untraced-1"))
+            .cloned()
+            .collect()
+    };
+    eventually(Duration::from_secs(5), async || {
+        records().iter().any(|r| r["msg"] == "request")
+    })
+    .await;
+    let records = records();
+    assert!(
+        records.iter().any(|r| r["msg"] == "request failed"),
+        "{records:?}"
+    );
+    for record in &records {
+        assert!(
+            record.get("trace_id").is_none() && record.get("span_id").is_none(),
+            "{record:?}"
+        );
+    }
+    assert!(!test_config(&[]).tracing.enabled, "off by default");
+}
+
+/// A collector that accepts connections and never answers (nothing reads them), and a port
+/// nobody listens on: neither may slow a request, whatever the queue holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_absent_collector_neither_slows_nor_blocks_requests() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let absent_port = crate::helpers::free_port();
+    for endpoint in [
+        format!("http://{}", silent.local_addr().unwrap()),
+        format!("http://127.0.0.1:{absent_port}"),
+    ] {
+        // The default export timeout (10 s): a request that waited on the exporter would take
+        // seconds; the queue is small so that it is full long before the run ends.
+        let app = spawn_app_with(&traced(
+            &endpoint,
+            &[
+                ("APP__TRACING__QUEUE_SIZE", "64"),
+                ("APP__TRACING__BATCH_SIZE", "16"),
+            ],
+        ))
+        .await;
+        let started = Instant::now();
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let client = app.client.clone();
+            let url = format!("{}/hello", app.address);
+            clients.push(tokio::spawn(async move {
+                let mut slowest = Duration::ZERO;
+                for _ in 0..100 {
+                    let one = Instant::now();
+                    let res = client.get(&url).send().await.unwrap();
+                    assert_eq!(res.status().as_u16(), 200);
+                    slowest = slowest.max(one.elapsed());
+                }
+                slowest
+            }));
+        }
+        let mut slowest = Duration::ZERO;
+        for client in clients {
+            slowest = slowest.max(client.await.unwrap());
+        }
+        let spent = started.elapsed();
+        // 800 requests, 12 times the queue: none waited for an export (10 s).
+        assert!(
+            slowest < Duration::from_secs(3),
+            "{endpoint}: slowest request {slowest:?} ({spent:?} in all)"
+        );
+        drop(app);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_spans_are_flushed_on_graceful_shutdown() {
+    let collector = collector();
+    // Exports every minute: the span can only arrive through the flush at shutdown.
+    let mut vars = traced(&collector.endpoint, &[]);
+    vars.push(("APP__TRACING__SCHEDULED_DELAY", "60s".to_owned()));
+    let app = spawn_app_with(&vars).await;
+    let res = app.get("/nope").await;
+    let body: Value = res.json().await.unwrap();
+    let trace_id = body["error"]["trace_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(collector.spans().is_empty(), "sent before the stop");
+    app.stop().await;
+    let spans = collector.trace(&trace_id).await;
+    assert_eq!(spans[0]["name"], "GET");
+}
