@@ -428,3 +428,35 @@ async fn the_last_spans_are_flushed_on_graceful_shutdown() {
     let spans = collector.trace(&trace_id).await;
     assert_eq!(spans[0]["name"], "GET");
 }
+
+/// The binary as deployed: the standard `OTEL_*` variables configure it (the SDK reads none
+/// itself: the configuration maps them), and SIGTERM's graceful stop exports the last span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_otel_variables_and_flushes_on_sigterm() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let collector = collector();
+    let app = crate::helpers::spawn_process(&[
+        ("APP__TRACING__ENABLED", "true".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()),
+        ("OTEL_SERVICE_NAME", "shop-edge".to_owned()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.namespace=shop".to_owned(),
+        ),
+        // Every minute: the span can only arrive through the flush at the stop.
+        ("APP__TRACING__SCHEDULED_DELAY", "60s".to_owned()),
+    ]);
+    let res = reqwest::get(format!("{}/nope", app.address)).await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let body: Value = res.json().await.unwrap();
+    let trace_id = body["error"]["trace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no trace_id in {body}"))
+        .to_owned();
+    kill(Pid::from_raw(app.pid as i32), Signal::SIGTERM).unwrap();
+    let spans = collector.trace(&trace_id).await;
+    let resource = &spans[0]["resource"];
+    assert_eq!(resource["service.name"], "shop-edge", "{resource}");
+    assert_eq!(resource["service.namespace"], "shop", "{resource}");
+}
