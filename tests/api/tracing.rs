@@ -430,7 +430,8 @@ async fn the_last_spans_are_flushed_on_graceful_shutdown() {
 }
 
 /// The binary as deployed: the standard `OTEL_*` variables configure it (the SDK reads none
-/// itself: the configuration maps them), and SIGTERM's graceful stop exports the last span.
+/// itself: the configuration maps them, and the exporter's headers and compression variables
+/// reach nothing), and SIGTERM's graceful stop exports the last span.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_takes_otel_variables_and_flushes_on_sigterm() {
     use nix::sys::signal::{Signal, kill};
@@ -446,6 +447,10 @@ async fn the_binary_takes_otel_variables_and_flushes_on_sigterm() {
         ),
         // Every minute: the span can only arrive through the flush at the stop.
         ("APP__TRACING__SCHEDULED_DELAY", "60s".to_owned()),
+        // Read by opentelemetry-otlp's exporter whatever it was given; ours reads nothing.
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-leaked=1".to_owned()),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-leaked-traces=1".to_owned()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".to_owned()),
     ]);
     let res = reqwest::get(format!("{}/nope", app.address)).await.unwrap();
     assert_eq!(res.status().as_u16(), 404);
@@ -459,4 +464,14 @@ async fn the_binary_takes_otel_variables_and_flushes_on_sigterm() {
     let resource = &spans[0]["resource"];
     assert_eq!(resource["service.name"], "shop-edge", "{resource}");
     assert_eq!(resource["service.namespace"], "shop", "{resource}");
+    let metadata = spans[0]["metadata"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no metadata in {}", spans[0]));
+    assert!(
+        metadata.contains_key("user-agent"),
+        "the double records the call's metadata: {metadata:?}"
+    );
+    for leaked in ["x-leaked", "x-leaked-traces"] {
+        assert!(!metadata.contains_key(leaked), "{leaked} in {metadata:?}");
+    }
 }

@@ -1,7 +1,8 @@
 """An OTLP/gRPC trace receiver for the tracing tests (tests/api/tracing.rs), a stand-in for an
 OpenTelemetry collector or Jaeger: it answers TraceService/Export as a collector does and appends
 every span received, flattened, as one JSON line to the file named by --out (trace and span ids
-in hex, kind and status codes as the OTLP numbers, attributes and the resource as objects).
+in hex, kind and status codes as the OTLP numbers, attributes, the resource and the export call's
+metadata as objects).
 
 It prints `LISTENING <port>` once it accepts calls, and stops when its standard input closes
 (the test that started it ended). Run with the venv of tests/api/tracing.rs: grpcio, protobuf
@@ -40,6 +41,10 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.lock = threading.Lock()
 
     def Export(self, request, context):
+        # The call's text metadata (binary entries skipped), so a test sees what the exporter
+        # sent beside the spans.
+        metadata = {key: value for key, value in context.invocation_metadata()
+                    if not key.endswith("-bin")}
         lines = []
         for resource_spans in request.resource_spans:
             resource = attributes(resource_spans.resource.attributes)
@@ -62,6 +67,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                         "scope": scope_spans.scope.name,
                         "start_unix_nano": span.start_time_unix_nano,
                         "end_unix_nano": span.end_time_unix_nano,
+                        "metadata": metadata,
                     }))
         # One write per export, whole lines only: a reader never parses half a span.
         with self.lock, open(self.out, "a", encoding="utf-8") as f:

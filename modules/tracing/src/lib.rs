@@ -5,9 +5,11 @@
 //!
 //! Cross-cutting like `goex-metrics`: the edge (middleware, servers) and the assembly use it.
 //! Spans are made through the `opentelemetry` API itself (no `tracing-opentelemetry`). The SDK is
-//! given everything explicitly (an empty resource builder, the sampler, the batch config, the
-//! endpoint), so the configuration module alone maps `OTEL_*` variables onto `tracing.*`.
+//! given everything explicitly (an empty resource builder, the sampler, the batch config) and
+//! exports through our own OTLP/gRPC exporter (`exporter.rs`), so the configuration module
+//! alone maps `OTEL_*` variables onto `tracing.*`.
 
+mod exporter;
 mod settings;
 
 use std::borrow::Cow;
@@ -43,7 +45,7 @@ pub enum TracingError {
         /// What is wrong with it.
         message: String,
     },
-    /// The OTLP exporter refused its configuration.
+    /// The OTLP exporter cannot be built.
     #[error("the OTLP exporter: {0}")]
     Exporter(String),
 }
@@ -92,7 +94,7 @@ impl Tracing {
     /// there (the SDK's batch thread only hands it requests).
     ///
     /// # Errors
-    /// The endpoint is unusable, or the exporter refuses its configuration.
+    /// The endpoint is unusable, or this is not called inside a Tokio runtime.
     pub fn new(settings: &Settings, service: &Service<'_>) -> Result<Self, TracingError> {
         if !settings.enabled {
             return Ok(Self::off());
@@ -112,19 +114,17 @@ impl Tracing {
                     .into(),
             ));
         }
-        // Our own channel: its connection attempt and each call are bounded by the export
-        // timeout, and the exporter reads no `OTEL_EXPORTER_OTLP_ENDPOINT` itself.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            TracingError::Exporter("built outside a Tokio runtime (its channel runs there)".into())
+        })?;
+        // Our own channel and exporter: the connection attempt and the call are bounded by the
+        // export timeout, and nothing is read from the environment (no endpoint, headers or
+        // compression variables).
         let channel = tonic::transport::Endpoint::from(uri)
             .connect_timeout(settings.export_timeout)
             .timeout(settings.export_timeout)
             .connect_lazy();
-        use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_channel(channel)
-            .with_timeout(settings.export_timeout)
-            .build()
-            .map_err(|e| TracingError::Exporter(e.to_string()))?;
+        let exporter = exporter::OtlpGrpc::new(channel, runtime, settings.export_timeout);
         Ok(Self::with_exporter(settings, service, exporter))
     }
 
