@@ -159,8 +159,7 @@ impl Tracing {
             tracer,
             propagator: TraceContextPropagator::new(),
             trust_incoming: settings.trust_incoming,
-            // An export in flight may take the export timeout and one more try.
-            shutdown_timeout: settings.export_timeout.saturating_mul(2),
+            shutdown_timeout: settings.shutdown_timeout,
         })))
     }
 
@@ -206,8 +205,8 @@ impl Tracing {
         }
     }
 
-    /// Exports the spans still queued and stops the batch thread, within twice the export
-    /// timeout; later spans are not recorded. Called once the server drained.
+    /// Exports the spans still queued and stops the batch thread, within
+    /// `tracing.shutdown_timeout`; later spans are not recorded. Called once the server drained.
     ///
     /// # Errors
     /// A message when the last export failed or did not finish in time (the spans are lost).

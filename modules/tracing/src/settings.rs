@@ -34,6 +34,10 @@ pub struct Settings {
     /// it too. A collector that does not answer costs an export this long, never a request.
     #[serde(with = "humantime_serde")]
     pub export_timeout: Duration,
+    /// How long the flush at shutdown may take, once the server has drained (it adds to the
+    /// stop): spans still queued past it, or an export still running, are lost.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// Most spans sent in one export.
     pub batch_size: usize,
     /// Most finished spans waiting for export; past it, spans are dropped (and counted in the

@@ -1,7 +1,8 @@
 //! The tracer against exporters that keep, or never finish, what they are given.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanKind, Status, TraceFlags};
@@ -31,6 +32,53 @@ impl SpanExporter for Silent {
     }
 }
 
+/// A collector slower than the spans come: each export waits until the gate opens (the SDK's
+/// batch thread with it); counts the spans it is given and says when its first export began.
+#[derive(Debug)]
+struct Held {
+    entered: Mutex<Option<mpsc::Sender<()>>>,
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    received: AtomicUsize,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl Held {
+    fn new(entered: mpsc::Sender<()>) -> (Self, Arc<Gate>) {
+        let gate = Arc::new(Gate::default());
+        let held = Self {
+            entered: Mutex::new(Some(entered)),
+            gate: gate.clone(),
+        };
+        (held, gate)
+    }
+}
+
+impl SpanExporter for Held {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.gate.received.fetch_add(batch.len(), Ordering::SeqCst);
+        if let Some(entered) = self.entered.lock().unwrap().take() {
+            let _ = entered.send(());
+        }
+        let mut open = self.gate.open.lock().unwrap();
+        while !*open {
+            open = self.gate.opened.wait(open).unwrap();
+        }
+        Ok(())
+    }
+}
+
 fn settings(ratio: f64) -> Settings {
     Settings {
         enabled: true,
@@ -45,6 +93,7 @@ fn settings(ratio: f64) -> Settings {
         resource_attributes: BTreeMap::from([("service.namespace".into(), "shop".into())]),
         instance_id: "i-1".into(),
         export_timeout: Duration::from_secs(1),
+        shutdown_timeout: Duration::from_secs(2),
         batch_size: 8,
         queue_size: 16,
         scheduled_delay: Duration::from_secs(60),
@@ -235,6 +284,31 @@ async fn a_silent_collector_never_blocks_a_span_and_the_queue_stays_bounded() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_flush_at_shutdown_gives_up_at_shutdown_timeout_not_export_timeout() {
+    let (entered, exporting) = mpsc::channel();
+    let tracing = Tracing::with_exporter(
+        &Settings {
+            export_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_millis(300),
+            batch_size: 1,
+            ..settings(1.0)
+        },
+        &SERVICE,
+        Held::new(entered).0,
+    );
+    tracing.server_span("GET", None).unwrap().end();
+    // The batch thread is stuck in that export (a collector that never answers).
+    exporting.recv_timeout(Duration::from_secs(10)).unwrap();
+    let started = Instant::now();
+    assert!(tracing.shutdown().await.is_err());
+    let spent = started.elapsed();
+    assert!(
+        spent >= Duration::from_millis(300) && spent < Duration::from_secs(5),
+        "{spent:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_current_span_is_there_inside_the_scope_only() {
     let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, Keep::default());
@@ -255,7 +329,7 @@ fn settings_read_attributes_as_a_map_or_as_otel_text() {
         "enabled": true, "endpoint": "http://c:4317", "protocol": "grpc", "sample_ratio": 0.5,
         "service_name": {"http": "h", "grpc": "g", "socket": "s"},
         "resource_attributes": {"service.namespace": "shop", "replicas": 3},
-        "instance_id": "", "export_timeout": "2s", "batch_size": 512, "queue_size": 2048,
+        "instance_id": "", "export_timeout": "2s", "shutdown_timeout": "3s", "batch_size": 512, "queue_size": 2048,
         "scheduled_delay": "5s", "trust_incoming": false
     });
     let parsed: Settings = serde_json::from_value(yaml_like.clone()).unwrap();

@@ -58,6 +58,7 @@ fn otel_sdk_variables_have_no_effect() {
         resource_attributes: BTreeMap::new(),
         instance_id: "i-1".into(),
         export_timeout: Duration::from_secs(1),
+        shutdown_timeout: Duration::from_secs(3),
         batch_size: 64,
         queue_size: 64,
         scheduled_delay: Duration::from_secs(60),

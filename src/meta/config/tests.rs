@@ -711,6 +711,10 @@ fn tracing_values_are_checked_when_on_only() {
             "tracing.export_timeout",
         ),
         (
+            vec![on, ("APP__TRACING__SHUTDOWN_TIMEOUT", "0s")],
+            "tracing.shutdown_timeout",
+        ),
+        (
             vec![on, ("APP__TRACING__SERVICE_NAME__HTTP", " ")],
             "tracing.service_name.http",
         ),
