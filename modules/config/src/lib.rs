@@ -211,7 +211,8 @@ pub fn load_with_vars<T: DeserializeOwned>(
 }
 
 /// A standard variable another tool defines (`OTEL_SERVICE_NAME`) that sets keys of ours: the
-/// value goes to each key, below the `APP__...` variables, which win.
+/// value goes to each key, below the `APP__...` variables, which win. An empty (or blank) value
+/// counts as unset, as the OpenTelemetry specification says of its variables.
 #[derive(Clone, Copy, Debug)]
 pub struct Alias {
     /// The variable's name, exactly.
@@ -241,7 +242,10 @@ pub fn load_with_aliases<T: DeserializeOwned>(
     let vars: Vec<(String, String)> = vars.into_iter().collect();
     // Aliases first: an `APP__` variable for the same key, set after, replaces the value.
     for alias in aliases {
-        let Some((name, value)) = vars.iter().find(|(name, _)| name == alias.var) else {
+        let Some((name, value)) = vars
+            .iter()
+            .find(|(name, value)| name == alias.var && !value.trim().is_empty())
+        else {
             continue;
         };
         for key in alias.keys {
@@ -753,6 +757,16 @@ tags:
                 "environment variable APP__SERVER__ADDR"
             );
         }
+        // Empty or blank: unset, the files' value stays.
+        let loaded: Loaded<Root> = load_with_aliases(
+            dir.path(),
+            Profile::Test,
+            vars(&[("STD_ADDR", ""), ("STD_WORKERS", " ")]),
+            ALIASES,
+        )
+        .unwrap();
+        assert_eq!(loaded.settings.server.addr, ":8080");
+        assert!(loaded.origin_of("server.addr").ends_with("base.yaml"));
         // Without aliases, the standard variable is nobody's.
         let plain: Loaded<Root> =
             load_with_vars(dir.path(), Profile::Test, vars(&[("STD_ADDR", "x:1")])).unwrap();

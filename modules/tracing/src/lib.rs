@@ -29,7 +29,7 @@ use opentelemetry_sdk::trace::{
 pub use opentelemetry::KeyValue;
 pub use opentelemetry::propagation::Extractor;
 pub use opentelemetry::trace::{SpanContext, SpanId, TraceId};
-pub use settings::{Protocol, ServiceNames, Settings, parse_attributes};
+pub use settings::{Protocol, ResourceAttributes, ServiceNames, Settings, parse_attributes};
 
 /// The instrumentation scope of every span the project makes.
 const SCOPE: &str = "go_example";
@@ -45,6 +45,9 @@ pub enum TracingError {
         /// What is wrong with it.
         message: String,
     },
+    /// `tracing.resource_attributes` cannot be read.
+    #[error("tracing.resource_attributes: {0}")]
+    ResourceAttributes(String),
     /// The OTLP exporter cannot be built.
     #[error("the OTLP exporter: {0}")]
     Exporter(String),
@@ -94,7 +97,8 @@ impl Tracing {
     /// there (the SDK's batch thread only hands it requests).
     ///
     /// # Errors
-    /// The endpoint is unusable, or this is not called inside a Tokio runtime.
+    /// The endpoint or the resource attributes are unusable, or this is not called inside a
+    /// Tokio runtime.
     pub fn new(settings: &Settings, service: &Service<'_>) -> Result<Self, TracingError> {
         if !settings.enabled {
             return Ok(Self::off());
@@ -125,16 +129,20 @@ impl Tracing {
             .timeout(settings.export_timeout)
             .connect_lazy();
         let exporter = exporter::OtlpGrpc::new(channel, runtime, settings.export_timeout);
-        Ok(Self::with_exporter(settings, service, exporter))
+        Self::with_exporter(settings, service, exporter)
     }
 
     /// The tracer of `settings` for `service`, handing its spans to `exporter` through the
     /// same bounded batch queue (tests give an exporter that keeps them).
+    ///
+    /// # Errors
+    /// The resource attributes are unusable.
     pub fn with_exporter<E: SpanExporter + 'static>(
         settings: &Settings,
         service: &Service<'_>,
         exporter: E,
-    ) -> Self {
+    ) -> Result<Self, TracingError> {
+        let resource = resource(settings, service)?;
         // Every value given, so the SDK's `OTEL_BSP_*` defaults are never the ones used.
         let batch = BatchConfigBuilder::default()
             .with_max_queue_size(settings.queue_size)
@@ -145,7 +153,7 @@ impl Tracing {
             .with_batch_config(batch)
             .build();
         let provider = SdkTracerProvider::builder()
-            .with_resource(resource(settings, service))
+            .with_resource(resource)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 settings.sample_ratio,
             ))))
@@ -154,13 +162,13 @@ impl Tracing {
             .with_span_processor(processor)
             .build();
         let tracer = provider.tracer(SCOPE);
-        Self(Some(Arc::new(Inner {
+        Ok(Self(Some(Arc::new(Inner {
             provider,
             tracer,
             propagator: TraceContextPropagator::new(),
             trust_incoming: settings.trust_incoming,
             shutdown_timeout: settings.shutdown_timeout,
-        })))
+        }))))
     }
 
     /// Whether spans are made.
@@ -226,7 +234,11 @@ impl Tracing {
 /// The resource: ours (`service.*`, the environment, the instance), then the configured
 /// attributes over them, then `service.name` (which `OTEL_SERVICE_NAME` sets, as the
 /// specification gives it precedence).
-fn resource(settings: &Settings, service: &Service<'_>) -> Resource {
+fn resource(settings: &Settings, service: &Service<'_>) -> Result<Resource, TracingError> {
+    let configured = settings
+        .resource_attributes
+        .parse()
+        .map_err(TracingError::ResourceAttributes)?;
     let mut attributes = std::collections::BTreeMap::new();
     attributes.insert("service.version".to_owned(), service.version.to_owned());
     attributes.insert(
@@ -238,12 +250,12 @@ fn resource(settings: &Settings, service: &Service<'_>) -> Resource {
         id => id.to_owned(),
     };
     attributes.insert("service.instance.id".to_owned(), instance);
-    attributes.extend(settings.resource_attributes.clone());
+    attributes.extend(configured);
     attributes.remove("service.name");
-    Resource::builder_empty()
+    Ok(Resource::builder_empty()
         .with_attributes(attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)))
         .with_service_name(service.name.to_owned())
-        .build()
+        .build())
 }
 
 /// The server span of one request: named, described and ended by the edge that serves it.

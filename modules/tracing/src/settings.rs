@@ -26,8 +26,7 @@ pub struct Settings {
     pub service_name: ServiceNames,
     /// More resource attributes (`service.namespace`, `deployment.environment.name`, ...): a
     /// map, or the `key=value,key=value` string of `OTEL_RESOURCE_ATTRIBUTES`.
-    #[serde(deserialize_with = "attributes")]
-    pub resource_attributes: BTreeMap<String, String>,
+    pub resource_attributes: ResourceAttributes,
     /// `service.instance.id`; empty: a random id per process.
     pub instance_id: String,
     /// How long one export may take, retries included; the connection attempt is bounded by
@@ -71,39 +70,70 @@ pub struct ServiceNames {
     pub socket: String,
 }
 
-/// Reads resource attributes from a map, or from the `key=value,key=value` text of
-/// `OTEL_RESOURCE_ATTRIBUTES` (values percent-decoded, as the specification says).
-fn attributes<'de, D: de::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    struct Attributes;
+/// `tracing.resource_attributes` as configured: a map, or the `key=value,key=value` text of
+/// `OTEL_RESOURCE_ATTRIBUTES`, kept as read. It is parsed only when tracing is on
+/// ([`ResourceAttributes::parse`], from the configuration's checks and the tracer), so a bad
+/// value in the environment stops no start with tracing off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceAttributes {
+    /// A map in the files (`{service.namespace: shop}`).
+    Map(BTreeMap<String, String>),
+    /// The text of `OTEL_RESOURCE_ATTRIBUTES` (or of a file's string).
+    Text(String),
+}
 
-    impl<'de> Visitor<'de> for Attributes {
-        type Value = BTreeMap<String, String>;
+impl Default for ResourceAttributes {
+    fn default() -> Self {
+        Self::Map(BTreeMap::new())
+    }
+}
 
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map of attributes or `key=value,key=value`")
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            parse_attributes(text).map_err(E::custom)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some((key, value)) = map.next_entry::<String, Scalar>()? {
-                if key.trim().is_empty() {
-                    return Err(de::Error::custom("an attribute name is empty"));
-                }
-                out.insert(key, value.0);
-            }
-            Ok(out)
+impl ResourceAttributes {
+    /// The attributes by name (text values percent-decoded, as the specification says).
+    ///
+    /// # Errors
+    /// An attribute name is empty, or the text is not `key=value,key=value`.
+    pub fn parse(&self) -> Result<BTreeMap<String, String>, String> {
+        match self {
+            Self::Map(map) => match map.keys().any(|key| key.trim().is_empty()) {
+                true => Err("an attribute name is empty".to_owned()),
+                false => Ok(map.clone()),
+            },
+            Self::Text(text) => parse_attributes(text),
         }
     }
+}
 
-    d.deserialize_any(Attributes)
+impl<'de> Deserialize<'de> for ResourceAttributes {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Attributes;
+
+        impl<'de> Visitor<'de> for Attributes {
+            type Value = ResourceAttributes;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of attributes or `key=value,key=value`")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(ResourceAttributes::Text(text.to_owned()))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ResourceAttributes::default())
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((key, value)) = map.next_entry::<String, Scalar>()? {
+                    out.insert(key, value.0);
+                }
+                Ok(ResourceAttributes::Map(out))
+            }
+        }
+
+        d.deserialize_any(Attributes)
+    }
 }
 
 /// An attribute value written as a string, a number or a boolean in YAML.

@@ -90,7 +90,10 @@ fn settings(ratio: f64) -> Settings {
             grpc: "go_example-grpc".into(),
             socket: "go_example-socket".into(),
         },
-        resource_attributes: BTreeMap::from([("service.namespace".into(), "shop".into())]),
+        resource_attributes: ResourceAttributes::Map(BTreeMap::from([(
+            "service.namespace".into(),
+            "shop".into(),
+        )])),
         instance_id: "i-1".into(),
         export_timeout: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(2),
@@ -149,7 +152,7 @@ async fn off_makes_no_span() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sampled_span_continues_the_incoming_trace_and_is_exported_with_its_resource() {
     let kept = Keep::default();
-    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone());
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone()).unwrap();
     let mut span = tracing
         .server_span("GET", Some(&traceparent("01")))
         .unwrap();
@@ -180,11 +183,13 @@ async fn a_sampled_span_continues_the_incoming_trace_and_is_exported_with_its_re
 
 #[test]
 fn the_resource_holds_the_service_the_environment_and_the_configured_attributes() {
-    let mut configured = settings(1.0);
-    configured
-        .resource_attributes
-        .insert("service.name".into(), "not this".into());
-    let resource = resource(&configured, &SERVICE);
+    let configured = Settings {
+        resource_attributes: ResourceAttributes::Text(
+            "service.namespace=shop,service.name=not%20this".into(),
+        ),
+        ..settings(1.0)
+    };
+    let resource = resource(&configured, &SERVICE).unwrap();
     let get = |key: &'static str| resource.get(&opentelemetry::Key::from_static_str(key));
     assert_eq!(get("service.name").unwrap().as_str(), "go_example-http");
     assert_eq!(get("service.version").unwrap().as_str(), "1.2.3");
@@ -199,7 +204,8 @@ fn the_resource_holds_the_service_the_environment_and_the_configured_attributes(
             ..settings(1.0)
         },
         &SERVICE,
-    );
+    )
+    .unwrap();
     let id = generated
         .get(&opentelemetry::Key::from_static_str("service.instance.id"))
         .unwrap();
@@ -209,7 +215,7 @@ fn the_resource_holds_the_service_the_environment_and_the_configured_attributes(
 #[tokio::test(flavor = "multi_thread")]
 async fn ratio_zero_makes_ids_but_exports_nothing() {
     let kept = Keep::default();
-    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, kept.clone());
+    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, kept.clone()).unwrap();
     let span = tracing.server_span("GET", None).unwrap();
     assert!(!span.is_recording());
     assert!(
@@ -226,14 +232,14 @@ async fn ratio_zero_makes_ids_but_exports_nothing() {
 async fn the_sampling_follows_the_parent() {
     let kept = Keep::default();
     // Ratio 1, but the caller did not sample: neither do we.
-    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone());
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone()).unwrap();
     let span = tracing
         .server_span("GET", Some(&traceparent("00")))
         .unwrap();
     assert!(!span.is_recording());
     assert_eq!(span.context().trace_id().to_string(), TRACE);
     // Ratio 0, but the caller sampled: so do we.
-    let tracing0 = Tracing::with_exporter(&settings(0.0), &SERVICE, kept.clone());
+    let tracing0 = Tracing::with_exporter(&settings(0.0), &SERVICE, kept.clone()).unwrap();
     let span0 = tracing0
         .server_span("GET", Some(&traceparent("01")))
         .unwrap();
@@ -243,7 +249,7 @@ async fn the_sampling_follows_the_parent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_traceparent_starts_a_new_trace() {
-    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, Keep::default());
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, Keep::default()).unwrap();
     for bad in [
         "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
@@ -266,7 +272,7 @@ async fn a_silent_collector_never_blocks_a_span_and_the_queue_stays_bounded() {
         },
         &SERVICE,
         Silent,
-    );
+    ).unwrap();
     let started = Instant::now();
     // Far more than the queue holds while the one export in flight never returns: each
     // `end` must drop, not wait.
@@ -296,7 +302,7 @@ async fn the_flush_at_shutdown_gives_up_at_shutdown_timeout_not_export_timeout()
         },
         &SERVICE,
         Held::new(entered).0,
-    );
+    ).unwrap();
     tracing.server_span("GET", None).unwrap().end();
     // The batch thread is stuck in that export (a collector that never answers).
     exporting.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -311,7 +317,7 @@ async fn the_flush_at_shutdown_gives_up_at_shutdown_timeout_not_export_timeout()
 
 #[tokio::test]
 async fn the_current_span_is_there_inside_the_scope_only() {
-    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, Keep::default());
+    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, Keep::default()).unwrap();
     let span = tracing.server_span("GET", None).unwrap();
     let cx = span.context().clone();
     let seen = scope(cx.clone(), async {
@@ -333,12 +339,23 @@ fn settings_read_attributes_as_a_map_or_as_otel_text() {
         "scheduled_delay": "5s", "trust_incoming": false
     });
     let parsed: Settings = serde_json::from_value(yaml_like.clone()).unwrap();
-    assert_eq!(parsed.resource_attributes["replicas"], "3");
+    assert_eq!(parsed.resource_attributes.parse().unwrap()["replicas"], "3");
     assert_eq!(parsed.export_timeout, Duration::from_secs(2));
     let mut text = yaml_like;
     text["resource_attributes"] = "a=1,b=2".into();
     let parsed: Settings = serde_json::from_value(text.clone()).unwrap();
-    assert_eq!(parsed.resource_attributes.len(), 2);
+    assert_eq!(parsed.resource_attributes.parse().unwrap().len(), 2);
+    // Bad text is read as it is: only a tracer (tracing on) parses it, and refuses it.
+    text["resource_attributes"] = "novalue".into();
+    let parsed: Settings = serde_json::from_value(text.clone()).unwrap();
+    assert!(parsed.resource_attributes.parse().is_err());
+    assert!(matches!(
+        Tracing::with_exporter(&parsed, &SERVICE, Keep::default()),
+        Err(TracingError::ResourceAttributes(_))
+    ));
+    text["resource_attributes"] = serde_json::json!({"": "x"});
+    let parsed: Settings = serde_json::from_value(text.clone()).unwrap();
+    assert!(parsed.resource_attributes.parse().is_err());
     text["protocol"] = "http/json".into();
     assert!(serde_json::from_value::<Settings>(text).is_err());
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use goex_tracing::{KeyValue, Protocol, Service, ServiceNames, Settings, Tracing};
+use goex_tracing::{
+    KeyValue, Protocol, ResourceAttributes, Service, ServiceNames, Settings, Tracing,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -55,7 +57,7 @@ fn otel_sdk_variables_have_no_effect() {
             grpc: "go_example-grpc".into(),
             socket: "go_example-socket".into(),
         },
-        resource_attributes: BTreeMap::new(),
+        resource_attributes: ResourceAttributes::Map(BTreeMap::new()),
         instance_id: "i-1".into(),
         export_timeout: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(3),
@@ -73,7 +75,8 @@ fn otel_sdk_variables_have_no_effect() {
             environment: "test",
         },
         kept.clone(),
-    );
+    )
+    .unwrap();
     for _ in 0..10 {
         let mut span = tracing.server_span("GET", None).unwrap();
         assert!(span.is_recording(), "OTEL_TRACES_SAMPLER ignored");

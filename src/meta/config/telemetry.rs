@@ -87,6 +87,10 @@ pub(super) fn check_tracing(tracing: &goex_tracing::Settings) -> Result<(), Conf
             format!("{} is not between 0 and 1", tracing.sample_ratio),
         ));
     }
+    tracing
+        .resource_attributes
+        .parse()
+        .map_err(|m| invalid("tracing.resource_attributes", m))?;
     for (key, name) in [
         ("tracing.service_name.http", &tracing.service_name.http),
         ("tracing.service_name.grpc", &tracing.service_name.grpc),

@@ -609,6 +609,7 @@ fn otel_variables_set_tracing_keys_and_app_variables_win() {
     ])
     .unwrap();
     let tracing = &loaded.settings.tracing;
+    let attributes = tracing.resource_attributes.parse().unwrap();
     assert_eq!(tracing.endpoint, "http://collector:4317");
     assert_eq!(
         [
@@ -618,11 +619,8 @@ fn otel_variables_set_tracing_keys_and_app_variables_win() {
         ],
         ["shop"; 3]
     );
-    assert_eq!(tracing.resource_attributes["service.namespace"], "eu");
-    assert_eq!(
-        tracing.resource_attributes["deployment.environment.name"],
-        "staging"
-    );
+    assert_eq!(attributes["service.namespace"], "eu");
+    assert_eq!(attributes["deployment.environment.name"], "staging");
     assert_eq!(
         loaded.origin_of("tracing.endpoint"),
         "environment variable OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -642,7 +640,12 @@ fn otel_variables_set_tracing_keys_and_app_variables_win() {
     assert_eq!(tracing.service_name.http, "shop");
     assert_eq!(tracing.service_name.grpc, "shop-rpc");
     assert_eq!(
-        tracing.resource_attributes.keys().collect::<Vec<_>>(),
+        tracing
+            .resource_attributes
+            .parse()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["b"]
     );
     assert_eq!(
@@ -673,13 +676,45 @@ fn a_bad_otel_value_names_the_variable() {
         text.contains("tracing.endpoint") && text.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
         "{text}"
     );
-    let text = load_traced(&[("OTEL_RESOURCE_ATTRIBUTES", "novalue")])
-        .unwrap_err()
-        .to_string();
+    let text = load_traced(&[
+        ("APP__TRACING__ENABLED", "true"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
+    ])
+    .unwrap_err()
+    .to_string();
     assert!(
         text.contains("tracing.resource_attributes") && text.contains("OTEL_RESOURCE_ATTRIBUTES"),
         "{text}"
     );
+}
+
+/// With tracing off, nothing changes: bad standard variables (set for another process, or for
+/// the day tracing is turned on) stop no start.
+#[test]
+fn bad_otel_values_stop_no_start_with_tracing_off() {
+    let loaded = load_traced(&[
+        ("OTEL_RESOURCE_ATTRIBUTES", "novalue,=x,k=%zz"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_SERVICE_NAME", " "),
+    ])
+    .unwrap();
+    assert!(!loaded.settings.tracing.enabled);
+}
+
+/// An empty standard variable counts as unset (the OpenTelemetry specification's rule).
+#[test]
+fn empty_otel_values_count_as_unset() {
+    let loaded = load_traced(&[
+        ("APP__TRACING__ENABLED", "true"),
+        ("OTEL_SERVICE_NAME", ""),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        ("OTEL_RESOURCE_ATTRIBUTES", ""),
+    ])
+    .unwrap();
+    let tracing = &loaded.settings.tracing;
+    assert_eq!(tracing.service_name.http, "go_example-http");
+    assert_eq!(tracing.endpoint, "http://127.0.0.1:4317");
+    assert!(loaded.origin_of("tracing.endpoint").ends_with("base.yaml"));
 }
 
 #[test]
