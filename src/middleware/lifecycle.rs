@@ -120,56 +120,69 @@ fn span_method(method: &Method) -> &'static str {
         .unwrap_or("HTTP")
 }
 
-/// What a recorded span says of the request once answered: its route (the template, never the
-/// raw path), the HTTP semantic-convention attributes, and an error status on 5xx (a 4xx is
-/// the client's failure, not the server's, for a server span).
-struct Described<'a> {
-    method: &'a Method,
-    path: &'a str,
-    route: Option<String>,
-    status: StatusCode,
-    client: std::net::IpAddr,
-    version: Version,
-    user_agent: Option<header::HeaderValue>,
+/// Longest `url.path` and `user_agent.original` a span keeps, in bytes: both come from the
+/// client, and with the collector down a whole queue of spans holds them.
+const CLIENT_TEXT_MAX: usize = 512;
+
+/// `text`, cut to at most [`CLIENT_TEXT_MAX`] bytes on a character boundary.
+fn clipped(text: &str) -> String {
+    let mut end = text.len().min(CLIENT_TEXT_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
-fn describe(span: &mut ServerSpan, request: Described<'_>) {
-    let method = span_method(request.method);
+/// What a recorded span says of the request as it arrives (HTTP semantic conventions): its name
+/// and `http.route` from the route's template (never the raw path; actix matches it by path, so
+/// it is known before the handler runs), and the request's attributes. Set now rather than
+/// when answered, so a request cancelled before its answer still has them.
+fn describe_request(span: &mut ServerSpan, req: &ServiceRequest, client: std::net::IpAddr) {
+    let method = span_method(req.method());
     let mut attributes = vec![
         KeyValue::new(
             "http.request.method",
             if method == "HTTP" { "_OTHER" } else { method },
         ),
-        KeyValue::new("url.path", request.path.to_owned()),
+        KeyValue::new("url.path", clipped(req.path())),
         KeyValue::new("url.scheme", "http"),
-        KeyValue::new(
-            "http.response.status_code",
-            i64::from(request.status.as_u16()),
-        ),
-        KeyValue::new("client.address", request.client.to_string()),
+        KeyValue::new("client.address", client.to_string()),
         KeyValue::new(
             "network.protocol.version",
-            match request.version {
+            match req.version() {
                 Version::HTTP_10 => "1.0",
                 Version::HTTP_2 => "2",
                 _ => "1.1",
             },
         ),
     ];
-    if let Some(agent) = request.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
-        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+    if let Some(agent) = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        attributes.push(KeyValue::new("user_agent.original", clipped(agent)));
     }
     // No route matched: the span keeps its name, the method.
-    if let Some(route) = request.route {
+    if let Some(route) = req.match_pattern() {
         span.rename(format!("{method} {route}"));
         attributes.push(KeyValue::new("http.route", route));
     }
-    if request.status.is_server_error() {
-        let kind = request.status.as_u16().to_string();
-        attributes.push(KeyValue::new("error.type", kind.clone()));
+    span.set_attributes(attributes);
+}
+
+/// What a recorded span says once the request is answered: the status code, and an error
+/// status on 5xx (a 4xx is the client's failure, not the server's, for a server span).
+fn describe_answer(span: &mut ServerSpan, status: StatusCode) {
+    span.set_attributes([KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    )]);
+    if status.is_server_error() {
+        let kind = status.as_u16().to_string();
+        span.set_attributes([KeyValue::new("error.type", kind.clone())]);
         span.set_error(kind);
     }
-    span.set_attributes(attributes);
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequestLifecycle
@@ -266,9 +279,11 @@ where
         let routes = self.routes.clone();
         let peer = req.peer_addr().map(|a| a.ip());
         let client = client_addr::resolve(peer, req.headers(), &factory.trusted);
-        // The server span, when tracing is on. The caller's trace is continued only when it is
+        // The server span, when tracing is on, boxed: everything the middleware keeps for a
+        // traced request is in it, so with tracing off the request's future carries one null
+        // pointer and nothing is allocated. The caller's trace is continued only when it is
         // believed: any caller with `tracing.trust_incoming`, else a trusted proxy.
-        let span = match factory.tracing.is_on() {
+        let span: Option<Box<ServerSpan>> = match factory.tracing.is_on() {
             false => None,
             true => {
                 let headers = IncomingHeaders(req.headers());
@@ -279,27 +294,25 @@ where
                 factory
                     .tracing
                     .server_span(span_method(req.method()), incoming)
+                    .map(|mut span| {
+                        // Only a recorded span is described (a sampled-out one costs no text).
+                        if span.is_recording() {
+                            describe_request(&mut span, &req, client.ip);
+                        }
+                        Box::new(span)
+                    })
             }
         };
+        // Its ids for the request's log records and envelope, and its context as the current
+        // span of the spans the handler makes.
         let trace = span.as_ref().map(|span| {
             let cx = span.context();
-            TraceIds {
+            let ids = TraceIds {
                 trace_id: cx.trace_id().to_bytes(),
                 span_id: cx.span_id().to_bytes(),
-            }
+            };
+            (ids, cx.clone())
         });
-        // Only what a recorded span describes is kept for it.
-        let recording = span.as_ref().is_some_and(ServerSpan::is_recording);
-        // The route's template comes from the app's resource map by path, so it is known here
-        // already, and for a request that ends without a response (a panic) too.
-        let (version, user_agent, route) = match recording {
-            true => (
-                req.version(),
-                req.headers().get(header::USER_AGENT).cloned(),
-                req.match_pattern(),
-            ),
-            false => (Version::HTTP_11, None, None),
-        };
         if !factory.trusted.is_empty() {
             // Headers were (maybe) parsed: keep the answer for `client_addr()`. Without trusted
             // proxies it is the peer, recomputed for free, so the hot path allocates nothing.
@@ -336,117 +349,109 @@ where
             None => Either::Right(call),
         };
         let fut = AssertUnwindSafe(fut).catch_unwind();
-        // The span is the handler's current span (the parent of the spans it makes).
-        let fut = match &span {
-            Some(span) => Either::Left(goex_tracing::scope(span.context().clone(), fut)),
-            None => Either::Right(fut),
-        };
-        Box::pin(goex_logging::request::scope_traced(
-            scoped_id,
-            trace,
-            async move {
-                let outcome = match fut.await {
-                    Ok(result) => result,
-                    Err(panic) => Err(panic_error(panic.as_ref()).into()),
-                };
-                let result: Result<Self::Response, Error> = match outcome {
-                    Ok(res) => match res.response().error() {
-                        None => Ok(res.map_into_left_body()),
-                        Some(e) => {
-                            let out = OutgoingError::of(e, res.status(), accept_language.as_ref());
-                            out.log(&factory.logger, &method, uri.path());
-                            match out.replacement(e) {
-                                None => Ok(res.map_into_left_body()),
-                                Some(mut body) => {
-                                    // The route's rate-limit headers stay on the re-rendered error.
-                                    rate_limit::carry_headers(res.headers(), body.headers_mut());
-                                    Ok(res.into_response(body).map_into_right_body())
-                                }
+        let answer = async move {
+            let outcome = match fut.await {
+                Ok(result) => result,
+                Err(panic) => Err(panic_error(panic.as_ref()).into()),
+            };
+            let result: Result<Self::Response, Error> = match outcome {
+                Ok(res) => match res.response().error() {
+                    None => Ok(res.map_into_left_body()),
+                    Some(e) => {
+                        let out = OutgoingError::of(e, res.status(), accept_language.as_ref());
+                        out.log(&factory.logger, &method, uri.path());
+                        match out.replacement(e) {
+                            None => Ok(res.map_into_left_body()),
+                            Some(mut body) => {
+                                // The route's rate-limit headers stay on the re-rendered error.
+                                rate_limit::carry_headers(res.headers(), body.headers_mut());
+                                Ok(res.into_response(body).map_into_right_body())
                             }
                         }
+                    }
+                },
+                Err(e) => {
+                    let status = e.as_response_error().status_code();
+                    let out = OutgoingError::of(&e, status, accept_language.as_ref());
+                    out.log(&factory.logger, &method, uri.path());
+                    let mut body = out.envelope(&e);
+                    body.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+                    Err(InternalError::from_response(out.summary, body).into())
+                }
+            };
+            let (status, user, admin) = match &result {
+                Ok(res) => {
+                    let extensions = res.request().extensions();
+                    (
+                        res.status(),
+                        factory
+                            .access_log
+                            .then(|| extensions.get::<AuthenticatedUserId>().map(|u| u.0)),
+                        extensions.get::<AdminRequest>().copied(),
+                    )
+                }
+                Err(e) => (e.as_response_error().status_code(), None, None),
+            };
+            // An admin's request leaves its audit record whatever the access log does.
+            if let (Some(AdminRequest(actor)), Ok(res)) = (admin, &result) {
+                let action = match res.request().match_pattern() {
+                    Some(pattern) => format!("{method} {pattern}"),
+                    None => format!("{method} {}", uri.path()),
+                };
+                let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+                let actor = audit::Actor {
+                    id: actor.to_string(),
+                    client: client.to_string(),
+                };
+                audit::record(&factory.logger, &actor, &action, target, status.as_str());
+            }
+            // One clock read for the metrics and the access record.
+            let elapsed = started.elapsed();
+            if let Some(metrics) = &factory.metrics {
+                let seconds = elapsed.as_secs_f64();
+                match &result {
+                    Ok(res) => routes.record(metrics, res.request(), &method, status, seconds),
+                    Err(_) => metrics.request_finished(
+                        UNMATCHED_ROUTE,
+                        method.as_str(),
+                        status.as_str(),
+                        seconds,
+                    ),
+                }
+            }
+            if let Some(mut span) = span {
+                if span.is_recording() {
+                    describe_answer(&mut span, status);
+                }
+                ServerSpan::end(*span);
+            }
+            let result = result.map(|mut res| {
+                res.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+                res
+            });
+            if factory.access_log {
+                let request = access_log::Request {
+                    method: &method,
+                    path: uri.path(),
+                    client: match &peer_text {
+                        Some(PeerText(text)) => access_log::Client::Formatted(text),
+                        None => access_log::Client::Resolved(client),
                     },
-                    Err(e) => {
-                        let status = e.as_response_error().status_code();
-                        let out = OutgoingError::of(&e, status, accept_language.as_ref());
-                        out.log(&factory.logger, &method, uri.path());
-                        let mut body = out.envelope(&e);
-                        body.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
-                        Err(InternalError::from_response(out.summary, body).into())
-                    }
+                    user_id: user.flatten(),
                 };
-                let (status, user, admin) = match &result {
-                    Ok(res) => {
-                        let extensions = res.request().extensions();
-                        (
-                            res.status(),
-                            factory
-                                .access_log
-                                .then(|| extensions.get::<AuthenticatedUserId>().map(|u| u.0)),
-                            extensions.get::<AdminRequest>().copied(),
-                        )
-                    }
-                    Err(e) => (e.as_response_error().status_code(), None, None),
-                };
-                // An admin's request leaves its audit record whatever the access log does.
-                if let (Some(AdminRequest(actor)), Ok(res)) = (admin, &result) {
-                    let action = match res.request().match_pattern() {
-                        Some(pattern) => format!("{method} {pattern}"),
-                        None => format!("{method} {}", uri.path()),
-                    };
-                    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-                    let actor = audit::Actor {
-                        id: actor.to_string(),
-                        client: client.to_string(),
-                    };
-                    audit::record(&factory.logger, &actor, &action, target, status.as_str());
-                }
-                // One clock read for the metrics and the access record.
-                let elapsed = started.elapsed();
-                if let Some(metrics) = &factory.metrics {
-                    let seconds = elapsed.as_secs_f64();
-                    match &result {
-                        Ok(res) => routes.record(metrics, res.request(), &method, status, seconds),
-                        Err(_) => metrics.request_finished(
-                            UNMATCHED_ROUTE,
-                            method.as_str(),
-                            status.as_str(),
-                            seconds,
-                        ),
-                    }
-                }
-                if let Some(mut span) = span {
-                    if recording {
-                        let request = Described {
-                            method: &method,
-                            path: uri.path(),
-                            route,
-                            status,
-                            client: client.ip,
-                            version,
-                            user_agent,
-                        };
-                        describe(&mut span, request);
-                    }
-                    span.end();
-                }
-                let result = result.map(|mut res| {
-                    res.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
-                    res
-                });
-                if factory.access_log {
-                    let request = access_log::Request {
-                        method: &method,
-                        path: uri.path(),
-                        client: match &peer_text {
-                            Some(PeerText(text)) => access_log::Client::Formatted(text),
-                            None => access_log::Client::Resolved(client),
-                        },
-                        user_id: user.flatten(),
-                    };
-                    access_log::record(&factory.logger, &request, status, elapsed);
-                }
-                result
-            },
-        ))
+                access_log::record(&factory.logger, &request, status, elapsed);
+            }
+            result
+        };
+        match trace {
+            None => Box::pin(goex_logging::request::scope(scoped_id, answer)),
+            // The span is the current span of all the request runs (the parent of the spans
+            // its handler makes), and its ids are on the request's log records.
+            Some((ids, cx)) => Box::pin(goex_logging::request::scope_traced(
+                scoped_id,
+                Some(ids),
+                goex_tracing::scope(cx, answer),
+            )),
+        }
     }
 }

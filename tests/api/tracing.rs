@@ -171,6 +171,7 @@ async fn a_believed_traceparent_makes_a_server_span_of_that_trace_named_by_route
         .client
         .get(format!("{}/hello", app.address))
         .header("traceparent", traceparent(other, PARENT, "01"))
+        .header("user-agent", "u".repeat(600))
         .send()
         .await
         .unwrap();
@@ -178,6 +179,11 @@ async fn a_believed_traceparent_makes_a_server_span_of_that_trace_named_by_route
     let spans = collector.trace(other).await;
     assert_eq!(spans[0]["name"], "GET /hello");
     assert_eq!(spans[0]["attributes"]["http.response.status_code"], 200);
+    // The client's text is cut: a queue of held spans stays small.
+    assert_eq!(
+        spans[0]["attributes"]["user_agent.original"],
+        "u".repeat(512).as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,6 +288,26 @@ async fn a_traceparent_is_believed_only_from_trusted_proxies_or_when_configured(
     assert_eq!(body["error"]["trace_id"], trusted, "{body}");
     let spans = collector.trace(trusted).await;
     assert_eq!(spans[0]["parent_span_id"], PARENT);
+    drop(app);
+
+    // Trusted proxies configured, but the request comes from elsewhere: not believed.
+    let app = spawn_app_with(&traced(
+        &collector.endpoint,
+        &[("APP__SERVER__HTTP__TRUSTED_PROXIES__0", "10.0.0.0/8")],
+    ))
+    .await;
+    let res = app
+        .client
+        .get(format!("{}/nope", app.address))
+        .header("traceparent", traceparent(trusted, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    let own = body["error"]["trace_id"].as_str().unwrap().to_owned();
+    assert_ne!(own, trusted, "{body}");
+    let spans = collector.trace(&own).await;
+    assert_eq!(spans[0]["parent_span_id"], "", "{spans:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
