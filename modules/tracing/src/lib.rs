@@ -31,20 +31,19 @@ pub use opentelemetry::propagation::Extractor;
 pub use opentelemetry::trace::{SpanContext, SpanId, TraceId};
 pub use settings::{Protocol, ResourceAttributes, ServiceNames, Settings, parse_attributes};
 
+/// The largest `tracing.queue_size` accepted: the SDK allocates the whole queue at start (a
+/// typo of a few zeros would abort the process, or hold gigabytes).
+pub const QUEUE_SIZE_MAX: usize = 65_536;
+
 /// The instrumentation scope of every span the project makes.
 const SCOPE: &str = "go_example";
 
 /// Why tracing could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TracingError {
-    /// `tracing.endpoint` is not a URI the gRPC client can use.
-    #[error("tracing.endpoint `{endpoint}`: {message}")]
-    Endpoint {
-        /// The configured endpoint.
-        endpoint: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// `tracing.endpoint` is not a URI the gRPC client can use ([`parse_endpoint`]'s message).
+    #[error("tracing.endpoint: {0}")]
+    Endpoint(String),
     /// `tracing.resource_attributes` cannot be read.
     #[error("tracing.resource_attributes: {0}")]
     ResourceAttributes(String),
@@ -103,21 +102,7 @@ impl Tracing {
         if !settings.enabled {
             return Ok(Self::off());
         }
-        let endpoint_error = |message: String| TracingError::Endpoint {
-            endpoint: settings.endpoint.clone(),
-            message,
-        };
-        let uri: http::Uri = settings
-            .endpoint
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| endpoint_error(e.to_string()))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(endpoint_error(
-                "expected http://host:port (TLS to the collector is not supported: send to a \
-                 local collector or agent)"
-                    .into(),
-            ));
-        }
+        let uri = parse_endpoint(&settings.endpoint).map_err(TracingError::Endpoint)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             TracingError::Exporter("built outside a Tokio runtime (its channel runs there)".into())
         })?;
@@ -206,13 +191,6 @@ impl Tracing {
         Some(ServerSpan(span))
     }
 
-    /// Exports every finished span now (blocking work, run off the runtime's threads).
-    pub async fn force_flush(&self) {
-        if let Some(inner) = self.0.clone() {
-            let _ = tokio::task::spawn_blocking(move || inner.provider.force_flush()).await;
-        }
-    }
-
     /// Exports the spans still queued and stops the batch thread, within
     /// `tracing.shutdown_timeout`; later spans are not recorded. Called once the server drained.
     ///
@@ -228,6 +206,33 @@ impl Tracing {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+    }
+}
+
+/// Reads `tracing.endpoint` (the configuration's check and the tracer both use it): blanks
+/// around it dropped, `http://host[:port]` only, and no user or password in it (the endpoint is
+/// logged at start).
+///
+/// # Errors
+/// Why the endpoint is unusable (never repeating a user or password it holds).
+pub fn parse_endpoint(endpoint: &str) -> Result<http::Uri, String> {
+    let endpoint = endpoint.trim();
+    // Before anything repeats the text: `@` has no place in http://host:port but after a user.
+    if endpoint.contains('@') {
+        return Err("holds a user or password, which is not supported (the endpoint is logged): \
+                    send to a collector or agent on a trusted network"
+            .to_owned());
+    }
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| format!("`{endpoint}` is not http://host:port ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") if uri.host().is_some() => Ok(uri),
+        Some("https") => Err(format!(
+            "`{endpoint}`: TLS to the collector is not supported; send to a collector or agent \
+             on a trusted network over http://"
+        )),
+        _ => Err(format!("`{endpoint}` is not http://host:port")),
     }
 }
 

@@ -193,8 +193,10 @@ fn percent_decode(text: &str) -> Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Two hex digits exactly (`from_str_radix` alone would take "+f").
             let hex = text
                 .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| format!("`{text}` has a bad percent escape"))?;
             out.push(hex);
@@ -224,5 +226,7 @@ mod tests {
         assert!(parse_attributes("novalue").is_err());
         assert!(parse_attributes("=x").is_err());
         assert!(parse_attributes("k=%zz").is_err());
+        assert!(parse_attributes("k=%+f").is_err());
+        assert!(parse_attributes("k=%2").is_err());
     }
 }

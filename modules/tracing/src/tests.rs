@@ -357,6 +357,16 @@ async fn the_current_span_is_there_inside_the_scope_only() {
 }
 
 #[test]
+fn the_endpoint_is_http_host_port_without_credentials() {
+    let uri = parse_endpoint(" http://c:4317 ").unwrap();
+    assert_eq!((uri.host(), uri.port_u16()), (Some("c"), Some(4317)));
+    for bad in ["c:4317", "https://c:4317", "http://", "grpc://c:4317", "http://u:p@c:4317"] {
+        let message = parse_endpoint(bad).unwrap_err();
+        assert!(!message.contains("u:p"), "{bad}: {message}");
+    }
+}
+
+#[test]
 fn settings_read_attributes_as_a_map_or_as_otel_text() {
     let yaml_like = serde_json::json!({
         "enabled": true, "endpoint": "http://c:4317", "protocol": "grpc", "sample_ratio": 0.5,

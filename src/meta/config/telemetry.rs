@@ -62,25 +62,7 @@ pub(super) fn check_tracing(tracing: &goex_tracing::Settings) -> Result<(), Conf
     if !tracing.enabled {
         return Ok(());
     }
-    let endpoint = tracing.endpoint.trim();
-    match endpoint.parse::<http::Uri>() {
-        Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
-        Ok(uri) if uri.scheme_str() == Some("https") => {
-            return Err(invalid(
-                "tracing.endpoint",
-                format!(
-                    "`{endpoint}`: TLS to the collector is not supported; send to a collector or \
-                     agent on a trusted network over http://"
-                ),
-            ));
-        }
-        _ => {
-            return Err(invalid(
-                "tracing.endpoint",
-                format!("`{endpoint}` is not http://host:port"),
-            ));
-        }
-    }
+    goex_tracing::parse_endpoint(&tracing.endpoint).map_err(|m| invalid("tracing.endpoint", m))?;
     if !(0.0..=1.0).contains(&tracing.sample_ratio) {
         return Err(invalid(
             "tracing.sample_ratio",
@@ -107,6 +89,16 @@ pub(super) fn check_tracing(tracing: &goex_tracing::Settings) -> Result<(), Conf
         ("tracing.queue_size", tracing.queue_size == 0),
         ("tracing.scheduled_delay", tracing.scheduled_delay.is_zero()),
     ])?;
+    if tracing.queue_size > goex_tracing::QUEUE_SIZE_MAX {
+        return Err(invalid(
+            "tracing.queue_size",
+            format!(
+                "{} is more than {}: the whole queue is allocated at start",
+                tracing.queue_size,
+                goex_tracing::QUEUE_SIZE_MAX
+            ),
+        ));
+    }
     if tracing.batch_size > tracing.queue_size {
         return Err(invalid(
             "tracing.batch_size",

@@ -746,6 +746,14 @@ fn tracing_values_are_checked_when_on_only() {
             "tracing.export_timeout",
         ),
         (
+            vec![
+                on,
+                ("APP__TRACING__QUEUE_SIZE", "10000000"),
+                ("APP__TRACING__BATCH_SIZE", "512"),
+            ],
+            "tracing.queue_size",
+        ),
+        (
             vec![on, ("APP__TRACING__SHUTDOWN_TIMEOUT", "0s")],
             "tracing.shutdown_timeout",
         ),
@@ -759,4 +767,15 @@ fn tracing_values_are_checked_when_on_only() {
     }
     check_with(Profile::Test, &[("APP__TRACING__SAMPLE_RATIO", "7")]).unwrap();
     check_with(Profile::Test, &[on]).unwrap();
+    // The endpoint is read as the tracer reads it (goex_tracing::parse_endpoint): blanks around
+    // it are fine, a user or password is refused without being repeated.
+    check_with(Profile::Test, &[on, ("APP__TRACING__ENDPOINT", " http://c:4317 ")]).unwrap();
+    let text = refused(
+        Profile::Test,
+        &[on, ("APP__TRACING__ENDPOINT", "http://user:secret@c:4317")],
+    );
+    assert!(
+        text.contains("tracing.endpoint") && !text.contains("secret"),
+        "{text}"
+    );
 }
