@@ -93,20 +93,49 @@ impl RequestLifecycle {
 
 /// The W3C headers the caller sent, read through actix's own header map (http 0.2 names, not
 /// the `http` 1 map the OpenTelemetry crates know).
-struct IncomingHeaders<'a>(&'a header::HeaderMap);
+struct IncomingHeaders<'a> {
+    headers: &'a header::HeaderMap,
+    /// `tracestate` sent on several lines, joined with commas as W3C Trace Context says (one
+    /// line is read in place).
+    tracestate: Option<String>,
+}
 
-impl Extractor for IncomingHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
+impl<'a> IncomingHeaders<'a> {
+    fn new(headers: &'a header::HeaderMap) -> Self {
+        let mut lines = headers.get_all(TRACESTATE);
+        let tracestate = match (lines.next(), lines.next()) {
+            (Some(_), Some(_)) => Some(
+                headers
+                    .get_all(TRACESTATE)
+                    .filter_map(|v| v.to_str().ok())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        };
+        Self {
+            headers,
+            tracestate,
+        }
     }
 }
 
-/// The header that carries a caller's trace context (W3C Trace Context).
+impl Extractor for IncomingHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match &self.tracestate {
+            Some(joined) if key == TRACESTATE => Some(joined),
+            _ => self.headers.get(key).and_then(|v| v.to_str().ok()),
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.headers.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The headers that carry a caller's trace context (W3C Trace Context).
 const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
 
 /// The span name before routing: the method, static (semantic conventions: `HTTP` for a method
 /// they do not know), so a span that is not recorded costs no allocation for its name.
@@ -286,11 +315,11 @@ where
         let span: Option<Box<ServerSpan>> = match factory.tracing.is_on() {
             false => None,
             true => {
-                let headers = IncomingHeaders(req.headers());
                 let believed = req.headers().contains_key(TRACEPARENT)
                     && (factory.tracing.trusts_incoming()
                         || peer.is_some_and(|ip| factory.trusted.contains(ip)));
-                let incoming = believed.then_some(&headers as &dyn Extractor);
+                let headers = believed.then(|| IncomingHeaders::new(req.headers()));
+                let incoming = headers.as_ref().map(|h| h as &dyn Extractor);
                 factory
                     .tracing
                     .server_span(span_method(req.method()), incoming)
@@ -453,5 +482,26 @@ where
                 goex_tracing::scope(cx, answer),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracestate_on_several_lines_is_read_as_one_list() {
+        let mut headers = header::HeaderMap::new();
+        let name = header::HeaderName::from_static(TRACESTATE);
+        headers.append(name.clone(), header::HeaderValue::from_static("a=1"));
+        headers.append(name.clone(), header::HeaderValue::from_static("b=2,c=3"));
+        assert_eq!(
+            IncomingHeaders::new(&headers).get(TRACESTATE),
+            Some("a=1,b=2,c=3")
+        );
+        let mut one = header::HeaderMap::new();
+        one.insert(name, header::HeaderValue::from_static("a=1"));
+        assert_eq!(IncomingHeaders::new(&one).get(TRACESTATE), Some("a=1"));
+        assert_eq!(IncomingHeaders::new(&one).get(TRACEPARENT), None);
     }
 }
