@@ -501,3 +501,117 @@ async fn the_binary_takes_otel_variables_and_flushes_on_sigterm() {
         assert!(!metadata.contains_key(leaked), "{leaked} in {metadata:?}");
     }
 }
+
+/// The `VmRSS` of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// The binary exporting to a collector that accepts connections and never answers: past the
+/// queue every span is dropped (and the drop logged), so the process's memory stays flat
+/// however many requests come. An unbounded queue would hold every span (each over 1 KiB with
+/// its user agent): tens of MiB here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_collector_keeps_the_binarys_memory_bounded() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Kills the process however the test ends.
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = crate::helpers::app_command();
+    cmd.args(["http", "--env", "test"])
+        .env("APP__SERVER__HTTP__ADDR", "127.0.0.1:0")
+        .env("APP__SERVER__HTTP__ACCESS_LOG", "false")
+        .env("APP__LOG__FORMAT", "json")
+        .env("APP__LOG__LEVEL", "info")
+        .env("APP__LOG__FILE__ENABLED", "false")
+        .env("APP__TRACING__ENABLED", "true")
+        .env(
+            "APP__TRACING__ENDPOINT",
+            format!("http://{}", silent.local_addr().unwrap()),
+        )
+        .env("APP__TRACING__QUEUE_SIZE", "256")
+        .env("APP__TRACING__BATCH_SIZE", "64")
+        .env("APP__TRACING__SCHEDULED_DELAY", "100ms")
+        .stdout(Stdio::piped());
+    let mut child = Killed(cmd.spawn().expect("spawn go_example"));
+    let pid = child.0.id();
+    let stdout = child.0.stdout.take().unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let seen = dropped.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("http server listening") {
+                let record: Value = serde_json::from_str(&line).unwrap();
+                let addr = record["addr"].as_str().unwrap().to_owned();
+                let _ = port_tx.send(addr.rsplit(':').next().unwrap().to_owned());
+            }
+            // The SDK's first drop, through the log bridge.
+            if line.contains("dropped a Span") {
+                seen.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the process app listens");
+    let url = format!("http://127.0.0.1:{port}/nope");
+    let agent = "a".repeat(400);
+    let load = async |requests: usize| {
+        let client = reqwest::Client::new();
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let (client, url, agent) = (client.clone(), url.clone(), agent.clone());
+            clients.push(tokio::spawn(async move {
+                for _ in 0..requests / 8 {
+                    let res = client
+                        .get(&url)
+                        .header("user-agent", &agent)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status().as_u16(), 404);
+                }
+            }));
+        }
+        for client in clients {
+            client.await.unwrap();
+        }
+    };
+    // Warm: the queue is full and dropping long before the first measure.
+    load(2_000).await;
+    let before = rss_kib(pid);
+    load(18_000).await;
+    let after = rss_kib(pid);
+    assert!(
+        after.saturating_sub(before) < 8 * 1024,
+        "VmRSS {before} KiB after 2,000 requests, {after} KiB after 20,000"
+    );
+    eventually(Duration::from_secs(5), async || {
+        dropped.load(Ordering::SeqCst)
+    })
+    .await;
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the drop is logged (BatchSpanProcessor dropped a Span)"
+    );
+    drop(silent);
+}
