@@ -475,7 +475,10 @@ async fn the_binary_takes_otel_variables_and_flushes_on_sigterm() {
         ("APP__TRACING__SCHEDULED_DELAY", "60s".to_owned()),
         // Read by opentelemetry-otlp's exporter whatever it was given; ours reads nothing.
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-leaked=1".to_owned()),
-        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-leaked-traces=1".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "x-leaked-traces=1".to_owned(),
+        ),
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".to_owned()),
     ]);
     let res = reqwest::get(format!("{}/nope", app.address)).await.unwrap();

@@ -105,7 +105,10 @@ pub fn current() -> Option<Arc<str>> {
 
 /// The trace ids of the request the current task serves, if it is traced.
 pub fn current_trace() -> Option<TraceIds> {
-    REQUEST.try_with(|s| s.trace.as_deref().copied()).ok().flatten()
+    REQUEST
+        .try_with(|s| s.trace.as_deref().copied())
+        .ok()
+        .flatten()
 }
 
 /// The `request_id` of the current request, as a logger value: emitted only inside [`scope`],

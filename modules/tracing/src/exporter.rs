@@ -32,7 +32,11 @@ pub(crate) struct OtlpGrpc {
 impl OtlpGrpc {
     /// An exporter on `channel` (lazily connected), whose every export, connection attempt
     /// included, gives up after `timeout`.
-    pub(crate) fn new(channel: Channel, runtime: tokio::runtime::Handle, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        channel: Channel,
+        runtime: tokio::runtime::Handle,
+        timeout: Duration,
+    ) -> Self {
         Self {
             client: TraceServiceClient::new(channel),
             runtime,
@@ -55,12 +59,12 @@ impl SpanExporter for OtlpGrpc {
         });
         match call.await {
             Ok(Ok(Ok(answer))) => match answer.into_inner().partial_success {
-                Some(partial) if partial.rejected_spans > 0 => Err(OTelSdkError::InternalFailure(
-                    format!(
+                Some(partial) if partial.rejected_spans > 0 => {
+                    Err(OTelSdkError::InternalFailure(format!(
                         "the receiver rejected {} spans: {}",
                         partial.rejected_spans, partial.error_message
-                    ),
-                )),
+                    )))
+                }
                 _ => Ok(()),
             },
             Ok(Ok(Err(status))) => Err(OTelSdkError::InternalFailure(format!(

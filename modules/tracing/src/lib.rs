@@ -219,9 +219,11 @@ pub fn parse_endpoint(endpoint: &str) -> Result<http::Uri, String> {
     let endpoint = endpoint.trim();
     // Before anything repeats the text: `@` has no place in http://host:port but after a user.
     if endpoint.contains('@') {
-        return Err("holds a user or password, which is not supported (the endpoint is logged): \
+        return Err(
+            "holds a user or password, which is not supported (the endpoint is logged): \
                     send to a collector or agent on a trusted network"
-            .to_owned());
+                .to_owned(),
+        );
     }
     let uri: http::Uri = endpoint
         .parse()

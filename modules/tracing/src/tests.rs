@@ -329,7 +329,8 @@ async fn the_flush_at_shutdown_gives_up_at_shutdown_timeout_not_export_timeout()
         },
         &SERVICE,
         Held::new(entered).0,
-    ).unwrap();
+    )
+    .unwrap();
     tracing.server_span("GET", None).unwrap().end();
     // The batch thread is stuck in that export (a collector that never answers).
     exporting.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -360,7 +361,13 @@ async fn the_current_span_is_there_inside_the_scope_only() {
 fn the_endpoint_is_http_host_port_without_credentials() {
     let uri = parse_endpoint(" http://c:4317 ").unwrap();
     assert_eq!((uri.host(), uri.port_u16()), (Some("c"), Some(4317)));
-    for bad in ["c:4317", "https://c:4317", "http://", "grpc://c:4317", "http://u:p@c:4317"] {
+    for bad in [
+        "c:4317",
+        "https://c:4317",
+        "http://",
+        "grpc://c:4317",
+        "http://u:p@c:4317",
+    ] {
         let message = parse_endpoint(bad).unwrap_err();
         assert!(!message.contains("u:p"), "{bad}: {message}");
     }

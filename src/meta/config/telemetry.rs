@@ -84,7 +84,10 @@ pub(super) fn check_tracing(tracing: &goex_tracing::Settings) -> Result<(), Conf
     }
     super::refuse_zero(&[
         ("tracing.export_timeout", tracing.export_timeout.is_zero()),
-        ("tracing.shutdown_timeout", tracing.shutdown_timeout.is_zero()),
+        (
+            "tracing.shutdown_timeout",
+            tracing.shutdown_timeout.is_zero(),
+        ),
         ("tracing.batch_size", tracing.batch_size == 0),
         ("tracing.queue_size", tracing.queue_size == 0),
         ("tracing.scheduled_delay", tracing.scheduled_delay.is_zero()),

@@ -769,7 +769,11 @@ fn tracing_values_are_checked_when_on_only() {
     check_with(Profile::Test, &[on]).unwrap();
     // The endpoint is read as the tracer reads it (goex_tracing::parse_endpoint): blanks around
     // it are fine, a user or password is refused without being repeated.
-    check_with(Profile::Test, &[on, ("APP__TRACING__ENDPOINT", " http://c:4317 ")]).unwrap();
+    check_with(
+        Profile::Test,
+        &[on, ("APP__TRACING__ENDPOINT", " http://c:4317 ")],
+    )
+    .unwrap();
     let text = refused(
         Profile::Test,
         &[on, ("APP__TRACING__ENDPOINT", "http://user:secret@c:4317")],
