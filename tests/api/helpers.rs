@@ -488,9 +488,19 @@ pub fn browser() -> String {
 /// Starts a Python test double (`tests/sms`, `tests/jenkins`) that prints `LISTENING <port>`
 /// once it accepts connections: the process and its base URL.
 pub fn spawn_double(script: &str, args: &[&str]) -> (std::process::Child, String) {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    spawn_double_with(std::ffi::OsStr::new("python3"), script, &args)
+}
+
+/// [`spawn_double`] on the interpreter `python` (a venv's, for a double with PyPI packages).
+pub fn spawn_double_with(
+    python: &std::ffi::OsStr,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python)
         .arg(manifest_dir().join(script))
         .args(args)
         .stdin(Stdio::piped())

@@ -4,15 +4,17 @@
 //! the trace id in the envelope and in the request's log records, sampling, a collector that
 //! never answers, and the flush on graceful shutdown.
 
-use std::io::BufRead;
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::helpers::{
-    eventually, manifest_dir, python_venv, spawn_app_with, spawn_logged, test_config,
+    LoggedApp, TestApp, eventually, python_venv, spawn_app_with, spawn_double_with, spawn_logged,
+    test_config,
 };
 
 /// The double's packages, tested together (grpcio as the other Python gRPC peers pin it).
@@ -49,29 +51,55 @@ fn collector() -> Collector {
     let python = python_venv("otlp", OTLP_PACKAGES);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("spans.jsonl");
-    let mut child = Command::new(python)
-        .arg(manifest_dir().join("tests/otlp/collector_double.py"))
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the collector double starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("LISTENING ")
-        .unwrap_or_else(|| panic!("the collector double said {line:?}"))
-        .to_owned();
+    let (child, endpoint) = spawn_double_with(
+        python.as_os_str(),
+        "tests/otlp/collector_double.py",
+        &[OsStr::new("--out"), out.as_os_str()],
+    );
     Collector {
         child,
-        endpoint: format!("http://127.0.0.1:{port}"),
+        endpoint,
         out,
         _dir: dir,
     }
+}
+
+/// The log records of the request with id `id`, once its access record has been written.
+async fn request_records(app: &LoggedApp, id: &str) -> Vec<HashMap<String, String>> {
+    let records = || -> Vec<_> {
+        app.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("request_id").is_some_and(|rid| rid == id))
+            .cloned()
+            .collect()
+    };
+    eventually(Duration::from_secs(5), async || {
+        records().iter().any(|r| r["msg"] == "request")
+    })
+    .await;
+    records()
+}
+
+/// The envelope of `GET /nope` sent from loopback with a traceparent of `trace`, to a traced
+/// app whose one trusted proxy is `proxies`; the app is kept serving (its spans are exported
+/// while it lives).
+async fn behind_proxies(collector: &Collector, proxies: &str, trace: &str) -> (TestApp, Value) {
+    let app = spawn_app_with(&traced(
+        &collector.endpoint,
+        &[("APP__SERVER__HTTP__TRUSTED_PROXIES__0", proxies)],
+    ))
+    .await;
+    let res = app
+        .client
+        .get(format!("{}/nope", app.address))
+        .header("traceparent", traceparent(trace, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    let body = res.json().await.unwrap();
+    (app, body)
 }
 
 impl Collector {
@@ -219,20 +247,7 @@ async fn a_5xx_span_is_an_error_and_the_envelope_and_logs_carry_its_ids() {
     let span_id = span["span_id"].as_str().unwrap();
 
     // The error record and the access record of the request carry both ids.
-    let records = || -> Vec<_> {
-        app.records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.get("request_id").is_some_and(|id| id == "traced-panic-1"))
-            .cloned()
-            .collect()
-    };
-    eventually(Duration::from_secs(5), async || {
-        records().iter().any(|r| r["msg"] == "request")
-    })
-    .await;
-    let records = records();
+    let records = request_records(&app, "traced-panic-1").await;
     for msg in ["request failed", "request"] {
         let record = records
             .iter()
@@ -272,38 +287,14 @@ async fn a_traceparent_is_believed_only_from_trusted_proxies_or_when_configured(
 
     // The same request through a trusted proxy (loopback) continues the caller's trace.
     let trusted = "5bf92f3577b34da6a3ce929d0e0e4736";
-    let app = spawn_app_with(&traced(
-        &collector.endpoint,
-        &[("APP__SERVER__HTTP__TRUSTED_PROXIES__0", "127.0.0.1/32")],
-    ))
-    .await;
-    let res = app
-        .client
-        .get(format!("{}/nope", app.address))
-        .header("traceparent", traceparent(trusted, PARENT, "01"))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
+    let (app, body) = behind_proxies(&collector, "127.0.0.1/32", trusted).await;
     assert_eq!(body["error"]["trace_id"], trusted, "{body}");
     let spans = collector.trace(trusted).await;
     assert_eq!(spans[0]["parent_span_id"], PARENT);
     drop(app);
 
     // Trusted proxies configured, but the request comes from elsewhere: not believed.
-    let app = spawn_app_with(&traced(
-        &collector.endpoint,
-        &[("APP__SERVER__HTTP__TRUSTED_PROXIES__0", "10.0.0.0/8")],
-    ))
-    .await;
-    let res = app
-        .client
-        .get(format!("{}/nope", app.address))
-        .header("traceparent", traceparent(trusted, PARENT, "01"))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
+    let (_app, body) = behind_proxies(&collector, "10.0.0.0/8", trusted).await;
     let own = body["error"]["trace_id"].as_str().unwrap().to_owned();
     assert_ne!(own, trusted, "{body}");
     let spans = collector.trace(&own).await;
@@ -361,20 +352,7 @@ async fn tracing_off_adds_nothing_to_envelopes_or_logs() {
     assert_eq!(res.status().as_u16(), 500);
     let body: Value = res.json().await.unwrap();
     assert!(body["error"].get("trace_id").is_none(), "{body}");
-    let records = || -> Vec<_> {
-        app.records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.get("request_id").is_some_and(|id| id == "untraced-1"))
-            .cloned()
-            .collect()
-    };
-    eventually(Duration::from_secs(5), async || {
-        records().iter().any(|r| r["msg"] == "request")
-    })
-    .await;
-    let records = records();
+    let records = request_records(&app, "untraced-1").await;
     assert!(
         records.iter().any(|r| r["msg"] == "request failed"),
         "{records:?}"
@@ -522,6 +500,8 @@ fn rss_kib(pid: u32) -> u64 {
 /// its user agent): tens of MiB here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_collector_keeps_the_binarys_memory_bounded() {
+    use std::io::BufRead;
+    use std::process::Stdio;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
