@@ -307,30 +307,44 @@ async fn the_static_backstop_answers_a_call_over_the_connection_limit_resource_e
     )
     .await;
     let channel = channel(&app, tls(&app.certs, false)).await.unwrap();
-    // One call on the connection that never sends its message: it holds the only slot.
-    let mut holder = tonic::client::Grpc::new(channel.clone());
-    let held = tokio::spawn(async move {
-        holder.ready().await.unwrap();
-        let never = with_password(futures_util::stream::pending::<HelloRequest>(), "root123");
-        let codec = tonic_prost::ProstCodec::<HelloRequest, go_example::proto::hello::HelloResponse>::default();
-        let path = http::uri::PathAndQuery::from_static("/hello.HelloService/SayHello");
-        holder.client_streaming(never, path, codec).await
-    });
-    let mut client = HelloServiceClient::new(channel);
-    let shed = eventually(Duration::from_secs(10), async || {
+    // One call on the connection that never sends its message: it holds the only slot. Both
+    // calls race for it: when the probe below wins, the holder is the call refused, ends, and
+    // is started again.
+    let hold = |channel: tonic::transport::Channel| {
+        tokio::spawn(async move {
+            let mut holder = tonic::client::Grpc::new(channel);
+            holder.ready().await.unwrap();
+            let never = with_password(futures_util::stream::pending::<HelloRequest>(), "root123");
+            let codec = tonic_prost::ProstCodec::<
+                HelloRequest,
+                go_example::proto::hello::HelloResponse,
+            >::default();
+            let path = http::uri::PathAndQuery::from_static("/hello.HelloService/SayHello");
+            holder.client_streaming(never, path, codec).await
+        })
+    };
+    let mut held = hold(channel.clone());
+    let mut client = HelloServiceClient::new(channel.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // Time for the holder's headers to reach the server before the probe's.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         match client
             .say_hello(with_password(HelloRequest { id: 1 }, "root123"))
             .await
         {
-            Ok(_) => false,
             Err(status) => {
                 // A status, not a broken stream.
                 assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-                true
+                break;
             }
+            Ok(_) if held.is_finished() => held = hold(channel.clone()),
+            Ok(_) => {}
         }
-    })
-    .await;
-    assert!(shed, "a second call on the connection was never shed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a second call on the connection was never shed"
+        );
+    }
     held.abort();
 }
