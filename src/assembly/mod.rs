@@ -236,6 +236,7 @@ pub fn build_customized(
             })
             .with_component_parameters::<TonicHelloClient>(TonicHelloClientParameters {
                 client: infra.grpc_hello.clone(),
+                tracing: infra.tracing.clone(),
             })
             .with_component_parameters::<CacheClientImpl>(CacheClientImplParameters {
                 cache: infra.cache.clone(),

@@ -33,6 +33,10 @@ impl GrpcApplication {
 
 #[async_trait::async_trait]
 impl Served for Grpc {
+    fn traced_as(names: &goex_tracing::ServiceNames) -> Option<&str> {
+        Some(&names.grpc)
+    }
+
     /// Refuses prod without `server.grpc.auth.password`; makes development certificates when
     /// configured and missing; checks the TLS files' modes.
     fn check(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
@@ -86,22 +90,17 @@ impl Served for Grpc {
         slog::info!(logger, "grpc server listening"; "addr" => format!("{}:{}", addr.ip(), bound.port()),
             "tls" => grpc.tls.enabled, "client_auth" => ?grpc.tls.client_auth);
         let served = Arc::<AtomicU64>::default();
-        let debug_routes = config.server.debug_routes;
+        let options = server::grpc::ServeOptions {
+            debug_routes: config.server.debug_routes,
+            tracing: infra.tracing.clone(),
+        };
         let serve = {
             let (grpc, module, logger, served) =
                 (grpc.clone(), module.clone(), logger.clone(), served.clone());
             move |shutdown: BoxFuture<'static, ()>| -> BoxFuture<'static, anyhow::Result<()>> {
                 Box::pin(async move {
-                    server::grpc::serve(
-                        listener,
-                        &grpc,
-                        debug_routes,
-                        module,
-                        &logger,
-                        served,
-                        shutdown,
-                    )
-                    .await
+                    server::grpc::serve(listener, &grpc, options, module, &logger, served, shutdown)
+                        .await
                 })
             }
         };

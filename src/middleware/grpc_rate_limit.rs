@@ -59,7 +59,7 @@ pub struct GrpcRateLimit<S> {
 }
 
 /// The TCP peer of a call, from the connection tonic recorded.
-fn peer<B>(request: &http::Request<B>) -> IpAddr {
+pub(crate) fn peer<B>(request: &http::Request<B>) -> IpAddr {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     let extensions = request.extensions();
     extensions

@@ -30,7 +30,7 @@ use futures_util::future::Either;
 use futures_util::future::LocalBoxFuture;
 use goex_logging::request::TraceIds;
 use goex_metrics::RouteMetrics;
-use goex_tracing::{Extractor, KeyValue, ServerSpan};
+use goex_tracing::{Extractor, HeaderLines, IncomingHeaders, KeyValue, Span, TRACEPARENT};
 use slog::Logger;
 
 use crate::meta::trusted_proxies::TrustedProxies;
@@ -93,49 +93,17 @@ impl RequestLifecycle {
 
 /// The W3C headers the caller sent, read through actix's own header map (http 0.2 names, not
 /// the `http` 1 map the OpenTelemetry crates know).
-struct IncomingHeaders<'a> {
-    headers: &'a header::HeaderMap,
-    /// `tracestate` sent on several lines, joined with commas as W3C Trace Context says (one
-    /// line is read in place).
-    tracestate: Option<String>,
-}
+struct ActixHeaders<'a>(&'a header::HeaderMap);
 
-impl<'a> IncomingHeaders<'a> {
-    fn new(headers: &'a header::HeaderMap) -> Self {
-        let mut lines = headers.get_all(TRACESTATE);
-        let tracestate = match (lines.next(), lines.next()) {
-            (Some(_), Some(_)) => Some(
-                headers
-                    .get_all(TRACESTATE)
-                    .filter_map(|v| v.to_str().ok())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            _ => None,
-        };
-        Self {
-            headers,
-            tracestate,
-        }
-    }
-}
-
-impl Extractor for IncomingHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        match &self.tracestate {
-            Some(joined) if key == TRACESTATE => Some(joined),
-            _ => self.headers.get(key).and_then(|v| v.to_str().ok()),
-        }
+impl HeaderLines for ActixHeaders<'_> {
+    fn lines<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a str> {
+        self.0.get_all(name).filter_map(|v| v.to_str().ok())
     }
 
-    fn keys(&self) -> Vec<&str> {
-        self.headers.keys().map(|k| k.as_str()).collect()
+    fn names(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
     }
 }
-
-/// The headers that carry a caller's trace context (W3C Trace Context).
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
 
 /// The span name before routing: the method, static (semantic conventions: `HTTP` for a method
 /// they do not know), so a span that is not recorded costs no allocation for its name.
@@ -166,7 +134,7 @@ fn clipped(text: &str) -> String {
 /// and `http.route` from the route's template (never the raw path; actix matches it by path, so
 /// it is known before the handler runs), and the request's attributes. Set now rather than
 /// when answered, so a request cancelled before its answer still has them.
-fn describe_request(span: &mut ServerSpan, req: &ServiceRequest, client: std::net::IpAddr) {
+fn describe_request(span: &mut Span, req: &ServiceRequest, client: std::net::IpAddr) {
     let method = span_method(req.method());
     let mut attributes = vec![
         KeyValue::new(
@@ -202,7 +170,7 @@ fn describe_request(span: &mut ServerSpan, req: &ServiceRequest, client: std::ne
 
 /// What a recorded span says once the request is answered: the status code, and an error
 /// status on 5xx (a 4xx is the client's failure, not the server's, for a server span).
-fn describe_answer(span: &mut ServerSpan, status: StatusCode) {
+fn describe_answer(span: &mut Span, status: StatusCode) {
     span.set_attributes([KeyValue::new(
         "http.response.status_code",
         i64::from(status.as_u16()),
@@ -312,13 +280,13 @@ where
         // traced request is in it, so with tracing off the request's future carries one null
         // pointer and nothing is allocated. The caller's trace is continued only when it is
         // believed: any caller with `tracing.trust_incoming`, else a trusted proxy.
-        let span: Option<Box<ServerSpan>> = match factory.tracing.is_on() {
+        let span: Option<Box<Span>> = match factory.tracing.is_on() {
             false => None,
             true => {
                 let believed = req.headers().contains_key(TRACEPARENT)
                     && (factory.tracing.trusts_incoming()
                         || peer.is_some_and(|ip| factory.trusted.contains(ip)));
-                let headers = believed.then(|| IncomingHeaders::new(req.headers()));
+                let headers = believed.then(|| IncomingHeaders::new(ActixHeaders(req.headers())));
                 let incoming = headers.as_ref().map(|h| h as &dyn Extractor);
                 factory
                     .tracing
@@ -452,7 +420,7 @@ where
                 if span.is_recording() {
                     describe_answer(&mut span, status);
                 }
-                ServerSpan::end(*span);
+                Span::end(*span);
             }
             let result = result.map(|mut res| {
                 res.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
@@ -488,6 +456,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use goex_tracing::TRACESTATE;
 
     #[test]
     fn tracestate_on_several_lines_is_read_as_one_list() {
@@ -496,12 +465,18 @@ mod tests {
         headers.append(name.clone(), header::HeaderValue::from_static("a=1"));
         headers.append(name.clone(), header::HeaderValue::from_static("b=2,c=3"));
         assert_eq!(
-            IncomingHeaders::new(&headers).get(TRACESTATE),
+            IncomingHeaders::new(ActixHeaders(&headers)).get(TRACESTATE),
             Some("a=1,b=2,c=3")
         );
         let mut one = header::HeaderMap::new();
         one.insert(name, header::HeaderValue::from_static("a=1"));
-        assert_eq!(IncomingHeaders::new(&one).get(TRACESTATE), Some("a=1"));
-        assert_eq!(IncomingHeaders::new(&one).get(TRACEPARENT), None);
+        assert_eq!(
+            IncomingHeaders::new(ActixHeaders(&one)).get(TRACESTATE),
+            Some("a=1")
+        );
+        assert_eq!(
+            IncomingHeaders::new(ActixHeaders(&one)).get(TRACEPARENT),
+            None
+        );
     }
 }

@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod catch_panic;
 pub mod grpc_rate_limit;
+pub mod grpc_trace;
 pub mod head_deadline;
 pub mod lifecycle;
 pub mod rate_limit;

@@ -79,6 +79,11 @@ impl Pick {
         self.channel.get()
     }
 
+    /// Where the instance's calls go.
+    pub fn uri(&self) -> &http::Uri {
+        self.channel.endpoint().uri()
+    }
+
     /// The entry picked, for [`Instances::pick`]'s `tried`.
     pub fn key(&self) -> u64 {
         self.key

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use goex_breaker::{Breaker, BreakerError, BreakerService, Outcome, Snapshot};
+use goex_tracing::KeyValue;
 use secrecy::ExposeSecret;
 use shaku::{Component, Interface};
 use std::net::IpAddr;
@@ -144,12 +145,54 @@ fn transport_failure(status: &Status) -> Option<TransportFailure> {
     .then_some(TransportFailure::Broken)
 }
 
+/// `SayHello` over `channel` to `uri`, one try: with tracing on and a request being served,
+/// as a client span of the request's span whose context goes in the call's metadata (so the
+/// gRPC app's server span is its child), ended with the call's status.
+async fn say_hello_once(
+    tracing: &goex_tracing::Tracing,
+    channel: tonic::transport::Channel,
+    uri: &http::Uri,
+    mut request: Request<HelloRequest>,
+) -> Result<tonic::Response<crate::proto::hello::HelloResponse>, Status> {
+    let span = goex_tracing::current()
+        .and_then(|parent| tracing.client_span(SAY_HELLO_SPAN, &parent))
+        .map(|mut span| {
+            goex_tracing::inject_metadata(span.context(), request.metadata_mut());
+            if span.is_recording() {
+                span.set_attributes([
+                    KeyValue::new("rpc.system", "grpc"),
+                    KeyValue::new("rpc.service", "hello.HelloService"),
+                    KeyValue::new("rpc.method", "SayHello"),
+                    KeyValue::new("server.address", uri.host().unwrap_or_default().to_owned()),
+                    KeyValue::new("server.port", i64::from(uri.port_u16().unwrap_or(443))),
+                ]);
+            }
+            span
+        });
+    let result = HelloServiceClient::new(channel).say_hello(request).await;
+    if let Some(mut span) = span {
+        if span.is_recording() {
+            let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+            span.set_attributes([KeyValue::new("rpc.grpc.status_code", code as i64)]);
+            if code != Code::Ok {
+                span.set_error(format!("{code:?}"));
+            }
+        }
+        span.end();
+    }
+    result
+}
+
+/// The client span's name: `{rpc.service}/{rpc.method}` (OpenTelemetry's RPC conventions).
+const SAY_HELLO_SPAN: &str = "hello.HelloService/SayHello";
+
 /// `SayHello` over the discovered `instances`, each try on an instance in the rotation (or,
 /// when all are ejected, one this call has not tried). A transport failure ejects the
 /// instance and, when the retry rule allows, the call goes at once to another one; only when
 /// every instance is out and tried does a try wait (10 ms times the tries so far: a restarted
-/// instance's connection is made again).
+/// instance's connection is made again). Each try is a client span of its own (traced).
 async fn say_hello_discovered(
+    tracing: &goex_tracing::Tracing,
     instances: &Instances,
     request: Request<HelloRequest>,
 ) -> Result<tonic::Response<crate::proto::hello::HelloResponse>, Status> {
@@ -161,9 +204,7 @@ async fn say_hello_discovered(
             return Err(Status::unavailable("no passing instance"));
         };
         let request = Request::from_parts(metadata.clone(), extensions.clone(), message);
-        let result = HelloServiceClient::new(pick.channel())
-            .say_hello(request)
-            .await;
+        let result = say_hello_once(tracing, pick.channel(), pick.uri(), request).await;
         let failure = result.as_ref().err().and_then(transport_failure);
         let Some(failure) = failure else {
             instances.answered(&pick);
@@ -299,6 +340,8 @@ fn classify<T>(result: &Result<T, Status>) -> Outcome {
 #[shaku(interface = HelloRpcClient)]
 pub struct TonicHelloClient {
     client: Arc<Result<GrpcHello, String>>,
+    /// The HTTP app's tracer: each try of a call is a client span when on.
+    tracing: goex_tracing::Tracing,
 }
 
 #[async_trait]
@@ -320,17 +363,17 @@ impl HelloRpcClient for TonicHelloClient {
                 .insert(crate::proto::FORWARDED_CLIENT_KEY, value);
         }
         let backend = hello.backend.clone();
+        let tracing = self.tracing.clone();
         let call = tower::service_fn(move |request: Request<HelloRequest>| {
-            let backend = backend.clone();
+            let (backend, tracing) = (backend.clone(), tracing.clone());
             async move {
                 match backend {
                     Backend::Single(channel) => {
-                        HelloServiceClient::new(channel.get())
-                            .say_hello(request)
-                            .await
+                        let uri = channel.endpoint().uri();
+                        say_hello_once(&tracing, channel.get(), uri, request).await
                     }
                     Backend::Discovered(instances) => {
-                        say_hello_discovered(&instances, request).await
+                        say_hello_discovered(&tracing, &instances, request).await
                     }
                 }
             }

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 
 use shaku::HasComponent;
 use tonic::Status;
+use tonic::server::NamedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::assembly::AppModule;
@@ -23,6 +24,7 @@ use crate::controller::grpc::hello::HelloRpcController;
 use crate::controller::grpc::user::UserRpcController;
 use crate::meta::config::{ClientAuth, GrpcConfig};
 use crate::middleware::grpc_rate_limit::GrpcRateLimitLayer;
+use crate::middleware::grpc_trace::GrpcTraceLayer;
 use crate::proto::bench::burn_server::BurnServer;
 use crate::proto::hello::hello_service_server::HelloServiceServer;
 use crate::proto::user::user_service_server::UserServiceServer;
@@ -57,21 +59,43 @@ pub fn tls_config(dir: &Path, client_auth: ClientAuth) -> std::io::Result<Server
     })
 }
 
+/// What the app's settings add around the services.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// `server.debug_routes` (never in prod): the benchmark's `bench.Burn` is served.
+    pub debug_routes: bool,
+    /// The app's tracer: a server span per call when tracing is on.
+    pub tracing: goex_tracing::Tracing,
+}
+
+/// The full names of the services whose calls are named after their method in server spans.
+const TRACED_SERVICES: &[&str] = &[
+    <HelloServiceServer<Arc<dyn HelloRpcController>> as NamedService>::NAME,
+    <UserServiceServer<Arc<dyn UserRpcController>> as NamedService>::NAME,
+    <BurnServer<Arc<dyn BurnRpcController>> as NamedService>::NAME,
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// Serves the gRPC app on `listener` until `shutdown` completes, then lets in-flight calls
-/// finish within `server.grpc.shutdown_timeout`. `debug_routes` (`server.debug_routes`, never
-/// in prod) adds the benchmark's `bench.Burn`.
+/// finish within `server.grpc.shutdown_timeout`.
 ///
 /// # Errors
 /// The TLS files cannot be read, or the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: &GrpcConfig,
-    debug_routes: bool,
+    options: ServeOptions,
     module: Arc<AppModule>,
     logger: &slog::Logger,
     served: Arc<std::sync::atomic::AtomicU64>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let ServeOptions {
+        debug_routes,
+        tracing,
+    } = options;
     let mut builder = Server::builder()
         .max_concurrent_streams(Some(config.max_concurrent_streams))
         // The static backstop under the adaptive shedder: tonic answers a call over the
@@ -137,7 +161,10 @@ pub async fn serve(
         // Outermost: a shed call costs no credential check.
         .layer(shed)
         .layer(auth)
-        // Inside the auth layer (tonic stacks later layers inside): the caller is known.
+        // Inside the auth layer (tonic stacks later layers inside): the caller is known, for
+        // whose trace context to believe and whose rate limits to count. The span covers the
+        // rate-limit refusals.
+        .layer(GrpcTraceLayer::new(tracing, TRACED_SERVICES))
         .layer(GrpcRateLimitLayer::new(module.resolve()))
         .add_service(health_service)
         // Off in prod by default (server.grpc.reflection): it maps the API for anyone.

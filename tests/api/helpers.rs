@@ -551,11 +551,18 @@ impl Drop for ProcessApp {
 /// Starts a [`ProcessApp`] configured by `env` only (JSON logs on stdout, at info, are how
 /// its port is learnt); waits up to 30 s for it to listen.
 pub fn spawn_process(env: &[(&str, String)]) -> ProcessApp {
+    spawn_served("http", env)
+}
+
+/// Starts `go_example <app> --env test` (`http` or `grpc`) on a free port, configured by `env`
+/// only, as a [`ProcessApp`] (its address `http://127.0.0.1:<port>`).
+pub fn spawn_served(app: &str, env: &[(&str, String)]) -> ProcessApp {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut cmd = app_command();
-    cmd.args(["http", "--env", "test"])
+    cmd.args([app, "--env", "test"])
         .env("APP__SERVER__HTTP__ADDR", "127.0.0.1:0")
+        .env("APP__SERVER__GRPC__ADDR", "127.0.0.1:0")
         .env("APP__LOG__FORMAT", "json")
         .env("APP__LOG__LEVEL", "info")
         .env("APP__LOG__FILE__ENABLED", "false");
@@ -568,9 +575,10 @@ pub fn spawn_process(env: &[(&str, String)]) -> ProcessApp {
         .expect("spawn go_example");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let listening = format!("{app} server listening");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("http server listening") {
+            if line.contains(&listening) {
                 let v: Value = serde_json::from_str(&line).unwrap();
                 let addr = v["addr"].as_str().unwrap().to_owned();
                 let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());

@@ -1,8 +1,9 @@
-//! OpenTelemetry tracing of the HTTP app (docs/tracing.md) against a real OTLP/gRPC receiver,
-//! the collector double (tests/otlp/collector_double.py on PyPI's `opentelemetry-proto` and
-//! `grpcio`): the server span of a request, its parent when the caller is believed, its status,
-//! the trace id in the envelope and in the request's log records, sampling, a collector that
-//! never answers, and the flush on graceful shutdown.
+//! OpenTelemetry tracing (docs/tracing.md) against a real OTLP/gRPC receiver, the collector
+//! double (tests/otlp/collector_double.py on PyPI's `opentelemetry-proto` and `grpcio`): the
+//! server span of a request, its parent when the caller is believed, its status, the trace id
+//! in the envelope and in the request's log records, sampling, a collector that never
+//! answers, the flush on graceful shutdown, and one trace across the HTTP app and the gRPC app
+//! running as another process.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{
-    LoggedApp, TestApp, eventually, python_venv, spawn_app_with, spawn_double_with, spawn_logged,
-    test_config,
+    LoggedApp, ProcessApp, TestApp, eventually, python_venv, spawn_app_with, spawn_double_with,
+    spawn_logged, spawn_served, test_config,
 };
 
 /// The double's packages, tested together (grpcio as the other Python gRPC peers pin it).
@@ -29,6 +30,7 @@ const PARENT: &str = "00f067aa0ba902b7";
 
 /// OTLP's span kinds and status codes, as the double stores them.
 const KIND_SERVER: i64 = 2;
+const KIND_CLIENT: i64 = 3;
 const STATUS_UNSET: i64 = 0;
 const STATUS_ERROR: i64 = 2;
 
@@ -111,8 +113,8 @@ impl Collector {
             .collect()
     }
 
-    /// The spans of `trace_id`, once at least one arrived (the batch is sent every 100 ms).
-    async fn trace(&self, trace_id: &str) -> Vec<Value> {
+    /// The spans of `trace_id` once `count` arrived (within 10 s; fewer after that).
+    async fn trace_of(&self, trace_id: &str, count: usize) -> Vec<Value> {
         let of_trace = |spans: Vec<Value>| -> Vec<Value> {
             spans
                 .into_iter()
@@ -120,10 +122,15 @@ impl Collector {
                 .collect()
         };
         eventually(Duration::from_secs(10), async || {
-            !of_trace(self.spans()).is_empty()
+            of_trace(self.spans()).len() >= count
         })
         .await;
-        let spans = of_trace(self.spans());
+        of_trace(self.spans())
+    }
+
+    /// The spans of `trace_id`, once at least one arrived (the batch is sent every 100 ms).
+    async fn trace(&self, trace_id: &str) -> Vec<Value> {
+        let spans = self.trace_of(trace_id, 1).await;
         assert!(
             !spans.is_empty(),
             "no span of trace {trace_id} in {:?}",
@@ -597,4 +604,201 @@ async fn a_silent_collector_keeps_the_binarys_memory_bounded() {
         "the drop is logged (BatchSpanProcessor dropped a Span)"
     );
     drop(silent);
+}
+
+/// The gRPC app as another process, traced to `collector` (every 100 ms), serving over mTLS
+/// with the certificates in `certs` and its data in `data`.
+fn grpc_process(
+    collector: &Collector,
+    certs: &std::path::Path,
+    data: &std::path::Path,
+) -> ProcessApp {
+    let mut env = traced(&collector.endpoint, &[]);
+    env.extend([
+        ("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()),
+        ("APP__SERVER__GRPC__TLS__CLIENT_AUTH", "require".to_owned()),
+        (
+            "APP__SQLITE__PATH",
+            data.join("grpc.db").display().to_string(),
+        ),
+        ("APP__CERTS__DIR", data.join("keys").display().to_string()),
+    ]);
+    spawn_served("grpc", &env)
+}
+
+/// The one span of `spans` of `service` and `kind`.
+fn span_of<'a>(spans: &'a [Value], service: &str, kind: i64) -> &'a Value {
+    let found: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["resource"]["service.name"] == service && s["kind"] == kind)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {service} span of kind {kind} in {spans:?}"
+    );
+    found[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_hello_is_one_trace_across_the_http_and_the_grpc_process() {
+    let collector = collector();
+    let certs = tempfile::tempdir().unwrap();
+    goex_certs::ensure(certs.path(), 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let grpc = grpc_process(&collector, certs.path(), data.path());
+    let port = grpc.address.rsplit(':').next().unwrap().to_owned();
+    let app = spawn_app_with(&traced(
+        &collector.endpoint,
+        &[
+            ("APP__TRACING__TRUST_INCOMING", "true"),
+            (
+                "APP__GRPC_CLIENT__ADDR",
+                &format!("https://127.0.0.1:{port}"),
+            ),
+            (
+                "APP__GRPC_CLIENT__TLS__DIR",
+                &certs.path().display().to_string(),
+            ),
+        ],
+    ))
+    .await;
+    let res = app
+        .client
+        .get(format!("{}/grpc/hello?id=5", app.address))
+        .header("traceparent", traceparent(TRACE, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+
+    let spans = collector.trace_of(TRACE, 3).await;
+    assert_eq!(spans.len(), 3, "{spans:?}");
+    // The HTTP app's server span continues the caller's trace ...
+    let server = span_of(&spans, "go_example-http", KIND_SERVER);
+    assert_eq!(server["name"], "GET /grpc/hello");
+    assert_eq!(server["parent_span_id"], PARENT);
+    // ... its client span is the server span's child, one per try ...
+    let client = span_of(&spans, "go_example-http", KIND_CLIENT);
+    assert_eq!(client["name"], "hello.HelloService/SayHello");
+    assert_eq!(client["parent_span_id"], server["span_id"], "{client}");
+    assert_eq!(client["status_code"], STATUS_UNSET, "{client}");
+    let attributes = &client["attributes"];
+    assert_eq!(attributes["rpc.system"], "grpc");
+    assert_eq!(attributes["rpc.service"], "hello.HelloService");
+    assert_eq!(attributes["rpc.method"], "SayHello");
+    assert_eq!(attributes["server.address"], "127.0.0.1");
+    assert_eq!(attributes["server.port"], port.parse::<i64>().unwrap());
+    assert_eq!(attributes["rpc.grpc.status_code"], 0);
+    // ... and the gRPC app, in the other process, continues it from the call's metadata.
+    let called = span_of(&spans, "go_example-grpc", KIND_SERVER);
+    assert_eq!(called["name"], "hello.HelloService/SayHello");
+    assert_eq!(called["parent_span_id"], client["span_id"], "{called}");
+    assert_eq!(called["status_code"], STATUS_UNSET, "{called}");
+    let attributes = &called["attributes"];
+    assert_eq!(attributes["rpc.system"], "grpc");
+    assert_eq!(attributes["rpc.service"], "hello.HelloService");
+    assert_eq!(attributes["rpc.method"], "SayHello");
+    assert_eq!(attributes["rpc.grpc.status_code"], 0);
+    assert_eq!(attributes["client.address"], "127.0.0.1");
+    assert_eq!(called["resource"]["deployment.environment.name"], "test");
+
+    // The gRPC app down: the client span records the failure, an error, with the envelope's
+    // trace id.
+    drop(grpc);
+    let failed = "0af7651916cd43dd8448eb211c80319c";
+    let res = app
+        .client
+        .get(format!("{}/grpc/hello", app.address))
+        .header("traceparent", traceparent(failed, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["trace_id"], failed, "{body}");
+    let spans = collector.trace_of(failed, 2).await;
+    let client = span_of(&spans, "go_example-http", KIND_CLIENT);
+    assert_eq!(client["status_code"], STATUS_ERROR, "{client}");
+    assert_eq!(
+        client["attributes"]["rpc.grpc.status_code"], 14,
+        "UNAVAILABLE: {client}"
+    );
+    let server = span_of(&spans, "go_example-http", KIND_SERVER);
+    assert_eq!(client["parent_span_id"], server["span_id"]);
+    assert_eq!(server["status_code"], STATUS_ERROR, "{server}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_app_believes_a_traceparent_only_from_the_service_credentials() {
+    use go_example::proto::hello::HelloRequest;
+    use go_example::proto::hello::hello_service_client::HelloServiceClient;
+    let collector = collector();
+    let certs = tempfile::tempdir().unwrap();
+    goex_certs::ensure(certs.path(), 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let grpc = grpc_process(&collector, certs.path(), data.path());
+    let tls = crate::grpc::tls(certs.path(), true);
+    let channel = tonic::transport::Channel::from_shared(grpc.address.replace("http:", "https:"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HelloServiceClient::new(channel.clone());
+    let call = |trace: &str, credentials: bool| {
+        let mut request = tonic::Request::new(HelloRequest { id: 1 });
+        let metadata = request.metadata_mut();
+        metadata.insert(
+            "traceparent",
+            traceparent(trace, PARENT, "01").parse().unwrap(),
+        );
+        if credentials {
+            metadata.insert("user", "root".parse().unwrap());
+            metadata.insert("password", "root123".parse().unwrap());
+        }
+        request
+    };
+    // The service credentials: the caller's trace is continued.
+    let service = "11111111111111111111111111111111";
+    client.say_hello(call(service, true)).await.unwrap();
+    let spans = collector.trace_of(service, 1).await;
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(spans[0]["parent_span_id"], PARENT);
+
+    // A health checker (no credentials): a span, in a trace of its own.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    });
+    let anyone = "22222222222222222222222222222222";
+    request.metadata_mut().insert(
+        "traceparent",
+        traceparent(anyone, PARENT, "01").parse().unwrap(),
+    );
+    health.check(request).await.unwrap();
+    // No credentials at all: refused before any span.
+    let refused = client.say_hello(call(anyone, false)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let own = eventually(Duration::from_secs(10), async || {
+        collector
+            .spans()
+            .iter()
+            .any(|s| s["name"] == "grpc.health.v1.Health/Check")
+    })
+    .await;
+    assert!(own, "the health check's span: {:?}", collector.spans());
+    let spans = collector.spans();
+    let checks: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "grpc.health.v1.Health/Check")
+        .collect();
+    assert_eq!(checks.len(), 1, "{spans:?}");
+    assert_ne!(checks[0]["trace_id"], anyone, "{spans:?}");
+    assert_eq!(checks[0]["parent_span_id"], "", "a root span: {spans:?}");
+    assert!(
+        spans.iter().all(|s| s["trace_id"] != anyone),
+        "nothing of the unbelieved trace: {spans:?}"
+    );
 }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::Context;
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
@@ -166,7 +168,7 @@ impl Tracing {
         self.0.as_ref().is_some_and(|inner| inner.trust_incoming)
     }
 
-    /// Starts the server span of a request, named `name` until [`ServerSpan::rename`] (a
+    /// Starts the server span of a request, named `name` until [`Span::rename`] (a
     /// static name: nothing is allocated for a span that is not recorded). With `incoming`,
     /// the span continues the W3C trace context in those headers (a missing or malformed
     /// `traceparent` starts a new trace); `None` when tracing is off.
@@ -174,7 +176,7 @@ impl Tracing {
         &self,
         name: &'static str,
         incoming: Option<&dyn Extractor>,
-    ) -> Option<ServerSpan> {
+    ) -> Option<Span> {
         let inner = self.0.as_ref()?;
         let parent = match incoming {
             Some(headers) => {
@@ -188,7 +190,22 @@ impl Tracing {
             .span_builder(Cow::Borrowed(name))
             .with_kind(SpanKind::Server)
             .start_with_context(&inner.tracer, &parent);
-        Some(ServerSpan(span))
+        Some(Span(span))
+    }
+
+    /// Starts the client span of an outgoing call made while serving `parent` (the request's
+    /// span, [`current`]), named `name`: its context goes into the call's metadata
+    /// ([`inject_metadata`]) so the callee's server span is its child. `None` when tracing is
+    /// off. A call sent again (to another instance) is a new client span.
+    pub fn client_span(&self, name: &'static str, parent: &SpanContext) -> Option<Span> {
+        let inner = self.0.as_ref()?;
+        let parent = Context::new().with_remote_span_context(parent.clone());
+        let span = inner
+            .tracer
+            .span_builder(Cow::Borrowed(name))
+            .with_kind(SpanKind::Client)
+            .start_with_context(&inner.tracer, &parent);
+        Some(Span(span))
     }
 
     /// Exports the spans still queued and stops the batch thread, within
@@ -265,11 +282,12 @@ fn resource(settings: &Settings, service: &Service<'_>) -> Result<Resource, Trac
         .build())
 }
 
-/// The server span of one request: named, described and ended by the edge that serves it.
+/// A span: the server span of one request (named, described and ended by the edge that serves
+/// it) or the client span of one outgoing call.
 #[derive(Debug)]
-pub struct ServerSpan(opentelemetry_sdk::trace::Span);
+pub struct Span(opentelemetry_sdk::trace::Span);
 
-impl ServerSpan {
+impl Span {
     /// Its ids, for the request's logs, envelope and child spans.
     pub fn context(&self) -> &SpanContext {
         self.0.span_context()
@@ -302,6 +320,96 @@ impl ServerSpan {
         self.0.end();
     }
 }
+
+/// Writes `span`'s W3C `traceparent` (and `tracestate`, when it has one) into an outgoing
+/// call's metadata, replacing any already there.
+pub fn inject_metadata(span: &SpanContext, metadata: &mut tonic::metadata::MetadataMap) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+    impl opentelemetry::propagation::Injector for Metadata<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            // The propagator's two keys and values are ASCII (W3C's grammar), so neither
+            // conversion fails; a value that did would be left out, not sent malformed.
+            if let (Ok(key), Ok(value)) = (
+                tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+                tonic::metadata::MetadataValue::try_from(value),
+            ) {
+                self.0.insert(key, value);
+            }
+        }
+    }
+    let cx = Context::new().with_remote_span_context(span.clone());
+    TraceContextPropagator::new().inject_context(&cx, &mut Metadata(metadata));
+}
+
+/// Header lines by name, as an HTTP library keeps them: implemented here for `http` 1's map
+/// (tonic's), and by the HTTP app for actix's own.
+pub trait HeaderLines {
+    /// The lines named `name` (lower case) that are text, in order.
+    fn lines<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a str>;
+    /// Every header name.
+    fn names(&self) -> Vec<&str>;
+}
+
+impl HeaderLines for &http::HeaderMap {
+    fn lines<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a str> {
+        self.get_all(name).iter().filter_map(|v| v.to_str().ok())
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// The W3C trace context a caller sent, for [`Tracing::server_span`]: `traceparent`, and
+/// `tracestate` read as one list when sent on several lines (joined with commas, as W3C Trace
+/// Context says; one line is read in place, nothing allocated).
+#[derive(Debug)]
+pub struct IncomingHeaders<H> {
+    headers: H,
+    /// `tracestate` when it came on several lines, joined.
+    joined_state: Option<String>,
+}
+
+impl<H: HeaderLines> IncomingHeaders<H> {
+    /// The trace context of `headers` (a borrowed map).
+    pub fn new(headers: H) -> Self {
+        let joined_state = {
+            let mut lines = headers.lines(TRACESTATE);
+            match (lines.next(), lines.next()) {
+                (Some(_), Some(_)) => Some(headers.lines(TRACESTATE).collect::<Vec<_>>().join(",")),
+                _ => None,
+            }
+        };
+        Self {
+            headers,
+            joined_state,
+        }
+    }
+}
+
+impl<H: HeaderLines> Extractor for IncomingHeaders<H> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            TRACEPARENT => self.headers.lines(TRACEPARENT).next(),
+            TRACESTATE => match &self.joined_state {
+                Some(joined) => Some(joined),
+                None => self.headers.lines(TRACESTATE).next(),
+            },
+            // The propagator reads only its two keys.
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.headers.names()
+    }
+}
+
+/// The W3C header (and metadata key) carrying the caller's span.
+pub const TRACEPARENT: &str = "traceparent";
+/// The W3C header carrying vendors' trace state.
+pub const TRACESTATE: &str = "tracestate";
 
 tokio::task_local! {
     static CURRENT: SpanContext;

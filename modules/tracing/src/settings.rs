@@ -45,8 +45,9 @@ pub struct Settings {
     /// How often waiting spans are exported (sooner when a batch is full).
     #[serde(with = "humantime_serde")]
     pub scheduled_delay: Duration,
-    /// Whether a `traceparent` from any client is believed. Off: only requests from the app's
-    /// trusted proxies continue their caller's trace; others start a new one.
+    /// Whether a `traceparent` from any client is believed. Off: only the callers the app
+    /// trusts (the HTTP app's trusted proxies, the gRPC app's service credentials) continue
+    /// their caller's trace; others start a new one.
     pub trust_incoming: bool,
 }
 

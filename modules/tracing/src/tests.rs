@@ -171,6 +171,59 @@ async fn a_sampled_span_continues_the_incoming_trace_and_is_exported_with_its_re
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_span_is_the_parent_the_callee_continues_from_the_call_metadata() {
+    let kept = Keep::default();
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone()).unwrap();
+    let server = tracing
+        .server_span("GET", Some(&traceparent("01")))
+        .unwrap();
+    let client = tracing.client_span("hello.HelloService/SayHello", server.context());
+    let client = client.unwrap();
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert("traceparent", "00-0-0-00".parse().unwrap());
+    inject_metadata(client.context(), &mut metadata);
+    // Replaced, not added beside the old value.
+    assert_eq!(metadata.get_all("traceparent").iter().count(), 1);
+    let headers = metadata.into_headers();
+    let callee = tracing
+        .server_span("grpc", Some(&IncomingHeaders::new(&headers)))
+        .unwrap();
+    assert_eq!(callee.context().trace_id().to_string(), TRACE);
+    assert_eq!(callee.context().trace_state().header(), "vendor=1");
+    let (callee_cx, client_cx, server_cx) = (
+        callee.context().clone(),
+        client.context().clone(),
+        server.context().clone(),
+    );
+    callee.end();
+    client.end();
+    server.end();
+    tracing.shutdown().await.unwrap();
+    let spans = kept.0.lock().unwrap();
+    let of = |cx: &SpanContext| spans.iter().find(|s| &s.span_context == cx).unwrap();
+    assert_eq!(of(&client_cx).span_kind, SpanKind::Client);
+    assert_eq!(of(&client_cx).parent_span_id, server_cx.span_id());
+    assert_eq!(of(&callee_cx).parent_span_id, client_cx.span_id());
+    assert_eq!(of(&server_cx).parent_span_id.to_string(), PARENT);
+}
+
+#[test]
+fn tracestate_on_several_lines_is_read_as_one_list() {
+    let mut headers = http::HeaderMap::new();
+    headers.append(TRACESTATE, http::HeaderValue::from_static("a=1"));
+    headers.append(TRACESTATE, http::HeaderValue::from_static("b=2,c=3"));
+    headers.insert(TRACEPARENT, http::HeaderValue::from_static("00-x"));
+    let incoming = IncomingHeaders::new(&headers);
+    assert_eq!(incoming.get(TRACESTATE), Some("a=1,b=2,c=3"));
+    assert_eq!(incoming.get(TRACEPARENT), Some("00-x"));
+    let mut one = http::HeaderMap::new();
+    one.insert(TRACESTATE, http::HeaderValue::from_static("a=1"));
+    let incoming = IncomingHeaders::new(&one);
+    assert_eq!(incoming.get(TRACESTATE), Some("a=1"));
+    assert_eq!(incoming.get(TRACEPARENT), None);
+}
+
 #[test]
 fn the_resource_holds_the_service_the_environment_and_the_configured_attributes() {
     let configured = Settings {
