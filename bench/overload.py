@@ -11,7 +11,10 @@ with ms 1: 1 ms of CPU in 10 slices with a yield between them, served with
 2. open loop: h2load `--rps` (per client) offering 3x and 10x capacity, shedding on and off,
    a fresh server each run: first a warm-up at the same offer (not counted: the shedder's CPU
    reading is an EMA with beta 0.95 per 250 ms sample, about 11 s from idle to 90 %), then the
-   measured run with `--log-file`. Enough clients and streams (HTTP/1.1 pipelining, HTTP/2
+   measured run with `--log-file`, its processes started as the warm-up's stop sending (not
+   once they exit: h2load waits for its last answers, and a pause in the offer lets the CPU
+   reading fall back under the threshold). h2load's own `--warm-up-time` sends nothing with
+   `--rps`. Enough clients and streams (HTTP/1.1 pipelining, HTTP/2
    streams) that 1.2 s worth of the offer can be in flight: a request the client could not
    send would have been late anyway, so the client's limit never hides a server's collapse.
    Goodput: answers with 2xx (gRPC: status OK) within 1 s, per second. p99 admitted: the 99th
@@ -104,6 +107,11 @@ def h2load_staggered(target, clients, streams, seconds, per_client, log=None):
     instead of arriving in one burst per tick: one h2load starts all its clients at once, and
     their timers fire together (every max(10 ms, 1/rps)), which makes the offer a burst of
     `clients` requests per tick. Summaries are summed and the logs joined into `log`."""
+    return collect(start_staggered(target, clients, streams, seconds, per_client, log), log)
+
+
+def start_staggered(target, clients, streams, seconds, per_client, log=None):
+    """Starts h2load_staggered's processes; `collect` waits for them."""
     groups = min(clients, STAGGER_GROUPS)
     tick = max(0.010, 1.0 / per_client)
     procs = []
@@ -116,6 +124,11 @@ def h2load_staggered(target, clients, streams, seconds, per_client, log=None):
         if delay > 0:
             time.sleep(delay)
         procs.append((cmd, part, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    return procs
+
+
+def collect(procs, log=None):
+    """Waits for `start_staggered`'s processes: their summed summary, their logs joined into `log`."""
     total = None
     if log and os.path.exists(log):
         os.remove(log)
@@ -203,11 +216,11 @@ def closed_loop(target, in_flight, seconds, log):
     return target.ok_count(summary) / seconds, quantile_ms([s for _, s in rows], 0.99)
 
 
-def open_loop_shape(kind, rate):
+def open_loop_shape(kind, rate, per_client=RPS_PER_CLIENT):
     """(clients, streams per client, rps per client) offering `rate` req/s with IN_FLIGHT_S of
-    it allowed in flight."""
+    it allowed in flight, each client offering at most `per_client`."""
     budget = max(8, int(rate * IN_FLIGHT_S) + 1)
-    clients = max(4, -(-int(rate) // RPS_PER_CLIENT))
+    clients = max(4, -(-int(rate) // per_client))
     if kind == "grpc":
         clients = max(clients, -(-budget // GRPC_STREAMS))
     streams = max(1, -(-budget // clients))
@@ -295,6 +308,7 @@ def suite(args, work, kit):
     warmup = args.overload_warmup if args.overload_warmup is not None else (12 if quick else 15)
     seconds = args.overload_seconds or (5 if quick else 20)
     multiples = (3,) if quick else MULTIPLES
+    per_client = args.overload_rps_per_client or RPS_PER_CLIENT
     certs = os.path.join(work, "overload-certs")
     subprocess.run([args.stack, "--config-dir", os.path.join(root, "configs"), "certs", "generate",
                     "--out", certs], check=True, capture_output=True)
@@ -320,6 +334,11 @@ def suite(args, work, kit):
             env["APP__RATE_LIMIT__ENABLED"] = "false"
         if shedding:
             env["APP__SHEDDING__ENABLED"] = "true" if enabled else "false"
+        for setting in args.overload_set:
+            key, _, value = setting.partition("=")
+            if not key.startswith("APP__"):
+                raise SystemExit(f"bench: --overload-set {setting}: not an APP__ variable")
+            env[key] = value
         port = http_port if kind == "http" else grpc_port
         server = kit.Server(f"go_example {kind} ({tag})", [args.stack, kind, "--env", "debug"], port, env, root)
         return server, metrics_port
@@ -367,7 +386,7 @@ def suite(args, work, kit):
                 try:
                     target = start(server, kind)
                     runs[(multiple, enabled)] = open_loop(target, multiple * capacity, warmup, seconds, log,
-                                                          metrics_port)
+                                                          metrics_port, per_client)
                 finally:
                     server.stop()
                 r = runs[(multiple, enabled)]
@@ -387,16 +406,23 @@ def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-def open_loop(target, rate, warmup, seconds, log, metrics_port):
+def open_loop(target, rate, warmup, seconds, log, metrics_port, per_client=RPS_PER_CLIENT):
     """One open-loop run at `rate` req/s: a warm-up, then `seconds` measured."""
-    clients, streams, per_client = open_loop_shape(target.kind, rate)
+    clients, streams, per_client = open_loop_shape(target.kind, rate, per_client)
     scraper = Scraper(metrics_port)
     scraper.start()
     try:
+        # The measured processes start as the warm-up's stop sending, not once they have exited
+        # (they wait for their last answers): a pause in the offer would let the shedder's CPU
+        # reading fall back under the threshold, and the measured run would begin unshed.
+        warming = []
         if warmup > 0:
-            h2load_staggered(target, clients, streams, warmup, per_client)
+            warming = start_staggered(target, clients, streams, warmup, per_client)
+            time.sleep(warmup)
         before = scraper.scrape()
-        summary = h2load_staggered(target, clients, streams, seconds, per_client, log)
+        measured = start_staggered(target, clients, streams, seconds, per_client, log)
+        collect(warming)
+        summary = collect(measured, log)
         after = scraper.scrape()
     finally:
         scraper.stop()

@@ -767,6 +767,12 @@ def main():
     ap.add_argument("--overload-seconds", type=int,
                     help="measured seconds of each open-loop run (overload suite; default 20, --quick 5)")
     ap.add_argument("--overload-apps", default="http,grpc", help="the apps the overload suite measures")
+    ap.add_argument("--overload-set", action="append", default=[], metavar="APP__KEY=VALUE",
+                    help="a configuration variable for the overload suite's servers (repeatable), to compare "
+                         "settings in one build (e.g. APP__SHEDDING__MIN_LIMIT=2)")
+    ap.add_argument("--overload-rps-per-client", type=int,
+                    help="the open-loop offer per h2load client (overload suite; default 200: two requests "
+                         "per 10 ms timer tick)")
     ap.add_argument("--overload-warmup", type=int,
                     help="seconds of load before each measured open-loop run, while the shedder's CPU "
                          "reading climbs (overload suite; default 15, --quick 12)")

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 /// | `ema_beta` | `0.95` | weight of the previous reading in the CPU moving average |
 /// | `min_factor` | `0.1` | the capacity is never scaled below this share |
 /// | `rt_floor_window` | `60s` | how long the lowest response time seen is remembered for the capacity (not go-zero's; `0s` turns it off) |
+/// | `min_limit` | `1` | the in-flight count over which a request may be dropped is never under this (not go-zero's; `0` is go-zero's rule) |
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -59,6 +60,11 @@ pub struct Settings {
     /// from `window` to 1 hour.
     #[serde(with = "humantime_serde")]
     pub rt_floor_window: Duration,
+    /// The lowest in-flight limit, whatever the capacity estimate and the CPU factor (not in
+    /// go-zero, where the scaled limit can fall under 1 and a request is then admitted only
+    /// onto an empty process, the CPU idling from each end to the next arrival). Higher keeps
+    /// more requests queued behind the one running: fewer idle gaps, longer waits. From 0 (go-zero's rule) to 1000.
+    pub min_limit: f64,
 }
 
 impl Default for Settings {
@@ -74,6 +80,7 @@ impl Default for Settings {
             ema_beta: 0.95,
             min_factor: 0.1,
             rt_floor_window: Duration::from_secs(60),
+            min_limit: 1.0,
         }
     }
 }
@@ -132,6 +139,9 @@ impl Settings {
                 "must be 0s (off) or from the window's length to 1h",
             );
         }
+        if !(0.0..=1000.0).contains(&self.min_limit) {
+            return fail("min_limit", "must be from 0 to 1000");
+        }
         Ok(())
     }
 
@@ -156,13 +166,14 @@ mod tests {
         assert_eq!(s.sample_interval, Duration::from_millis(250));
         assert_eq!((s.ema_beta, s.min_factor), (0.95, 0.1));
         assert_eq!(s.rt_floor_window, Duration::from_secs(60));
+        assert_eq!(s.min_limit, 1.0);
         assert_eq!(s.validate(), Ok(()));
     }
 
     #[test]
     fn validate_names_the_key_out_of_range() {
         type Spoil = fn(&mut Settings);
-        let cases: [(&str, Spoil); 14] = [
+        let cases: [(&str, Spoil); 17] = [
             ("cpu_threshold", |s| s.cpu_threshold = 0.0),
             ("cpu_threshold", |s| s.cpu_threshold = 1.0),
             ("cpu_threshold", |s| s.cpu_threshold = f64::NAN),
@@ -185,6 +196,9 @@ mod tests {
             ("rt_floor_window", |s| {
                 s.rt_floor_window = Duration::from_secs(3601)
             }),
+            ("min_limit", |s| s.min_limit = -0.5),
+            ("min_limit", |s| s.min_limit = 1000.5),
+            ("min_limit", |s| s.min_limit = f64::NAN),
         ];
         for (key, spoil) in cases {
             let mut s = Settings::default();

@@ -52,6 +52,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     cpu_threshold: f64,
     min_factor: f64,
+    /// `min_limit`: the floor of the scaled limit.
+    min_limit: f64,
     cool_off: Duration,
     in_flight: AtomicU64,
     /// `f64` bits of the smoothed in-flight count.
@@ -76,13 +78,15 @@ pub struct Snapshot {
     pub factor: f64,
     /// Whether a drop happened within the cool-off.
     pub hot: bool,
+    /// The floor of the limit (`min_limit`).
+    pub min_limit: f64,
 }
 
 impl Snapshot {
     /// The in-flight count over which requests are dropped when overloaded or hot:
-    /// `capacity * factor`, at least 1.
+    /// `capacity * factor`, at least `min_limit`.
     pub fn limit(&self) -> f64 {
-        limit(self.capacity, self.factor)
+        limit(self.capacity, self.factor, self.min_limit)
     }
 }
 
@@ -126,6 +130,7 @@ impl Shedder {
                 clock: Arc::new(clock),
                 cpu_threshold: settings.cpu_threshold,
                 min_factor: settings.min_factor,
+                min_limit: settings.min_limit,
                 cool_off: settings.cool_off,
                 in_flight: AtomicU64::new(0),
                 avg_in_flight: AtomicU64::new(0f64.to_bits()),
@@ -191,6 +196,7 @@ impl Shedder {
             capacity: inner.capacity(now),
             factor: inner.factor(cpu),
             hot: inner.hot(now),
+            min_limit: inner.min_limit,
         })
     }
 }
@@ -209,7 +215,7 @@ impl Inner {
         if cpu < self.cpu_threshold && !self.hot(now) {
             return false;
         }
-        let limit = limit(self.capacity(now), self.factor(cpu));
+        let limit = limit(self.capacity(now), self.factor(cpu), self.min_limit);
         let in_flight = self.in_flight.load(Ordering::Relaxed) as f64;
         self.avg_in_flight() > limit && in_flight > limit
     }
@@ -272,8 +278,8 @@ impl Inner {
 /// CPU factor, never under one. Under one (go-zero lets the factor take it there), a request
 /// is admitted only when none is in flight, and the CPU idles from each end to the next
 /// arrival; one allows a request to wait behind the one running and no more.
-fn limit(capacity: f64, factor: f64) -> f64 {
-    (capacity * factor).max(1.0)
+fn limit(capacity: f64, factor: f64, min_limit: f64) -> f64 {
+    (capacity * factor).max(min_limit)
 }
 
 /// The capacity estimate from a window summary and the bucket width in nanoseconds. The floor

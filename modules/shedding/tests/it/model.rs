@@ -39,9 +39,11 @@ fn settings() -> impl Strategy<Value = Settings> {
         (1u32..=8, 10u64..=200, 0u64..=1500, 50u32..=95, 5u32..=100),
         // The floor's horizon: off, or 1 to 20 windows plus up to 999 ms.
         prop_oneof![Just(None), (1u32..=20, 0u64..1000).prop_map(Some)],
+        // The limit's floor, in quarters: 0 (go-zero's rule) to 4.
+        0u32..=16,
     )
         .prop_map(
-            |((buckets, width_ms, cool_off_ms, threshold, min_factor), floor)| {
+            |((buckets, width_ms, cool_off_ms, threshold, min_factor), floor, min_limit)| {
                 let window = Duration::from_millis(width_ms) * buckets;
                 Settings {
                     buckets,
@@ -52,6 +54,7 @@ fn settings() -> impl Strategy<Value = Settings> {
                     rt_floor_window: floor.map_or(Duration::ZERO, |(windows, extra_ms)| {
                         window * windows + Duration::from_millis(extra_ms)
                     }),
+                    min_limit: f64::from(min_limit) / 4.0,
                     ..Settings::default()
                 }
             },
@@ -141,8 +144,8 @@ impl Model {
 
     fn allow(&mut self, now: u64, cpu: f64) -> bool {
         if cpu >= self.settings.cpu_threshold || self.hot(now) {
-            // Never under one request in flight.
-            let limit = (self.capacity(now) * self.factor(cpu)).max(1.0);
+            // Never under `min_limit` requests in flight.
+            let limit = (self.capacity(now) * self.factor(cpu)).max(self.settings.min_limit);
             if self.avg > limit && self.in_flight as f64 > limit {
                 self.last_drop = Some(now);
                 return false;

@@ -372,6 +372,38 @@ fn the_scaled_limit_never_falls_under_one_request() {
     }
 }
 
+#[test]
+fn min_limit_sets_the_floor_of_the_scaled_limit() {
+    // The same capacity of 2 at 100 % CPU (0.2 scaled), with the floor at 2, then at 0.
+    let floor = |min_limit: f64| {
+        rig_with(Settings {
+            min_limit,
+            ..Settings::default()
+        })
+        .unwrap()
+    };
+    let r = floor(2.0);
+    r.warm(20, 10, 5);
+    r.cpu.set(1.0);
+    assert_eq!(r.limit(), 2.0);
+    for (held, dropped) in [(2, false), (3, true)] {
+        let r = floor(2.0);
+        r.warm(20, 10, 5);
+        let _held = r.hold(held);
+        r.settle();
+        r.cpu.set(1.0);
+        assert_eq!(r.shedder.allow().is_err(), dropped, "{held} in flight");
+    }
+    // go-zero's rule: 0.2, so one request in flight is over it.
+    let r = floor(0.0);
+    r.warm(20, 10, 5);
+    let _held = r.hold(1);
+    r.settle();
+    r.cpu.set(1.0);
+    assert!((r.limit() - 0.2).abs() < 1e-9, "{}", r.limit());
+    assert!(r.shedder.allow().is_err());
+}
+
 mod timed {
     use std::future::Future;
     use std::pin::Pin;
