@@ -164,7 +164,7 @@ async fn say_hello_once(
                     KeyValue::new("rpc.service", "hello.HelloService"),
                     KeyValue::new("rpc.method", "SayHello"),
                     KeyValue::new("server.address", uri.host().unwrap_or_default().to_owned()),
-                    KeyValue::new("server.port", i64::from(uri.port_u16().unwrap_or(443))),
+                    KeyValue::new("server.port", i64::from(port_of(uri))),
                 ]);
             }
             span
@@ -181,6 +181,16 @@ async fn say_hello_once(
         span.end();
     }
     result
+}
+
+/// The port a call to `uri` goes to: its own, else its scheme's.
+fn port_of(uri: &http::Uri) -> u16 {
+    uri.port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        })
 }
 
 /// The client span's name: `{rpc.service}/{rpc.method}` (OpenTelemetry's RPC conventions).
@@ -409,6 +419,14 @@ impl HelloRpcClient for TonicHelloClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_span_names_the_port_the_call_goes_to() {
+        let port = |uri: &str| port_of(&uri.parse().unwrap());
+        assert_eq!(port("https://127.0.0.1:9090"), 9090);
+        assert_eq!(port("https://grpc.example.com"), 443);
+        assert_eq!(port("http://grpc.example.com"), 80);
+    }
 
     #[test]
     fn a_call_is_sent_again_only_after_a_transport_failure() {

@@ -93,13 +93,7 @@ async fn behind_proxies(collector: &Collector, proxies: &str, trace: &str) -> (T
         &[("APP__SERVER__HTTP__TRUSTED_PROXIES__0", proxies)],
     ))
     .await;
-    let res = app
-        .client
-        .get(format!("{}/nope", app.address))
-        .header("traceparent", traceparent(trace, PARENT, "01"))
-        .send()
-        .await
-        .unwrap();
+    let res = get_traced(&app, "/nope", traceparent(trace, PARENT, "01")).await;
     let body = res.json().await.unwrap();
     (app, body)
 }
@@ -149,6 +143,16 @@ fn traced(endpoint: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, 
     ];
     vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     vars
+}
+
+/// `GET path` on `app` with the W3C `traceparent` header `value`.
+async fn get_traced(app: &TestApp, path: &str, value: String) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.address))
+        .header("traceparent", value)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn traceparent(trace: &str, parent: &str, flags: &str) -> String {
@@ -274,13 +278,7 @@ async fn a_traceparent_is_believed_only_from_trusted_proxies_or_when_configured(
     let collector = collector();
     // Default: no trusted proxy, trust_incoming off. The client's trace is not continued.
     let app = spawn_app_with(&traced(&collector.endpoint, &[])).await;
-    let res = app
-        .client
-        .get(format!("{}/nope", app.address))
-        .header("traceparent", traceparent(TRACE, PARENT, "01"))
-        .send()
-        .await
-        .unwrap();
+    let res = get_traced(&app, "/nope", traceparent(TRACE, PARENT, "01")).await;
     assert_eq!(res.status().as_u16(), 404);
     let body: Value = res.json().await.unwrap();
     let own = body["error"]["trace_id"].as_str().unwrap().to_owned();
@@ -332,13 +330,7 @@ async fn at_ratio_zero_nothing_is_sent_but_ids_are_still_given() {
     assert_eq!(unsampled.len(), 10);
     // A caller that sampled its trace is followed (parent-based): this span is sent, after
     // the others were made, through the same queue.
-    let res = app
-        .client
-        .get(format!("{}/hello", app.address))
-        .header("traceparent", traceparent(TRACE, PARENT, "01"))
-        .send()
-        .await
-        .unwrap();
+    let res = get_traced(&app, "/hello", traceparent(TRACE, PARENT, "01")).await;
     assert_eq!(res.status().as_u16(), 200);
     collector.trace(TRACE).await;
     let spans = collector.spans();
@@ -626,6 +618,18 @@ fn grpc_process(
     spawn_served("grpc", &env)
 }
 
+/// `span` is an answered `SayHello` (status OK), child of `parent`.
+fn assert_say_hello_answered(span: &Value, parent: &Value) {
+    assert_eq!(span["name"], "hello.HelloService/SayHello");
+    assert_eq!(&span["parent_span_id"], parent, "{span}");
+    assert_eq!(span["status_code"], STATUS_UNSET, "{span}");
+    let attributes = &span["attributes"];
+    assert_eq!(attributes["rpc.system"], "grpc");
+    assert_eq!(attributes["rpc.service"], "hello.HelloService");
+    assert_eq!(attributes["rpc.method"], "SayHello");
+    assert_eq!(attributes["rpc.grpc.status_code"], 0);
+}
+
 /// The one span of `spans` of `service` and `kind`.
 fn span_of<'a>(spans: &'a [Value], service: &str, kind: i64) -> &'a Value {
     let found: Vec<&Value> = spans
@@ -663,13 +667,7 @@ async fn a_grpc_hello_is_one_trace_across_the_http_and_the_grpc_process() {
         ],
     ))
     .await;
-    let res = app
-        .client
-        .get(format!("{}/grpc/hello?id=5", app.address))
-        .header("traceparent", traceparent(TRACE, PARENT, "01"))
-        .send()
-        .await
-        .unwrap();
+    let res = get_traced(&app, "/grpc/hello?id=5", traceparent(TRACE, PARENT, "01")).await;
     assert_eq!(res.status().as_u16(), 200);
 
     let spans = collector.trace_of(TRACE, 3).await;
@@ -680,40 +678,21 @@ async fn a_grpc_hello_is_one_trace_across_the_http_and_the_grpc_process() {
     assert_eq!(server["parent_span_id"], PARENT);
     // ... its client span is the server span's child, one per try ...
     let client = span_of(&spans, "go_example-http", KIND_CLIENT);
-    assert_eq!(client["name"], "hello.HelloService/SayHello");
-    assert_eq!(client["parent_span_id"], server["span_id"], "{client}");
-    assert_eq!(client["status_code"], STATUS_UNSET, "{client}");
+    assert_say_hello_answered(client, &server["span_id"]);
     let attributes = &client["attributes"];
-    assert_eq!(attributes["rpc.system"], "grpc");
-    assert_eq!(attributes["rpc.service"], "hello.HelloService");
-    assert_eq!(attributes["rpc.method"], "SayHello");
     assert_eq!(attributes["server.address"], "127.0.0.1");
     assert_eq!(attributes["server.port"], port.parse::<i64>().unwrap());
-    assert_eq!(attributes["rpc.grpc.status_code"], 0);
     // ... and the gRPC app, in the other process, continues it from the call's metadata.
     let called = span_of(&spans, "go_example-grpc", KIND_SERVER);
-    assert_eq!(called["name"], "hello.HelloService/SayHello");
-    assert_eq!(called["parent_span_id"], client["span_id"], "{called}");
-    assert_eq!(called["status_code"], STATUS_UNSET, "{called}");
-    let attributes = &called["attributes"];
-    assert_eq!(attributes["rpc.system"], "grpc");
-    assert_eq!(attributes["rpc.service"], "hello.HelloService");
-    assert_eq!(attributes["rpc.method"], "SayHello");
-    assert_eq!(attributes["rpc.grpc.status_code"], 0);
-    assert_eq!(attributes["client.address"], "127.0.0.1");
+    assert_say_hello_answered(called, &client["span_id"]);
+    assert_eq!(called["attributes"]["client.address"], "127.0.0.1");
     assert_eq!(called["resource"]["deployment.environment.name"], "test");
 
     // The gRPC app down: the client span records the failure, an error, with the envelope's
     // trace id.
     drop(grpc);
     let failed = "0af7651916cd43dd8448eb211c80319c";
-    let res = app
-        .client
-        .get(format!("{}/grpc/hello", app.address))
-        .header("traceparent", traceparent(failed, PARENT, "01"))
-        .send()
-        .await
-        .unwrap();
+    let res = get_traced(&app, "/grpc/hello", traceparent(failed, PARENT, "01")).await;
     assert_eq!(res.status().as_u16(), 503);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["trace_id"], failed, "{body}");
