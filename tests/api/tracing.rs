@@ -416,6 +416,37 @@ async fn a_silent_or_absent_collector_neither_slows_nor_blocks_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_gave_up_still_exports_its_named_span() {
+    let collector = collector();
+    let app = spawn_app_with(&traced(
+        &collector.endpoint,
+        &[("APP__TRACING__TRUST_INCOMING", "true")],
+    ))
+    .await;
+    // The client gives up long before the answer and closes its connection. actix serves the
+    // request to its end all the same (a handler that reads no body is not cancelled): the
+    // span ends then, named and described as any other.
+    let started = Instant::now();
+    let gave_up = app
+        .client
+        .get(format!("{}/debug/slow?ms=1500", app.address))
+        .header("traceparent", traceparent(TRACE, PARENT, "01"))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    let spans = collector.trace(TRACE).await;
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let span = &spans[0];
+    assert_eq!(span["name"], "GET /debug/slow", "{span}");
+    assert_eq!(span["parent_span_id"], PARENT);
+    assert_eq!(span["attributes"]["http.route"], "/debug/slow");
+    assert_eq!(span["attributes"]["url.path"], "/debug/slow");
+    assert_eq!(span["attributes"]["http.response.status_code"], 200);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_spans_are_flushed_on_graceful_shutdown() {
     let collector = collector();
     // Exports every minute: the span can only arrive through the flush at shutdown.
