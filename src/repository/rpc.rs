@@ -154,7 +154,11 @@ async fn say_hello_once(
     uri: &http::Uri,
     mut request: Request<HelloRequest>,
 ) -> Result<tonic::Response<crate::proto::hello::HelloResponse>, Status> {
-    let span = goex_tracing::current()
+    // Tracing off: no task-local read, nothing made.
+    let span = tracing
+        .is_on()
+        .then(goex_tracing::current)
+        .flatten()
         .and_then(|parent| tracing.client_span(SAY_HELLO_SPAN, &parent))
         .map(|mut span| {
             goex_tracing::inject_metadata(span.context(), request.metadata_mut());

@@ -134,6 +134,14 @@ impl Collector {
     }
 }
 
+/// The HTTP app traced to `collector`, believing any caller's `traceparent`
+/// (`tracing.trust_incoming`), with `extra`.
+async fn trusting_app(collector: &Collector, extra: &[(&'static str, &str)]) -> TestApp {
+    let mut vars = traced(&collector.endpoint, extra);
+    vars.push(("APP__TRACING__TRUST_INCOMING", "true".to_owned()));
+    spawn_app_with(&vars).await
+}
+
 /// Tracing on, exporting to `endpoint` every 100 ms, with `extra`.
 fn traced(endpoint: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     let mut vars = vec![
@@ -162,11 +170,7 @@ fn traceparent(trace: &str, parent: &str, flags: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_believed_traceparent_makes_a_server_span_of_that_trace_named_by_route() {
     let collector = collector();
-    let app = spawn_app_with(&traced(
-        &collector.endpoint,
-        &[("APP__TRACING__TRUST_INCOMING", "true")],
-    ))
-    .await;
+    let app = trusting_app(&collector, &[]).await;
     let res = app
         .client
         .get(format!("{}/excel/import/123", app.address))
@@ -309,14 +313,7 @@ async fn a_traceparent_is_believed_only_from_trusted_proxies_or_when_configured(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_ratio_zero_nothing_is_sent_but_ids_are_still_given() {
     let collector = collector();
-    let app = spawn_app_with(&traced(
-        &collector.endpoint,
-        &[
-            ("APP__TRACING__SAMPLE_RATIO", "0"),
-            ("APP__TRACING__TRUST_INCOMING", "true"),
-        ],
-    ))
-    .await;
+    let app = trusting_app(&collector, &[("APP__TRACING__SAMPLE_RATIO", "0")]).await;
     let mut unsampled = Vec::new();
     for path in ["/hello", "/nope", "/debug/panic"] {
         for _ in 0..5 {
@@ -418,11 +415,7 @@ async fn a_silent_or_absent_collector_neither_slows_nor_blocks_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_client_gave_up_still_exports_its_named_span() {
     let collector = collector();
-    let app = spawn_app_with(&traced(
-        &collector.endpoint,
-        &[("APP__TRACING__TRUST_INCOMING", "true")],
-    ))
-    .await;
+    let app = trusting_app(&collector, &[]).await;
     // The client gives up long before the answer and closes its connection. actix serves the
     // request to its end all the same (a handler that reads no body is not cancelled): the
     // span ends then, named and described as any other.
@@ -683,10 +676,9 @@ async fn a_grpc_hello_is_one_trace_across_the_http_and_the_grpc_process() {
     let data = tempfile::tempdir().unwrap();
     let grpc = grpc_process(&collector, certs.path(), data.path());
     let port = grpc.address.rsplit(':').next().unwrap().to_owned();
-    let app = spawn_app_with(&traced(
-        &collector.endpoint,
+    let app = trusting_app(
+        &collector,
         &[
-            ("APP__TRACING__TRUST_INCOMING", "true"),
             (
                 "APP__GRPC_CLIENT__ADDR",
                 &format!("https://127.0.0.1:{port}"),
@@ -696,7 +688,7 @@ async fn a_grpc_hello_is_one_trace_across_the_http_and_the_grpc_process() {
                 &certs.path().display().to_string(),
             ),
         ],
-    ))
+    )
     .await;
     let res = get_traced(&app, "/grpc/hello?id=5", traceparent(TRACE, PARENT, "01")).await;
     assert_eq!(res.status().as_u16(), 200);
