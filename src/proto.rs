@@ -33,6 +33,11 @@ pub const BENCH_FILE_DESCRIPTOR_SET: &[u8] =
 /// (`repository::rpc`).
 pub const ERROR_CODE_KEY: &str = "x-error-code";
 
+/// The metadata key of a traced call's request id: the HTTP app forwards the id of the request
+/// it serves, and the gRPC app, believing it from the service credentials only, serves the call
+/// as that request and echoes the id in its answer (`middleware::grpc_trace`).
+pub const REQUEST_ID_KEY: &str = "x-request-id";
+
 /// The metadata key in which the HTTP app forwards the address of the end user a call is made
 /// for (`GET /grpc/hello`); the gRPC app's rate limits believe it only from a caller with the
 /// shared service credentials (`middleware::grpc_rate_limit`).

@@ -39,6 +39,12 @@ impl Served for Grpc {
 
     /// Refuses prod without `server.grpc.auth.password`; makes development certificates when
     /// configured and missing; checks the TLS files' modes.
+    fn logger(base: &Logger) -> Logger {
+        // A traced call runs as a request (`middleware::grpc_trace`): its records carry its
+        // request and trace ids.
+        base.new(goex_logging::request::kv())
+    }
+
     fn check(config: &AppConfig, profile: Profile, logger: &Logger) -> anyhow::Result<()> {
         let grpc = &config.server.grpc;
         if profile.is_releasing()

@@ -4,19 +4,28 @@
 //! trace from its `traceparent` metadata; anyone else's is ignored unless
 //! `tracing.trust_incoming` (a client could otherwise choose trace ids or force sampling).
 //!
+//! A traced call is served as a request of `goex_logging::request` (`scope_traced`): every
+//! record made while it runs carries `request_id`, `trace_id` and `span_id`. Its request id is
+//! the caller's `x-request-id` when the caller's trace is believed (the HTTP app forwards the
+//! id of the request it serves), else a new one; it goes back in the answer's metadata.
+//!
 //! A shed call and one refused at authentication never reach this layer: they have no server
 //! span (the caller's client span records the refusal).
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::Either;
+use goex_logging::request::TraceIds;
 use goex_tracing::{IncomingHeaders, KeyValue, Span, TRACEPARENT, Tracing};
 use tonic::Code;
 
 use crate::middleware::grpc_rate_limit::peer;
+use crate::middleware::request_id::{RequestIdGenerator, acceptable_id};
+use crate::proto::REQUEST_ID_KEY;
 use crate::service::caller::Caller;
 
 /// The span name of a call to a method that is not served (`UNIMPLEMENTED`): the system alone,
@@ -29,12 +38,17 @@ const UNKNOWN_METHOD: &str = "grpc";
 pub struct GrpcTraceLayer {
     tracing: Tracing,
     services: &'static [&'static str],
+    ids: Arc<RequestIdGenerator>,
 }
 
 impl GrpcTraceLayer {
     /// Server spans of `tracing` (a pass-through when it is off).
     pub fn new(tracing: Tracing, services: &'static [&'static str]) -> Self {
-        Self { tracing, services }
+        Self {
+            tracing,
+            services,
+            ids: Arc::new(RequestIdGenerator::new()),
+        }
     }
 }
 
@@ -46,6 +60,7 @@ impl<S> tower::Layer<S> for GrpcTraceLayer {
             inner,
             tracing: self.tracing.clone(),
             services: self.services,
+            ids: self.ids.clone(),
         }
     }
 }
@@ -56,6 +71,7 @@ pub struct GrpcTrace<S> {
     inner: S,
     tracing: Tracing,
     services: &'static [&'static str],
+    ids: Arc<RequestIdGenerator>,
 }
 
 type Traced<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -74,9 +90,15 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let Some(mut span) = self.start(&request) else {
+        if !self.tracing.is_on() {
+            return Either::Left(self.inner.call(request));
+        }
+        let believed = self.tracing.trusts_incoming()
+            || matches!(request.extensions().get::<Caller>(), Some(Caller::Service));
+        let Some(mut span) = self.start(&request, believed) else {
             return Either::Left(self.inner.call(request));
         };
+        let id = self.request_id(&request, believed);
         let method = span
             .is_recording()
             .then(|| method_of(request.uri().path(), self.services))
@@ -85,28 +107,34 @@ where
             span.rename(format!("{service}/{name}"));
         }
         let cx = span.context().clone();
-        let call = goex_tracing::scope(cx, self.inner.call(request));
+        let ids = TraceIds {
+            trace_id: cx.trace_id().to_bytes(),
+            span_id: cx.span_id().to_bytes(),
+        };
+        let echo = http::HeaderValue::from_str(&id).ok();
+        let call = goex_logging::request::scope_traced(
+            id,
+            Some(ids),
+            goex_tracing::scope(cx, self.inner.call(request)),
+        );
         Either::Right(Box::pin(async move {
-            let result = call.await;
+            let mut result = call.await;
             if span.is_recording() {
                 describe_answer(&mut span, method, &result);
             }
             span.end();
+            if let (Ok(response), Some(echo)) = (&mut result, echo) {
+                response.headers_mut().insert(REQUEST_ID_KEY, echo);
+            }
             result
         }))
     }
 }
 
 impl<S> GrpcTrace<S> {
-    /// The call's server span (`None` when tracing is off), continuing the caller's trace when
-    /// it is believed.
-    fn start<B>(&self, request: &http::Request<B>) -> Option<Span> {
-        if !self.tracing.is_on() {
-            return None;
-        }
-        let believed = request.headers().contains_key(TRACEPARENT)
-            && (self.tracing.trusts_incoming()
-                || matches!(request.extensions().get::<Caller>(), Some(Caller::Service)));
+    /// The call's server span, continuing the caller's trace when the caller is `believed`.
+    fn start<B>(&self, request: &http::Request<B>, believed: bool) -> Option<Span> {
+        let believed = believed && request.headers().contains_key(TRACEPARENT);
         let headers = believed.then(|| IncomingHeaders::new(request.headers()));
         let incoming = headers.as_ref().map(|h| h as &dyn goex_tracing::Extractor);
         let mut span = self.tracing.server_span(UNKNOWN_METHOD, incoming)?;
@@ -118,12 +146,26 @@ impl<S> GrpcTrace<S> {
         }
         Some(span)
     }
+
+    /// The caller's request id when the caller is `believed` and the id is sane, else a new one.
+    fn request_id<B>(&self, request: &http::Request<B>, believed: bool) -> Arc<str> {
+        let given = request
+            .headers()
+            .get(REQUEST_ID_KEY)
+            .filter(|_| believed)
+            .filter(|v| acceptable_id(v.as_bytes()))
+            .and_then(|v| v.to_str().ok());
+        match given {
+            Some(id) => Arc::from(id),
+            None => Arc::from(self.ids.next_id().to_str().unwrap_or("-")),
+        }
+    }
 }
 
 /// `(service, method)` of a call's path `/{service}/{method}` when the service is served and
 /// the method is a protobuf identifier (at most 64 bytes); else `None`, and the span keeps
 /// the name [`UNKNOWN_METHOD`].
-fn method_of(path: &str, services: &[&'static str]) -> Option<(&'static str, String)> {
+pub(crate) fn method_of(path: &str, services: &[&'static str]) -> Option<(&'static str, String)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     let service = services.iter().copied().find(|s| *s == service)?;
     let identifier = !method.is_empty()
@@ -166,7 +208,7 @@ fn describe_answer<E>(
 }
 
 /// The codes a server span marks as errors (OpenTelemetry's RPC conventions for gRPC).
-fn server_failure(code: Code) -> bool {
+pub(crate) fn server_failure(code: Code) -> bool {
     matches!(
         code,
         Code::Unknown

@@ -76,7 +76,11 @@ impl Default for RequestIdGenerator {
 
 /// At most 128 characters of letters, digits and `-_.:`: safe to log and to echo.
 pub fn acceptable(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
+    acceptable_id(v.as_bytes())
+}
+
+/// [`acceptable`] for an id's bytes (the gRPC app's metadata is http 1's).
+pub fn acceptable_id(b: &[u8]) -> bool {
     !b.is_empty()
         && b.len() <= MAX_CLIENT_ID_LEN
         && b.iter()

@@ -162,6 +162,7 @@ async fn say_hello_once(
         .and_then(|parent| tracing.client_span(SAY_HELLO_SPAN, &parent))
         .map(|mut span| {
             goex_tracing::inject_metadata(span.context(), request.metadata_mut());
+            forward_request_id(goex_logging::request::current(), request.metadata_mut());
             if span.is_recording() {
                 span.set_attributes([
                     KeyValue::new("rpc.system", "grpc"),
@@ -185,6 +186,14 @@ async fn say_hello_once(
         span.end();
     }
     result
+}
+
+/// Puts the id of the request being served (`id`) in a traced call's metadata, so the gRPC
+/// app's records of the call carry it; an id that is not valid metadata is left out.
+fn forward_request_id(id: Option<Arc<str>>, metadata: &mut tonic::metadata::MetadataMap) {
+    if let Some(value) = id.and_then(|id| MetadataValue::try_from(&*id).ok()) {
+        metadata.insert(crate::proto::REQUEST_ID_KEY, value);
+    }
 }
 
 /// The port a call to `uri` goes to: its own, else its scheme's.
@@ -430,6 +439,17 @@ mod tests {
         assert_eq!(port("https://127.0.0.1:9090"), 9090);
         assert_eq!(port("https://grpc.example.com"), 443);
         assert_eq!(port("http://grpc.example.com"), 80);
+    }
+
+    #[test]
+    fn a_traced_call_carries_the_served_requests_id_when_it_is_valid_metadata() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        forward_request_id(Some("abc-1".into()), &mut metadata);
+        assert_eq!(metadata.get(crate::proto::REQUEST_ID_KEY).unwrap(), "abc-1");
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        forward_request_id(Some("new\nline".into()), &mut metadata);
+        forward_request_id(None, &mut metadata);
+        assert!(metadata.is_empty());
     }
 
     #[test]

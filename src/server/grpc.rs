@@ -23,6 +23,7 @@ use crate::controller::grpc::bench::BurnRpcController;
 use crate::controller::grpc::hello::HelloRpcController;
 use crate::controller::grpc::user::UserRpcController;
 use crate::meta::config::{ClientAuth, GrpcConfig};
+use crate::middleware::grpc_call_log::GrpcCallLogLayer;
 use crate::middleware::grpc_rate_limit::GrpcRateLimitLayer;
 use crate::middleware::grpc_trace::GrpcTraceLayer;
 use crate::proto::bench::burn_server::BurnServer;
@@ -68,7 +69,8 @@ pub struct ServeOptions {
     pub tracing: goex_tracing::Tracing,
 }
 
-/// The full names of the services whose calls are named after their method in server spans.
+/// The full names of the services whose calls are named after their method in server spans
+/// and failure records.
 const TRACED_SERVICES: &[&str] = &[
     <HelloServiceServer<Arc<dyn HelloRpcController>> as NamedService>::NAME,
     <UserServiceServer<Arc<dyn UserRpcController>> as NamedService>::NAME,
@@ -165,6 +167,8 @@ pub async fn serve(
         // whose trace context to believe and whose rate limits to count. The span covers the
         // rate-limit refusals.
         .layer(GrpcTraceLayer::new(tracing, TRACED_SERVICES))
+        // Inside the trace layer: a failed call's record carries its request and trace ids.
+        .layer(GrpcCallLogLayer::new(logger.clone(), TRACED_SERVICES))
         .layer(GrpcRateLimitLayer::new(module.resolve()))
         .add_service(health_service)
         // Off in prod by default (server.grpc.reflection): it maps the API for anyone.

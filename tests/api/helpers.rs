@@ -539,6 +539,20 @@ pub struct ProcessApp {
     pub address: String,
     pub pid: u32,
     child: std::process::Child,
+    /// What it has written on stdout (its JSON log records), a line each.
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ProcessApp {
+    /// Its log records so far that are JSON objects.
+    pub fn records(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
 }
 
 impl Drop for ProcessApp {
@@ -576,6 +590,8 @@ pub fn spawn_served(app: &str, env: &[(&str, String)]) -> ProcessApp {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let listening = format!("{app} server listening");
+    let lines = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+    let kept = lines.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.contains(&listening) {
@@ -583,6 +599,7 @@ pub fn spawn_served(app: &str, env: &[(&str, String)]) -> ProcessApp {
                 let addr = v["addr"].as_str().unwrap().to_owned();
                 let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
             }
+            kept.lock().unwrap().push(line);
         }
     });
     let pid = child.id();
@@ -593,6 +610,7 @@ pub fn spawn_served(app: &str, env: &[(&str, String)]) -> ProcessApp {
         address: format!("http://127.0.0.1:{port}"),
         pid,
         child,
+        lines,
     }
 }
 

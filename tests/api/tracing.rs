@@ -628,8 +628,9 @@ fn grpc_process(
     collector: &Collector,
     certs: &std::path::Path,
     data: &std::path::Path,
+    extra: &[(&'static str, &str)],
 ) -> ProcessApp {
-    let mut env = traced(&collector.endpoint, &[]);
+    let mut env = traced(&collector.endpoint, extra);
     env.extend([
         ("APP__SERVER__GRPC__TLS__DIR", certs.display().to_string()),
         ("APP__SERVER__GRPC__TLS__CLIENT_AUTH", "require".to_owned()),
@@ -640,6 +641,18 @@ fn grpc_process(
         ("APP__CERTS__DIR", data.join("keys").display().to_string()),
     ]);
     spawn_served("grpc", &env)
+}
+
+/// A channel to `grpc` over mTLS with the client certificate in `certs`.
+async fn grpc_channel(grpc: &ProcessApp, certs: &std::path::Path) -> tonic::transport::Channel {
+    let tls = crate::grpc::tls(certs, true);
+    tonic::transport::Channel::from_shared(grpc.address.replace("http:", "https:"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// `span` is an answered `SayHello` (status OK), child of `parent`.
@@ -674,7 +687,7 @@ async fn a_grpc_hello_is_one_trace_across_the_http_and_the_grpc_process() {
     let certs = tempfile::tempdir().unwrap();
     goex_certs::ensure(certs.path(), 1).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let grpc = grpc_process(&collector, certs.path(), data.path());
+    let grpc = grpc_process(&collector, certs.path(), data.path(), &[]);
     let port = grpc.address.rsplit(':').next().unwrap().to_owned();
     let app = trusting_app(
         &collector,
@@ -739,15 +752,8 @@ async fn the_grpc_app_believes_a_traceparent_only_from_the_service_credentials()
     let certs = tempfile::tempdir().unwrap();
     goex_certs::ensure(certs.path(), 1).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let grpc = grpc_process(&collector, certs.path(), data.path());
-    let tls = crate::grpc::tls(certs.path(), true);
-    let channel = tonic::transport::Channel::from_shared(grpc.address.replace("http:", "https:"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let grpc = grpc_process(&collector, certs.path(), data.path(), &[]);
+    let channel = grpc_channel(&grpc, certs.path()).await;
     let mut client = HelloServiceClient::new(channel.clone());
     let call = |trace: &str, credentials: bool| {
         let mut request = tonic::Request::new(HelloRequest { id: 1 });
@@ -803,4 +809,87 @@ async fn the_grpc_app_believes_a_traceparent_only_from_the_service_credentials()
         spans.iter().all(|s| s["trace_id"] != anyone),
         "nothing of the unbelieved trace: {spans:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_grpc_calls_records_carry_the_callers_request_id_and_the_calls_span() {
+    use go_example::proto::user::GetUserRequest;
+    use go_example::proto::user::user_service_client::UserServiceClient;
+    let collector = collector();
+    let certs = tempfile::tempdir().unwrap();
+    goex_certs::ensure(certs.path(), 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // At debug: a refused call's record ("call rejected") is written.
+    let grpc = grpc_process(
+        &collector,
+        certs.path(),
+        data.path(),
+        &[("APP__LOG__LEVEL", "debug")],
+    );
+    let mut users = UserServiceClient::new(grpc_channel(&grpc, certs.path()).await);
+    // As the HTTP app calls: the service credentials, its request's id and trace context.
+    let trace = "33333333333333333333333333333333";
+    let mut request = tonic::Request::new(GetUserRequest { id: 987_654 });
+    let metadata = request.metadata_mut();
+    metadata.insert(
+        "traceparent",
+        traceparent(trace, PARENT, "01").parse().unwrap(),
+    );
+    metadata.insert("x-request-id", "http-request-42".parse().unwrap());
+    metadata.insert("user", "root".parse().unwrap());
+    metadata.insert("password", "root123".parse().unwrap());
+    let refused = users.get_user(request).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    // The id comes back with the answer.
+    assert_eq!(
+        refused.metadata().get("x-request-id").unwrap(),
+        "http-request-42"
+    );
+
+    let spans = collector.trace_of(trace, 1).await;
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(spans[0]["name"], "user.UserService/GetUser");
+    let rejected = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .filter(|r| r["msg"] == "call rejected")
+            .cloned()
+            .collect()
+    };
+    eventually(Duration::from_secs(5), async || {
+        !rejected(&grpc.records()).is_empty()
+    })
+    .await;
+    let records = rejected(&grpc.records());
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record["request_id"], "http-request-42", "{record}");
+    assert_eq!(record["trace_id"], trace, "{record}");
+    assert_eq!(record["span_id"], spans[0]["span_id"], "{record}");
+    assert_eq!(record["method"], "user.UserService/GetUser", "{record}");
+    assert_eq!(record["code"], 5, "{record}");
+    assert!(
+        record["error_code"].as_str().is_some_and(|c| !c.is_empty()),
+        "the envelope code: {record}"
+    );
+
+    // Without the service credentials the caller's id is not believed: the call gets its own.
+    let mut anyone =
+        tonic_health::pb::health_client::HealthClient::new(grpc_channel(&grpc, certs.path()).await);
+    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: "made.Up".to_owned(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "chosen-by-anyone".parse().unwrap());
+    let unknown = anyone.check(request).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let id = unknown
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_ne!(id, "chosen-by-anyone");
+    assert!(!id.is_empty());
 }
