@@ -33,6 +33,10 @@ Suites (`--suite a,b`; default all; every binary option defaults to where bench/
         CPU-bound route (GET /debug/burn?ms=1, bench.Burn), then h2load open loop at 3x and 10x
         capacity with shedding on and off: goodput within 1 s, p99 of admitted requests, drops,
         the shedder's CPU reading (bench/overload.py; --quick: 3x only, 5 s measured).
+  tracing  (issue 26) what OpenTelemetry tracing costs GET /hello: instructions per request under
+        valgrind's callgrind for the baseline build, this build with tracing off and on at
+        sample ratio 0; server CPU per request off against ratio 1 exporting to the collector
+        double (bench/tracing_cost.py).
   coldstart  (only with --suite coldstart) `cargo build --bin go_example` on an empty target dir.
 
 The guard (bench/guard.py): the http, grpc and socket suites also start a baseline build (by
@@ -59,6 +63,7 @@ import urllib.request
 
 import guard
 import overload
+import tracing_cost
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -138,12 +143,12 @@ class Server:
             ticks += more
         return ticks
 
-    def start(self, path="/hello", tcp=False):
+    def start(self, path="/hello", tcp=False, timeout=30):
         self.proc = subprocess.Popen(
             ["taskset", "-c", self.cpu] + self.argv, env=self.env, cwd=self.cwd,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        ready = wait_tcp(self.port, time.monotonic() + 30) if tcp else \
-            wait_200(f"http://127.0.0.1:{self.port}{path}", time.monotonic() + 30)
+        ready = wait_tcp(self.port, time.monotonic() + timeout) if tcp else \
+            wait_200(f"http://127.0.0.1:{self.port}{path}", time.monotonic() + timeout)
         if not ready:
             raise SystemExit(f"bench: {self.name} did not answer on port {self.port}")
 
@@ -713,7 +718,7 @@ BINARIES = {
     "gorilla_ws": os.path.join(CACHE, "gorilla-ws", "gorilla-ws"),
     "ws_load": os.path.join(CACHE, "ws-load", "ws-load"),
 }
-SUITES = ["http", "data", "metrics", "grpc", "socket", "excel", "abuse", "overload", "coldstart"]
+SUITES = ["http", "data", "metrics", "grpc", "socket", "excel", "abuse", "overload", "tracing", "coldstart"]
 # The suites whose rows are compared with the baseline build.
 GUARDED = ["http", "grpc", "socket"]
 COLD_START_GOAL_S = 200
@@ -784,11 +789,12 @@ def main():
     unknown = [s for s in chosen if s not in SUITES + ["all"]]
     if unknown:
         raise SystemExit(f"bench: unknown suite {', '.join(unknown)} (of {', '.join(SUITES)}, all)")
-    suites = {"http", "data", "grpc", "socket", "excel", "abuse", "overload"} if "all" in chosen else set(chosen)
+    suites = {"http", "data", "grpc", "socket", "excel", "abuse", "overload", "tracing"} if "all" in chosen \
+        else set(chosen)
     need = set()
     if "http" in suites:
         need |= {"stack", "bare", "gin"}
-    if suites & {"data", "metrics", "grpc", "excel", "abuse", "overload"}:
+    if suites & {"data", "metrics", "grpc", "excel", "abuse", "overload", "tracing"}:
         need |= {"stack"}
     if "data" in suites:
         need |= {"gin_data"}
@@ -801,15 +807,17 @@ def main():
         raise SystemExit(f"bench: missing {'; '.join(absent)} (bench/run.sh builds them)")
     if suites & {"http", "data", "metrics"} and not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing")
-    if suites & {"grpc", "overload"} and not shutil.which("h2load"):
+    if suites & {"grpc", "overload", "tracing"} and not shutil.which("h2load"):
         raise SystemExit("bench: h2load is missing (Debian: nghttp2-client)")
-    # The baseline build (built once and cached when it is a commit), for the guarded suites only.
-    args.baseline = guard.resolve(args.baseline, args.baseline_root) if suites & set(GUARDED) else None
+    # The baseline build (built once and cached when it is a commit), for the guarded suites and
+    # the tracing suite's instruction counts only.
+    args.baseline = guard.resolve(args.baseline, args.baseline_root) if suites & {*GUARDED, "tracing"} else None
 
     work = tempfile.mkdtemp(prefix="goex-bench-")
     run = {"http": http_suite, "data": data_suite, "metrics": metrics_suite, "grpc": grpc_suite,
            "socket": socket_suite, "excel": excel_suite, "abuse": abuse_suite, "coldstart": coldstart_suite,
-           "overload": lambda args, work: overload.suite(args, work, sys.modules[__name__])}
+           "overload": lambda args, work: overload.suite(args, work, sys.modules[__name__]),
+           "tracing": lambda args, work: tracing_cost.suite(args, work, sys.modules[__name__])}
     figures, rows = {}, []
     for i, name in enumerate(s for s in SUITES if s in suites):
         if i:

@@ -42,6 +42,8 @@ command -v h2load >/dev/null || missing+=(nghttp2-client)
 # The http suite's /home row with Redis starts a redis-server of its own.
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v taskset >/dev/null || missing+=(util-linux)
+# The tracing suite counts instructions per request under callgrind.
+command -v valgrind >/dev/null || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ]; then
   . scripts/apt.sh
   apt_install "${missing[@]}"

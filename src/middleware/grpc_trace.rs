@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::Either;
-use goex_logging::request::TraceIds;
 use goex_tracing::{IncomingHeaders, KeyValue, Span, TRACEPARENT, Tracing};
 use tonic::Code;
 
@@ -106,17 +105,8 @@ where
         if let Some((service, name)) = &method {
             span.rename(format!("{service}/{name}"));
         }
-        let cx = span.context().clone();
-        let ids = TraceIds {
-            trace_id: cx.trace_id().to_bytes(),
-            span_id: cx.span_id().to_bytes(),
-        };
         let echo = http::HeaderValue::from_str(&id).ok();
-        let call = goex_logging::request::scope_traced(
-            id,
-            Some(ids),
-            goex_tracing::scope(cx, self.inner.call(request)),
-        );
+        let call = goex_tracing::serve(id, span.context(), self.inner.call(request));
         Either::Right(Box::pin(async move {
             let mut result = call.await;
             if span.is_recording() {

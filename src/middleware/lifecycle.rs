@@ -28,7 +28,6 @@ use actix_web::{Error, HttpMessage, HttpRequest};
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use futures_util::future::LocalBoxFuture;
-use goex_logging::request::TraceIds;
 use goex_metrics::RouteMetrics;
 use goex_tracing::{Extractor, HeaderLines, IncomingHeaders, KeyValue, Span, TRACEPARENT};
 use slog::Logger;
@@ -253,6 +252,9 @@ impl RouteCache {
     }
 }
 
+/// The W3C `traceparent` header's name.
+const TRACEPARENT_HEADER: header::HeaderName = header::HeaderName::from_static(TRACEPARENT);
+
 impl<S, B> Service<ServiceRequest> for RequestLifecycleService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
@@ -276,39 +278,33 @@ where
         let routes = self.routes.clone();
         let peer = req.peer_addr().map(|a| a.ip());
         let client = client_addr::resolve(peer, req.headers(), &factory.trusted);
-        // The server span, when tracing is on, boxed: everything the middleware keeps for a
-        // traced request is in it, so with tracing off the request's future carries one null
-        // pointer and nothing is allocated. The caller's trace is continued only when it is
+        // The server span, when tracing is on. The caller's trace is continued only when it is
         // believed: any caller with `tracing.trust_incoming`, else a trusted proxy.
-        let span: Option<Box<Span>> = match factory.tracing.is_on() {
+        let span: Option<Span> = match factory.tracing.is_on() {
             false => None,
             true => {
-                let believed = req.headers().contains_key(TRACEPARENT)
-                    && (factory.tracing.trusts_incoming()
-                        || peer.is_some_and(|ip| factory.trusted.contains(ip)));
+                // The header is looked for only when it would be believed (a name known at
+                // compile time: no parsing, no allocation).
+                let believed = (factory.tracing.trusts_incoming()
+                    || (!factory.trusted.is_empty()
+                        && peer.is_some_and(|ip| factory.trusted.contains(ip))))
+                    && req.headers().contains_key(TRACEPARENT_HEADER);
                 let headers = believed.then(|| IncomingHeaders::new(ActixHeaders(req.headers())));
                 let incoming = headers.as_ref().map(|h| h as &dyn Extractor);
                 factory
                     .tracing
                     .server_span(span_method(req.method()), incoming)
-                    .map(|mut span| {
-                        // Only a recorded span is described (a sampled-out one costs no text).
-                        if span.is_recording() {
-                            describe_request(&mut span, &req, client.ip);
-                        }
-                        Box::new(span)
-                    })
             }
         };
         // Its ids for the request's log records and envelope, and its context as the current
         // span of the spans the handler makes.
-        let trace = span.as_ref().map(|span| {
-            let cx = span.context();
-            let ids = TraceIds {
-                trace_id: cx.trace_id().to_bytes(),
-                span_id: cx.span_id().to_bytes(),
-            };
-            (ids, cx.clone())
+        let trace = span.as_ref().map(|span| span.context().clone());
+        // What the request's future keeps of it: a recorded span, described, boxed (so with
+        // tracing off, or the span sampled out, the future carries one null pointer and
+        // nothing is allocated); a span that is not recorded is its ids alone, in the scopes.
+        let span: Option<Box<Span>> = span.filter(Span::is_recording).map(|mut span| {
+            describe_request(&mut span, &req, client.ip);
+            Box::new(span)
         });
         if !factory.trusted.is_empty() {
             // Headers were (maybe) parsed: keep the answer for `client_addr()`. Without trusted
@@ -417,9 +413,7 @@ where
                 }
             }
             if let Some(mut span) = span {
-                if span.is_recording() {
-                    describe_answer(&mut span, status);
-                }
+                describe_answer(&mut span, status);
                 Span::end(*span);
             }
             let result = result.map(|mut res| {
@@ -444,11 +438,7 @@ where
             None => Box::pin(goex_logging::request::scope(scoped_id, answer)),
             // The span is the current span of all the request runs (the parent of the spans
             // its handler makes), and its ids are on the request's log records.
-            Some((ids, cx)) => Box::pin(goex_logging::request::scope_traced(
-                scoped_id,
-                Some(ids),
-                goex_tracing::scope(cx, answer),
-            )),
+            Some(cx) => Box::pin(goex_tracing::serve(scoped_id, &cx, answer)),
         }
     }
 }

@@ -5,7 +5,9 @@ in hex, kind and status codes as the OTLP numbers, attributes, the resource and 
 metadata as objects).
 
 It prints `LISTENING <port>` once it accepts calls, and stops when its standard input closes
-(the test that started it ended). Run with the venv of tests/api/tracing.rs: grpcio, protobuf
+(the test that started it ended). With `--count` it keeps only the number of spans received and
+writes it to the file when it stops (the tracing cost benchmark, bench/tracing_cost.py: a
+receiver that spends as little as a collector would per span). Run with the venv of tests/api/tracing.rs: grpcio, protobuf
 and opentelemetry-proto from PyPI.
 """
 
@@ -36,11 +38,18 @@ def attributes(key_values):
 
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, out):
+    def __init__(self, out, count):
         self.out = out
         self.lock = threading.Lock()
+        self.count = 0 if count else None
 
     def Export(self, request, context):
+        if self.count is not None:
+            received = sum(len(scope_spans.spans) for resource_spans in request.resource_spans
+                           for scope_spans in resource_spans.scope_spans)
+            with self.lock:
+                self.count += received
+            return trace_service_pb2.ExportTraceServiceResponse()
         # The call's text metadata (binary entries skipped), so a test sees what the exporter
         # sent beside the spans.
         metadata = {key: value for key, value in context.invocation_metadata()
@@ -78,14 +87,20 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="the JSON lines file spans are appended to")
+    parser.add_argument("--count", action="store_true",
+                        help="keep only the number of spans, written to --out at the end")
     args = parser.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(args.out), server)
+    receiver = Receiver(args.out, args.count)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"LISTENING {port}", flush=True)
     sys.stdin.read()
     server.stop(grace=None)
+    if receiver.count is not None:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(f"{receiver.count}\n")
 
 
 if __name__ == "__main__":

@@ -11,21 +11,24 @@
 use std::future::Future;
 use std::sync::Arc;
 
-/// What the records of a request carry. The trace ids are boxed: a request that is not traced
-/// carries one null pointer for them.
+/// What the records of a request carry. The trace ids are inline (26 bytes): boxing them would
+/// cost a traced request an allocation to save an untraced one a few bytes of copying.
 #[derive(Clone, Debug)]
 struct Scope {
     id: Arc<str>,
-    trace: Option<Box<TraceIds>>,
+    trace: Option<TraceIds>,
 }
 
-/// The W3C ids of the span serving a request: 16 bytes of trace id, 8 of span id.
+/// The W3C ids of the span serving a request: 16 bytes of trace id, 8 of span id, and whether
+/// the trace is sampled (its `traceparent` flag, for the spans the request makes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceIds {
     /// The trace id.
     pub trace_id: [u8; 16],
     /// The request's server span id.
     pub span_id: [u8; 8],
+    /// Whether the span is sampled (recorded and exported).
+    pub sampled: bool,
 }
 
 impl TraceIds {
@@ -44,21 +47,33 @@ impl TraceIds {
 #[derive(Clone, Copy)]
 pub struct HexId<const N: usize>([u8; N]);
 
+/// Each byte's two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    table
+};
+
 impl<const N: usize> HexId<N> {
     fn of(bytes: &[u8]) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'0'; N];
-        for (i, b) in bytes.iter().take(N / 2).enumerate() {
-            out[2 * i] = DIGITS[usize::from(b >> 4)];
-            out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
         }
         Self(out)
     }
 
     /// The digits.
     pub fn as_str(&self) -> &str {
-        // Only ASCII hex digits are ever written.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // SAFETY: `of` writes only ASCII hex digits (and the initial ASCII zeros), which are
+        // UTF-8. Written on every record of a traced request: checking 48 bytes each time cost
+        // more than the hex itself.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 }
 
@@ -89,13 +104,7 @@ pub fn scope_traced<F: Future>(
     trace: Option<TraceIds>,
     future: F,
 ) -> impl Future<Output = F::Output> {
-    REQUEST.scope(
-        Scope {
-            id,
-            trace: trace.map(Box::new),
-        },
-        future,
-    )
+    REQUEST.scope(Scope { id, trace }, future)
 }
 
 /// The id of the request the current task serves, if any.
@@ -105,10 +114,7 @@ pub fn current() -> Option<Arc<str>> {
 
 /// The trace ids of the request the current task serves, if it is traced.
 pub fn current_trace() -> Option<TraceIds> {
-    REQUEST
-        .try_with(|s| s.trace.as_deref().copied())
-        .ok()
-        .flatten()
+    REQUEST.try_with(|s| s.trace).ok().flatten()
 }
 
 /// The `request_id` of the current request, as a logger value: emitted only inside [`scope`],
@@ -186,6 +192,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn ids_are_written_as_lower_case_hex_for_every_byte() {
+        for b in 0..=255u8 {
+            let ids = TraceIds {
+                trace_id: [b; 16],
+                span_id: [b, 0, 0, 0, 0, 0, 0, 0xff],
+                sampled: false,
+            };
+            assert_eq!(ids.trace_hex().as_str(), format!("{b:02x}").repeat(16));
+            assert_eq!(ids.span_hex().as_str(), format!("{b:02x}000000000000ff"));
+        }
+    }
+
     #[tokio::test]
     async fn records_carry_the_trace_ids_only_in_a_traced_scope() {
         let records = Arc::new(Mutex::new(Vec::new()));
@@ -196,6 +215,7 @@ mod tests {
                 0x47, 0x36,
             ],
             span_id: [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+            sampled: true,
         };
         slog::info!(logger, "outside");
         scope("plain".into(), async { slog::info!(logger, "untraced") }).await;

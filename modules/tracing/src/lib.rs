@@ -17,9 +17,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use opentelemetry::Context;
 use opentelemetry::trace::{
-    Span as _, SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _,
+    Span as _, SpanKind, TraceContextExt as _, TraceFlags, TraceState, Tracer as _,
+    TracerProvider as _,
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -73,8 +75,48 @@ struct Inner {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
+    ids: RandomIdGenerator,
+    sampler: Ratio,
     trust_incoming: bool,
     shutdown_timeout: Duration,
+}
+
+/// The sampling decision, made here before the SDK is asked for a span (docs/tracing.md,
+/// "Sampling"): a span whose parent is known follows it; a new trace is kept when its id falls
+/// under `tracing.sample_ratio`, as the SDK's `ParentBased(TraceIdRatioBased)` decides. A span
+/// that is not kept never reaches the SDK: it is its ids alone ([`Span`]), which is what makes
+/// a sampled-out request cheap; the SDK, whose sampler is then `AlwaysOn`, builds only the
+/// spans that are recorded.
+#[derive(Clone, Copy, Debug)]
+struct Ratio {
+    /// A new trace is kept when the low 63 bits of its id's last 8 bytes are under this (the
+    /// SDK's rule); `None`: every one (ratio 1).
+    bound: Option<u64>,
+}
+
+impl Ratio {
+    fn new(ratio: f64) -> Self {
+        Self {
+            // The SDK's `sample_based_on_probability`, to the bit.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            bound: (ratio < 1.0).then(|| (ratio.max(0.0) * (1u64 << 63) as f64) as u64),
+        }
+    }
+
+    /// Whether a new trace with id `trace_id` is kept.
+    fn keeps(self, trace_id: TraceId) -> bool {
+        let Some(bound) = self.bound else {
+            return true;
+        };
+        let bytes = trace_id.to_bytes();
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&bytes[8..]);
+        (u64::from_be_bytes(low) >> 1) < bound
+    }
 }
 
 impl std::fmt::Debug for Tracing {
@@ -141,9 +183,8 @@ impl Tracing {
             .build();
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                settings.sample_ratio,
-            ))))
+            // Sampling is decided before a span reaches the SDK (`Ratio`).
+            .with_sampler(Sampler::AlwaysOn)
             .with_id_generator(RandomIdGenerator::default())
             .with_span_limits(SpanLimits::default())
             .with_span_processor(processor)
@@ -153,6 +194,8 @@ impl Tracing {
             provider,
             tracer,
             propagator: TraceContextPropagator::new(),
+            ids: RandomIdGenerator::default(),
+            sampler: Ratio::new(settings.sample_ratio),
             trust_incoming: settings.trust_incoming,
             shutdown_timeout: settings.shutdown_timeout,
         }))))
@@ -185,12 +228,7 @@ impl Tracing {
             }
             None => Context::new(),
         };
-        let span = inner
-            .tracer
-            .span_builder(Cow::Borrowed(name))
-            .with_kind(SpanKind::Server)
-            .start_with_context(&inner.tracer, &parent);
-        Some(Span(span))
+        Some(inner.start(name, SpanKind::Server, &parent))
     }
 
     /// Starts the client span of an outgoing call made while serving `parent` (the request's
@@ -200,12 +238,7 @@ impl Tracing {
     pub fn client_span(&self, name: &'static str, parent: &SpanContext) -> Option<Span> {
         let inner = self.0.as_ref()?;
         let parent = Context::new().with_remote_span_context(parent.clone());
-        let span = inner
-            .tracer
-            .span_builder(Cow::Borrowed(name))
-            .with_kind(SpanKind::Client)
-            .start_with_context(&inner.tracer, &parent);
-        Some(Span(span))
+        Some(inner.start(name, SpanKind::Client, &parent))
     }
 
     /// Exports the spans still queued and stops the batch thread, within
@@ -223,6 +256,42 @@ impl Tracing {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+    }
+}
+
+impl Inner {
+    /// A span of `kind` named `name`, child of `parent`'s span when it has a valid one: recorded
+    /// by the SDK when kept ([`Ratio`]), else its ids alone.
+    fn start(&self, name: &'static str, kind: SpanKind, parent: &Context) -> Span {
+        let parent_span = parent.span();
+        let known = parent_span.span_context();
+        let (trace_id, trace_state, kept) = if known.is_valid() {
+            (
+                known.trace_id(),
+                known.trace_state().clone(),
+                known.is_sampled(),
+            )
+        } else {
+            let trace_id = self.ids.new_trace_id();
+            (trace_id, TraceState::NONE, self.sampler.keeps(trace_id))
+        };
+        if !kept {
+            return Span(Kind::Unrecorded(SpanContext::new(
+                trace_id,
+                self.ids.new_span_id(),
+                TraceFlags::default(),
+                false,
+                trace_state,
+            )));
+        }
+        // A new trace gets the SDK's own id: the decision above was made on a draw of the same
+        // generator, so the share kept is the ratio.
+        let span = self
+            .tracer
+            .span_builder(Cow::Borrowed(name))
+            .with_kind(kind)
+            .start_with_context(&self.tracer, parent);
+        Span(Kind::Recorded(Box::new(span)))
     }
 }
 
@@ -284,40 +353,64 @@ fn resource(settings: &Settings, service: &Service<'_>) -> Result<Resource, Trac
 
 /// A span: the server span of one request (named, described and ended by the edge that serves
 /// it) or the client span of one outgoing call.
+///
+/// A span that is not kept (sampled out) is its ids only: naming, describing and ending it
+/// cost nothing.
 #[derive(Debug)]
-pub struct Span(opentelemetry_sdk::trace::Span);
+pub struct Span(Kind);
+
+#[derive(Debug)]
+enum Kind {
+    /// Boxed: the SDK's span is large, and a span that is not kept should be no bigger than
+    /// its ids (it is moved about with the request).
+    Recorded(Box<opentelemetry_sdk::trace::Span>),
+    Unrecorded(SpanContext),
+}
 
 impl Span {
     /// Its ids, for the request's logs, envelope and child spans.
     pub fn context(&self) -> &SpanContext {
-        self.0.span_context()
+        match &self.0 {
+            Kind::Recorded(span) => span.span_context(),
+            Kind::Unrecorded(context) => context,
+        }
     }
 
     /// Whether it is recorded (sampled): the only case worth naming and describing it.
     pub fn is_recording(&self) -> bool {
-        self.0.is_recording()
+        match &self.0 {
+            Kind::Recorded(span) => span.is_recording(),
+            Kind::Unrecorded(_) => false,
+        }
     }
 
     /// Gives it its final name (the route, known once routed).
     pub fn rename(&mut self, name: String) {
-        self.0.update_name(name);
+        if let Kind::Recorded(span) = &mut self.0 {
+            span.update_name(name);
+        }
     }
 
     /// Adds attributes.
     pub fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
-        self.0.set_attributes(attributes);
+        if let Kind::Recorded(span) = &mut self.0 {
+            span.set_attributes(attributes);
+        }
     }
 
     /// Marks it failed, with `description` (not shown to clients: an error kind, never
     /// internals).
     pub fn set_error(&mut self, description: impl Into<Cow<'static, str>>) {
-        self.0
-            .set_status(opentelemetry::trace::Status::error(description));
+        if let Kind::Recorded(span) = &mut self.0 {
+            span.set_status(opentelemetry::trace::Status::error(description));
+        }
     }
 
     /// Ends it now (it would end when dropped).
     pub fn end(mut self) {
-        self.0.end();
+        if let Kind::Recorded(span) = &mut self.0 {
+            span.end();
+        }
     }
 }
 
@@ -412,17 +505,52 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
 
 tokio::task_local! {
+    /// The current span when it carries a vendor trace state (which the request's ids do not).
     static CURRENT: SpanContext;
 }
 
-/// Runs `future` with `span` as the current span (the parent of the spans it makes).
-pub fn scope<F: Future>(span: SpanContext, future: F) -> impl Future<Output = F::Output> {
-    CURRENT.scope(span, future)
+/// Runs `future` as the request `id` served by `span`: `span` is the current span (the parent
+/// of the spans it makes, [`current`]) and its ids are on every log record made while it runs
+/// (`goex_logging::request::scope_traced`). One task-local holds both unless the span carries a
+/// vendor `tracestate` (rare: only from a believed caller that sent one), which takes a second.
+pub fn serve<F: Future>(
+    id: Arc<str>,
+    span: &SpanContext,
+    future: F,
+) -> Either<impl Future<Output = F::Output> + use<F>, impl Future<Output = F::Output> + use<F>> {
+    let ids = goex_logging::request::TraceIds {
+        trace_id: span.trace_id().to_bytes(),
+        span_id: span.span_id().to_bytes(),
+        sampled: span.is_sampled(),
+    };
+    if *span.trace_state() == TraceState::NONE {
+        Either::Left(goex_logging::request::scope_traced(id, Some(ids), future))
+    } else {
+        Either::Right(goex_logging::request::scope_traced(
+            id,
+            Some(ids),
+            CURRENT.scope(span.clone(), future),
+        ))
+    }
 }
 
-/// The span of the request the current task serves, if traced.
+/// The span of the request the current task serves, if traced ([`serve`]).
 pub fn current() -> Option<SpanContext> {
-    CURRENT.try_with(SpanContext::clone).ok()
+    if let Ok(span) = CURRENT.try_with(SpanContext::clone) {
+        return Some(span);
+    }
+    let ids = goex_logging::request::current_trace()?;
+    Some(SpanContext::new(
+        TraceId::from_bytes(ids.trace_id),
+        SpanId::from_bytes(ids.span_id),
+        if ids.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        },
+        false,
+        TraceState::NONE,
+    ))
 }
 
 #[cfg(test)]

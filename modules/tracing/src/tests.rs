@@ -290,6 +290,91 @@ async fn the_sampling_follows_the_parent() {
     assert_eq!(span0.context().trace_flags(), TraceFlags::SAMPLED);
 }
 
+#[test]
+fn a_new_trace_is_kept_as_the_sdks_ratio_sampler_decides() {
+    use opentelemetry_sdk::trace::ShouldSample as _;
+    let ids = RandomIdGenerator::default();
+    for ratio in [0.0, 1e-9, 0.1, 0.5, 0.999_999, 1.0, 2.0, -1.0] {
+        let ours = Ratio::new(ratio);
+        let sdk = Sampler::TraceIdRatioBased(ratio);
+        let mut kept = 0;
+        for _ in 0..20_000 {
+            let id = ids.new_trace_id();
+            let theirs = sdk.should_sample(None, id, "GET", &SpanKind::Server, &[], &[]);
+            let sampled = matches!(
+                theirs.decision,
+                opentelemetry_sdk::trace::SamplingDecision::RecordAndSample
+            );
+            assert_eq!(ours.keeps(id), sampled, "ratio {ratio}, id {id}");
+            kept += usize::from(sampled);
+        }
+        // The bounds themselves, whatever the ids drawn.
+        let edge = |low: u64| {
+            let mut bytes = [0u8; 16];
+            bytes[8..].copy_from_slice(&low.to_be_bytes());
+            TraceId::from_bytes(bytes)
+        };
+        for low in [
+            0,
+            1,
+            2,
+            u64::MAX / 2,
+            u64::MAX / 2 + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let theirs = sdk.should_sample(None, edge(low), "GET", &SpanKind::Server, &[], &[]);
+            assert_eq!(
+                ours.keeps(edge(low)),
+                matches!(
+                    theirs.decision,
+                    opentelemetry_sdk::trace::SamplingDecision::RecordAndSample
+                ),
+                "ratio {ratio}, low {low:#x}"
+            );
+        }
+        if ratio == 0.5 {
+            assert!((9_000..11_000).contains(&kept), "about half: {kept}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_span_that_is_not_kept_never_reaches_the_sdk_yet_has_ids_and_children() {
+    let kept = Keep::default();
+    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, kept.clone()).unwrap();
+    let mut span = tracing.server_span("GET", None).unwrap();
+    // Naming, describing and failing it change nothing.
+    span.rename("GET /hello".to_owned());
+    span.set_attributes([KeyValue::new("http.route", "/hello")]);
+    span.set_error("boom");
+    assert!(!span.is_recording());
+    let context = span.context().clone();
+    assert!(context.is_valid() && !context.is_sampled() && !context.is_remote());
+    // A child (a gRPC call made while serving it) is in its trace, not kept either.
+    let child = tracing
+        .client_span("hello.HelloService/SayHello", &context)
+        .unwrap();
+    assert!(!child.is_recording());
+    assert_eq!(child.context().trace_id(), context.trace_id());
+    assert_ne!(child.context().span_id(), context.span_id());
+    // A believed caller's unsampled trace keeps its trace state.
+    let headers = Headers(HashMap::from([
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        ),
+        ("tracestate", "vendor=value"),
+    ]));
+    let continued = tracing.server_span("GET", Some(&headers)).unwrap();
+    assert_eq!(continued.context().trace_state().header(), "vendor=value");
+    span.end();
+    child.end();
+    continued.end();
+    tracing.shutdown().await.unwrap();
+    assert!(kept.0.lock().unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_traceparent_starts_a_new_trace() {
     let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, Keep::default()).unwrap();
@@ -397,17 +482,41 @@ async fn the_flush_at_shutdown_gives_up_at_shutdown_timeout_not_export_timeout()
 }
 
 #[tokio::test]
-async fn the_current_span_is_there_inside_the_scope_only() {
-    let tracing = Tracing::with_exporter(&settings(0.0), &SERVICE, Keep::default()).unwrap();
-    let span = tracing.server_span("GET", None).unwrap();
+async fn the_current_span_is_there_inside_the_request_only_with_its_trace_state() {
+    for ratio in [0.0, 1.0] {
+        let tracing = Tracing::with_exporter(&settings(ratio), &SERVICE, Keep::default()).unwrap();
+        // A span of our own (no trace state): the request's ids alone carry it.
+        let span = tracing.server_span("GET", None).unwrap();
+        let cx = span.context().clone();
+        let seen = serve("r-1".into(), &cx, async {
+            tokio::task::yield_now().await;
+            (
+                current(),
+                goex_logging::request::current()
+                    .as_deref()
+                    .map(str::to_owned),
+            )
+        })
+        .await;
+        assert_eq!(seen.0, Some(cx.clone()), "ratio {ratio}");
+        assert_eq!(seen.1.as_deref(), Some("r-1"));
+        assert_eq!(seen.0.unwrap().is_sampled(), ratio == 1.0);
+        assert!(current().is_none());
+    }
+    // A believed caller's trace state stays with the current span.
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, Keep::default()).unwrap();
+    let headers = Headers(HashMap::from([
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("tracestate", "vendor=value"),
+    ]));
+    let span = tracing.server_span("GET", Some(&headers)).unwrap();
     let cx = span.context().clone();
-    let seen = scope(cx.clone(), async {
-        tokio::task::yield_now().await;
-        current()
-    })
-    .await;
-    assert_eq!(seen, Some(cx));
-    assert!(current().is_none());
+    let seen = serve("r-2".into(), &cx, async { current() }).await.unwrap();
+    assert_eq!(seen, cx);
+    assert_eq!(seen.trace_state().header(), "vendor=value");
 }
 
 #[test]
