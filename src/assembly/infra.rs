@@ -137,7 +137,18 @@ impl Infra {
             .enabled
             .then(goex_metrics::Metrics::new)
             .transpose()?;
-        let database = Database::connect(&config.database, &config.sqlite, &config.mysql, logger)?;
+        // Each MySQL statement of a sampled request is a span when tracing is on.
+        let statements = tracing.is_on().then(|| {
+            std::sync::Arc::new(super::tracing::TracedStatements(tracing.clone()))
+                as std::sync::Arc<dyn goex_database::StatementObserver>
+        });
+        let database = Database::connect(
+            &config.database,
+            &config.sqlite,
+            &config.mysql,
+            logger,
+            statements,
+        )?;
         // Pool gauges per node, and every checkout timed, when metrics are on.
         let database = match &metrics {
             Some(metrics) => super::metrics::observe_database(database, metrics)?,

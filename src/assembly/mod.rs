@@ -3,6 +3,7 @@
 
 pub mod infra;
 pub mod metrics;
+pub mod tracing;
 
 use std::sync::Arc;
 

@@ -893,3 +893,77 @@ async fn a_traced_grpc_calls_records_carry_the_callers_request_id_and_the_calls_
     assert_ne!(id, "chosen-by-anyone");
     assert!(!id.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mysql_statement_of_a_sampled_request_is_a_child_span_without_values() {
+    let server = crate::helpers::mysql_server_dsn().expect("MariaDB (scripts/services.sh)");
+    let dsn = crate::helpers::fresh_mysql_database(&server).await;
+    let collector = collector();
+    let app = trusting_app(
+        &collector,
+        &[
+            ("APP__DATABASE__DRIVER", "mysql"),
+            ("APP__DATABASE__MIGRATE_ON_START", "true"),
+            ("APP__MYSQL__DSN", &dsn),
+            ("APP__CACHEKEYS__USERINFO__TTL", "1ms"),
+        ],
+    )
+    .await;
+    // Made outside any request: no span (a statement never starts a trace of its own).
+    let id = crate::helpers::seed_user(&app, "traced01").await;
+    let res = get_traced(
+        &app,
+        &format!("/hello?id={id}"),
+        traceparent(TRACE, PARENT, "01"),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let spans = collector.trace_of(TRACE, 2).await;
+    let server_span = span_of(&spans, "go_example-http", KIND_SERVER);
+    let selects: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["kind"] == KIND_CLIENT && s["name"] == "SELECT users")
+        .collect();
+    assert!(!selects.is_empty(), "{spans:?}");
+    let select = selects[0];
+    assert_eq!(select["parent_span_id"], server_span["span_id"], "{select}");
+    let attributes = &select["attributes"];
+    assert_eq!(attributes["db.system.name"], "mysql");
+    assert_eq!(attributes["db.operation.name"], "SELECT");
+    assert_eq!(attributes["db.collection.name"], "users");
+    assert_eq!(attributes["server.address"], "127.0.0.1", "{select}");
+    assert!(attributes["server.port"].as_i64().is_some(), "{select}");
+    // Never the statement or a value: the user's id or name appears nowhere.
+    let text = serde_json::to_string(&spans).unwrap();
+    assert!(
+        !text.contains("traced01") && !text.contains("binds"),
+        "{text}"
+    );
+
+    // A sampled-out request's statements make no span.
+    let unsampled = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let res = get_traced(
+        &app,
+        &format!("/hello?id={id}"),
+        traceparent(unsampled, PARENT, "00"),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    // The sampled one again, so the export after the unsampled one is known to have run.
+    let later = "6bf92f3577b34da6a3ce929d0e0e4736";
+    get_traced(&app, "/hello", traceparent(later, PARENT, "01")).await;
+    collector.trace_of(later, 1).await;
+    assert!(
+        collector.spans().iter().all(|s| s["trace_id"] != unsampled),
+        "{:?}",
+        collector.spans()
+    );
+    assert!(
+        collector
+            .spans()
+            .iter()
+            .all(|s| s["parent_span_id"] != "" || s["kind"] == KIND_SERVER),
+        "no statement span without a parent: {:?}",
+        collector.spans()
+    );
+}

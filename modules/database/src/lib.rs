@@ -36,7 +36,9 @@ mod sqlite;
 
 pub use dsn::{MysqlAccount, mysql_account, mysql_url, node_label};
 pub use error::{AcquireFailure, DbError};
-pub use observe::{PoolObserver, PoolStatus};
+pub use observe::{
+    PoolObserver, PoolStatus, Statement, StatementEnd, StatementObserver, summarize,
+};
 pub use pool::{Database, DbPool, HeldConnection, PRIMARY_LABEL, PRIMARY_NODE, PooledCall};
 pub use settings::{DatabaseSettings, Driver, MysqlSettings, ReplicaSettings, SqliteSettings};
 pub use sqlite::{DetachedBlocking, SqliteAsync, SqliteCall, sqlite_blocking};

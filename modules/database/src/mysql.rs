@@ -8,25 +8,32 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
 use slog::Logger;
 
-use crate::observe::SqlLog;
-use crate::{DatabaseSettings, DbError, MysqlSettings, mysql_url, recycle};
+use std::sync::Arc;
+
+use crate::observe::Instruments;
+use crate::{
+    DatabaseSettings, DbError, MysqlSettings, StatementObserver, mysql_url, node_label, recycle,
+};
 
 /// The pool of one MySQL node (the primary or a replica): UTC sessions, made on first use,
-/// with Go's `max_idle` and `max_lifetime` enforced beside it.
+/// with Go's `max_idle` and `max_lifetime` enforced beside it; each connection's statements
+/// go to `statements` when given.
 pub(crate) fn mysql_pool(
     settings: &DatabaseSettings,
     mysql: &MysqlSettings,
     dsn: &str,
     logger: &Logger,
+    statements: Option<&Arc<dyn StatementObserver>>,
 ) -> Result<recycle::MysqlPool, DbError> {
     let url = mysql_url(dsn)?;
     let sql_log = mysql
         .is_debug
         .then(|| logger.new(slog::o!("db" => "mysql")));
+    let statements = statements.map(|s| (s.clone(), Arc::<str>::from(node_label(dsn))));
     let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
-        let sql_log = sql_log.clone();
+        let instruments = Instruments::new(sql_log.clone(), statements.clone());
         Box::pin(async move {
             let mut conn = AsyncMysqlConnection::establish(&url).await?;
             // Sessions in UTC: TIMESTAMP defaults (CURRENT_TIMESTAMP) and the values the
@@ -35,8 +42,8 @@ pub(crate) fn mysql_pool(
             conn.batch_execute("SET time_zone = '+00:00'")
                 .await
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
-            if let Some(log) = sql_log {
-                conn.set_instrumentation(SqlLog(log));
+            if instruments.any() {
+                conn.set_instrumentation(instruments);
             }
             Ok(conn)
         })

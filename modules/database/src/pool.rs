@@ -17,8 +17,8 @@ use crate::mysql::mysql_pool;
 use crate::sqlite::sqlite_pool;
 use crate::{
     AcquireFailure, DatabaseSettings, DbError, Driver, MysqlSettings, PoolObserver, PoolStatus,
-    SqliteAsync, SqliteCall, SqliteSettings, group, node_label, recycle, session, watch,
-    with_connection,
+    SqliteAsync, SqliteCall, SqliteSettings, StatementObserver, group, node_label, recycle,
+    session, watch, with_connection,
 };
 // What the docs below link to.
 #[cfg(doc)]
@@ -135,6 +135,8 @@ impl Database {
     /// Builds the pool for `settings.driver`. Nothing is connected yet: connections are made on
     /// first use, so a database that is down fails requests, not the start.
     ///
+    /// With `statements`, every MySQL statement is reported to it ([`StatementObserver`]).
+    ///
     /// # Errors
     /// The settings cannot make a pool (bad DSN, SQLite folder not creatable).
     pub fn connect(
@@ -142,15 +144,23 @@ impl Database {
         sqlite: &SqliteSettings,
         mysql: &MysqlSettings,
         logger: &Logger,
+        statements: Option<Arc<dyn StatementObserver>>,
     ) -> Result<Database, DbError> {
         let (pool, replicas) = match settings.driver {
             Driver::Sqlite => (DbPool::Sqlite(sqlite_pool(settings, sqlite, logger)?), None),
             Driver::Mysql => {
-                let primary = mysql_pool(settings, mysql, mysql.dsn.expose_secret(), logger)?;
+                let statements = statements.as_ref();
+                let primary = mysql_pool(
+                    settings,
+                    mysql,
+                    mysql.dsn.expose_secret(),
+                    logger,
+                    statements,
+                )?;
                 let mut nodes = Vec::with_capacity(mysql.replicas.len());
                 for (i, replica) in mysql.replicas.iter().enumerate() {
                     let dsn = replica.dsn.expose_secret();
-                    let pool = mysql_pool(settings, mysql, dsn, logger)?;
+                    let pool = mysql_pool(settings, mysql, dsn, logger, statements)?;
                     nodes.push(group::Replica::new(
                         node_label(dsn),
                         PRIMARY_NODE + 1 + i,
@@ -465,7 +475,7 @@ mod tests {
             read_your_writes: Duration::ZERO,
         };
         let logger = Logger::root(slog::Discard, slog::o!());
-        Database::connect(&settings, &sqlite, &mysql, &logger).unwrap()
+        Database::connect(&settings, &sqlite, &mysql, &logger, None).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

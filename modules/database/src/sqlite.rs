@@ -11,7 +11,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use slog::Logger;
 
-use crate::observe::SqlLog;
+use crate::observe::Instruments;
 use crate::{Database, DatabaseSettings, DbError, PooledCall, SqliteSettings};
 
 /// The async SQLite connection type used by the pools.
@@ -123,7 +123,9 @@ pub(crate) fn sqlite_pool(
             .await
             .map_err(ConnectionError::CouldntSetupConfiguration)?;
             if let Some(log) = sql_log {
-                conn.set_instrumentation(SqlLog(log));
+                // The SQL log only: statements run on the blocking pool, away from the request's
+                // task, so no statement observer would see whose they are.
+                conn.set_instrumentation(Instruments::new(Some(log), None));
             }
             Ok(conn)
         })
