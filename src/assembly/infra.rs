@@ -159,7 +159,14 @@ impl Infra {
             .redis
             .enabled
             .then(|| RedisClient::new(&config.redis))
-            .transpose()?;
+            .transpose()?
+            // Each command of a sampled request is a span when tracing is on.
+            .map(|redis| match tracing.is_on() {
+                true => redis.with_observer(std::sync::Arc::new(super::tracing::TracedCommands(
+                    tracing.clone(),
+                ))),
+                false => redis,
+            });
         let mongo = match config.mongodb.enabled {
             true => Some(MongoClient::new(&config.mongodb).await?),
             false => None,

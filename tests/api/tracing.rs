@@ -967,3 +967,60 @@ async fn each_mysql_statement_of_a_sampled_request_is_a_child_span_without_value
         collector.spans()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_redis_command_of_a_sampled_request_is_a_child_span_named_by_the_command_alone() {
+    let addr =
+        crate::helpers::service_env("APP__REDIS__ADDRS__0").expect("Redis (scripts/services.sh)");
+    let collector = collector();
+    let mut vars = traced(
+        &collector.endpoint,
+        &[
+            ("APP__TRACING__TRUST_INCOMING", "true"),
+            ("APP__CACHEKEYS__USERINFO__TTL", "1ms"),
+        ],
+    );
+    vars.extend(crate::helpers::redis_overrides("single", &addr));
+    let app = spawn_app_with(&vars).await;
+    let id = crate::helpers::seed_user(&app, "redistraced").await;
+    let trace = "7bf92f3577b34da6a3ce929d0e0e4736";
+    let res = get_traced(
+        &app,
+        &format!("/hello?id={id}"),
+        traceparent(trace, PARENT, "01"),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let spans = collector.trace_of(trace, 2).await;
+    let server_span = span_of(&spans, "go_example-http", KIND_SERVER);
+    let commands: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["attributes"]["db.system.name"] == "redis")
+        .collect();
+    assert!(!commands.is_empty(), "{spans:?}");
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    for command in commands {
+        assert_eq!(command["kind"], KIND_CLIENT, "{command}");
+        assert_eq!(
+            command["parent_span_id"], server_span["span_id"],
+            "{command}"
+        );
+        let name = command["name"].as_str().unwrap();
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase()),
+            "a command's name alone: {command}"
+        );
+        assert_eq!(command["attributes"]["db.operation.name"], name);
+        assert_eq!(command["attributes"]["server.address"], host);
+        assert_eq!(
+            command["attributes"]["server.port"],
+            port.parse::<i64>().unwrap()
+        );
+    }
+    // No key or value: the user's name and the cache's key prefix appear nowhere.
+    let text = serde_json::to_string(&spans).unwrap();
+    assert!(
+        !text.contains("redistraced") && !text.contains("userinfo"),
+        "{text}"
+    );
+}

@@ -184,11 +184,36 @@ impl Connections {
     }
 }
 
+/// Told of every command the client sends (the application's tracing implements it: a span per
+/// command). Called on the request path, inside the future that sends the command, so the
+/// request's task-locals are there; implementations must be cheap when they do not follow it.
+pub trait CommandObserver: Send + Sync {
+    /// `command` is about to be sent: what to tell when it is answered, or `None`.
+    fn start(&self, command: &Command<'_>) -> Option<Box<dyn CommandEnd>>;
+}
+
+/// The end of a command a [`CommandObserver`] follows.
+pub trait CommandEnd: Send {
+    /// It was answered, or failed with `error`.
+    fn end(self: Box<Self>, error: Option<&RedisError>);
+}
+
+/// A command as it is sent: its name only, never a key or a value.
+pub struct Command<'a> {
+    /// The command's name, upper-cased (`GET`, `SET`, `EVALSHA`), `PIPELINE` or `MULTI` for a
+    /// pipeline (atomic or not), or `OTHER` for a name that is not plain letters.
+    pub name: &'a str,
+    /// The server, `host:port`, in single mode; `None` in cluster mode (any node may answer).
+    pub server: Option<&'a str>,
+}
+
 /// A cheap-to-clone Redis client.
 #[derive(Clone)]
 pub struct RedisClient {
     connections: Arc<Connections>,
     command_timeout: Duration,
+    observer: Option<Arc<dyn CommandObserver>>,
+    server: Option<Arc<str>>,
 }
 
 impl RedisClient {
@@ -231,7 +256,16 @@ impl RedisClient {
         Ok(Self {
             connections: Arc::new(connections),
             command_timeout: settings.command_timeout,
+            observer: None,
+            server: (settings.mode == Mode::Single).then(|| Arc::from(settings.addrs[0].as_str())),
         })
+    }
+
+    /// This client with every command reported to `observer` (before it is cloned).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn CommandObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Runs one command within `command_timeout`.
@@ -240,7 +274,11 @@ impl RedisClient {
     /// [`RedisError::Unavailable`] on timeouts and connection or cluster failures,
     /// [`RedisError::Command`] when the server refuses it.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
-        self.bounded(async |conn: &mut Connection| match conn {
+        let name = || match cmd.args_iter().next() {
+            Some(redis::Arg::Simple(name)) => command_name(name),
+            _ => NAME_OTHER.into(),
+        };
+        self.observed(name, async |conn: &mut Connection| match conn {
             Connection::Single(c) => cmd.query_async(c).await,
             Connection::Cluster(c) => cmd.query_async(c).await,
         })
@@ -256,7 +294,14 @@ impl RedisClient {
         &self,
         pipeline: &Pipeline,
     ) -> Result<T, RedisError> {
-        self.bounded(async |conn: &mut Connection| match conn {
+        let name = || {
+            // A `MULTI` transaction's first command is `MULTI`.
+            let atomic = pipeline.cmd_iter().next().is_some_and(|c| {
+                matches!(c.args_iter().next(), Some(redis::Arg::Simple(n)) if n.eq_ignore_ascii_case(b"MULTI"))
+            });
+            std::borrow::Cow::Borrowed(if atomic { "MULTI" } else { "PIPELINE" })
+        };
+        self.observed(name, async |conn: &mut Connection| match conn {
             Connection::Single(c) => pipeline.query_async(c).await,
             Connection::Cluster(c) => pipeline.query_async(c).await,
         })
@@ -275,7 +320,8 @@ impl RedisClient {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
-        self.bounded(async |conn: &mut Connection| match conn {
+        let name = || std::borrow::Cow::Borrowed("EVALSHA");
+        self.observed(name, async |conn: &mut Connection| match conn {
             Connection::Single(c) => invocation.invoke_async(c).await,
             Connection::Cluster(c) => invocation.invoke_async(c).await,
         })
@@ -295,6 +341,27 @@ impl RedisClient {
         for slot in 0..self.connections.slots.len() {
             self.connections.discard(slot);
         }
+    }
+
+    /// [`RedisClient::bounded`], reported to the observer as the command `name` (made only when
+    /// there is an observer).
+    async fn observed<T>(
+        &self,
+        name: impl FnOnce() -> std::borrow::Cow<'static, str>,
+        op: impl AsyncFnOnce(&mut Connection) -> Result<T, redis::RedisError>,
+    ) -> Result<T, RedisError> {
+        let Some(observer) = &self.observer else {
+            return self.bounded(op).await;
+        };
+        let end = observer.start(&Command {
+            name: &name(),
+            server: self.server.as_deref(),
+        });
+        let result = self.bounded(op).await;
+        if let Some(end) = end {
+            end.end(result.as_ref().err());
+        }
+        result
     }
 
     /// Runs `op` on a shared connection within `command_timeout`; a connection that fails is
@@ -322,6 +389,20 @@ impl RedisClient {
         }
         result
     }
+}
+
+/// The name a command is reported as when it is not plain letters.
+const NAME_OTHER: &str = "OTHER";
+
+/// A command's name as reported: its first argument upper-cased when it is 1 to 32 ASCII
+/// letters (every Redis command's is; a key or value never comes first), else `OTHER`.
+fn command_name(first: &[u8]) -> std::borrow::Cow<'static, str> {
+    if first.is_empty() || first.len() > 32 || !first.iter().all(u8::is_ascii_alphabetic) {
+        return NAME_OTHER.into();
+    }
+    String::from_utf8_lossy(&first.to_ascii_uppercase())
+        .into_owned()
+        .into()
 }
 
 /// The `user:password@` part of a `redis://` URL, empty without credentials. Both halves are
@@ -358,6 +439,22 @@ fn percent_encode(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_is_reported_by_its_name_alone() {
+        assert_eq!(command_name(b"get"), "GET");
+        assert_eq!(command_name(b"EVALSHA"), "EVALSHA");
+        for not_a_name in [
+            &b""[..],
+            b"user:1",
+            b"12",
+            b"a b",
+            &[b'A'; 33],
+            "é".as_bytes(),
+        ] {
+            assert_eq!(command_name(not_a_name), NAME_OTHER, "{not_a_name:?}");
+        }
+    }
     use deadpool_redis::redis::IntoConnectionInfo;
 
     #[test]
