@@ -96,6 +96,9 @@ where
     }
 }
 
+/// The head's status key (trailers-only answers carry it there).
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// Writes the record of a failed call; nothing for an answered one.
 fn record<E>(
     layer: &GrpcCallLogLayer,
@@ -112,6 +115,10 @@ fn record<E>(
             return;
         }
     };
+    // An answered call has no status in its head: one lookup by a name known at compile time.
+    if !headers.contains_key(GRPC_STATUS) {
+        return;
+    }
     // A failure answered at once: its status from the head, message decoded.
     let Some(status) = tonic::Status::from_header_map(headers) else {
         return;
