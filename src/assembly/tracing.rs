@@ -51,10 +51,11 @@ pub struct TracedCommands(pub Tracing);
 impl CommandObserver for TracedCommands {
     fn start(&self, command: &Command<'_>) -> Option<Box<dyn CommandEnd>> {
         let mut span = call_span(&self.0, "redis")?;
-        span.rename(command.name.to_owned());
+        let name = command.name();
+        span.rename(name.clone().into_owned());
         span.set_attributes([
             KeyValue::new("db.system.name", "redis"),
-            KeyValue::new("db.operation.name", command.name.to_owned()),
+            KeyValue::new("db.operation.name", name),
         ]);
         if let Some(server) = command.server {
             name_server(&mut span, server);

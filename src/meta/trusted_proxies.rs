@@ -45,6 +45,10 @@ impl TrustedProxies {
 
     /// Whether `ip` (IPv4-mapped addresses as IPv4) is a trusted proxy.
     pub fn contains(&self, ip: IpAddr) -> bool {
+        // None configured (the default): nothing to canonicalize, on every request's path.
+        if self.0.is_empty() {
+            return false;
+        }
         let ip = canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))
     }

@@ -286,8 +286,7 @@ where
                 // The header is looked for only when it would be believed (a name known at
                 // compile time: no parsing, no allocation).
                 let believed = (factory.tracing.trusts_incoming()
-                    || (!factory.trusted.is_empty()
-                        && peer.is_some_and(|ip| factory.trusted.contains(ip))))
+                    || peer.is_some_and(|ip| factory.trusted.contains(ip)))
                     && req.headers().contains_key(TRACEPARENT_HEADER);
                 let headers = believed.then(|| IncomingHeaders::new(ActixHeaders(req.headers())));
                 let incoming = headers.as_ref().map(|h| h as &dyn Extractor);

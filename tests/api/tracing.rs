@@ -894,6 +894,25 @@ async fn a_traced_grpc_calls_records_carry_the_callers_request_id_and_the_calls_
     assert!(!id.is_empty());
 }
 
+/// Seeds the user `username`, reads it with `GET /hello?id=` in the sampled trace `trace` (the
+/// cache keeps nothing: the read reaches the stores), and returns its id and the trace's spans.
+async fn hello_of_a_seeded_user(
+    app: &TestApp,
+    collector: &Collector,
+    username: &str,
+    trace: &str,
+) -> (i64, Vec<Value>) {
+    let id = crate::helpers::seed_user(app, username).await;
+    let res = get_traced(
+        app,
+        &format!("/hello?id={id}"),
+        traceparent(trace, PARENT, "01"),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    (id, collector.trace_of(trace, 2).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_mysql_statement_of_a_sampled_request_is_a_child_span_without_values() {
     let server = crate::helpers::mysql_server_dsn().expect("MariaDB (scripts/services.sh)");
@@ -909,16 +928,8 @@ async fn each_mysql_statement_of_a_sampled_request_is_a_child_span_without_value
         ],
     )
     .await;
-    // Made outside any request: no span (a statement never starts a trace of its own).
-    let id = crate::helpers::seed_user(&app, "traced01").await;
-    let res = get_traced(
-        &app,
-        &format!("/hello?id={id}"),
-        traceparent(TRACE, PARENT, "01"),
-    )
-    .await;
-    assert_eq!(res.status().as_u16(), 200);
-    let spans = collector.trace_of(TRACE, 2).await;
+    // Seeded outside any request: no span (a statement never starts a trace of its own).
+    let (id, spans) = hello_of_a_seeded_user(&app, &collector, "traced01", TRACE).await;
     let server_span = span_of(&spans, "go_example-http", KIND_SERVER);
     let selects: Vec<&Value> = spans
         .iter()
@@ -982,16 +993,8 @@ async fn each_redis_command_of_a_sampled_request_is_a_child_span_named_by_the_co
     );
     vars.extend(crate::helpers::redis_overrides("single", &addr));
     let app = spawn_app_with(&vars).await;
-    let id = crate::helpers::seed_user(&app, "redistraced").await;
     let trace = "7bf92f3577b34da6a3ce929d0e0e4736";
-    let res = get_traced(
-        &app,
-        &format!("/hello?id={id}"),
-        traceparent(trace, PARENT, "01"),
-    )
-    .await;
-    assert_eq!(res.status().as_u16(), 200);
-    let spans = collector.trace_of(trace, 2).await;
+    let (_, spans) = hello_of_a_seeded_user(&app, &collector, "redistraced", trace).await;
     let server_span = span_of(&spans, "go_example-http", KIND_SERVER);
     let commands: Vec<&Value> = spans
         .iter()

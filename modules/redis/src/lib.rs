@@ -198,13 +198,41 @@ pub trait CommandEnd: Send {
     fn end(self: Box<Self>, error: Option<&RedisError>);
 }
 
-/// A command as it is sent: its name only, never a key or a value.
+/// A command as it is sent: its name only ([`Command::name`]), never a key or a value.
 pub struct Command<'a> {
-    /// The command's name, upper-cased (`GET`, `SET`, `EVALSHA`), `PIPELINE` or `MULTI` for a
-    /// pipeline (atomic or not), or `OTHER` for a name that is not plain letters.
-    pub name: &'a str,
+    sent: Sent<'a>,
     /// The server, `host:port`, in single mode; `None` in cluster mode (any node may answer).
     pub server: Option<&'a str>,
+}
+
+/// What is sent, read only when the observer asks its name.
+#[derive(Clone, Copy)]
+enum Sent<'a> {
+    Command(&'a Cmd),
+    Pipeline(&'a Pipeline),
+    Script,
+}
+
+impl Command<'_> {
+    /// The command's name, upper-cased (`GET`, `SET`, `EVALSHA`), `PIPELINE` or `MULTI` for a
+    /// pipeline (atomic or not), or `OTHER` for a name that is not plain letters. Made on
+    /// demand: an observer that does not follow the command never pays for it.
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
+        match self.sent {
+            Sent::Command(cmd) => match cmd.args_iter().next() {
+                Some(redis::Arg::Simple(name)) => command_name(name),
+                _ => NAME_OTHER.into(),
+            },
+            Sent::Pipeline(pipeline) => {
+                // A `MULTI` transaction's first command is `MULTI`.
+                let atomic = pipeline.cmd_iter().next().is_some_and(|c| {
+                    matches!(c.args_iter().next(), Some(redis::Arg::Simple(n)) if n.eq_ignore_ascii_case(b"MULTI"))
+                });
+                (if atomic { "MULTI" } else { "PIPELINE" }).into()
+            }
+            Sent::Script => "EVALSHA".into(),
+        }
+    }
 }
 
 /// A cheap-to-clone Redis client.
@@ -274,14 +302,13 @@ impl RedisClient {
     /// [`RedisError::Unavailable`] on timeouts and connection or cluster failures,
     /// [`RedisError::Command`] when the server refuses it.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
-        let name = || match cmd.args_iter().next() {
-            Some(redis::Arg::Simple(name)) => command_name(name),
-            _ => NAME_OTHER.into(),
-        };
-        self.observed(name, async |conn: &mut Connection| match conn {
-            Connection::Single(c) => cmd.query_async(c).await,
-            Connection::Cluster(c) => cmd.query_async(c).await,
-        })
+        self.observed(
+            Sent::Command(cmd),
+            async |conn: &mut Connection| match conn {
+                Connection::Single(c) => cmd.query_async(c).await,
+                Connection::Cluster(c) => cmd.query_async(c).await,
+            },
+        )
         .await
     }
 
@@ -294,17 +321,13 @@ impl RedisClient {
         &self,
         pipeline: &Pipeline,
     ) -> Result<T, RedisError> {
-        let name = || {
-            // A `MULTI` transaction's first command is `MULTI`.
-            let atomic = pipeline.cmd_iter().next().is_some_and(|c| {
-                matches!(c.args_iter().next(), Some(redis::Arg::Simple(n)) if n.eq_ignore_ascii_case(b"MULTI"))
-            });
-            std::borrow::Cow::Borrowed(if atomic { "MULTI" } else { "PIPELINE" })
-        };
-        self.observed(name, async |conn: &mut Connection| match conn {
-            Connection::Single(c) => pipeline.query_async(c).await,
-            Connection::Cluster(c) => pipeline.query_async(c).await,
-        })
+        self.observed(
+            Sent::Pipeline(pipeline),
+            async |conn: &mut Connection| match conn {
+                Connection::Single(c) => pipeline.query_async(c).await,
+                Connection::Cluster(c) => pipeline.query_async(c).await,
+            },
+        )
         .await
     }
 
@@ -320,8 +343,7 @@ impl RedisClient {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
-        let name = || std::borrow::Cow::Borrowed("EVALSHA");
-        self.observed(name, async |conn: &mut Connection| match conn {
+        self.observed(Sent::Script, async |conn: &mut Connection| match conn {
             Connection::Single(c) => invocation.invoke_async(c).await,
             Connection::Cluster(c) => invocation.invoke_async(c).await,
         })
@@ -343,18 +365,17 @@ impl RedisClient {
         }
     }
 
-    /// [`RedisClient::bounded`], reported to the observer as the command `name` (made only when
-    /// there is an observer).
+    /// [`RedisClient::bounded`], reported to the observer as `sent`.
     async fn observed<T>(
         &self,
-        name: impl FnOnce() -> std::borrow::Cow<'static, str>,
+        sent: Sent<'_>,
         op: impl AsyncFnOnce(&mut Connection) -> Result<T, redis::RedisError>,
     ) -> Result<T, RedisError> {
         let Some(observer) = &self.observer else {
             return self.bounded(op).await;
         };
         let end = observer.start(&Command {
-            name: &name(),
+            sent,
             server: self.server.as_deref(),
         });
         let result = self.bounded(op).await;
@@ -400,8 +421,11 @@ fn command_name(first: &[u8]) -> std::borrow::Cow<'static, str> {
     if first.is_empty() || first.len() > 32 || !first.iter().all(u8::is_ascii_alphabetic) {
         return NAME_OTHER.into();
     }
-    String::from_utf8_lossy(&first.to_ascii_uppercase())
-        .into_owned()
+    // Letters only (checked above): one allocation for the upper-cased copy.
+    first
+        .iter()
+        .map(|b| char::from(b.to_ascii_uppercase()))
+        .collect::<String>()
         .into()
 }
 
