@@ -286,8 +286,21 @@ async fn mysql_pool_gauges_cover_the_primary_and_the_replica() {
         panic!("mysql")
     };
     let held = pool.get().await.unwrap();
+    // A replica test may stop the replica meanwhile, and the health check then empties its pool:
+    // the test holds one replica connection too, taken once the replica is back.
+    let mut held_replica = None;
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            if let Some(replica) = db.database().pick_replica() {
+                held_replica = replica.pool().get().await.ok();
+            }
+            held_replica.is_some()
+        })
+        .await,
+        "a replica connection"
+    );
     let s = Scrape::of(&app).await;
-    drop(held);
+    drop((held, held_replica));
     for node in ["primary", replica_node.as_str()] {
         let value = |name: &str| s.value(&format!("{name}{}", labels(node)));
         assert_eq!(
