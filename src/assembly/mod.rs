@@ -207,6 +207,7 @@ pub fn build_customized(
                 code: config.alibaba_sms_code.clone(),
                 metrics: sms_metrics("alibaba"),
                 logger: infra.logger.clone(),
+                tracing: infra.tracing.clone(),
             })
         }
         SmsProvider::Log => builder.with_component_override::<dyn SmsSender>(Box::new(
@@ -234,6 +235,7 @@ pub fn build_customized(
                     .as_ref()
                     .filter(|_| infra.mongo.is_some())
                     .map(MongoOperationMetrics::new),
+                tracing: infra.tracing.clone(),
             })
             .with_component_parameters::<TonicHelloClient>(TonicHelloClientParameters {
                 client: infra.grpc_hello.clone(),
@@ -299,6 +301,7 @@ pub fn build_customized(
             .with_component_parameters::<RestJenkinsRepository>(RestJenkinsRepositoryParameters {
                 client: infra.jenkins.clone(),
                 metrics: infra.metrics.as_ref().map(JenkinsMetrics::new),
+                tracing: infra.tracing.clone(),
             })
             .with_component_parameters::<JenkinsServiceImpl>(JenkinsServiceImplParameters {
                 config: config.jenkins.clone(),
@@ -309,12 +312,14 @@ pub fn build_customized(
                     socket: config.server.socket.clone(),
                     logger: infra.logger.clone(),
                     metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
+                    tracing: infra.tracing.clone(),
                 }),
                 common: config.common.clone(),
             })
             .with_component_parameters::<ImportProgressPushImpl>(ImportProgressPushImplParameters {
                 excel,
                 logger: infra.logger.clone(),
+                tracing: infra.tracing.clone(),
             })
             .with_component_parameters::<HealthServiceImpl>(HealthServiceImplParameters {
                 server: Arc::new(config.server.clone()),

@@ -16,7 +16,7 @@ pub struct TracedStatements(pub Tracing);
 
 impl StatementObserver for TracedStatements {
     fn start(&self, statement: &Statement<'_>) -> Option<Box<dyn StatementEnd>> {
-        let mut span = call_span(&self.0, "db")?;
+        let mut span = self.0.call_span("db")?;
         let sql = statement.sql.to_string();
         let (operation, table) = summarize(&sql);
         span.rename(match table {
@@ -30,7 +30,7 @@ impl StatementObserver for TracedStatements {
         if let Some(table) = table {
             span.set_attributes([KeyValue::new("db.collection.name", table.to_owned())]);
         }
-        name_server(&mut span, statement.server);
+        span.set_server(statement.server);
         Some(Box::new(CallSpan(span)))
     }
 }
@@ -50,7 +50,7 @@ pub struct TracedCommands(pub Tracing);
 
 impl CommandObserver for TracedCommands {
     fn start(&self, command: &Command<'_>) -> Option<Box<dyn CommandEnd>> {
-        let mut span = call_span(&self.0, "redis")?;
+        let mut span = self.0.call_span("redis")?;
         let name = command.name();
         span.rename(name.clone().into_owned());
         span.set_attributes([
@@ -58,7 +58,7 @@ impl CommandObserver for TracedCommands {
             KeyValue::new("db.operation.name", name),
         ]);
         if let Some(server) = command.server {
-            name_server(&mut span, server);
+            span.set_server(server);
         }
         Some(Box::new(CallSpan(span)))
     }
@@ -77,22 +77,6 @@ impl CommandEnd for CallSpan {
     }
 }
 
-/// A client span named `name` (until renamed), child of the sampled request being served; `None`
-/// outside a request or when it is not sampled.
-fn call_span(tracing: &Tracing, name: &'static str) -> Option<Span> {
-    let parent = goex_tracing::current().filter(|parent| parent.is_sampled())?;
-    tracing.client_span(name, &parent)
-}
-
-/// `server.address` and `server.port` of `server` (`host:port`).
-fn name_server(span: &mut Span, server: &str) {
-    let (host, port) = server.rsplit_once(':').unwrap_or((server, ""));
-    span.set_attributes([KeyValue::new("server.address", host.to_owned())]);
-    if let Ok(port) = port.parse::<i64>() {
-        span.set_attributes([KeyValue::new("server.port", port)]);
-    }
-}
-
 /// A call's span, ended with the call.
 struct CallSpan(Span);
 
@@ -101,8 +85,7 @@ impl CallSpan {
     fn finish(self, error_kind: Option<Cow<'static, str>>) {
         let mut span = self.0;
         if let Some(kind) = error_kind {
-            span.set_attributes([KeyValue::new("error.type", kind.clone())]);
-            span.set_error(kind);
+            span.fail(kind);
         }
         span.end();
     }

@@ -27,8 +27,8 @@ pub trait Served: Sized + Send + 'static {
         base.clone()
     }
 
-    /// The app's `service.name` among `tracing.service_name`, when it makes spans (the
-    /// apps that do not yet make any stay untraced).
+    /// The app's `service.name` among `tracing.service_name`, when it makes spans (an app
+    /// that makes none stays untraced).
     fn traced_as(_names: &goex_tracing::ServiceNames) -> Option<&str> {
         None
     }

@@ -25,6 +25,15 @@ pub struct Socket;
 
 #[async_trait::async_trait]
 impl Served for Socket {
+    fn logger(base: &Logger) -> Logger {
+        // A record made during an upgrade carries its request id (and trace ids when traced).
+        base.new(goex_logging::request::kv())
+    }
+
+    fn traced_as(names: &goex_tracing::ServiceNames) -> Option<&str> {
+        Some(&names.socket)
+    }
+
     /// Refuses a socket section unusable for this profile (an empty
     /// `server.socket.allowed_origins` in prod).
     fn check(config: &AppConfig, profile: Profile, _logger: &Logger) -> anyhow::Result<()> {
@@ -46,6 +55,7 @@ impl Served for Socket {
             module.clone(),
             logger,
             infra.metrics.clone(),
+            infra.tracing.clone(),
         )
         .context("starting the socket server")?;
         slog::info!(logger, "socket server listening";

@@ -140,6 +140,9 @@ pub struct ImportJobRow {
     pub created_at: i64,
     /// Last progress, unix milliseconds (a heartbeat while it runs).
     pub updated_at: i64,
+    /// The W3C `traceparent` of the request that started it, when traced: the socket app's
+    /// progress pushes link to that trace (docs/tracing.md).
+    pub traceparent: Option<String>,
 }
 
 /// Where an import stands.

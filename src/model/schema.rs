@@ -12,6 +12,8 @@ diesel::table! {
         result -> Nullable<Text>,
         created_at -> Bigint,
         updated_at -> Bigint,
+        #[max_length = 55]
+        traceparent -> Nullable<Varchar>,
     }
 }
 

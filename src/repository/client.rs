@@ -99,6 +99,8 @@ pub trait MongoClientHandle: Interface {
     fn client(&self) -> Option<&MongoClient>;
     /// The handles to time `operation` with (see [`goex_metrics::timed`]), when metrics are on.
     fn metrics(&self, operation: MongoOperation) -> Option<&CallMetrics>;
+    /// The tracer: a span per operation of a sampled request.
+    fn tracing(&self) -> &goex_tracing::Tracing;
 }
 
 /// [`MongoClientHandle`] over an optional built client.
@@ -108,6 +110,7 @@ pub struct MongoClientImpl {
     client: Option<MongoClient>,
     /// Latency and errors per operation, when metrics are on.
     metrics: Option<MongoOperationMetrics>,
+    tracing: goex_tracing::Tracing,
 }
 
 impl MongoClientHandle for MongoClientImpl {
@@ -117,6 +120,10 @@ impl MongoClientHandle for MongoClientImpl {
 
     fn metrics(&self, operation: MongoOperation) -> Option<&CallMetrics> {
         self.metrics.as_ref().map(|m| &m.0[operation as usize])
+    }
+
+    fn tracing(&self) -> &goex_tracing::Tracing {
+        &self.tracing
     }
 }
 

@@ -159,6 +159,8 @@ pub struct RestJenkinsRepository {
     /// The client, or why `jenkins.*` cannot make one (every call fails with it).
     client: Arc<Result<JenkinsClient, String>>,
     metrics: Option<JenkinsMetrics>,
+    /// A span per call of a sampled request, named by its operation.
+    tracing: goex_tracing::Tracing,
 }
 
 impl RestJenkinsRepository {
@@ -180,7 +182,37 @@ impl RestJenkinsRepository {
             .metrics
             .as_ref()
             .and_then(|m| m.0.get(operation.label()));
-        goex_metrics::timed(metrics, JenkinsError::kind, call(client)).await
+        let server = server_of(client.base_url());
+        let call = goex_metrics::timed(metrics, JenkinsError::kind, call(client));
+        let describe = |span: &mut goex_tracing::Span| {
+            span.rename(format!("jenkins {}", operation.label()));
+            span.set_attributes([goex_tracing::KeyValue::new(
+                "jenkins.operation",
+                operation.label(),
+            )]);
+            span.set_server(&server);
+        };
+        self.tracing
+            .traced("jenkins", describe, JenkinsError::kind, call)
+            .await
+    }
+}
+
+/// `host[:port]` of Jenkins' base URL (the port its scheme implies when it names none).
+fn server_of(base_url: &str) -> String {
+    match base_url.parse::<http::Uri>() {
+        Ok(uri) => {
+            let host = uri.host().unwrap_or_default();
+            let port = uri
+                .port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                });
+            format!("{host}:{port}")
+        }
+        Err(_) => String::new(),
     }
 }
 

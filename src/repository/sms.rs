@@ -35,6 +35,8 @@ pub struct AlibabaSmsSender {
     metrics: Option<CallMetrics>,
     /// A refused send is logged with the provider's code and request id.
     logger: Logger,
+    /// A span per send of a sampled request (never the number or the code).
+    tracing: goex_tracing::Tracing,
 }
 
 #[async_trait]
@@ -57,8 +59,21 @@ impl SmsSender for AlibabaSmsSender {
             template_code: self.code.template_code.trim(),
             template_param: &template_param,
         };
-        let sent =
-            goex_metrics::timed(self.metrics.as_ref(), SmsError::kind, client.send(&message)).await;
+        let send =
+            goex_metrics::timed(self.metrics.as_ref(), SmsError::kind, client.send(&message));
+        let describe = |span: &mut goex_tracing::Span| {
+            span.rename("alibaba_sms SendSms".to_owned());
+            span.set_attributes([
+                goex_tracing::KeyValue::new("rpc.system", "alibaba_cloud"),
+                goex_tracing::KeyValue::new("rpc.service", "Dysmsapi"),
+                goex_tracing::KeyValue::new("rpc.method", "SendSms"),
+            ]);
+            span.set_server(client.server());
+        };
+        let sent = self
+            .tracing
+            .traced("sms", describe, SmsError::kind, send)
+            .await;
         match &sent {
             Ok(receipt) => slog::info!(self.logger, "sms sent";
                 "provider" => "alibaba", "biz_id" => &receipt.biz_id,

@@ -28,6 +28,7 @@ pub fn serve(
     module: Arc<AppModule>,
     logger: &Logger,
     metrics: Option<goex_metrics::Metrics>,
+    tracing: goex_tracing::Tracing,
 ) -> std::io::Result<Server> {
     let socket = &config.server.socket;
     let trusted = Arc::new(socket.trusted_proxies.clone());
@@ -42,14 +43,18 @@ pub fn serve(
             .app_data(trusted.clone())
             .configure(controller::socket::routes::<AppModule>)
             .default_service(web::to(controller::fallback::no_route))
-            .wrap(RequestLifecycle::new(
-                &logger,
-                true,
-                false,
-                ids.clone(),
-                trusted.clone(),
-                metrics.clone(),
-            ))
+            .wrap(
+                RequestLifecycle::new(
+                    &logger,
+                    true,
+                    false,
+                    ids.clone(),
+                    trusted.clone(),
+                    metrics.clone(),
+                )
+                // The upgrade's span, which each message's span links to.
+                .traced(tracing.clone()),
+            )
     })
     .on_connect(move |connection, _| {
         if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {

@@ -19,10 +19,10 @@ use crate::helpers::{
 /// The Excel tests' Python packages from PyPI, pinned (one venv for all of them).
 pub const EXCEL_PYTHON: &[&str] = &["openpyxl==3.1.5", "XlsxWriter==3.2.9"];
 
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub(crate) const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// Signs `name` up as an admin (imports are an admin capability) and in: its access token.
-async fn token(app: &TestApp, name: &str) -> String {
+pub(crate) async fn token(app: &TestApp, name: &str) -> String {
     seed_user_in(&app.module, name, "Passw0rd1").await;
     grant_admin(&app.module, name).await;
     login(app, name, "Passw0rd1").await.expect("login")
@@ -73,7 +73,7 @@ async fn user(app: &TestApp, name: &str) -> User {
 }
 
 /// A workbook written by rust_xlsxwriter: `header`, then `rows` of text cells.
-fn workbook(header: &[&str], rows: &[Vec<&str>]) -> Vec<u8> {
+pub(crate) fn workbook(header: &[&str], rows: &[Vec<&str>]) -> Vec<u8> {
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
     for (c, name) in header.iter().enumerate() {

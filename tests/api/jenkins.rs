@@ -13,8 +13,8 @@ use crate::helpers::{
 };
 
 const USER: &str = "goexample";
-const TOKEN: &str = "11a1b2c3d4e5f60718293a4b5c6d7e8f90";
-const ADMIN: &str = "jenkinsadmin01";
+pub(crate) const TOKEN: &str = "11a1b2c3d4e5f60718293a4b5c6d7e8f90";
+pub(crate) const ADMIN: &str = "jenkinsadmin01";
 
 /// The double, stopped when dropped.
 pub struct JenkinsDouble {
@@ -51,7 +51,7 @@ pub fn jenkins_overrides(host: &str, token: &str) -> Vec<(&'static str, String)>
 }
 
 /// A signed-in user's access token (`Bearer ...`); `ADMIN` gets the admin role first.
-async fn sign_in(app: &TestApp, name: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, name: &str) -> String {
     seed_user_in(&app.module, name, "abc123").await;
     if name == ADMIN {
         grant_admin(&app.module, name).await;

@@ -155,7 +155,7 @@ fn upgraded<R>(result: Result<(Ws, R), WsError>) -> Result<Ws, (u16, Value)> {
 }
 
 /// The next text or binary message (pings are answered by the client as it reads).
-async fn next_data(ws: &mut Ws) -> Message {
+pub(crate) async fn next_data(ws: &mut Ws) -> Message {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

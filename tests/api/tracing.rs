@@ -31,6 +31,7 @@ const PARENT: &str = "00f067aa0ba902b7";
 /// OTLP's span kinds and status codes, as the double stores them.
 const KIND_SERVER: i64 = 2;
 const KIND_CLIENT: i64 = 3;
+const KIND_PRODUCER: i64 = 4;
 const STATUS_UNSET: i64 = 0;
 const STATUS_ERROR: i64 = 2;
 
@@ -1025,5 +1026,352 @@ async fn each_redis_command_of_a_sampled_request_is_a_child_span_named_by_the_co
     assert!(
         !text.contains("redistraced") && !text.contains("userinfo"),
         "{text}"
+    );
+}
+
+/// The spans received so far whose links include the span `span_id`, once `count` arrived
+/// (within 10 s; fewer after that).
+async fn linked_to(collector: &Collector, span_id: &str, count: usize) -> Vec<Value> {
+    let linked = || -> Vec<Value> {
+        collector
+            .spans()
+            .into_iter()
+            .filter(|s| {
+                s["links"]
+                    .as_array()
+                    .is_some_and(|links| links.iter().any(|l| l["span_id"] == span_id))
+            })
+            .collect()
+    };
+    eventually(Duration::from_secs(10), async || linked().len() >= count).await;
+    linked()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_apps_upgrade_is_a_span_and_each_message_one_linked_to_it() {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let collector = collector();
+    let socket = crate::socket::spawn_socket(&traced(
+        &collector.endpoint,
+        &[("APP__TRACING__TRUST_INCOMING", "true")],
+    ))
+    .await;
+    let header = traceparent(TRACE, PARENT, "01");
+    let mut ws = crate::socket::connect_with(&socket.url(), &[("traceparent", &header)])
+        .await
+        .expect("upgraded");
+    // An echo, a refused request (a join without its room) and a binary echo.
+    ws.send(Message::text("hello")).await.unwrap();
+    crate::socket::next_data(&mut ws).await;
+    ws.send(Message::text(r#"{"type":"join"}"#)).await.unwrap();
+    let refused = crate::socket::next_json(&mut ws).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    crate::socket::next_data(&mut ws).await;
+
+    let upgrade = &collector.trace(TRACE).await[0];
+    assert_eq!(upgrade["resource"]["service.name"], "go_example-socket");
+    assert_eq!(upgrade["kind"], KIND_SERVER);
+    assert_eq!(upgrade["name"], "GET /socket_server");
+    assert_eq!(upgrade["parent_span_id"], PARENT);
+    assert_eq!(upgrade["attributes"]["http.response.status_code"], 101);
+    let upgrade_id = upgrade["span_id"].as_str().unwrap();
+
+    let messages = linked_to(&collector, upgrade_id, 3).await;
+    let names: Vec<&str> = messages
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["socket text", "socket text", "socket binary"],
+        "{messages:?}"
+    );
+    for (message, (size, status)) in
+        messages
+            .iter()
+            .zip([(5, STATUS_UNSET), (15, STATUS_ERROR), (3, STATUS_UNSET)])
+    {
+        // A trace of its own, linked to the upgrade (a long connection is not one trace).
+        assert_ne!(message["trace_id"], TRACE, "{message}");
+        assert_eq!(message["parent_span_id"], "", "{message}");
+        assert_eq!(message["links"][0]["trace_id"], TRACE, "{message}");
+        assert_eq!(message["kind"], KIND_SERVER, "{message}");
+        assert_eq!(message["resource"]["service.name"], "go_example-socket");
+        assert_eq!(
+            message["attributes"]["websocket.message.size"], size,
+            "{message}"
+        );
+        assert_eq!(message["status_code"], status, "{message}");
+    }
+    assert_eq!(
+        messages[1]["attributes"]["error.type"], "10000",
+        "{:?}",
+        messages[1]
+    );
+    assert_eq!(messages[1]["attributes"]["websocket.message.type"], "text");
+    assert_eq!(
+        messages[2]["attributes"]["websocket.message.type"],
+        "binary"
+    );
+    // Never the message itself.
+    assert!(!serde_json::to_string(&messages).unwrap().contains("hello"));
+    drop(ws);
+    socket.shut_down().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imports_progress_pushes_are_spans_linked_to_the_request_that_started_it() {
+    let collector = collector();
+    // The HTTP app and the socket app share a database and keys, as two processes of one
+    // deployment do.
+    let shared = tempfile::tempdir().unwrap();
+    let path = |name: &str| shared.path().join(name).display().to_string();
+    let (db, certs) = (path("app.db"), path("certs"));
+    let common = [
+        ("APP__SQLITE__PATH", db.as_str()),
+        ("APP__CERTS__DIR", certs.as_str()),
+    ];
+    let mut http = common.to_vec();
+    http.extend([
+        ("APP__EXCEL__ASYNC_ROWS", "50"),
+        ("APP__EXCEL__IMPORT_BATCH_SIZE", "20"),
+    ]);
+    let app = trusting_app(&collector, &http).await;
+    let mut socket = common.to_vec();
+    socket.push(("APP__EXCEL__PROGRESS_POLL_INTERVAL", "100ms"));
+    let socket = crate::socket::spawn_socket(&traced(&collector.endpoint, &socket)).await;
+    let token = crate::excel_import::token(&app, "traceimport").await;
+    let mut ws = crate::socket::connect_with(&socket.url(), &[("authorization", &token)])
+        .await
+        .expect("the socket app takes the HTTP app's token");
+
+    let names: Vec<String> = (0..400).map(|i| format!("traced{i:03}")).collect();
+    let rows: Vec<Vec<&str>> = names.iter().map(|n| vec![n.as_str(), "2"]).collect();
+    let book = crate::excel_import::workbook(&["用户名", "性别"], &rows);
+    let part = reqwest::multipart::Part::bytes(book)
+        .file_name("users.xlsx")
+        .mime_str(crate::excel_import::XLSX)
+        .unwrap();
+    let res = app
+        .client
+        .post(format!("{}/excel/import", app.address))
+        .header("Authorization", &token)
+        .header("traceparent", traceparent(TRACE, PARENT, "01"))
+        .multipart(reqwest::multipart::Form::new().part("uploadFile", part))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    assert_eq!(status, 202, "{}", res.text().await.unwrap());
+    // The pushes until the job's end.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let frame = crate::socket::next_json(&mut ws).await;
+            if frame["type"] == "import" && frame["job"]["status"] != "running" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the job's end is pushed");
+
+    let request = span_of(
+        &collector.trace(TRACE).await,
+        "go_example-http",
+        KIND_SERVER,
+    )
+    .clone();
+    assert_eq!(request["name"], "POST /excel/import");
+    let request_id = request["span_id"].as_str().unwrap();
+    // The push of the job's end is exported with the next batch.
+    eventually(Duration::from_secs(10), async || {
+        let pushes = linked_to(&collector, request_id, 1).await;
+        pushes
+            .iter()
+            .any(|p| p["attributes"]["import.status"] == "done")
+    })
+    .await;
+    let pushes = linked_to(&collector, request_id, 1).await;
+    assert!(!pushes.is_empty(), "{:?}", collector.spans());
+    let last = pushes.last().unwrap();
+    for push in &pushes {
+        assert_eq!(push["name"], "import progress", "{push}");
+        assert_eq!(push["kind"], KIND_PRODUCER, "{push}");
+        assert_eq!(push["resource"]["service.name"], "go_example-socket");
+        assert_eq!(push["links"][0]["trace_id"], TRACE, "{push}");
+        assert_ne!(push["trace_id"], TRACE, "{push}");
+        assert_eq!(push["attributes"]["import.delivered_to"], 1, "{push}");
+    }
+    assert_eq!(last["attributes"]["import.status"], "done", "{last}");
+    assert_eq!(last["attributes"]["import.rows_read"], 400, "{last}");
+    drop(ws);
+    socket.shut_down().await.unwrap();
+}
+
+/// Sends `request` in the sampled trace `trace`; its status, and the trace's spans once `count`
+/// arrived.
+async fn traced_call(
+    collector: &Collector,
+    request: reqwest::RequestBuilder,
+    trace: &str,
+    count: usize,
+) -> (u16, Vec<Value>) {
+    let res = request
+        .header("traceparent", traceparent(trace, PARENT, "01"))
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        collector.trace_of(trace, count).await,
+    )
+}
+
+/// The client spans of `spans` whose `attribute` is `value`, each checked to be a child of the
+/// request's server span.
+fn children_with<'a>(spans: &'a [Value], attribute: &str, value: &str) -> Vec<&'a Value> {
+    let server = span_of(spans, "go_example-http", KIND_SERVER);
+    let children: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["attributes"][attribute] == value)
+        .collect();
+    assert!(
+        !children.is_empty(),
+        "no {attribute}={value} span in {spans:?}"
+    );
+    for child in &children {
+        assert_eq!(child["kind"], KIND_CLIENT, "{child}");
+        assert_eq!(child["parent_span_id"], server["span_id"], "{child}");
+    }
+    children
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mongodb_operation_of_a_sampled_request_is_a_child_span_without_documents() {
+    let addr =
+        crate::helpers::service_env("APP__MONGODB__ADDR").expect("MongoDB (scripts/services.sh)");
+    let database = crate::helpers::unique_name("go_example_t");
+    let collector = collector();
+    let app = trusting_app(
+        &collector,
+        &[
+            ("APP__MONGODB__ENABLED", "true"),
+            ("APP__MONGODB__ADDR", &addr),
+            ("APP__MONGODB__DATABASE", &database),
+            ("APP__CACHEKEYS__USERINFO__TTL", "1ms"),
+        ],
+    )
+    .await;
+    let trace = "8bf92f3577b34da6a3ce929d0e0e4736";
+    let (_, spans) = hello_of_a_seeded_user(&app, &collector, "mongotraced", trace).await;
+    let finds = children_with(&spans, "db.system.name", "mongodb");
+    let find = finds[0];
+    assert_eq!(find["name"], "find_one user_info", "{find}");
+    assert_eq!(find["attributes"]["db.operation.name"], "find_one");
+    assert_eq!(find["attributes"]["db.collection.name"], "user_info");
+    assert_eq!(find["attributes"]["db.namespace"], database.as_str());
+    // No filter or document: the user's name appears nowhere.
+    assert!(
+        !serde_json::to_string(&spans)
+            .unwrap()
+            .contains("mongotraced")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_jenkins_call_of_a_sampled_request_is_a_child_span_named_by_its_operation() {
+    use crate::jenkins::{ADMIN, JenkinsDouble, TOKEN, jenkins_overrides, sign_in};
+    let double = JenkinsDouble::start(&[]);
+    let collector = collector();
+    let mut vars = traced(
+        &collector.endpoint,
+        &[("APP__TRACING__TRUST_INCOMING", "true")],
+    );
+    vars.extend(jenkins_overrides(&double.url, TOKEN));
+    let app = spawn_app_with(&vars).await;
+    let admin = sign_in(&app, ADMIN).await;
+    let trace = "9bf92f3577b34da6a3ce929d0e0e4736";
+    let request = app
+        .client
+        .get(format!("{}/jenkins/index", app.address))
+        .header("Authorization", &admin);
+    let (status, spans) = traced_call(&collector, request, trace, 2).await;
+    assert_eq!(status, 200);
+    let calls = children_with(&spans, "server.address", "127.0.0.1");
+    let port: i64 = double.url.rsplit(':').next().unwrap().parse().unwrap();
+    for call in &calls {
+        let operation = call["attributes"]["jenkins.operation"].as_str().unwrap();
+        assert_eq!(call["name"], format!("jenkins {operation}"), "{call}");
+        assert_eq!(call["attributes"]["server.port"], port, "{call}");
+        assert_eq!(call["status_code"], STATUS_UNSET, "{call}");
+    }
+    // Never the credentials.
+    let text = serde_json::to_string(&spans).unwrap();
+    assert!(
+        !text.contains(TOKEN) && !text.contains("goexample"),
+        "{text}"
+    );
+
+    // A call Jenkins refuses is a failed span with the error's kind.
+    let failing = "abf92f3577b34da6a3ce929d0e0e4736";
+    let request = app
+        .client
+        .get(format!("{}/jenkins/job?name=no-such-job", app.address))
+        .header("Authorization", &admin);
+    let (status, spans) = traced_call(&collector, request, failing, 2).await;
+    assert_eq!(status, 404, "{spans:?}");
+    let failed = children_with(&spans, "server.address", "127.0.0.1");
+    assert_eq!(failed[0]["status_code"], STATUS_ERROR, "{:?}", failed[0]);
+    assert!(
+        failed[0]["attributes"]["error.type"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_send_of_a_sampled_request_is_a_child_span_without_the_number_or_code() {
+    use crate::sms::{SmsDouble, fresh_phone, sms_overrides};
+    let double = SmsDouble::start();
+    let collector = collector();
+    let mut vars = traced(
+        &collector.endpoint,
+        &[("APP__TRACING__TRUST_INCOMING", "true")],
+    );
+    vars.extend(sms_overrides(&double));
+    let app = spawn_app_with(&vars).await;
+    let phone = fresh_phone();
+    let trace = "bbf92f3577b34da6a3ce929d0e0e4736";
+    let request = app
+        .client
+        .post(format!("{}/sms/send-code", app.address))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .json(&serde_json::json!({ "phone": phone }));
+    let (status, spans) = traced_call(&collector, request, trace, 2).await;
+    assert_eq!(status, 200, "{spans:?}");
+    let sends = children_with(&spans, "rpc.method", "SendSms");
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0]["name"], "alibaba_sms SendSms");
+    assert_eq!(sends[0]["attributes"]["server.address"], "127.0.0.1");
+    double.last_code(&phone).await;
+    // What the span holds: never the number or the code.
+    let mut keys: Vec<&str> = sends[0]["attributes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "rpc.method",
+            "rpc.service",
+            "rpc.system",
+            "server.address",
+            "server.port"
+        ]
     );
 }

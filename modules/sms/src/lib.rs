@@ -162,6 +162,11 @@ impl std::fmt::Debug for AlibabaSms {
 }
 
 impl AlibabaSms {
+    /// The server sent to: its host, and its port when the endpoint names one.
+    pub fn server(&self) -> &str {
+        &self.host
+    }
+
     /// A client of `settings.end_point`. Nothing is sent until [`AlibabaSms::send`].
     ///
     /// # Errors

@@ -20,8 +20,7 @@ use std::time::Duration;
 use futures_util::future::Either;
 use opentelemetry::Context;
 use opentelemetry::trace::{
-    Span as _, SpanKind, TraceContextExt as _, TraceFlags, TraceState, Tracer as _,
-    TracerProvider as _,
+    Link, Span as _, TraceContextExt as _, TraceFlags, TraceState, Tracer as _, TracerProvider as _,
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -32,7 +31,7 @@ use opentelemetry_sdk::trace::{
 
 pub use opentelemetry::KeyValue;
 pub use opentelemetry::propagation::Extractor;
-pub use opentelemetry::trace::{SpanContext, SpanId, TraceId};
+pub use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceId};
 pub use settings::{Protocol, ResourceAttributes, ServiceNames, Settings, parse_attributes};
 
 /// The largest `tracing.queue_size` accepted: the SDK allocates the whole queue at start (a
@@ -228,7 +227,21 @@ impl Tracing {
             }
             None => Context::new(),
         };
-        Some(inner.start(name, SpanKind::Server, &parent))
+        Some(inner.start(name, SpanKind::Server, &parent, None))
+    }
+
+    /// Starts the span of work that begins a trace of its own though it belongs with another
+    /// (a socket message and its connection's upgrade, a progress push and its import's
+    /// request): linked to `link` when it is a valid span, kept by `tracing.sample_ratio` as any
+    /// new trace is (a link does not decide sampling). `None` when tracing is off.
+    pub fn linked_span(
+        &self,
+        name: &'static str,
+        kind: SpanKind,
+        link: Option<&SpanContext>,
+    ) -> Option<Span> {
+        let inner = self.0.as_ref()?;
+        Some(inner.start(name, kind, &Context::new(), link))
     }
 
     /// Starts the client span of an outgoing call made while serving `parent` (the request's
@@ -238,7 +251,42 @@ impl Tracing {
     pub fn client_span(&self, name: &'static str, parent: &SpanContext) -> Option<Span> {
         let inner = self.0.as_ref()?;
         let parent = Context::new().with_remote_span_context(parent.clone());
-        Some(inner.start(name, SpanKind::Client, &parent))
+        Some(inner.start(name, SpanKind::Client, &parent, None))
+    }
+
+    /// The client span of a call made while serving a sampled request ([`current`]), named
+    /// `name` until renamed; `None` when tracing is off, outside a request, or when the request
+    /// is not sampled (nothing is made for it: a call never starts a trace of its own).
+    pub fn call_span(&self, name: &'static str) -> Option<Span> {
+        let inner = self.0.as_ref()?;
+        let parent = current().filter(SpanContext::is_sampled)?;
+        let parent = Context::new().with_remote_span_context(parent);
+        Some(inner.start(name, SpanKind::Client, &parent, None))
+    }
+
+    /// Awaits `call` inside a client span ([`Tracing::call_span`]) that `describe` names and
+    /// describes; a failed call marks it with `kind` of its error ([`Span::fail`]). With no
+    /// span to make, `call` is awaited as it is.
+    ///
+    /// # Errors
+    /// `call`'s.
+    pub async fn traced<T, E>(
+        &self,
+        name: &'static str,
+        describe: impl FnOnce(&mut Span),
+        kind: impl FnOnce(&E) -> &'static str,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let Some(mut span) = self.call_span(name) else {
+            return call.await;
+        };
+        describe(&mut span);
+        let result = call.await;
+        if let Err(error) = &result {
+            span.fail(kind(error));
+        }
+        span.end();
+        result
     }
 
     /// Exports the spans still queued and stops the batch thread, within
@@ -260,9 +308,16 @@ impl Tracing {
 }
 
 impl Inner {
-    /// A span of `kind` named `name`, child of `parent`'s span when it has a valid one: recorded
-    /// by the SDK when kept ([`Ratio`]), else its ids alone.
-    fn start(&self, name: &'static str, kind: SpanKind, parent: &Context) -> Span {
+    /// A span of `kind` named `name`, child of `parent`'s span when it has a valid one (and
+    /// linked to `link` when valid): recorded by the SDK when kept ([`Ratio`]), else its ids
+    /// alone.
+    fn start(
+        &self,
+        name: &'static str,
+        kind: SpanKind,
+        parent: &Context,
+        link: Option<&SpanContext>,
+    ) -> Span {
         let parent_span = parent.span();
         let known = parent_span.span_context();
         let (trace_id, trace_state, kept) = if known.is_valid() {
@@ -286,11 +341,14 @@ impl Inner {
         }
         // A new trace gets the SDK's own id: the decision above was made on a draw of the same
         // generator, so the share kept is the ratio.
-        let span = self
+        let mut builder = self
             .tracer
             .span_builder(Cow::Borrowed(name))
-            .with_kind(kind)
-            .start_with_context(&self.tracer, parent);
+            .with_kind(kind);
+        if let Some(link) = link.filter(|link| link.is_valid()) {
+            builder = builder.with_links(vec![Link::with_context(link.clone())]);
+        }
+        let span = builder.start_with_context(&self.tracer, parent);
         Span(Kind::Recorded(Box::new(span)))
     }
 }
@@ -406,6 +464,32 @@ impl Span {
         }
     }
 
+    /// Marks a call's span failed with its error's kind (`error.type` and the status; never
+    /// the error's text, which may quote a statement or a value).
+    pub fn fail(&mut self, kind: impl Into<Cow<'static, str>>) {
+        if let Kind::Recorded(span) = &mut self.0 {
+            let kind = kind.into();
+            span.set_attribute(KeyValue::new("error.type", kind.clone()));
+            span.set_status(opentelemetry::trace::Status::error(kind));
+        }
+    }
+
+    /// `server.address` and `server.port` of a call to `server` (`host:port`, or a host alone).
+    pub fn set_server(&mut self, server: &str) {
+        if !self.is_recording() {
+            return;
+        }
+        let (host, port) = match server.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') => (host, port.parse::<i64>().ok()),
+            _ => (server, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.set_attributes([KeyValue::new("server.address", host.to_owned())]);
+        if let Some(port) = port {
+            self.set_attributes([KeyValue::new("server.port", port)]);
+        }
+    }
+
     /// Ends it now (it would end when dropped).
     pub fn end(mut self) {
         if let Kind::Recorded(span) = &mut self.0 {
@@ -433,6 +517,36 @@ pub fn inject_metadata(span: &SpanContext, metadata: &mut tonic::metadata::Metad
     }
     let cx = Context::new().with_remote_span_context(span.clone());
     TraceContextPropagator::new().inject_context(&cx, &mut Metadata(metadata));
+}
+
+/// The W3C `traceparent` value of `span` (`00-<trace id>-<span id>-<flags>`), to keep with
+/// work that outlives its request (an import job's row) and link to later
+/// ([`parse_traceparent`]).
+pub fn traceparent(span: &SpanContext) -> String {
+    format!(
+        "00-{}-{}-{:02x}",
+        span.trace_id(),
+        span.span_id(),
+        span.trace_flags().to_u8()
+    )
+}
+
+/// The span of a kept `traceparent` value ([`traceparent`]), read as the W3C propagator reads
+/// the header; `None` when it is malformed or names no valid span.
+pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    struct One<'a>(&'a str);
+    impl Extractor for One<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            (key == TRACEPARENT).then_some(self.0)
+        }
+        fn keys(&self) -> Vec<&str> {
+            vec![TRACEPARENT]
+        }
+    }
+    let cx = TraceContextPropagator::new().extract(&One(value));
+    let span = cx.span().span_context().clone();
+    span.is_valid().then_some(span)
 }
 
 /// Header lines by name, as an HTTP library keeps them: implemented here for `http` 1's map

@@ -565,3 +565,69 @@ fn settings_read_attributes_as_a_map_or_as_otel_text() {
     text["protocol"] = "http/json".into();
     assert!(serde_json::from_value::<Settings>(text).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_linked_span_starts_a_trace_of_its_own_linked_to_a_kept_traceparent() {
+    let kept = Keep::default();
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone()).unwrap();
+    let request = tracing
+        .server_span("POST", Some(&traceparent("01")))
+        .unwrap();
+    // Kept as text with the work (an import job's row), read back later by another process.
+    let stored = super::traceparent(request.context());
+    assert_eq!(
+        stored,
+        format!("00-{TRACE}-{}-01", request.context().span_id())
+    );
+    let link = parse_traceparent(&stored).unwrap();
+    assert_eq!(
+        (link.trace_id(), link.span_id(), link.is_sampled()),
+        (
+            request.context().trace_id(),
+            request.context().span_id(),
+            true
+        )
+    );
+    for malformed in [
+        "",
+        "00-0-0-00",
+        "zz",
+        &stored[..40],
+        stored.replace("-01", "-0g").as_str(),
+    ] {
+        assert!(parse_traceparent(malformed).is_none(), "{malformed}");
+    }
+    let push = tracing
+        .linked_span("import progress", SpanKind::Producer, Some(&link))
+        .unwrap();
+    let unlinked = tracing
+        .linked_span("socket text", SpanKind::Server, None)
+        .unwrap();
+    let (push_cx, unlinked_cx) = (push.context().clone(), unlinked.context().clone());
+    assert_ne!(push_cx.trace_id(), link.trace_id(), "a trace of its own");
+    push.end();
+    unlinked.end();
+    request.end();
+    tracing.shutdown().await.unwrap();
+    let spans = kept.0.lock().unwrap();
+    let of = |cx: &SpanContext| spans.iter().find(|s| &s.span_context == cx).unwrap();
+    let push = of(&push_cx);
+    assert_eq!(push.span_kind, SpanKind::Producer);
+    assert_eq!(push.parent_span_id, SpanId::INVALID);
+    assert_eq!(push.links.links.len(), 1);
+    assert_eq!(push.links.links[0].span_context.trace_id(), link.trace_id());
+    assert_eq!(push.links.links[0].span_context.span_id(), link.span_id());
+    assert!(of(&unlinked_cx).links.links.is_empty());
+
+    // At ratio 0 a linked span is not kept even when its link was: a link decides nothing.
+    let none = Tracing::with_exporter(&settings(0.0), &SERVICE, Keep::default()).unwrap();
+    let span = none
+        .linked_span("socket text", SpanKind::Server, Some(&link))
+        .unwrap();
+    assert!(!span.is_recording());
+    assert!(
+        Tracing::off()
+            .linked_span("x", SpanKind::Server, Some(&link))
+            .is_none()
+    );
+}

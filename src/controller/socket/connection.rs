@@ -41,6 +41,9 @@ pub(super) struct ConnectionTask {
     pub(super) client: crate::web::client_addr::ClientAddr,
     pub(super) window: Window,
     pub(super) rate: Rate,
+    /// The upgrade's span when tracing is on (boxed: the bytes a held connection takes are a
+    /// benchmarked figure).
+    pub(super) upgrade_span: Option<Box<goex_tracing::SpanContext>>,
 }
 
 /// Removes the connection from the hub and the open-connections gauge however its task ends
@@ -148,11 +151,57 @@ impl ConnectionTask {
         drop(registered);
     }
 
-    /// Answers one message; `Ok(Some(end))` when it ends the connection.
+    /// Answers one message; `Ok(Some(end))` when it ends the connection. A text or binary
+    /// message is a span of its own when tracing is on, linked to the upgrade's.
     async fn answer<W: Future<Output = End>>(
         &mut self,
         message: AggregatedMessage,
         interrupted: Pin<&mut W>,
+    ) -> Result<Option<End>, End> {
+        if !self.shared.tracing.is_on() {
+            return self.answer_untraced(message, interrupted, &mut None).await;
+        }
+        let mut span = self.message_span(&message);
+        let answered = self.answer_untraced(message, interrupted, &mut span).await;
+        if let Some(span) = span {
+            span.end();
+        }
+        answered
+    }
+
+    /// The span of a text or binary message, named by its type, with its size and the
+    /// connection; `None` for a control frame.
+    fn message_span(&self, message: &AggregatedMessage) -> Option<goex_tracing::Span> {
+        use goex_tracing::KeyValue;
+        let (name, kind, size) = match message {
+            AggregatedMessage::Text(text) => ("socket text", "text", text.len()),
+            AggregatedMessage::Binary(bytes) => ("socket binary", "binary", bytes.len()),
+            _ => return None,
+        };
+        let mut span = self.shared.tracing.linked_span(
+            name,
+            goex_tracing::SpanKind::Server,
+            self.upgrade_span.as_deref(),
+        )?;
+        if span.is_recording() {
+            span.set_attributes([
+                KeyValue::new("websocket.message.type", kind),
+                KeyValue::new(
+                    "websocket.message.size",
+                    i64::try_from(size).unwrap_or(i64::MAX),
+                ),
+                KeyValue::new("websocket.connection.id", self.connection.id().to_string()),
+            ]);
+        }
+        Some(span)
+    }
+
+    /// [`Self::answer`] itself; a refusal or an error reply marks `span` failed.
+    async fn answer_untraced<W: Future<Output = End>>(
+        &mut self,
+        message: AggregatedMessage,
+        interrupted: Pin<&mut W>,
+        span: &mut Option<goex_tracing::Span>,
     ) -> Result<Option<End>, End> {
         if matches!(
             message,
@@ -164,6 +213,7 @@ impl ConnectionTask {
             let refused = ServiceError::Limited(
                 "messages per second (server.socket.max_messages_per_second)",
             );
+            failed(span, &refused);
             self.write(
                 Outgoing::Text(error_frame(&refused, self.lang)),
                 interrupted,
@@ -173,7 +223,10 @@ impl ConnectionTask {
         }
         match message {
             AggregatedMessage::Text(text) => {
-                let reply = self.reply_to_text(&text);
+                let reply = self.reply_to_text(&text).unwrap_or_else(|e| {
+                    failed(span, &e);
+                    error_frame(&e, self.lang)
+                });
                 self.write(Outgoing::Text(reply), interrupted).await?;
             }
             AggregatedMessage::Binary(bytes) => {
@@ -299,6 +352,13 @@ impl ConnectionTask {
             while let Some(Ok(_)) = stream.next().await {}
         })
         .await;
+    }
+}
+
+/// Marks a message's span failed with the error's code (its kind; never the message).
+fn failed(span: &mut Option<goex_tracing::Span>, error: &ServiceError) {
+    if let Some(span) = span.as_mut().filter(|span| span.is_recording()) {
+        span.fail(error.code().code.to_string());
     }
 }
 

@@ -78,6 +78,9 @@ pub struct SocketShared {
     pub logger: Logger,
     /// The socket series, when metrics are on.
     pub metrics: Option<goex_metrics::SocketMetrics>,
+    /// The tracer: a span per message handled, linked to the upgrade's (docs/tracing.md,
+    /// "The socket app").
+    pub tracing: goex_tracing::Tracing,
 }
 
 #[async_trait(?Send)]
@@ -206,6 +209,14 @@ impl SocketControllerImpl {
             bound: u64::try_from(socket.outbound_queue_bytes).unwrap_or(u64::MAX),
         };
         let rate = Rate::new(socket.max_messages_per_second);
+        // The upgrade's span (the lifecycle serves it), which each message's span links to.
+        let upgrade_span = self
+            .shared
+            .tracing
+            .is_on()
+            .then(goex_tracing::current)
+            .flatten()
+            .map(Box::new);
         let task = ConnectionTask {
             hub,
             connection,
@@ -215,6 +226,7 @@ impl SocketControllerImpl {
             client,
             window,
             rate,
+            upgrade_span,
         };
         actix_web::rt::spawn(task.run(shutdown, stream));
         Ok(response)

@@ -9,21 +9,20 @@ use serde_json::{Map, Value, json};
 use super::connection::{ConnectionTask, End};
 use crate::service::error::ServiceError;
 use crate::service::socket::{Frame, RoomFrame};
-use crate::web::envelope::error_frame;
 use crate::web::socket_frame_limit::is_frame_limit_error;
 
 impl ConnectionTask {
     /// The reply to a text message (docs/websocket.md, "Messages").
-    pub(super) fn reply_to_text(&mut self, text: &str) -> Frame {
+    ///
+    /// # Errors
+    /// What the client is answered with an error frame (a malformed or refused request).
+    pub(super) fn reply_to_text(&mut self, text: &str) -> Result<Frame, ServiceError> {
         if text.trim_start().starts_with('{')
             && let Ok(object) = serde_json::from_str::<Map<String, Value>>(text)
         {
-            return match self.reply_to_object(object) {
-                Ok(reply) => reply,
-                Err(e) => error_frame(&e, self.lang),
-            };
+            return self.reply_to_object(object);
         }
-        echo(text)
+        Ok(echo(text))
     }
 
     fn reply_to_object(&mut self, mut object: Map<String, Value>) -> Result<Frame, ServiceError> {

@@ -75,13 +75,29 @@ fn repo_error(e: MongoError) -> RepoError {
 }
 
 impl MongoUserDocumentRepository {
-    /// Awaits `call`, an `operation`, timing it when metrics are on.
+    /// Awaits `call`, an `operation` on `database`'s user collection, timing it when metrics
+    /// are on and in a span when the request is traced (the operation and the collection,
+    /// never a filter or a document).
     async fn timed<T>(
         &self,
         operation: MongoOperation,
+        database: &str,
         call: impl Future<Output = Result<T, MongoError>>,
     ) -> Result<T, RepoError> {
-        goex_metrics::timed(self.mongo.metrics(operation), MongoError::kind, call)
+        let timed = goex_metrics::timed(self.mongo.metrics(operation), MongoError::kind, call);
+        let describe = |span: &mut goex_tracing::Span| {
+            use goex_tracing::KeyValue;
+            span.rename(format!("{} {COLLECTION}", operation.label()));
+            span.set_attributes([
+                KeyValue::new("db.system.name", "mongodb"),
+                KeyValue::new("db.operation.name", operation.label()),
+                KeyValue::new("db.collection.name", COLLECTION),
+                KeyValue::new("db.namespace", database.to_owned()),
+            ]);
+        };
+        self.mongo
+            .tracing()
+            .traced("mongodb", describe, MongoError::kind, timed)
             .await
             .map_err(repo_error)
     }
@@ -109,6 +125,7 @@ impl UserDocumentRepository for MongoUserDocumentRepository {
         let users = mongo.database().collection::<UserDocument>(COLLECTION);
         self.timed(
             MongoOperation::CreateIndex,
+            mongo.database().name(),
             mongo.bounded(users.create_index(index)),
         )
         .await
@@ -123,9 +140,13 @@ impl UserDocumentRepository for MongoUserDocumentRepository {
         let replace = users
             .replace_one(doc! { "user_id": doc.user_id }, doc)
             .upsert(true);
-        self.timed(MongoOperation::ReplaceOne, mongo.bounded(replace))
-            .await
-            .map(|_| ())
+        self.timed(
+            MongoOperation::ReplaceOne,
+            mongo.database().name(),
+            mongo.bounded(replace),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn get_user_info(&self, user_id: i64) -> Result<Option<UserDocument>, RepoError> {
@@ -134,7 +155,11 @@ impl UserDocumentRepository for MongoUserDocumentRepository {
         };
         let users = mongo.database().collection::<UserDocument>(COLLECTION);
         let find = users.find_one(doc! { "user_id": user_id });
-        self.timed(MongoOperation::FindOne, mongo.bounded(find))
-            .await
+        self.timed(
+            MongoOperation::FindOne,
+            mongo.database().name(),
+            mongo.bounded(find),
+        )
+        .await
     }
 }

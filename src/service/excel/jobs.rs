@@ -133,6 +133,7 @@ pub async fn start(
         result: None,
         created_at: now,
         updated_at: now,
+        traceparent: goex_tracing::current().map(|span| goex_tracing::traceparent(&span)),
     };
     parts.jobs.create(&row).await?;
     let (progress, mut seen) = watch::channel((0usize, 0usize));

@@ -18,9 +18,10 @@ use slog::Logger;
 
 use super::jobs::{millis, now_ms};
 use crate::meta::config::ExcelConfig;
-use crate::model::excel::ImportJobView;
+use crate::model::excel::{ImportJobRow, ImportJobView};
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::service::socket::SocketHub;
+use goex_tracing::KeyValue;
 
 /// The push of import progress to the socket app's connections, started by the socket app for
 /// as long as it serves.
@@ -42,6 +43,8 @@ pub struct ImportProgressPushImpl {
     /// as stale (from `import_timeout`).
     excel: Arc<ExcelConfig>,
     logger: Logger,
+    /// A span per push when tracing is on, linked to the import's request.
+    tracing: goex_tracing::Tracing,
 }
 
 #[async_trait]
@@ -53,6 +56,7 @@ impl ImportProgressPush for ImportProgressPushImpl {
             self.excel.progress_poll_interval,
             self.excel.import_stale_after(),
             self.logger.clone(),
+            self.tracing.clone(),
         )
         .await;
     }
@@ -70,6 +74,7 @@ pub async fn push_progress(
     every: Duration,
     stale_after: Duration,
     logger: Logger,
+    tracing: goex_tracing::Tracing,
 ) {
     // The cursor trails the newest change seen by OVERLAP: a write stamped earlier that commits
     // later (another process, another job) is still read; what was already sent is not sent
@@ -101,7 +106,15 @@ pub async fn push_progress(
                         continue;
                     }
                     let view = ImportJobView::of(row, now, millis(stale_after));
-                    hub.send_to_user(row.user_id, frame(&view).into());
+                    let span = push_span(&tracing, row);
+                    let delivered = hub.send_to_user(row.user_id, frame(&view).into());
+                    if let Some(mut span) = span {
+                        span.set_attributes([KeyValue::new(
+                            "import.delivered_to",
+                            i64::try_from(delivered).unwrap_or(i64::MAX),
+                        )]);
+                        span.end();
+                    }
                     sent.insert(row.id.clone(), state);
                 }
                 sent.retain(|_, (at, ..)| *at >= newest - 2 * OVERLAP_MS);
@@ -109,6 +122,26 @@ pub async fn push_progress(
             Err(e) => slog::warn!(logger, "import progress not read"; "error" => %e),
         }
     }
+}
+
+/// The span of one push of `job`'s progress, linked to the trace of the request that started
+/// the import (kept in its row), when tracing is on.
+fn push_span(tracing: &goex_tracing::Tracing, job: &ImportJobRow) -> Option<goex_tracing::Span> {
+    let link = job
+        .traceparent
+        .as_deref()
+        .and_then(goex_tracing::parse_traceparent);
+    let mut span = tracing.linked_span(
+        "import progress",
+        goex_tracing::SpanKind::Producer,
+        link.as_ref(),
+    )?;
+    span.set_attributes([
+        KeyValue::new("import.status", job.status.clone()),
+        KeyValue::new("import.rows_read", job.rows_read),
+        KeyValue::new("import.rows_written", job.rows_written),
+    ]);
+    Some(span)
 }
 
 /// How far behind the newest change seen the socket app looks again (commit order and clocks
