@@ -230,10 +230,14 @@ impl RouteCache {
         method: &Method,
         status: StatusCode,
         seconds: f64,
+        exemplar: Option<goex_metrics::Exemplar>,
     ) {
         let mut cache = self.0.borrow_mut();
         if let Some(route) = cache.get_mut(method).and_then(|m| m.get_mut(req.path())) {
             route.finished(status.as_u16(), status.as_str(), seconds);
+            if let Some(ids) = exemplar {
+                route.exemplify(seconds, ids);
+            }
             return;
         }
         // The route's template, never the raw path (label values must stay bounded).
@@ -243,6 +247,9 @@ impl RouteCache {
         };
         let mut route = metrics.route(&pattern, method.as_str());
         route.finished(status.as_u16(), status.as_str(), seconds);
+        if let Some(ids) = exemplar {
+            route.exemplify(seconds, ids);
+        }
         if cache.values().map(RouteMap::len).sum::<usize>() < ROUTE_CACHE_MAX {
             cache
                 .entry(method.clone())
@@ -401,8 +408,15 @@ where
             let elapsed = started.elapsed();
             if let Some(metrics) = &factory.metrics {
                 let seconds = elapsed.as_secs_f64();
+                // A sampled request's ids are its latency bucket's exemplar.
+                let exemplar = span.as_ref().map(|span| goex_metrics::Exemplar {
+                    trace_id: span.context().trace_id().to_bytes(),
+                    span_id: span.context().span_id().to_bytes(),
+                });
                 match &result {
-                    Ok(res) => routes.record(metrics, res.request(), &method, status, seconds),
+                    Ok(res) => {
+                        routes.record(metrics, res.request(), &method, status, seconds, exemplar);
+                    }
                     Err(_) => metrics.request_finished(
                         UNMATCHED_ROUTE,
                         method.as_str(),

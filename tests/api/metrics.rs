@@ -23,7 +23,7 @@ use crate::helpers::{
 };
 
 /// A venv with `prometheus-client`, made once per machine (`scripts/python-venv.sh`).
-fn parser_python() -> std::path::PathBuf {
+pub(crate) fn parser_python() -> std::path::PathBuf {
     crate::helpers::python_venv("prometheus", &["prometheus-client"])
 }
 

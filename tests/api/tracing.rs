@@ -1375,3 +1375,96 @@ async fn an_sms_send_of_a_sampled_request_is_a_child_span_without_the_number_or_
         ]
     );
 }
+
+/// The exemplars of an OpenMetrics scrape, read by `prometheus_client`'s OpenMetrics parser
+/// (which refuses what is not OpenMetrics): sample name, its labels, the exemplar's labels.
+fn exemplars_of(text: &str) -> Vec<Value> {
+    const PARSE: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        if s.exemplar:
+            out.append({"name": s.name, "labels": s.labels, "exemplar": s.exemplar.labels,
+                        "value": s.exemplar.value})
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new(crate::metrics::parser_python())
+        .args(["-c", PARSE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the parser");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser refused ({}):\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampled_requests_ids_are_its_latency_buckets_exemplar_in_openmetrics() {
+    let collector = collector();
+    let app = trusting_app(&collector, &[]).await;
+    let unsampled = "cbf92f3577b34da6a3ce929d0e0e4736";
+    get_traced(&app, "/hello", traceparent(unsampled, PARENT, "00")).await;
+    let res = get_traced(&app, "/hello", traceparent(TRACE, PARENT, "01")).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let server = span_of(
+        &collector.trace(TRACE).await,
+        "go_example-http",
+        KIND_SERVER,
+    )
+    .clone();
+
+    let port = app.metrics_port.expect("metrics on");
+    let res = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let exemplars = exemplars_of(&res.text().await.unwrap());
+    assert_eq!(
+        exemplars.len(),
+        1,
+        "only the sampled request: {exemplars:?}"
+    );
+    let exemplar = &exemplars[0];
+    assert_eq!(
+        exemplar["name"],
+        "go_example_http_request_duration_seconds_bucket"
+    );
+    assert_eq!(exemplar["labels"]["route"], "/hello");
+    assert_eq!(exemplar["exemplar"]["trace_id"], TRACE);
+    assert_eq!(exemplar["exemplar"]["span_id"], server["span_id"]);
+    let seconds = exemplar["value"].as_f64().unwrap();
+    let le = exemplar["labels"]["le"].as_str().unwrap();
+    assert!(
+        le == "+Inf" || seconds <= le.parse::<f64>().unwrap(),
+        "{exemplar}"
+    );
+
+    // The Prometheus text format is unchanged: no exemplar, no `# EOF`.
+    let (content_type, text) = crate::helpers::scrape(&app).await;
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!text.contains(TRACE) && !text.contains("# EOF"));
+}

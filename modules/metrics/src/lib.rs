@@ -9,8 +9,11 @@
 //! them: the assembly hands each recorder the handles it needs ([`CallMetrics`]) and gives the
 //! pool collector a closure that reads the pools ([`Metrics::database_pools`]).
 
+mod openmetrics;
+
 use std::sync::Arc;
 
+pub use openmetrics::Exemplar;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -70,6 +73,8 @@ struct Inner {
     socket: SocketMetrics,
     rate_limit_store_fallbacks: IntCounterVec,
     rate_limit_decisions: IntCounterVec,
+    /// The latest sampled request of each latency bucket, by route (tracing on).
+    exemplars: openmetrics::Exemplars,
 }
 
 /// The socket app's series, resolved once: a message costs one atomic add.
@@ -357,6 +362,10 @@ impl Collector for SheddingCollector {
 pub struct RouteMetrics {
     labels: [String; 2],
     duration: Histogram,
+    /// Its latency buckets' exemplars, made on the first sampled request.
+    exemplars: Option<Arc<openmetrics::RouteExemplars>>,
+    /// Where they are made.
+    metrics: Metrics,
     requests: IntCounterVec,
     by_status: Vec<(u16, IntCounter)>,
     in_flight: IntGauge,
@@ -380,6 +389,15 @@ impl RouteMetrics {
                 self.by_status.push((status, counter));
             }
         }
+    }
+
+    /// Keeps the ids of a sampled request that took `seconds` as the exemplar of its latency
+    /// bucket (the latest one of each bucket is kept and scraped in OpenMetrics).
+    pub fn exemplify(&mut self, seconds: f64, ids: Exemplar) {
+        let [route, method] = &self.labels;
+        self.exemplars
+            .get_or_insert_with(|| self.metrics.inner.exemplars.of(route, method))
+            .keep(seconds, ids);
     }
 }
 
@@ -532,6 +550,7 @@ impl Metrics {
                 socket,
                 rate_limit_store_fallbacks,
                 rate_limit_decisions,
+                exemplars: openmetrics::Exemplars::default(),
             }),
         })
     }
@@ -705,6 +724,8 @@ impl Metrics {
             requests: self.inner.http_requests.clone(),
             by_status: Vec::new(),
             in_flight: self.inner.http_in_flight.clone(),
+            exemplars: None,
+            metrics: self.clone(),
         }
     }
 
@@ -764,6 +785,13 @@ impl Metrics {
         // Encoding into a Vec cannot fail but for invalid metric families, which `new` rules out.
         let _ = TextEncoder::new().encode(&self.inner.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Every metric in the OpenMetrics 1.0 text format, with the latency histogram's trace
+    /// exemplars (`application/openmetrics-text; version=1.0.0`, which Prometheus asks for
+    /// first).
+    pub fn render_openmetrics(&self) -> String {
+        openmetrics::to_openmetrics(&self.render(), &self.inner.exemplars)
     }
 }
 
