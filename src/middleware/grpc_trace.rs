@@ -97,7 +97,7 @@ where
         let Some(mut span) = self.start(&request, believed) else {
             return Either::Left(self.inner.call(request));
         };
-        let id = self.request_id(&request, believed);
+        let (scope, echo) = self.request_scope(&request, believed, span.context());
         let method = span
             .is_recording()
             .then(|| method_of(request.uri().path(), self.services))
@@ -105,8 +105,7 @@ where
         if let Some((service, name)) = &method {
             span.rename(format!("{service}/{name}"));
         }
-        let echo = http::HeaderValue::from_str(&id).ok();
-        let call = goex_tracing::serve(id, span.context(), self.inner.call(request));
+        let call = goex_tracing::serve(scope, span.context(), self.inner.call(request));
         Either::Right(Box::pin(async move {
             let mut result = call.await;
             if span.is_recording() {
@@ -137,17 +136,30 @@ impl<S> GrpcTrace<S> {
         Some(span)
     }
 
-    /// The caller's request id when the caller is `believed` and the id is sane, else a new one.
-    fn request_id<B>(&self, request: &http::Request<B>, believed: bool) -> Arc<str> {
+    /// The scope of the call served by `span`, and its request id for the answer's metadata:
+    /// the caller's id when the caller is `believed` and the id is sane, else a new one.
+    fn request_scope<B>(
+        &self,
+        request: &http::Request<B>,
+        believed: bool,
+        span: &goex_tracing::SpanContext,
+    ) -> (
+        goex_logging::request::RequestScope,
+        Option<http::HeaderValue>,
+    ) {
         let given = request
             .headers()
             .get(REQUEST_ID_KEY)
             .filter(|_| believed)
             .filter(|v| acceptable_id(v.as_bytes()))
-            .and_then(|v| v.to_str().ok());
+            .and_then(|v| Some((v.to_str().ok()?, v)));
         match given {
-            Some(id) => Arc::from(id),
-            None => Arc::from(self.ids.next_id().to_str().unwrap_or("-")),
+            Some((id, value)) => (goex_tracing::request_scope(id, span), Some(value.clone())),
+            None => {
+                let id = self.ids.next_id();
+                let scope = goex_tracing::request_scope(id.to_str().unwrap_or("-"), span);
+                (scope, http::HeaderValue::from_bytes(id.as_bytes()).ok())
+            }
         }
     }
 }

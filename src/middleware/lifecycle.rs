@@ -329,8 +329,13 @@ where
         // reference-counted clones).
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        // The request id for every record made while the request is served (and its envelope).
-        let scoped_id = Arc::<str>::from(id.to_str().unwrap_or("-"));
+        // The request id for every record made while the request is served (and its envelope),
+        // with the span's ids when traced.
+        let id_text = id.to_str().unwrap_or("-");
+        let request_scope = match &trace {
+            None => goex_logging::request::RequestScope::new(id_text),
+            Some(cx) => goex_tracing::request_scope(id_text, cx),
+        };
         let session_key = factory.sessions.then(|| {
             match req
                 .headers()
@@ -338,7 +343,7 @@ where
                 .filter(|v| acceptable(v))
             {
                 Some(header) => Arc::<str>::from(header.to_str().unwrap_or("-")),
-                None => scoped_id.clone(),
+                None => request_scope.id(),
             }
         });
         let call = self.service.call(req);
@@ -448,10 +453,10 @@ where
             result
         };
         match trace {
-            None => Box::pin(goex_logging::request::scope(scoped_id, answer)),
+            None => Box::pin(goex_logging::request::scope(request_scope, answer)),
             // The span is the current span of all the request runs (the parent of the spans
             // its handler makes), and its ids are on the request's log records.
-            Some(cx) => Box::pin(goex_tracing::serve(scoped_id, &cx, answer)),
+            Some(cx) => Box::pin(goex_tracing::serve(request_scope, &cx, answer)),
         }
     }
 }

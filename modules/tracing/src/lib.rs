@@ -259,7 +259,7 @@ impl Tracing {
     /// is not sampled (nothing is made for it: a call never starts a trace of its own).
     pub fn call_span(&self, name: &'static str) -> Option<Span> {
         let inner = self.0.as_ref()?;
-        let parent = current().filter(SpanContext::is_sampled)?;
+        let parent = current_sampled()?;
         let parent = Context::new().with_remote_span_context(parent);
         Some(inner.start(name, SpanKind::Client, &parent, None))
     }
@@ -623,26 +623,33 @@ tokio::task_local! {
     static CURRENT: SpanContext;
 }
 
-/// Runs `future` as the request `id` served by `span`: `span` is the current span (the parent
-/// of the spans it makes, [`current`]) and its ids are on every log record made while it runs
-/// (`goex_logging::request::scope_traced`). One task-local holds both unless the span carries a
-/// vendor `tracestate` (rare: only from a believed caller that sent one), which takes a second.
+/// The scope of the request `id` served by `span`, for [`serve`]: its records carry the span's
+/// ids beside the request id.
+pub fn request_scope(id: &str, span: &SpanContext) -> goex_logging::request::RequestScope {
+    goex_logging::request::RequestScope::traced(
+        id,
+        &goex_logging::request::TraceIds {
+            trace_id: span.trace_id().to_bytes(),
+            span_id: span.span_id().to_bytes(),
+            sampled: span.is_sampled(),
+        },
+    )
+}
+
+/// Runs `future` as the request of `scope` ([`request_scope`]) served by `span`: `span` is the
+/// current span (the parent of the spans it makes, [`current`]) and its ids are on every log
+/// record made while it runs. One task-local holds both unless the span carries a vendor
+/// `tracestate` (rare: only from a believed caller that sent one), which takes a second.
 pub fn serve<F: Future>(
-    id: Arc<str>,
+    scope: goex_logging::request::RequestScope,
     span: &SpanContext,
     future: F,
 ) -> Either<impl Future<Output = F::Output> + use<F>, impl Future<Output = F::Output> + use<F>> {
-    let ids = goex_logging::request::TraceIds {
-        trace_id: span.trace_id().to_bytes(),
-        span_id: span.span_id().to_bytes(),
-        sampled: span.is_sampled(),
-    };
     if *span.trace_state() == TraceState::NONE {
-        Either::Left(goex_logging::request::scope_traced(id, Some(ids), future))
+        Either::Left(goex_logging::request::scope(scope, future))
     } else {
-        Either::Right(goex_logging::request::scope_traced(
-            id,
-            Some(ids),
+        Either::Right(goex_logging::request::scope(
+            scope,
             CURRENT.scope(span.clone(), future),
         ))
     }
@@ -665,6 +672,18 @@ pub fn current() -> Option<SpanContext> {
         false,
         TraceState::NONE,
     ))
+}
+
+/// [`current`] when it is sampled: the parent of a call's span. A request that is not sampled
+/// answers `None` without its ids being read.
+fn current_sampled() -> Option<SpanContext> {
+    if let Ok(span) = CURRENT.try_with(SpanContext::clone) {
+        return span.is_sampled().then_some(span);
+    }
+    if !goex_logging::request::current_is_sampled() {
+        return None;
+    }
+    current()
 }
 
 #[cfg(test)]

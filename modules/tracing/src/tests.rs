@@ -488,7 +488,7 @@ async fn the_current_span_is_there_inside_the_request_only_with_its_trace_state(
         // A span of our own (no trace state): the request's ids alone carry it.
         let span = tracing.server_span("GET", None).unwrap();
         let cx = span.context().clone();
-        let seen = serve("r-1".into(), &cx, async {
+        let seen = serve(request_scope("r-1", &cx), &cx, async {
             tokio::task::yield_now().await;
             (
                 current(),
@@ -514,7 +514,9 @@ async fn the_current_span_is_there_inside_the_request_only_with_its_trace_state(
     ]));
     let span = tracing.server_span("GET", Some(&headers)).unwrap();
     let cx = span.context().clone();
-    let seen = serve("r-2".into(), &cx, async { current() }).await.unwrap();
+    let seen = serve(request_scope("r-2", &cx), &cx, async { current() })
+        .await
+        .unwrap();
     assert_eq!(seen, cx);
     assert_eq!(seen.trace_state().header(), "vendor=value");
 }
