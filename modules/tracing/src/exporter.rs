@@ -1,6 +1,7 @@
-//! The OTLP/gRPC span exporter: the SDK's batches sent as `ExportTraceServiceRequest`s
-//! (`opentelemetry-proto`'s messages, client and conversion) on our own tonic channel, one try
-//! per batch, bounded by `tracing.export_timeout` with the connection attempt included.
+//! The OTLP/gRPC span exporter: the SDK's batches sent as `ExportTraceServiceRequest`s, written
+//! straight from the spans (`encode.rs`) and sent on our own tonic channel, one try per batch,
+//! bounded by `tracing.export_timeout` with the connection attempt included. The answer is
+//! `opentelemetry-proto`'s message.
 //!
 //! Ours rather than `opentelemetry-otlp`'s: that one adds the `OTEL_EXPORTER_OTLP_HEADERS`
 //! variables to every call and reads the compression variables whatever it is given, and the
@@ -8,25 +9,29 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use prost::Message as _;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
+
+use crate::encode::{EncodedResource, export_request};
+
+/// The method called.
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Sends batches to one OTLP/gRPC receiver.
 #[derive(Debug)]
 pub(crate) struct OtlpGrpc {
-    client: TraceServiceClient<Channel>,
+    client: tonic::client::Grpc<Channel>,
     /// The runtime the channel lives in: the SDK's batch thread runs no runtime of its own, so
     /// each export (and its timer) is run there.
     runtime: tokio::runtime::Handle,
     timeout: Duration,
-    /// The provider's resource, converted once.
-    resource: ResourceAttributesWithSchema,
+    /// The provider's resource, encoded once.
+    resource: EncodedResource,
 }
 
 impl OtlpGrpc {
@@ -38,24 +43,73 @@ impl OtlpGrpc {
         timeout: Duration,
     ) -> Self {
         Self {
-            client: TraceServiceClient::new(channel),
+            client: tonic::client::Grpc::new(channel),
             runtime,
             timeout,
-            resource: ResourceAttributesWithSchema::default(),
+            resource: EncodedResource::default(),
         }
+    }
+}
+
+/// The request as bytes already encoded; the answer decoded by prost.
+#[derive(Clone, Copy, Debug, Default)]
+struct EncodedCodec;
+
+impl Codec for EncodedCodec {
+    type Encode = Vec<u8>;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = Self;
+    type Decoder = Self;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        *self
+    }
+}
+
+impl Encoder for EncodedCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for EncodedCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        ExportTraceServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("the answer: {e}")))
     }
 }
 
 impl SpanExporter for OtlpGrpc {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let request = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
-        };
+        let request = export_request(&batch, &self.resource);
+        drop(batch);
         let mut client = self.client.clone();
         let timeout = self.timeout;
         // Nothing but the message: no metadata from anywhere.
         let call = self.runtime.spawn(async move {
-            tokio::time::timeout(timeout, client.export(tonic::Request::new(request))).await
+            tokio::time::timeout(timeout, async move {
+                client.ready().await.map_err(|e| {
+                    tonic::Status::unavailable(format!("the receiver is not reachable: {e}"))
+                })?;
+                let path = http::uri::PathAndQuery::from_static(EXPORT);
+                client
+                    .unary(tonic::Request::new(request), path, EncodedCodec)
+                    .await
+            })
+            .await
         });
         match call.await {
             Ok(Ok(Ok(answer))) => match answer.into_inner().partial_success {
@@ -80,6 +134,6 @@ impl SpanExporter for OtlpGrpc {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = resource.into();
+        self.resource = EncodedResource::new(resource);
     }
 }

@@ -9,6 +9,7 @@
 //! exports through our own OTLP/gRPC exporter (`exporter.rs`), so the configuration module
 //! alone maps `OTEL_*` variables onto `tracing.*`.
 
+mod encode;
 mod exporter;
 mod settings;
 

@@ -633,3 +633,96 @@ async fn a_linked_span_starts_a_trace_of_its_own_linked_to_a_kept_traceparent() 
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_written_by_hand_decodes_to_what_opentelemetry_proto_makes() {
+    use opentelemetry::trace::{Event, Link, TraceState};
+    use opentelemetry::{Array, InstrumentationScope, StringValue, Value};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use prost::Message as _;
+
+    let kept = Keep::default();
+    let tracing = Tracing::with_exporter(&settings(1.0), &SERVICE, kept.clone()).unwrap();
+    let mut server = tracing
+        .server_span("GET", Some(&traceparent("01")))
+        .unwrap();
+    server.rename("GET /hello".into());
+    server.set_attributes([
+        KeyValue::new("flag", true),
+        KeyValue::new("negative", -7_i64),
+        KeyValue::new("big", i64::MAX),
+        KeyValue::new("ratio", 0.25),
+        KeyValue::new("text", "héllo"),
+        KeyValue::new("empty", ""),
+        KeyValue::new("bools", Value::Array(Array::Bool(vec![true, false]))),
+        KeyValue::new("ints", Value::Array(Array::I64(vec![0, -1, 300]))),
+        KeyValue::new("floats", Value::Array(Array::F64(vec![1.5, -0.0]))),
+        KeyValue::new(
+            "strings",
+            Value::Array(Array::String(vec![
+                StringValue::from("a"),
+                StringValue::from(""),
+            ])),
+        ),
+        KeyValue::new("long", "x".repeat(300)),
+    ]);
+    server.set_error("500");
+    let client = tracing.client_span("call", server.context()).unwrap();
+    let linked = tracing
+        .linked_span("socket text", SpanKind::Server, Some(server.context()))
+        .unwrap();
+    client.end();
+    linked.end();
+    server.end();
+    tracing.shutdown().await.unwrap();
+    let mut spans = kept.0.lock().unwrap().clone();
+    assert_eq!(spans.len(), 3);
+    // What the project's spans do not use yet, on one of them: events, a link with a trace
+    // state and attributes, dropped counts, an OK status, another scope.
+    let extra = &mut spans[0];
+    extra.events = SpanEvents::default();
+    extra.events.events.push(Event::new(
+        "retry",
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+        vec![KeyValue::new("attempt", 2_i64)],
+        1,
+    ));
+    extra.events.dropped_count = 3;
+    extra.links = SpanLinks::default();
+    let state = TraceState::from_key_value([("vendor", "1")]).unwrap();
+    let remote = SpanContext::new(
+        TraceId::from_bytes([7; 16]),
+        SpanId::from_bytes([9; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        state,
+    );
+    extra
+        .links
+        .links
+        .push(Link::new(remote, vec![KeyValue::new("why", "batch")], 4));
+    extra.links.dropped_count = 2;
+    extra.dropped_attributes_count = 6;
+    extra.status = Status::Ok;
+    extra.instrumentation_scope = InstrumentationScope::builder("other")
+        .with_version("1.2")
+        .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
+        .with_attributes([KeyValue::new("scope.attr", 1_i64)])
+        .build();
+    let resource = super::resource(&settings(1.0), &SERVICE).unwrap();
+
+    let ours =
+        crate::encode::export_request(&spans, &crate::encode::EncodedResource::new(&resource));
+    let decoded = ExportTraceServiceRequest::decode(&ours[..]).expect("valid protobuf");
+    let theirs = ExportTraceServiceRequest {
+        resource_spans: group_spans_by_resource_and_scope(spans, &(&resource).into()),
+    };
+    assert_eq!(decoded, theirs);
+    assert_eq!(
+        ours.len(),
+        theirs.encoded_len(),
+        "no more bytes than prost writes"
+    );
+}
