@@ -133,16 +133,17 @@ fn clipped(text: &str) -> String {
 /// and `http.route` from the route's template (never the raw path; actix matches it by path, so
 /// it is known before the handler runs), and the request's attributes. Set now rather than
 /// when answered, so a request cancelled before its answer still has them.
-fn describe_request(span: &mut Span, req: &ServiceRequest, client: std::net::IpAddr) {
+fn describe_request(span: &mut Span, req: &ServiceRequest, client: &client_addr::ClientAddr) {
     let method = span_method(req.method());
-    let mut attributes = vec![
+    let mut attributes = Vec::with_capacity(7);
+    attributes.extend([
         KeyValue::new(
             "http.request.method",
             if method == "HTTP" { "_OTHER" } else { method },
         ),
         KeyValue::new("url.path", clipped(req.path())),
         KeyValue::new("url.scheme", "http"),
-        KeyValue::new("client.address", client.to_string()),
+        KeyValue::new("client.address", client.text()),
         KeyValue::new(
             "network.protocol.version",
             match req.version() {
@@ -151,7 +152,7 @@ fn describe_request(span: &mut Span, req: &ServiceRequest, client: std::net::IpA
                 _ => "1.1",
             },
         ),
-    ];
+    ]);
     if let Some(agent) = req
         .headers()
         .get(header::USER_AGENT)
@@ -161,7 +162,11 @@ fn describe_request(span: &mut Span, req: &ServiceRequest, client: std::net::IpA
     }
     // No route matched: the span keeps its name, the method.
     if let Some(route) = req.match_pattern() {
-        span.rename(format!("{method} {route}"));
+        let mut name = String::with_capacity(method.len() + 1 + route.len());
+        name.push_str(method);
+        name.push(' ');
+        name.push_str(&route);
+        span.rename(name);
         attributes.push(KeyValue::new("http.route", route));
     }
     span.set_attributes(attributes);
@@ -309,7 +314,7 @@ where
         // tracing off, or the span sampled out, the future carries one null pointer and
         // nothing is allocated); a span that is not recorded is its ids alone, in the scopes.
         let span: Option<Box<Span>> = span.filter(Span::is_recording).map(|mut span| {
-            describe_request(&mut span, &req, client.ip);
+            describe_request(&mut span, &req, &client);
             Box::new(span)
         });
         if !factory.trusted.is_empty() {

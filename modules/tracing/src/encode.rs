@@ -14,7 +14,7 @@ use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message as _;
-use prost::encoding::{encode_varint, encoded_len_varint};
+use prost::encoding::encoded_len_varint;
 
 /// Protobuf wire types.
 const VARINT: u32 = 0;
@@ -226,6 +226,15 @@ fn nanos(time: SystemTime) -> u64 {
 }
 
 // ---- writing ------------------------------------------------------------------------------
+
+/// Writes `value` as a varint (into capacity reserved from the sizes: no growth).
+fn encode_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
 
 fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
     encode_varint(u64::from(field << 3 | wire), out);
