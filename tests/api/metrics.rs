@@ -23,7 +23,7 @@ use crate::helpers::{
 };
 
 /// A venv with `prometheus-client`, made once per machine (`scripts/python-venv.sh`).
-pub(crate) fn parser_python() -> std::path::PathBuf {
+fn parser_python() -> std::path::PathBuf {
     crate::helpers::python_venv("prometheus", &["prometheus-client"])
 }
 
@@ -39,11 +39,18 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         out[f"{s.name}{{{labels}}}"] = s.value
 print(json.dumps(out))
 "#;
+    parse_with(PARSE, text)
+}
+
+/// Runs the Python `script` with `prometheus-client` on `text` (its standard input) and reads
+/// the JSON it prints; fails with the parser's complaint when it refuses the text.
+pub(crate) fn parse_with<T: serde::de::DeserializeOwned>(script: &str, text: &str) -> T {
     use std::io::Write;
     let mut child = Command::new(parser_python())
-        .args(["-c", PARSE])
+        .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run the parser");
     child
@@ -55,7 +62,8 @@ print(json.dumps(out))
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "the Prometheus parser refused:\n{text}"
+        "the parser refused ({}):\n{text}",
+        String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -1390,27 +1390,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
                         "value": s.exemplar.value})
 print(json.dumps(out))
 "#;
-    use std::io::Write;
-    let mut child = std::process::Command::new(crate::metrics::parser_python())
-        .args(["-c", PARSE])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the parser");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the OpenMetrics parser refused ({}):\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::metrics::parse_with(PARSE, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
