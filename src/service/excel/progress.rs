@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use goex_tracing::KeyValue;
 use shaku::{Component, Interface};
 use slog::Logger;
 
@@ -21,7 +22,6 @@ use crate::meta::config::ExcelConfig;
 use crate::model::excel::{ImportJobRow, ImportJobView};
 use crate::repository::mysql::import_job::ImportJobRepository;
 use crate::service::socket::SocketHub;
-use goex_tracing::KeyValue;
 
 /// The push of import progress to the socket app's connections, started by the socket app for
 /// as long as it serves.
