@@ -158,9 +158,20 @@ impl ConnectionTask {
         message: AggregatedMessage,
         interrupted: Pin<&mut W>,
     ) -> Result<Option<End>, End> {
-        if !self.shared.tracing.is_on() {
-            return self.answer_untraced(message, interrupted, &mut None).await;
+        if self.shared.tracing.is_on() {
+            // Boxed: the span held across the write would grow every connection's task, traced
+            // or not (the bytes a held connection takes are a benchmarked figure).
+            return Box::pin(self.answer_traced(message, interrupted)).await;
         }
+        self.answer_untraced(message, interrupted, &mut None).await
+    }
+
+    /// [`Self::answer`] in the message's span.
+    async fn answer_traced<W: Future<Output = End>>(
+        &mut self,
+        message: AggregatedMessage,
+        interrupted: Pin<&mut W>,
+    ) -> Result<Option<End>, End> {
         let mut span = self.message_span(&message);
         let answered = self.answer_untraced(message, interrupted, &mut span).await;
         if let Some(span) = span {
