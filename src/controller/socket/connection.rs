@@ -163,7 +163,7 @@ impl ConnectionTask {
             // or not (the bytes a held connection takes are a benchmarked figure).
             return Box::pin(self.answer_traced(message, interrupted)).await;
         }
-        self.answer_untraced(message, interrupted, &mut None).await
+        self.answer_untraced(message, interrupted, None).await
     }
 
     /// [`Self::answer`] in the message's span.
@@ -173,7 +173,9 @@ impl ConnectionTask {
         interrupted: Pin<&mut W>,
     ) -> Result<Option<End>, End> {
         let mut span = self.message_span(&message);
-        let answered = self.answer_untraced(message, interrupted, &mut span).await;
+        let answered = self
+            .answer_untraced(message, interrupted, span.as_mut())
+            .await;
         if let Some(span) = span {
             span.end();
         }
@@ -212,7 +214,7 @@ impl ConnectionTask {
         &mut self,
         message: AggregatedMessage,
         interrupted: Pin<&mut W>,
-        span: &mut Option<goex_tracing::Span>,
+        mut span: Option<&mut goex_tracing::Span>,
     ) -> Result<Option<End>, End> {
         if matches!(
             message,
@@ -224,7 +226,7 @@ impl ConnectionTask {
             let refused = ServiceError::Limited(
                 "messages per second (server.socket.max_messages_per_second)",
             );
-            failed(span, &refused);
+            failed(span.as_deref_mut(), &refused);
             self.write(
                 Outgoing::Text(error_frame(&refused, self.lang)),
                 interrupted,
@@ -367,8 +369,8 @@ impl ConnectionTask {
 }
 
 /// Marks a message's span failed with the error's code (its kind; never the message).
-fn failed(span: &mut Option<goex_tracing::Span>, error: &ServiceError) {
-    if let Some(span) = span.as_mut().filter(|span| span.is_recording()) {
+fn failed(span: Option<&mut goex_tracing::Span>, error: &ServiceError) {
+    if let Some(span) = span.filter(|span| span.is_recording()) {
         span.fail(error.code().code.to_string());
     }
 }
