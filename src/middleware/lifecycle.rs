@@ -180,9 +180,7 @@ fn describe_answer(span: &mut Span, status: StatusCode) {
         i64::from(status.as_u16()),
     )]);
     if status.is_server_error() {
-        let kind = status.as_u16().to_string();
-        span.set_attributes([KeyValue::new("error.type", kind.clone())]);
-        span.set_error(kind);
+        span.fail(status.as_u16().to_string());
     }
 }
 

@@ -182,37 +182,28 @@ impl RestJenkinsRepository {
             .metrics
             .as_ref()
             .and_then(|m| m.0.get(operation.label()));
-        let server = server_of(client.base_url());
         let call = goex_metrics::timed(metrics, JenkinsError::kind, call(client));
+        // Run only when the call is traced: nothing is parsed or formatted otherwise.
         let describe = |span: &mut goex_tracing::Span| {
+            use goex_tracing::KeyValue;
             span.rename(format!("jenkins {}", operation.label()));
-            span.set_attributes([goex_tracing::KeyValue::new(
-                "jenkins.operation",
-                operation.label(),
-            )]);
-            span.set_server(&server);
+            span.set_attributes([KeyValue::new("jenkins.operation", operation.label())]);
+            let base = self
+                .client
+                .as_ref()
+                .as_ref()
+                .ok()
+                .map(JenkinsClient::base_url);
+            if let Some(uri) = base.and_then(|base| base.parse::<http::Uri>().ok()) {
+                span.set_attributes([
+                    KeyValue::new("server.address", uri.host().unwrap_or_default().to_owned()),
+                    KeyValue::new("server.port", i64::from(super::rpc::port_of(&uri))),
+                ]);
+            }
         };
         self.tracing
             .traced("jenkins", describe, JenkinsError::kind, call)
             .await
-    }
-}
-
-/// `host[:port]` of Jenkins' base URL (the port its scheme implies when it names none).
-fn server_of(base_url: &str) -> String {
-    match base_url.parse::<http::Uri>() {
-        Ok(uri) => {
-            let host = uri.host().unwrap_or_default();
-            let port = uri
-                .port_u16()
-                .unwrap_or(if uri.scheme_str() == Some("https") {
-                    443
-                } else {
-                    80
-                });
-            format!("{host}:{port}")
-        }
-        Err(_) => String::new(),
     }
 }
 

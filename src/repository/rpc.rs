@@ -197,7 +197,7 @@ fn forward_request_id(id: Option<Arc<str>>, metadata: &mut tonic::metadata::Meta
 }
 
 /// The port a call to `uri` goes to: its own, else its scheme's.
-fn port_of(uri: &http::Uri) -> u16 {
+pub(super) fn port_of(uri: &http::Uri) -> u16 {
     uri.port_u16()
         .unwrap_or(if uri.scheme_str() == Some("http") {
             80
