@@ -712,7 +712,7 @@ async fn certs_a_private_key_others_may_read_is_refused_at_start_naming_it() {
     // The HTTP app's gRPC client folder: the same rule for client.key.
     chmod(&ca, 0o644);
     let client_key = certs.join(goex_certs::CLIENT_KEY);
-    chmod(&client_key, 0o640);
+    chmod(&client_key, 0o604);
     let config = test_config(&[
         ("APP__SERVER__HTTP__ADDR", "127.0.0.1:0".to_owned()),
         (

@@ -83,9 +83,9 @@ pub enum CertError {
     /// A private key file may be read by its group or by others: refused, since whoever reads
     /// it can impersonate the server or the client (the JWT key loader's rule).
     #[error(
-        "private key {} is readable by group or others (mode {mode:03o}); restrict it with `chmod 600 {}`",
+        "private key {} is readable by group or others (mode {mode:03o}); {}",
         .path.display(),
-        .path.display()
+        goex_secrets::HINT
     )]
     InsecureKey {
         /// The private key file.
@@ -211,7 +211,8 @@ pub fn ensure(dir: &Path, days: u32) -> Result<Option<Written>, CertError> {
 
 /// Checks the modes of `files` in `dir` (those present; a missing one is reported by whoever
 /// reads it): a private key (`*.key`) its group or others may read is refused
-/// ([`CertError::InsecureKey`]), a certificate they may write too
+/// ([`CertError::InsecureKey`]; [`goex_secrets::check_private`]'s rule, which admits a
+/// root-owned, group-read key of the process's group), a certificate they may write too
 /// ([`CertError::WritableCertificate`]). The mode is the target's, so a symlink (a Kubernetes
 /// secret mount) is judged by what it points to. Returns `ca.key` when it sits in `dir`, for a
 /// warning: a runtime folder should not hold the CA's key.
@@ -223,14 +224,18 @@ pub fn check_modes(dir: &Path, files: &[&str]) -> Result<Option<PathBuf>, CertEr
     for name in files {
         use std::os::unix::fs::PermissionsExt;
         let path = dir.join(name);
-        let mode = match fs::metadata(&path) {
-            Ok(meta) => meta.permissions().mode() & 0o777,
+        let meta = match fs::metadata(&path) {
+            Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => return Err(CertError::Read { path, source }),
         };
+        let mode = meta.permissions().mode() & 0o777;
         if name.ends_with(".key") {
-            if mode & 0o077 != 0 {
-                return Err(CertError::InsecureKey { path, mode });
+            if let Err(refused) = goex_secrets::check_private(&meta) {
+                return Err(CertError::InsecureKey {
+                    path,
+                    mode: refused.mode,
+                });
             }
         } else if mode & 0o022 != 0 {
             return Err(CertError::WritableCertificate { path, mode });
@@ -409,7 +414,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         ensure(dir.path(), 1).unwrap();
         let all = [CA_CERT, SERVER_CERT, SERVER_KEY];
-        for wide in [0o644, 0o640, 0o604, 0o660] {
+        // Group-read alone is judged by owner and group (goex_secrets' own tests).
+        for wide in [0o644, 0o604, 0o660] {
             chmod(&dir.path().join(SERVER_KEY), wide);
             let e = check_modes(dir.path(), &all).unwrap_err();
             let text = e.to_string();
@@ -422,6 +428,14 @@ mod tests {
         }
         chmod(&dir.path().join(SERVER_KEY), 0o400);
         check_modes(dir.path(), &all).unwrap();
+        // A Kubernetes secret with fsGroup: root-owned, 0440, a group of the process's.
+        chmod(&dir.path().join(SERVER_KEY), 0o440);
+        {
+            use std::os::unix::fs::MetadataExt;
+            let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+            assert_eq!(check_modes(dir.path(), &all).is_ok(), root, "0440 as root");
+        }
+        chmod(&dir.path().join(SERVER_KEY), 0o400);
         for wide in [0o664, 0o646] {
             chmod(&dir.path().join(CA_CERT), wide);
             let e = check_modes(dir.path(), &all).unwrap_err();

@@ -62,9 +62,9 @@ pub enum JwtError {
     /// A private key file may be read by its group or by others: refused, since whoever reads
     /// it can sign tokens for any user.
     #[error(
-        "private key {} is readable by group or others (mode {mode:03o}); restrict it with `chmod 600 {}`",
+        "private key {} is readable by group or others (mode {mode:03o}); {}",
         .path.display(),
-        .path.display()
+        goex_secrets::HINT
     )]
     InsecureKey {
         /// The private key file.
@@ -386,27 +386,19 @@ enum PrivateRead {
     Insecure(JwtError),
 }
 
-/// Reads a private key, refusing one whose permission bits let group or others read or write
-/// it (`mode & 0o077`); the mode is taken from the opened file, so a symlink (a Kubernetes
-/// secret mount) is judged by its target. Public keys are not checked.
+/// Reads a private key, refusing one whose mode [`goex_secrets::check_private`] refuses (group
+/// or others may read it, unless it is a root-owned, group-read file of the process's group: a
+/// Kubernetes secret mounted with fsGroup); the mode is taken from the opened file, so a symlink
+/// (a Kubernetes secret mount) is judged by its target. Public keys are not checked.
 fn read_private(path: &Path) -> Result<Vec<u8>, PrivateRead> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(PrivateRead::Io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = file
-            .metadata()
-            .map_err(PrivateRead::Io)?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(PrivateRead::Insecure(JwtError::InsecureKey {
-                path: path.to_path_buf(),
-                mode,
-            }));
-        }
+    let meta = file.metadata().map_err(PrivateRead::Io)?;
+    if let Err(refused) = goex_secrets::check_private(&meta) {
+        return Err(PrivateRead::Insecure(JwtError::InsecureKey {
+            path: path.to_path_buf(),
+            mode: refused.mode,
+        }));
     }
     let mut pem = Vec::new();
     file.read_to_end(&mut pem).map_err(PrivateRead::Io)?;
