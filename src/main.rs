@@ -31,6 +31,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Probe { .. } = &cli.command {
+        return probe(&cli);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -40,11 +43,54 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let profile = match &cli.env {
+/// `go_example probe`: the configuration only (no logging: a probe runs every few seconds and
+/// its answer is its exit code), a one-thread runtime.
+fn probe(cli: &Cli) -> ExitCode {
+    let Command::Probe {
+        app,
+        ready,
+        server_name,
+        timeout,
+    } = &cli.command
+    else {
+        return ExitCode::FAILURE;
+    };
+    let asked = cmd::probe::Probe {
+        app: *app,
+        ready: *ready,
+        server_name: server_name.clone(),
+        timeout: *timeout,
+    };
+    let answer = profile(cli)
+        .and_then(|profile| Ok(AppConfig::load(&cli.config_dir, profile)?.settings))
+        .and_then(|config| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?
+                .block_on(cmd::probe::run(&config, &asked))
+        });
+    match answer {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn profile(cli: &Cli) -> anyhow::Result<Profile> {
+    Ok(match &cli.env {
         Some(name) => name.parse::<Profile>()?,
         None => Profile::from_process_env()?,
-    };
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let profile = profile(&cli)?;
     let loaded = AppConfig::load(&cli.config_dir, profile)?;
     let config = loaded.settings;
     let logging = goex_logging::init(&config.log, APP_NAME, profile.as_str())
@@ -87,7 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 on_existing,
             }) => cmd::excel::import(&config, &logger, &file, mode, on_existing).await,
             Command::Users(command) => cmd::users::run(&config, &logger, command).await,
-            Command::Version => Ok(()),
+            Command::Version | Command::Probe { .. } => Ok(()),
             Command::Keys(cmd::KeysCommand::Generate { name, algorithm }) => {
                 cmd::keys::generate(&config, &name, algorithm).map(|text| print!("{text}"))
             }

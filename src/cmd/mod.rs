@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod migrate;
+pub mod probe;
 pub mod runner;
 pub mod socket;
 pub mod socket_client;
@@ -73,6 +74,27 @@ pub enum Command {
     Migrate,
     /// Print the version and build information.
     Version,
+    /// Ask a running app on this machine whether it serves (a container's HEALTHCHECK, a
+    /// Kubernetes exec probe): exit 0 when it does, 1 with the reason on standard error.
+    ///
+    /// http: GET /healthz (--ready: /readyz) on server.http.addr; grpc: grpc.health.v1 Check
+    /// on server.grpc.addr, TLS as configured; socket: GET /healthz on server.socket.addr.
+    /// Listeners on every interface are asked on loopback. Writes no log.
+    Probe {
+        /// The app: http, grpc or socket.
+        #[arg(value_enum)]
+        app: probe::ProbedApp,
+        /// http only: ask /readyz (every configured dependency answers) instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// grpc with TLS: the name the server's certificate must carry (certificates made by
+        /// `certs generate` carry localhost unless --san replaced the defaults).
+        #[arg(long, default_value = "localhost", value_name = "NAME")]
+        server_name: String,
+        /// Give up after this long: 3s, 500ms.
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Manage the JWT signing keys under certs.dir.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -112,6 +134,10 @@ pub enum ExcelCommand {
         #[arg(long, value_parser = parse_on_existing)]
         on_existing: Option<crate::model::excel::OnExisting>,
     },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s).map_err(|e| format!("{s}: {e}"))
 }
 
 fn parse_mode(s: &str) -> Result<crate::model::excel::ImportMode, String> {

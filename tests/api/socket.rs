@@ -1077,7 +1077,10 @@ async fn the_pages_work_in_a_real_browser() {
 
 /// `go_example socket --env test` in a process of its own (its figures are its own), with
 /// `env` over the profile; its port once it listens.
-fn spawn_socket_process(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, u16) {
+pub(crate) fn spawn_socket_process(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, u16) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut command = crate::helpers::app_command();

@@ -302,7 +302,11 @@ fn private_keys_readable_by_others_are_refused() {
         }
         // A Kubernetes secret with fsGroup: root-owned, 0440, a group of the process's.
         chmod(&private, 0o440);
-        assert_eq!(load().is_ok(), running_as_root(), "0440 is the rule's second case");
+        assert_eq!(
+            load().is_ok(),
+            running_as_root(),
+            "0440 is the rule's second case"
+        );
         // Public keys may be world-readable.
         chmod(&public, 0o644);
         assert!(load().is_ok());

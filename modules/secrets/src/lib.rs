@@ -130,7 +130,12 @@ mod tests {
                 );
             }
             // Owned by someone else than root, in the process's group: refused.
-            chown(&key, Some(foreign_gid()), Some(nix::unistd::getegid().as_raw())).unwrap();
+            chown(
+                &key,
+                Some(foreign_gid()),
+                Some(nix::unistd::getegid().as_raw()),
+            )
+            .unwrap();
             assert_eq!(
                 check_private(&set(&key, 0o440)),
                 Err(Refused { mode: 0o440 })

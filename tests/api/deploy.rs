@@ -1,0 +1,353 @@
+//! Deployment (docs/deploy.md): the Dockerfile's invariants, and the image `make test` does
+//! build: `FROM scratch` with buildah from the debug binary and deploy/image/rootfs.sh (the
+//! Dockerfile's runtime tree), in which the app runs as its non-root user, reads a Kubernetes-
+//! style secret (root-owned, 0440, the app's group) and answers `/healthz` and its own probe.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{binary, eventually, free_port, manifest_dir};
+
+/// The app user of the image (deploy/Dockerfile's `USER`).
+const APP_UID: u32 = 65532;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(manifest_dir().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The Dockerfile's instructions, continuation lines joined, comments dropped, split in stages.
+fn dockerfile_stages() -> Vec<Vec<String>> {
+    let text = read("deploy/Dockerfile").replace("\\\n", " ");
+    let mut stages: Vec<Vec<String>> = vec![Vec::new()];
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with("FROM ") {
+            stages.push(Vec::new());
+        }
+        stages.last_mut().unwrap().push(line.to_owned());
+    }
+    stages
+}
+
+fn instructions<'a>(stage: &'a [String], keyword: &'a str) -> impl Iterator<Item = &'a str> {
+    stage
+        .iter()
+        .filter_map(move |l| l.strip_prefix(keyword)?.strip_prefix(' '))
+}
+
+#[test]
+fn the_dockerfile_builds_locked_with_the_pinned_toolchain_and_runs_non_root_from_scratch() {
+    let stages = dockerfile_stages();
+    let (args, build, runtime) = (&stages[0], &stages[1], stages.last().unwrap());
+    assert_eq!(stages.len(), 3, "ARGs, the build stage, the runtime stage");
+
+    // The toolchain of rust-toolchain.toml, the build `--locked`.
+    let channel = read("rust-toolchain.toml")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("channel = ")?
+                .trim_matches('"')
+                .to_owned()
+                .into()
+        })
+        .unwrap();
+    assert!(
+        args.contains(&format!("ARG RUST_VERSION={channel}")),
+        "{args:?}"
+    );
+    assert!(build[0].contains("rust:${RUST_VERSION}"), "{}", build[0]);
+    assert!(
+        instructions(build, "RUN")
+            .any(|r| r.contains("cargo build --release --locked --bin go_example")),
+        "the build is --locked"
+    );
+
+    // The runtime: an empty base, a numeric non-root user.
+    assert_eq!(runtime[0], "FROM scratch");
+    let user: Vec<&str> = instructions(runtime, "USER").collect();
+    assert_eq!(user, [format!("{APP_UID}:{APP_UID}").as_str()]);
+
+    // Exec form HEALTHCHECK running the binary's own probe (no shell in the image).
+    let check = instructions(runtime, "HEALTHCHECK")
+        .next()
+        .expect("HEALTHCHECK");
+    let exec = check.split_once("CMD ").expect("HEALTHCHECK ... CMD").1;
+    let argv: Vec<String> = serde_json::from_str(exec).expect("exec form: a JSON array");
+    assert_eq!(argv[..2], ["/app/go_example", "probe"]);
+    assert!(["http", "grpc", "socket"].contains(&argv[2].as_str()));
+    let entry: Vec<String> =
+        serde_json::from_str(instructions(runtime, "ENTRYPOINT").next().unwrap()).unwrap();
+    assert_eq!(entry, ["/app/go_example"]);
+
+    // The three apps' ports.
+    let exposed: Vec<&str> = instructions(runtime, "EXPOSE")
+        .flat_map(str::split_whitespace)
+        .collect();
+    for port in ["8080", "9090", "30000"] {
+        assert!(exposed.contains(&port), "EXPOSE {port}: {exposed:?}");
+    }
+}
+
+#[test]
+fn nothing_of_var_logs_or_any_key_reaches_the_image() {
+    let stages = dockerfile_stages();
+    // What the build stage copies from the context: sources only.
+    for stage in &stages {
+        for copy in instructions(stage, "COPY") {
+            let words: Vec<&str> = copy
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            let sources = &words[..words.len() - 1];
+            for source in sources {
+                let source = source.trim_start_matches("./");
+                assert!(
+                    !["var", "logs", "target", "assets/certs"]
+                        .iter()
+                        .any(|bad| source.starts_with(bad))
+                        && !source.ends_with(".key")
+                        && !source.ends_with(".pem")
+                        && source != ".",
+                    "COPY {copy}"
+                );
+            }
+        }
+    }
+    // And what the context may hold at all.
+    let ignore = read("deploy/Dockerfile.dockerignore");
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    for must in [
+        "var/",
+        "logs/",
+        "target/",
+        "**/*.key",
+        "**/*.pem",
+        "**/*.crt",
+        "assets/certs/",
+    ] {
+        assert!(ignored.contains(&must), "{must} not in the dockerignore");
+    }
+}
+
+/// buildah on the test's own storage, chroot isolation (no runtime, no daemon).
+struct Buildah {
+    storage: tempfile::TempDir,
+}
+
+impl Buildah {
+    fn command(&self) -> Command {
+        let mut command = Command::new("buildah");
+        command
+            .arg("--storage-driver")
+            .arg("vfs")
+            .arg("--root")
+            .arg(self.storage.path().join("root"))
+            .arg("--runroot")
+            .arg(self.storage.path().join("run"));
+        command
+    }
+
+    fn output(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().expect("buildah runs");
+        assert!(
+            out.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `buildah run` of `argv` in `container` as the image's user, with `env` and `mounts`.
+    fn run(&self, container: &str, env: &[(&str, String)], mounts: &[String]) -> Command {
+        let mut command = self.command();
+        command.args(["run", "--isolation", "chroot"]);
+        for (k, v) in env {
+            command.arg("--env").arg(format!("{k}={v}"));
+        }
+        for mount in mounts {
+            command.arg("--volume").arg(mount);
+        }
+        command.arg(container).arg("--");
+        command
+    }
+}
+
+impl Drop for Buildah {
+    fn drop(&mut self) {
+        let _ = self.command().args(["rm", "--all"]).output();
+        let _ = self.command().args(["rmi", "--all", "--force"]).output();
+    }
+}
+
+/// A JWT key set like a Kubernetes Secret mounted with `fsGroup: 65532`: root-owned, files
+/// 0440, folders 0750, the group the app's.
+fn secret_keys(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let keys = dir.join("secrets");
+    goex_jwt::generate(&keys.join("jwt"), "k1", goex_jwt::Algorithm::RS512).unwrap();
+    for entry in walk(&keys) {
+        chown(&entry, Some(0), Some(APP_UID)).unwrap();
+        let mode = if entry.is_dir() { 0o750 } else { 0o440 };
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    keys
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            out.extend(walk(&entry.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// Kills a `buildah run` and the app it started (its process group).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scratch_image_runs_the_app_as_its_user_reading_a_0440_secret() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let buildah = Buildah {
+        storage: tempfile::tempdir().unwrap(),
+    };
+    let made = Command::new(manifest_dir().join("scripts/scratch-image.sh"))
+        .arg(binary())
+        .arg("localhost/go_example:test")
+        .arg(buildah.storage.path())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/scratch-image.sh runs");
+    assert!(made.status.success(), "the image is built");
+
+    // The image's config is the Dockerfile's runtime stage.
+    let config: serde_json::Value = serde_json::from_str(&buildah.output(&[
+        "inspect",
+        "--type",
+        "image",
+        "localhost/go_example:test",
+    ]))
+    .unwrap();
+    let docker = &config["Docker"]["config"];
+    assert_eq!(docker["User"], format!("{APP_UID}:{APP_UID}"));
+    assert_eq!(docker["WorkingDir"], "/app");
+    assert_eq!(docker["Entrypoint"], serde_json::json!(["/app/go_example"]));
+    assert_eq!(
+        docker["Healthcheck"]["Test"],
+        serde_json::json!(["CMD", "/app/go_example", "probe", "http"])
+    );
+    let runtime = dockerfile_stages().pop().unwrap();
+    let env = instructions(&runtime, "ENV").next().unwrap();
+    for (k, v) in env.split_whitespace().filter_map(|kv| kv.split_once('=')) {
+        let set = format!("{k}={v}");
+        assert!(
+            docker["Env"].as_array().unwrap().iter().any(|e| *e == set),
+            "{set} in {}",
+            docker["Env"]
+        );
+    }
+
+    let container = buildah.output(&["from", "--pull-never", "localhost/go_example:test"]);
+    let root = PathBuf::from(buildah.output(&["mount", &container]));
+    // Only the runtime tree: no shell, no key or certificate, var/ and logs/ empty and the
+    // user's, the binary and configs root's.
+    assert!(!root.join("bin/sh").exists() && !root.join("usr/bin").exists());
+    let files = walk(&root);
+    assert!(
+        !files.iter().any(|f| {
+            let name = f.to_string_lossy();
+            (name.ends_with(".key") || name.ends_with(".pem")) && !name.contains("/etc/ssl/")
+        }),
+        "a key in the image"
+    );
+    for folder in ["app/var", "app/logs"] {
+        let meta = std::fs::metadata(root.join(folder)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (APP_UID, APP_UID), "{folder}");
+        assert_eq!(std::fs::read_dir(root.join(folder)).unwrap().count(), 0);
+    }
+    assert_eq!(
+        std::fs::metadata(root.join("app/go_example"))
+            .unwrap()
+            .uid(),
+        0
+    );
+    assert!(root.join("etc/ssl/certs/ca-certificates.crt").is_file());
+    assert!(root.join("usr/share/zoneinfo/Asia/Shanghai").is_file());
+
+    let version = buildah
+        .run(&container, &[], &[])
+        .args(["/app/go_example", "version"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with("go_example "),
+        "{}",
+        String::from_utf8_lossy(&version.stderr)
+    );
+
+    // The embedded profile on a free port, its keys the mounted secret (read-only: generating
+    // would fail, so an answer means they were read).
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = secret_keys(dir.path());
+    let port = free_port();
+    let env = [
+        ("APP_ENV", "debug".to_owned()),
+        ("APP__SERVER__HTTP__ADDR", format!("127.0.0.1:{port}")),
+        ("APP__PPROF__ADDR", format!("127.0.0.1:{}", free_port())),
+        ("APP__METRICS__ADDR", format!("127.0.0.1:{}", free_port())),
+        ("APP__CERTS__DIR", "/app/secrets/jwt".to_owned()),
+        ("APP__CERTS__CURKEY", "k1".to_owned()),
+        ("APP__CERTS__KEYS__0", "k1".to_owned()),
+        ("APP__CERTS__GENERATE_MISSING", "false".to_owned()),
+    ];
+    let mounts = [format!("{}:/app/secrets:ro", secrets.display())];
+    let _app = Running(
+        buildah
+            .run(&container, &env, &mounts)
+            .args(["/app/go_example", "http"])
+            .process_group(0)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    assert!(
+        eventually(Duration::from_secs(30), async || {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        })
+        .await,
+        "the app in the image answers /healthz"
+    );
+    // The image's HEALTHCHECK command, inside the image.
+    let probe = buildah
+        .run(&container, &env[..2], &[])
+        .args(["/app/go_example", "probe", "http"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    // It ran as the app user: the database it made is that user's.
+    let db = std::fs::metadata(root.join("app/var/go_example.db")).unwrap();
+    assert_eq!(db.uid(), APP_UID);
+}
