@@ -19,6 +19,9 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "supply chain: cargo deny check licenses bans (deny.toml)"
+scripts/supply-chain.sh
+
 step "starting test servers (scripts/services.sh up)"
 # The tests configure the app themselves: no APP__ variable (or APP_ENV) from the caller's shell
 # may reach the binaries they spawn. What the servers need comes from services.sh below.
