@@ -34,6 +34,27 @@ fn main() -> ExitCode {
     if let Command::Probe { .. } = &cli.command {
         return probe(&cli);
     }
+    // Certificates need no configuration: an init job runs it before any is complete.
+    if let Command::Certs(cmd::CertsCommand::Generate {
+        out,
+        san,
+        days,
+        if_missing,
+        discard_ca_key,
+    }) = &cli.command
+    {
+        let existing = cmd::certs::Existing::keep_if(*if_missing);
+        return match cmd::certs::generate(out, san, *days, existing, *discard_ca_key) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -114,9 +135,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Grpc => cmd::grpc::run(&config, profile, &logger).await,
             Command::Socket => cmd::socket::run(&config, profile, &logger).await,
             Command::SocketClient { .. } => Ok(()),
-            Command::Certs(cmd::CertsCommand::Generate { out, san, days }) => {
-                cmd::certs::generate(&out, &san, days).map(|text| print!("{text}"))
-            }
             Command::Migrate => cmd::migrate::run(&config, &logger).await.map(|_| ()),
             Command::Excel(cmd::ExcelCommand::Export { out, gender }) => {
                 let filter = go_example::model::user::UserFilter {
@@ -133,10 +151,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 on_existing,
             }) => cmd::excel::import(&config, &logger, &file, mode, on_existing).await,
             Command::Users(command) => cmd::users::run(&config, &logger, command).await,
-            Command::Version | Command::Probe { .. } => Ok(()),
-            Command::Keys(cmd::KeysCommand::Generate { name, algorithm }) => {
-                cmd::keys::generate(&config, &name, algorithm).map(|text| print!("{text}"))
-            }
+            Command::Version | Command::Probe { .. } | Command::Certs(_) => Ok(()),
+            Command::Keys(cmd::KeysCommand::Generate {
+                name,
+                algorithm,
+                if_missing,
+            }) => cmd::keys::generate(
+                &config,
+                &name,
+                algorithm,
+                cmd::certs::Existing::keep_if(if_missing),
+            )
+            .map(|text| print!("{text}")),
         }
     });
     if let Err(e) = &result {

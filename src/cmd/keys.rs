@@ -10,14 +10,22 @@ use crate::meta::config::AppConfig;
 /// while the existing keys keep verifying.
 ///
 /// # Errors
-/// The name is not a plain name, the key exists, or the files cannot be written.
+/// The name is not a plain name, the key exists (unless `existing` keeps it), or the files
+/// cannot be written.
 pub fn generate(
     config: &AppConfig,
     name: &str,
     algorithm: Option<Algorithm>,
+    existing: super::certs::Existing,
 ) -> anyhow::Result<String> {
     let algorithm = algorithm.unwrap_or(config.certs.algorithm);
     let dir = std::path::Path::new(&config.certs.dir);
+    if existing == super::certs::Existing::Keep && dir.join(name).is_dir() {
+        return Ok(format!(
+            "kept key {name} in {} (--if-missing)\n",
+            dir.display()
+        ));
+    }
     let folder = goex_jwt::generate(dir, name, algorithm)
         .with_context(|| format!("generating key {name}"))?;
     let mut keys = config.certs.keys.clone();

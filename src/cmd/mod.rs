@@ -169,6 +169,14 @@ pub enum CertsCommand {
         /// Days the certificates are valid.
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Keep a set already in the folder (its ca.crt) and exit 0: an init step that runs
+        /// at every start (deploy/compose).
+        #[arg(long)]
+        if_missing: bool,
+        /// Drop the CA's key once it has signed (the folder is the apps' runtime folder,
+        /// which must not hold it); the next set needs a new CA.
+        #[arg(long)]
+        discard_ca_key: bool,
     },
 }
 
@@ -183,6 +191,10 @@ pub enum KeysCommand {
         /// RS512 (default from certs.algorithm), RS256 or EdDSA.
         #[arg(long, value_parser = parse_algorithm)]
         algorithm: Option<goex_jwt::Algorithm>,
+        /// Keep a key of that name already under certs.dir and exit 0: an init step that runs
+        /// at every start (deploy/compose).
+        #[arg(long)]
+        if_missing: bool,
     },
 }
 

@@ -351,3 +351,255 @@ async fn the_scratch_image_runs_the_app_as_its_user_reading_a_0440_secret() {
     let db = std::fs::metadata(root.join("app/var/go_example.db")).unwrap();
     assert_eq!(db.uid(), APP_UID);
 }
+
+/// The PyPI tools of the deployment checks, pinned: one venv (scripts/python-venv.sh).
+fn deploy_python() -> PathBuf {
+    crate::helpers::python_venv(
+        "deploy",
+        &[
+            "check-jsonschema==0.39.0",
+            "kubernetes-validate==1.37.0",
+            "pyyaml==6.0.2",
+        ],
+    )
+}
+
+/// A tool of the deploy venv (beside its python).
+fn deploy_tool(name: &str) -> Command {
+    Command::new(deploy_python().with_file_name(name))
+}
+
+fn check_compose(files: &[&Path]) -> std::process::Output {
+    deploy_tool("check-jsonschema")
+        .args(["--builtin-schema", "vendor.compose-spec"])
+        .args(files)
+        .output()
+        .expect("check-jsonschema runs")
+}
+
+#[test]
+fn every_compose_file_is_valid_against_the_compose_spec() {
+    let root = manifest_dir();
+    let files = [
+        "deploy/compose/compose.yaml",
+        "deploy/consul/docker-compose.yml",
+        "deploy/jenkins/docker-compose.yml",
+        "deploy/jaeger/docker-compose.yml",
+    ]
+    .map(|f| root.join(f));
+    let out = check_compose(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The check can fail: a misspelt key of a service is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("compose.yaml");
+    let text = read("deploy/compose/compose.yaml").replace(
+        "    restart: \"no\"\n",
+        "    restart: \"no\"\n    restrat: always\n",
+    );
+    std::fs::write(&broken, text).unwrap();
+    assert!(
+        !check_compose(&[&broken]).status.success(),
+        "restrat passed"
+    );
+}
+
+/// What deploy/compose/compose.yaml gives each service of the image, as compose would
+/// interpolate it from `.env.example` (tests/deploy/compose_apps.py).
+fn compose_apps() -> serde_json::Map<String, serde_json::Value> {
+    let root = manifest_dir();
+    let out = Command::new(deploy_python())
+        .arg(root.join("tests/deploy/compose_apps.py"))
+        .arg(root.join("deploy/compose/compose.yaml"))
+        .arg(root.join("deploy/compose/.env.example"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The environment of a service as the loader's variables.
+fn env_vars(service: &serde_json::Value) -> Vec<(String, String)> {
+    service["environment"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Loads `vars` as the image would (its `APP_ENV` default: the Dockerfile's), with the checks
+/// the app itself runs at start; the profile.
+fn load_as_image(
+    vars: &[(String, String)],
+) -> (goex_config::Profile, go_example::meta::config::AppConfig) {
+    let profile: goex_config::Profile = vars
+        .iter()
+        .find(|(k, _)| k == "APP_ENV")
+        .map_or("prod", |(_, v)| v.as_str())
+        .parse()
+        .unwrap();
+    let vars = vars.iter().filter(|(k, _)| k.starts_with("APP__")).cloned();
+    let config = go_example::meta::config::AppConfig::load_with_vars(
+        &manifest_dir().join("configs"),
+        profile,
+        vars,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .settings;
+    (profile, config)
+}
+
+/// seconds of a compose or Go-style duration ("15s", "1m30s").
+fn seconds(text: &str) -> f64 {
+    humantime_serde::re::humantime::parse_duration(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .as_secs_f64()
+}
+
+#[test]
+fn every_app_of_the_compose_stack_starts_on_its_environment_alone() {
+    use clap::Parser;
+    let runtime = dockerfile_stages().pop().unwrap();
+    assert!(
+        instructions(&runtime, "ENV").any(|e| e.contains("APP_ENV=prod")),
+        "the image runs the prod profile unless told otherwise"
+    );
+    let apps = compose_apps();
+    for expected in ["keys", "certs", "migrate", "http", "grpc", "socket"] {
+        assert!(apps.contains_key(expected), "no {expected} service");
+    }
+    assert_eq!(apps["grpc"]["replicas"], 2, "two gRPC instances");
+    for (name, service) in &apps {
+        let command: Vec<&str> = service["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let cli = go_example::cmd::Cli::try_parse_from(
+            std::iter::once("go_example").chain(command.iter().copied()),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {command:?}: {e}"));
+        // Every command but `certs generate` loads and checks the configuration.
+        if matches!(cli.command, go_example::cmd::Command::Certs(_)) {
+            continue;
+        }
+        let vars = env_vars(service);
+        let (profile, config) = load_as_image(&vars);
+        assert_eq!(profile, goex_config::Profile::Prod, "{name}");
+        if let Some(app @ ("http" | "grpc" | "socket")) = command.first().copied() {
+            if app == "socket" {
+                config
+                    .server
+                    .socket
+                    .check_for_socket_app(profile)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            // Hardened, health-checked with the app's own probe, stopped after its drain.
+            assert_eq!(service["read_only"], true, "{name}");
+            assert_eq!(service["cap_drop"], serde_json::json!(["ALL"]), "{name}");
+            assert_eq!(
+                service["healthcheck"],
+                serde_json::json!(["CMD", "/app/go_example", "probe", app]),
+                "{name}"
+            );
+            let drain = match app {
+                "http" => config.server.http.shutdown_timeout,
+                "grpc" => config.server.grpc.shutdown_timeout,
+                _ => config.server.socket.shutdown_timeout,
+            } + config.consul.deregister_grace;
+            let grace = seconds(service["stop_grace_period"].as_str().unwrap());
+            assert!(
+                grace > drain.as_secs_f64(),
+                "{name}: stop_grace_period {grace}s within the drain {drain:?}"
+            );
+            // Started once the migrations ran.
+            assert_eq!(
+                service["depends_on"]["migrate"], "service_completed_successfully",
+                "{name}"
+            );
+            // Behind the proxy: its forwarded addresses believed, no other.
+            let trusted = match app {
+                "socket" => &config.server.socket.trusted_proxies,
+                _ => &config.server.http.trusted_proxies,
+            };
+            let proxy: std::net::IpAddr = "172.28.0.10".parse().unwrap();
+            let other: std::net::IpAddr = "172.28.0.11".parse().unwrap();
+            assert!(
+                trusted.contains(proxy) && !trusted.contains(other),
+                "{name}: trusted_proxies"
+            );
+        }
+    }
+    // The HTTP app finds the gRPC instances through Consul, where they register.
+    let (_, http) = load_as_image(&env_vars(&apps["http"]));
+    assert!(
+        http.grpc_client.addr.starts_with("consul://"),
+        "{}",
+        http.grpc_client.addr
+    );
+    let (_, grpc) = load_as_image(&env_vars(&apps["grpc"]));
+    assert!(grpc.consul.enabled && !grpc.consul.services.grpc.is_empty());
+}
+
+#[test]
+fn the_init_jobs_keep_what_they_made_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let grpc = dir.path().join("grpc");
+    let run = |args: &[&str]| {
+        let out = crate::helpers::app_command()
+            .args(args)
+            .env("APP__CERTS__DIR", dir.path().join("jwt"))
+            .env("APP__LOG__FILE__ENABLED", "false")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let certs = [
+        "certs",
+        "generate",
+        "--out",
+        grpc.to_str().unwrap(),
+        "--if-missing",
+        "--discard-ca-key",
+    ];
+    assert!(run(&certs).contains("the CA's key was dropped"));
+    let server = std::fs::read(grpc.join(goex_certs::SERVER_CERT)).unwrap();
+    assert!(
+        !grpc.join(goex_certs::CA_KEY).exists(),
+        "no CA key in the runtime folder"
+    );
+    assert!(run(&certs).contains("kept"));
+    assert_eq!(
+        std::fs::read(grpc.join(goex_certs::SERVER_CERT)).unwrap(),
+        server
+    );
+
+    let keys = ["keys", "generate", "--name", "prod1", "--if-missing"];
+    assert!(run(&keys).contains("wrote"));
+    let private = dir.path().join("jwt/prod1/rsa_private_key.pem");
+    let made = std::fs::read(&private).unwrap();
+    assert!(run(&keys).contains("kept key prod1"));
+    assert_eq!(std::fs::read(&private).unwrap(), made);
+    // Without the flag, an existing key is still refused.
+    let out = crate::helpers::app_command()
+        .args(["keys", "generate", "--name", "prod1"])
+        .env("APP__CERTS__DIR", dir.path().join("jwt"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -139,6 +139,19 @@ pub fn generate(dir: &Path, sans: &[String], days: u32) -> Result<Written, CertE
     write_set(dir, sans, days, true)
 }
 
+/// [`generate`] without keeping the CA's key: it signs the two certificates and is dropped, so
+/// `dir` can be the runtime folder (a deployment's init step); the next set needs a new CA.
+///
+/// # Errors
+/// As [`generate`].
+pub fn generate_without_ca_key(
+    dir: &Path,
+    sans: &[String],
+    days: u32,
+) -> Result<Written, CertError> {
+    write_set(dir, sans, days, false)
+}
+
 fn write_set(
     dir: &Path,
     sans: &[String],
