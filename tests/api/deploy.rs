@@ -603,3 +603,292 @@ fn the_init_jobs_keep_what_they_made_at_the_next_start() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// The Kubernetes version the manifests are validated against (kubernetes-validate's schemas).
+const KUBERNETES_VERSION: &str = "1.32.0";
+
+/// `kubectl kustomize` of an overlay, which must be kubectl 1.27 or later (kustomize 5; the
+/// machine carries 1.32; Debian's kubernetes-client 1.20 is too old).
+fn render(overlay: &str) -> String {
+    let version = Command::new("kubectl")
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .expect("kubectl is installed (1.27 or later)");
+    let version: serde_json::Value = serde_json::from_slice(&version.stdout).unwrap();
+    let minor: u32 = version["clientVersion"]["minor"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('+')
+        .parse()
+        .unwrap();
+    assert!(
+        version["clientVersion"]["major"] == "1" && minor >= 27,
+        "kubectl {version} is older than 1.27"
+    );
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(manifest_dir().join("deploy/k8s/overlays").join(overlay))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {overlay}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn validate_k8s(file: &Path) -> std::process::Output {
+    deploy_tool("kubernetes-validate")
+        .args(["--strict", "--quiet", "-k", KUBERNETES_VERSION])
+        .arg(file)
+        .output()
+        .expect("kubernetes-validate runs")
+}
+
+#[test]
+fn every_rendered_kubernetes_object_is_valid_for_its_version_strictly() {
+    let dir = tempfile::tempdir().unwrap();
+    for overlay in ["dev", "prod"] {
+        let file = dir.path().join(format!("{overlay}.yaml"));
+        std::fs::write(&file, render(overlay)).unwrap();
+        let out = validate_k8s(&file);
+        assert!(
+            out.status.success(),
+            "{overlay}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Strict: an unknown field fails (a misspelt probe would otherwise pass silently).
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        render("prod").replacen("readinessProbe:", "readinesProbe:", 1),
+    )
+    .unwrap();
+    assert!(
+        !validate_k8s(&broken).status.success(),
+        "readinesProbe passed"
+    );
+}
+
+/// The rendered objects of an overlay as JSON.
+fn objects(overlay: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new(deploy_python())
+        .arg(manifest_dir().join("tests/deploy/yaml_to_json.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(render(overlay).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn of_kind<'a>(
+    objects: &'a [serde_json::Value],
+    kind: &str,
+) -> impl Iterator<Item = &'a serde_json::Value> {
+    let kind = kind.to_owned();
+    objects.iter().filter(move |o| o["kind"] == kind.as_str())
+}
+
+fn named<'a>(objects: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    of_kind(objects, kind)
+        .find(|o| o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// CPU cores of a Kubernetes quantity ("250m", "1", "1.5").
+fn cores(quantity: &serde_json::Value) -> f64 {
+    let text = quantity.as_str().unwrap_or_else(|| panic!("{quantity}"));
+    match text.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().unwrap() / 1000.0,
+        None => text.parse().unwrap(),
+    }
+}
+
+/// The configuration a pod of the overlay loads: its ConfigMap, and the credentials (the dev
+/// overlay's generated Secret, the prod overlay's documented example), with the checks the
+/// apps run at start.
+fn overlay_config(
+    overlay: &str,
+    objects: &[serde_json::Value],
+) -> (goex_config::Profile, go_example::meta::config::AppConfig) {
+    use base64::Engine;
+    let config_map = of_kind(objects, "ConfigMap").next().unwrap();
+    let mut vars: Vec<(String, String)> = config_map["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    match of_kind(objects, "Secret").next() {
+        Some(secret) => vars.extend(secret["data"].as_object().unwrap().iter().map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap().replace(char::is_whitespace, ""))
+                .unwrap();
+            (k.clone(), String::from_utf8(bytes).unwrap())
+        })),
+        None => vars.extend(
+            read(&format!(
+                "deploy/k8s/overlays/{overlay}/credentials.env.example"
+            ))
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_owned(), v.to_owned())
+            }),
+        ),
+    }
+    load_as_image(&vars)
+}
+
+#[test]
+fn every_pod_is_probed_bounded_non_root_read_only_and_drains_within_its_grace() {
+    for overlay in ["dev", "prod"] {
+        let objects = objects(overlay);
+        let (profile, config) = overlay_config(overlay, &objects);
+        let socket_config = config.server.socket.check_for_socket_app(profile);
+        assert!(socket_config.is_ok(), "{overlay}: {socket_config:?}");
+        let workloads: Vec<&serde_json::Value> = of_kind(&objects, "Deployment")
+            .chain(of_kind(&objects, "Job"))
+            .collect();
+        assert_eq!(
+            workloads.len(),
+            4,
+            "{overlay}: three apps and the migration job"
+        );
+        for workload in workloads {
+            let name = workload["metadata"]["name"].as_str().unwrap();
+            let pod = &workload["spec"]["template"]["spec"];
+            let security = &pod["securityContext"];
+            assert_eq!(security["runAsNonRoot"], true, "{overlay} {name}");
+            assert_ne!(security["runAsUser"], 0, "{overlay} {name}");
+            // Secrets are mounted for the group (0440 with fsGroup): the loader's rule.
+            assert_eq!(security["fsGroup"], APP_UID, "{overlay} {name}");
+            for volume in pod["volumes"].as_array().unwrap() {
+                for source in [&volume["secret"], &volume["projected"]] {
+                    if !source.is_null() {
+                        assert_eq!(source["defaultMode"], 0o440, "{overlay} {name}");
+                    }
+                }
+            }
+            for container in pod["containers"].as_array().unwrap() {
+                let c = &container["securityContext"];
+                assert_eq!(c["readOnlyRootFilesystem"], true, "{overlay} {name}");
+                assert_eq!(c["allowPrivilegeEscalation"], false, "{overlay} {name}");
+                assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]));
+                for bound in ["requests", "limits"] {
+                    for resource in ["cpu", "memory"] {
+                        assert!(
+                            container["resources"][bound][resource].is_string(),
+                            "{overlay} {name}: resources.{bound}.{resource}"
+                        );
+                    }
+                }
+                // /tmp and logs/ writable on a read-only root.
+                let mounts: Vec<&str> = container["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["mountPath"].as_str().unwrap())
+                    .collect();
+                assert!(mounts.contains(&"/tmp") && mounts.contains(&"/app/logs"));
+                if workload["kind"] == "Job" {
+                    assert_eq!(container["args"], serde_json::json!(["migrate"]));
+                    continue;
+                }
+                // The binary's probe of its own app, for start, readiness and liveness.
+                let app = container["args"][0].as_str().unwrap();
+                for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+                    assert_eq!(
+                        container[probe]["exec"]["command"],
+                        serde_json::json!(["/app/go_example", "probe", app]),
+                        "{overlay} {name}: {probe}"
+                    );
+                }
+                let drain = match app {
+                    "http" => config.server.http.shutdown_timeout,
+                    "grpc" => config.server.grpc.shutdown_timeout,
+                    "socket" => config.server.socket.shutdown_timeout,
+                    other => panic!("{other}"),
+                } + config.consul.deregister_grace
+                    + Duration::from_secs(
+                        container["lifecycle"]["preStop"]["sleep"]["seconds"]
+                            .as_u64()
+                            .unwrap_or(0),
+                    );
+                let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+                assert!(
+                    Duration::from_secs(grace) > drain,
+                    "{overlay} {name}: grace {grace}s within the drain {drain:?}"
+                );
+                // Metrics where the annotations say, on the pod's interfaces.
+                let annotations = &workload["spec"]["template"]["metadata"]["annotations"];
+                let metrics_addr = match app {
+                    "http" => &config.metrics.addr,
+                    "grpc" => &config.metrics.grpc_addr,
+                    _ => &config.metrics.socket_addr,
+                };
+                assert_eq!(
+                    format!(
+                        "0.0.0.0:{}",
+                        annotations["prometheus.io/port"].as_str().unwrap()
+                    ),
+                    *metrics_addr,
+                    "{overlay} {name}"
+                );
+                assert_eq!(annotations["prometheus.io/scrape"], "true");
+            }
+        }
+
+        // Autoscaling on CPU below the load shedder's threshold (else shedding holds the CPU
+        // down and the autoscaler never scales out).
+        for hpa in of_kind(&objects, "HorizontalPodAutoscaler") {
+            let target = hpa["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
+            let container =
+                &named(&objects, "Deployment", target)["spec"]["template"]["spec"]["containers"][0];
+            let utilization = hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
+                .as_f64()
+                .unwrap()
+                / 100.0;
+            let share = utilization * cores(&container["resources"]["requests"]["cpu"])
+                / cores(&container["resources"]["limits"]["cpu"]);
+            assert!(
+                share < config.shedding.cpu_threshold,
+                "{overlay} {target}: {share} >= shedding.cpu_threshold {}",
+                config.shedding.cpu_threshold
+            );
+        }
+
+        // The gRPC Service is headless and the HTTP app balances over its pods.
+        let grpc = named(&objects, "Service", "go-example-grpc");
+        assert_eq!(grpc["spec"]["clusterIP"], "None");
+        assert_eq!(config.grpc_client.addr, "dns:///go-example-grpc:9090");
+        // Rooms live in one process: one socket pod, never two during a rollout.
+        let socket = named(&objects, "Deployment", "go-example-socket");
+        assert_eq!(socket["spec"]["replicas"], 1, "{overlay}");
+        assert_eq!(socket["spec"]["strategy"]["type"], "Recreate", "{overlay}");
+        // The ingress's forwarded addresses are believed, and only from its network.
+        assert!(!config.server.http.trusted_proxies.is_empty());
+        if overlay == "prod" {
+            for deployment in of_kind(&objects, "Deployment") {
+                let name = deployment["metadata"]["name"].as_str().unwrap();
+                assert!(
+                    of_kind(&objects, "PodDisruptionBudget").any(|p| p["metadata"]["name"] == name),
+                    "prod: no PodDisruptionBudget for {name}"
+                );
+            }
+        }
+    }
+}
