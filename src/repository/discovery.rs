@@ -1,5 +1,7 @@
 //! Client-side discovery (docs/discovery.md): the passing instances of a Consul service, kept
-//! current by blocking health queries, each with its own connection; the pick of one per call;
+//! current by blocking health queries, or every address of a DNS name (`dns:///host:port`: a
+//! Kubernetes headless Service's ready pods), resolved again every `resolve_interval`; each
+//! with its own connection; the pick of one per call;
 //! and passive health checking: an instance a call could not reach is taken out of the
 //! rotation here at once (Consul notices only at its next check), and comes back when a probe
 //! connects to it again.
@@ -350,6 +352,180 @@ pub fn discover(
     instances
 }
 
+/// Makes `instances` the members of `now`: those gone removed, new or changed ones dialled as
+/// `endpoint` builds them (one that cannot be is left out, with a warning); `known` becomes
+/// `now`.
+fn apply(
+    instances: &Instances,
+    known: &mut BTreeMap<String, Instance>,
+    now: BTreeMap<String, Instance>,
+    endpoint: &impl Fn(&Instance) -> Result<Endpoint, String>,
+    logger: &slog::Logger,
+) {
+    for gone in known.keys().filter(|id| !now.contains_key(*id)) {
+        slog::info!(logger, "instance left"; "id" => gone);
+        instances.remove(gone);
+    }
+    for (id, instance) in &now {
+        if known.get(id) == Some(instance) {
+            continue;
+        }
+        match endpoint(instance) {
+            Ok(e) => {
+                slog::info!(logger, "instance joined"; "id" => id,
+                    "address" => format!("{}:{}", instance.address, instance.port));
+                instances.upsert(id, e);
+            }
+            Err(e) => {
+                slog::warn!(logger, "instance not dialable"; "id" => id, "error" => e);
+                instances.remove(id);
+            }
+        }
+    }
+    *known = now;
+}
+
+/// A `dns:///host:port` target (gRPC's name syntax, the system resolver).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsTarget {
+    /// The name resolved.
+    pub host: String,
+    /// The port every address is dialled on.
+    pub port: u16,
+}
+
+impl DnsTarget {
+    /// Parses `dns:///host:port`; `None` for any other scheme.
+    ///
+    /// # Errors
+    /// A `dns:` URL naming a DNS server (`dns://server/...`: only the system's resolver is
+    /// used), or without a host and port.
+    pub fn parse(url: &str) -> Option<Result<DnsTarget, String>> {
+        let rest = url.strip_prefix("dns:")?;
+        Some((|| {
+            let name = rest.strip_prefix("///").ok_or_else(|| {
+                format!("{url}: expected dns:///host:port (the system's resolver; no DNS server in the URL)")
+            })?;
+            let (host, port) = name
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{url}: expected dns:///host:port"))?;
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{url}: {port} is not a port"))?;
+            if host.is_empty() || host.contains('/') {
+                return Err(format!("{url}: expected dns:///host:port"));
+            }
+            Ok(DnsTarget {
+                host: host.to_owned(),
+                port,
+            })
+        })())
+    }
+}
+
+/// Every address `target` resolves to, dialled as `endpoint` builds it, resolved again every
+/// `interval` (an address gone is dropped, a new one joins); ejection and probes as for Consul
+/// instances. When a lookup fails the last addresses are kept. The resolver runs on the
+/// current tokio runtime until the last clone is dropped.
+pub fn resolve(
+    target: DnsTarget,
+    interval: Duration,
+    endpoint: impl Fn(&Instance) -> Result<Endpoint, String> + Send + 'static,
+    backoff: Backoff,
+    probe_timeout: Duration,
+    logger: slog::Logger,
+) -> Instances {
+    resolve_with(
+        target,
+        interval,
+        |host: String, port: u16| async move {
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map(Iterator::collect)
+        },
+        endpoint,
+        backoff,
+        probe_timeout,
+        logger,
+    )
+}
+
+/// [`resolve`] with the lookup given (tests answer it themselves).
+fn resolve_with<F, L>(
+    target: DnsTarget,
+    interval: Duration,
+    lookup: L,
+    endpoint: impl Fn(&Instance) -> Result<Endpoint, String> + Send + 'static,
+    backoff: Backoff,
+    probe_timeout: Duration,
+    logger: slog::Logger,
+) -> Instances
+where
+    L: Fn(String, u16) -> F + Send + 'static,
+    F: std::future::Future<Output = std::io::Result<Vec<std::net::SocketAddr>>> + Send,
+{
+    let logger = logger.new(slog::o!("dns" => format!("{}:{}", target.host, target.port)));
+    let stop = CancellationToken::new();
+    let instances = Instances::new(backoff, probe_timeout, logger.clone(), stop.clone());
+    let shared = Arc::downgrade(&instances.shared);
+    tokio::spawn(async move {
+        let mut known: BTreeMap<String, Instance> = BTreeMap::new();
+        let mut failing = false;
+        loop {
+            let answer = tokio::select! {
+                answer = lookup(target.host.clone(), target.port) => answer,
+                () = stop.cancelled() => return,
+            };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let instances_now = Instances { shared };
+            match answer {
+                Ok(addresses) => {
+                    if failing {
+                        slog::info!(logger, "the name resolves again");
+                        failing = false;
+                    }
+                    let now: BTreeMap<String, Instance> = addresses
+                        .into_iter()
+                        .map(|a| {
+                            let address = a.ip().to_canonical().to_string();
+                            let id = format!("{address}:{}", a.port());
+                            (
+                                id.clone(),
+                                Instance {
+                                    id,
+                                    address,
+                                    port: a.port(),
+                                },
+                            )
+                        })
+                        .collect();
+                    apply(&instances_now, &mut known, now, &endpoint, &logger);
+                    instances_now.shared.ready.send_replace(true);
+                }
+                Err(e) => {
+                    if !failing {
+                        slog::warn!(logger, "the name does not resolve: keeping the last known addresses";
+                            "error" => %e, "instances" => known.len());
+                        failing = true;
+                    }
+                    // Calls wait for the first answer only as long as one lookup takes.
+                    instances_now.shared.ready.send_replace(true);
+                }
+            }
+            drop(instances_now);
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    });
+    instances
+}
+
 async fn watch(
     target: Target,
     client: ConsulClient,
@@ -388,27 +564,7 @@ async fn watch(
                     .into_iter()
                     .map(|i| (i.id.clone(), i))
                     .collect();
-                for gone in known.keys().filter(|id| !now.contains_key(*id)) {
-                    slog::info!(logger, "instance left"; "id" => gone);
-                    instances_now.remove(gone);
-                }
-                for (id, instance) in &now {
-                    if known.get(id) == Some(instance) {
-                        continue;
-                    }
-                    match endpoint(instance) {
-                        Ok(e) => {
-                            slog::info!(logger, "instance joined"; "id" => id,
-                                "address" => format!("{}:{}", instance.address, instance.port));
-                            instances_now.upsert(id, e);
-                        }
-                        Err(e) => {
-                            slog::warn!(logger, "instance not dialable"; "id" => id, "error" => e);
-                            instances_now.remove(id);
-                        }
-                    }
-                }
-                known = now;
+                apply(&instances_now, &mut known, now, &endpoint, &logger);
                 instances_now.shared.ready.send_replace(true);
                 drop(instances_now);
                 if !advanced && started.elapsed() < MIN_QUERY_INTERVAL {
@@ -540,6 +696,94 @@ mod tests {
         assert_eq!(picked(&instances, 50), [up_key].into());
         instances.remove("up");
         assert!(instances.pick(&[]).is_none());
+    }
+
+    #[test]
+    fn a_dns_target_is_a_host_and_port_for_the_system_resolver() {
+        assert_eq!(
+            DnsTarget::parse("dns:///go-example-grpc:9090"),
+            Some(Ok(DnsTarget {
+                host: "go-example-grpc".into(),
+                port: 9090
+            }))
+        );
+        assert_eq!(DnsTarget::parse("https://a:1"), None);
+        for bad in [
+            "dns://8.8.8.8/grpc:9090",
+            "dns:///grpc",
+            "dns:///grpc:0",
+            "dns:///:9090",
+            "dns:///grpc:http",
+        ] {
+            assert!(matches!(DnsTarget::parse(bad), Some(Err(_))), "{bad}");
+        }
+    }
+
+    /// Every address the name resolves to is an instance; one gone is dropped at the next
+    /// lookup, one new joins; a failed lookup keeps the last ones.
+    #[tokio::test]
+    async fn the_addresses_of_a_name_are_the_instances_and_follow_its_answers() {
+        type Answer = std::io::Result<Vec<std::net::SocketAddr>>;
+        let answers = Arc::new(Mutex::new(Ok(vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.2:1".parse().unwrap(),
+        ]) as Answer));
+        let answering = answers.clone();
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let instances = resolve_with(
+            DnsTarget {
+                host: "grpc".into(),
+                port: 1,
+            },
+            Duration::from_millis(20),
+            move |host, port| {
+                assert_eq!((host.as_str(), port), ("grpc", 1));
+                let answer = match &*answering.lock().unwrap() {
+                    Ok(addresses) => Ok(addresses.clone()),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                };
+                async move { answer }
+            },
+            |instance| {
+                Ok(endpoint(
+                    instance.port + u16::from(instance.address.ends_with(".2")),
+                ))
+            },
+            BACKOFF,
+            Duration::from_millis(100),
+            logger,
+        );
+        tokio::time::timeout(Duration::from_secs(5), instances.ready())
+            .await
+            .unwrap();
+        let ids = |instances: &Instances| -> Vec<String> {
+            instances
+                .shared
+                .members()
+                .iter()
+                .map(|m| m.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&instances), ["127.0.0.1:1", "127.0.0.2:1"]);
+
+        *answers.lock().unwrap() = Ok(vec!["127.0.0.2:1".parse().unwrap()]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ids(&instances), ["127.0.0.2:1"]);
+
+        *answers.lock().unwrap() = Err(std::io::Error::other("SERVFAIL"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            ids(&instances),
+            ["127.0.0.2:1"],
+            "kept while the name fails"
+        );
+
+        *answers.lock().unwrap() = Ok(vec![
+            "127.0.0.3:1".parse().unwrap(),
+            "[::ffff:127.0.0.2]:1".parse().unwrap(),
+        ]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ids(&instances), ["127.0.0.2:1", "127.0.0.3:1"]);
     }
 
     /// A Consul agent double answering every health query with `body` at index 7.

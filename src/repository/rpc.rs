@@ -286,6 +286,33 @@ impl GrpcHello {
                 None => Ok(endpoint),
             }
         };
+        let scheme = if config.tls.enabled { "https" } else { "http" };
+        let dial_one = dial.clone();
+        let dial_instance = move |instance: &goex_consul::Instance| {
+            let host = match instance.address.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+                _ => instance.address.clone(),
+            };
+            dial_one(format!("{scheme}://{host}:{}", instance.port))
+        };
+        let backoff = Backoff {
+            initial: config.ejection_initial,
+            max: config.ejection_max,
+        };
+        // `dns:///host:port`: balanced over every address of the name (a Kubernetes headless
+        // Service's ready pods), resolved again every resolve_interval.
+        if let Some(target) = crate::repository::discovery::DnsTarget::parse(&config.addr) {
+            let target = target.map_err(|e| format!("grpc_client.addr: {e}"))?;
+            let instances = crate::repository::discovery::resolve(
+                target,
+                config.resolve_interval,
+                dial_instance,
+                backoff,
+                config.connect_timeout,
+                logger.new(slog::o!("client" => "grpc")),
+            );
+            return Self::with_backend(config, Backend::Discovered(instances), logger);
+        }
         // `consul://host:port/service?wait=10s` (the original's target): balanced over the
         // service's passing instances; anything else: one address.
         let backend = match goex_consul::Target::parse(&config.addr) {
@@ -298,28 +325,26 @@ impl GrpcHello {
                     &consul.tls,
                 )
                 .map_err(|e| format!("grpc_client.addr: {e}"))?;
-                let scheme = if config.tls.enabled { "https" } else { "http" };
                 Backend::Discovered(crate::repository::discovery::discover(
                     target,
                     agent,
                     consul.timeout,
-                    crate::repository::discovery::within(consul.networks(), move |instance| {
-                        let host = match instance.address.parse::<std::net::IpAddr>() {
-                            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
-                            _ => instance.address.clone(),
-                        };
-                        dial(format!("{scheme}://{host}:{}", instance.port))
-                    }),
-                    Backoff {
-                        initial: config.ejection_initial,
-                        max: config.ejection_max,
-                    },
+                    crate::repository::discovery::within(consul.networks(), dial_instance),
+                    backoff,
                     config.connect_timeout,
                     logger.new(slog::o!("client" => "grpc")),
                 ))
             }
             None => Backend::Single(Arc::new(ThreadChannel::new(dial(config.addr.clone())?))),
         };
+        Self::with_backend(config, backend, logger)
+    }
+
+    fn with_backend(
+        config: &GrpcClientConfig,
+        backend: Backend,
+        logger: &slog::Logger,
+    ) -> Result<Self, String> {
         let settings = config.breaker.get("SayHello").cloned().unwrap_or_default();
         let log = logger.clone();
         let breaker = Breaker::builder(SAY_HELLO, &settings)

@@ -187,3 +187,27 @@ async fn one_client_is_held_to_its_calls_per_address_in_parallel() {
     let (status, body) = call("198.51.100.8").await;
     assert_eq!(status, 503, "another address is not throttled: {body}");
 }
+
+/// `grpc_client.addr: dns:///host:port` (the Kubernetes manifests' headless Service): the name
+/// resolved by the system resolver, every address dialled with TLS and the configured name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_hello_answers_through_a_dns_name_resolved_by_the_client() {
+    let certs = tempfile::tempdir().unwrap();
+    goex_certs::ensure(certs.path(), 1).unwrap();
+    let port = free_port();
+    let _grpc = grpc_app_on(port, certs.path()).await;
+    let app = spawn_app_adjusted(
+        &[
+            ("APP__GRPC_CLIENT__ADDR", format!("dns:///localhost:{port}")),
+            (
+                "APP__GRPC_CLIENT__TLS__DIR",
+                certs.path().display().to_string(),
+            ),
+        ],
+        |_| {},
+    )
+    .await;
+    let (status, body, _) = grpc_hello(&app, "?id=5").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["name"], "hello gRPC");
+}

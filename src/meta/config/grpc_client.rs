@@ -28,6 +28,9 @@ pub struct GrpcClientConfig {
     /// before its first probe (docs/discovery.md).
     #[serde(with = "humantime_serde")]
     pub ejection_initial: Duration,
+    /// With `dns:///host:port`: how often the name is resolved again (pods come and go).
+    #[serde(with = "humantime_serde")]
+    pub resolve_interval: Duration,
     /// The longest time out between two probes (it doubles from `ejection_initial`).
     #[serde(with = "humantime_serde")]
     pub ejection_max: Duration,
@@ -36,10 +39,16 @@ pub struct GrpcClientConfig {
 impl GrpcClientConfig {
     /// `grpc_client.*`.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
-        refuse_zero(&[(
-            "grpc_client.ejection_initial",
-            self.ejection_initial.is_zero(),
-        )])?;
+        refuse_zero(&[
+            (
+                "grpc_client.ejection_initial",
+                self.ejection_initial.is_zero(),
+            ),
+            (
+                "grpc_client.resolve_interval",
+                self.resolve_interval.is_zero(),
+            ),
+        ])?;
         if self.ejection_max < self.ejection_initial {
             return Err(invalid(
                 "grpc_client.ejection_max",
