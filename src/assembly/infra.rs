@@ -188,6 +188,7 @@ impl Infra {
             &config.grpc_client,
             &config.consul,
             logger,
+            metrics.as_ref(),
         ));
         if let Err(reason) = grpc_hello.as_ref() {
             slog::warn!(logger, "gRPC client not available: GET /grpc/hello answers 10002"; "reason" => reason);

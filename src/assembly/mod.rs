@@ -284,6 +284,7 @@ pub fn build_customized(
                 running_exports: Arc::new(Semaphore::new(config.excel.max_running_exports)),
                 running_imports: Arc::new(Semaphore::new(config.excel.max_running_imports)),
                 running_jobs: RunningJobs::default(),
+                metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::import_jobs),
             })
             .with_component_parameters::<ExcelControllerImpl>(ExcelControllerImplParameters {
                 config: excel.clone(),

@@ -99,6 +99,7 @@ impl Served for Grpc {
         let options = server::grpc::ServeOptions {
             debug_routes: config.server.debug_routes,
             tracing: infra.tracing.clone(),
+            metrics: infra.metrics.clone(),
         };
         let serve = {
             let (grpc, module, logger, served) =

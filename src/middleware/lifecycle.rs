@@ -367,6 +367,9 @@ where
                     Some(e) => {
                         let out = OutgoingError::of(e, res.status(), accept_language.as_ref());
                         out.log(&factory.logger, &method, uri.path());
+                        if let Some(metrics) = &factory.metrics {
+                            metrics.error_code(out.code);
+                        }
                         match out.replacement(e) {
                             None => Ok(res.map_into_left_body()),
                             Some(mut body) => {
@@ -381,6 +384,9 @@ where
                     let status = e.as_response_error().status_code();
                     let out = OutgoingError::of(&e, status, accept_language.as_ref());
                     out.log(&factory.logger, &method, uri.path());
+                    if let Some(metrics) = &factory.metrics {
+                        metrics.error_code(out.code);
+                    }
                     let mut body = out.envelope(&e);
                     body.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
                     Err(InternalError::from_response(out.summary, body).into())

@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod catch_panic;
 pub mod grpc_call_log;
+pub mod grpc_metrics;
 pub mod grpc_rate_limit;
 pub mod grpc_trace;
 pub mod head_deadline;

@@ -255,6 +255,7 @@ impl GrpcHello {
         config: &GrpcClientConfig,
         consul: &crate::meta::config::ConsulConfig,
         logger: &slog::Logger,
+        metrics: Option<&goex_metrics::Metrics>,
     ) -> Result<Self, String> {
         let tls = if config.tls.enabled {
             let dir = std::path::Path::new(&config.tls.dir);
@@ -311,7 +312,7 @@ impl GrpcHello {
                 config.connect_timeout,
                 logger.new(slog::o!("client" => "grpc")),
             );
-            return Self::with_backend(config, Backend::Discovered(instances), logger);
+            return Self::with_backend(config, Backend::Discovered(instances), logger, metrics);
         }
         // `consul://host:port/service?wait=10s` (the original's target): balanced over the
         // service's passing instances; anything else: one address.
@@ -337,20 +338,30 @@ impl GrpcHello {
             }
             None => Backend::Single(Arc::new(ThreadChannel::new(dial(config.addr.clone())?))),
         };
-        Self::with_backend(config, backend, logger)
+        Self::with_backend(config, backend, logger, metrics)
     }
 
     fn with_backend(
         config: &GrpcClientConfig,
         backend: Backend,
         logger: &slog::Logger,
+        metrics: Option<&goex_metrics::Metrics>,
     ) -> Result<Self, String> {
         let settings = config.breaker.get("SayHello").cloned().unwrap_or_default();
         let log = logger.clone();
+        // go_example_breaker_state{method}: 0 closed, 1 half-open, 2 open.
+        let gauge = metrics.map(|m| m.breaker_state(SAY_HELLO));
         let breaker = Breaker::builder(SAY_HELLO, &settings)
             .observer(move |name: &str, from, to| {
                 slog::warn!(log, "circuit breaker state changed";
                     "method" => name, "from" => %from, "to" => %to);
+                if let Some(gauge) = &gauge {
+                    gauge.set(match to {
+                        goex_breaker::State::Closed => 0,
+                        goex_breaker::State::HalfOpen => 1,
+                        goex_breaker::State::Open => 2,
+                    });
+                }
             })
             .build()
             .map_err(|e| format!("grpc_client.breaker.SayHello: {e}"))?;

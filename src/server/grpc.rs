@@ -24,6 +24,7 @@ use crate::controller::grpc::hello::HelloRpcController;
 use crate::controller::grpc::user::UserRpcController;
 use crate::meta::config::{ClientAuth, GrpcConfig};
 use crate::middleware::grpc_call_log::GrpcCallLogLayer;
+use crate::middleware::grpc_metrics::GrpcMetricsLayer;
 use crate::middleware::grpc_rate_limit::GrpcRateLimitLayer;
 use crate::middleware::grpc_trace::GrpcTraceLayer;
 use crate::proto::bench::burn_server::BurnServer;
@@ -67,6 +68,8 @@ pub struct ServeOptions {
     pub debug_routes: bool,
     /// The app's tracer: a server span per call when tracing is on.
     pub tracing: goex_tracing::Tracing,
+    /// Call metrics (`go_example_grpc_*`), when `metrics.enabled`.
+    pub metrics: Option<goex_metrics::Metrics>,
 }
 
 /// The full names of the services whose calls are named after their method in server spans
@@ -97,6 +100,7 @@ pub async fn serve(
     let ServeOptions {
         debug_routes,
         tracing,
+        metrics,
     } = options;
     let mut builder = Server::builder()
         .max_concurrent_streams(Some(config.max_concurrent_streams))
@@ -159,8 +163,11 @@ pub async fn serve(
     let shed = ShedLayer {
         shedder: shedding.shedder("grpc")?,
     };
+    let metered = metrics.map(|m| GrpcMetricsLayer::new(m, TRACED_SERVICES));
     let router = builder
-        // Outermost: a shed call costs no credential check.
+        // Outermost: every call counted, the shed and refused ones too.
+        .layer(tower::util::option_layer(metered))
+        // A shed call costs no credential check.
         .layer(shed)
         .layer(auth)
         // Inside the auth layer (tonic stacks later layers inside): the caller is known, for

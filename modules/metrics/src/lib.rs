@@ -73,6 +73,12 @@ struct Inner {
     socket: SocketMetrics,
     rate_limit_store_fallbacks: IntCounterVec,
     rate_limit_decisions: IntCounterVec,
+    errors: IntCounterVec,
+    grpc_requests: IntCounterVec,
+    grpc_duration: HistogramVec,
+    breaker_state: IntGaugeVec,
+    import_jobs: IntCounterVec,
+    import_jobs_running: IntGauge,
     /// The latest sampled request of each latency bucket, by route (tracing on).
     exemplars: openmetrics::Exemplars,
 }
@@ -319,6 +325,58 @@ impl SheddingDecisions {
     }
 }
 
+/// The gRPC app's per-call series.
+#[derive(Clone, Debug)]
+pub struct GrpcCallMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl GrpcCallMetrics {
+    /// Records a call of `service`/`method` answered with `code` (a gRPC code's name) after
+    /// `seconds`.
+    pub fn observe(&self, service: &str, method: &str, code: &str, seconds: f64) {
+        self.requests
+            .with_label_values(&[service, method, code])
+            .inc();
+        self.duration
+            .with_label_values(&[service, method])
+            .observe(seconds);
+    }
+}
+
+/// One breaker's state gauge.
+#[derive(Clone, Debug)]
+pub struct BreakerStateGauge(IntGauge);
+
+impl BreakerStateGauge {
+    /// 0 closed, 1 half-open, 2 open.
+    pub fn set(&self, state: i64) {
+        self.0.set(state);
+    }
+}
+
+/// The import jobs' series, resolved once.
+#[derive(Clone, Debug)]
+pub struct ImportJobMetrics {
+    done: IntCounter,
+    failed: IntCounter,
+    running: IntGauge,
+}
+
+impl ImportJobMetrics {
+    /// A job started.
+    pub fn started(&self) {
+        self.running.inc();
+    }
+
+    /// A job ended, done or failed.
+    pub fn ended(&self, done: bool) {
+        self.running.dec();
+        if done { &self.done } else { &self.failed }.inc();
+    }
+}
+
 /// The load shedder's numbers at the instant of a scrape.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SheddingSample {
@@ -526,6 +584,51 @@ impl Metrics {
             &["rule", "outcome"],
         )?;
         registry.register(Box::new(rate_limit_decisions.clone()))?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "errors_total",
+                "Answers that carried an error envelope, by its documented code (docs/errors.md)",
+            ),
+            &["code"],
+        )?;
+        registry.register(Box::new(errors.clone()))?;
+        let grpc_requests = IntCounterVec::new(
+            Opts::new(
+                "grpc_requests_total",
+                "gRPC calls answered by the gRPC app, by service, method and status code \
+                 (service and method `-` for a path it does not serve)",
+            ),
+            &["service", "method", "code"],
+        )?;
+        let grpc_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "grpc_request_duration_seconds",
+                "Time from a gRPC call's arrival to its answer's head, by service and method",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["service", "method"],
+        )?;
+        registry.register(Box::new(grpc_requests.clone()))?;
+        registry.register(Box::new(grpc_duration.clone()))?;
+        let breaker_state = IntGaugeVec::new(
+            Opts::new(
+                "breaker_state",
+                "The gRPC client's circuit breaker of each method: 0 closed, 1 half-open, 2 open",
+            ),
+            &["method"],
+        )?;
+        registry.register(Box::new(breaker_state.clone()))?;
+        let import_jobs = IntCounterVec::new(
+            Opts::new(
+                "import_jobs_total",
+                "Excel import jobs ended, by outcome (done, failed)",
+            ),
+            &["outcome"],
+        )?;
+        let import_jobs_running =
+            IntGauge::new("import_jobs_running", "Excel import jobs running now")?;
+        registry.register(Box::new(import_jobs.clone()))?;
+        registry.register(Box::new(import_jobs_running.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -550,9 +653,48 @@ impl Metrics {
                 socket,
                 rate_limit_store_fallbacks,
                 rate_limit_decisions,
+                errors,
+                grpc_requests,
+                grpc_duration,
+                breaker_state,
+                import_jobs,
+                import_jobs_running,
                 exemplars: openmetrics::Exemplars::default(),
             }),
         })
+    }
+
+    /// Counts an answer carrying the error envelope with `code`.
+    pub fn error_code(&self, code: u32) {
+        self.inner
+            .errors
+            .with_label_values(&[code.to_string().as_str()])
+            .inc();
+    }
+
+    /// The gRPC app's call series.
+    pub fn grpc_calls(&self) -> GrpcCallMetrics {
+        GrpcCallMetrics {
+            requests: self.inner.grpc_requests.clone(),
+            duration: self.inner.grpc_duration.clone(),
+        }
+    }
+
+    /// The state gauge of the client breaker of `method`, set to closed.
+    pub fn breaker_state(&self, method: &str) -> BreakerStateGauge {
+        let gauge = self.inner.breaker_state.with_label_values(&[method]);
+        gauge.set(0);
+        BreakerStateGauge(gauge)
+    }
+
+    /// The import jobs' series, both present from the start.
+    pub fn import_jobs(&self) -> ImportJobMetrics {
+        let outcome = |o: &str| self.inner.import_jobs.with_label_values(&[o]);
+        ImportJobMetrics {
+            done: outcome("done"),
+            failed: outcome("failed"),
+            running: self.inner.import_jobs_running.clone(),
+        }
     }
 
     /// The socket app's series.

@@ -86,6 +86,8 @@ pub struct JobParts {
     pub excel: Arc<ExcelConfig>,
     /// The users the importing admin may still create.
     pub budget: CreationBudget,
+    /// Jobs running and ended, when metrics are on.
+    pub metrics: Option<goex_metrics::ImportJobMetrics>,
 }
 
 /// One of the `excel.max_running_imports` places, taken before the upload is received (so
@@ -141,8 +143,13 @@ pub async fn start(
     let async_rows = parts.excel.async_rows;
     let local = local.clone();
     local.lock().insert(id.clone(), seen.clone());
+    let counted = parts.metrics.clone().map(Counted::start);
     let mut task = tokio::spawn(async move {
+        let mut counted = counted;
         let outcome = run(parts, &id, file, options, progress).await;
+        if let Some(counted) = &mut counted {
+            counted.done = outcome.is_ok();
+        }
         local.lock().remove(&id);
         drop(permit);
         outcome
@@ -169,6 +176,29 @@ pub async fn start(
                 };
             }
         }
+    }
+}
+
+/// A running job in `go_example_import_jobs_*`: counted as ended when dropped, failed unless
+/// marked done (a task that panicked ends failed too).
+struct Counted {
+    metrics: goex_metrics::ImportJobMetrics,
+    done: bool,
+}
+
+impl Counted {
+    fn start(metrics: goex_metrics::ImportJobMetrics) -> Self {
+        metrics.started();
+        Self {
+            metrics,
+            done: false,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.metrics.ended(self.done);
     }
 }
 

@@ -130,6 +130,8 @@ pub struct ExcelServiceImpl {
     running_imports: Arc<tokio::sync::Semaphore>,
     /// The import jobs this process runs, with their live progress.
     running_jobs: RunningJobs,
+    /// Jobs running and ended (`go_example_import_jobs_*`), when metrics are on.
+    metrics: Option<goex_metrics::ImportJobMetrics>,
 }
 
 /// Why the export failed to write: 30000.
@@ -187,6 +189,7 @@ impl ExcelService for ExcelServiceImpl {
                 limit: self.excel.max_created_per_hour,
                 window: std::time::Duration::from_secs(3600),
             },
+            metrics: self.metrics.clone(),
         };
         jobs::start(parts, &self.running_jobs, slot, user, file, options).await
     }
