@@ -151,7 +151,10 @@ pub fn build_customized(
                 client.clone(),
                 config.rate_limit.clone(),
                 MemoryRateLimitStore::new(&config.rate_limit),
-                infra.metrics.as_ref().map(RateLimitStoreMetrics::new),
+                infra
+                    .metrics
+                    .as_ref()
+                    .map(|m| RateLimitStoreMetrics::new(m, &config.rate_limit)),
                 infra.logger.clone(),
             ))
             .with_component_parameters::<RedisKeyValueClient>(RedisKeyValueClientParameters {
@@ -284,7 +287,10 @@ pub fn build_customized(
                 running_exports: Arc::new(Semaphore::new(config.excel.max_running_exports)),
                 running_imports: Arc::new(Semaphore::new(config.excel.max_running_imports)),
                 running_jobs: RunningJobs::default(),
-                metrics: infra.metrics.as_ref().map(goex_metrics::Metrics::import_jobs),
+                metrics: infra
+                    .metrics
+                    .as_ref()
+                    .map(goex_metrics::Metrics::import_jobs),
             })
             .with_component_parameters::<ExcelControllerImpl>(ExcelControllerImplParameters {
                 config: excel.clone(),

@@ -200,9 +200,19 @@ mod tests {
             .metadata_mut()
             .insert(crate::proto::ERROR_CODE_KEY, "10010".parse().unwrap());
         answer(&metrics, "/user.UserService/GetUser", Some(refused)).await;
-        answer(&metrics, "/made.Up/Anything", Some(tonic::Status::unimplemented(""))).await;
+        answer(
+            &metrics,
+            "/made.Up/Anything",
+            Some(tonic::Status::unimplemented("")),
+        )
+        .await;
         let text = metrics.render();
-        let series = |labels: &str| value(&text, &format!("go_example_grpc_requests_total{{{labels}}}"));
+        let series = |labels: &str| {
+            value(
+                &text,
+                &format!("go_example_grpc_requests_total{{{labels}}}"),
+            )
+        };
         assert_eq!(
             series(r#"code="OK",method="GetUser",service="user.UserService""#),
             Some(2.0)

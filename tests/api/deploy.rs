@@ -892,3 +892,156 @@ fn every_pod_is_probed_bounded_non_root_read_only_and_drains_within_its_grace() 
         }
     }
 }
+
+/// `/metrics` of a metrics listener.
+async fn scrape_port(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The families of scrapes (`# TYPE name kind`) and their sample lines.
+#[derive(Default)]
+struct Exported {
+    kinds: std::collections::BTreeMap<String, String>,
+    samples: Vec<String>,
+}
+
+impl Exported {
+    fn add(&mut self, text: &str) {
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                self.kinds.insert(name.to_owned(), kind.to_owned());
+            } else if !line.starts_with('#') && !line.is_empty() {
+                self.samples.push(line.to_owned());
+            }
+        }
+    }
+
+    /// The family a queried name belongs to: itself, or a histogram's `_bucket`, `_sum`,
+    /// `_count`.
+    fn family_of(&self, name: &str) -> Option<&str> {
+        if self.kinds.contains_key(name) {
+            return Some(self.kinds.get_key_value(name).unwrap().0);
+        }
+        ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+            let base = name.strip_suffix(suffix)?;
+            (self.kinds.get(base)? == "histogram")
+                .then_some(self.kinds.get_key_value(base)?.0.as_str())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_and_label_the_dashboard_queries_is_exported_by_the_running_apps() {
+    use crate::helpers::{redis_overrides, service_env, spawn_app_with, unique_name};
+    use futures_util::SinkExt;
+    let (Some(redis), Some(mongo)) = (
+        service_env("APP__REDIS__ADDRS__0"),
+        service_env("APP__MONGODB__ADDR"),
+    ) else {
+        return;
+    };
+    let mut exported = Exported::default();
+
+    // The gRPC app, shedding on, called by the HTTP app below.
+    let shedding = ("APP__SHEDDING__ENABLED", "true".to_owned());
+    let grpc = crate::grpc::spawn_grpc_with("request", std::slice::from_ref(&shedding)).await;
+    // The HTTP app on Redis and MongoDB, calling the gRPC app.
+    let mut overrides = redis_overrides("single", &redis);
+    overrides.extend([
+        ("APP__MONGODB__ENABLED", "true".to_owned()),
+        ("APP__MONGODB__ADDR", mongo),
+        ("APP__MONGODB__DATABASE", unique_name("go_example_d")),
+        shedding.clone(),
+        (
+            "APP__GRPC_CLIENT__ADDR",
+            format!("https://127.0.0.1:{}", grpc.port),
+        ),
+        (
+            "APP__GRPC_CLIENT__TLS__DIR",
+            grpc.certs.display().to_string(),
+        ),
+    ]);
+    let http = spawn_app_with(&overrides).await;
+    assert_eq!(http.get("/hello?id=1").await.status().as_u16(), 200);
+    assert_eq!(http.get("/no/such/route").await.status().as_u16(), 404);
+    assert_eq!(http.get("/grpc/hello?id=1").await.status().as_u16(), 200);
+    exported.add(&scrape_port(http.metrics_port.unwrap()).await);
+    exported.add(&scrape_port(grpc.metrics_port.unwrap()).await);
+    // The socket app: a connection, a message each way, a close.
+    let socket = crate::socket::spawn_socket(&[]).await;
+    let mut ws = crate::socket::connect(&socket.url()).await;
+    ws.send(tokio_tungstenite::tungstenite::Message::text("a"))
+        .await
+        .unwrap();
+    crate::socket::next_data(&mut ws).await;
+    ws.close(None).await.unwrap();
+    // And a refusal (a page of another origin).
+    assert!(
+        crate::socket::connect_with(&socket.url(), &[("origin", "http://evil.example")])
+            .await
+            .is_err()
+    );
+    let metrics_port = socket.metrics_port.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            scrape_port(metrics_port)
+                .await
+                .contains("go_example_socket_closes_total{")
+        })
+        .await
+    );
+    exported.add(&scrape_port(metrics_port).await);
+
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/dashboards/go_example.json")).unwrap();
+    let names = fancy_regex::Regex::new(r"go_example_[a-z0-9_]+").unwrap();
+    let by = fancy_regex::Regex::new(r"by \(([a-z_, ]+)\)").unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let families: Vec<&str> = names
+                .find_iter(expr)
+                .map(|m| {
+                    let name = m.unwrap().as_str();
+                    exported.family_of(name).unwrap_or_else(|| {
+                        panic!("{name} (panel {}) is exported by no app", panel["title"])
+                    })
+                })
+                .collect();
+            assert!(!families.is_empty(), "{expr}");
+            // Every label it groups by is on the samples of a metric it queries.
+            for group in by.captures_iter(expr) {
+                for label in group.unwrap()[1].split(',').map(str::trim) {
+                    if ["le", "job", "instance"].contains(&label) {
+                        continue;
+                    }
+                    assert!(
+                        exported.samples.iter().any(|s| {
+                            families.iter().any(|f| s.starts_with(f))
+                                && s.contains(&format!("{label}=\""))
+                        }),
+                        "label {label} of {expr} is on no sample"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} expressions");
+    // And it is the dashboard the compose stack's Grafana loads.
+    assert!(
+        read("deploy/grafana/provisioning/dashboards/go_example.yaml")
+            .contains("/var/lib/grafana/dashboards")
+    );
+    assert!(
+        read("deploy/compose/compose.yaml")
+            .contains("../grafana/dashboards:/var/lib/grafana/dashboards")
+    );
+}

@@ -655,6 +655,25 @@ async fn a_large_import_runs_in_the_background_and_its_progress_reaches_the_sock
         (Some(400), Some(400))
     );
     assert_eq!(all_users(&app).await.len(), 401);
+    // The dashboard's import panel: one job ended done, none running (counted as the job's
+    // task ends, just after its row says done).
+    let metrics_port = app.metrics_port.unwrap();
+    assert!(
+        crate::helpers::eventually(std::time::Duration::from_secs(5), async || {
+            let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let value = |series| crate::helpers::quick_value(&text, series);
+            value(r#"go_example_import_jobs_total{outcome="done"}"#) == Some(1.0)
+                && value(r#"go_example_import_jobs_total{outcome="failed"}"#) == Some(0.0)
+                && value("go_example_import_jobs_running") == Some(0.0)
+        })
+        .await,
+        "go_example_import_jobs_* after one job"
+    );
 
     // Only its owner sees it.
     let other = self::token(&app, "importer8").await;

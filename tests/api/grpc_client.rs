@@ -109,6 +109,14 @@ async fn the_breaker_opens_on_a_dead_grpc_app_answers_degraded_then_closes_after
         took < Duration::from_millis(200),
         "short-circuited: {took:?}"
     );
+    // The dashboard's breaker panel: 2 open.
+    let breaker = r#"go_example_breaker_state{method="/hello.HelloService/SayHello"}"#;
+    let (_, text) = crate::helpers::scrape(&app).await;
+    assert_eq!(
+        crate::helpers::quick_value(&text, breaker),
+        Some(2.0),
+        "{text}"
+    );
 
     // The gRPC app comes back; after the sleep window one probe goes through and closes it.
     let _grpc = grpc_app_on(port, certs.path()).await;
@@ -125,6 +133,8 @@ async fn the_breaker_opens_on_a_dead_grpc_app_answers_degraded_then_closes_after
     }
     let (_, ready) = app.get_json("/readyz").await;
     assert_eq!(ready["breakers"]["/hello.HelloService/SayHello"], "closed");
+    let (_, text) = crate::helpers::scrape(&app).await;
+    assert_eq!(crate::helpers::quick_value(&text, breaker), Some(0.0));
 }
 
 /// Issue 22: anonymous `/grpc/hello` floods from one client held the gRPC app's breaker open

@@ -101,7 +101,7 @@ fn logged_instance(
         client(mode, addrs),
         config.clone(),
         MemoryRateLimitStore::new(&config),
-        metrics.map(RateLimitStoreMetrics::new),
+        metrics.map(|m| RateLimitStoreMetrics::new(m, &config)),
         logger,
     ))
 }

@@ -26,7 +26,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A running socket app.
 pub(crate) struct SocketApp {
     pub(crate) port: u16,
-    metrics_port: Option<u16>,
+    pub(crate) metrics_port: Option<u16>,
     module: std::sync::Arc<go_example::assembly::AppModule>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -92,7 +92,7 @@ pub(crate) async fn spawn_socket(extra: &[(&str, String)]) -> SocketApp {
     }
 }
 
-async fn connect(url: &str) -> Ws {
+pub(crate) async fn connect(url: &str) -> Ws {
     tokio_tungstenite::connect_async(url)
         .await
         .expect("the upgrade succeeds")

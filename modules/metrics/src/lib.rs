@@ -903,6 +903,14 @@ impl Metrics {
     }
 
     /// Redis did not answer a spend of rate-limit rule `rule` (a name from config) and
+    /// Makes the fallback series of `rule` and `action` present at 0.
+    pub fn rate_limit_store_fallback_series(&self, rule: &str, action: &str) {
+        let _ = self
+            .inner
+            .rate_limit_store_fallbacks
+            .with_label_values(&[rule, action]);
+    }
+
     /// `action` (`local`, `allow` or `deny`) decided instead.
     pub fn rate_limit_store_fallback(&self, rule: &str, action: &str) {
         self.inner

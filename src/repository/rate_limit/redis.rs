@@ -62,12 +62,25 @@ pub struct RateLimitStoreMetrics {
 }
 
 impl RateLimitStoreMetrics {
-    /// The store's handles on `metrics`.
-    pub fn new(metrics: &Metrics) -> Self {
+    /// The store's handles on `metrics`, each rule of `config` with its fallback series at 0
+    /// (present from the start, as the decisions are).
+    pub fn new(metrics: &Metrics, config: &RateLimitConfig) -> Self {
+        for rule in &config.rules {
+            metrics.rate_limit_store_fallback_series(&rule.name, action_of(config.on_store_error));
+        }
         Self {
             metrics: metrics.clone(),
             script: metrics.redis_command("rate_limit", &RedisError::COMMAND_KINDS),
         }
+    }
+}
+
+/// The `action` label of `on_store_error`.
+fn action_of(on_store_error: OnStoreError) -> &'static str {
+    match on_store_error {
+        OnStoreError::Local => "local",
+        OnStoreError::Allow => "allow",
+        OnStoreError::Deny => "deny",
     }
 }
 
@@ -159,11 +172,7 @@ impl RedisRateLimitStore {
 
     /// What decides `bucket` when Redis did not answer (`error`).
     fn fall_back(&self, bucket: BucketRef<'_>, error: &RedisError) -> Decision {
-        let action = match self.config.on_store_error {
-            OnStoreError::Local => "local",
-            OnStoreError::Allow => "allow",
-            OnStoreError::Deny => "deny",
-        };
+        let action = action_of(self.config.on_store_error);
         if let Some(metrics) = &self.metrics {
             metrics
                 .metrics
