@@ -75,6 +75,8 @@ use crate::service::shedding::{
     AdaptiveLoadShedding, AdaptiveLoadSheddingParameters, SheddingSources,
 };
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
+use crate::repository::redis::room_bus::RedisRoomBus;
+use crate::repository::room_bus::{LocalRoomBus, RoomBus};
 use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
 
@@ -86,10 +88,12 @@ module! {
         components = [
             // clients
             // (RedisKeyValueClient is replaced by LocalKeyValueClient when redis is off,
-            // RedisRateLimitStore by MemoryRateLimitStore, AlibabaSmsSender by LogSmsSender
+            // RedisRateLimitStore by MemoryRateLimitStore, RedisRoomBus by LocalRoomBus,
+            // AlibabaSmsSender by LogSmsSender
             // when sms.provider is log)
             DatabaseClientImpl, CacheClientImpl, RedisKeyValueClient, MongoClientImpl,
             TonicHelloClient, AlibabaSmsSender, RestJenkinsRepository, RedisRateLimitStore,
+            RedisRoomBus,
             // repositories
             DieselUserRepository, DieselRoleRepository, DieselImportJobRepository, MokaUserCache, KvValueRepository, KvTokenRepository,
             MongoUserDocumentRepository, KvLoginThrottleRepository, ClientProbe,
@@ -161,6 +165,16 @@ pub fn build_customized(
                 client: client.clone(),
                 metrics: infra.metrics.as_ref().map(RedisCommandMetrics::new),
             })
+            // Rooms span the socket app's instances.
+            .with_component_parameters::<RedisRoomBus>(RedisRoomBus::parameters(
+                client.clone(),
+                goex_redis::pubsub::Subscriptions::new(&config.redis)
+                    .unwrap_or_else(|e| panic!("redis settings checked at start: {e}")),
+                config.server.socket.bus_queue,
+                config.server.socket.max_message_size,
+                infra.metrics.as_ref().map(goex_metrics::Metrics::socket),
+                infra.logger.clone(),
+            ))
             .with_component_parameters::<KvTokenRepository>(KvTokenRepositoryParameters {
                 cache: LoginCache::timed(
                     config.auth.login_cache_ttl,
@@ -179,7 +193,8 @@ pub fn build_customized(
             )))
             .with_component_override::<dyn RateLimitStore>(Box::new(MemoryRateLimitStore::new(
                 &config.rate_limit,
-            ))),
+            )))
+            .with_component_override::<dyn RoomBus>(Box::new(LocalRoomBus)),
     };
     // Without Redis, login records go where every process sees them (the database), unless
     // configured to stay in memory.

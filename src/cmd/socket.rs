@@ -75,7 +75,14 @@ impl Served for Socket {
             addr: bound,
             registration: crate::repository::registration::App::Socket,
             side: side.into_iter().collect(),
-            background: vec![Box::pin(async move { progress.run().await })],
+            background: vec![
+                Box::pin(async move { progress.run().await }),
+                // Room messages to and from the other instances (with Redis).
+                Box::pin({
+                    let hub = hub.clone();
+                    async move { hub.relay().await }
+                }),
+            ],
             draining: Box::new(move |logger| {
                 slog::info!(logger, "shutdown requested; closing connections (1001)";
                     "open" => closing.open_connections());

@@ -14,6 +14,7 @@ pub mod mysql;
 pub mod rate_limit;
 pub mod redis;
 pub mod registration;
+pub mod room_bus;
 pub mod rpc;
 pub mod sms;
 pub mod thread_channel;

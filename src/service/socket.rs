@@ -3,6 +3,10 @@
 //! may join which), connections by user, and the shutdown broadcast. The controller owns the
 //! wire protocol; this hub only moves already-encoded frames.
 //!
+//! A room may have members on other instances of the socket app: with Redis, each room message
+//! is also handed to the room bus (`repository::room_bus`), and the other instances' messages
+//! arrive through [`SocketHub::relay`], delivered to this instance's members like local ones.
+//!
 //! Every delivery to another connection is a `try_send` into that connection's outbox,
 //! bounded in frames and in bytes: a publisher never waits for a slow consumer, and a consumer
 //! whose outbox is full is told to close (1008) instead of buffering without bound.
@@ -20,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 #[cfg(test)]
 use crate::meta::config::SocketAddressLimits;
 use crate::meta::config::SocketConfig;
+use crate::repository::room_bus::{LocalRoomBus, RoomBus};
 use crate::service::error::ServiceError;
 
 /// An encoded text frame, shared by every member it goes to (no copy per member).
@@ -344,6 +349,11 @@ pub trait SocketHub: Interface {
 
     /// Connections open now.
     fn open_connections(&self) -> usize;
+
+    /// Delivers the other instances' room messages to this instance's members, and carries
+    /// this instance's out, until dropped (the socket app runs it; the other apps hold no
+    /// rooms).
+    fn relay(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
 }
 
 /// Connections by their id.
@@ -392,14 +402,76 @@ pub struct SocketHubImpl {
     socket: Arc<SocketConfig>,
     #[shaku(default)]
     state: HubState,
+    /// The room messages of the other instances (Redis), or none.
+    #[shaku(inject)]
+    bus: Arc<dyn RoomBus>,
 }
 
 impl SocketHubImpl {
-    /// A hub held to `socket` (tests; the module builds its own).
+    /// A hub held to `socket` on one instance (tests; the module builds its own).
     pub fn new(socket: SocketConfig) -> Self {
+        Self::with_bus(socket, Arc::new(LocalRoomBus))
+    }
+
+    /// A hub held to `socket` whose rooms span the instances `bus` reaches (tests).
+    pub fn with_bus(socket: SocketConfig, bus: Arc<dyn RoomBus>) -> Self {
         Self {
             socket: Arc::new(socket),
             state: HubState::default(),
+            bus,
+        }
+    }
+
+    /// Queues `frame` (from another instance) for every member of `room` here; how many got it.
+    fn deliver_remote(&self, room: &str, frame: &RoomFrame) -> usize {
+        let rooms = read(&self.state.rooms);
+        rooms.get(room).map_or(0, |members| {
+            members
+                .values()
+                .filter(|m| {
+                    let frame = match m.user {
+                        Some(_) => &frame.for_users,
+                        None => &frame.for_anonymous,
+                    };
+                    m.deliver(frame) == Delivery::Queued
+                })
+                .count()
+        })
+    }
+}
+
+/// The bus encoding of a room frame: the users' frame's length (4 bytes, little-endian; all
+/// ones when both frames are the same), the users' frame, then the anonymous members' one.
+pub fn encode_room_frame(frame: &RoomFrame) -> bytes::Bytes {
+    let (users, anonymous) = (frame.for_users.as_bytes(), frame.for_anonymous.as_bytes());
+    let same = users == anonymous;
+    let mut out = Vec::with_capacity(4 + users.len() + if same { 0 } else { anonymous.len() });
+    match u32::try_from(users.len()) {
+        Ok(len) if !same && len != u32::MAX => {
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(users);
+            out.extend_from_slice(anonymous);
+        }
+        _ => {
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+            out.extend_from_slice(anonymous);
+        }
+    }
+    bytes::Bytes::from(out)
+}
+
+/// [`encode_room_frame`]'s inverse; `None` for bytes it did not make (short, or not UTF-8).
+pub fn decode_room_frame(payload: &[u8]) -> Option<RoomFrame> {
+    let (len, rest) = payload.split_first_chunk::<4>()?;
+    let text = |bytes: &[u8]| ByteString::try_from(bytes::Bytes::copy_from_slice(bytes)).ok();
+    match u32::from_le_bytes(*len) {
+        u32::MAX => Some(RoomFrame::from(text(rest)?)),
+        len => {
+            let (users, anonymous) = rest.split_at_checked(usize::try_from(len).ok()?)?;
+            Some(RoomFrame {
+                for_users: text(users)?,
+                for_anonymous: text(anonymous)?,
+            })
         }
     }
 }
@@ -587,6 +659,10 @@ impl SocketHub for SocketHubImpl {
         }
         let outbox = self.open_outbox(conn);
         let name: Arc<str> = Arc::from(room);
+        if !rooms.contains_key(room) {
+            // The room's first member here: hear it on the other instances.
+            self.bus.opened(room);
+        }
         let members = rooms.entry(name.clone()).or_default();
         members.insert(conn.id, conn.clone());
         mine.push(name);
@@ -607,6 +683,7 @@ impl SocketHub for SocketHubImpl {
             members.remove(&conn.id);
             if members.is_empty() {
                 rooms.remove(room);
+                self.bus.closed(room);
             }
         }
         Ok(())
@@ -623,7 +700,7 @@ impl SocketHub for SocketHubImpl {
             .get(room)
             .filter(|m| m.contains_key(&from.id))
             .ok_or_else(|| not_a_member(room))?;
-        Ok(members
+        let delivered = members
             .values()
             .filter(|m| m.id != from.id)
             .filter(|m| {
@@ -633,7 +710,13 @@ impl SocketHub for SocketHubImpl {
                 };
                 m.deliver(frame) == Delivery::Queued
             })
-            .count())
+            .count();
+        drop(rooms);
+        // The members on other instances (their count is not known here).
+        if self.bus.spans_instances() {
+            self.bus.publish(room, encode_room_frame(&frame));
+        }
+        Ok(delivered)
     }
 
     fn send_to_user(&self, user: i64, frame: Frame) -> usize {
@@ -658,6 +741,7 @@ impl SocketHub for SocketHubImpl {
                     members.remove(&conn.id);
                     if members.is_empty() {
                         rooms.remove(&room);
+                        self.bus.closed(&room);
                     }
                 }
             }
@@ -679,6 +763,18 @@ impl SocketHub for SocketHubImpl {
 
     fn open_connections(&self) -> usize {
         self.state.open.load(Ordering::Acquire)
+    }
+
+    fn relay(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let deliver = |room: &str, payload: &[u8]| {
+                // Bytes that are not a frame of ours (another writer on the channel) are skipped.
+                if let Some(frame) = decode_room_frame(payload) {
+                    self.deliver_remote(room, &frame);
+                }
+            };
+            self.bus.run(&deliver).await;
+        })
     }
 }
 

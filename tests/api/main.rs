@@ -39,5 +39,6 @@ mod shutdown;
 mod slow_client;
 mod sms;
 mod socket;
+mod socket_bus;
 mod tracing;
 mod validation;

@@ -91,6 +91,9 @@ pub struct SocketMetrics {
     messages_out: IntCounter,
     closes: IntCounterVec,
     refusals: IntCounterVec,
+    bus_out: IntCounter,
+    bus_in: IntCounter,
+    bus_dropped: IntCounter,
 }
 
 impl SocketMetrics {
@@ -118,16 +121,29 @@ impl SocketMetrics {
             ),
             &["reason"],
         )?;
+        let bus = IntCounterVec::new(
+            Opts::new(
+                "socket_bus_messages_total",
+                "Room messages carried between socket app instances (Redis), by direction \
+                 (out: published, in: heard from another instance, dropped: a full queue, a \
+                 failed publish or an oversized payload)",
+            ),
+            &["direction"],
+        )?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(closes.clone()))?;
         registry.register(Box::new(refusals.clone()))?;
+        registry.register(Box::new(bus.clone()))?;
         Ok(Self {
             connections,
             messages_in: messages.with_label_values(&["in"]),
             messages_out: messages.with_label_values(&["out"]),
             closes,
             refusals,
+            bus_out: bus.with_label_values(&["out"]),
+            bus_in: bus.with_label_values(&["in"]),
+            bus_dropped: bus.with_label_values(&["dropped"]),
         })
     }
 
@@ -160,6 +176,21 @@ impl SocketMetrics {
     /// `token` or `not_upgrade`.
     pub fn refused(&self, reason: &str) {
         self.refusals.with_label_values(&[reason]).inc();
+    }
+
+    /// A room message was queued for the other instances.
+    pub fn bus_out(&self) {
+        self.bus_out.inc();
+    }
+
+    /// A room message of another instance arrived.
+    pub fn bus_in(&self) {
+        self.bus_in.inc();
+    }
+
+    /// A room message was dropped on its way between instances.
+    pub fn bus_dropped(&self) {
+        self.bus_dropped.inc();
     }
 }
 

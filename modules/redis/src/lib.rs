@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+pub mod pubsub;
+
 use deadpool::managed::Manager as _;
 use deadpool_redis::cluster::ClusterConnection;
 use deadpool_redis::redis::aio::MultiplexedConnection;

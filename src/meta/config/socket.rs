@@ -76,6 +76,9 @@ pub struct SocketConfig {
     /// Bytes of frames waiting for one connection (its outbox, and as much again handed to the
     /// HTTP layer but not yet written); more: close 1008 (slow consumer).
     pub outbound_queue_bytes: usize,
+    /// With Redis: room messages waiting to be published to the other instances; past it a
+    /// message is dropped (counted) and only this instance's members get it.
+    pub bus_queue: usize,
     /// Messages one connection may send per second (a publish counts its deliveries, at least
     /// one); past it a message is answered with an error frame (10008) and not acted on.
     pub max_messages_per_second: u32,
@@ -166,6 +169,7 @@ impl SocketConfig {
                 self.max_per_address.network == 0,
             ),
             ("server.socket.max_anonymous", self.max_anonymous == 0),
+            ("server.socket.bus_queue", self.bus_queue == 0),
             (
                 "server.socket.outbound_queue_bytes",
                 self.outbound_queue_bytes == 0,
