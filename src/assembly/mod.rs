@@ -47,6 +47,7 @@ use crate::repository::mysql::user::DieselUserRepository;
 use crate::repository::rate_limit::RateLimitStore;
 use crate::repository::rate_limit::memory::MemoryRateLimitStore;
 use crate::repository::rate_limit::redis::{RateLimitStoreMetrics, RedisRateLimitStore};
+use crate::repository::redis::room_bus::RedisRoomBus;
 use crate::repository::redis::sms_code::{
     KvVerificationCodeRepository, KvVerificationCodeRepositoryParameters,
 };
@@ -56,6 +57,7 @@ use crate::repository::redis::token::{
 };
 use crate::repository::redis::value::KvValueRepository;
 use crate::repository::registration::{ConsulServiceRegistry, ConsulServiceRegistryParameters};
+use crate::repository::room_bus::{LocalRoomBus, RoomBus};
 use crate::repository::rpc::{TonicHelloClient, TonicHelloClientParameters};
 use crate::repository::sms::{
     AlibabaSmsSender, AlibabaSmsSenderParameters, LogSmsSender, SmsSender,
@@ -75,8 +77,6 @@ use crate::service::shedding::{
     AdaptiveLoadShedding, AdaptiveLoadSheddingParameters, SheddingSources,
 };
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
-use crate::repository::redis::room_bus::RedisRoomBus;
-use crate::repository::room_bus::{LocalRoomBus, RoomBus};
 use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
 

@@ -9,6 +9,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use shaku::{Component, Interface};
 
+/// What receives the other instances' messages: `(room, payload)`.
+pub type Deliver<'d> = dyn for<'a, 'b> Fn(&'a str, &'b [u8]) + Send + Sync + 'd;
+
 /// Carries room messages between the instances of the socket app.
 #[async_trait]
 pub trait RoomBus: Interface {
@@ -27,7 +30,7 @@ pub trait RoomBus: Interface {
 
     /// Carries messages until the future is dropped: the other instances' payloads to
     /// `deliver(room, payload)`, and this instance's queued ones out.
-    async fn run(&self, deliver: &(dyn Fn(&str, &[u8]) + Send + Sync));
+    async fn run(&self, deliver: &Deliver<'_>);
 }
 
 /// The bus of one instance alone: nothing to carry.
@@ -49,7 +52,7 @@ impl RoomBus for LocalRoomBus {
         true
     }
 
-    async fn run(&self, _deliver: &(dyn Fn(&str, &[u8]) + Send + Sync)) {
+    async fn run(&self, _deliver: &Deliver<'_>) {
         std::future::pending::<()>().await;
     }
 }

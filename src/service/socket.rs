@@ -816,6 +816,95 @@ mod tests {
         Frame::from(text.to_owned()).into()
     }
 
+    /// A bus that records what the hub told it.
+    #[derive(Default)]
+    struct RecordingBus(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl RoomBus for RecordingBus {
+        fn spans_instances(&self) -> bool {
+            true
+        }
+        fn opened(&self, room: &str) {
+            self.0.lock().unwrap().push(format!("opened {room}"));
+        }
+        fn closed(&self, room: &str) {
+            self.0.lock().unwrap().push(format!("closed {room}"));
+        }
+        fn publish(&self, room: &str, payload: bytes::Bytes) -> bool {
+            let frame = decode_room_frame(&payload).unwrap();
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("publish {room} {}", frame.for_anonymous));
+            true
+        }
+        async fn run(&self, _deliver: &crate::repository::room_bus::Deliver<'_>) {}
+    }
+
+    #[test]
+    fn a_room_is_opened_on_the_bus_by_its_first_member_here_and_closed_by_its_last() {
+        let bus = Arc::new(RecordingBus::default());
+        let hub = SocketHubImpl::with_bus(
+            SocketConfig {
+                public_rooms: vec!["*".to_owned()],
+                ..test_section()
+            },
+            bus.clone(),
+        );
+        let (a, b) = (connect(&hub, None), connect(&hub, None));
+        let _a_outbox = hub.join(&a.connection, "r").unwrap().outbox;
+        let _b_outbox = hub.join(&b.connection, "r").unwrap().outbox;
+        hub.join(&a.connection, "s").unwrap();
+        assert_eq!(hub.publish(&a.connection, "r", frame("hi")).unwrap(), 1);
+        hub.leave(&a.connection, "r").unwrap();
+        hub.leave(&b.connection, "r").unwrap();
+        hub.disconnect(&a.connection);
+        // Another instance's message reaches the members here, the sender's instance not.
+        let c = connect(&hub, None);
+        let mut outbox = hub.join(&c.connection, "t").unwrap().outbox.unwrap();
+        assert_eq!(hub.deliver_remote("t", &frame("from afar")), 1);
+        assert_eq!(outbox.try_recv().unwrap(), "from afar");
+        assert_eq!(hub.deliver_remote("nobody-here", &frame("x")), 0);
+        assert_eq!(
+            *bus.0.lock().unwrap(),
+            [
+                "opened r",
+                "opened s",
+                "publish r hi",
+                "closed r",
+                "closed s",
+                "opened t"
+            ]
+        );
+    }
+
+    #[test]
+    fn room_frames_cross_the_bus_unchanged_and_foreign_bytes_are_refused() {
+        let both = RoomFrame {
+            for_users: Frame::from(r#"{"user":7,"data":"é"}"#),
+            for_anonymous: Frame::from(r#"{"data":"é"}"#),
+        };
+        let decoded = decode_room_frame(&encode_room_frame(&both)).unwrap();
+        assert_eq!(
+            (decoded.for_users, decoded.for_anonymous),
+            (both.for_users, both.for_anonymous)
+        );
+        let one = frame("same for everyone");
+        let encoded = encode_room_frame(&one);
+        assert_eq!(encoded.len(), 4 + "same for everyone".len(), "one copy");
+        let decoded = decode_room_frame(&encoded).unwrap();
+        assert_eq!(decoded.for_users, decoded.for_anonymous);
+        for foreign in [
+            &b""[..],
+            b"abc",
+            b"\x05\x00\x00\x00ab",
+            b"\xff\xff\xff\xff\xc3",
+        ] {
+            assert!(decode_room_frame(foreign).is_none(), "{foreign:?}");
+        }
+    }
+
     #[test]
     fn reservations_stop_at_the_limit_and_are_given_back() {
         let hub = hub(2, 4);

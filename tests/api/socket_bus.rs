@@ -11,9 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::{redis_overrides, service_env, unique_name};
 use crate::socket::{connect, next_json, spawn_socket};
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn send(ws: &mut Ws, value: Value) {
     ws.send(Message::text(value.to_string())).await.unwrap();
@@ -81,7 +80,11 @@ async fn rooms_span_two_socket_apps(mode: &str, addrs: &str) {
     let mut heard = false;
     for i in 0..50 {
         let probe = format!("back-probe-{i}");
-        assert_eq!(publish(&mut b, &room, &probe).await, 0, "no one else on two");
+        assert_eq!(
+            publish(&mut b, &room, &probe).await,
+            0,
+            "no one else on two"
+        );
         if let Ok(Some(Ok(Message::Text(text)))) =
             tokio::time::timeout(Duration::from_millis(200), a.next()).await
         {
@@ -93,7 +96,8 @@ async fn rooms_span_two_socket_apps(mode: &str, addrs: &str) {
         }
         // A probe a missed may still reach c: c's order is checked after.
         while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(50), c.next()).await
-        {}
+        {
+        }
     }
     assert!(heard, "the first instance never heard the room");
 

@@ -46,7 +46,10 @@ pub struct Subscriptions {
 impl std::fmt::Debug for Subscriptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscriptions")
-            .field("nodes", &self.nodes.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +144,9 @@ impl Subscriptions {
         let connect = client.get_async_pubsub();
         let pubsub = tokio::time::timeout(self.connect_timeout, connect)
             .await
-            .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+            .map_err(|_| {
+                redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+            })??;
         let (mut sink, mut stream) = pubsub.split();
         let mut subscribed = BTreeSet::new();
         self.sync(&mut sink, &mut subscribed).await?;

@@ -18,7 +18,7 @@ use goex_redis::pubsub::{Event, Subscriptions};
 use shaku::Component;
 use tokio::sync::mpsc;
 
-use crate::repository::room_bus::RoomBus;
+use crate::repository::room_bus::{Deliver, RoomBus};
 
 /// The channel of `room`.
 fn channel(room: &str) -> String {
@@ -32,7 +32,7 @@ pub const CHANNEL_PREFIX: &str = "go_example:room:";
 pub type BusMetrics = goex_metrics::SocketMetrics;
 
 /// The outgoing side: messages waiting for `PUBLISH`.
-struct Outgoing {
+pub struct Outgoing {
     queue: mpsc::Sender<(String, Bytes)>,
     /// Taken by [`RoomBus::run`] (one runner).
     waiting: Mutex<Option<mpsc::Receiver<(String, Bytes)>>>,
@@ -149,7 +149,7 @@ impl RoomBus for RedisRoomBus {
         queued
     }
 
-    async fn run(&self, deliver: &(dyn Fn(&str, &[u8]) + Send + Sync)) {
+    async fn run(&self, deliver: &Deliver<'_>) {
         let waiting = self
             .outgoing
             .waiting
