@@ -54,31 +54,27 @@ pub fn generate(
         goex_certs::generate(out, &sans, days)
     }
     .with_context(|| format!("generating certificates in {}", out.display()))?;
-    if discard_ca_key {
-        return Ok(format!(
-            "wrote {ca}, {sc}/{sk} (server: {names}) and {cc}/{ck} (client) to {dir}, valid {days} days; the CA's key was dropped\n",
-            ca = goex_certs::CA_CERT,
-            sc = goex_certs::SERVER_CERT,
-            sk = goex_certs::SERVER_KEY,
-            cc = goex_certs::CLIENT_CERT,
-            ck = goex_certs::CLIENT_KEY,
-            names = written.sans.join(", "),
-            dir = written.dir.display(),
-        ));
-    }
-    Ok(format!(
-        "wrote {ca}, {sc}/{sk} (server: {names}), {cc}/{ck} (client) and {cak} to {dir}, valid {days} days\n\n\
-         # configs/<env>/common.yaml\nserver:\n  grpc:\n    tls:\n      dir: {dir}\n\n\
-         # or from the environment\nAPP__SERVER__GRPC__TLS__DIR={dir}\n\n\
-         Move {cak} out of {dir} (offline) before the apps use the folder: it signs certificates \
-         both sides trust, and the apps warn while it is there.\n",
+    let wrote = format!(
+        "wrote {ca}, {sc}/{sk} (server: {names}) and {cc}/{ck} (client)",
         ca = goex_certs::CA_CERT,
         sc = goex_certs::SERVER_CERT,
         sk = goex_certs::SERVER_KEY,
         cc = goex_certs::CLIENT_CERT,
         ck = goex_certs::CLIENT_KEY,
-        cak = goex_certs::CA_KEY,
         names = written.sans.join(", "),
-        dir = written.dir.display(),
+    );
+    let dir = written.dir.display();
+    if discard_ca_key {
+        return Ok(format!(
+            "{wrote} to {dir}, valid {days} days; the CA's key was dropped\n"
+        ));
+    }
+    Ok(format!(
+        "{wrote}, and {cak} to {dir}, valid {days} days\n\n\
+         # configs/<env>/common.yaml\nserver:\n  grpc:\n    tls:\n      dir: {dir}\n\n\
+         # or from the environment\nAPP__SERVER__GRPC__TLS__DIR={dir}\n\n\
+         Move {cak} out of {dir} (offline) before the apps use the folder: it signs certificates \
+         both sides trust, and the apps warn while it is there.\n",
+        cak = goex_certs::CA_KEY,
     ))
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{binary, eventually, free_port, manifest_dir};
+use crate::helpers::{binary, eventually, free_port, manifest_dir, scrape_port};
 
 /// The app user of the image (deploy/Dockerfile's `USER`).
 const APP_UID: u32 = 65532;
@@ -894,16 +894,6 @@ fn every_pod_is_probed_bounded_non_root_read_only_and_drains_within_its_grace() 
             }
         }
     }
-}
-
-/// `/metrics` of a metrics listener.
-async fn scrape_port(port: u16) -> String {
-    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// The families of scrapes (`# TYPE name kind`) and their sample lines.

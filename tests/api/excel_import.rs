@@ -660,12 +660,7 @@ async fn a_large_import_runs_in_the_background_and_its_progress_reaches_the_sock
     let metrics_port = app.metrics_port.unwrap();
     assert!(
         crate::helpers::eventually(std::time::Duration::from_secs(5), async || {
-            let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = crate::helpers::scrape_port(metrics_port).await;
             let value = |series| crate::helpers::quick_value(&text, series);
             value(r#"go_example_import_jobs_total{outcome="done"}"#) == Some(1.0)
                 && value(r#"go_example_import_jobs_total{outcome="failed"}"#) == Some(0.0)

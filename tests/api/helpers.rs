@@ -614,6 +614,16 @@ pub fn spawn_served(app: &str, env: &[(&str, String)]) -> ProcessApp {
     }
 }
 
+/// `GET /metrics` of the metrics listener on `port` (a socket or gRPC app's): the text.
+pub async fn scrape_port(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// `GET /metrics` of the app's metrics listener: content type and text.
 pub async fn scrape(app: &TestApp) -> (String, String) {
     let port = app

@@ -126,15 +126,7 @@ async fn rooms_span_two_socket_apps(mode: &str, addrs: &str) {
 
     // The bus's counters: published and heard on each instance.
     for (app, direction) in [(&one, "out"), (&two, "in")] {
-        let text = reqwest::get(format!(
-            "http://127.0.0.1:{}/metrics",
-            app.metrics_port.unwrap()
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        let text = crate::helpers::scrape_port(app.metrics_port.unwrap()).await;
         let series = format!(r#"go_example_socket_bus_messages_total{{direction="{direction}"}}"#);
         assert!(
             crate::helpers::quick_value(&text, &series).unwrap_or(0.0) >= 3.0,
