@@ -115,9 +115,21 @@ impl Subscriptions {
         mut on_message: impl FnMut(&str, &[u8]),
         mut on_event: impl FnMut(Event<'_>),
     ) {
-        let mut pause = Duration::from_millis(250);
+        const FIRST_PAUSE: Duration = Duration::from_millis(250);
+        let mut pause = FIRST_PAUSE;
         for (node, url) in self.nodes.iter().cycle() {
-            let error = match self.serve(url, node, &mut on_message, &mut on_event).await {
+            let mut subscribed = false;
+            let result = self
+                .serve(url, node, &mut on_message, &mut |event| {
+                    subscribed |= matches!(event, Event::Connected { .. });
+                    on_event(event);
+                })
+                .await;
+            // A connection that stood starts the backoff over.
+            if subscribed {
+                pause = FIRST_PAUSE;
+            }
+            let error = match result {
                 Ok(()) => "the connection closed".to_owned(),
                 Err(e) => e.to_string(),
             };
