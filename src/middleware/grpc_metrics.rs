@@ -4,31 +4,52 @@
 //! counted when its answer's head leaves: an answered unary call is `OK` then (its status is in
 //! the trailers); a failure answered at once carries its status in the head.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use prost::Message;
 use tonic::Code;
 
-use crate::middleware::grpc_trace::method_of;
-
-/// The layer; `services` are the served services' full names (a call to another path is
-/// counted as service and method `-`, so made-up paths never become series).
+/// The layer. Only the methods of the served descriptors are labels: a call to any other path
+/// (a made-up method of a served service included, which the credential check or the router
+/// refuses) is counted as service and method `-`, so a client cannot make series.
 #[derive(Clone)]
 pub struct GrpcMetricsLayer {
     metrics: goex_metrics::Metrics,
     calls: goex_metrics::GrpcCallMetrics,
-    services: &'static [&'static str],
+    /// `/package.Service/Method` of every served method.
+    methods: Arc<HashSet<String>>,
 }
 
 impl GrpcMetricsLayer {
-    /// Counts calls on `metrics`.
-    pub fn new(metrics: goex_metrics::Metrics, services: &'static [&'static str]) -> Self {
+    /// Counts calls on `metrics`, labelling the methods `descriptor_sets` (encoded
+    /// `FileDescriptorSet`s of the served services) declare.
+    pub fn new(metrics: goex_metrics::Metrics, descriptor_sets: &[&[u8]]) -> Self {
+        let mut methods = HashSet::new();
+        for set in descriptor_sets {
+            let Ok(set) = prost_types::FileDescriptorSet::decode(*set) else {
+                continue;
+            };
+            for file in &set.file {
+                for service in &file.service {
+                    let full = match file.package() {
+                        "" => service.name().to_owned(),
+                        package => format!("{package}.{}", service.name()),
+                    };
+                    for method in &service.method {
+                        methods.insert(format!("/{full}/{}", method.name()));
+                    }
+                }
+            }
+        }
         Self {
             calls: metrics.grpc_calls(),
             metrics,
-            services,
+            methods: Arc::new(methods),
         }
     }
 }
@@ -126,10 +147,10 @@ fn count<E>(
             None => (Code::Unknown, None),
         },
     };
-    let named = method_of(path, layer.services);
-    let (service, method) = match &named {
-        Some((service, method)) => (*service, method.as_str()),
-        None => ("-", "-"),
+    let (service, method) = if layer.methods.contains(path) {
+        path[1..].split_once('/').unwrap_or(("-", "-"))
+    } else {
+        ("-", "-")
     };
     layer
         .calls
@@ -168,7 +189,7 @@ mod tests {
     use super::*;
     use tower::{Layer, Service, ServiceExt};
 
-    const SERVED: &[&str] = &["user.UserService"];
+    const SERVED: &[&[u8]] = &[crate::proto::FILE_DESCRIPTOR_SET];
 
     async fn answer(metrics: &goex_metrics::Metrics, path: &str, status: Option<tonic::Status>) {
         let inner = tower::service_fn(move |_: http::Request<()>| {
@@ -225,6 +246,15 @@ mod tests {
             series(r#"code="UNIMPLEMENTED",method="-",service="-""#),
             Some(1.0)
         );
+        assert_eq!(
+            series(r#"code="UNAUTHENTICATED",method="-",service="-""#),
+            Some(1.0)
+        );
+        assert_eq!(
+            series(r#"code="OK",method="SayHello",service="hello.HelloService""#),
+            Some(1.0)
+        );
+        assert!(!text.contains("Made_Up_42"), "{text}");
         assert_eq!(
             value(&text, r#"go_example_errors_total{code="10010"}"#),
             Some(1.0)

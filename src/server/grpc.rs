@@ -163,7 +163,13 @@ pub async fn serve(
     let shed = ShedLayer {
         shedder: shedding.shedder("grpc")?,
     };
-    let metered = metrics.map(|m| GrpcMetricsLayer::new(m, TRACED_SERVICES));
+    // The served methods are labels; health checks are counted too (reflection's calls are `-`).
+    let mut described = vec![
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ];
+    described.extend(bench);
+    let metered = metrics.map(|m| GrpcMetricsLayer::new(m, &described));
     let router = builder
         // Outermost: every call counted, the shed and refused ones too.
         .layer(tower::util::option_layer(metered))
