@@ -227,6 +227,14 @@ mod tests {
             Some(tonic::Status::unimplemented("")),
         )
         .await;
+        // A made-up method of a served service is no label either.
+        answer(
+            &metrics,
+            "/user.UserService/Made_Up_42",
+            Some(tonic::Status::unauthenticated("")),
+        )
+        .await;
+        answer(&metrics, "/hello.HelloService/SayHello", None).await;
         let text = metrics.render();
         let series = |labels: &str| {
             value(
