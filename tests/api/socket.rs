@@ -1172,14 +1172,7 @@ async fn connections_messages_closes_and_refusals_are_counted() {
     let port = app
         .metrics_port
         .expect("metrics are on in the test profile");
-    let scrape = async || {
-        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = async || crate::helpers::scrape_port(port).await;
     let text = scrape().await;
     for line in [
         "go_example_socket_connections 1",
