@@ -99,41 +99,57 @@ where
 /// The head's status key (trailers-only answers carry it there).
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
+/// What a call's answer head tells (this layer's record and the metrics layer's count).
+pub(crate) enum Head {
+    /// No status in the head: answered (its status is in the trailers, OK unless its body
+    /// fails later). One lookup by a name known at compile time.
+    Answered,
+    /// A failure answered at once (trailers-only), its status decoded.
+    Failed(tonic::Status),
+    /// The service itself failed (no answer).
+    ServiceFailed,
+}
+
+impl Head {
+    /// Reads `result`'s head.
+    pub(crate) fn of<E>(result: &Result<http::Response<tonic::body::Body>, E>) -> Self {
+        match result {
+            Err(_) => Self::ServiceFailed,
+            Ok(response) if !response.headers().contains_key(GRPC_STATUS) => Self::Answered,
+            Ok(response) => match tonic::Status::from_header_map(response.headers()) {
+                Some(status) if status.code() != Code::Ok => Self::Failed(status),
+                _ => Self::Answered,
+            },
+        }
+    }
+}
+
+/// The envelope code (`x-error-code`) a failure carries: what the caller was told.
+pub(crate) fn envelope_code(status: &tonic::Status) -> Option<&str> {
+    status
+        .metadata()
+        .get(crate::proto::ERROR_CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Writes the record of a failed call; nothing for an answered one.
 fn record<E>(
     layer: &GrpcCallLogLayer,
     path: &str,
     result: &Result<http::Response<tonic::body::Body>, E>,
 ) {
-    let headers = match result {
-        // A failure answered at once carries its status in the head (trailers-only); an
-        // answered call has it in the trailers (OK unless its body fails later).
-        Ok(response) => response.headers(),
-        Err(_) => {
+    let status = match Head::of(result) {
+        Head::Answered => return,
+        Head::ServiceFailed => {
             slog::error!(layer.logger, "call failed"; "method" => method(path, layer.services),
                 "code" => Code::Internal as i32, "error" => "the service failed");
             return;
         }
-    };
-    // An answered call has no status in its head: one lookup by a name known at compile time.
-    if !headers.contains_key(GRPC_STATUS) {
-        return;
-    }
-    // A failure answered at once: its status from the head, message decoded.
-    let Some(status) = tonic::Status::from_header_map(headers) else {
-        return;
+        Head::Failed(status) => status,
     };
     let code = status.code();
-    if code == Code::Ok {
-        return;
-    }
     let method = method(path, layer.services);
-    // The envelope code (x-error-code) and the public message: what the caller was told.
-    let error_code = status
-        .metadata()
-        .get(crate::proto::ERROR_CODE_KEY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let error_code = envelope_code(&status).unwrap_or("");
     if server_failure(code) {
         slog::error!(layer.logger, "call failed"; "method" => method, "code" => code as i32,
             "error_code" => error_code, "error" => status.message());

@@ -14,6 +14,8 @@ use std::time::Instant;
 use prost::Message;
 use tonic::Code;
 
+use crate::middleware::grpc_call_log::{Head, envelope_code};
+
 /// The layer. Only the methods of the served descriptors are labels: a call to any other path
 /// (a made-up method of a served service included, which the credential check or the router
 /// refuses) is counted as service and method `-`, so a client cannot make series.
@@ -123,29 +125,19 @@ where
     }
 }
 
-/// The head's status key (trailers-only answers carry it there).
-const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-
 fn count<E>(
     layer: &GrpcMetricsLayer,
     path: &str,
     result: &Result<http::Response<tonic::body::Body>, E>,
     seconds: f64,
 ) {
-    let (code, envelope) = match result {
-        Err(_) => (Code::Internal, None),
-        // An answered call: no status in its head.
-        Ok(response) if !response.headers().contains_key(GRPC_STATUS) => (Code::Ok, None),
-        Ok(response) => match tonic::Status::from_header_map(response.headers()) {
-            Some(status) => (
-                status.code(),
-                status
-                    .metadata()
-                    .get(crate::proto::ERROR_CODE_KEY)
-                    .and_then(|v| v.to_str().ok()?.parse::<u32>().ok()),
-            ),
-            None => (Code::Unknown, None),
-        },
+    let (code, envelope) = match Head::of(result) {
+        Head::Answered => (Code::Ok, None),
+        Head::ServiceFailed => (Code::Internal, None),
+        Head::Failed(status) => (
+            status.code(),
+            envelope_code(&status).and_then(|c| c.parse::<u32>().ok()),
+        ),
     };
     let (service, method) = if layer.methods.contains(path) {
         path[1..].split_once('/').unwrap_or(("-", "-"))
