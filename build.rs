@@ -9,6 +9,9 @@ const PROTOS: &[&str] = &["proto/hello/hello.proto", "proto/user/user.proto"];
 const BENCH_PROTOS: &[&str] = &["proto/bench/bench.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `embed_migrations!` reads the migration folders when the crate compiles: a new folder
+    // (`go_example generate migration`) must rebuild it.
+    println!("cargo:rerun-if-changed=migrations");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     compile(PROTOS, &out.join("descriptor.bin"))?;
     compile(BENCH_PROTOS, &out.join("bench_descriptor.bin"))?;

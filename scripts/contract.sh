@@ -15,6 +15,8 @@
 #   CONTRACT_REQUIRE_SWAGGER=1  a missing Swagger UI (no 200 on URL/swagger-ui/) fails
 #   CONTRACT_TIMEOUT=S          wall-clock bound of the schemathesis run, seconds (default 180)
 #   CONTRACT_REPORT_DIR=DIR     also writes schemathesis' JUnit XML and HAR reports there
+#   CONTRACT_INCLUDE_PATH_REGEX=RE  only the operations whose path matches (st's --include-path-regex;
+#                               the generator check fuzzes the routes it generated)
 #   CONTRACT_CONFIG=FILE        appended to schemathesis' configuration (e.g. `[[operations]]`
 #                               sections with a header of their own)
 # Exit 0 when every part passed; the last line reads `contract: N passed, N failed[, N skipped]`.
@@ -118,6 +120,7 @@ st_args=(run "$URL/openapi.json" --url "$URL"
   --seed "$SEED" --generation-deterministic --workers 1
   --max-examples "$MAX_EXAMPLES" --request-timeout 10
   --no-color)
+[ -z "${CONTRACT_INCLUDE_PATH_REGEX:-}" ] || st_args+=(--include-path-regex "$CONTRACT_INCLUDE_PATH_REGEX")
 # The run's own config file (no schemathesis.toml of the work tree is read). Warnings that say the
 # document is wrong fail the run: a $ref to nothing, a pattern schemathesis cannot generate from
 # (not ECMA 262), a documented operation that answers only 405. With a token, so does

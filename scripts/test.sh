@@ -45,3 +45,6 @@ scripts/contract-test.sh
 
 step "diesel CLI migrations against MariaDB"
 scripts/diesel-check.sh
+
+step "resource generator in a scratch copy (scripts/generator-check.sh)"
+scripts/generator-check.sh

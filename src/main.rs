@@ -55,6 +55,23 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Generators change source files only: no configuration, no log.
+    if let Command::Generate(command) = &cli.command {
+        let line = std::env::args()
+            .skip(1)
+            .map(|arg| cmd::generate::shell_word(&arg))
+            .fold(String::from("go_example"), |line, word| line + " " + &word);
+        return match cmd::generate::run(command, &line) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -151,7 +168,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 on_existing,
             }) => cmd::excel::import(&config, &logger, &file, mode, on_existing).await,
             Command::Users(command) => cmd::users::run(&config, &logger, command).await,
-            Command::Version | Command::Probe { .. } | Command::Certs(_) => Ok(()),
+            // generate:dispatch (`go_example generate command` adds its calls above this line)
+            Command::Version | Command::Probe { .. } | Command::Certs(_) | Command::Generate(_) => {
+                Ok(())
+            }
             Command::Keys(cmd::KeysCommand::Generate {
                 name,
                 algorithm,

@@ -79,6 +79,7 @@ use crate::service::shedding::{
 use crate::service::sms::{SmsServiceImpl, SmsServiceImplParameters};
 use crate::service::socket::{HubState, SocketHubImpl, SocketHubImplParameters};
 use crate::service::user::UserServiceImpl;
+// generate:use (`go_example generate` adds its imports above this line)
 
 use self::infra::Infra;
 
@@ -111,6 +112,7 @@ module! {
             JenkinsControllerImpl, HelloRpcControllerImpl, UserRpcControllerImpl,
             SocketControllerImpl, PprofControllerImpl,
             BurnRpcControllerImpl,
+            // generate:components (`go_example generate` adds its components above this line)
         ],
         providers = []
     }

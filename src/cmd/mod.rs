@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod excel;
+pub mod generate;
 pub mod grpc;
 pub mod http;
 pub mod keys;
@@ -12,6 +13,7 @@ pub mod socket;
 pub mod socket_client;
 pub mod users;
 pub mod version;
+// generate:mod (`go_example generate` adds its modules above this line)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -108,6 +110,10 @@ pub enum Command {
     /// `go_example users grant-admin NAME`).
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Generate a resource, a migration pair or a subcommand into this project (docs/generator.md).
+    #[command(subcommand)]
+    Generate(generate::GenerateCommand),
+    // generate:commands (`go_example generate command` adds its subcommands above this line)
 }
 
 /// `go_example excel ...` (docs/excel.md).

@@ -15,3 +15,4 @@ pub mod jenkins;
 pub mod pprof;
 pub mod sms;
 pub mod socket;
+// generate:mod (`go_example generate` adds its modules above this line)

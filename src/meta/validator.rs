@@ -13,6 +13,8 @@ struct Patterns {
     password: Regex,
     username: Regex,
     verify_code: Regex,
+    timestamp: Regex,
+    decimal: Regex,
 }
 
 /// Mobile number (validatePhone). The OpenAPI document states the same pattern; a test in
@@ -25,11 +27,35 @@ pub const USERNAME_PATTERN: &str = r"^[0-9A-Za-z]{6,30}$";
 /// Verification code (validateVerifyCode).
 pub const VERIFY_CODE_PATTERN: &str = r"^[0-9]{6}$";
 
+// Each pattern above with values it accepts: `go_example generate resource` names a pattern by
+// `regex=NAME` (a `NAME_PATTERN`, its `validate_NAME` and its `NAME_EXAMPLES`), and its generated
+// tests and Postman requests send these (docs/generator.md).
+
+/// Mobile numbers [`validate_phone`] accepts.
+pub const PHONE_EXAMPLES: [&str; 3] = ["13800138000", "13900139000", "15000150000"];
+/// Passwords [`validate_password`] accepts.
+pub const PASSWORD_EXAMPLES: [&str; 3] = ["secret123", "abc12345", "pass2468"];
+/// Usernames [`validate_username`] accepts.
+pub const USERNAME_EXAMPLES: [&str; 3] = ["alice01", "bobby02", "carol03"];
+/// Codes [`validate_verify_code`] accepts.
+pub const VERIFY_CODE_EXAMPLES: [&str; 3] = ["123456", "654321", "102030"];
+
+/// An instant a TIMESTAMP column holds in MySQL and SQLite alike: RFC 3339 with seconds (at most
+/// microseconds) and an offset, in the years 1971 to 2037 (MySQL's TIMESTAMP ends in January
+/// 2038). Stated in the OpenAPI document as well, so a client knows before it sends.
+pub const TIMESTAMP_PATTERN: &str = r"^(197[1-9]|19[89][0-9]|20[0-2][0-9]|203[0-7])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
+/// A DECIMAL(15,4) value as text: up to 11 digits before the point and 4 after (15 significant
+/// digits, which the embedded SQLite keeps exactly too).
+pub const DECIMAL_PATTERN: &str = r"^-?(0|[1-9][0-9]{0,10})(\.[0-9]{1,4})?$";
+
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     phone: compile(PHONE_PATTERN),
     password: compile(PASSWORD_PATTERN),
     username: compile(USERNAME_PATTERN),
     verify_code: compile(VERIFY_CODE_PATTERN),
+    timestamp: compile(TIMESTAMP_PATTERN),
+    decimal: compile(DECIMAL_PATTERN),
 });
 
 fn compile(pattern: &str) -> Regex {
@@ -103,10 +129,102 @@ pub fn validate_verify_code(value: &str) -> Result<(), ValidationError> {
     )
 }
 
+/// An instant as [`TIMESTAMP_PATTERN`] states it, that is also a real date (no 31 February).
+///
+/// # Errors
+/// The value does not match, or names no date.
+pub fn validate_timestamp(value: &str) -> Result<(), ValidationError> {
+    check(
+        &PATTERNS.timestamp,
+        value,
+        "timestamp",
+        "must be an RFC 3339 instant in 1971-2037, such as 2026-12-07T10:00:00Z",
+    )?;
+    match parse_timestamp(value) {
+        Some(_) => Ok(()),
+        None => Err(ValidationError::new("timestamp")
+            .with_message(Cow::Borrowed("must be a date that exists"))),
+    }
+}
+
+/// The UTC instant of a value [`validate_timestamp`] accepts (`None` for any other).
+pub fn parse_timestamp(value: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.naive_utc())
+}
+
+/// A DECIMAL(15,4) value as [`DECIMAL_PATTERN`] states it.
+///
+/// # Errors
+/// The value does not match.
+pub fn validate_decimal(value: &str) -> Result<(), ValidationError> {
+    check(
+        &PATTERNS.decimal,
+        value,
+        "decimal",
+        "must be a number with at most 11 digits before the point and 4 after, such as 12.5",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn each_named_patterns_examples_pass_it() {
+        for phone in PHONE_EXAMPLES {
+            assert!(validate_phone(phone).is_ok(), "{phone}");
+        }
+        for password in PASSWORD_EXAMPLES {
+            assert!(validate_password(password).is_ok(), "{password}");
+        }
+        for username in USERNAME_EXAMPLES {
+            assert!(validate_username(username).is_ok(), "{username}");
+        }
+        for code in VERIFY_CODE_EXAMPLES {
+            assert!(validate_verify_code(code).is_ok(), "{code}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc_3339_instants_a_timestamp_column_holds() {
+        for ok in [
+            "2026-12-07T10:00:00Z",
+            "1971-01-01T00:00:00+14:00",
+            "2037-12-31T23:59:59.123456-08:00",
+        ] {
+            assert!(validate_timestamp(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "1970-01-01T00:00:00Z",
+            "2038-01-19T03:14:08Z",
+            "2026-02-31T00:00:00Z",
+            "2026-12-07 10:00:00Z",
+            "2026-12-07t10:00:00z",
+            "2026-12-07T10:00:00",
+            "2026-12-07T10:00:00.1234567Z",
+        ] {
+            assert!(validate_timestamp(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_timestamp("2026-12-07T12:00:00+02:00")
+                .unwrap()
+                .to_string(),
+            "2026-12-07 10:00:00"
+        );
+    }
+
+    #[test]
+    fn decimals_fit_decimal_15_4() {
+        for ok in ["0", "-1.5", "12345678901.1234", "0.0001"] {
+            assert!(validate_decimal(ok).is_ok(), "{ok}");
+        }
+        for bad in ["123456789012", "1.12345", "01", "1.", ".5", "1e3", "+1"] {
+            assert!(validate_decimal(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn examples() {

@@ -41,27 +41,9 @@ fn deserialize_username<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
     String::deserialize(d).map(|name| canonical_username(&name))
 }
 
-/// A JSON Schema `integer`: `1` or `1.0` (JSON Schema counts a number with a zero fraction as an
-/// integer, so the document promises both), never `1.5`. Form bodies send text, read as before.
+/// A JSON Schema `integer` as an `i16` ([`crate::model::values::integer`]).
 fn deserialize_integer<'de, D: Deserializer<'de>>(d: D) -> Result<i16, D::Error> {
-    use serde::de::Error;
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Number {
-        Int(i64),
-        Float(f64),
-        Text(String),
-    }
-    let n = match Number::deserialize(d)? {
-        Number::Int(n) => n,
-        Number::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
-        Number::Float(f) => return Err(D::Error::custom(format!("{f} is not an integer"))),
-        Number::Text(t) => t
-            .trim()
-            .parse()
-            .map_err(|_| D::Error::custom(format!("{t:?} is not an integer")))?,
-    };
-    i16::try_from(n).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+    crate::model::values::integer(d)
 }
 
 /// The original's `LoginForm` (JSON or form body): `binding:"required"` and

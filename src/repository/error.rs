@@ -29,6 +29,25 @@ pub enum RepoError {
     Internal(#[source] BoxError),
 }
 
+impl RepoError {
+    /// A unique violation on `table` named by its column: the first of `columns` whose unique
+    /// key (`uk_<table>_<column>` in MySQL, `<table>.<column>` in SQLite's message) the driver
+    /// names. Any other error is returned as it is.
+    pub fn named_conflict(self, table: &str, columns: &[&str]) -> RepoError {
+        let RepoError::Conflict(message) = &self else {
+            return self;
+        };
+        let named = columns.iter().find(|column| {
+            message.contains(&format!("uk_{table}_{column}"))
+                || message.contains(&format!("{table}.{column}"))
+        });
+        match named {
+            Some(column) => RepoError::Conflict((*column).to_owned()),
+            None => self,
+        }
+    }
+}
+
 impl From<DbError> for RepoError {
     fn from(e: DbError) -> Self {
         use diesel::result::{DatabaseErrorKind, Error as Diesel};

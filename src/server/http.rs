@@ -45,6 +45,7 @@ pub fn routes(routes: &mut Routes, surface: Surface) {
     controller::jenkins::routes::<AppModule>(routes);
     controller::excel::routes::<AppModule>(routes);
     controller::grpc_client::routes::<AppModule>(routes);
+    // generate:routes (`go_example generate` adds its controllers' routes above this line)
     controller::socket::page_routes(routes);
     if surface.debug_routes {
         controller::debug::routes(routes);

@@ -247,6 +247,14 @@ impl From<RepoError> for ServiceError {
 /// Names the column of a unique violation from the driver's message (MySQL names the key,
 /// SQLite the column); unknown shapes give a generic name rather than leaking the message.
 fn conflict_field(message: &str) -> String {
+    // A repository that named the column itself (`RepoError::named_conflict`).
+    if !message.is_empty()
+        && message
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return message.into();
+    }
     if message.contains("uk_users_phone") || message.contains("users.phone") {
         return "phone".into();
     }

@@ -18,3 +18,4 @@ pub mod shedding;
 pub mod sms;
 pub mod socket;
 pub mod user;
+// generate:mod (`go_example generate` adds its modules above this line)

@@ -41,6 +41,28 @@ pub struct ValidatedBody<T>(pub T);
 #[derive(Debug)]
 pub struct ValidatedQuery<T>(pub T);
 
+/// The path's parameters (`/widgets/{id}`), deserialised and validated: an id that is not a
+/// number, or out of its range, is 400 / 10000 naming `path` or the field.
+#[derive(Debug)]
+pub struct ValidatedPath<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedPath<T> {
+    type Error = ServiceError;
+    type Future = std::future::Ready<Result<Self, ServiceError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let de = actix_router::PathDeserializer::new(req.match_info());
+        let parsed = serde_path_to_error::deserialize(de)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let reason = e.into_inner().to_string();
+                field_error(if path == "." { "path" } else { &path }, &reason)
+            })
+            .and_then(validate);
+        std::future::ready(parsed.map(ValidatedPath))
+    }
+}
+
 impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedQuery<T> {
     type Error = ServiceError;
     type Future = std::future::Ready<Result<Self, ServiceError>>;

@@ -42,3 +42,4 @@ mod socket;
 mod socket_bus;
 mod tracing;
 mod validation;
+// generate:mod (`go_example generate` adds its modules above this line)

@@ -181,3 +181,44 @@ async fn a_connection_in_steady_use_is_not_checked_and_a_dead_one_never_goes_bac
     assert!(users.find(id).await.unwrap().is_some());
     assert_ne!(pooled_connection_id(&app).await, second);
 }
+
+/// A statement whose future is dropped before it ends (actix-web drops a handler's other
+/// extractors when one fails, so a bad body cancels the bearer token's login read) leaves its
+/// connection mid-protocol: it must leave the pool, or the next statement on it reads the old
+/// one's reply (a user's row read as a login record, "signed out", "buf doesn't have enough
+/// data"). One connection in the pool, so the next statement would get the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_dropped_midway_never_leaves_its_connection_to_the_next() {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl;
+    use go_example::repository::client::DatabaseClient;
+    let Some(server) = mysql_server_dsn() else {
+        return;
+    };
+    let dsn = fresh_mysql_database(&server).await;
+    let mut overrides = mysql_overrides(&dsn);
+    overrides.push(("APP__MYSQL__MAX_OPEN", "1".into()));
+    overrides.push(("APP__MYSQL__MAX_IDLE", "1".into()));
+    let app = spawn_app_with(&overrides).await;
+    let id = seed_user(&app, "dropped01").await;
+    let users: &dyn UserRepository = app.module.resolve_ref();
+    let db: &dyn DatabaseClient = app.module.resolve_ref();
+    let database = db.database();
+    for round in 0..3 {
+        // Cut off while the server is still sleeping: its reply is on the way.
+        let slow = async {
+            goex_database::with_connection!(database, |conn| {
+                diesel::select(sql::<BigInt>("SLEEP(0.3)"))
+                    .get_result::<i64>(conn)
+                    .await
+            })
+        };
+        let cut = tokio::time::timeout(std::time::Duration::from_millis(50), slow).await;
+        assert!(cut.is_err(), "round {round}: the statement was cut off");
+        for _ in 0..3 {
+            let user = users.find(id).await.expect("the next statement works");
+            assert_eq!(user.map(|u| u.username), Some("dropped01".to_owned()));
+        }
+    }
+}

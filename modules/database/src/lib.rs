@@ -47,3 +47,53 @@ pub use sqlite::{DetachedBlocking, SqliteAsync, SqliteCall, sqlite_blocking};
 pub mod reexport {
     pub use diesel_async::AsyncMysqlConnection;
 }
+
+diesel::define_sql_function! {
+    /// MySQL's `LAST_INSERT_ID()`.
+    #[sql_name = "LAST_INSERT_ID"]
+    fn mysql_last_insert_id() -> diesel::sql_types::BigInt;
+}
+
+diesel::define_sql_function! {
+    /// SQLite's `last_insert_rowid()`.
+    #[sql_name = "last_insert_rowid"]
+    fn sqlite_last_insert_rowid() -> diesel::sql_types::BigInt;
+}
+
+/// The connections whose last INSERT's generated id [`last_insert_id`] reads.
+pub trait InsertedId: Send {
+    /// Reads it.
+    fn read_last_insert_id(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = diesel::QueryResult<i64>> + Send + '_>>;
+}
+
+impl InsertedId for diesel_async::AsyncMysqlConnection {
+    fn read_last_insert_id(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = diesel::QueryResult<i64>> + Send + '_>> {
+        use diesel_async::RunQueryDsl;
+        // A function call, not an SQL literal: diesel-async caches its prepared statement (an
+        // uncached literal statement is closed on the connection's next use).
+        Box::pin(diesel::select(mysql_last_insert_id()).get_result(self))
+    }
+}
+
+impl InsertedId for SqliteAsync {
+    fn read_last_insert_id(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = diesel::QueryResult<i64>> + Send + '_>> {
+        use diesel_async::RunQueryDsl;
+        Box::pin(diesel::select(sqlite_last_insert_rowid()).get_result(self))
+    }
+}
+
+/// The id the last INSERT on `conn` generated: MySQL has no `RETURNING`, so a repository inserts,
+/// then reads the id back on the same connection (inside one `with_write_connection!` body, which
+/// is compiled once per backend).
+///
+/// # Errors
+/// The query fails.
+pub async fn last_insert_id<C: InsertedId>(conn: &mut C) -> diesel::QueryResult<i64> {
+    conn.read_last_insert_id().await
+}

@@ -44,13 +44,14 @@ macro_rules! with_read_connection {
             Some(replica) => {
                 let in_flight = replica.begin_read();
                 let first = match db.checkout(replica.node(), replica.pool()).await {
-                    Ok(mut guard) => {
+                    Ok(guard) => {
+                        let mut guard = $crate::recycle::Checkout::new(guard);
                         let result = {
                             let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
                             db.bounded(async { $body.map_err($crate::DbError::from) })
                                 .await
                         };
-                        $crate::recycle::settle(guard, &result);
+                        guard.settle(&result);
                         result
                     }
                     Err(e) => Err(e),
@@ -80,13 +81,14 @@ macro_rules! __on_pool {
         // `$pool` is the primary's (node 0).
         match $pool {
             $crate::DbPool::Mysql(pool) => match $db.checkout($crate::PRIMARY_NODE, pool).await {
-                Ok(mut guard) => {
+                Ok(guard) => {
+                    let mut guard = $crate::recycle::Checkout::new(guard);
                     let result = {
                         let $conn: &mut $crate::reexport::AsyncMysqlConnection = &mut guard;
                         $db.bounded(async { $body.map_err($crate::DbError::from) })
                             .await
                     };
-                    $crate::recycle::settle(guard, &result);
+                    guard.settle(&result);
                     result
                 }
                 Err(e) => Err(e),

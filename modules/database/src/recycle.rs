@@ -97,6 +97,57 @@ pub fn in_doubt(error: &DbError) -> bool {
     }
 }
 
+/// A checked-out MySQL connection while its statement runs. A statement's future may be dropped
+/// before it ends: actix-web polls a handler's extractors together and drops the others when one
+/// fails (a bad body while the bearer token's login is being read), and a client may go away.
+/// The connection is then mid-protocol (a result half read, a reply unread), and the next
+/// statement on it would read the old one's bytes: dropped unsettled, it leaves the pool and
+/// closes instead of going back.
+#[doc(hidden)]
+pub struct Checkout(Option<deadpool::managed::Object<MysqlManager>>);
+
+impl Checkout {
+    /// Watches `connection` until [`Checkout::settle`].
+    pub fn new(connection: deadpool::managed::Object<MysqlManager>) -> Self {
+        Self(Some(connection))
+    }
+
+    /// The statement ended with `result`: see [`settle`].
+    pub fn settle<T>(mut self, result: &Result<T, DbError>) {
+        if let Some(connection) = self.0.take() {
+            settle(connection, result);
+        }
+    }
+}
+
+impl std::ops::Deref for Checkout {
+    type Target = AsyncMysqlConnection;
+
+    fn deref(&self) -> &AsyncMysqlConnection {
+        match &self.0 {
+            Some(connection) => connection,
+            None => unreachable!("a checkout is used until it settles"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut AsyncMysqlConnection {
+        match &mut self.0 {
+            Some(connection) => connection,
+            None => unreachable!("a checkout is used until it settles"),
+        }
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(deadpool::managed::Object::take(connection));
+        }
+    }
+}
+
 /// Gives `connection` back to its pool after a statement that ended with `result`, or takes it
 /// out (it closes) when the statement's failure leaves it [`in_doubt`]: without a check on
 /// every checkout, a dead connection must not go back.

@@ -4,3 +4,4 @@ pub mod import_job;
 pub mod role;
 pub mod token;
 pub mod user;
+// generate:mod (`go_example generate` adds its modules above this line)
