@@ -283,6 +283,27 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_the_repository_named_keeps_its_field() {
+        for (driver, field) in [
+            ("Duplicate entry 'T-1' for key 'uk_products_sku'", "sku"),
+            ("UNIQUE constraint failed: products.sku", "sku"),
+            ("Duplicate entry 'x' for key 'uk_products_other'", "record"),
+        ] {
+            let named =
+                RepoError::Conflict(driver.into()).named_conflict("products", &["sku"]);
+            match ServiceError::from(named) {
+                ServiceError::Conflict { field: f } => assert_eq!(f, field, "{driver}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Any other error passes through unchanged.
+        assert!(matches!(
+            RepoError::NotFound.named_conflict("products", &["sku"]),
+            RepoError::NotFound
+        ));
+    }
+
+    #[test]
     fn internals_have_no_public_detail() {
         let e = ServiceError::Internal("password=secret in a driver message".into());
         assert_eq!(e.public_detail(), None);

@@ -224,6 +224,25 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn path_parameters_are_parsed_and_validated() {
+        use crate::model::page::IdPath;
+        let path = |value: &str| {
+            let mut req = TestRequest::get().uri(&format!("/x/{value}")).to_http_request();
+            let mut resource = actix_web::dev::ResourceDef::new("/x/{id}");
+            resource.set_id(0);
+            resource.capture_match_info(req.match_info_mut());
+            let mut payload = Payload::None;
+            ValidatedPath::<IdPath>::from_request(&req, &mut payload)
+                .into_inner()
+                .map(|p| p.0.id)
+        };
+        assert_eq!(path("42").unwrap(), 42);
+        for bad in ["0", "-3", "x", "99999999999999999999"] {
+            assert_eq!(field_of(path(bad).unwrap_err()), "id", "{bad}");
+        }
+    }
+
+    #[actix_web::test]
     async fn json_and_form_bodies_bind_and_validate() {
         let ok: LoginForm = body(
             "application/json",
