@@ -289,8 +289,7 @@ mod tests {
             ("UNIQUE constraint failed: products.sku", "sku"),
             ("Duplicate entry 'x' for key 'uk_products_other'", "record"),
         ] {
-            let named =
-                RepoError::Conflict(driver.into()).named_conflict("products", &["sku"]);
+            let named = RepoError::Conflict(driver.into()).named_conflict("products", &["sku"]);
             match ServiceError::from(named) {
                 ServiceError::Conflict { field: f } => assert_eq!(f, field, "{driver}"),
                 other => panic!("{other:?}"),

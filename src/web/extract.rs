@@ -227,10 +227,9 @@ mod tests {
     async fn path_parameters_are_parsed_and_validated() {
         use crate::model::page::IdPath;
         let path = |value: &str| {
-            let mut req = TestRequest::get().uri(&format!("/x/{value}")).to_http_request();
-            let mut resource = actix_web::dev::ResourceDef::new("/x/{id}");
-            resource.set_id(0);
-            resource.capture_match_info(req.match_info_mut());
+            let req = TestRequest::get()
+                .param("id", value.to_owned())
+                .to_http_request();
             let mut payload = Payload::None;
             ValidatedPath::<IdPath>::from_request(&req, &mut payload)
                 .into_inner()
