@@ -44,16 +44,13 @@ fn main() -> ExitCode {
     }) = &cli.command
     {
         let existing = cmd::certs::Existing::keep_if(*if_missing);
-        return match cmd::certs::generate(out, san, *days, existing, *discard_ca_key) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return printed(cmd::certs::generate(
+            out,
+            san,
+            *days,
+            existing,
+            *discard_ca_key,
+        ));
     }
     // Generators change source files only: no configuration, no log.
     if let Command::Generate(command) = &cli.command {
@@ -61,16 +58,7 @@ fn main() -> ExitCode {
             .skip(1)
             .map(|arg| cmd::generate::shell_word(&arg))
             .fold(String::from("go_example"), |line, word| line + " " + &word);
-        return match cmd::generate::run(command, &line) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return printed(cmd::generate::run(command, &line));
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,6 +103,21 @@ fn probe(cli: &Cli) -> ExitCode {
         }
         Err(e) => {
             eprintln!("unhealthy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit of a command that needs no configuration: its text on stdout, or its error on
+/// stderr.
+fn printed(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
