@@ -348,6 +348,50 @@ pub async fn get_with(app: &TestApp, path: &str, authorization: &str) -> (u16, V
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
+/// `method path` with an access token (`Bearer ...`, none: anonymous) and a JSON body: status and
+/// JSON answer (`null` when the answer has no JSON body).
+pub async fn send_json(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = app
+        .client
+        .request(method.parse().unwrap(), format!("{}{path}", app.address));
+    if let Some(token) = token {
+        req = req.header("Authorization", token);
+    }
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Signs `name` in over HTTP: its access token (`Bearer ...`).
+pub async fn sign_in(app: &TestApp, name: &str, password: &str) -> String {
+    let (status, body) = send_json(
+        app,
+        "POST",
+        "/auth/login",
+        None,
+        Some(&serde_json::json!({"username": name, "password": password})),
+    )
+    .await;
+    assert_eq!(status, 200, "sign-in of {name}: {body}");
+    tokens(&body).0
+}
+
+/// Every field of `sent` is shown as sent in `shown`.
+pub fn assert_shown(shown: &Value, sent: &Value) {
+    for (field, value) in sent.as_object().expect("an object was sent") {
+        assert_eq!(&shown[field], value, "{field} in {shown}");
+    }
+}
+
 /// The `(accessToken, refreshToken)` of a login or refresh answer.
 pub fn tokens(body: &Value) -> (String, String) {
     let data = &body["data"];
