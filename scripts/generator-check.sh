@@ -24,7 +24,10 @@ started=$SECONDS
 scratch=${GOEX_CACHE_DIR:-$HOME/.cache/go_example-rs}/generator-scratch
 rm -rf "$scratch"
 mkdir -p "$scratch"
-saved=$(mktemp -d /tmp/go_example-generated-bins.XXXXXX)
+# Beside the binaries: hard links need one file system.
+saved="$CARGO_TARGET_DIR/generator-check-saved"
+rm -rf "$saved"
+mkdir -p "$saved"
 debug="$CARGO_TARGET_DIR/debug"
 mkdir -p "$debug"
 # Hard links: cargo replaces these files (unlink, then link anew), so the links keep the work
