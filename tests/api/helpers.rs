@@ -386,6 +386,10 @@ pub async fn sign_in(app: &TestApp, name: &str, password: &str) -> String {
 }
 
 /// Every field of `sent` is shown as sent in `shown`.
+#[allow(
+    dead_code,
+    reason = "for the tests `go_example generate resource` writes (docs/generator.md)"
+)]
 pub fn assert_shown(shown: &Value, sent: &Value) {
     for (field, value) in sent.as_object().expect("an object was sent") {
         assert_eq!(&shown[field], value, "{field} in {shown}");

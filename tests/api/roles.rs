@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use shaku::HasComponent;
 
 use crate::helpers::{
-    TestApp, app_command, assert_envelope, get_with, grant_admin, seed_user_in, spawn_app_adjusted,
-    spawn_app_with, spawn_logged, tokens,
+    TestApp, app_command, assert_envelope, get_with, grant_admin, seed_user_in, sign_in,
+    spawn_app_adjusted, spawn_app_with, spawn_logged, tokens,
 };
 
 /// Signs `name` in over HTTP: its access token (`Bearer ...`).
@@ -28,12 +28,6 @@ async fn login(
         .await
         .unwrap();
     (res.status().as_u16(), res.json().await.unwrap())
-}
-
-async fn access(app: &TestApp, name: &str, password: &str) -> String {
-    let (status, body) = login(&app.address, &app.client, name, password).await;
-    assert_eq!(status, 200, "{body}");
-    tokens(&body).0
 }
 
 /// A one-row users workbook.
@@ -76,7 +70,7 @@ async fn a_user_cannot_take_over_an_account_through_excel() {
     let app = spawn_app_with(&[]).await;
     seed_user_in(&app.module, "victim01", "victim123").await;
     seed_user_in(&app.module, "attacker1", "attack123").await;
-    let attacker = access(&app, "attacker1", "attack123").await;
+    let attacker = sign_in(&app, "attacker1", "attack123").await;
 
     let (status, body) = import(&app, &attacker, workbook("victim01", "owned12345")).await;
     assert_eq!(status, 403, "{body}");
@@ -95,7 +89,7 @@ async fn a_user_cannot_take_over_an_account_through_excel() {
     // Even an admin's import leaves passwords alone.
     seed_user_in(&app.module, "importer01", "import123").await;
     grant_admin(&app.module, "importer01").await;
-    let admin = access(&app, "importer01", "import123").await;
+    let admin = sign_in(&app, "importer01", "import123").await;
     let (status, body) = import(&app, &admin, workbook("victim01", "owned12345")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["updated"], 1, "{body}");
@@ -111,7 +105,7 @@ async fn a_user_cannot_take_over_an_account_through_excel() {
 async fn a_role_change_ends_the_users_logins_and_the_next_login_carries_it() {
     let app = spawn_app_with(&[]).await;
     seed_user_in(&app.module, "promoted1", "abc12345").await;
-    let before = access(&app, "promoted1", "abc12345").await;
+    let before = sign_in(&app, "promoted1", "abc12345").await;
     let (status, body) = get_with(&app, "/home", &before).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["userInfo"]["roles"], json!([]));
@@ -121,7 +115,7 @@ async fn a_role_change_ends_the_users_logins_and_the_next_login_carries_it() {
     grant_admin(&app.module, "promoted1").await;
     let (status, body) = get_with(&app, "/home", &before).await;
     assert_eq!(status, 401, "the grant ended the login: {body}");
-    let admin = access(&app, "promoted1", "abc12345").await;
+    let admin = sign_in(&app, "promoted1", "abc12345").await;
     let (status, body) = get_with(&app, "/home", &admin).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["userInfo"]["roles"], json!(["admin"]));
@@ -143,7 +137,7 @@ async fn a_role_change_ends_the_users_logins_and_the_next_login_carries_it() {
     );
     let (status, _) = get_with(&app, "/excel/export", &admin).await;
     assert_eq!(status, 401, "the revocation ended the admin's login");
-    let demoted = access(&app, "promoted1", "abc12345").await;
+    let demoted = sign_in(&app, "promoted1", "abc12345").await;
     let (status, body) = get_with(&app, "/excel/export", &demoted).await;
     assert_eq!(status, 403, "{body}");
 }
@@ -184,7 +178,7 @@ async fn parallel_grants_change_the_role_once() {
 async fn a_password_reset_ends_the_logins_and_only_the_new_password_works() {
     let app = spawn_app_with(&[]).await;
     seed_user_in(&app.module, "forgetful1", "abc12345").await;
-    let token = access(&app, "forgetful1", "abc12345").await;
+    let token = sign_in(&app, "forgetful1", "abc12345").await;
     let accounts: &dyn AccountService = app.module.resolve_ref();
     let weak = accounts
         .reset_password(&Actor::cli(), "forgetful1", "short".into())
@@ -199,7 +193,7 @@ async fn a_password_reset_ends_the_logins_and_only_the_new_password_works() {
     assert_eq!(status, 401);
     let (status, _) = login(&app.address, &app.client, "forgetful1", "abc12345").await;
     assert_eq!(status, 401);
-    access(&app, "forgetful1", "newpass99").await;
+    sign_in(&app, "forgetful1", "newpass99").await;
 }
 
 /// `n` exports by `token` at once: each answer's status and body.
@@ -243,7 +237,7 @@ async fn exports_are_bounded_per_admin_in_parallel() {
     grant_admin(&app.module, "exporter01").await;
     seed_user_in(&app.module, "exporter03", "abc12345").await;
     grant_admin(&app.module, "exporter03").await;
-    let token = access(&app, "exporter01", "abc12345").await;
+    let token = sign_in(&app, "exporter01", "abc12345").await;
     let answers = exports_at_once(&app, &token, 8).await;
     assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 3);
     let refused: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
@@ -251,7 +245,7 @@ async fn exports_are_bounded_per_admin_in_parallel() {
     for (_, body) in refused {
         assert_envelope(&serde_json::from_slice(body).unwrap(), "10008");
     }
-    let other = access(&app, "exporter03", "abc12345").await;
+    let other = sign_in(&app, "exporter03", "abc12345").await;
     let answers = exports_at_once(&app, &other, 1).await;
     assert_eq!(answers[0].0, 200, "another admin's own bucket");
 }
@@ -270,7 +264,7 @@ async fn exports_running_at_once_are_bounded() {
     crate::excel::seed_users(&app, 400).await;
     seed_user_in(&app.module, "exporter02", "abc12345").await;
     grant_admin(&app.module, "exporter02").await;
-    let token = access(&app, "exporter02", "abc12345").await;
+    let token = sign_in(&app, "exporter02", "abc12345").await;
     let statuses: Vec<u16> = exports_at_once(&app, &token, 6)
         .await
         .into_iter()
@@ -335,7 +329,7 @@ async fn the_users_command_grants_lists_and_signs_out() {
     let db = dir.path().join("app.db").display().to_string();
     let app = spawn_app_with(&[("APP__SQLITE__PATH", db.clone())]).await;
     seed_user_in(&app.module, "firstadmin", "abc12345").await;
-    let token = access(&app, "firstadmin", "abc12345").await;
+    let token = sign_in(&app, "firstadmin", "abc12345").await;
     let users = |args: &[&str]| {
         let out = app_command()
             .arg("users")
@@ -359,7 +353,7 @@ async fn the_users_command_grants_lists_and_signs_out() {
         status, 401,
         "the grant from another process ended the login"
     );
-    let admin = access(&app, "firstadmin", "abc12345").await;
+    let admin = sign_in(&app, "firstadmin", "abc12345").await;
     let (status, _) = get_with(&app, "/excel/export?gender=9", &admin).await;
     assert_eq!(status, 400, "an admin gets past the role check");
     let (code, stdout, _) = users(&["list"]);
