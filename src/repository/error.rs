@@ -37,10 +37,14 @@ impl RepoError {
         let RepoError::Conflict(message) = &self else {
             return self;
         };
-        let named = columns.iter().find(|column| {
-            message.contains(&format!("uk_{table}_{column}"))
-                || message.contains(&format!("{table}.{column}"))
-        });
+        // Whole names only: `code` must not match the key of `code_2`.
+        let names = |column: &&&str| {
+            message.contains(&format!("uk_{table}_{column}'"))
+                || message
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .any(|word| word == format!("{table}.{column}"))
+        };
+        let named = columns.iter().find(names);
         match named {
             Some(column) => RepoError::Conflict((*column).to_owned()),
             None => self,

@@ -288,8 +288,14 @@ mod tests {
             ("Duplicate entry 'T-1' for key 'uk_products_sku'", "sku"),
             ("UNIQUE constraint failed: products.sku", "sku"),
             ("Duplicate entry 'x' for key 'uk_products_other'", "record"),
+            (
+                "Duplicate entry 'x' for key 'products.uk_products_sku_2'",
+                "sku_2",
+            ),
+            ("UNIQUE constraint failed: products.sku_2", "sku_2"),
         ] {
-            let named = RepoError::Conflict(driver.into()).named_conflict("products", &["sku"]);
+            let named =
+                RepoError::Conflict(driver.into()).named_conflict("products", &["sku", "sku_2"]);
             match ServiceError::from(named) {
                 ServiceError::Conflict { field: f } => assert_eq!(f, field, "{driver}"),
                 other => panic!("{other:?}"),
