@@ -5,7 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-const PROTOS: &[&str] = &["proto/hello/hello.proto", "proto/user/user.proto"];
+const PROTOS: &[&str] = &[
+    "proto/hello/hello.proto",
+    "proto/user/user.proto",
+    // generate:protos (`go_example generate resource --grpc` adds its protos above this line)
+];
 const BENCH_PROTOS: &[&str] = &["proto/bench/bench.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The resource generator, end to end (docs/generator.md): in a scratch copy of the work tree,
-# `go_example generate` makes a resource with every field type and constraint (owner access), one
-# for admins with its own plural, one for any user, an empty migration pair and a subcommand; the
+# `go_example generate` makes a resource with every field type and constraint (owner access,
+# served over gRPC too), one for admins with its own plural, one for any user, an empty migration pair and a subcommand; the
 # copy must then pass cargo fmt --check and clippy -D warnings untouched, the generated tests on
 # SQLite and MariaDB, the route/OpenAPI/Postman coverage test, the docs and layering tests, the
 # generated Postman folders through newman, schemathesis on the generated routes, and the diesel
@@ -33,10 +33,17 @@ mkdir -p "$debug"
 # Hard links: cargo replaces these files (unlink, then link anew), so the links keep the work
 # tree's builds whatever the copy's build does.
 find "$debug" -maxdepth 1 -type f -exec ln {} "$saved/" \;
+origin=$PWD
 restore() {
   find "$debug" -maxdepth 1 -type f -newer "$saved" -delete 2>/dev/null || true
   for f in "$saved"/*; do [ -e "$f" ] && ln -f "$f" "$debug/$(basename "$f")"; done
   rm -rf "$scratch" "$saved"
+  # The copy's crates have the work tree's names and relative paths, so cargo keeps one set of
+  # artifacts for both and judges them by the sources' times: the work tree's inputs (build.rs
+  # and what it reads, every crate's files) are made newer than the copy's builds, so the next
+  # build here compiles the work tree's own code, not the copy's.
+  (cd "$origin" && git ls-files -z -- '*.rs' '*.toml' Cargo.lock proto migrations assets/templates \
+     | xargs -0 touch && touch migrations migrations/mysql migrations/sqlite)
 }
 trap restore EXIT
 touch "$saved"
@@ -50,9 +57,9 @@ cd "$scratch"
 
 fingerprint() { find . -path ./.generator -prune -o -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum; }
 
-step "generate resource widget (every type and constraint; owner access)"
+step "generate resource widget --grpc (every type and constraint; owner access)"
 widget_fields='name:string:min=1:max=64,code:string:unique:max=32,body:text:optional,qty:int:min=0:max=1000,big:bigint:unique,done:bool,price:decimal:optional,due:datetime,color:enum(red|green|dark_blue),phone:string:regex=phone:optional,rank:bigint:min=-5:max=5000000000,level:enum(low|high):optional'
-"$gen" generate resource widget --fields "$widget_fields"
+"$gen" generate resource widget --grpc --fields "$widget_fields"
 step "generate resource category --plural categories --access admin"
 "$gen" generate resource category --plural categories --access admin --fields 'title:string:unique:max=40,position:int:optional'
 step "generate resource note --access user"
@@ -82,11 +89,11 @@ step "cargo fmt --check and clippy -D warnings on the generated code, untouched"
 cargo fmt --all -- --check
 cargo clippy --quiet -p go_example --all-targets -- -D warnings
 
-step "the generated tests (SQLite and MariaDB), route coverage, docs and layering"
+step "the generated tests (SQLite and MariaDB; gRPC from Rust and Python), route coverage, docs and layering"
 # The new routes change the served document: its golden copy is rewritten as a user would.
 UPDATE_GOLDEN=1 cargo nextest run --no-fail-fast --test api -E 'test(/golden/)' --status-level fail
 cargo nextest run --no-fail-fast --test api --test docs_tree --test layering \
-  -E 'test(/^(widgets|categories|notes)::/) | test(/^openapi::/) | binary(docs_tree) | binary(layering)'
+  -E 'test(/^(widgets|widgets_grpc|categories|notes)::/) | test(/^openapi::/) | binary(docs_tree) | binary(layering)'
 "$debug/go_example" purge-notes --env test | grep -q 'purge-notes: done'
 
 step "newman: the generated Postman folders"

@@ -1,26 +1,26 @@
 //! The gRPC code generated from `proto/` at build time (see `build.rs`): the original's
-//! `hello.HelloService` and `user.UserService`, their messages, servers and clients, and the
-//! benchmark-only `bench.Burn` (served with `server.debug_routes`).
+//! `hello.HelloService` and `user.UserService`, their messages, servers and clients, the
+//! benchmark-only `bench.Burn` (served with `server.debug_routes`), and the services
+//! `go_example generate resource --grpc` adds.
 
-/// `proto/hello/hello.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod hello {
-    tonic::include_proto!("hello");
+/// The module of a proto package's generated code (`proto/<name>/<name>.proto`, package
+/// `<name>`).
+macro_rules! package {
+    ($name:ident) => {
+        #[doc = concat!("`proto/", stringify!($name), "/", stringify!($name), ".proto`.")]
+        #[allow(missing_docs, clippy::all, clippy::pedantic)]
+        pub mod $name {
+            include!(concat!(env!("OUT_DIR"), "/", stringify!($name), ".rs"));
+        }
+    };
 }
 
-/// `proto/user/user.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod user {
-    tonic::include_proto!("user");
-}
+package!(hello);
+package!(user);
+package!(bench);
+// generate:protos (`go_example generate resource --grpc` adds its packages above this line)
 
-/// `proto/bench/bench.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod bench {
-    tonic::include_proto!("bench");
-}
-
-/// The encoded `FileDescriptorSet` of the API's protos (hello, user), for the reflection service.
+/// The encoded `FileDescriptorSet` of the API's protos (`build.rs`'s `PROTOS`), for the reflection service.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
 /// The encoded `FileDescriptorSet` of `proto/bench`, registered with reflection only where

@@ -31,6 +31,10 @@ pub enum GenerateCommand {
         /// its owner or an admin) or `admin`. Reads are any signed-in user's.
         #[arg(long, default_value = "owner", value_parser = parse_access)]
         access: Access,
+        /// Serve it over gRPC too: `proto/<name>/<name>.proto`, a tonic service as a component
+        /// of the module, and its tests (a Rust client and a Python one).
+        #[arg(long)]
+        grpc: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -106,6 +110,7 @@ pub fn run(command: &GenerateCommand, line: &str) -> anyhow::Result<String> {
             fields,
             plural,
             access,
+            grpc,
             ..
         } => {
             let request = ResourceRequest {
@@ -113,15 +118,21 @@ pub fn run(command: &GenerateCommand, line: &str) -> anyhow::Result<String> {
                 plural: plural.clone(),
                 fields: fields.clone(),
                 access: *access,
+                grpc: *grpc,
                 command: line.to_owned(),
                 version: None,
             };
             let (plan, ctx) = goex_generator::resource::plan(root, &request, &templates)?;
+            let p = &ctx.names.plural;
+            let tests = if *grpc {
+                format!("{p}:: {p}_grpc::")
+            } else {
+                format!("{p}::")
+            };
             let next = format!(
-                "next: cargo nextest run --test api {p}:: (SQLite and MariaDB), make postman, make contract; \
+                "next: cargo nextest run --test api {tests} (SQLite and MariaDB), make postman, make contract; \
                  the OpenAPI golden file changes with the new routes: \
                  UPDATE_GOLDEN=1 cargo nextest run --test api golden",
-                p = ctx.names.plural
             );
             (plan, next)
         }

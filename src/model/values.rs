@@ -2,7 +2,14 @@
 //! resources (docs/generator.md).
 
 use bigdecimal::{BigDecimal, RoundingMode};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer};
+
+/// An instant as the JSON views show it (serde's form of `DateTime<Utc>`:
+/// `2026-12-07T10:00:00Z`, a fraction only when there is one), for the gRPC messages.
+pub fn rfc3339(instant: &DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
 
 /// A JSON Schema `integer`: `1` or `1.0` (JSON Schema counts a number with a zero fraction as an
 /// integer, so the document promises both), never `1.5`; form bodies send text. Out of `T`'s
@@ -109,5 +116,17 @@ mod tests {
         assert_eq!(decimal_text(&noisy), "0.1000");
         let big = BigDecimal::try_from(12_345_678_901.123_4_f64).unwrap();
         assert_eq!(decimal_text(&big), "12345678901.1234");
+    }
+
+    #[test]
+    fn an_instant_reads_as_serde_writes_it() {
+        use chrono::TimeZone;
+        for instant in [
+            Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap(),
+            Utc.timestamp_opt(1_796_637_600, 250_000_000).unwrap(),
+        ] {
+            let serde = serde_json::to_value(instant).unwrap();
+            assert_eq!(serde, rfc3339(&instant), "{instant:?}");
+        }
     }
 }

@@ -37,6 +37,7 @@ use crate::service::error::ServiceError;
 use crate::service::shedding::{Admission, AppShedder, LoadShedding};
 use crate::web::client_addr::ClientAddr;
 use crate::web::envelope::status;
+// generate:use (`go_example generate resource --grpc` adds its imports above this line)
 
 /// The TLS configuration of `server.grpc.tls`, read from its folder.
 ///
@@ -78,6 +79,7 @@ const TRACED_SERVICES: &[&str] = &[
     <HelloServiceServer<Arc<dyn HelloRpcController>> as NamedService>::NAME,
     <UserServiceServer<Arc<dyn UserRpcController>> as NamedService>::NAME,
     <BurnServer<Arc<dyn BurnRpcController>> as NamedService>::NAME,
+    // generate:grpc-names (`go_example generate resource --grpc` adds its services above this line)
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -121,6 +123,7 @@ pub async fn serve(
     health
         .set_serving::<UserServiceServer<Arc<dyn UserRpcController>>>()
         .await;
+    // generate:grpc-health (`go_example generate resource --grpc` adds its services above this line)
     // bench.Burn is listed (and health-checked) only where it is served.
     let bench = debug_routes.then_some(crate::proto::BENCH_FILE_DESCRIPTOR_SET);
     if debug_routes {
@@ -195,6 +198,8 @@ pub async fn serve(
         )
         // The overload benchmark's CPU-bound call (server.debug_routes; never in prod).
         .add_optional_service(burn);
+    // The generated resources' services, each resolved from the module.
+    // generate:grpc-services (`go_example generate resource --grpc` adds its services above this line)
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // TCP_NODELAY, as tonic's own `serve` and grpc-go set it: a unary answer leaves at once.

@@ -40,6 +40,33 @@ impl Caller {
             Caller::User(user) => user.id == id || user.has(Role::Admin),
         }
     }
+
+    /// The signed-in user making the call: changes are made by users, under the same rules as
+    /// over HTTP (the shared service credentials read).
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for a call with the service credentials.
+    pub fn user(&self) -> Result<&AuthUser, ServiceError> {
+        match self {
+            Caller::User(user) => Ok(user),
+            Caller::Service => Err(ServiceError::Forbidden(
+                "the service credentials read; a change needs a signed-in user's token".into(),
+            )),
+        }
+    }
+
+    /// The signed-in admin making the call.
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for anyone else (a user without the admin role, a service).
+    pub fn admin(&self) -> Result<&AuthUser, ServiceError> {
+        let user = self.user()?;
+        if user.has(Role::Admin) {
+            Ok(user)
+        } else {
+            Err(ServiceError::Forbidden("admins only".into()))
+        }
+    }
 }
 
 /// Checks the metadata credentials of gRPC calls.
@@ -107,5 +134,33 @@ impl CallerAuthService for CallerAuthServiceImpl {
         slog::warn!(self.logger, "grpc credentials refused"; "client" => client,
             "user" => String::from_utf8_lossy(user).chars().take(64).collect::<String>());
         Err(ServiceError::Unauthorized("wrong user or password".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::role::Roles;
+
+    fn user(roles: Roles) -> Caller {
+        Caller::User(AuthUser {
+            id: 7,
+            username: "u7".into(),
+            sid: "s".into(),
+            roles,
+        })
+    }
+
+    #[test]
+    fn changes_need_a_user_and_admin_changes_an_admin() {
+        let forbidden =
+            |r: Result<&AuthUser, ServiceError>| matches!(r, Err(ServiceError::Forbidden(_)));
+        assert!(forbidden(Caller::Service.user()));
+        assert!(forbidden(Caller::Service.admin()));
+        let plain = user(Roles::NONE);
+        assert_eq!(plain.user().unwrap().id, 7);
+        assert!(forbidden(plain.admin()));
+        let admin = user(Roles::NONE.with(Role::Admin));
+        assert_eq!(admin.admin().unwrap().id, 7);
     }
 }

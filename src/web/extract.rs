@@ -150,7 +150,12 @@ where
     validate(value)
 }
 
-fn validate<T: Validate>(value: T) -> Result<T, ServiceError> {
+/// `value` when it passes its rules, else the first failing field (400 / 10000): what the
+/// extractors answer, and what the gRPC controllers use on the messages they convert.
+///
+/// # Errors
+/// [`ServiceError::InvalidInput`] naming the first field, in name order.
+pub fn validate<T: Validate>(value: T) -> Result<T, ServiceError> {
     value
         .validate()
         .map_err(|errors| first_violation(&errors))?;

@@ -342,15 +342,7 @@ async fn health_answers_without_credentials_and_a_stop_is_graceful() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_grpcio_client_calls_say_hello_health_and_reflection_over_mtls() {
     let app = spawn_grpc("require").await;
-    let python = python_venv(
-        "grpc",
-        &[
-            "grpcio==1.85.1",
-            "grpcio-health-checking==1.85.1",
-            "grpcio-reflection==1.85.1",
-        ],
-    );
-    let out = tokio::process::Command::new(python)
+    let out = tokio::process::Command::new(grpc_python())
         .arg(manifest_dir().join("tests/clients/grpc_client.py"))
         .arg(app.port.to_string())
         .arg(&app.certs)
@@ -385,6 +377,54 @@ async fn a_python_grpcio_client_calls_say_hello_health_and_reflection_over_mtls(
     ] {
         assert!(services.contains(&expected), "{services:?}");
     }
+}
+
+/// The python of the venv the Python gRPC clients run in.
+fn grpc_python() -> PathBuf {
+    python_venv(
+        "grpc",
+        &[
+            "grpcio==1.85.1",
+            "grpcio-health-checking==1.85.1",
+            "grpcio-reflection==1.85.1",
+            "protobuf==7.36.2",
+        ],
+    )
+}
+
+/// What `tests/clients/grpc_reflect_client.py` answers to `script` against `app`: a Python
+/// grpcio client that learns the messages from reflection (the tests of generated services).
+#[allow(
+    dead_code,
+    reason = "for the tests `go_example generate resource --grpc` writes (docs/generator.md)"
+)]
+pub(crate) async fn python_reflect_calls(
+    app: &GrpcApp,
+    script: &serde_json::Value,
+) -> serde_json::Value {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(grpc_python())
+        .arg(manifest_dir().join("tests/clients/grpc_reflect_client.py"))
+        .arg(app.port.to_string())
+        .arg(&app.certs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(script.to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

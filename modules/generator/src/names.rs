@@ -1,7 +1,7 @@
 //! The names one resource takes through the layers (`widget`, `widgets`, `Widget`), and the
 //! names a generated item may not take: Rust and SQL keywords, and what the project holds.
 
-use heck::ToUpperCamelCase;
+use heck::{ToSnakeCase, ToUpperCamelCase};
 use serde::Serialize;
 
 use crate::GenerateError;
@@ -107,6 +107,9 @@ pub struct ResourceNames {
     pub type_name: String,
     /// `Widgets`.
     pub type_plural: String,
+    /// `widgets`: [`Self::type_plural`] in snake case (the gRPC list method is
+    /// `list_<plural_fn>`; `sheep_list` where the plural is the name).
+    pub plural_fn: String,
     /// `widget` in prose (`_` as spaces).
     pub title: String,
     /// `widgets` in prose.
@@ -136,6 +139,7 @@ impl ResourceNames {
             type_plural.push_str("List");
         }
         Ok(Self {
+            plural_fn: type_plural.to_snake_case(),
             title: name.replace('_', " "),
             title_plural: plural.replace('_', " "),
             name: name.to_owned(),
@@ -198,6 +202,7 @@ mod tests {
         );
         let names = ResourceNames::new("sheep", Some("sheep")).unwrap();
         assert_eq!(names.type_plural, "SheepList");
+        assert_eq!(names.plural_fn, "sheep_list");
         let names = ResourceNames::new("order_item", None).unwrap();
         assert_eq!(
             (names.type_name.as_str(), names.plural.as_str()),

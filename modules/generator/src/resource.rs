@@ -48,6 +48,8 @@ pub struct ResourceRequest {
     pub fields: String,
     /// `--access`.
     pub access: Access,
+    /// `--grpc`: a proto, a gRPC controller and its tests too.
+    pub grpc: bool,
     /// The command line, quoted in the generated files' headers.
     pub command: String,
     /// The migrations' version (`YYYY-MM-DD-HHMMSS`); none: now, after every existing one.
@@ -162,6 +164,15 @@ pub struct FieldContext {
     pub enum_type: Option<String>,
     /// The form field's `deserialize_with` function, if any.
     pub deserialize_with: Option<String>,
+    /// The field's type in the proto (`optional string`, `int64`, ...).
+    pub proto_type: String,
+    /// The form's value of `message.<name>` (a proto message), an expression that may use `?`
+    /// with a `tonic::Status` error.
+    pub from_proto: String,
+    /// The proto message's value of `view.<name>` (a view).
+    pub to_proto: String,
+    /// The proto message's value of the JSON sample `body` (in the generated tests).
+    pub sample_to_proto: String,
 }
 
 /// An enum field's Rust enum.
@@ -190,6 +201,9 @@ pub struct Samples {
     pub invalid: String,
     /// That field.
     pub invalid_field: String,
+    /// The invalid value fits the field's proto type (a string or an integer in range), so the
+    /// gRPC test sends it too.
+    pub invalid_in_proto: bool,
 }
 
 /// Everything the resource templates render with (docs/generator.md lists it).
@@ -202,6 +216,8 @@ pub struct ResourceContext {
     pub names: ResourceNames,
     /// Who may call.
     pub access: Access,
+    /// Served over gRPC too (`--grpc`).
+    pub grpc: bool,
     /// An `owner_id` column.
     pub owned: bool,
     /// The fields.
@@ -442,6 +458,33 @@ fn field_context(
     }
     let mysql = sql.replace("{precision}", "(6)");
     let sqlite = sql.replace("{precision}", "");
+    let (proto, sample_of) = match f.kind {
+        Kind::Int => ("int32", "as_i64"),
+        Kind::Bigint => ("int64", "as_i64"),
+        Kind::Bool => ("bool", "as_bool"),
+        _ => ("string", "as_str"),
+    };
+    let from_proto = match &enum_type {
+        Some(ty) if opt => format!(
+            "message.{n}.as_deref().map(|text| {ty}::parse(text).ok_or_else(|| unknown_value(\"{n}\"))).transpose()?"
+        ),
+        Some(ty) => format!("{ty}::parse(&message.{n}).ok_or_else(|| unknown_value(\"{n}\"))?"),
+        None => format!("message.{n}"),
+    };
+    let to_proto = match (&f.kind, opt) {
+        (Kind::Datetime, true) => format!("view.{n}.as_ref().map(rfc3339)"),
+        (Kind::Datetime, false) => format!("rfc3339(&view.{n})"),
+        _ => format!("view.{n}"),
+    };
+    let sample = format!("body[\"{n}\"].{sample_of}()");
+    let sample_to_proto = match (&f.kind, opt) {
+        (Kind::Int, true) => format!("{sample}.map(|n| i32::try_from(n).unwrap())"),
+        (Kind::Int, false) => format!("i32::try_from({sample}.unwrap()).unwrap()"),
+        (Kind::Bigint | Kind::Bool, true) => sample,
+        (Kind::Bigint | Kind::Bool, false) => format!("{sample}.unwrap()"),
+        (_, true) => format!("{sample}.map(str::to_owned)"),
+        (_, false) => format!("{sample}.unwrap().to_owned()"),
+    };
     FieldContext {
         name: n.clone(),
         doc,
@@ -468,6 +511,14 @@ fn field_context(
         sqlite: format!("{n} {sqlite}"),
         enum_type,
         deserialize_with: deserialize.map(str::to_owned),
+        proto_type: if opt {
+            format!("optional {proto}")
+        } else {
+            proto.to_owned()
+        },
+        from_proto,
+        to_proto,
+        sample_to_proto,
     }
 }
 
@@ -581,6 +632,7 @@ pub fn context(
     names: ResourceNames,
     fields: &[Field],
     access: Access,
+    grpc: bool,
     patterns: &[NamedPattern],
     command: &str,
     migration: String,
@@ -620,7 +672,16 @@ pub fn context(
     let update = body(fields, 3, patterns);
     let bad = &fields[0];
     let mut invalid_body = create[0].clone();
-    invalid_body[&bad.name] = invalid(bad);
+    let invalid_value = invalid(bad);
+    let invalid_in_proto = match bad.kind {
+        Kind::Bool => false,
+        Kind::Int => invalid_value
+            .as_i64()
+            .is_some_and(|n| i32::try_from(n).is_ok()),
+        Kind::Bigint => invalid_value.is_i64(),
+        _ => invalid_value.is_string(),
+    };
+    invalid_body[&bad.name] = invalid_value;
     let has_decimal = fields.iter().any(|f| f.kind == Kind::Decimal);
     let has_datetime = fields.iter().any(|f| f.kind == Kind::Datetime);
     Ok(ResourceContext {
@@ -631,6 +692,7 @@ pub fn context(
         ),
         owned: access == Access::Owner,
         access,
+        grpc,
         unique: fields
             .iter()
             .filter(|f| f.unique)
@@ -650,6 +712,7 @@ pub fn context(
             create_value: create[0].clone(),
             invalid: pretty(&invalid_body),
             invalid_field: bad.name.clone(),
+            invalid_in_proto,
         },
         fields: contexts,
         names,
@@ -731,6 +794,12 @@ pub fn plan(
             names.plural
         )));
     }
+    if request.grpc && root.join("proto").join(&names.name).exists() {
+        return Err(GenerateError::Clash(format!(
+            "a proto package `{0}` exists already (proto/{0})",
+            names.name
+        )));
+    }
     if served_segments(root).contains(&names.plural) {
         return Err(GenerateError::Clash(format!(
             "`/{}` is served by a controller already",
@@ -746,6 +815,7 @@ pub fn plan(
         names.clone(),
         &fields,
         request.access,
+        request.grpc,
         &patterns,
         &request.command,
         migration.clone(),
@@ -789,6 +859,20 @@ pub fn plan(
         create(
             format!("migrations/{dialect}/{migration}/down.sql"),
             render("resource/down.sql.jinja")?,
+        );
+    }
+    if request.grpc {
+        create(
+            format!("proto/{n}/{n}.proto"),
+            render("resource/grpc.proto.jinja")?,
+        );
+        create(
+            format!("src/controller/grpc/{n}.rs"),
+            render("resource/grpc_controller.rs.jinja")?,
+        );
+        create(
+            format!("tests/api/{p}_grpc.rs"),
+            render("resource/grpc_test.rs.jinja")?,
         );
     }
     let module_line = format!("pub mod {n};");
@@ -864,6 +948,9 @@ pub fn plan(
             )],
         ),
     ];
+    if request.grpc {
+        plan.inserts.extend(grpc_inserts(&names, request.access));
+    }
     let table = crate::schema::table_block(&names.plural, ctx.owned, &ctx.fields);
     let joinable = ctx
         .owned
@@ -889,6 +976,98 @@ pub fn plan(
     Ok((plan, ctx))
 }
 
+/// The lines that compile a resource's proto and serve its gRPC service (`--grpc`).
+fn grpc_inserts(names: &ResourceNames, access: Access) -> Vec<Insert> {
+    let n = &names.name;
+    let p = &names.plural;
+    let t = &names.type_name;
+    let server = format!("{t}ServiceServer<Arc<dyn {t}RpcController>>");
+    let insert = |path: &str, marker: &str, lines: Vec<String>| Insert {
+        path: PathBuf::from(path),
+        marker: marker.to_owned(),
+        lines,
+    };
+    vec![
+        insert(
+            "build.rs",
+            "generate:protos",
+            vec![format!("\"proto/{n}/{n}.proto\",")],
+        ),
+        insert(
+            "src/proto.rs",
+            "generate:protos",
+            vec![format!("package!({n});")],
+        ),
+        insert(
+            "src/controller/grpc/mod.rs",
+            "generate:mod",
+            vec![format!("pub mod {n};")],
+        ),
+        insert(
+            "tests/api/main.rs",
+            "generate:mod",
+            vec![format!("mod {p}_grpc;")],
+        ),
+        insert(
+            "src/assembly/mod.rs",
+            "generate:use",
+            vec![format!(
+                "use crate::controller::grpc::{n}::{t}RpcControllerImpl;"
+            )],
+        ),
+        insert(
+            "src/assembly/mod.rs",
+            "generate:components",
+            vec![format!("{t}RpcControllerImpl,")],
+        ),
+        insert(
+            "src/server/grpc.rs",
+            "generate:use",
+            vec![
+                format!("use crate::controller::grpc::{n}::{t}RpcController;"),
+                format!("use crate::proto::{n}::{n}_service_server::{t}ServiceServer;"),
+            ],
+        ),
+        insert(
+            "src/server/grpc.rs",
+            "generate:grpc-names",
+            vec![format!("<{server} as NamedService>::NAME,")],
+        ),
+        insert(
+            "src/server/grpc.rs",
+            "generate:grpc-health",
+            vec![format!("health.set_serving::<{server}>().await;")],
+        ),
+        insert(
+            "src/server/grpc.rs",
+            "generate:grpc-services",
+            vec![format!(
+                "let router = router.add_service({t}ServiceServer::new(HasComponent::<dyn {t}RpcController>::resolve(module.as_ref())).max_decoding_message_size(config.max_message_size));"
+            )],
+        ),
+        insert(
+            "docs/architecture.md",
+            "generate:graph",
+            vec![
+                format!("{t}ServiceImpl --> {t}RpcControllerImpl"),
+                format!("{t}RpcControllerImpl --> GRPC"),
+            ],
+        ),
+        insert(
+            "tests/README.md",
+            "generate:routes",
+            vec![format!(
+                "| `{n}.{t}Service` (generated) | {} | `api/{p}_grpc.rs` |",
+                match access {
+                    Access::User => "user or service (reads); user (changes)",
+                    Access::Owner => "user or service (reads); changes: the owner or an admin",
+                    Access::Admin => "user or service (reads); changes: admin",
+                }
+            )],
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -901,6 +1080,13 @@ mod tests {
     /// Renders every resource template for `spec` and checks each output: Rust parses, the
     /// Postman folder is JSON, the SQL creates the table, the schema block names every column.
     fn render_all(name: &str, plural: Option<&str>, spec: &str, access: Access) {
+        for grpc in [false, true] {
+            render_each(name, plural, spec, access, grpc);
+        }
+    }
+
+    /// [`render_all`], with or without `--grpc`; the proto compiles.
+    fn render_each(name: &str, plural: Option<&str>, spec: &str, access: Access, grpc: bool) {
         let patterns = patterns();
         let names: Vec<String> = patterns.iter().map(|p| p.name.clone()).collect();
         let fields = parse(spec, &names).unwrap_or_else(|e| panic!("{spec}: {e}"));
@@ -909,6 +1095,7 @@ mod tests {
             resource.clone(),
             &fields,
             access,
+            grpc,
             &patterns,
             "go_example generate resource test",
             "2026-12-07-000000_create_x".into(),
@@ -943,6 +1130,21 @@ mod tests {
                     );
                 }
                 assert!(!out.contains(",\n)"), "a trailing comma in {out}");
+            } else if template.ends_with(".proto.jinja") {
+                let dir = tempfile::tempdir().unwrap();
+                let file = format!("{name}/{name}.proto");
+                std::fs::create_dir_all(dir.path().join(name)).unwrap();
+                std::fs::write(dir.path().join(&file), &out).unwrap();
+                let set = protox::compile([&file], [dir.path()])
+                    .unwrap_or_else(|e| panic!("{template} with {spec}: {e:?}\n{out}"));
+                let proto = &set.file[0];
+                assert_eq!(proto.package(), name);
+                let message = &proto.message_type[0];
+                for f in &fields {
+                    let field = message.field.iter().find(|x| x.name() == f.name);
+                    assert!(field.is_some(), "{} in {out}", f.name);
+                }
+                assert_eq!(proto.service[0].method.len(), 5, "{out}");
             }
         }
         let block = crate::schema::table_block(&resource.plural, ctx.owned, &ctx.fields);
@@ -993,6 +1195,60 @@ mod tests {
             ("sheep", Some("sheep"), &all, Access::User),
         ] {
             render_all(name, plural, spec, access);
+        }
+    }
+
+    #[test]
+    fn a_grpc_plan_fits_the_project_and_names_a_clashing_proto() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let request = ResourceRequest {
+            name: "gadget".into(),
+            plural: None,
+            fields: "label:string:max=20,kind:enum(a|b):optional".into(),
+            access: Access::Owner,
+            grpc: true,
+            command: "go_example generate resource gadget --grpc".into(),
+            version: Some("2026-12-07-000000".into()),
+        };
+        let templates = Templates::new(None).unwrap();
+        let (plan, _) = plan(&root, &request, &templates).unwrap();
+        // Every marker is in the project, no file to create exists.
+        plan.check(&root).unwrap();
+        let created: Vec<String> = plan
+            .creates
+            .iter()
+            .map(|c| c.path.display().to_string())
+            .collect();
+        for path in [
+            "proto/gadget/gadget.proto",
+            "src/controller/grpc/gadget.rs",
+            "tests/api/gadgets_grpc.rs",
+        ] {
+            assert!(created.iter().any(|c| c == path), "{path} in {created:?}");
+        }
+        for marker in [
+            "generate:protos",
+            "generate:grpc-names",
+            "generate:grpc-health",
+            "generate:grpc-services",
+        ] {
+            assert!(plan.inserts.iter().any(|i| i.marker == marker), "{marker}");
+        }
+        // `bench` has a proto package of its own (the benchmark's).
+        let bench = ResourceRequest {
+            name: "bench".into(),
+            ..request
+        };
+        match plan_error(&root, &bench, &templates) {
+            GenerateError::Clash(why) => assert!(why.contains("proto package `bench`"), "{why}"),
+            other => panic!("{other}"),
+        }
+    }
+
+    fn plan_error(root: &Path, request: &ResourceRequest, templates: &Templates) -> GenerateError {
+        match plan(root, request, templates) {
+            Ok(_) => panic!("{} was planned", request.name),
+            Err(e) => e,
         }
     }
 

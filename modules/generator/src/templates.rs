@@ -53,6 +53,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../../assets/templates/resource/postman.json.jinja"),
     ),
     (
+        "resource/grpc.proto.jinja",
+        include_str!("../../../assets/templates/resource/grpc.proto.jinja"),
+    ),
+    (
+        "resource/grpc_controller.rs.jinja",
+        include_str!("../../../assets/templates/resource/grpc_controller.rs.jinja"),
+    ),
+    (
+        "resource/grpc_test.rs.jinja",
+        include_str!("../../../assets/templates/resource/grpc_test.rs.jinja"),
+    ),
+    (
         "migration/up.sql.jinja",
         include_str!("../../../assets/templates/migration/up.sql.jinja"),
     ),

@@ -4,5 +4,7 @@
 //! place, `web::envelope::status`.
 
 pub mod bench;
+pub mod caller;
 pub mod hello;
 pub mod user;
+// generate:mod (`go_example generate resource --grpc` adds its modules above this line)

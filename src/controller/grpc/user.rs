@@ -6,10 +6,9 @@ use std::sync::Arc;
 use shaku::{Component, Interface};
 use tonic::{Request, Response, Status};
 
+use crate::controller::grpc::caller::caller_of;
 use crate::proto::user::user_service_server::UserService as UserRpc;
 use crate::proto::user::{GetUserRequest, User};
-use crate::service::caller::Caller;
-use crate::service::error::ServiceError;
 use crate::service::user::UserService;
 use crate::web::envelope::status;
 
@@ -28,10 +27,7 @@ pub struct UserRpcControllerImpl {
 #[tonic::async_trait]
 impl UserRpc for UserRpcControllerImpl {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
-        // The auth layer put the caller here; a call without one never reaches this.
-        let Some(caller) = request.extensions().get::<Caller>().cloned() else {
-            return Err(status(&ServiceError::Unauthorized("no caller".into())));
-        };
+        let caller = caller_of(&request)?;
         let user = self
             .users
             .get_as(&caller, request.into_inner().id)
