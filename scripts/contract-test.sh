@@ -14,6 +14,12 @@ cargo build --quiet --bin go_example
 export CONTRACT_MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-300}
 for var in $(compgen -e | grep '^APP__' || true); do unset "$var"; done
 unset APP_ENV
+# GOEX_APP_MONGODB_ADDR (a MongoDB URI) puts the app on MongoDB, in a database of its own: the
+# check of `go_example generate resource --mongo` runs the generated folders so.
+if [ -n "${GOEX_APP_MONGODB_ADDR:-}" ]; then
+  export APP__MONGODB__ENABLED=true APP__MONGODB__ADDR="$GOEX_APP_MONGODB_ADDR" \
+    APP__MONGODB__DATABASE="contract_$$_$RANDOM"
+fi
 work=$(mktemp -d)
 pid='' grpc_pid='' jenkins_pid=''
 cleanup() {

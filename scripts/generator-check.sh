@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The resource generator, end to end (docs/generator.md): in a scratch copy of the work tree,
 # `go_example generate` makes a resource with every field type and constraint (owner access,
-# served over gRPC too), one for admins with its own plural, one for any user, an empty migration pair and a subcommand; the
+# served over gRPC too), one for admins with its own plural stored in MongoDB (every type, served
+# over gRPC too), one for any user, an empty migration pair and a subcommand; the
 # copy must then pass cargo fmt --check and clippy -D warnings untouched, the generated tests on
 # SQLite and MariaDB, the route/OpenAPI/Postman coverage test, the docs and layering tests, the
 # generated Postman folders through newman, schemathesis on the generated routes, and the diesel
@@ -15,8 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${APP__MYSQL__DSN:?start the servers first: eval \"\$(scripts/services.sh up)\"}"
+: "${APP__MONGODB__ADDR:?start the servers first: eval \"\$(scripts/services.sh up)\"}"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/go_example-rs/target}
-step() { echo; echo "--> generator-check: $*"; }
+step() { echo; echo "--> generator-check ($((SECONDS - started)) s): $*"; }
 
 started=$SECONDS
 # One fixed folder: the copy's crates keep their identity (and their incremental builds) from run
@@ -60,8 +62,9 @@ fingerprint() { find . -path ./.generator -prune -o -type f -print0 | sort -z | 
 step "generate resource widget --grpc (every type and constraint; owner access)"
 widget_fields='name:string:min=1:max=64,code:string:unique:max=32,body:text:optional,qty:int:min=0:max=1000,big:bigint:unique,done:bool,price:decimal:optional,due:datetime,color:enum(red|green|dark_blue),phone:string:regex=phone:optional,rank:bigint:min=-5:max=5000000000,level:enum(low|high):optional'
 "$gen" generate resource widget --grpc --fields "$widget_fields"
-step "generate resource category --plural categories --access admin"
-"$gen" generate resource category --plural categories --access admin --fields 'title:string:unique:max=40,position:int:optional'
+step "generate resource category --plural categories --access admin --mongo --grpc (stored in MongoDB)"
+"$gen" generate resource category --plural categories --access admin --mongo --grpc \
+  --fields 'title:string:unique:max=40,position:int:optional,weight:bigint,shown:bool,price:decimal:optional,since:datetime:optional,kind:enum(shop|blog),slug:string:unique:optional:max=40'
 step "generate resource note --access user"
 "$gen" generate resource note --access user --fields 'text:text:max=2000,pinned:bool:optional'
 step "generate migration and command"
@@ -93,15 +96,15 @@ step "the generated tests (SQLite and MariaDB; gRPC from Rust and Python), route
 # The new routes change the served document: its golden copy is rewritten as a user would.
 UPDATE_GOLDEN=1 cargo nextest run --no-fail-fast --test api -E 'test(/golden/)' --status-level fail
 cargo nextest run --no-fail-fast --test api --test docs_tree --test layering \
-  -E 'test(/^(widgets|widgets_grpc|categories|notes)::/) | test(/^openapi::/) | binary(docs_tree) | binary(layering)'
+  -E 'test(/^(widgets|widgets_grpc|categories|categories_grpc|notes)::/) | test(/^openapi::/) | binary(docs_tree) | binary(layering)'
 "$debug/go_example" purge-notes --env test | grep -q 'purge-notes: done'
 
 step "newman: the generated Postman folders"
-POSTMAN_FOLDERS="widgets categories notes" scripts/postman.sh
+GOEX_APP_MONGODB_ADDR=$APP__MONGODB__ADDR POSTMAN_FOLDERS="widgets categories notes" scripts/postman.sh
 
 step "schemathesis on the generated routes"
-CONTRACT_INCLUDE_PATH_REGEX='^/(widgets|categories|notes)' CONTRACT_MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-40} \
-  scripts/contract-test.sh
+GOEX_APP_MONGODB_ADDR=$APP__MONGODB__ADDR CONTRACT_INCLUDE_PATH_REGEX='^/(widgets|categories|notes)' \
+  CONTRACT_MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-40} scripts/contract-test.sh
 
 step "diesel CLI: the migrations run and redo, schema.rs is what diesel prints"
 scripts/diesel-check.sh

@@ -35,6 +35,10 @@ pub enum GenerateCommand {
         /// of the module, and its tests (a Rust client and a Python one).
         #[arg(long)]
         grpc: bool,
+        /// Store it in MongoDB (`mongodb.*`) instead of the SQL database: documents numbered
+        /// like rows, unique indexes instead of migrations.
+        #[arg(long)]
+        mongo: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -111,6 +115,7 @@ pub fn run(command: &GenerateCommand, line: &str) -> anyhow::Result<String> {
             plural,
             access,
             grpc,
+            mongo,
             ..
         } => {
             let request = ResourceRequest {
@@ -119,6 +124,7 @@ pub fn run(command: &GenerateCommand, line: &str) -> anyhow::Result<String> {
                 fields: fields.clone(),
                 access: *access,
                 grpc: *grpc,
+                mongo: *mongo,
                 command: line.to_owned(),
                 version: None,
             };
@@ -129,8 +135,13 @@ pub fn run(command: &GenerateCommand, line: &str) -> anyhow::Result<String> {
             } else {
                 format!("{p}::")
             };
+            let stores = if *mongo {
+                "MongoDB"
+            } else {
+                "SQLite and MariaDB"
+            };
             let next = format!(
-                "next: cargo nextest run --test api {tests} (SQLite and MariaDB), make postman, make contract; \
+                "next: cargo nextest run --test api {tests} ({stores}), make postman, make contract; \
                  the OpenAPI golden file changes with the new routes: \
                  UPDATE_GOLDEN=1 cargo nextest run --test api golden",
             );

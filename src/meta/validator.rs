@@ -14,6 +14,7 @@ struct Patterns {
     username: Regex,
     verify_code: Regex,
     timestamp: Regex,
+    timestamp_millis: Regex,
     decimal: Regex,
 }
 
@@ -45,6 +46,10 @@ pub const VERIFY_CODE_EXAMPLES: [&str; 3] = ["123456", "654321", "102030"];
 /// 2038). Stated in the OpenAPI document as well, so a client knows before it sends.
 pub const TIMESTAMP_PATTERN: &str = r"^(197[1-9]|19[89][0-9]|20[0-2][0-9]|203[0-7])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 
+/// An instant a BSON date holds exactly (a datetime field of a `--mongo` resource): as
+/// [`TIMESTAMP_PATTERN`], with at most milliseconds.
+pub const TIMESTAMP_MILLIS_PATTERN: &str = r"^(197[1-9]|19[89][0-9]|20[0-2][0-9]|203[0-7])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
 /// A DECIMAL(15,4) value as text: up to 11 digits before the point and 4 after (15 significant
 /// digits, which the embedded SQLite keeps exactly too).
 pub const DECIMAL_PATTERN: &str = r"^-?(0|[1-9][0-9]{0,10})(\.[0-9]{1,4})?$";
@@ -55,6 +60,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     username: compile(USERNAME_PATTERN),
     verify_code: compile(VERIFY_CODE_PATTERN),
     timestamp: compile(TIMESTAMP_PATTERN),
+    timestamp_millis: compile(TIMESTAMP_MILLIS_PATTERN),
     decimal: compile(DECIMAL_PATTERN),
 });
 
@@ -147,6 +153,20 @@ pub fn validate_timestamp(value: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// An instant as [`TIMESTAMP_MILLIS_PATTERN`] states it, that is also a real date.
+///
+/// # Errors
+/// The value does not match (a fraction finer than milliseconds included), or names no date.
+pub fn validate_timestamp_millis(value: &str) -> Result<(), ValidationError> {
+    check(
+        &PATTERNS.timestamp_millis,
+        value,
+        "timestamp",
+        "must be an RFC 3339 instant in 1971-2037 with at most milliseconds, such as 2026-12-07T10:00:00.250Z",
+    )?;
+    validate_timestamp(value)
+}
+
 /// The UTC instant of a value [`validate_timestamp`] accepts (`None` for any other).
 pub fn parse_timestamp(value: &str) -> Option<chrono::NaiveDateTime> {
     chrono::DateTime::parse_from_rfc3339(value)
@@ -185,6 +205,20 @@ mod tests {
         }
         for code in VERIFY_CODE_EXAMPLES {
             assert!(validate_verify_code(code).is_ok(), "{code}");
+        }
+    }
+
+    #[test]
+    fn millisecond_timestamps_refuse_a_finer_fraction() {
+        for ok in ["2026-12-07T10:00:00Z", "2026-12-07T10:00:00.250+02:00"] {
+            assert!(validate_timestamp_millis(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2026-12-07T10:00:00.2501Z",
+            "2026-02-31T10:00:00Z",
+            "2038-01-01T00:00:00Z",
+        ] {
+            assert!(validate_timestamp_millis(bad).is_err(), "{bad}");
         }
     }
 

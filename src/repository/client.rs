@@ -56,14 +56,26 @@ pub enum MongoOperation {
     ReplaceOne,
     /// `create_index`.
     CreateIndex,
+    /// `insert_one` (generated resources).
+    InsertOne,
+    /// `find` (a generated resource's page).
+    Find,
+    /// `find_one_and_update` (an id counter; a generated resource's change).
+    FindOneAndUpdate,
+    /// `delete_one` (generated resources).
+    DeleteOne,
 }
 
 impl MongoOperation {
-    const ALL: [MongoOperation; 4] = [
+    const ALL: [MongoOperation; 8] = [
         MongoOperation::Ping,
         MongoOperation::FindOne,
         MongoOperation::ReplaceOne,
         MongoOperation::CreateIndex,
+        MongoOperation::InsertOne,
+        MongoOperation::Find,
+        MongoOperation::FindOneAndUpdate,
+        MongoOperation::DeleteOne,
     ];
 
     /// The label value.
@@ -73,6 +85,10 @@ impl MongoOperation {
             MongoOperation::FindOne => "find_one",
             MongoOperation::ReplaceOne => "replace_one",
             MongoOperation::CreateIndex => "create_index",
+            MongoOperation::InsertOne => "insert_one",
+            MongoOperation::Find => "find",
+            MongoOperation::FindOneAndUpdate => "find_one_and_update",
+            MongoOperation::DeleteOne => "delete_one",
         }
     }
 }

@@ -31,8 +31,8 @@ pub enum RepoError {
 
 impl RepoError {
     /// A unique violation on `table` named by its column: the first of `columns` whose unique
-    /// key (`uk_<table>_<column>` in MySQL, `<table>.<column>` in SQLite's message) the driver
-    /// names. Any other error is returned as it is.
+    /// key (`uk_<table>_<column>` in MySQL's and MongoDB's messages, `<table>.<column>` in
+    /// SQLite's) the driver names. Any other error is returned as it is.
     pub fn named_conflict(self, table: &str, columns: &[&str]) -> RepoError {
         let RepoError::Conflict(message) = &self else {
             return self;
@@ -42,7 +42,10 @@ impl RepoError {
             message.contains(&format!("uk_{table}_{column}'"))
                 || message
                     .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-                    .any(|word| word == format!("{table}.{column}"))
+                    .any(|word| {
+                        word == format!("{table}.{column}")
+                            || word == format!("uk_{table}_{column}")
+                    })
         };
         let named = columns.iter().find(names);
         match named {

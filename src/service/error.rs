@@ -293,6 +293,15 @@ mod tests {
                 "sku_2",
             ),
             ("UNIQUE constraint failed: products.sku_2", "sku_2"),
+            // MongoDB (a generated `--mongo` resource's unique index).
+            (
+                "E11000 duplicate key error collection: db.products index: uk_products_sku_2 dup key: { sku_2: \"x\" }",
+                "sku_2",
+            ),
+            (
+                "E11000 duplicate key error collection: db.products index: uk_products_sku dup key: { sku: \"x\" }",
+                "sku",
+            ),
         ] {
             let named =
                 RepoError::Conflict(driver.into()).named_conflict("products", &["sku", "sku_2"]);

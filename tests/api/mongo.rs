@@ -147,3 +147,62 @@ async fn mongodb_down_answers_503_in_time() {
         "routes without a user id need no document"
     );
 }
+
+/// The id counter of generated `--mongo` resources: ids taken in parallel are distinct and
+/// consecutive; an optional unique field's index lets several documents go without a value; a
+/// duplicate is a conflict naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbered_documents_take_distinct_ids_in_parallel_and_name_a_duplicate() {
+    use go_example::repository::client::MongoClientHandle;
+    use go_example::repository::mongodb::documents::{Documents, UniqueField};
+    let Some(app) = spawn_on_mongo().await else {
+        return;
+    };
+    const UNIQUE: &[UniqueField] = &[
+        UniqueField {
+            name: "code",
+            optional_type: None,
+        },
+        UniqueField {
+            name: "slug",
+            optional_type: Some("string"),
+        },
+    ];
+    let mongo: &dyn MongoClientHandle = app.module.resolve_ref();
+    let documents = Documents::of(mongo, "gadgets", UNIQUE).unwrap();
+    let ids = futures_util::future::join_all((0..20).map(|_| documents.next_id())).await;
+    let mut ids: Vec<i64> = ids.into_iter().map(Result::unwrap).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
+
+    documents.ensure_indexes().await.unwrap();
+    let gadget = |id: i64, code: &str, slug: Option<&str>| serde_json::json!({ "_id": id, "code": code, "slug": slug });
+    documents.insert(&gadget(1, "a", None)).await.unwrap();
+    documents.insert(&gadget(2, "b", None)).await.unwrap();
+    documents.insert(&gadget(3, "c", Some("s"))).await.unwrap();
+    for (duplicate, field) in [
+        (gadget(4, "a", None), "code"),
+        (gadget(5, "d", Some("s")), "slug"),
+    ] {
+        match documents.insert(&duplicate).await {
+            Err(RepoError::Conflict(named)) => assert_eq!(named, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A change to a taken value too (find_one_and_update answers a command error).
+    let taken = serde_json::json!({ "code": "a" });
+    match documents
+        .set::<serde_json::Value>(3, &taken, goex_mongo::bson::DateTime::now())
+        .await
+    {
+        Err(RepoError::Conflict(named)) => assert_eq!(named, "code"),
+        other => panic!("{other:?}"),
+    }
+    let page: Vec<serde_json::Value> = documents.page(1, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|d| d["_id"].as_i64()).collect::<Vec<_>>(),
+        [Some(2), Some(3)]
+    );
+    assert!(documents.delete(2).await.unwrap());
+    assert!(!documents.delete(2).await.unwrap());
+}

@@ -37,6 +37,17 @@ impl std::str::FromStr for Access {
     }
 }
 
+/// Who may call a resource, and where it is served and stored.
+#[derive(Clone, Copy, Debug)]
+pub struct Backend {
+    /// `--access`.
+    pub access: Access,
+    /// `--grpc`.
+    pub grpc: bool,
+    /// `--mongo`.
+    pub mongo: bool,
+}
+
 /// What `generate resource` was asked.
 #[derive(Clone, Debug)]
 pub struct ResourceRequest {
@@ -50,6 +61,8 @@ pub struct ResourceRequest {
     pub access: Access,
     /// `--grpc`: a proto, a gRPC controller and its tests too.
     pub grpc: bool,
+    /// `--mongo`: documents in MongoDB instead of rows in the SQL database.
+    pub mongo: bool,
     /// The command line, quoted in the generated files' headers.
     pub command: String,
     /// The migrations' version (`YYYY-MM-DD-HHMMSS`); none: now, after every existing one.
@@ -173,6 +186,16 @@ pub struct FieldContext {
     pub to_proto: String,
     /// The proto message's value of the JSON sample `body` (in the generated tests).
     pub sample_to_proto: String,
+    /// The field's Rust type in a MongoDB document (`--mongo`).
+    pub doc_type: String,
+    /// The document's value of `values.<name>` (a `&Values`).
+    pub to_doc: String,
+    /// The row's value of `document.<name>` (a stored document), an expression that may use `?`
+    /// with a `RepoError`.
+    pub from_doc: String,
+    /// The BSON type of its values (`string`, `int`, `long`, `bool`, `date`): the partial
+    /// unique index of an optional field.
+    pub bson_type: String,
 }
 
 /// An enum field's Rust enum.
@@ -218,6 +241,12 @@ pub struct ResourceContext {
     pub access: Access,
     /// Served over gRPC too (`--grpc`).
     pub grpc: bool,
+    /// Stored in MongoDB (`--mongo`).
+    pub mongo: bool,
+    /// The repository's folder: `mysql` (diesel, MySQL and SQLite) or `mongodb`.
+    pub repository_module: String,
+    /// The repository component: `DieselWidgetRepository` or `MongoWidgetRepository`.
+    pub repository_impl: String,
     /// An `owner_id` column.
     pub owned: bool,
     /// The fields.
@@ -256,6 +285,7 @@ fn field_context(
     names: &ResourceNames,
     f: &Field,
     patterns: &[NamedPattern],
+    mongo: bool,
     validators: &mut Vec<String>,
 ) -> FieldContext {
     let n = &f.name;
@@ -395,12 +425,18 @@ fn field_context(
             row = "NaiveDateTime".into();
             form = "String".into();
             view = "DateTime<Utc>".into();
-            validate.push("custom(function = \"validate_timestamp\")".into());
-            validators.push("validate_timestamp".into());
+            // A BSON date holds milliseconds: a finer fraction is refused, never cut.
+            let (validator, pattern) = if mongo {
+                ("validate_timestamp_millis", TIMESTAMP_MILLIS_PATTERN)
+            } else {
+                ("validate_timestamp", TIMESTAMP_PATTERN)
+            };
+            validate.push(format!("custom(function = \"{validator}\")"));
+            validators.push(validator.into());
             validators.push("parse_timestamp".into());
             form_schema.push(format!("value_type = {}", push_opt(opt, "String")));
             form_schema.push("format = DateTime".into());
-            form_schema.push(format!("pattern = {}", rust_str(TIMESTAMP_PATTERN)));
+            form_schema.push(format!("pattern = {}", rust_str(pattern)));
             form_schema.push("example = \"2026-12-07T10:00:00Z\"".into());
             view_schema.push(format!("value_type = {}", push_opt(opt, "String")));
             view_schema.push("format = DateTime".into());
@@ -485,6 +521,35 @@ fn field_context(
         (_, true) => format!("{sample}.map(str::to_owned)"),
         (_, false) => format!("{sample}.unwrap().to_owned()"),
     };
+    let (stored, bson_type) = match f.kind {
+        Kind::Int => ("i32", "int"),
+        Kind::Bigint => ("i64", "long"),
+        Kind::Bool => ("bool", "bool"),
+        Kind::Datetime => ("bson::DateTime", "date"),
+        _ => ("String", "string"),
+    };
+    let (to_doc, from_doc) = match (&f.kind, opt) {
+        (Kind::Decimal, false) => (
+            format!("decimal_text(&values.{n})"),
+            format!("decimal(&document.{n})?"),
+        ),
+        (Kind::Decimal, true) => (
+            format!("values.{n}.as_ref().map(decimal_text)"),
+            format!("document.{n}.as_deref().map(decimal).transpose()?"),
+        ),
+        (Kind::Datetime, false) => (
+            format!("bson_date(&values.{n})"),
+            format!("naive(document.{n})?"),
+        ),
+        (Kind::Datetime, true) => (
+            format!("values.{n}.as_ref().map(bson_date)"),
+            format!("document.{n}.map(naive).transpose()?"),
+        ),
+        (Kind::Int | Kind::Bigint | Kind::Bool, _) => {
+            (format!("values.{n}"), format!("document.{n}"))
+        }
+        _ => (format!("values.{n}.clone()"), format!("document.{n}")),
+    };
     FieldContext {
         name: n.clone(),
         doc,
@@ -519,6 +584,10 @@ fn field_context(
         from_proto,
         to_proto,
         sample_to_proto,
+        doc_type: push_opt(opt, stored),
+        to_doc,
+        from_doc,
+        bson_type: bson_type.to_owned(),
     }
 }
 
@@ -527,6 +596,8 @@ const STRING_PATTERN_MAX: u64 = 255;
 /// `src/meta/validator.rs`'s DECIMAL_PATTERN (the generated code names the validator; the
 /// document states the pattern).
 pub const DECIMAL_PATTERN: &str = r"^-?(0|[1-9][0-9]{0,10})(\.[0-9]{1,4})?$";
+/// `src/meta/validator.rs`'s TIMESTAMP_MILLIS_PATTERN (`--mongo`).
+pub const TIMESTAMP_MILLIS_PATTERN: &str = r"^(197[1-9]|19[89][0-9]|20[0-2][0-9]|203[0-7])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 /// `src/meta/validator.rs`'s TIMESTAMP_PATTERN.
 pub const TIMESTAMP_PATTERN: &str = r"^(197[1-9]|19[89][0-9]|20[0-2][0-9]|203[0-7])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 
@@ -631,16 +702,20 @@ fn postman_user(plural: &str, suffix: &str) -> String {
 pub fn context(
     names: ResourceNames,
     fields: &[Field],
-    access: Access,
-    grpc: bool,
+    backend: Backend,
     patterns: &[NamedPattern],
     command: &str,
     migration: String,
 ) -> Result<ResourceContext, GenerateError> {
+    let Backend {
+        access,
+        grpc,
+        mongo,
+    } = backend;
     let mut validators = Vec::new();
     let contexts: Vec<FieldContext> = fields
         .iter()
-        .map(|f| field_context(&names, f, patterns, &mut validators))
+        .map(|f| field_context(&names, f, patterns, mongo, &mut validators))
         .collect();
     validators.sort();
     validators.dedup();
@@ -693,6 +768,13 @@ pub fn context(
         owned: access == Access::Owner,
         access,
         grpc,
+        mongo,
+        repository_module: if mongo { "mongodb" } else { "mysql" }.to_owned(),
+        repository_impl: format!(
+            "{}{}Repository",
+            if mongo { "Mongo" } else { "Diesel" },
+            names.type_name
+        ),
         unique: fields
             .iter()
             .filter(|f| f.unique)
@@ -814,8 +896,11 @@ pub fn plan(
     let ctx = context(
         names.clone(),
         &fields,
-        request.access,
-        request.grpc,
+        Backend {
+            access: request.access,
+            grpc: request.grpc,
+            mongo: request.mongo,
+        },
         &patterns,
         &request.command,
         migration.clone(),
@@ -835,10 +920,17 @@ pub fn plan(
         format!("src/model/{n}.rs"),
         render("resource/model.rs.jinja")?,
     );
-    create(
-        format!("src/repository/mysql/{n}.rs"),
-        render("resource/repository.rs.jinja")?,
-    );
+    if request.mongo {
+        create(
+            format!("src/repository/mongodb/{n}.rs"),
+            render("resource/mongo_repository.rs.jinja")?,
+        );
+    } else {
+        create(
+            format!("src/repository/mysql/{n}.rs"),
+            render("resource/repository.rs.jinja")?,
+        );
+    }
     create(
         format!("src/service/{n}.rs"),
         render("resource/service.rs.jinja")?,
@@ -851,7 +943,13 @@ pub fn plan(
         format!("tests/api/{p}.rs"),
         render("resource/test.rs.jinja")?,
     );
-    for dialect in ["mysql", "sqlite"] {
+    // A MongoDB collection needs no migration: its unique indexes are made by its repository.
+    let dialects: &[&str] = if request.mongo {
+        &[]
+    } else {
+        &["mysql", "sqlite"]
+    };
+    for dialect in dialects {
         create(
             format!("migrations/{dialect}/{migration}/up.sql"),
             render(&format!("resource/{dialect}_up.sql.jinja"))?,
@@ -888,7 +986,7 @@ pub fn plan(
             vec![module_line.clone()],
         ),
         insert(
-            "src/repository/mysql/mod.rs",
+            &format!("src/repository/{}/mod.rs", ctx.repository_module),
             "generate:mod",
             vec![module_line.clone()],
         ),
@@ -908,7 +1006,10 @@ pub fn plan(
             "generate:use",
             vec![
                 format!("use crate::controller::{n}::{t}ControllerImpl;"),
-                format!("use crate::repository::mysql::{n}::Diesel{t}Repository;"),
+                format!(
+                    "use crate::repository::{}::{n}::{};",
+                    ctx.repository_module, ctx.repository_impl
+                ),
                 format!("use crate::service::{n}::{t}ServiceImpl;"),
             ],
         ),
@@ -916,7 +1017,8 @@ pub fn plan(
             "src/assembly/mod.rs",
             "generate:components",
             vec![format!(
-                "Diesel{t}Repository, {t}ServiceImpl, {t}ControllerImpl,"
+                "{}, {t}ServiceImpl, {t}ControllerImpl,",
+                ctx.repository_impl
             )],
         ),
         insert(
@@ -928,9 +1030,17 @@ pub fn plan(
             "docs/architecture.md",
             "generate:graph",
             vec![
-                format!("Diesel{t}Repository[\"Diesel{t}Repository<br/>: {t}Repository\"]"),
-                format!("DatabaseClientImpl --> Diesel{t}Repository"),
-                format!("Diesel{t}Repository --> {t}ServiceImpl"),
+                format!("{r}[\"{r}<br/>: {t}Repository\"]", r = ctx.repository_impl),
+                format!(
+                    "{} --> {}",
+                    if request.mongo {
+                        "MongoClientImpl"
+                    } else {
+                        "DatabaseClientImpl"
+                    },
+                    ctx.repository_impl
+                ),
+                format!("{} --> {t}ServiceImpl", ctx.repository_impl),
                 format!("{t}ServiceImpl --> {t}ControllerImpl"),
                 format!("{t}ControllerImpl --> HTTP"),
             ],
@@ -951,17 +1061,19 @@ pub fn plan(
     if request.grpc {
         plan.inserts.extend(grpc_inserts(&names, request.access));
     }
-    let table = crate::schema::table_block(&names.plural, ctx.owned, &ctx.fields);
-    let joinable = ctx
-        .owned
-        .then(|| format!("diesel::joinable!({p} -> users (owner_id));"));
-    let after = schema.with_table(&names.plural, &table, joinable.as_deref());
-    plan.rewrites.push(Rewrite {
-        path: PathBuf::from(schema_path),
-        before: schema_text,
-        after,
-        summary: format!("the `{p}` table added, as `diesel print-schema` prints it"),
-    });
+    if !request.mongo {
+        let table = crate::schema::table_block(&names.plural, ctx.owned, &ctx.fields);
+        let joinable = ctx
+            .owned
+            .then(|| format!("diesel::joinable!({p} -> users (owner_id));"));
+        let after = schema.with_table(&names.plural, &table, joinable.as_deref());
+        plan.rewrites.push(Rewrite {
+            path: PathBuf::from(schema_path),
+            before: schema_text,
+            after,
+            summary: format!("the `{p}` table added, as `diesel print-schema` prints it"),
+        });
+    }
     let collection_path = crate::postman::COLLECTION;
     let collection = read(root, collection_path)?;
     let folder = render("resource/postman.json.jinja")?;
@@ -1080,13 +1192,18 @@ mod tests {
     /// Renders every resource template for `spec` and checks each output: Rust parses, the
     /// Postman folder is JSON, the SQL creates the table, the schema block names every column.
     fn render_all(name: &str, plural: Option<&str>, spec: &str, access: Access) {
-        for grpc in [false, true] {
-            render_each(name, plural, spec, access, grpc);
+        for (grpc, mongo) in [(false, false), (true, false), (false, true), (true, true)] {
+            let backend = Backend {
+                access,
+                grpc,
+                mongo,
+            };
+            render_each(name, plural, spec, backend);
         }
     }
 
-    /// [`render_all`], with or without `--grpc`; the proto compiles.
-    fn render_each(name: &str, plural: Option<&str>, spec: &str, access: Access, grpc: bool) {
+    /// [`render_all`] for one backend; the proto compiles.
+    fn render_each(name: &str, plural: Option<&str>, spec: &str, backend: Backend) {
         let patterns = patterns();
         let names: Vec<String> = patterns.iter().map(|p| p.name.clone()).collect();
         let fields = parse(spec, &names).unwrap_or_else(|e| panic!("{spec}: {e}"));
@@ -1094,8 +1211,7 @@ mod tests {
         let ctx = context(
             resource.clone(),
             &fields,
-            access,
-            grpc,
+            backend,
             &patterns,
             "go_example generate resource test",
             "2026-12-07-000000_create_x".into(),
@@ -1108,7 +1224,7 @@ mod tests {
             }
             let out = templates
                 .render(template, &ctx)
-                .unwrap_or_else(|e| panic!("{template} with {spec}: {e}"));
+                .unwrap_or_else(|e| panic!("{template} with {spec} ({backend:?}): {e}"));
             if template.ends_with(".rs.jinja") {
                 if let Err(e) = syn::parse_file(&out) {
                     panic!("{template} with {spec} is not Rust: {e}\n{out}");
@@ -1199,6 +1315,22 @@ mod tests {
     }
 
     #[test]
+    fn the_validators_patterns_are_the_ones_stated_here() {
+        let validator = include_str!("../../../src/meta/validator.rs");
+        for (name, pattern) in [
+            ("DECIMAL_PATTERN", DECIMAL_PATTERN),
+            ("TIMESTAMP_PATTERN", TIMESTAMP_PATTERN),
+            ("TIMESTAMP_MILLIS_PATTERN", TIMESTAMP_MILLIS_PATTERN),
+        ] {
+            let line = format!("pub const {name}: &str = r\"{pattern}\";");
+            assert!(
+                validator.contains(&line),
+                "{name} differs from src/meta/validator.rs"
+            );
+        }
+    }
+
+    #[test]
     fn a_grpc_plan_fits_the_project_and_names_a_clashing_proto() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let request = ResourceRequest {
@@ -1207,6 +1339,7 @@ mod tests {
             fields: "label:string:max=20,kind:enum(a|b):optional".into(),
             access: Access::Owner,
             grpc: true,
+            mongo: false,
             command: "go_example generate resource gadget --grpc".into(),
             version: Some("2026-12-07-000000".into()),
         };

@@ -53,6 +53,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../../assets/templates/resource/postman.json.jinja"),
     ),
     (
+        "resource/mongo_repository.rs.jinja",
+        include_str!("../../../assets/templates/resource/mongo_repository.rs.jinja"),
+    ),
+    (
         "resource/grpc.proto.jinja",
         include_str!("../../../assets/templates/resource/grpc.proto.jinja"),
     ),

@@ -74,6 +74,8 @@ impl From<mongodb::error::Error> for MongoError {
             ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000 => {
                 MongoError::Duplicate(w.message.clone())
             }
+            // `findAndModify` reports a duplicate key as a command error.
+            ErrorKind::Command(c) if c.code == 11000 => MongoError::Duplicate(c.message.clone()),
             _ if e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR) => {
                 MongoError::Unavailable(e.to_string())
             }

@@ -1,3 +1,5 @@
 //! Repositories over MongoDB.
 
+pub mod documents;
 pub mod user;
+// generate:mod (`go_example generate resource --mongo` adds its modules above this line)

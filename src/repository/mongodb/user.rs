@@ -12,6 +12,7 @@ use shaku::{Component, Interface};
 
 use crate::repository::client::{MongoClientHandle, MongoOperation};
 use crate::repository::error::RepoError;
+use crate::repository::mongodb::documents::timed;
 
 /// The dependency name in errors and `/readyz`.
 pub const MONGODB: &str = "mongodb";
@@ -63,43 +64,15 @@ pub struct MongoUserDocumentRepository {
     mongo: Arc<dyn MongoClientHandle>,
 }
 
-fn repo_error(e: MongoError) -> RepoError {
-    match e {
-        MongoError::Unavailable(_) => RepoError::Unavailable {
-            dependency: MONGODB,
-            source: Box::new(e),
-        },
-        MongoError::Duplicate(m) => RepoError::Conflict(m),
-        other => RepoError::Internal(Box::new(other)),
-    }
-}
-
 impl MongoUserDocumentRepository {
-    /// Awaits `call`, an `operation` on `database`'s user collection, timing it when metrics
-    /// are on and in a span when the request is traced (the operation and the collection,
-    /// never a filter or a document).
+    /// Awaits `call`, an `operation` on `database`'s user collection, timed and traced.
     async fn timed<T>(
         &self,
         operation: MongoOperation,
         database: &str,
         call: impl Future<Output = Result<T, MongoError>>,
     ) -> Result<T, RepoError> {
-        let timed = goex_metrics::timed(self.mongo.metrics(operation), MongoError::kind, call);
-        let describe = |span: &mut goex_tracing::Span| {
-            use goex_tracing::KeyValue;
-            span.rename(format!("{} {COLLECTION}", operation.label()));
-            span.set_attributes([
-                KeyValue::new("db.system.name", "mongodb"),
-                KeyValue::new("db.operation.name", operation.label()),
-                KeyValue::new("db.collection.name", COLLECTION),
-                KeyValue::new("db.namespace", database.to_owned()),
-            ]);
-        };
-        self.mongo
-            .tracing()
-            .traced("mongodb", describe, MongoError::kind, timed)
-            .await
-            .map_err(repo_error)
+        timed(&*self.mongo, operation, database, COLLECTION, call).await
     }
 }
 
