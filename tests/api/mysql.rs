@@ -147,18 +147,23 @@ async fn kill(server: &str, id: u64) {
     panic!("connection {id} still listed after KILL");
 }
 
+/// The app on a fresh database of `server` with a pool of one connection.
+async fn spawn_on_one_connection(server: &str) -> crate::helpers::TestApp {
+    let dsn = fresh_mysql_database(server).await;
+    let mut overrides = mysql_overrides(&dsn);
+    overrides.push(("APP__MYSQL__MAX_OPEN", "1".into()));
+    overrides.push(("APP__MYSQL__MAX_IDLE", "1".into()));
+    spawn_app_with(&overrides).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_in_steady_use_is_not_checked_and_a_dead_one_never_goes_back() {
     use goex_database::recycle::VERIFY_AFTER;
     let Some(server) = mysql_server_dsn() else {
         return;
     };
-    let dsn = fresh_mysql_database(&server).await;
-    let mut overrides = mysql_overrides(&dsn);
     // One connection: every statement below runs on the same one, or on its replacement.
-    overrides.push(("APP__MYSQL__MAX_OPEN", "1".into()));
-    overrides.push(("APP__MYSQL__MAX_IDLE", "1".into()));
-    let app = spawn_app_with(&overrides).await;
+    let app = spawn_on_one_connection(&server).await;
     let id = seed_user(&app, "steady01").await;
     let users: &dyn UserRepository = app.module.resolve_ref();
     assert!(users.find(id).await.unwrap().is_some());
@@ -196,11 +201,7 @@ async fn a_statement_dropped_midway_never_leaves_its_connection_to_the_next() {
     let Some(server) = mysql_server_dsn() else {
         return;
     };
-    let dsn = fresh_mysql_database(&server).await;
-    let mut overrides = mysql_overrides(&dsn);
-    overrides.push(("APP__MYSQL__MAX_OPEN", "1".into()));
-    overrides.push(("APP__MYSQL__MAX_IDLE", "1".into()));
-    let app = spawn_app_with(&overrides).await;
+    let app = spawn_on_one_connection(&server).await;
     let id = seed_user(&app, "dropped01").await;
     let users: &dyn UserRepository = app.module.resolve_ref();
     let db: &dyn DatabaseClient = app.module.resolve_ref();

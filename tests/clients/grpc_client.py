@@ -15,6 +15,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from grpc_tls import secure_channel
+
 
 def varint(n):
     out = bytearray()
@@ -60,15 +62,8 @@ def decode_hello_response(data):
 
 def main():
     port, certs = sys.argv[1], sys.argv[2]
-    read = lambda name: open(f"{certs}/{name}", "rb").read()
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=read("ca.crt"),
-        private_key=read("client.key"),
-        certificate_chain=read("client.pem"),
-    )
-    options = [("grpc.ssl_target_name_override", "www.example.com")]
     result = {}
-    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options) as channel:
+    with secure_channel(port, certs) as channel:
         say_hello = channel.unary_unary(
             "/hello.HelloService/SayHello",
             request_serializer=encode_hello_request,

@@ -25,6 +25,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from grpc_tls import secure_channel
+
 
 def plain(message):
     """The fields of `message` by name, as JSON values."""
@@ -44,15 +46,8 @@ def plain(message):
 def main():
     port, certs = sys.argv[1], sys.argv[2]
     script = json.load(sys.stdin)
-    read = lambda name: open(f"{certs}/{name}", "rb").read()
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=read("ca.crt"),
-        private_key=read("client.key"),
-        certificate_chain=read("client.pem"),
-    )
-    options = [("grpc.ssl_target_name_override", "www.example.com")]
     results = []
-    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options) as channel:
+    with secure_channel(port, certs) as channel:
         pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
         service = pool.FindServiceByName(script["service"])
         for call in script["calls"]:
